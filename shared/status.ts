@@ -1,0 +1,44 @@
+// The status values, event sources and events of agent-status, as TypeScript constants. The database
+// defines them (domain public.agent_status_value, agent_private.next_status); tests/db/definitions.test.ts
+// fails if these lists and the database ever disagree, so nothing else needs to repeat them.
+
+/** What an agent is doing, as the dashboard shows it. `stale` is inferred: no heartbeat in time. */
+export const AGENT_STATUSES = ['running', 'warning', 'error', 'stopped', 'stale'] as const;
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+
+/** The statuses an agent or an operator may set explicitly (stale is only ever inferred). */
+export const SETTABLE_STATUSES = ['running', 'warning', 'error', 'stopped'] as const;
+export type SettableStatus = (typeof SETTABLE_STATUSES)[number];
+
+/** Who set a status or wrote a history row. */
+export const EVENT_SOURCES = ['agent', 'runner', 'sweep', 'operator'] as const;
+export type EventSource = (typeof EVENT_SOURCES)[number];
+
+/** Events of the state machine (docs/state-machine.md). */
+export const AGENT_EVENTS = [
+  'started', 'adopted', 'heartbeat', 'activity', 'running', 'warning', 'error',
+  'stopped', 'exited', 'crashed', 'terminated', 'deadline', 'inactive', 'force',
+] as const;
+export type AgentEvent = (typeof AGENT_EVENTS)[number];
+
+/** What agents report about themselves through /functions/v1/report (agent_report). */
+export const AGENT_REPORT_EVENTS = ['started', 'stopped', 'running', 'warning', 'error', 'activity', 'heartbeat'] as const;
+/** What a runner reports about the processes it supervises (agent_report with a runner token). */
+export const RUNNER_REPORT_EVENTS = ['adopted', 'exited', 'crashed', 'terminated'] as const;
+
+export const COMMAND_ACTIONS = ['start', 'stop', 'restart'] as const;
+export type CommandAction = (typeof COMMAND_ACTIONS)[number];
+
+export const COMMAND_STATUSES = ['pending', 'claimed', 'succeeded', 'failed', 'expired'] as const;
+export type CommandStatus = (typeof COMMAND_STATUSES)[number];
+
+export const TOKEN_KINDS = ['agent', 'runner', 'operator'] as const;
+export type TokenKind = (typeof TOKEN_KINDS)[number];
+
+/** Limits the database enforces; the API layers check them first to answer with a friendly 400. */
+export const LIMITS = {
+  agentName: 100,
+  activity: 1000,
+  message: 4000,
+  health: { min: 0, max: 100 },
+} as const;
