@@ -477,6 +477,7 @@ create function public.create_api_token(
 ) returns table (id uuid, kind text, label text, token text, token_prefix text, agent_name text, host text, operator_email text)
   language plpgsql security definer set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   who text := agent_private.require_operator(p_operator_token);
   v_agent_id integer;
@@ -527,6 +528,7 @@ create function public.list_api_tokens(p_operator_token text default null)
                  last_used_at timestamptz)
   language plpgsql security definer set search_path = ''
 as $$
+#variable_conflict use_column
 begin
   perform agent_private.require_operator(p_operator_token);
   return query
@@ -544,6 +546,7 @@ create function public.revoke_api_token(p_token_id_or_prefix text, p_operator_to
   returns table (id uuid, label text, revoked_at timestamptz)
   language plpgsql security definer set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   matches integer;
 begin
@@ -570,6 +573,7 @@ create function public.verify_api_token(p_token text)
   returns table (valid boolean, kind text, label text, agent_name text, host text)
   language plpgsql security definer set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   t public.api_tokens := agent_private.find_token(p_token);
 begin
@@ -762,11 +766,11 @@ begin
 
   update public.agent_status a set
     runner_id = r.id, host = r.host, updated_at = now(),
-    heartbeat_timeout_s = (item -> 'heartbeat_timeout_s')::integer,
-    activity_timeout_s = (item -> 'activity_timeout_s')::integer,
-    metadata = coalesce(item -> 'metadata', '{}')
-  from jsonb_array_elements(p_agents) as items(item)
-  where a.agent_name = item ->> 'name';
+    heartbeat_timeout_s = (spec -> 'heartbeat_timeout_s')::integer,
+    activity_timeout_s = (spec -> 'activity_timeout_s')::integer,
+    metadata = coalesce(spec -> 'metadata', '{}')
+  from jsonb_array_elements(p_agents) as specs(spec)
+  where a.agent_name = spec ->> 'name';
 
   update public.agent_status a set runner_id = null, updated_at = now()
   where a.runner_id = r.id and not (a.agent_name = any (names));
@@ -947,6 +951,7 @@ create function public.runner_claim_commands(p_token text, p_limit integer defau
                  created_at timestamptz, expires_at timestamptz)
   language plpgsql security definer set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   r public.runners := agent_private.authorize_runner(p_token);
 begin
