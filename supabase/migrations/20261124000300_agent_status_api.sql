@@ -735,7 +735,7 @@ begin
   perform agent_private.check_text('version', p_version, 100);
 
   for item in select value from jsonb_array_elements(p_agents) loop
-    if jsonb_typeof(item) <> 'object' or jsonb_typeof(item -> 'name') <> 'string' then
+    if jsonb_typeof(item) <> 'object' or coalesce(jsonb_typeof(item -> 'name'), 'missing') <> 'string' then
       perform agent_private.invalid(format('each agent must be an object with a "name" string, got %s', left(item::text, 100)));
     end if;
     v_name := agent_private.check_agent_name(item ->> 'name');

@@ -1,0 +1,44 @@
+// shared/status.ts mirrors what the database defines; these keep the two from drifting apart.
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../helpers/database.ts';
+import { AGENT_STATUSES, COMMAND_ACTIONS, COMMAND_STATUSES, EVENT_SOURCES, LIMITS, TOKEN_KINDS } from '../../shared/status.ts';
+
+describe('shared/status.ts matches the database', () => {
+  const db = useTestDatabase();
+
+  async function checkConstraint(table: string, column: string) {
+    const rows = await db.sql`
+      select pg_get_constraintdef(c.oid) as def from pg_constraint c
+      where c.conrelid = ${'public.' + table}::regclass and pg_get_constraintdef(c.oid) like ${'%' + column + '%'}`;
+    return rows.map((r) => r.def as string).join(' ');
+  }
+  async function domainValues(domain: string) {
+    const [row] = await db.sql`
+      select pg_get_constraintdef(c.oid) as def from pg_constraint c join pg_type t on t.oid = c.contypid
+      where t.typname = ${domain}`;
+    return [...(row.def as string).matchAll(/'([a-z_]+)'::text/g)].map((m) => m[1]);
+  }
+
+  it('status values', async () => {
+    expect(await domainValues('agent_status_value')).toEqual([...AGENT_STATUSES]);
+  });
+  it('event sources', async () => {
+    expect(await domainValues('agent_event_source')).toEqual([...EVENT_SOURCES]);
+  });
+  it('command actions and statuses, token kinds', async () => {
+    for (const action of COMMAND_ACTIONS) expect(await checkConstraint('agent_commands', 'action')).toContain(`'${action}'`);
+    for (const status of COMMAND_STATUSES) expect(await checkConstraint('agent_commands', 'status')).toContain(`'${status}'`);
+    for (const kind of TOKEN_KINDS) expect(await checkConstraint('api_tokens', 'kind')).toContain(`'${kind}'`);
+  });
+  it('text limits', async () => {
+    expect(await checkConstraint('agent_status', 'agent_name')).toContain(`${LIMITS.agentName})`);
+    expect(await checkConstraint('agent_status', 'last_activity')).toContain(`<= ${LIMITS.activity}`);
+    expect(await checkConstraint('agent_status', 'last_error')).toContain(`<= ${LIMITS.message}`);
+  });
+  it('every migration is recorded as the Supabase CLI records it', async () => {
+    const rows = await db.sql`select version, name, statements from supabase_migrations.schema_migrations order by version`;
+    expect(rows.length).toBeGreaterThanOrEqual(5);
+    expect(rows[0]).toMatchObject({ version: '20261124000100', name: 'supabase_compat' });
+    expect(rows.every((r) => Array.isArray(r.statements) && r.statements.length > 0)).toBe(true);
+  });
+});
