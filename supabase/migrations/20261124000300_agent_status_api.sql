@@ -856,9 +856,9 @@ as $$
 $$;
 
 -- Every command, however it is inserted (enqueue_agent_commands or the dashboard's direct insert
--- under RLS), passes here: it starts pending, with a server-side expiry, for an agent a runner manages.
+-- under RLS, which Postgres checks after this trigger), passes here: it starts pending, with a server-side expiry, for an agent a runner manages.
 create function agent_private.agent_commands_before_insert() returns trigger
-  language plpgsql set search_path = ''
+  language plpgsql security definer set search_path = ''
 as $$
 declare
   a record;
@@ -882,7 +882,7 @@ end
 $$;
 
 create function agent_private.agent_commands_after_insert() returns trigger
-  language plpgsql set search_path = ''
+  language plpgsql security definer set search_path = ''
 as $$
 begin
   insert into public.agent_events (agent_id, kind, source, actor, message, details)
