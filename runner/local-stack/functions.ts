@@ -1,0 +1,102 @@
+// Edge functions under supabase/functions/<name>/index.ts, each served by the real Deno (npm package
+// `deno`) in its own process on its own port, as a deployed function runs in its own isolate. Folders
+// starting with `_` hold shared code, not functions.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.ts';
+import { waitUntil, answers } from './wait.ts';
+import type { Supervisor, SupervisedChild } from './children.ts';
+
+const require = createRequire(import.meta.url);
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = resolve(HERE, '..', '..');
+export const FUNCTIONS_DIR = join(REPO_ROOT, 'supabase', 'functions');
+const CONFIG_TOML = join(REPO_ROOT, 'supabase', 'config.toml');
+
+export function denoBinary(): string {
+  try {
+    return join(dirname(require.resolve('deno/package.json')), 'deno');
+  } catch {
+    throw new Error('Deno is not installed. Run npm install (the npm package deno provides it).');
+  }
+}
+
+/** Names of the functions in dir: folders with an index.ts, except shared ones (`_shared`). */
+export function listFunctions(dir = FUNCTIONS_DIR): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && !entry.name.startsWith('_') && !entry.name.startsWith('.'))
+    .filter((entry) => existsSync(join(dir, entry.name, 'index.ts')))
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/**
+ * Whether the platform checks the caller's JWT before the function runs: true unless config.toml
+ * says `verify_jwt = false` in the function's `[functions.<name>]` table, as on Supabase.
+ */
+export function verifiesJwt(name: string, configToml = CONFIG_TOML): boolean {
+  if (!existsSync(configToml)) return true;
+  let section = '';
+  for (const raw of readFileSync(configToml, 'utf8').split('\n')) {
+    const line = raw.replace(/#.*$/, '').trim();
+    const header = /^\[\s*([^\]]+?)\s*\]$/.exec(line);
+    if (header) {
+      section = header[1].replace(/"/g, '');
+      continue;
+    }
+    const setting = /^verify_jwt\s*=\s*(true|false)$/.exec(line);
+    if (setting && section === `functions.${name}`) return setting[1] === 'true';
+  }
+  return true;
+}
+
+export interface FunctionEnv {
+  SUPABASE_URL: string;
+  SUPABASE_ANON_KEY: string;
+  SUPABASE_SERVICE_ROLE_KEY: string;
+  SUPABASE_DB_URL: string;
+}
+
+export interface ServedFunction {
+  name: string;
+  port: number;
+  verifyJwt: boolean;
+  child: SupervisedChild;
+}
+
+export async function startFunction(
+  name: string,
+  options: { supervisor: Supervisor; env: FunctionEnv; dir?: string; log?: (line: string) => void },
+): Promise<ServedFunction> {
+  const dir = options.dir ?? FUNCTIONS_DIR;
+  const port = await freePort();
+  const child = options.supervisor.spawn({
+    name: `edge function ${name}`,
+    command: denoBinary(),
+    // Permissions of a deployed function: network, its environment, reading its code; /tmp to write.
+    args: ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-sys', '--allow-write=/tmp', '--no-prompt',
+      join(HERE, 'deno', 'serve-function.ts'), join(dir, name, 'index.ts')],
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DENO_DIR: process.env.DENO_DIR,
+      DENO_NO_UPDATE_CHECK: '1',
+      NO_COLOR: '1',
+      ...options.env,
+      AGENT_STATUS_FUNCTION_PORT: String(port),
+    },
+    installHint: 'Run npm install (the npm package deno provides the binary).',
+    onLine: options.log,
+  });
+  let exited = false;
+  void child.exited.then(() => (exited = true));
+  await waitUntil(`edge function ${name} listening`, () => answers(`http://127.0.0.1:${port}/`), {
+    timeoutMs: 60_000,
+    failed: () => (exited ? 'Deno exited while loading it' : undefined),
+  });
+  return { name, port, verifyJwt: verifiesJwt(name), child };
+}

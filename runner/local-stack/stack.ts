@@ -1,0 +1,167 @@
+// The local stack: database, PostgREST, edge functions under Deno, the auth stand-in and the gateway
+// in front of them, started in order and stopped in reverse. `npm start` (dev.ts) and the test harness
+// (tests/helpers/stack.ts) both run exactly this.
+import type { Sql } from 'postgres';
+import { Supervisor } from './children.ts';
+import { startDatabase, type DatabaseChoice, type Database } from './database.ts';
+import { startPostgrest } from './postgrest.ts';
+import { listFunctions, startFunction, FUNCTIONS_DIR, type ServedFunction, type FunctionEnv } from './functions.ts';
+import { createAuthApp, createAuthUser } from './auth.ts';
+import { Gateway, type FunctionTarget } from './gateway.ts';
+import { createJwtSecret, signApiKey } from './keys.ts';
+import { startSweepTimer } from './sweep.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface StackOptions {
+  /** gateway port on 127.0.0.1 (54321 for npm start) */
+  port: number;
+  database: DatabaseChoice;
+  /** serve supabase/functions (default true) */
+  functions?: boolean;
+  /** run the sweep on a timer when pg_cron does not (default true) */
+  sweep?: boolean;
+  /** keep keys stable across restarts by passing the previous secret */
+  jwtSecret?: string;
+  /** a user who can sign in and is on the operator list */
+  operator?: { email: string; password: string };
+  /** progress lines */
+  log?: (line: string) => void;
+  /** what the children print, by child name */
+  childLog?: (name: string, line: string) => void;
+  /** a child crashed; the stack has already stopped itself */
+  onCrash?: (name: string, reason: string) => void;
+}
+
+export interface Stack {
+  url: string;
+  anonKey: string;
+  serviceKey: string;
+  jwtSecret: string;
+  /** superuser URL of the database (SUPABASE_DB_URL) */
+  dbUrl: string;
+  databaseKind: Database['kind'];
+  /** whether pg_cron runs the sweep (else the stack's timer does, if enabled) */
+  sweepByPgCron: boolean;
+  /** the stack's own superuser connection */
+  sql: Sql;
+  gateway: Gateway;
+  /** the functions served so far */
+  functions(): string[];
+  createUser(email: string, password: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const log = options.log ?? (() => {});
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const cleanup of cleanups.reverse()) {
+        try {
+          await cleanup();
+        } catch (error) {
+          log(`while stopping: ${(error as Error).message}`);
+        }
+      }
+    })());
+
+  const supervisor = new Supervisor((name, reason) => {
+    void stop().then(() => options.onCrash?.(name, reason));
+  });
+  cleanups.push(() => supervisor.stopAll());
+
+  try {
+    const jwtSecret = options.jwtSecret ?? createJwtSecret();
+    const [anonKey, serviceKey] = await Promise.all([signApiKey(jwtSecret, 'anon'), signApiKey(jwtSecret, 'service_role')]);
+    const url = `http://127.0.0.1:${options.port}`;
+
+    const database = await startDatabase(options.database, log);
+    // The database stops after every child is gone (cleanups run in reverse).
+    cleanups.splice(0, 0, () => database.stop());
+
+    if (options.operator) {
+      await createAuthUser(database.sql, options.operator.email, options.operator.password);
+      await database.sql`select public.add_operator(${options.operator.email})`;
+    }
+
+    log('starting PostgREST');
+    const postgrest = await startPostgrest({
+      supervisor,
+      authenticatorUrl: database.authenticatorUrl,
+      jwtSecret,
+      preparedStatements: database.kind !== 'pglite',
+      log: (line) => options.childLog?.('PostgREST', line),
+    });
+
+    const functionEnv: FunctionEnv = {
+      SUPABASE_URL: url,
+      SUPABASE_ANON_KEY: anonKey,
+      SUPABASE_SERVICE_ROLE_KEY: serviceKey,
+      SUPABASE_DB_URL: database.url,
+    };
+    const served = new Map<string, Promise<ServedFunction>>();
+    const serve = (name: string) => {
+      let started = served.get(name);
+      if (!started) {
+        log(`starting edge function ${name}`);
+        started = startFunction(name, { supervisor, env: functionEnv, log: (line) => options.childLog?.(name, line) });
+        served.set(name, started);
+      }
+      return started;
+    };
+    const serveFunctions = options.functions ?? true;
+    if (serveFunctions) {
+      const names = listFunctions();
+      if (!names.length) log(`no edge functions under ${FUNCTIONS_DIR} yet`);
+      await Promise.all(names.map(serve));
+    }
+    // A function created while the stack runs is started on its first request.
+    const functionTarget = async (name: string): Promise<FunctionTarget | string> => {
+      if (!serveFunctions) return 'this stack does not serve edge functions (started with functions: false)';
+      if (!served.has(name) && !(/^[\w-]+$/.test(name) && existsSync(join(FUNCTIONS_DIR, name, 'index.ts')))) {
+        return `no edge function "${name}": create supabase/functions/${name}/index.ts`;
+      }
+      const fn = await serve(name);
+      return { port: fn.port, verifyJwt: fn.verifyJwt };
+    };
+
+    const gateway = new Gateway({
+      port: options.port,
+      postgrestPort: postgrest.port,
+      auth: createAuthApp({ sql: database.sql, jwtSecret }),
+      anonKey,
+      serviceKey,
+      jwtSecret,
+      functionTarget,
+      publicConfig: { supabaseUrl: url, anonKey },
+    });
+    await gateway.start();
+    cleanups.push(() => gateway.stop());
+
+    const sweepByPgCron = database.hasSweepJob;
+    if (!sweepByPgCron && (options.sweep ?? true)) {
+      const timer = startSweepTimer(database.sql, log);
+      cleanups.push(() => timer.stop());
+    }
+
+    return {
+      url,
+      anonKey,
+      serviceKey,
+      jwtSecret,
+      dbUrl: database.url,
+      databaseKind: database.kind,
+      sweepByPgCron,
+      sql: database.sql,
+      gateway,
+      functions: () => [...served.keys()],
+      createUser: (email, password) => createAuthUser(database.sql, email, password),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

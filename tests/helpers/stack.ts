@@ -1,0 +1,71 @@
+// The whole local API for a test file: its own cloned database (tests/helpers/database.ts) behind the
+// same PostgREST, Deno functions, auth stand-in and gateway that `npm start` runs
+// (runner/local-stack/stack.ts), on a free port.
+import { randomBytes } from 'node:crypto';
+import { beforeAll, afterAll } from 'vitest';
+import { useTestDatabase, type TestDatabase } from './database.ts';
+import { startStack, type Stack } from '../../runner/local-stack/stack.ts';
+import { freePort } from '../../runner/local-stack/ports.ts';
+
+export interface TestStack {
+  /** gateway base, http://127.0.0.1:<port> (/rest/v1, /functions/v1, /auth/v1) */
+  url: string;
+  anonKey: string;
+  serviceKey: string;
+  /** this file's own cloned database (db.sql is a superuser client) */
+  db: TestDatabase;
+  /** can sign in, and is in public.operators */
+  operator: { email: string; password: string };
+  /** a user who can sign in but is not an operator */
+  createUser(email: string, password: string): Promise<void>;
+  /** takes the whole API down and up again on the same port (for "service down" tests) */
+  gateway: { stop(): Promise<void>; start(): Promise<void> };
+}
+
+export interface TestStackOptions {
+  /** serve supabase/functions through Deno (slower to start; default false) */
+  functions?: boolean;
+  /** run the sweep on a 15 s timer (default false: tests call public.agent_status_sweep() themselves) */
+  sweep?: boolean;
+}
+
+/** Registers beforeAll/afterAll hooks that start and stop this file's stack. */
+export function useTestStack(options: TestStackOptions = {}): TestStack {
+  const db = useTestDatabase();
+  let stack: Stack | undefined;
+  let crash: string | undefined;
+  const testStack = {
+    db,
+    operator: { email: 'operator@agent-status.test', password: randomBytes(12).toString('base64url') },
+    async createUser(email: string, password: string) {
+      await stack!.createUser(email, password);
+    },
+    gateway: {
+      stop: () => stack!.gateway.stop(),
+      start: () => stack!.gateway.start(),
+    },
+  } as TestStack;
+
+  beforeAll(async () => {
+    stack = await startStack({
+      port: await freePort(),
+      database: { kind: 'url', url: db.url },
+      functions: options.functions ?? false,
+      sweep: options.sweep ?? false,
+      operator: testStack.operator,
+      childLog: (name, line) => console.log(`[${name}] ${line}`),
+      onCrash: (name, reason) => {
+        crash = `${name} ${reason}`;
+        console.error(`local stack stopped: ${crash}`);
+      },
+    });
+    Object.assign(testStack, { url: stack.url, anonKey: stack.anonKey, serviceKey: stack.serviceKey });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    if (crash) throw new Error(`the local stack crashed during this file: ${crash}`);
+  });
+
+  return testStack;
+}
