@@ -53,7 +53,8 @@ export function useTestStack(options: TestStackOptions = {}): TestStack {
       functions: options.functions ?? false,
       sweep: options.sweep ?? false,
       operator: testStack.operator,
-      childLog: (name, line) => console.log(`[${name}] ${line}`),
+      // What functions print helps a failing test; PostgREST's start-up lines do not (a crash quotes them).
+      childLog: (name, line) => name !== 'PostgREST' && console.log(`[${name}] ${line}`),
       onCrash: (name, reason) => {
         crash = `${name} ${reason}`;
         console.error(`local stack stopped: ${crash}`);
