@@ -1,0 +1,69 @@
+// What the kernel says about one process or one process group (Linux /proc). ps-list gives the
+// process table; this gives what it lacks: the process group, a start time precise enough to tell a
+// reused pid from the process we knew, the zombie state, and the environment we gave our children.
+import { readFileSync, readdirSync } from 'node:fs';
+
+export interface ProcessIdentity {
+  pid: number;
+  /** Start time in clock ticks since boot: with the pid, unique for the life of the machine. */
+  startTicks: number;
+}
+
+export interface ProcessInfo extends ProcessIdentity {
+  ppid: number;
+  pgid: number;
+  /** One-letter state; Z is a zombie: dead, waiting for its parent to collect its exit status. */
+  state: string;
+}
+
+/** Reads /proc/<pid>/stat; undefined when the process does not exist (or /proc is unreadable). */
+export function processInfo(pid: number): ProcessInfo | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may itself contain spaces or parentheses.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return {
+    pid,
+    state: fields[0],
+    ppid: Number(fields[1]),
+    pgid: Number(fields[2]),
+    startTicks: Number(fields[19]),
+  };
+}
+
+/** True when pid is alive (not a zombie) and is the very process that identity recorded. */
+export function isSameProcess(identity: ProcessIdentity): boolean {
+  const info = processInfo(identity.pid);
+  return info !== undefined && info.state !== 'Z' && info.startTicks === identity.startTicks;
+}
+
+/** The live (non-zombie) members of a process group. */
+export function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+    const info = processInfo(Number(entry));
+    if (info && info.pgid === pgid && info.state !== 'Z') members.push(info.pid);
+  }
+  return members;
+}
+
+/** The process's environment; undefined when it is gone or belongs to another user. */
+export function processEnvironment(pid: number): Map<string, string> | undefined {
+  let raw: string;
+  try {
+    raw = readFileSync(`/proc/${pid}/environ`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const env = new Map<string, string>();
+  for (const entry of raw.split('\0')) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  return env;
+}

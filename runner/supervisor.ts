@@ -1,0 +1,378 @@
+// One agent's process: start it in its own process group, stop the whole group (stop signal, then
+// SIGKILL after the stop timeout), notice when it ends, and start it again as its restart policy says.
+// Every change is told to `report` (which forwards it to the database in order); nothing here waits
+// on the network, so a crashed agent is restarted in milliseconds even when the database is slow.
+import { execa, type ResultPromise } from 'execa';
+import type { AgentConfig } from './config.ts';
+import { agentLogFiles, fileSize, linesSince, openLogFiles, rotateIfLarge, type LogFiles } from './logs.ts';
+import { groupMembers, isSameProcess, processInfo, type ProcessIdentity } from './proc.ts';
+import { decideRestart, type RestartSettings } from './restart-policy.ts';
+
+/** What the runner tells the database about one agent's process (agent_report). */
+export interface AgentReport {
+  event: 'started' | 'adopted' | 'exited' | 'crashed' | 'terminated';
+  pid?: number;
+  exitCode?: number;
+  exitSignal?: string;
+  message?: string;
+}
+
+/** How a command ended, with the reason the dashboard shows. */
+export interface Outcome {
+  ok: boolean;
+  message: string;
+}
+
+export interface SupervisorContext {
+  logDir: string;
+  /** Added to every child's environment (AGENT_STATUS_URL, AGENT_STATUS_TOKEN). */
+  env: Record<string, string>;
+  report(agent: string, report: AgentReport): void;
+  log(message: string): void;
+  /** Called when the process or the wish to run changed, so the runner can persist it. */
+  changed(): void;
+}
+
+export type SupervisorState = 'stopped' | 'running' | 'stopping' | 'backoff' | 'fatal';
+
+interface ExitInfo {
+  /** false when the process was not our child (adopted): the kernel gave its exit status to someone else. */
+  known: boolean;
+  exitCode?: number;
+  signal?: string;
+  /** Why it could not even start (spawn error), when that is what happened. */
+  spawnError?: string;
+}
+
+interface Tracked extends ProcessIdentity {
+  startedAt: number;
+  adopted: boolean;
+  child?: ResultPromise;
+  /** stderr size when this run began, so failure messages quote this run only. */
+  stderrOffset: number;
+  exited: Promise<ExitInfo>;
+  resolveExit(info: ExitInfo): void;
+}
+
+const STDERR_LINES = 5;
+const MESSAGE_LIMIT = 4000;
+// After SIGKILL the kernel removes a process at once; waiting longer than this means something
+// (an uninterruptible sleep on a dead disk, say) holds it, and the command says so instead of hanging.
+const KILL_WAIT_MS = 5000;
+const POLL_MS = 20;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+}
+
+function describeExit(info: ExitInfo): string {
+  if (info.spawnError) return `could not start: ${info.spawnError}`;
+  if (!info.known) return 'ended while the runner was not its parent, so its exit code is unknown';
+  return info.signal ? `killed by ${info.signal}` : `exited with code ${info.exitCode}`;
+}
+
+// An agent's group may be signalled while its leader is still the agent, or while no process holds
+// the leader's pid: the kernel never reuses a pid that is still some group's id, so members found
+// then are the agent's leftovers. A pid held by a different process means the group is not ours.
+function groupIsOurs(identity: ProcessIdentity): boolean {
+  const info = processInfo(identity.pid);
+  return info === undefined || info.startTicks === identity.startTicks;
+}
+
+function signalGroup(identity: ProcessIdentity, signal: NodeJS.Signals): void {
+  if (!groupIsOurs(identity)) return;
+  try {
+    process.kill(-identity.pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/** Supervises one agent of the config. */
+export class AgentSupervisor {
+  state: SupervisorState = 'stopped';
+  /** Whether the agent should run (last start or stop wins); restart policies apply only then. */
+  wanted = false;
+  private current?: Tracked;
+  private stopping?: Tracked;
+  private quickExits = 0;
+  private restartTimer?: NodeJS.Timeout;
+  private readonly logs: LogFiles;
+  private readonly restartSettings: RestartSettings;
+
+  constructor(
+    readonly spec: AgentConfig,
+    private readonly context: SupervisorContext,
+  ) {
+    this.logs = agentLogFiles(context.logDir, spec.name);
+    this.restartSettings = {
+      restart: spec.restart,
+      minUptimeMs: spec.min_uptime,
+      backoff: { initialMs: spec.backoff.initial, maxMs: spec.backoff.max, maxRetries: spec.backoff.max_retries },
+    };
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  /** The process being supervised, if any. */
+  get process(): ProcessIdentity | undefined {
+    return this.current ? { pid: this.current.pid, startTicks: this.current.startTicks } : undefined;
+  }
+
+  get logFiles(): LogFiles {
+    return this.logs;
+  }
+
+  /** Starts the agent unless it runs; waits min_uptime to tell a good start from one that dies at once. */
+  async start(): Promise<Outcome> {
+    if (this.current) return { ok: false, message: `already running (pid ${this.current.pid})` };
+    this.cancelRestart();
+    this.wanted = true;
+    this.quickExits = 0;
+    const spawned = this.spawn('started by command');
+    if ('error' in spawned) return { ok: false, message: await spawned.error };
+    const { tracked } = spawned;
+    const exit = await Promise.race([tracked.exited, sleep(this.spec.min_uptime).then(() => undefined)]);
+    if (exit) {
+      const lines = linesSince(this.logs.stderr, tracked.stderrOffset, 1);
+      return {
+        ok: false,
+        message: `${describeExit(exit).replace(/^exited/, `exited within ${seconds(this.spec.min_uptime)}`)}` +
+          (lines.length ? `: ${lines[0]}` : ''),
+      };
+    }
+    return { ok: true, message: `started (pid ${tracked.pid})` };
+  }
+
+  /** Stops the agent's whole process group: stop signal, stop timeout, then SIGKILL. */
+  async stop(why = 'stopped by command'): Promise<Outcome> {
+    this.wanted = false;
+    this.context.changed();
+    if (this.restartTimer || this.state === 'fatal') {
+      const was = this.state;
+      this.cancelRestart();
+      this.state = 'stopped';
+      this.context.report(this.name, { event: 'terminated', message: `${why} (it was ${was === 'fatal' ? 'given up after a crash loop' : 'waiting to restart'})` });
+      return { ok: true, message: `stopped (it was ${was === 'fatal' ? 'in a crash loop' : 'waiting to restart'})` };
+    }
+    const tracked = this.current;
+    if (!tracked) return { ok: true, message: 'already stopped' };
+    if (!this.isStillOurs(tracked)) {
+      // handleExit has reported it; nothing of it is left to signal
+      return { ok: true, message: `already stopped (pid ${tracked.pid} had ended)` };
+    }
+
+    this.stopping = tracked;
+    this.state = 'stopping';
+    const began = Date.now();
+    const signal = this.spec.stop_signal as NodeJS.Signals;
+    signalGroup(tracked, signal);
+    let killed = !(await this.waitForGroup(tracked, this.spec.stop_timeout));
+    if (killed) {
+      signalGroup(tracked, 'SIGKILL');
+      if (!(await this.waitForGroup(tracked, KILL_WAIT_MS))) {
+        this.stopping = undefined;
+        this.state = this.current ? 'running' : 'stopped';
+        return { ok: false, message: `pid ${tracked.pid} or its group survived SIGKILL for ${seconds(KILL_WAIT_MS)}; check it with ps` };
+      }
+    }
+    const exit = await tracked.exited;
+    this.stopping = undefined;
+    this.state = 'stopped';
+    const took = seconds(Date.now() - began);
+    const how = killed
+      ? `did not stop within ${seconds(this.spec.stop_timeout)} of ${signal}; killed with SIGKILL`
+      : `stopped by ${signal} in ${took}`;
+    this.context.report(this.name, {
+      event: 'terminated',
+      exitCode: exit.exitCode,
+      exitSignal: exit.signal,
+      message: `${why}: ${how}`,
+    });
+    this.context.changed();
+    return { ok: true, message: `stopped (pid ${tracked.pid}): ${how}` };
+  }
+
+  async restart(): Promise<Outcome> {
+    const before = this.current?.pid;
+    const stopped = await this.stop('stopped to restart');
+    if (!stopped.ok) return stopped;
+    const started = await this.start();
+    if (!started.ok) return started;
+    return { ok: true, message: before ? `restarted: pid ${before} -> ${this.current?.pid}` : `started (pid ${this.current?.pid}); it was not running` };
+  }
+
+  /** Takes over a running process the runner did not start (or started before it was restarted). */
+  adopt(identity: ProcessIdentity, how: string): void {
+    if (this.current) return;
+    this.cancelRestart();
+    let resolveExit!: (info: ExitInfo) => void;
+    const exited = new Promise<ExitInfo>((resolve) => (resolveExit = resolve));
+    const tracked: Tracked = {
+      ...identity,
+      startedAt: Date.now(),
+      adopted: true,
+      stderrOffset: fileSize(this.logs.stderr),
+      exited,
+      resolveExit,
+    };
+    this.track(tracked);
+    this.wanted = true;
+    this.context.report(this.name, { event: 'adopted', pid: identity.pid, message: how });
+    this.context.changed();
+  }
+
+  /**
+   * The periodic check: an adopted process is not our child, so nothing tells us when it ends;
+   * its pid is checked against the start time we recorded (a reused pid is not the agent). Also
+   * rotates the agent's logs.
+   */
+  check(): void {
+    if (this.current) this.isStillOurs(this.current);
+    rotateIfLarge(this.logs.stdout, { maxSize: this.spec.logs.max_size, keep: this.spec.logs.keep });
+    rotateIfLarge(this.logs.stderr, { maxSize: this.spec.logs.max_size, keep: this.spec.logs.keep });
+  }
+
+  /** Forgets timers; processes are left running (the runner's default on exit). */
+  dispose(): void {
+    this.cancelRestart();
+  }
+
+  private spawn(why: string): { tracked: Tracked } | { error: Promise<string> } {
+    const fds = openLogFiles(this.logs);
+    const stderrOffset = fileSize(this.logs.stderr);
+    let child: ResultPromise;
+    try {
+      child = execa(this.spec.command, this.spec.args, {
+        cwd: this.spec.cwd,
+        env: { ...this.context.env, ...this.spec.env, AGENT_NAME: this.name },
+        // its own process group, so a stop reaches the grandchildren too; and no cleanup on our
+        // exit: agents keep running while the runner is upgraded or restarted
+        detached: true,
+        cleanup: false,
+        stdin: 'ignore',
+        stdout: fds.stdout,
+        stderr: fds.stderr,
+        reject: false,
+      });
+    } finally {
+      fds.close();
+    }
+    const pid = child.pid;
+    if (!pid) return { error: this.spawnFailed(child) };
+    let resolveExit!: (info: ExitInfo) => void;
+    const exited = new Promise<ExitInfo>((resolve) => (resolveExit = resolve));
+    // A process that already ended is still a zombie here (Node reaps it later, in the event loop).
+    const startTicks = processInfo(pid)?.startTicks ?? 0;
+    const tracked: Tracked = { pid, startTicks, startedAt: Date.now(), adopted: false, child, stderrOffset, exited, resolveExit };
+    void child.then((result) => resolveExit({ known: true, exitCode: result.exitCode, signal: result.signal }));
+    this.track(tracked);
+    this.context.report(this.name, { event: 'started', pid, message: why });
+    this.context.changed();
+    return { tracked };
+  }
+
+  // Spawn errors (no such program, no such working directory) arrive asynchronously. They count as
+  // a quick failed exit for the restart policy, so a missing program backs off and ends in a crash
+  // loop error like a program that dies at once.
+  private async spawnFailed(child: ResultPromise): Promise<string> {
+    const result = await child;
+    const spawnError = result.code === 'ENOENT'
+      ? `${this.spec.command} not found (check command and PATH), or the working directory ${this.spec.cwd} does not exist`
+      : (result.originalMessage || result.shortMessage);
+    this.afterExit({ known: true, spawnError }, 0, fileSize(this.logs.stderr));
+    return `could not start: ${spawnError}`;
+  }
+
+  private track(tracked: Tracked): void {
+    this.current = tracked;
+    this.state = 'running';
+    void tracked.exited.then((info) => this.handleExit(tracked, info));
+  }
+
+  /** Verifies the tracked pid still is the agent; when it is not, the agent has ended. */
+  private isStillOurs(tracked: Tracked): boolean {
+    if (isSameProcess(tracked)) return true;
+    // A child's exit status is on its way through execa; an adopted one's never comes.
+    if (tracked.adopted) tracked.resolveExit({ known: false });
+    return false;
+  }
+
+  // Resolves true once no process of the group is left, false after timeoutMs.
+  private async waitForGroup(tracked: Tracked, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const leaderGone = !isSameProcess(tracked);
+      if (leaderGone && tracked.adopted) tracked.resolveExit({ known: false });
+      if (leaderGone && (!groupIsOurs(tracked) || groupMembers(tracked.pid).length === 0)) return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(POLL_MS);
+    }
+  }
+
+  private handleExit(tracked: Tracked, info: ExitInfo): void {
+    if (this.current !== tracked) return;
+    this.current = undefined;
+    if (this.stopping === tracked) return; // stop() reports it
+    // Grandchildren of an agent that ended on its own are orphans of a dead agent: clean them up.
+    if (groupIsOurs(tracked) && groupMembers(tracked.pid).length) void this.killLeftovers(tracked);
+    this.afterExit(info, Date.now() - tracked.startedAt, tracked.stderrOffset);
+  }
+
+  private afterExit(info: ExitInfo, uptimeMs: number, stderrOffset: number): void {
+    const failed = !info.known || !!info.spawnError || info.exitCode !== 0 || !!info.signal;
+    const lines = linesSince(this.logs.stderr, stderrOffset, STDERR_LINES);
+    const summary = `${describeExit(info)}${info.spawnError ? '' : ` after ${seconds(uptimeMs)}`}`;
+    const decision = this.wanted ? decideRestart(this.restartSettings, { failed, uptimeMs }, this.quickExits) : { action: 'none' as const };
+    let message = summary;
+    if (decision.action === 'give-up') {
+      message = `crash loop: ended ${decision.quickExits} times in a row within ${seconds(this.spec.min_uptime)} of starting; ` +
+        `gave up restarting (restart: ${this.spec.restart}). Last: ${summary}`;
+    }
+    if (lines.length) message += `\nlast stderr:\n${lines.join('\n')}`;
+    this.context.report(this.name, {
+      event: failed ? 'crashed' : 'exited',
+      exitCode: info.exitCode,
+      exitSignal: info.signal,
+      message: message.slice(0, MESSAGE_LIMIT),
+    });
+
+    if (decision.action === 'restart') {
+      this.quickExits = decision.quickExits;
+      const again = () => {
+        this.restartTimer = undefined;
+        this.spawn(`restarted by policy ${this.spec.restart} after: ${summary}`);
+      };
+      if (decision.delayMs === 0) {
+        again();
+      } else {
+        this.state = 'backoff';
+        this.context.log(`${this.name}: ${summary}; restarting in ${seconds(decision.delayMs)} (quick exit ${decision.quickExits} of ${this.spec.backoff.max_retries})`);
+        this.restartTimer = setTimeout(again, decision.delayMs);
+      }
+    } else if (decision.action === 'give-up') {
+      this.quickExits = 0;
+      this.state = 'fatal';
+      this.context.log(`${this.name}: ${message.split('\n')[0]}`);
+    } else {
+      this.state = 'stopped';
+      this.wanted = false;
+    }
+    this.context.changed();
+  }
+
+  private async killLeftovers(tracked: Tracked): Promise<void> {
+    signalGroup(tracked, this.spec.stop_signal as NodeJS.Signals);
+    if (await this.waitForGroup(tracked, this.spec.stop_timeout)) return;
+    signalGroup(tracked, 'SIGKILL');
+  }
+
+  private cancelRestart(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+  }
+}
