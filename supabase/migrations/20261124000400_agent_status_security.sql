@@ -11,10 +11,28 @@ alter table public.api_tokens enable row level security;
 alter table public.agent_status_settings enable row level security;
 
 -- Start from nothing (Supabase grants everything in public to anon and authenticated by default),
--- then grant exactly what each role needs.
-revoke all on all tables in schema public from anon, authenticated;
-revoke all on all sequences in schema public from anon, authenticated;
-revoke execute on all functions in schema public from public, anon, authenticated;
+-- then grant exactly what each role needs. Only our own objects: a Supabase project may hold other
+-- applications' tables and functions in public, and their grants are not ours to touch.
+revoke all on public.agent_status, public.agent_events, public.agent_commands, public.runners,
+  public.operators, public.api_tokens, public.agent_status_settings, public.agent_status_live
+  from public, anon, authenticated;
+revoke all on sequence public.agent_status_id_seq from public, anon, authenticated;
+do $$
+declare
+  fn regprocedure;
+begin
+  for fn in
+    select p.oid::regprocedure from pg_proc p
+    where p.pronamespace = 'public'::regnamespace
+      and p.proname in ('agent_heartbeat', 'agent_report', 'runner_register', 'runner_heartbeat',
+        'runner_offline', 'runner_claim_commands', 'runner_complete_command', 'verify_api_token',
+        'force_agent_status', 'enqueue_agent_commands', 'create_api_token', 'list_api_tokens',
+        'revoke_api_token', 'add_operator', 'remove_operator', 'whoami', 'agent_status_sweep')
+  loop
+    execute format('revoke execute on function %s from public, anon, authenticated', fn);
+  end loop;
+end
+$$;
 revoke all on schema agent_private from public;
 revoke execute on all functions in schema agent_private from public, anon, authenticated, service_role;
 

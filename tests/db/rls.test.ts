@@ -155,6 +155,16 @@ describe('row level security and grants', () => {
     expect(await run(who, (tx) => tx`select agent_private.hash_token('x')`)).toBe('denied');
   });
 
+  it('anon may execute exactly the token-checked functions, and nothing else of ours', async () => {
+    const rows = await db.sql`
+      select p.proname from pg_proc p
+      where p.pronamespace = 'public'::regnamespace and has_function_privilege('anon', p.oid, 'execute')
+        and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+      order by 1`;
+    expect(rows.map((r) => r.proname)).toEqual([...Object.keys(machineFunctions), 'runner_register', 'runner_offline',
+      'runner_complete_command', ...Object.keys(operatorFunctions)].sort());
+  });
+
   it('whoami tells a signed-in user whether they are an operator, and links their user id', async () => {
     expect(await run('anon', (tx) => tx`select public.whoami()`)).toBe('denied');
     const user = await asRole(db.sql, 'authenticated', identities.user.claims, async (tx) => (await tx`select public.whoami() as w`)[0].w);
