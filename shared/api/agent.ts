@@ -1,0 +1,25 @@
+// What the functions answer about an agent after applying a heartbeat or report: the agent's row as
+// the database left it, in the table's own column names.
+import { z } from 'zod';
+import { AGENT_STATUSES } from '../status.ts';
+import { agentName, timestamp } from './fields.ts';
+
+export const AgentState = z
+  .strictObject({
+    agent_name: agentName,
+    status: z.enum(AGENT_STATUSES),
+    health: z.int(),
+    last_heartbeat: timestamp.nullable(),
+    last_error: z.string().nullable(),
+    last_activity: z.string().nullable(),
+    status_reason: z.string().nullable().describe('Why the status is what it is (a warning, an error, a forced status).'),
+    started_at: timestamp.nullable(),
+    stopped_at: timestamp.nullable(),
+    stale_at: timestamp.nullable().describe('When the agent turns stale unless it speaks again; null when not expected to.'),
+    updated_at: timestamp,
+  })
+  .meta({ id: 'AgentState' });
+export type AgentState = z.infer<typeof AgentState>;
+
+/** The columns of public.agent_status that make up an AgentState, for queries that build one. */
+export const AGENT_STATE_COLUMNS = Object.keys(AgentState.shape) as (keyof AgentState)[];

@@ -1,0 +1,36 @@
+// Field schemas shared by the requests: the same limits the database enforces (shared/status.ts),
+// checked first so a client gets a message naming the field instead of a constraint name.
+import { z } from 'zod';
+import { LIMITS, SETTABLE_STATUSES } from '../status.ts';
+
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+export const agentName = z
+  .string({ error: (issue) => (issue.input === undefined ? 'agent_name is required' : 'agent_name must be a string') })
+  .min(1, 'agent_name is required')
+  .max(LIMITS.agentName, `agent_name is longer than ${LIMITS.agentName} characters`)
+  .refine((value) => value === value.trim(), 'agent_name has leading or trailing spaces; names must match exactly')
+  .refine((value) => !CONTROL_CHARACTERS.test(value), 'agent_name contains control characters')
+  .describe('The agent, exactly as in agent_status.agent_name.');
+
+export const health = z
+  .int(`health must be a whole number between ${LIMITS.health.min} and ${LIMITS.health.max}`)
+  .min(LIMITS.health.min, `health must be between ${LIMITS.health.min} and ${LIMITS.health.max}`)
+  .max(LIMITS.health.max, `health must be between ${LIMITS.health.min} and ${LIMITS.health.max}`)
+  .describe('0 (dead) to 100 (perfect).');
+
+export const lastActivity = z
+  .string()
+  .max(LIMITS.activity, `last_activity is longer than ${LIMITS.activity} characters`)
+  .describe('What the agent is doing now, e.g. "Fetching tweets".');
+
+export const message = z
+  .string()
+  .max(LIMITS.message, `message is longer than ${LIMITS.message} characters; put long output in your own logs`);
+
+export const pid = z.int().min(1).max(2 ** 31 - 1).describe('Process id of the agent on its host.');
+
+/** Statuses an agent may claim in a heartbeat: stopping is a report (event "stopped"). */
+export const liveStatus = z.enum(SETTABLE_STATUSES.filter((s) => s !== 'stopped') as ['running', 'warning', 'error']);
+
+export const timestamp = z.iso.datetime({ offset: true });

@@ -1,0 +1,8 @@
+// Where the functions live under a Supabase project URL (https://<ref>.supabase.co or the local stack).
+export const FUNCTION_NAMES = ['heartbeat', 'report', 'command'] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+/** The URL of one function under a project URL; a trailing slash on the project URL is fine. */
+export function functionUrl(projectUrl: string, name: FunctionName): string {
+  return `${projectUrl.replace(/\/+$/, '')}/functions/v1/${name}`;
+}

@@ -1,0 +1,34 @@
+// One error type for the functions, and the translation of database and PostgREST errors into it.
+// Whatever fails, the client gets {error: {code, message, hint?}}; stack traces stay in the logs.
+import { ERROR_STATUS, SQLSTATE_ERROR, type ErrorBody, type ErrorCode } from '../../../shared/api/errors.ts';
+
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly hint?: string;
+
+  constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint || undefined;
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+
+  body(): ErrorBody {
+    return { error: { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}) } };
+  }
+}
+
+export const UNAVAILABLE_HINT = 'The database is unreachable or overloaded; retry with backoff.';
+
+/**
+ * An error raised by the SQL API (SQLSTATE, message, hint) as an ApiError. Input and constraint
+ * errors (classes 22 and 23) are the caller's; anything else is ours and says nothing more.
+ */
+export function fromSqlError(sqlstate: string | undefined, message: string, hint?: string | null, cause?: unknown): ApiError {
+  const code = sqlstate && (SQLSTATE_ERROR[sqlstate] ?? (/^2[23]/.test(sqlstate) ? 'invalid_request' : undefined));
+  if (code) return new ApiError(code, message, { hint: hint ?? undefined, cause });
+  return new ApiError('unavailable', 'the status database could not handle the request', { hint: UNAVAILABLE_HINT, cause });
+}

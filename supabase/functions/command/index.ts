@@ -1,0 +1,26 @@
+// POST /functions/v1/command: an operator (a signed-in user on the allowlist, or an operator token)
+// asks the runners to start, stop or restart one agent, a host's agents or all agents.
+import { COMMAND_MAX_BYTES, CommandRequest, type CommandResponse } from '../../../shared/api/command.ts';
+import { bearer, createApp, refuseOtherMethods, validBody } from '../_shared/app.ts';
+import { enqueueCommands } from '../_shared/database.ts';
+import { ApiError } from '../_shared/errors.ts';
+
+const app = createApp('command', { maxBytes: COMMAND_MAX_BYTES });
+
+// Tokens made by create_api_token start with as<kind>_; anything else is taken for a session JWT.
+const API_TOKEN = /^as[aro]_/;
+
+app.post('/', async (c) => {
+  const token = bearer(c);
+  if (!token) {
+    throw new ApiError('unauthorized', 'an operator session or operator token is required', {
+      hint: 'Send Authorization: Bearer <session JWT or operator token>.',
+    });
+  }
+  const request = await validBody(c, CommandRequest);
+  const commands = await enqueueCommands(API_TOKEN.test(token) ? { operatorToken: token } : { jwt: token }, request);
+  return c.json({ command_ids: commands.map((command) => command.id), commands } satisfies CommandResponse, 202);
+});
+refuseOtherMethods(app, 'command');
+
+Deno.serve(app.fetch);
