@@ -1,0 +1,301 @@
+// The edge functions served by the real Deno on this file's own database, through the local stack's
+// gateway: every endpoint's success path, bad input refused with {error: {code, message}} and nothing
+// written, the same answer for every wrong token, CORS, body limits.
+import { describe, it, expect, beforeAll } from 'vitest';
+import { createClient } from '@supabase/supabase-js';
+import WebSocket from 'ws';
+import { request as httpRequest } from 'node:http';
+import { useTestStack } from '../helpers/stack.ts';
+import { createToken, registerRunner, setAgentState } from '../helpers/agents.ts';
+import { AgentState, CommandResponse, ErrorBody, HeartbeatResponse, ReportResponse } from '../../shared/api/index.ts';
+
+const stack = useTestStack({ functions: true });
+
+async function post(name: string, body: unknown, token?: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`${stack.url}/functions/v1/${name}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, json: text ? JSON.parse(text) : undefined };
+}
+
+// Everything a refused request could have touched.
+async function snapshot() {
+  const [row] = await stack.db.sql`
+    select (select json_agg(a order by id)::text from public.agent_status a) as agents,
+           (select count(*) from public.agent_events) as events,
+           (select count(*) from public.agent_commands) as commands`;
+  return JSON.stringify(row);
+}
+
+let tokenA: string;
+let tokenB: string;
+let runnerToken: string;
+let operatorToken: string;
+
+beforeAll(async () => {
+  const sql = stack.db.sql;
+  tokenA = await createToken(sql, 'agent', { agent: 'agent-a' });
+  tokenB = await createToken(sql, 'agent', { agent: 'agent-b' });
+  runnerToken = await registerRunner(sql, 'host-1', ['managed-1', 'managed-2']);
+  operatorToken = await createToken(sql, 'operator', { email: stack.operator.email });
+});
+
+describe('heartbeat', () => {
+  it('records proof of life with status, health and activity in one request', async () => {
+    const answer = await post('heartbeat', { agent_name: 'agent-a', status: 'running', health: 87, last_activity: 'Fetching tweets', pid: 4242 }, tokenA);
+    expect(answer.status).toBe(200);
+    const { agent } = HeartbeatResponse.parse(answer.json);
+    expect(agent).toMatchObject({ agent_name: 'agent-a', status: 'running', health: 87, last_activity: 'Fetching tweets' });
+    const [row] = await stack.db.sql`select status, health, last_activity, pid, last_heartbeat from public.agent_status where agent_name = 'agent-a'`;
+    expect(row).toMatchObject({ status: 'running', health: 87, last_activity: 'Fetching tweets', pid: 4242 });
+    expect(new Date(agent.last_heartbeat!).getTime()).toBe(row.last_heartbeat.getTime());
+  });
+
+  it('needs nothing but the agent name', async () => {
+    const answer = await post('heartbeat', { agent_name: 'agent-b' }, tokenB);
+    expect(answer.status).toBe(200);
+    expect(HeartbeatResponse.parse(answer.json).agent.status).toBe('running');
+  });
+
+  it('applies 40 concurrent heartbeats of 20 agents, each answered with its own agent', async () => {
+    const names = Array.from({ length: 20 }, (_, i) => `crowd-${i}`);
+    const tokens = await Promise.all(names.map((agent) => createToken(stack.db.sql, 'agent', { agent })));
+    const answers = await Promise.all(
+      [...names, ...names].map((name, i) => post('heartbeat', { agent_name: name, health: i % 100 }, tokens[i % 20])),
+    );
+    answers.forEach((answer, i) => {
+      expect(answer.status).toBe(200);
+      expect(answer.json.agent.agent_name).toBe(names[i % 20]);
+    });
+    const [{ running }] = await stack.db.sql`select count(*)::int as running from public.agent_status where agent_name like 'crowd-%' and status = 'running'`;
+    expect(running).toBe(20);
+  });
+
+  it('lets a runner token speak for the agents its host manages', async () => {
+    const answer = await post('heartbeat', { agent_name: 'managed-1' }, runnerToken);
+    expect(answer.status).toBe(200);
+    expect(answer.json.agent.status).toBe('running');
+  });
+});
+
+describe('report', () => {
+  it('started, warning, activity, error and stopped, each visible in the database', async () => {
+    const name = 'agent-a';
+    const steps: [Record<string, unknown>, Partial<AgentState>][] = [
+      [{ event: 'started', pid: 100 }, { status: 'running', started_at: expect.any(String) }],
+      [{ event: 'warning', message: 'rate limited', health: 60 }, { status: 'warning', health: 60, status_reason: 'rate limited' }],
+      [{ event: 'running', health: 95 }, { status: 'running', health: 95 }],
+      [{ event: 'activity', last_activity: 'Parsing page 3' }, { status: 'running', last_activity: 'Parsing page 3' }],
+      [{ event: 'error', message: 'database connection lost' }, { status: 'error', last_error: 'database connection lost' }],
+      [{ event: 'started' }, { status: 'running' }],
+      [{ event: 'stopped' }, { status: 'stopped', health: 0, stale_at: null }],
+    ];
+    for (const [report, expected] of steps) {
+      const answer = await post('report', { agent_name: name, ...report }, tokenA);
+      expect(answer.status, answer.text).toBe(200);
+      const parsed = ReportResponse.parse(answer.json);
+      expect('agent' in parsed && parsed.agent).toMatchObject(expected);
+      const [row] = await stack.db.sql`select status, health from public.agent_status where agent_name = ${name}`;
+      expect(row.status).toBe(expected.status);
+    }
+  });
+
+  it('applies a batch in order and answers the state after each report', async () => {
+    const answer = await post('report', {
+      reports: [
+        { agent_name: 'agent-b', event: 'started' },
+        { agent_name: 'agent-b', event: 'warning', message: 'disk 91% full', health: 70 },
+        { agent_name: 'agent-b', event: 'stopped' },
+      ],
+    }, tokenB);
+    expect(answer.status, answer.text).toBe(200);
+    const parsed = ReportResponse.parse(answer.json);
+    expect('agents' in parsed && parsed.agents.map((a) => a.status)).toEqual(['running', 'warning', 'stopped']);
+    const events = await stack.db.sql`
+      select kind from public.agent_events e join public.agent_status a on a.id = e.agent_id
+      where a.agent_name = 'agent-b' and kind in ('started', 'warning', 'stopped') order by e.id`;
+    expect(events.map((e) => e.kind)).toEqual(['started', 'warning', 'stopped']);
+  });
+
+  it('writes nothing of a batch when one report in it is refused', async () => {
+    const before = await snapshot();
+    const answer = await post('report', {
+      reports: [
+        { agent_name: 'agent-a', event: 'started' },
+        { agent_name: 'agent-b', event: 'started' },
+      ],
+    }, tokenA);
+    expect(answer.status).toBe(401);
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('lets a runner report a crash of an agent it supervises', async () => {
+    const answer = await post('report', { agent_name: 'managed-2', event: 'crashed', exit_code: 3, message: 'exited with code 3' }, runnerToken);
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.json.agent).toMatchObject({ status: 'error', last_error: 'exited with code 3' });
+  });
+});
+
+describe('command', () => {
+  beforeAll(async () => {
+    await setAgentState(stack.db.sql, 'managed-1', 'running');
+  });
+
+  it('an operator token enqueues a command for one agent and gets its id', async () => {
+    const answer = await post('command', { action: 'restart', agent_name: 'managed-1' }, operatorToken);
+    expect(answer.status, answer.text).toBe(202);
+    const { command_ids, commands } = CommandResponse.parse(answer.json);
+    expect(commands).toMatchObject([{ agent_name: 'managed-1', action: 'restart', status: 'pending' }]);
+    const rows = await stack.db.sql`select id, action, status, requested_by from public.agent_commands where id = any(${command_ids})`;
+    expect(rows).toMatchObject([{ action: 'restart', status: 'pending', requested_by: `operator ${stack.operator.email}` }]);
+  });
+
+  it('a signed-in operator enqueues for a host and for all agents', async () => {
+    const client = createClient(stack.url, stack.anonKey, { realtime: { transport: WebSocket as never }, auth: { persistSession: false } });
+    const { data, error } = await client.auth.signInWithPassword(stack.operator);
+    expect(error).toBeNull();
+    const jwt = data.session!.access_token;
+    const host = await post('command', { action: 'stop', host: 'host-1' }, jwt);
+    expect(host.status, host.text).toBe(202);
+    expect(CommandResponse.parse(host.json).commands.map((c) => c.agent_name)).toEqual(['managed-1', 'managed-2']);
+    const all = await post('command', { action: 'start', all: true }, jwt);
+    expect(all.status, all.text).toBe(202);
+    expect(all.json.command_ids).toHaveLength(2);
+  });
+
+  it('refuses a signed-in user who is not an operator, and agent tokens', async () => {
+    await stack.createUser('visitor@agent-status.test', 'visitor-password-1');
+    const client = createClient(stack.url, stack.anonKey, { realtime: { transport: WebSocket as never }, auth: { persistSession: false } });
+    const { data } = await client.auth.signInWithPassword({ email: 'visitor@agent-status.test', password: 'visitor-password-1' });
+    const before = await snapshot();
+    const visitor = await post('command', { action: 'stop', agent_name: 'managed-1' }, data.session!.access_token);
+    expect(visitor.status).toBe(403);
+    expect(ErrorBody.parse(visitor.json).error.code).toBe('forbidden');
+    const agent = await post('command', { action: 'stop', agent_name: 'managed-1' }, tokenA);
+    expect(agent.status).toBe(401);
+    const nobody = await post('command', { action: 'stop', agent_name: 'managed-1' });
+    expect(nobody.status).toBe(401);
+    const forged = await post('command', { action: 'stop', agent_name: 'managed-1' }, 'eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.forged');
+    expect(forged.status).toBe(401);
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('says what is wrong with a command', async () => {
+    const cases: [unknown, number, RegExp][] = [
+      [{ action: 'explode', agent_name: 'managed-1' }, 400, /action/],
+      [{ action: 'start' }, 400, /exactly one target/],
+      [{ action: 'start', agent_name: 'managed-1', all: true }, 400, /exactly one target/],
+      [{ action: 'start', agent_name: 'no-such-agent' }, 404, /no agent named 'no-such-agent'/],
+      [{ action: 'start', agent_name: 'agent-a' }, 409, /no runner manages agent 'agent-a'/],
+    ];
+    for (const [body, status, message] of cases) {
+      const before = await snapshot();
+      const answer = await post('command', body, operatorToken);
+      expect(answer.status, answer.text).toBe(status);
+      expect(ErrorBody.parse(answer.json).error.message).toMatch(message);
+      expect(await snapshot()).toBe(before);
+    }
+  });
+});
+
+describe('bad input', () => {
+  const cases: [string, string, unknown, number, string, RegExp][] = [
+    ['health 101', 'heartbeat', { agent_name: 'agent-a', health: 101 }, 400, 'invalid_request', /health must be between 0 and 100/],
+    ['health -1', 'report', { agent_name: 'agent-a', event: 'warning', message: 'x', health: -1 }, 400, 'invalid_request', /health must be between 0 and 100/],
+    ['health not a number', 'heartbeat', { agent_name: 'agent-a', health: 'ninety' }, 400, 'invalid_request', /health/],
+    ['health 99.5', 'heartbeat', { agent_name: 'agent-a', health: 99.5 }, 400, 'invalid_request', /whole number/],
+    ['an unknown status', 'heartbeat', { agent_name: 'agent-a', status: 'sleeping' }, 400, 'invalid_request', /status/],
+    ['status stale', 'heartbeat', { agent_name: 'agent-a', status: 'stale' }, 400, 'invalid_request', /status/],
+    ['an unknown event', 'report', { agent_name: 'agent-a', event: 'exploded' }, 400, 'invalid_request', /event/],
+    ['a 5 kB activity', 'heartbeat', { agent_name: 'agent-a', last_activity: 'x'.repeat(5000) }, 400, 'invalid_request', /last_activity is longer than 1000/],
+    ['a warning without a message', 'report', { agent_name: 'agent-a', event: 'warning' }, 400, 'invalid_request', /needs a message/],
+    ['an empty agent name', 'heartbeat', { agent_name: '' }, 400, 'invalid_request', /agent_name is required/],
+    ['no agent name', 'heartbeat', {}, 400, 'invalid_request', /agent_name is required/],
+    ['a 1,000-character agent name', 'heartbeat', { agent_name: 'n'.repeat(1000) }, 400, 'invalid_request', /longer than 100/],
+    ['a name with surrounding spaces', 'heartbeat', { agent_name: ' agent-a ' }, 400, 'invalid_request', /leading or trailing spaces/],
+    ['a misspelt field', 'heartbeat', { agent_name: 'agent-a', lastActivity: 'x' }, 400, 'invalid_request', /unknown field lastActivity/],
+    ['a body that is not JSON', 'heartbeat', '{"agent_name": ', 400, 'invalid_json', /not valid JSON/],
+    ['an empty body', 'report', '', 400, 'invalid_json', /empty/],
+    ['a JSON array', 'heartbeat', '[1,2]', 400, 'invalid_request', /expected object/],
+    ['a 100 kB body', 'report', { agent_name: 'agent-a', event: 'error', message: 'x'.repeat(100_000) }, 413, 'payload_too_large', /larger than 65536 bytes/],
+    ['a 10 kB heartbeat', 'heartbeat', { agent_name: 'agent-a', last_activity: 'é'.repeat(5000) }, 413, 'payload_too_large', /larger than 8192 bytes/],
+    ['an empty batch', 'report', { reports: [] }, 400, 'invalid_request', /reports is empty/],
+  ];
+
+  it.each(cases)('%s', async (_, name, body, status, code, message) => {
+    const before = await snapshot();
+    const answer = await post(name, body, tokenA);
+    expect(answer.status).toBe(status);
+    const { error } = ErrorBody.parse(answer.json);
+    expect(error.code).toBe(code);
+    expect(error.message).toMatch(message);
+    expect(answer.text).not.toMatch(/\bat .*\.ts:\d+|node_modules|file:\/\//);
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('refuses a body over the limit before reading it (Content-Length alone)', async () => {
+    // node:http on its own connection: the server answers before reading the body and closes it.
+    const status = await new Promise<number>((resolve, reject) => {
+      const request = httpRequest(`${stack.url}/functions/v1/heartbeat`, {
+        method: 'POST',
+        agent: false,
+        headers: { authorization: `Bearer ${tokenA}`, 'content-type': 'application/json', 'content-length': 1_000_000 },
+      }, (response) => {
+        response.resume();
+        request.destroy();
+        resolve(response.statusCode!);
+      });
+      request.on('error', reject);
+      request.write('{"agent_name": "agent-a", "last_activity": "');
+    });
+    expect(status).toBe(413);
+  });
+
+  it('answers an unknown, a revoked and another agent\'s token alike, and writes nothing', async () => {
+    const revoked = await createToken(stack.db.sql, 'agent', { agent: 'agent-a' });
+    await stack.db.sql`select public.revoke_api_token(${revoked.slice(0, 10)})`.catch(async () => {
+      const [{ id }] = await stack.db.sql`select id from public.api_tokens where token_hash = sha256(convert_to(${revoked}, 'UTF8'))`;
+      await stack.db.sql`select public.revoke_api_token(${id}::text)`;
+    });
+    const before = await snapshot();
+    const answers = [];
+    for (const [endpoint, body] of [['heartbeat', { agent_name: 'agent-a' }], ['report', { agent_name: 'agent-a', event: 'started' }]] as const) {
+      for (const token of [undefined, 'asa_unknown', revoked, tokenB, runnerToken]) {
+        const answer = await post(endpoint, body, token);
+        expect(answer.status).toBe(401);
+        answers.push(answer.json);
+      }
+    }
+    expect(new Set(answers.slice(0, 5).map((a) => JSON.stringify(a))).size).toBe(1);
+    expect(new Set(answers.slice(5).map((a) => JSON.stringify(a))).size).toBe(1);
+    expect(ErrorBody.parse(answers[0]).error).toMatchObject({ code: 'unauthorized', message: expect.stringMatching(/not allowed to speak for agent 'agent-a'/) });
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('answers 405 to other methods and 404 to other paths', async () => {
+    const get = await fetch(`${stack.url}/functions/v1/heartbeat`);
+    expect(get.status).toBe(405);
+    expect(ErrorBody.parse(await get.json()).error.code).toBe('method_not_allowed');
+    const other = await post('report/elsewhere', {}, tokenA);
+    expect(other.status).toBe(404);
+    expect(ErrorBody.parse(other.json).error.code).toBe('not_found');
+  });
+});
+
+describe('CORS', () => {
+  it.each(['heartbeat', 'report', 'command'])('answers the preflight of %s and marks answers readable by any origin', async (name) => {
+    const preflight = await fetch(`${stack.url}/functions/v1/${name}`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://dashboard.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, apikey, x-client-info' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-methods')).toMatch(/POST/);
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toMatch(/authorization.*content-type/);
+    const refused = await post(name, {}, undefined, { origin: 'https://dashboard.example' });
+    expect(refused.headers.get('access-control-allow-origin')).toBe('*');
+  });
+});
