@@ -71,6 +71,7 @@ export class Supervisor {
     const tail: string[] = [];
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {
+        if (!line.trim()) return;
         tail.push(line);
         if (tail.length > 20) tail.shift();
         spec.onLine?.(line);

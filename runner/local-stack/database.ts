@@ -30,11 +30,25 @@ export function clientOptions(kind: DatabaseChoice['kind']) {
   return { onnotice: () => {}, prepare: kind !== 'pglite' } as const;
 }
 
-async function startServer(choice: DatabaseChoice, log: (line: string) => void): Promise<{ url: string; stop(): Promise<void> }> {
+async function startServer(
+  choice: DatabaseChoice,
+  log: (line: string) => void,
+  onCrash: (name: string, reason: string) => void,
+): Promise<{ url: string; stop(): Promise<void> }> {
   if (choice.kind === 'url') return { url: choice.url, stop: async () => {} };
   if (choice.kind === 'postgres') {
     const cluster = await startPostgresCluster({ dataDir: choice.dataDir, port: choice.port, requirePgCron: true, log });
-    return cluster;
+    let stopping = false;
+    cluster.process.once('exit', (code, signal) => {
+      if (!stopping) onCrash('PostgreSQL', `exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`);
+    });
+    return {
+      url: cluster.url,
+      stop: () => {
+        stopping = true;
+        return cluster.stop();
+      },
+    };
   }
   log(`starting the embedded database (PGlite) in ${choice.dataDir}`);
   return startPglite({ dataDir: choice.dataDir, port: choice.port });
@@ -51,8 +65,13 @@ async function authenticatorUrl(sql: Sql, superuserUrl: string): Promise<string>
   return url.toString();
 }
 
-export async function startDatabase(choice: DatabaseChoice, log: (line: string) => void): Promise<Database> {
-  const server = await startServer(choice, log);
+/** onCrash: the database server stopped without being asked (PostgreSQL cluster only). */
+export async function startDatabase(
+  choice: DatabaseChoice,
+  log: (line: string) => void,
+  onCrash: (name: string, reason: string) => void,
+): Promise<Database> {
+  const server = await startServer(choice, log, onCrash);
   const sql = postgres(server.url, { ...clientOptions(choice.kind), max: 4 });
   try {
     const { applied } = await applyMigrations(sql, { log });

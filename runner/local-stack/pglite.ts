@@ -7,6 +7,37 @@ import { PGlite } from '@electric-sql/pglite';
 import { pgcrypto } from '@electric-sql/pglite/contrib/pgcrypto';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 
+// pglite-socket keeps one client's messages together only while PGlite is inside a transaction. An
+// extended-protocol query (Parse, Bind, Describe, Execute, ... up to Sync) outside a transaction is
+// several messages too, and another client's Parse between them corrupts both ("bind message supplies
+// 0 parameters"). Reporting such a half-sent query as an open transaction makes the queue wait for
+// the rest of it from the same client.
+const EXTENDED_UNTIL_SYNC = new Set(['P', 'B', 'D', 'E', 'C', 'H']);
+
+function keepExtendedQueriesTogether(db: PGlite): PGlite {
+  let midQuery = false;
+  return new Proxy(db, {
+    get(target, property) {
+      if (property === 'isInTransaction') return () => midQuery || target.isInTransaction();
+      if (property === 'execProtocolRawStream') {
+        return async (message: Uint8Array, options: Parameters<PGlite['execProtocolRawStream']>[1]) => {
+          midQuery = EXTENDED_UNTIL_SYNC.has(String.fromCharCode(message[0]));
+          return target.execProtocolRawStream(message, options);
+        };
+      }
+      if (property === 'exec') {
+        // pglite-socket rolls back with exec() when a client leaves mid-transaction.
+        return (...args: Parameters<PGlite['exec']>) => {
+          midQuery = false;
+          return target.exec(...args);
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 export interface PgliteServer {
   url: string;
   stop(): Promise<void>;
@@ -15,7 +46,7 @@ export interface PgliteServer {
 export async function startPglite(options: { dataDir: string; port: number }): Promise<PgliteServer> {
   mkdirSync(options.dataDir, { recursive: true });
   const db = await PGlite.create({ dataDir: options.dataDir, extensions: { pgcrypto } });
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port, maxConnections: 100 });
+  const server = new PGLiteSocketServer({ db: keepExtendedQueriesTogether(db), host: '127.0.0.1', port: options.port, maxConnections: 100 });
   try {
     await server.start();
   } catch (error) {

@@ -1,6 +1,8 @@
 // The local stack: database, PostgREST, edge functions under Deno, the auth stand-in and the gateway
 // in front of them, started in order and stopped in reverse. `npm start` (dev.ts) and the test harness
 // (tests/helpers/stack.ts) both run exactly this.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Sql } from 'postgres';
 import { Supervisor } from './children.ts';
 import { startDatabase, type DatabaseChoice, type Database } from './database.ts';
@@ -10,8 +12,7 @@ import { createAuthApp, createAuthUser } from './auth.ts';
 import { Gateway, type FunctionTarget } from './gateway.ts';
 import { createJwtSecret, signApiKey } from './keys.ts';
 import { startSweepTimer } from './sweep.ts';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { assertPortFree } from './port-check.ts';
 
 export interface StackOptions {
   /** gateway port on 127.0.0.1 (54321 for npm start) */
@@ -67,17 +68,23 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
     })());
 
-  const supervisor = new Supervisor((name, reason) => {
+  // Exits after stop() began (a Ctrl+C in a terminal also reaches a PostgreSQL server directly) are
+  // part of stopping; any other exit stops the stack and is reported.
+  const crashed = (name: string, reason: string) => {
+    if (stopping) return;
     void stop().then(() => options.onCrash?.(name, reason));
-  });
+  };
+  const supervisor = new Supervisor(crashed);
   cleanups.push(() => supervisor.stopAll());
 
   try {
+    await assertPortFree(options.port, 'the API gateway', '--port');
+    if (options.database.kind !== 'url') await assertPortFree(options.database.port, 'the database', '--db-port');
     const jwtSecret = options.jwtSecret ?? createJwtSecret();
     const [anonKey, serviceKey] = await Promise.all([signApiKey(jwtSecret, 'anon'), signApiKey(jwtSecret, 'service_role')]);
     const url = `http://127.0.0.1:${options.port}`;
 
-    const database = await startDatabase(options.database, log);
+    const database = await startDatabase(options.database, log, crashed);
     // The database stops after every child is gone (cleanups run in reverse).
     cleanups.splice(0, 0, () => database.stop());
 

@@ -1,0 +1,65 @@
+// Where `npm start` writes how to reach the local stack (.agent-status/local.json, git-ignored), so the
+// CLI, the tests and the benchmarks read it instead of anyone copying keys by hand. The same folder
+// keeps the embedded database; AGENT_STATUS_DATA_DIR (or `npm start -- --data-dir`) moves both.
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { REPO_ROOT } from './functions.ts';
+
+export interface LocalStackInfo {
+  /** gateway base URL: /rest/v1, /functions/v1, /auth/v1 and the dashboard at / */
+  url: string;
+  anonKey: string;
+  serviceKey: string;
+  /** superuser connection string of the database */
+  dbUrl: string;
+  /** the local operator's sign-in */
+  operator: { email: string; password: string };
+  database: 'pglite' | 'postgres' | 'url';
+  /** signs the keys and sessions; kept so keys stay the same across restarts */
+  jwtSecret: string;
+  /** process id of the `npm start` that wrote this */
+  pid: number;
+  startedAt: string;
+}
+
+export const DEFAULT_DATA_DIR = join(REPO_ROOT, '.agent-status');
+
+export function localDataDir(explicit?: string): string {
+  return resolve(explicit ?? process.env.AGENT_STATUS_DATA_DIR ?? DEFAULT_DATA_DIR);
+}
+
+export function localStackFile(dataDir = localDataDir()): string {
+  return join(dataDir, 'local.json');
+}
+
+/** The details the last `npm start` wrote, or undefined when there are none. */
+export function readLocalStackIfPresent(dataDir = localDataDir()): LocalStackInfo | undefined {
+  const file = localStackFile(dataDir);
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as LocalStackInfo;
+}
+
+/** The details of the local stack; throws saying how to start it when there are none. */
+export function readLocalStack(dataDir = localDataDir()): LocalStackInfo {
+  const info = readLocalStackIfPresent(dataDir);
+  if (!info) throw new Error(`no local stack details in ${localStackFile(dataDir)}: start the local stack with npm start`);
+  return info;
+}
+
+/** Whether the `npm start` that wrote these details is still running. */
+export function isLocalStackRunning(info: LocalStackInfo): boolean {
+  try {
+    process.kill(info.pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function writeLocalStack(info: LocalStackInfo, dataDir = localDataDir()): void {
+  mkdirSync(dataDir, { recursive: true });
+  const file = localStackFile(dataDir);
+  // Written whole, then renamed: a reader never sees half a file. Only this user may read the keys.
+  writeFileSync(`${file}.tmp`, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}

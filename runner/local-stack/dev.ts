@@ -1,0 +1,142 @@
+// `agent-status dev` (what `npm start` runs): the whole Supabase surface of agent-status on
+// 127.0.0.1:54321 without Docker, printed and written to .agent-status/local.json.
+import { randomBytes } from 'node:crypto';
+import { join, relative } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { startStack, type Stack } from './stack.ts';
+import type { DatabaseChoice } from './database.ts';
+import { localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from './connection-file.ts';
+import { REPO_ROOT } from './functions.ts';
+
+const OPERATOR_EMAIL = 'operator@agent-status.local';
+
+function portNumber(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError('must be a port number (1-65535).');
+  return port;
+}
+
+interface DevOptions {
+  port: number;
+  db: 'pglite' | 'postgres';
+  dbPort?: number;
+  dataDir?: string;
+  demo: boolean;
+}
+
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
+export async function runDev(options: DevOptions): Promise<void> {
+  const startedAt = Date.now();
+  const dataDir = localDataDir(options.dataDir);
+  const previous = readLocalStackIfPresent(dataDir);
+  const dbPort = options.dbPort ?? options.port + 1;
+  let database: DatabaseChoice;
+  if (process.env.DATABASE_URL) {
+    database = { kind: 'url', url: process.env.DATABASE_URL };
+    if (options.db === 'postgres') console.log('DATABASE_URL is set, so --db postgres is ignored');
+  } else if (options.db === 'postgres') {
+    database = { kind: 'postgres', dataDir: join(dataDir, 'postgres'), port: dbPort };
+  } else {
+    database = { kind: 'pglite', dataDir: join(dataDir, 'pglite'), port: dbPort };
+  }
+  const operator = previous?.operator ?? { email: OPERATOR_EMAIL, password: randomBytes(12).toString('base64url') };
+
+  console.log(`agent-status local stack (${database.kind === 'url' ? 'DATABASE_URL' : database.kind === 'pglite' ? 'embedded PGlite' : 'PostgreSQL with pg_cron'}, data in ${shown(dataDir)})`);
+  let stack: Stack | undefined;
+  let exitCode = 0;
+  const finished = new Promise<void>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        console.log(`${signal} again: stopping at once`);
+        process.exit(130); // the exit hook of children.ts kills what is left
+      }
+      console.log(`\n${signal}: stopping the local stack…`);
+      void (stack?.stop() ?? Promise.resolve()).then(resolve);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    startStack({
+      port: options.port,
+      database,
+      jwtSecret: previous?.jwtSecret,
+      operator,
+      log: (line) => console.log(`  · ${line}`),
+      childLog: (name, line) => {
+        if (name !== 'PostgREST') console.log(`[${name}] ${line}`);
+      },
+      onCrash: (name, reason) => {
+        console.error(`\nThe local stack stopped because ${name} ${reason}`);
+        exitCode = 1;
+        resolve();
+      },
+    }).then(
+      (started) => {
+        stack = started;
+        writeLocalStack(
+          {
+            url: started.url,
+            anonKey: started.anonKey,
+            serviceKey: started.serviceKey,
+            dbUrl: started.dbUrl,
+            operator,
+            database: started.databaseKind,
+            jwtSecret: started.jwtSecret,
+            pid: process.pid,
+            startedAt: new Date().toISOString(),
+          },
+          dataDir,
+        );
+        printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000);
+      },
+      (error: Error) => {
+        console.error(`\nnpm start failed: ${error.message}`);
+        exitCode = 1;
+        resolve();
+      },
+    );
+  });
+  await finished;
+  if (exitCode === 0) console.log('stopped.');
+  process.exit(exitCode);
+}
+
+function printReady(stack: Stack, operator: { email: string; password: string }, file: string, seconds: number) {
+  const sweep = stack.sweepByPgCron ? 'pg_cron, every minute' : 'timer in this process, every 15 s';
+  console.log(`
+Ready in ${seconds.toFixed(1)} s.
+
+  API          ${stack.url}  (/rest/v1, /functions/v1, /auth/v1)
+  Dashboard    ${stack.url}/
+  Functions    ${stack.functions().join(', ') || 'none yet (supabase/functions/<name>/index.ts)'}
+  Database     ${stack.dbUrl}  (${stack.databaseKind}; sweep: ${sweep})
+  anon key     ${stack.anonKey}
+  service key  ${stack.serviceKey}
+               (administrator key: never on agent hosts or in a browser)
+  Operator     ${operator.email}  password ${operator.password}
+  All of this  ${shown(file)}
+
+Point an agent at it: create an agent token as the operator, then send heartbeats with it:
+  POST ${stack.url}/functions/v1/heartbeat
+  Authorization: Bearer <agent token>
+  {"agent_name": "<agent name>", "status": "running"}
+
+Press Ctrl+C to stop.`);
+}
+
+export function registerDevCommand(program: Command): void {
+  program
+    .command('dev')
+    .description('run the whole API locally without Docker: database, PostgREST, edge functions, sign-in, dashboard')
+    .option('--port <port>', 'API gateway port on 127.0.0.1', portNumber, 54321)
+    .addOption(new Option('--db <kind>', 'database when DATABASE_URL is not set').choices(['pglite', 'postgres']).default('pglite'))
+    .option('--db-port <port>', 'database port on 127.0.0.1 (default: API port + 1)', portNumber)
+    .option('--data-dir <path>', `where the database and local.json live (default: $AGENT_STATUS_DATA_DIR or ${shown(join(REPO_ROOT, '.agent-status'))})`)
+    .option('--no-demo', 'do not start the demo agents')
+    .action((options: DevOptions) => runDev(options));
+}
