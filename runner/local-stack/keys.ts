@@ -4,7 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
 
 const ISSUER = 'agent-status-local';
-const TEN_YEARS = 10 * 365 * 24 * 3600;
+// Fixed times make the keys a function of the secret alone: a restart with the same secret prints
+// the same keys, so nothing configured with them has to change.
+const API_KEY_ISSUED_AT = Date.UTC(2026, 0, 1) / 1000;
+const API_KEY_EXPIRES_AT = Date.UTC(2046, 0, 1) / 1000;
 
 export type ApiRole = 'anon' | 'service_role';
 
@@ -17,13 +20,13 @@ function key(secret: string): Uint8Array {
   return new TextEncoder().encode(secret);
 }
 
-/** The anon (publishable) or service-role key; like Supabase's, valid for ten years. */
+/** The anon (publishable) or service-role key; like Supabase's local keys, valid for years. */
 export function signApiKey(secret: string, role: ApiRole): Promise<string> {
   return new SignJWT({ role })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuer(ISSUER)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + TEN_YEARS)
+    .setIssuedAt(API_KEY_ISSUED_AT)
+    .setExpirationTime(API_KEY_EXPIRES_AT)
     .sign(key(secret));
 }
 

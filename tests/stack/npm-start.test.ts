@@ -1,0 +1,181 @@
+// `npm start` as a user runs it: a child process on a fresh data folder, ready, a heartbeat over HTTP
+// with a token made through the stack, read back with supabase-js as the operator, then Ctrl+C and
+// nothing left running. Once on embedded PGlite (also across a restart), once on PostgreSQL + pg_cron.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it, expect, afterAll } from 'vitest';
+import { createClient } from '@supabase/supabase-js';
+import WebSocket from 'ws';
+import psList from 'ps-list';
+import postgres from 'postgres';
+import { freePort } from '../../runner/local-stack/ports.ts';
+import { REPO_ROOT } from '../../runner/local-stack/functions.ts';
+import { readLocalStack, type LocalStackInfo } from '../../runner/local-stack/connection-file.ts';
+
+const READY_TIMEOUT_MS = 120_000;
+const dataDirs: string[] = [];
+const running = new Set<ChildProcess>();
+
+afterAll(() => {
+  for (const child of running) {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function freshDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-status-npm-start-'));
+  // As root, PostgreSQL runs as the postgres user, who must be able to reach its folder inside.
+  chmodSync(dir, 0o755);
+  dataDirs.push(dir);
+  return dir;
+}
+
+interface NpmStart {
+  child: ChildProcess;
+  output: () => string;
+  /** milliseconds from spawning `npm start` to its ready line */
+  readyAfterMs: number;
+  info: LocalStackInfo;
+}
+
+async function npmStart(dataDir: string, args: string[] = []): Promise<NpmStart> {
+  const port = await freePort();
+  const env = { ...process.env };
+  delete env.DATABASE_URL;
+  const started = Date.now();
+  // Its own process group, like a shell job: SIGINT to the group is what Ctrl+C in a terminal sends.
+  const child = spawn('npm', ['start', '--', '--data-dir', dataDir, '--port', String(port), '--db-port', String(await freePort()), '--no-demo', ...args], {
+    cwd: REPO_ROOT,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm start was not ready within ${READY_TIMEOUT_MS / 1000} s:\n${output}`)), READY_TIMEOUT_MS);
+    const onData = () => {
+      if (/^Ready in /m.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`npm start exited (code ${code}) before it was ready:\n${output}`));
+    });
+  });
+  const readyAfterMs = Date.now() - started;
+  console.log(`npm start ${args.join(' ')} ready after ${(readyAfterMs / 1000).toFixed(1)} s`);
+  return { child, output: () => output, readyAfterMs, info: readLocalStack(dataDir) };
+}
+
+/** Every process below pid, found through parent ids. */
+async function descendants(pid: number): Promise<{ pid: number; name: string }[]> {
+  const all = await psList();
+  const found: { pid: number; name: string }[] = [];
+  let frontier = [pid];
+  while (frontier.length) {
+    const children = all.filter((p) => frontier.includes(p.ppid));
+    found.push(...children.map((p) => ({ pid: p.pid, name: p.name })));
+    frontier = children.map((p) => p.pid);
+  }
+  return found;
+}
+
+/**
+ * Ctrl+C, as a terminal sends it (SIGINT to the whole foreground process group), then checks that
+ * the stack said it stopped and that no process it started is left.
+ */
+async function pressCtrlC(started: NpmStart): Promise<void> {
+  const before = await descendants(started.child.pid!);
+  expect(before.map((p) => p.name)).toEqual(expect.arrayContaining(['postgrest']));
+  // 'close' comes once every process holding npm's stdout (the stack too) has exited.
+  const closed = new Promise<void>((resolve) => started.child.once('close', () => resolve()));
+  process.kill(-started.child.pid!, 'SIGINT');
+  await closed;
+  running.delete(started.child);
+  expect(started.output()).toMatch(/^stopped\.$/m);
+  const stillThere = (await psList()).filter((p) => before.some((b) => b.pid === p.pid && b.name === p.name));
+  expect(stillThere, `processes left after Ctrl+C:\n${started.output()}`).toEqual([]);
+}
+
+function supabase(info: LocalStackInfo) {
+  return createClient(info.url, info.anonKey, {
+    realtime: { transport: WebSocket as never },
+    auth: { persistSession: false, autoRefreshToken: false },
+  });
+}
+
+/** As the operator: an agent token made through the stack, a heartbeat with it, and the row read back. */
+async function heartbeatRoundTrip(info: LocalStackInfo, agentName: string) {
+  const operator = supabase(info);
+  expect((await operator.auth.signInWithPassword(info.operator)).error).toBeNull();
+  const created = await operator.rpc('create_api_token', { p_kind: 'agent', p_agent_name: agentName });
+  expect(created.error).toBeNull();
+  const token = created.data[0].token as string;
+
+  const response = await fetch(`${info.url}/functions/v1/heartbeat`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ agent_name: agentName, status: 'running', health: 77, last_activity: 'testing npm start' }),
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
+
+  const read = await operator.from('agent_status').select('agent_name, status, health, last_activity').eq('agent_name', agentName);
+  expect(read.error).toBeNull();
+  expect(read.data).toEqual([{ agent_name: agentName, status: 'running', health: 77, last_activity: 'testing npm start' }]);
+}
+
+describe('npm start', () => {
+  it('runs on embedded PGlite, serves a heartbeat end to end and leaves nothing behind on Ctrl+C', async () => {
+    const started = await npmStart(freshDataDir());
+    expect(started.info.database).toBe('pglite');
+    await heartbeatRoundTrip(started.info, 'npm-start-pglite');
+    await pressCtrlC(started);
+  }, 240_000);
+
+  it('keeps the PGlite data across a restart without re-applying migrations', async () => {
+    const dataDir = freshDataDir();
+    const first = await npmStart(dataDir);
+    expect(first.output()).toMatch(/applied migration/);
+    await heartbeatRoundTrip(first.info, 'survives-restart');
+    await pressCtrlC(first);
+
+    const second = await npmStart(dataDir);
+    expect(second.output()).not.toMatch(/applied migration/);
+    expect(second.output()).toMatch(/database schema is up to date/);
+    // same keys and operator as before, so nothing that was configured has to change
+    expect(second.info.anonKey).toBe(first.info.anonKey);
+    const operator = supabase(second.info);
+    expect((await operator.auth.signInWithPassword(second.info.operator)).error).toBeNull();
+    const read = await operator.from('agent_status').select('agent_name, health').eq('agent_name', 'survives-restart');
+    expect(read.data).toEqual([{ agent_name: 'survives-restart', health: 77 }]);
+    await pressCtrlC(second);
+  }, 240_000);
+
+  it('runs on a private PostgreSQL with pg_cron scheduling the sweep', async () => {
+    const started = await npmStart(freshDataDir(), ['--db', 'postgres']);
+    expect(started.info.database).toBe('postgres');
+    expect(started.output()).toMatch(/sweep: pg_cron/);
+    const sql = postgres(started.info.dbUrl, { max: 1, onnotice: () => {} });
+    try {
+      const jobs = await sql`select schedule, command from cron.job where jobname = 'agent-status-sweep'`;
+      expect(jobs).toEqual([{ schedule: '* * * * *', command: 'select public.agent_status_sweep()' }]);
+    } finally {
+      await sql.end();
+    }
+    await heartbeatRoundTrip(started.info, 'npm-start-postgres');
+    await pressCtrlC(started);
+  }, 240_000);
+});
