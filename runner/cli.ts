@@ -3,6 +3,11 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { registerDevCommand } from './local-stack/dev.ts';
+import { registerList } from './commands/list.ts';
+import { registerSet } from './commands/set.ts';
+import { registerControl } from './commands/control.ts';
+import { registerToken } from './commands/token.ts';
+import { registerOperator } from './commands/operator.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -11,5 +16,10 @@ const program = new Command('agent-status')
   .version(version);
 
 registerDevCommand(program);
+registerList(program);
+registerSet(program);
+registerControl(program);
+registerToken(program);
+registerOperator(program);
 
 await program.parseAsync(process.argv);

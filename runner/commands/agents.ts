@@ -1,0 +1,111 @@
+// Reading agents, their history and commands through the operator read functions
+// (supabase/migrations/20261124005000_operator_reads.sql), shared by list, doctor, test and the waits.
+import type { Api } from './connection.ts';
+import { CliError, EXIT } from './exit-codes.ts';
+
+/** A row of public.agent_status_live. */
+export interface LiveAgent {
+  id: number;
+  agent_name: string;
+  status: string;
+  health: number;
+  last_heartbeat: string | null;
+  last_error: string | null;
+  last_activity: string | null;
+  recorded_status: string;
+  status_source: string;
+  status_reason: string | null;
+  status_changed_at: string;
+  host: string | null;
+  runner_id: string | null;
+  runner_online: boolean | null;
+  runner_last_seen_at: string | null;
+  pid: number | null;
+  started_at: string | null;
+  stopped_at: string | null;
+  exit_code: number | null;
+  exit_signal: string | null;
+  heartbeat_timeout_s: number;
+  stale_at: string | null;
+  observed_at: string;
+  seconds_since_heartbeat: number | null;
+  uptime_s: number | null;
+}
+
+export interface AgentEvent {
+  id: number;
+  agent_name: string | null;
+  at: string;
+  kind: string;
+  source: string;
+  actor: string | null;
+  from_status: string | null;
+  to_status: string | null;
+  health: number | null;
+  message: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface CommandRow {
+  id: number;
+  agent_name: string;
+  action: string;
+  status: string;
+  requested_by: string;
+  created_at: string;
+  expires_at: string;
+  claimed_at: string | null;
+  claimed_by_host: string | null;
+  finished_at: string | null;
+  result: string | null;
+  observed_at: string;
+}
+
+export function listAgents(api: Api): Promise<LiveAgent[]> {
+  return api.rpc<LiveAgent[]>('operator_list_agents');
+}
+
+/** Case-insensitive edit distance, for "did you mean" suggestions. */
+function distance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let previous = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= y.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[y.length];
+}
+
+/** Up to three names closest to `name`: same letters in another case or spacing first. */
+export function nearestNames(name: string, names: string[]): string[] {
+  const squash = (s: string) => s.toLowerCase().replace(/[\s_-]+/g, '');
+  return names
+    .map((candidate) => ({
+      candidate,
+      score: squash(candidate) === squash(name) ? 0 : distance(name, candidate) / Math.max(name.length, candidate.length),
+    }))
+    .filter(({ score }) => score <= 0.5)
+    .sort((a, b) => a.score - b.score)
+    .slice(0, 3)
+    .map(({ candidate }) => candidate);
+}
+
+/** The agent named exactly `name`, or a not-found error that suggests the nearest names. */
+export async function findAgent(api: Api, name: string): Promise<LiveAgent> {
+  const agents = await listAgents(api);
+  const agent = agents.find((a) => a.agent_name === name);
+  if (agent) return agent;
+  throw unknownAgent(name, agents.map((a) => a.agent_name));
+}
+
+export function unknownAgent(name: string, names: string[]): CliError {
+  const near = nearestNames(name, names);
+  return new CliError(`no agent named ${JSON.stringify(name)}`, EXIT.notFound,
+    near.length
+      ? `Names must match exactly. Did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}?`
+      : names.length ? 'List agents with: agent-status list' : 'There are no agents yet: a runner registers its agents, or create an agent token (agent-status token create agent --name <name>).');
+}

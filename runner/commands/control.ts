@@ -1,0 +1,121 @@
+// `agent-status start|stop|restart <agent>` and `start-all [--host h]`: enqueue commands for the
+// runners and, unless --no-wait, wait for their results. Exit 0 when all succeeded, 1 when any failed
+// or expired, 7 when the wait timed out with commands still pending or claimed.
+import type { Command } from 'commander';
+import { COMMAND_ACTIONS, type CommandAction } from '../../shared/status.ts';
+import { action, integerIn, subcommand } from './action.ts';
+import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
+import { CliError, EXIT } from './exit-codes.ts';
+import { painter, printJson } from './output.ts';
+import { startProgress } from './progress.ts';
+import { listAgents, unknownAgent, type CommandRow } from './agents.ts';
+import { isFinished, waitForCommands } from './wait-commands.ts';
+
+interface ControlOptions extends ConnectionFlags {
+  wait: boolean;
+  timeout: number;
+  json?: boolean;
+  host?: string;
+}
+
+// The sweep expires a pending command after command_ttl_s (120 s by default) and runs every minute,
+// so by 180 s every command has an answer unless a runner claimed it and went silent.
+const DEFAULT_TIMEOUT_S = 180;
+
+async function enqueue(api: Api, verb: CommandAction, agent: string | null, host: string | null): Promise<CommandRow[]> {
+  try {
+    const created = await api.rpc<{ id: number }[]>('enqueue_agent_commands', {
+      p_action: verb, p_agent_name: agent, p_host: host,
+    });
+    if (!created.length) return [];
+    return await api.rpc<CommandRow[]>('operator_commands', { p_ids: created.map((c) => c.id) });
+  } catch (error) {
+    if (agent && error instanceof CliError && error.exitCode === EXIT.notFound) {
+      throw unknownAgent(agent, (await listAgents(api)).map((a) => a.agent_name));
+    }
+    throw error;
+  }
+}
+
+function describe(command: CommandRow): string {
+  const paint = painter();
+  const seconds = command.finished_at
+    ? ` in ${((Date.parse(command.finished_at) - Date.parse(command.created_at)) / 1000).toFixed(1)} s`
+    : '';
+  const result = command.result ? `: ${command.result}` : '';
+  const what = `${command.action} ${JSON.stringify(command.agent_name)}`;
+  switch (command.status) {
+    case 'succeeded':
+      return `${paint.green('✓')} ${what} succeeded${seconds}${command.claimed_by_host ? ` on ${command.claimed_by_host}` : ''}${result}`;
+    case 'failed':
+    case 'expired':
+      return `${paint.red('✗')} ${what} ${command.status}${seconds}${result}`;
+    default:
+      return `${paint.yellow('…')} ${what} still ${command.status}${command.claimed_by_host ? ` by the runner on ${command.claimed_by_host}` : ''}`;
+  }
+}
+
+/** Prints the outcome and returns the exit code. */
+function report(commands: CommandRow[], options: ControlOptions): number {
+  const unfinished = commands.filter((c) => !isFinished(c));
+  const failed = commands.filter((c) => c.status === 'failed' || c.status === 'expired');
+  if (options.json) printJson(commands);
+  else for (const command of commands) process.stdout.write(describe(command) + '\n');
+  if (unfinished.length) {
+    const pending = unfinished.filter((c) => c.status === 'pending');
+    process.stderr.write(
+      `gave up waiting after ${options.timeout} s: ${unfinished.length} command(s) not finished.\n` +
+        (pending.length
+          ? `No runner has claimed ${pending.map((c) => JSON.stringify(c.agent_name)).join(', ')}: is its runner running and online? Check with: agent-status doctor "${pending[0].agent_name}"\n`
+          : 'The runner claimed them but has not answered; check its log.\n'),
+    );
+    return EXIT.timeout;
+  }
+  return failed.length ? EXIT.failed : EXIT.ok;
+}
+
+async function control(verb: CommandAction, agent: string | null, options: ControlOptions): Promise<number> {
+  const api = await connect(options);
+  const commands = await enqueue(api, verb, agent, options.host ?? null);
+  if (!commands.length) {
+    process.stdout.write(options.json ? '[]\n' : `No agent is managed by a runner${options.host ? ` on ${options.host}` : ''}: nothing to ${verb}.\n`);
+    return EXIT.ok;
+  }
+  if (!options.wait) {
+    if (options.json) printJson(commands);
+    else for (const c of commands) process.stdout.write(`queued ${c.action} ${JSON.stringify(c.agent_name)} (command ${c.id}, expires ${c.expires_at})\n`);
+    return EXIT.ok;
+  }
+  const progress = startProgress(`waiting for ${commands.length} ${verb} command(s)`);
+  try {
+    const done = await waitForCommands(api, commands.map((c) => c.id), {
+      timeoutMs: options.timeout * 1000,
+      onPoll: (rows) => {
+        const finished = rows.filter(isFinished).length;
+        const claimed = rows.filter((r) => r.status === 'claimed').length;
+        progress.update(`${verb}: ${finished}/${rows.length} finished, ${claimed} claimed by a runner`);
+      },
+    });
+    progress.stop();
+    return report(done, options);
+  } finally {
+    progress.stop();
+  }
+}
+
+function addWaitOptions(command: Command): Command {
+  return connectionOptions(command)
+    .option('--no-wait', 'return once the command is queued')
+    .option('--timeout <seconds>', 'how long to wait for the result', integerIn(1, 3600), DEFAULT_TIMEOUT_S)
+    .option('--json', 'print the command rows as JSON');
+}
+
+export function registerControl(program: Command): void {
+  for (const verb of COMMAND_ACTIONS) {
+    addWaitOptions(subcommand(program, `${verb} <agent>`, `${verb} an agent through the runner on its host, and wait for the result`))
+      .action(action((agent: string, options: ControlOptions) => control(verb, agent, options)));
+  }
+  addWaitOptions(subcommand(program, 'start-all', 'start every agent a runner manages (or those of one host)'))
+    .option('--host <host>', 'only the agents of the runner on this host')
+    .action(action((options: ControlOptions) => control('start', null, options)));
+}

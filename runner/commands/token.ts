@@ -1,0 +1,123 @@
+// `agent-status token create|list|revoke`: bearer tokens for agents, runners and operator scripts.
+// A new token is shown once (only its SHA-256 is stored). When standard output is not a terminal,
+// `token create` prints the token alone on one line so scripts can capture it:
+//   AGENT_STATUS_TOKEN=$(agent-status token create agent --name "Tweet Scraping Agent")
+import type { Command } from 'commander';
+import { TOKEN_KINDS, type TokenKind } from '../../shared/status.ts';
+import { action, subcommand } from './action.ts';
+import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
+import { CliError, EXIT } from './exit-codes.ts';
+import { painter, printJson, table } from './output.ts';
+
+interface CreatedToken {
+  id: string;
+  kind: TokenKind;
+  label: string;
+  token: string;
+  token_prefix: string;
+  agent_name: string | null;
+  host: string | null;
+  operator_email: string | null;
+}
+
+interface ListedToken {
+  id: string;
+  kind: TokenKind;
+  label: string;
+  token_prefix: string;
+  agent_name: string | null;
+  host: string | null;
+  operator_email: string | null;
+  created_at: string;
+  created_by: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+interface CreateOptions extends ConnectionFlags {
+  name?: string;
+  host?: string;
+  email?: string;
+  label?: string;
+  json?: boolean;
+}
+
+const SCOPE_FLAG: Record<TokenKind, { flag: string; example: string }> = {
+  agent: { flag: '--name <agent>', example: 'agent-status token create agent --name "Tweet Scraping Agent"' },
+  runner: { flag: '--host <host>', example: 'agent-status token create runner --host $(hostname)' },
+  operator: { flag: '--email <email>', example: 'agent-status token create operator --email ops@example.com' },
+};
+
+const date = (value: string | null) => (value ? value.replace('T', ' ').slice(0, 19) : '-');
+
+export function registerToken(program: Command): void {
+  const token = program.command('token').description('create, list and revoke agent, runner and operator tokens');
+
+  connectionOptions(subcommand(token, 'create <kind>', `create a token (${TOKEN_KINDS.join('|')}); it is printed once`))
+    .option('--name <agent>', 'agent token: the agent it speaks for (created, stopped, if new)')
+    .option('--host <host>', 'runner token: the host whose runner uses it')
+    .option('--email <email>', 'operator token: the operator it acts as')
+    .option('--label <label>', 'a label to recognise it by in `token list`')
+    .option('--json', 'print the created token and its details as JSON')
+    .action(
+      action(async (kind: string, options: CreateOptions) => {
+        if (!(TOKEN_KINDS as readonly string[]).includes(kind)) {
+          throw new CliError(`token kind must be ${TOKEN_KINDS.join(', ')}, got ${JSON.stringify(kind)}`, EXIT.usage);
+        }
+        const scope = { agent: options.name, runner: options.host, operator: options.email }[kind as TokenKind];
+        if (!scope) {
+          const { flag, example } = SCOPE_FLAG[kind as TokenKind];
+          throw new CliError(`a ${kind} token needs ${flag}`, EXIT.usage, `For example: ${example}`);
+        }
+        const api = await connect(options);
+        const [created] = await api.rpc<CreatedToken[]>('create_api_token', {
+          p_kind: kind, p_label: options.label ?? null, p_agent_name: options.name ?? null,
+          p_host: options.host ?? null, p_operator_email: options.email ?? null,
+        });
+        if (options.json) return printJson(created);
+        if (!process.stdout.isTTY) {
+          process.stdout.write(created.token + '\n');
+          return;
+        }
+        const paint = painter();
+        const env = kind === 'runner' ? 'AGENT_STATUS_RUNNER_TOKEN' : kind === 'operator' ? 'AGENT_STATUS_OPERATOR_TOKEN' : 'AGENT_STATUS_TOKEN';
+        process.stdout.write(
+          `Created ${kind} token ${JSON.stringify(created.label)} (id ${created.id}, prefix ${created.token_prefix}).\n` +
+            `Copy it now: it is not shown again.\n\n  ${paint.bold(created.token)}\n\n` +
+            `Give it to the ${kind} as ${env}. Revoke it with: agent-status token revoke ${created.token_prefix}\n`,
+        );
+      }),
+    );
+
+  connectionOptions(subcommand(token, 'list', 'list tokens (never the tokens themselves, only their prefixes)'))
+    .option('--all', 'include revoked tokens')
+    .option('--json', 'print the rows as JSON')
+    .action(
+      action(async (options: ConnectionFlags & { all?: boolean; json?: boolean }) => {
+        const rows = (await (await connect(options)).rpc<ListedToken[]>('list_api_tokens')).filter((t) => options.all || !t.revoked_at);
+        if (options.json) return printJson(rows);
+        if (!rows.length) {
+          process.stdout.write('No tokens. Create one with: agent-status token create agent|runner|operator ...\n');
+          return;
+        }
+        process.stdout.write(
+          table(
+            ['PREFIX', 'KIND', 'FOR', 'LABEL', 'CREATED', 'LAST USED', 'REVOKED'],
+            rows.map((t) => [t.token_prefix, t.kind, t.agent_name ?? t.host ?? t.operator_email ?? '-', t.label,
+              date(t.created_at), date(t.last_used_at), date(t.revoked_at)]),
+          ) + '\n',
+        );
+      }),
+    );
+
+  connectionOptions(subcommand(token, 'revoke <id-or-prefix>', 'revoke a token by its id or the prefix `token list` shows'))
+    .option('--json', 'print the revoked token as JSON')
+    .action(
+      action(async (idOrPrefix: string, options: ConnectionFlags & { json?: boolean }) => {
+        const [revoked] = await (await connect(options)).rpc<{ id: string; label: string; revoked_at: string }[]>(
+          'revoke_api_token', { p_token_id_or_prefix: idOrPrefix });
+        if (options.json) return printJson(revoked);
+        process.stdout.write(`Revoked ${JSON.stringify(revoked.label)} (id ${revoked.id}) at ${date(revoked.revoked_at)}; it stops working at once.\n`);
+      }),
+    );
+}

@@ -1,0 +1,224 @@
+// list, set, token, operator, start/stop/restart/start-all: the real CLI as a child process against a
+// real stack (PostgREST, auth, database), the runner a real Runner, and every failure's exit code.
+import { describe, expect, it } from 'vitest';
+import { useTestStack } from '../helpers/stack.ts';
+import { fixtureAgent, makeHost } from '../runner/host.ts';
+import { EXIT } from '../../runner/commands/exit-codes.ts';
+import { cli, stackEnv } from './helpers.ts';
+
+const stack = useTestStack();
+
+async function agentToken(name: string): Promise<string> {
+  const [{ token }] = await stack.db.sql`select token from public.create_api_token('agent', p_agent_name => ${name})`;
+  return token;
+}
+
+describe('list and set', () => {
+  it('lists agents as a table and as JSON, with stale applied at read time', async () => {
+    const token = await agentToken('Tweet Scraping Agent');
+    await stack.db.sql`select public.agent_report(${token}, 'Tweet Scraping Agent', 'started')`;
+    await stack.db.sql`select public.agent_heartbeat(${token}, 'Tweet Scraping Agent', p_activity => 'Fetching tweets')`;
+    await agentToken('Silent Agent');
+    await stack.db.sql`select public.agent_report(${await agentToken('Silent Agent')}, 'Silent Agent', 'started')`;
+    await stack.db.sql`update public.agent_status set stale_at = now() - interval '1 s' where agent_name = 'Silent Agent'`;
+
+    const human = await cli(['list'], stackEnv(stack));
+    expect(human.exitCode).toBe(0);
+    expect(human.stdout).toMatch(/^AGENT\s+STATUS\s+HEALTH\s+HOST\s+HEARTBEAT\s+ACTIVITY/);
+    expect(human.stdout).toMatch(/Tweet Scraping Agent\s+running\s+100\s+-\s+\d+ s ago\s+Fetching tweets/);
+    expect(human.stdout).toMatch(/Silent Agent\s+stale\s+100\s+-\s+\d+ s ago\s+no heartbeat for \d+ s/);
+    expect(human.stdout).not.toContain('\x1b['); // no colour when stdout is not a terminal
+
+    const json = await cli(['list', '--json'], stackEnv(stack));
+    expect(json.exitCode).toBe(0);
+    const rows = JSON.parse(json.stdout);
+    expect(rows.map((r: { agent_name: string; status: string }) => [r.agent_name, r.status]))
+      .toEqual([['Silent Agent', 'stale'], ['Tweet Scraping Agent', 'running']]);
+  });
+
+  it('sets a status as an operator action in the history', async () => {
+    const result = await cli(['set', 'Tweet Scraping Agent', 'stopped', '0', '--reason', 'hidden process killed by hand'], stackEnv(stack));
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toMatch(/^Tweet Scraping Agent: running -> stopped, health 0 \(recorded in its history as set by operator@agent-status.test/);
+    const [event] = await stack.db.sql`
+      select e.kind, e.source, e.actor, e.to_status, e.message from public.agent_events e
+      join public.agent_status a on a.id = e.agent_id where a.agent_name = 'Tweet Scraping Agent' order by e.id desc limit 1`;
+    expect(event).toEqual({ kind: 'force', source: 'operator', actor: 'operator operator@agent-status.test', to_status: 'stopped', message: 'hidden process killed by hand' });
+  });
+
+  it('refuses bad arguments with exit 2 before touching anything, and an unknown agent with 5 and the nearest names', async () => {
+    const badStatus = await cli(['set', 'Tweet Scraping Agent', 'stale', '0'], stackEnv(stack));
+    expect(badStatus.exitCode).toBe(EXIT.usage);
+    expect(badStatus.stderr).toContain('status must be one of running, warning, error, stopped, got "stale"');
+    const badHealth = await cli(['set', 'Tweet Scraping Agent', 'running', '101'], stackEnv(stack));
+    expect(badHealth.exitCode).toBe(EXIT.usage);
+    expect(badHealth.stderr).toContain('expected a whole number from 0 to 100, got "101"');
+    const missing = await cli(['set', 'Tweet Scraping Agent'], stackEnv(stack));
+    expect(missing.exitCode).toBe(EXIT.usage);
+    expect(missing.stderr).toContain("missing required argument 'status'");
+    const unknownOption = await cli(['list', '--colour'], stackEnv(stack));
+    expect(unknownOption.exitCode).toBe(EXIT.usage);
+
+    const unknown = await cli(['set', 'tweet scraping agent', 'stopped', '0'], stackEnv(stack));
+    expect(unknown.exitCode).toBe(EXIT.notFound);
+    expect(unknown.stderr).toContain('error: no agent named "tweet scraping agent"');
+    expect(unknown.stderr).toContain('Did you mean "Tweet Scraping Agent"?');
+  });
+});
+
+describe('connection failures', () => {
+  it('says when there is no API configured (2), the stack is down (3), or credentials are wrong (4)', async () => {
+    const none = await cli(['list'], {});
+    expect(none.exitCode).toBe(EXIT.usage);
+    expect(none.stderr).toContain('no API to talk to');
+
+    const noKey = await cli(['list'], { AGENT_STATUS_URL: stack.url });
+    expect(noKey.exitCode).toBe(EXIT.usage);
+    expect(noKey.stderr).toContain('no publishable key');
+
+    const notAnOperator = await cli(['list'], stackEnv(stack, 'nobody'));
+    expect(notAnOperator.exitCode).toBe(EXIT.auth);
+    expect(notAnOperator.stderr).toContain('only operators may do this');
+
+    const wrongPassword = await cli(['list'], { ...stackEnv(stack), AGENT_STATUS_PASSWORD: 'not-the-password' });
+    expect(wrongPassword.exitCode).toBe(EXIT.auth);
+    expect(wrongPassword.stderr).toContain('cannot sign in as operator@agent-status.test');
+
+    const badToken = await cli(['list'], stackEnv(stack, { token: 'aso_not-a-real-token' }));
+    expect(badToken.exitCode).toBe(EXIT.auth);
+    expect(badToken.stderr).toContain('operator token is unknown or revoked');
+
+    const wrongKey = await cli(['list'], { ...stackEnv(stack, { token: 'aso_x' }), AGENT_STATUS_ANON_KEY: 'not-a-key' });
+    expect(wrongKey.exitCode).toBe(EXIT.auth);
+
+    await stack.gateway.stop();
+    try {
+      const down = await cli(['list'], stackEnv(stack, { token: 'aso_x' }));
+      expect(down.exitCode).toBe(EXIT.unreachable);
+      expect(down.stderr).toContain(`cannot reach the API at ${stack.url}`);
+      expect(down.stderr).toContain('ECONNREFUSED');
+    } finally {
+      await stack.gateway.start();
+    }
+  });
+});
+
+describe('tokens and operators', () => {
+  it('creates a token printed alone when piped, lists it by prefix, uses it, revokes it', async () => {
+    const created = await cli(['token', 'create', 'operator', '--email', stack.operator.email, '--label', 'ci'], stackEnv(stack));
+    expect(created.exitCode).toBe(0);
+    expect(created.stdout).toMatch(/^aso_[\w-]{43}$/);
+    const token = created.stdout;
+
+    // the operator token alone is enough: reads and writes with the publishable key
+    const viaToken = await cli(['token', 'list', '--json'], stackEnv(stack, { token }));
+    expect(viaToken.exitCode).toBe(0);
+    const listed = JSON.parse(viaToken.stdout);
+    expect(listed).toContainEqual(expect.objectContaining({ kind: 'operator', label: 'ci', token_prefix: token.slice(0, 10) }));
+    expect(viaToken.stdout).not.toContain(token);
+
+    const agent = await cli(['token', 'create', 'agent', '--name', 'Token Agent', '--json'], stackEnv(stack, { token }));
+    expect(JSON.parse(agent.stdout)).toMatchObject({ kind: 'agent', agent_name: 'Token Agent', label: 'Token Agent' });
+
+    const table = await cli(['token', 'list'], stackEnv(stack, { token }));
+    expect(table.stdout).toMatch(/^PREFIX\s+KIND\s+FOR\s+LABEL\s+CREATED\s+LAST USED\s+REVOKED/);
+    expect(table.stdout).toMatch(/asa_\S+\s+agent\s+Token Agent\s+Token Agent/);
+
+    const revoked = await cli(['token', 'revoke', token.slice(0, 10)], stackEnv(stack));
+    expect(revoked.exitCode).toBe(0);
+    expect(revoked.stdout).toMatch(/^Revoked "ci" \(id [\w-]+\) at /);
+    const refused = await cli(['list'], stackEnv(stack, { token }));
+    expect(refused.exitCode).toBe(EXIT.auth);
+  });
+
+  it('explains what each token kind needs, and refuses unknown kinds and prefixes', async () => {
+    const noScope = await cli(['token', 'create', 'runner'], stackEnv(stack));
+    expect(noScope.exitCode).toBe(EXIT.usage);
+    expect(noScope.stderr).toContain('a runner token needs --host <host>');
+    const badKind = await cli(['token', 'create', 'admin'], stackEnv(stack));
+    expect(badKind.exitCode).toBe(EXIT.usage);
+    const unknownPrefix = await cli(['token', 'revoke', 'asa_nothing'], stackEnv(stack));
+    expect(unknownPrefix.exitCode).toBe(EXIT.notFound);
+    expect(unknownPrefix.stderr).toContain("no token with id or prefix 'asa_nothing'");
+    const unknownOperator = await cli(['token', 'create', 'operator', '--email', 'nobody@example.com'], stackEnv(stack));
+    expect(unknownOperator.exitCode).toBe(EXIT.notFound);
+    expect(unknownOperator.stderr).toContain('hint: Add the operator first');
+  });
+
+  it('adds and removes operators', async () => {
+    const added = await cli(['operator', 'add', 'Second@Example.com'], stackEnv(stack));
+    expect(added.exitCode).toBe(0);
+    expect(added.stdout).toBe('second@example.com is an operator (from their first sign-in).');
+    expect((await cli(['operator', 'add', 'not-an-email'], stackEnv(stack))).exitCode).toBe(EXIT.usage);
+    expect((await cli(['operator', 'remove', 'second@example.com'], stackEnv(stack))).exitCode).toBe(0);
+    const again = await cli(['operator', 'remove', 'second@example.com'], stackEnv(stack));
+    expect(again.exitCode).toBe(EXIT.notFound);
+  });
+});
+
+describe('start, stop, restart, start-all', () => {
+  it('waits for the runner and prints each result; exit 1 when a command fails', async () => {
+    const forever = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [forever]);
+    await host.start();
+
+    const start = await cli(['start', forever.name], stackEnv(stack));
+    expect(start.exitCode).toBe(0);
+    expect(start.stdout).toMatch(new RegExp(`^✓ start "${forever.name}" succeeded in \\d+\\.\\d s on ${host.host}`));
+
+    const again = await cli(['start', forever.name], stackEnv(stack));
+    expect(again.exitCode).toBe(EXIT.failed);
+    expect(again.stdout).toMatch(/✗ start ".*" failed in [\d.]+ s: already running \(pid \d+\)/);
+
+    const restart = await cli(['restart', forever.name, '--json'], stackEnv(stack));
+    expect(restart.exitCode).toBe(0);
+    expect(JSON.parse(restart.stdout)).toEqual([expect.objectContaining({ action: 'restart', status: 'succeeded', claimed_by_host: host.host })]);
+
+    const stop = await cli(['stop', forever.name], stackEnv(stack));
+    expect(stop.exitCode).toBe(0);
+    expect(stop.stdout).toMatch(/✓ stop ".*" succeeded .*stopped \(pid \d+\)/);
+
+    const all = await cli(['start-all', '--host', host.host], stackEnv(stack));
+    expect(all.exitCode).toBe(0);
+    expect(all.stdout).toMatch(/✓ start ".*" succeeded/);
+    expect((await cli(['stop', forever.name], stackEnv(stack))).exitCode).toBe(0);
+  });
+
+  it('--no-wait only queues; a timeout exits 7 and names the agent no runner claimed', async () => {
+    const idle = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [idle]);
+    // registered (so a runner manages it) but not running: nobody claims the command
+    const runner = await host.start();
+    await runner.shutdown({ stopAgents: true });
+
+    const queued = await cli(['start', idle.name, '--no-wait'], stackEnv(stack));
+    expect(queued.exitCode).toBe(0);
+    expect(queued.stdout).toMatch(new RegExp(`^queued start "${idle.name}" \\(command \\d+, expires `));
+
+    const timeout = await cli(['start', idle.name, '--timeout', '2'], stackEnv(stack));
+    expect(timeout.exitCode).toBe(EXIT.timeout);
+    expect(timeout.stdout).toMatch(/… start ".*" still pending/);
+    expect(timeout.stderr).toContain(`No runner has claimed "${idle.name}": is its runner running and online?`);
+
+    // the sweep expires what waited too long; the CLI reports it as a failure
+    await stack.db.sql`update public.agent_commands set expires_at = now() where status = 'pending'`;
+    await stack.db.sql`select public.agent_status_sweep()`;
+    const ids = (await stack.db.sql`select id from public.agent_commands where status = 'expired'`).map((r) => r.id);
+    expect(ids.length).toBeGreaterThan(0);
+  });
+
+  it('refuses an agent no runner manages (6), an unknown agent (5), bad arguments (2)', async () => {
+    await agentToken('Unmanaged Agent');
+    const unmanaged = await cli(['start', 'Unmanaged Agent'], stackEnv(stack));
+    expect(unmanaged.exitCode).toBe(EXIT.conflict);
+    expect(unmanaged.stderr).toContain('no runner manages agent');
+    const unknown = await cli(['stop', 'Unmanaged agent'], stackEnv(stack));
+    expect(unknown.exitCode).toBe(EXIT.notFound);
+    expect(unknown.stderr).toContain('Did you mean "Unmanaged Agent"?');
+    const badTimeout = await cli(['start', 'Unmanaged Agent', '--timeout', 'soon'], stackEnv(stack));
+    expect(badTimeout.exitCode).toBe(EXIT.usage);
+    const noHost = await cli(['start-all', '--host', 'no-such-host'], stackEnv(stack));
+    expect(noHost.exitCode).toBe(EXIT.notFound);
+  });
+});
