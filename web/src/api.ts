@@ -1,0 +1,182 @@
+// Every read and write the dashboard makes, through supabase-js under the signed-in user's session.
+// Row-level security decides what that user sees: a non-operator gets no rows, never an error.
+import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
+import type { AgentStatus, CommandAction, CommandStatus, EventSource } from '../../shared/status.ts';
+
+export interface AgentRow {
+  id: number;
+  agent_name: string;
+  status: AgentStatus;
+  health: number;
+  last_heartbeat: string | null;
+  last_error: string | null;
+  last_activity: string | null;
+  last_activity_at: string | null;
+  status_source: EventSource;
+  status_reason: string | null;
+  status_changed_at: string;
+  host: string | null;
+  runner_id: string | null;
+  runner_online: boolean | null;
+  pid: number | null;
+  started_at: string | null;
+  stopped_at: string | null;
+  exit_code: number | null;
+  exit_signal: string | null;
+  heartbeat_timeout_s: number;
+  observed_at: string;
+  seconds_since_heartbeat: number | null;
+  uptime_s: number | null;
+}
+
+export interface CommandRow {
+  id: number;
+  agent_id: number;
+  action: CommandAction;
+  status: CommandStatus;
+  requested_by: string;
+  created_at: string;
+  finished_at: string | null;
+  result: string | null;
+}
+
+export interface RunnerRow {
+  id: string;
+  host: string;
+  status: string;
+  last_seen_at: string;
+  version: string | null;
+}
+
+export interface EventRow {
+  id: number;
+  at: string;
+  kind: string;
+  source: EventSource;
+  actor: string | null;
+  from_status: AgentStatus | null;
+  to_status: AgentStatus | null;
+  health: number | null;
+  message: string | null;
+  details: { log_tail?: string[]; exit_code?: number; exit_signal?: string; [key: string]: unknown };
+}
+
+export interface WhoAmI {
+  signed_in: boolean;
+  operator: boolean;
+  email?: string;
+}
+
+// metadata is left out: it can be 8 kB per agent and the table does not show it.
+const AGENT_COLUMNS =
+  'id,agent_name,status,health,last_heartbeat,last_error,last_activity,last_activity_at,status_source,status_reason,' +
+  'status_changed_at,host,runner_id,runner_online,pid,started_at,stopped_at,exit_code,exit_signal,heartbeat_timeout_s,' +
+  'observed_at,seconds_since_heartbeat,uptime_s';
+const COMMAND_COLUMNS = 'id,agent_id,action,status,requested_by,created_at,finished_at,result';
+const EVENT_COLUMNS = 'id,at,kind,source,actor,from_status,to_status,health,message,details';
+
+// Hosted Supabase answers at most 1000 rows per request (max_rows), so larger fleets come in pages.
+const PAGE = 1000;
+
+/** Commands still waiting for a runner: their agent's row shows them as in flight. */
+export const IN_FLIGHT: readonly CommandStatus[] = ['pending', 'claimed'];
+/** How long a finished command's outcome stays on its agent's row. */
+export const COMMAND_OUTCOME_SECONDS = 15 * 60;
+
+/** A failed request, with the server's message and hint kept together for the person reading it. */
+export class ApiError extends Error {
+  constructor(what: string, error: PostgrestError | { message: string; hint?: string | null }) {
+    super(`${what}: ${error.message}${'hint' in error && error.hint ? ` (${error.hint})` : ''}`);
+    this.name = 'ApiError';
+  }
+}
+
+function check<T>(what: string, answer: { data: T | null; error: PostgrestError | null }): T {
+  if (answer.error) throw new ApiError(what, answer.error);
+  return answer.data as T;
+}
+
+export async function fetchAgents(client: SupabaseClient): Promise<AgentRow[]> {
+  const rows: AgentRow[] = [];
+  for (let from = 0; ; from += PAGE) {
+    const page = check(
+      'reading agents',
+      await client.from('agent_status_live').select(AGENT_COLUMNS).order('id').range(from, from + PAGE - 1),
+    ) as unknown as AgentRow[];
+    rows.push(...page);
+    if (page.length < PAGE) return rows;
+  }
+}
+
+/** Commands in flight, and those created since `since` (a database timestamp) so outcomes show. */
+export async function fetchCommands(client: SupabaseClient, since: string): Promise<CommandRow[]> {
+  return check(
+    'reading commands',
+    await client
+      .from('agent_commands')
+      .select(COMMAND_COLUMNS)
+      .or(`status.in.(${IN_FLIGHT.join(',')}),created_at.gte."${since}"`)
+      .order('id', { ascending: false })
+      .limit(PAGE),
+  ) as unknown as CommandRow[];
+}
+
+export async function fetchRunners(client: SupabaseClient): Promise<RunnerRow[]> {
+  return check('reading runners', await client.from('runners').select('id,host,status,last_seen_at,version').order('host')) as RunnerRow[];
+}
+
+/** An agent's history, newest first; only events after `afterId` when given. */
+export async function fetchEvents(client: SupabaseClient, agentId: number, afterId = 0, limit = 300): Promise<EventRow[]> {
+  return check(
+    'reading history',
+    await client
+      .from('agent_events')
+      .select(EVENT_COLUMNS)
+      .eq('agent_id', agentId)
+      .gt('id', afterId)
+      .order('id', { ascending: false })
+      .limit(limit),
+  ) as unknown as EventRow[];
+}
+
+/** The newest event holding the log lines the runner captured, however old. */
+export async function fetchLastLogTail(client: SupabaseClient, agentId: number): Promise<EventRow | null> {
+  const rows = check(
+    'reading log lines',
+    await client
+      .from('agent_events')
+      .select(EVENT_COLUMNS)
+      .eq('agent_id', agentId)
+      .not('details->log_tail', 'is', null)
+      .order('id', { ascending: false })
+      .limit(1),
+  ) as unknown as EventRow[];
+  return rows[0] ?? null;
+}
+
+export async function whoami(client: SupabaseClient): Promise<WhoAmI> {
+  return check('asking who is signed in', await client.rpc('whoami')) as WhoAmI;
+}
+
+/** Queues a command; the database fills in who asked, the expiry, and refuses unmanaged agents. */
+export async function sendCommand(client: SupabaseClient, agentId: number, action: CommandAction): Promise<void> {
+  check(`sending ${action}`, await client.from('agent_commands').insert({ agent_id: agentId, action }));
+}
+
+export async function startAll(client: SupabaseClient): Promise<number> {
+  const rows = check('sending start to all agents', await client.rpc('enqueue_agent_commands', { p_action: 'start' satisfies CommandAction })) as unknown[];
+  return rows.length;
+}
+
+/** Sets the status in the database only; the runner and the process are not involved. */
+export async function forceStopped(client: SupabaseClient, agentName: string, reason: string): Promise<void> {
+  check(
+    `forcing ${agentName} to stopped`,
+    await client.rpc('force_agent_status', {
+      p_agent_name: agentName,
+      p_status: 'stopped' satisfies AgentStatus,
+      p_health: 0,
+      p_reason: reason,
+    }),
+  );
+}

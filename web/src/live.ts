@@ -1,0 +1,171 @@
+// Keeps the dashboard's data current. Polling is the truth: it always runs, every few seconds when
+// Realtime is unavailable (the local stack has none) and every 30 s when it is. A Realtime change
+// only makes the next poll happen now, because the live view applies staleness at read time and a
+// change event carries the stored row, not the live one. A failed poll keeps the last data, marks it
+// old and retries with backoff until the API answers again.
+import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
+import { fetchAgents, fetchCommands, fetchRunners, COMMAND_OUTCOME_SECONDS, type AgentRow, type CommandRow, type RunnerRow } from './api.ts';
+import { DbClock } from './time.ts';
+
+export interface Snapshot {
+  agents: AgentRow[];
+  commands: CommandRow[];
+  runners: RunnerRow[];
+  clock: DbClock;
+}
+
+export type FeedMode = 'connecting' | 'realtime' | 'polling';
+
+export interface FeedState {
+  mode: FeedMode;
+  /** performance.now() of the last data that arrived */
+  lastDataAt: number | null;
+  /** why the last poll failed; null when it succeeded */
+  error: string | null;
+}
+
+export interface LiveFeedOptions {
+  onSnapshot(snapshot: Snapshot): void;
+  onState(state: FeedState): void;
+  pollMs?: number;
+  realtimePollMs?: number;
+}
+
+const REALTIME_TABLES = ['agent_status', 'agent_commands', 'agent_events', 'runners'];
+const MAX_BACKOFF_MS = 15_000;
+const REALTIME_RETRY_MS = 60_000;
+
+export class LiveFeed {
+  readonly pollMs: number;
+  private readonly realtimePollMs: number;
+  private state: FeedState = { mode: 'connecting', lastDataAt: null, error: null };
+  private running = false;
+  private wake: (() => void) | undefined;
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private channel: RealtimeChannel | undefined;
+  private failures = 0;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly client: SupabaseClient, private readonly options: LiveFeedOptions) {
+    this.pollMs = options.pollMs ?? 2500;
+    this.realtimePollMs = options.realtimePollMs ?? 30_000;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.subscribe();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.wake?.();
+    if (this.channel) await this.client.removeChannel(this.channel);
+    this.channel = undefined;
+    await this.loop;
+  }
+
+  /** Polls now instead of at the next tick (after a command, or a Realtime hint). */
+  refreshNow(): void {
+    this.wake?.();
+  }
+
+  private setState(patch: Partial<FeedState>) {
+    this.state = { ...this.state, ...patch };
+    this.options.onState(this.state);
+  }
+
+  private async run() {
+    while (this.running) {
+      try {
+        const snapshot = await this.poll();
+        if (!this.running) return;
+        this.failures = 0;
+        this.setState({ lastDataAt: snapshot.clock.receivedAt, error: null });
+        this.options.onSnapshot(snapshot);
+      } catch (error) {
+        if (!this.running) return;
+        this.failures++;
+        this.setState({ error: describe(error) });
+      }
+      const interval = this.state.error
+        ? Math.min(this.pollMs * 2 ** (this.failures - 1), MAX_BACKOFF_MS)
+        : this.state.mode === 'realtime' ? this.realtimePollMs : this.pollMs;
+      await this.sleep(interval);
+    }
+  }
+
+  private async poll(): Promise<Snapshot> {
+    const [agents, runners] = await Promise.all([fetchAgents(this.client), fetchRunners(this.client)]);
+    const receivedAt = performance.now();
+    if (!agents.length) return { agents, commands: [], runners, clock: new DbClock(0, receivedAt) };
+    // Outcomes are windowed by the database's clock (observed_at), never the browser's.
+    const observedAt = Date.parse(agents[0].observed_at);
+    const since = new Date(observedAt - COMMAND_OUTCOME_SECONDS * 1000).toISOString();
+    const commands = await fetchCommands(this.client, since);
+    return { agents, commands, runners, clock: new DbClock(observedAt, receivedAt) };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.timers.add(timer);
+      function done() {
+        resolve();
+      }
+      this.wake = () => {
+        clearTimeout(timer);
+        this.timers.delete(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  private subscribe() {
+    if (!this.running) return;
+    let channel = this.client.channel('agent-status-dashboard');
+    let hinted: ReturnType<typeof setTimeout> | undefined;
+    for (const table of REALTIME_TABLES) {
+      channel = channel.on('postgres_changes', { event: '*', schema: 'public', table }, () => {
+        // A burst of changes (Start all) becomes one poll.
+        if (hinted) return;
+        hinted = setTimeout(() => {
+          this.timers.delete(hinted!);
+          hinted = undefined;
+          this.refreshNow();
+        }, 200);
+        this.timers.add(hinted);
+      });
+    }
+    this.channel = channel;
+    channel.subscribe((status) => {
+      if (channel !== this.channel || !this.running) return;
+      if (status === 'SUBSCRIBED') {
+        this.setState({ mode: 'realtime' });
+        this.refreshNow();
+      } else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT' || status === 'CLOSED') {
+        // No Realtime here (or it dropped): poll often, and try Realtime again later without
+        // letting supabase-js retry the socket in a tight loop meanwhile.
+        this.setState({ mode: 'polling' });
+        this.channel = undefined;
+        void this.client.removeChannel(channel);
+        const retry = setTimeout(() => {
+          this.timers.delete(retry);
+          this.subscribe();
+        }, REALTIME_RETRY_MS);
+        this.timers.add(retry);
+      }
+    });
+  }
+}
+
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return /fetch|network|load failed/i.test(message)
+    ? `the API did not answer (${message})`
+    : message;
+}

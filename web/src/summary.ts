@@ -1,0 +1,41 @@
+// Counts per status at the top of the page; each count is also a filter button.
+import type { AgentStatus } from '../../shared/status.ts';
+import type { AgentRow } from './api.ts';
+import { h, setText } from './dom.ts';
+import { AGENT_STATUSES, statusChip } from './status-view.ts';
+
+export class Summary {
+  readonly el: HTMLDivElement;
+  private readonly total: HTMLSpanElement;
+  private readonly counts = new Map<AgentStatus, { button: HTMLButtonElement; count: HTMLSpanElement }>();
+  private selected: AgentStatus | '' = '';
+
+  constructor(onSelect: (status: AgentStatus | '') => void) {
+    this.total = h('span', { class: 'count' }, '0');
+    const all = h('button', { type: 'button', class: 'tally', 'aria-pressed': 'true', on: { click: () => onSelect('') } },
+      h('span', { class: 'tally-label' }, 'All agents'), this.total);
+    this.el = h('div', { class: 'summary', role: 'group', 'aria-label': 'Agents per status (press to filter)' }, all);
+    for (const status of AGENT_STATUSES) {
+      const count = h('span', { class: 'count' }, '0');
+      const button = h('button', {
+        type: 'button', class: `tally tally-${status}`, 'aria-pressed': 'false', 'data-status': status,
+        on: { click: () => onSelect(this.selected === status ? '' : status) },
+      }, statusChip(status), count);
+      this.counts.set(status, { button, count });
+      this.el.append(button);
+    }
+    this.counts.set('' as AgentStatus, { button: all, count: this.total });
+  }
+
+  update(agents: AgentRow[]): void {
+    const tally = new Map<AgentStatus, number>();
+    for (const agent of agents) tally.set(agent.status, (tally.get(agent.status) ?? 0) + 1);
+    for (const status of AGENT_STATUSES) setText(this.counts.get(status)!.count, String(tally.get(status) ?? 0));
+    setText(this.total, String(agents.length));
+  }
+
+  select(status: AgentStatus | ''): void {
+    this.selected = status;
+    for (const [key, { button }] of this.counts) button.setAttribute('aria-pressed', String(key === status));
+  }
+}
