@@ -8,6 +8,7 @@ import { registerSet } from './commands/set.ts';
 import { registerControl } from './commands/control.ts';
 import { registerToken } from './commands/token.ts';
 import { registerOperator } from './commands/operator.ts';
+import { registerRun } from './commands/run.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -21,5 +22,6 @@ registerSet(program);
 registerControl(program);
 registerToken(program);
 registerOperator(program);
+registerRun(program);
 
 await program.parseAsync(process.argv);
