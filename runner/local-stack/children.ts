@@ -1,12 +1,16 @@
 // Child processes of the local stack (PostgREST, Deno). Each runs in its own process group so that
 // stopping it also stops anything it started, and so that a Ctrl+C in the terminal reaches only the
-// stack, which then stops its children in order. Whatever happens to this Node process short of
-// SIGKILL, the groups still alive are killed on exit: no orphans.
+// stack, which then stops its children in order. Whatever happens to this Node process, the groups
+// still alive are killed on exit (and on Linux by the kernel after a SIGKILL): no orphans.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 const liveGroups = new Set<number>();
+
+// On Linux the kernel can kill a child when its parent dies, which covers the one exit no handler
+// sees: this process being killed with SIGKILL. util-linux's setpriv sets that up, then execs the child.
+const SETPRIV = process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined;
 let exitHookInstalled = false;
 
 function killGroup(pid: number, signal: NodeJS.Signals) {
@@ -62,7 +66,8 @@ export class Supervisor {
     if (spec.command.includes('/') && !existsSync(spec.command)) {
       throw new Error(`${spec.name}: binary not found at ${spec.command}. ${spec.installHint}`);
     }
-    const child: ChildProcess = spawn(spec.command, spec.args, {
+    const [command, args] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', spec.command, ...spec.args]] : [spec.command, spec.args];
+    const child: ChildProcess = spawn(command, args, {
       cwd: spec.cwd,
       env: spec.env,
       detached: true,

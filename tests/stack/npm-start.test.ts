@@ -3,6 +3,7 @@
 // nothing left running. Once on embedded PGlite (also across a restart), once on PostgreSQL + pg_cron.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, expect, afterAll } from 'vitest';
@@ -18,9 +19,13 @@ const READY_TIMEOUT_MS = 120_000;
 const dataDirs: string[] = [];
 const running = new Set<ChildProcess>();
 
-afterAll(() => {
+afterAll(async () => {
+  // A test that failed half-way leaves its stack running: stop it as a user would, then for sure.
   for (const child of running) {
+    const closed = new Promise((resolve) => child.once('close', resolve));
     try {
+      process.kill(-child.pid!, 'SIGINT');
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 20_000))]);
       process.kill(-child.pid!, 'SIGKILL');
     } catch {
       // already gone
@@ -45,22 +50,30 @@ interface NpmStart {
   info: LocalStackInfo;
 }
 
-async function npmStart(dataDir: string, args: string[] = []): Promise<NpmStart> {
-  const port = await freePort();
+function spawnNpmStart(args: string[]) {
   const env = { ...process.env };
   delete env.DATABASE_URL;
-  const started = Date.now();
   // Its own process group, like a shell job: SIGINT to the group is what Ctrl+C in a terminal sends.
-  const child = spawn('npm', ['start', '--', '--data-dir', dataDir, '--port', String(port), '--db-port', String(await freePort()), '--no-demo', ...args], {
-    cwd: REPO_ROOT,
-    env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn('npm', ['start', '--', ...args], { cwd: REPO_ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const closed = new Promise<number | null>((resolve) =>
+    child.once('close', (code) => {
+      running.delete(child);
+      resolve(code);
+    }),
+  );
+  return { child, output: () => output, closed };
+}
+
+async function npmStart(dataDir: string, args: string[] = []): Promise<NpmStart> {
+  const started = Date.now();
+  const { child, output: outputSoFar } = spawnNpmStart(['--data-dir', dataDir, '--port', String(await freePort()), '--db-port', String(await freePort()), '--no-demo', ...args]);
+  let output = '';
+  child.stdout!.on('data', () => (output = outputSoFar()));
+  child.stderr!.on('data', () => (output = outputSoFar()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`npm start was not ready within ${READY_TIMEOUT_MS / 1000} s:\n${output}`)), READY_TIMEOUT_MS);
     const onData = () => {
@@ -77,7 +90,7 @@ async function npmStart(dataDir: string, args: string[] = []): Promise<NpmStart>
   });
   const readyAfterMs = Date.now() - started;
   console.log(`npm start ${args.join(' ')} ready after ${(readyAfterMs / 1000).toFixed(1)} s`);
-  return { child, output: () => output, readyAfterMs, info: readLocalStack(dataDir) };
+  return { child, output: outputSoFar, readyAfterMs, info: readLocalStack(dataDir) };
 }
 
 /** Every process below pid, found through parent ids. */
@@ -104,7 +117,6 @@ async function pressCtrlC(started: NpmStart): Promise<void> {
   const closed = new Promise<void>((resolve) => started.child.once('close', () => resolve()));
   process.kill(-started.child.pid!, 'SIGINT');
   await closed;
-  running.delete(started.child);
   expect(started.output()).toMatch(/^stopped\.$/m);
   const stillThere = (await psList()).filter((p) => before.some((b) => b.pid === p.pid && b.name === p.name));
   expect(stillThere, `processes left after Ctrl+C:\n${started.output()}`).toEqual([]);
@@ -178,4 +190,29 @@ describe('npm start', () => {
     await heartbeatRoundTrip(started.info, 'npm-start-postgres');
     await pressCtrlC(started);
   }, 240_000);
+
+  it('stops everything and names the child when one crashes', async () => {
+    const started = await npmStart(freshDataDir());
+    const before = await descendants(started.child.pid!);
+    const postgrest = before.find((p) => p.name === 'postgrest')!;
+    const closed = new Promise<number | null>((resolve) => started.child.once('close', (code) => resolve(code)));
+    process.kill(postgrest.pid, 'SIGKILL');
+    expect(await closed).toBe(1);
+    expect(started.output()).toMatch(/The local stack stopped because PostgREST exited unexpectedly \(signal SIGKILL\)/);
+    const stillThere = (await psList()).filter((p) => before.some((b) => b.pid === p.pid && b.name === p.name));
+    expect(stillThere).toEqual([]);
+  }, 240_000);
+
+  it('says so when the port is taken, before starting anything', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const run = spawnNpmStart(['--data-dir', freshDataDir(), '--port', String(port), '--no-demo']);
+      expect(await run.closed).toBe(1);
+      expect(run.output()).toMatch(new RegExp(`port ${port} on 127.0.0.1 \\(for the API gateway\\) is already in use.*--port`));
+    } finally {
+      blocker.close();
+    }
+  }, 60_000);
 });
