@@ -7,6 +7,7 @@ import { startStack, type Stack } from './stack.ts';
 import type { DatabaseChoice } from './database.ts';
 import { localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from './connection-file.ts';
 import { REPO_ROOT } from './functions.ts';
+import { buildDashboard, dashboardNeedsBuild } from './dashboard-build.ts';
 
 const OPERATOR_EMAIL = 'operator@agent-status.local';
 
@@ -46,6 +47,15 @@ export async function runDev(options: DevOptions): Promise<void> {
   const operator = previous?.operator ?? { email: OPERATOR_EMAIL, password: randomBytes(12).toString('base64url') };
 
   console.log(`agent-status local stack (${database.kind === 'url' ? 'DATABASE_URL' : database.kind === 'pglite' ? 'embedded PGlite' : 'PostgreSQL with pg_cron'}, data in ${shown(dataDir)})`);
+  // Built while the database starts; the stack serves whatever web/dist holds once it is done.
+  let dashboard: Promise<void> = Promise.resolve();
+  if (dashboardNeedsBuild()) {
+    console.log('  · building the dashboard into web/dist');
+    dashboard = buildDashboard().then(
+      () => console.log('  · dashboard built'),
+      (error: Error) => console.log(`  · the dashboard could not be built, so / shows a placeholder page: ${error.message}`),
+    );
+  }
   let stack: Stack | undefined;
   let exitCode = 0;
   const finished = new Promise<void>((resolve) => {
@@ -76,8 +86,9 @@ export async function runDev(options: DevOptions): Promise<void> {
         resolve();
       },
     }).then(
-      (started) => {
+      async (started) => {
         stack = started;
+        await dashboard;
         writeLocalStack(
           {
             url: started.url,

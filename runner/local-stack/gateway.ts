@@ -2,6 +2,7 @@
 //   /rest/v1/*            -> PostgREST (requires an apikey, like Kong)
 //   /functions/v1/<name>* -> that function's Deno process (JWT checked unless verify_jwt = false)
 //   /auth/v1/*            -> the local auth stand-in (auth.ts)
+//   /config.js            -> the dashboard's configuration: this stack's URL and anon key
 //   /*                    -> the dashboard's static files
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
 import type { Hono } from 'hono';
@@ -22,8 +23,8 @@ export interface GatewayOptions {
   jwtSecret: string;
   /** Where a function is served, or a message saying why it is not. */
   functionTarget(name: string): Promise<FunctionTarget | string>;
-  /** What the dashboard needs to connect (served at /local-stack.json). */
-  publicConfig: Record<string, string>;
+  /** What the dashboard needs to connect, served as its /config.js. */
+  dashboardConfig: { supabaseUrl: string; supabaseAnonKey: string };
 }
 
 const CORS_HEADERS = {
@@ -121,7 +122,12 @@ export class Gateway {
     if (url.pathname === '/auth/v1' || url.pathname.startsWith('/auth/v1/')) {
       return serveHono(this.options.auth, request, response);
     }
-    if (url.pathname === '/local-stack.json') return sendJson(response, 200, this.options.publicConfig);
+    if (url.pathname === '/config.js') {
+      // In place of the dashboard's own config.js: this stack's URL and anon key (public anyway).
+      response.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' });
+      response.end(`window.AGENT_STATUS_CONFIG = ${JSON.stringify(this.options.dashboardConfig)};\n`);
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       return sendJson(response, 404, { message: `nothing at ${request.method} ${url.pathname}: the API is under /rest/v1, /functions/v1 and /auth/v1` });
     }

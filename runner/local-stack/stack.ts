@@ -142,7 +142,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       serviceKey,
       jwtSecret,
       functionTarget,
-      publicConfig: { supabaseUrl: url, anonKey },
+      dashboardConfig: { supabaseUrl: url, supabaseAnonKey: anonKey },
     });
     await gateway.start();
     cleanups.push(() => gateway.stop());
