@@ -170,7 +170,7 @@ export class AgentDetail {
       lines?.length
         ? h('figure', null,
             h('pre', { class: 'log', tabindex: '0' }, lines.join('\n')),
-            h('figcaption', { class: 'muted' }, `Captured by the runner at ${formatTimestamp(this.logTail!.at)} (${this.logTail!.kind}).`))
+            h('figcaption', { class: 'muted' }, `Captured at ${formatTimestamp(this.logTail!.at)}, with the ${this.logTail!.kind.replaceAll('_', ' ')} event.`))
         : h('p', { class: 'muted' }, 'The runner has not captured any log lines for this agent.'),
     );
     replace(this.chart, healthChart(this.events, clock.now()) ?? h('p', { class: 'muted' }, 'No health recorded yet.'));

@@ -46,6 +46,6 @@ export class Filters {
   }
 
   setShown(shown: number, total: number): void {
-    setText(this.shown, shown === total ? `${total} agents` : `${shown} of ${total} agents shown`);
+    setText(this.shown, shown === total ? `${total} agent${total === 1 ? '' : 's'}` : `${shown} of ${total} agents shown`);
   }
 }

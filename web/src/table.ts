@@ -34,7 +34,7 @@ const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'bas
 function compare(key: SortKey, a: AgentRow, b: AgentRow): number {
   switch (key) {
     case 'status': return SEVERITY[a.status] - SEVERITY[b.status];
-    case 'name': return 0;
+    case 'name': return collator.compare(a.agent_name, b.agent_name);
     case 'host': return collator.compare(a.host ?? '', b.host ?? '');
     case 'health': return a.health - b.health;
     case 'activity': return collator.compare(a.last_activity ?? '', b.last_activity ?? '');

@@ -1,0 +1,301 @@
+// The dashboard end to end: the production build in headless Chromium, against a real stack
+// (PostgREST, auth stand-in, database with the real SQL API) and a real runner supervising real
+// agent processes. Every assertion is on what the page shows, checked against the database.
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { useTestStack } from '../helpers/stack.ts';
+import { agentProcesses, fixtureAgent, makeHost } from '../runner/host.ts';
+import { buildDashboard, launchChromium, removeDir, screenshot, serveDashboard, signIn, watchConsole, type ServedDashboard } from './helpers.ts';
+
+const stack = useTestStack();
+let dir: string | undefined;
+let served: ServedDashboard | undefined;
+let browser: Browser | undefined;
+let context: BrowserContext;
+let page: Page;
+let logs: string[];
+
+beforeAll(async () => {
+  dir = await buildDashboard();
+  served = await serveDashboard(dir, { supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey });
+  browser = await launchChromium();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await served?.close();
+  removeDir(dir);
+});
+
+beforeEach(async ({ onTestFailed }) => {
+  context = await browser!.newContext({ viewport: { width: 1360, height: 860 } });
+  page = await context.newPage();
+  logs = watchConsole(page);
+  onTestFailed(() => console.log(`browser output:\n${logs.join('\n') || '(none)'}`));
+});
+
+afterEach(async () => {
+  await context?.close();
+});
+
+const sql = () => stack.db.sql;
+const row = (name: string) => page.locator(`.rows [data-agent="${name}"]`);
+const chip = (name: string) => row(name).locator('.chip');
+
+async function statusShown(name: string, status: string, timeout = 15_000) {
+  await expect.poll(() => chip(name).textContent(), { timeout, interval: 100 }).toContain(status);
+}
+
+async function openDashboard() {
+  await signIn(page, served!.url, stack.operator);
+  await page.locator('.live').waitFor();
+}
+
+/** A runner on its own host supervising forever.sh under each name, started at once. */
+async function runnerWith(names: string[]) {
+  const host = await makeHost(stack, names.map((name) => fixtureAgent('forever.sh', { name, autostart: true })));
+  const runner = await host.start();
+  return { host, runner };
+}
+
+/** An agent that speaks for itself through the SQL API with its own token (no runner). */
+async function selfReportingAgent(name: string) {
+  const [{ token }] = await sql()`select token from public.create_api_token('agent', p_agent_name => ${name})`;
+  const report = (event: string, extra: { message?: string; health?: number; activity?: string; details?: object } = {}) =>
+    sql()`select public.agent_report(${token}, ${name}, ${event}, ${extra.message ?? null}, ${extra.health ?? null},
+            ${extra.activity ?? null}, null, null, null, ${extra.details ? sql().json(extra.details) : null})`;
+  return { token, report };
+}
+
+describe('the dashboard against a real stack and runner', () => {
+  it('signs in and shows every agent live, with counts, health, heartbeat age and the polling indicator', async () => {
+    await runnerWith(['Tweet Scraping Agent', 'Reply Bot', 'News Digest']);
+    const warn = await selfReportingAgent('Sentiment Analyzer');
+    await warn.report('started', { activity: 'Scoring replies' });
+    await warn.report('warning', { message: 'rate limited by the API: backing off 30 s', health: 55 });
+    const broken = await selfReportingAgent('Image Resizer');
+    await broken.report('started');
+    await broken.report('error', { message: 'disk full: /var/cache/images', health: 10 });
+    await selfReportingAgent('Legacy Importer');
+
+    await openDashboard();
+    for (const name of ['Tweet Scraping Agent', 'Reply Bot', 'News Digest']) await statusShown(name, 'running');
+    await statusShown('Sentiment Analyzer', 'warning');
+    await statusShown('Image Resizer', 'error');
+    await statusShown('Legacy Importer', 'stopped');
+
+    await expect.poll(() => page.locator('.live .mode').textContent()).toBe('Polling every 2.5 s');
+    expect(await row('Sentiment Analyzer').locator('.reason').textContent()).toBe('rate limited by the API: backing off 30 s');
+    expect(await row('Sentiment Analyzer').locator('.num').textContent()).toBe('55');
+    expect(await row('Sentiment Analyzer').locator('.activity').textContent()).toBe('Scoring replies');
+    expect(await row('Tweet Scraping Agent').locator('.c-heartbeat').textContent()).toMatch(/^(now|\d+ s ago)$/);
+    expect(await row('Legacy Importer').locator('.c-host .note').textContent()).toBe('no runner');
+
+    const [{ running }] = await sql()`select count(*)::int as running from public.agent_status_live where status = 'running'`;
+    expect(await page.locator('.tally-running .count').textContent()).toBe(String(running));
+    // what needs attention sorts first
+    const order = await page.locator('.rows .row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.status));
+    expect(order.indexOf('error')).toBeLessThan(order.indexOf('running'));
+    await screenshot(page, 'dashboard-main');
+  }, 60_000);
+
+  it('stops an agent and starts it again, showing the command in flight until the runner finishes it', async () => {
+    const name = 'Stop Start Agent';
+    await runnerWith([name]);
+    await openDashboard();
+    await statusShown(name, 'running');
+    const [pid] = agentProcesses(name);
+    expect(pid).toBeGreaterThan(0);
+
+    await row(name).getByRole('button', { name: `Stop ${name}` }).click();
+    await statusShown(name, 'stopped');
+    expect(agentProcesses(name)).toEqual([]);
+    expect(await row(name).getByRole('button', { name: `Stop ${name}` }).isDisabled()).toBe(true);
+
+    // from the keyboard this time
+    await row(name).getByRole('button', { name: `Start ${name}` }).focus();
+    await page.keyboard.press('Enter');
+    await statusShown(name, 'running');
+    expect(agentProcesses(name)).toHaveLength(1);
+    const [command] = await sql()`select c.status, c.requested_by from public.agent_commands c join public.agent_status a on a.id = c.agent_id
+                                  where a.agent_name = ${name} order by c.id desc limit 1`;
+    expect(command).toEqual({ status: 'succeeded', requested_by: `operator ${stack.operator.email}` });
+  }, 60_000);
+
+  it('force stop asks first, says it does not touch the process, and changes only the database', async () => {
+    const name = 'Hidden Process Agent';
+    await runnerWith([name]);
+    await openDashboard();
+    await statusShown(name, 'running');
+    const [pid] = agentProcesses(name);
+
+    await row(name).getByLabel(`More actions for ${name}`).click();
+    await row(name).getByRole('menuitem', { name: 'Force stop…' }).click();
+    const dialog = page.getByRole('dialog');
+    await expect.poll(() => dialog.textContent()).toContain('It does not touch the process');
+    await dialog.getByRole('button', { name: 'Force stopped in the database' }).click();
+
+    await statusShown(name, 'stopped');
+    expect(agentProcesses(name)).toEqual([pid]);
+    const [event] = await sql()`select e.kind, e.actor, e.to_status from public.agent_events e join public.agent_status a on a.id = e.agent_id
+                                where a.agent_name = ${name} and e.kind = 'force'`;
+    expect(event).toEqual({ kind: 'force', actor: `operator ${stack.operator.email}`, to_status: 'stopped' });
+  }, 60_000);
+
+  it('turns an agent that goes silent stale without a reload', async () => {
+    const name = 'Silent Agent';
+    const agent = await selfReportingAgent(name);
+    await sql()`update public.agent_status set heartbeat_timeout_s = 5 where agent_name = ${name}`;
+    await agent.report('started');
+    await openDashboard();
+    await statusShown(name, 'running');
+    await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
+
+    await statusShown(name, 'stale', 15_000);
+    expect(await row(name).locator('.reason').textContent()).toMatch(/^no heartbeat for \d+ s$/);
+    expect(await row(name).locator('.c-heartbeat').textContent()).toMatch(/^\d+ s ago$/);
+    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
+  }, 60_000);
+
+  it('shows a failed or expired command with its reason', async () => {
+    const name = 'Already Running Agent';
+    const { host, runner } = await runnerWith([name]);
+    await openDashboard();
+    await statusShown(name, 'running');
+
+    // start of a running agent: the runner refuses and says why
+    await page.getByRole('button', { name: 'Start all' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Start all' }).click();
+    await expect.poll(() => row(name).locator('.command.failed').textContent(), { timeout: 15_000 })
+      .toMatch(/^start failed: already running \(pid \d+\)$/);
+
+    // no runner to claim it: pending on the row, then expired by the sweep with the reason
+    await runner.shutdown({ stopAgents: true });
+    await statusShown(name, 'stopped');
+    await row(name).getByRole('button', { name: `Start ${name}` }).click();
+    await expect.poll(() => row(name).locator('.command').textContent()).toBe('start pending…');
+    expect(await row(name).getByRole('button', { name: `Start ${name}` }).isDisabled()).toBe(true);
+    await sql()`update public.agent_commands set expires_at = now() where status = 'pending'`;
+    await sql()`select public.agent_status_sweep()`;
+    await expect.poll(() => row(name).locator('.command.failed').textContent(), { timeout: 10_000 })
+      .toBe('start expired: no runner claimed it before it expired');
+    expect(host.host).toBeTruthy();
+  }, 60_000);
+
+  it('disables Start and Stop for an agent no runner manages, and says so', async () => {
+    const name = 'Unmanaged Agent';
+    await (await selfReportingAgent(name)).report('started');
+    await openDashboard();
+    await statusShown(name, 'running');
+    const stop = row(name).getByRole('button', { name: `Stop ${name}` });
+    expect(await stop.isDisabled()).toBe(true);
+    expect(await stop.getAttribute('title')).toBe('no runner manages this agent');
+    expect(await row(name).getByRole('button', { name: `Start ${name}` }).isDisabled()).toBe(true);
+    expect(await row(name).locator('.c-host .note').textContent()).toBe('no runner');
+  }, 60_000);
+
+  it('opens an agent: history with who did what, the last error in full, log lines and a health chart', async () => {
+    const name = 'Detail Agent';
+    const agent = await selfReportingAgent(name);
+    await agent.report('started', { activity: 'Fetching tweets' });
+    for (const health of [95, 80, 60]) await agent.report('running', { health });
+    await agent.report('warning', { message: 'slow responses from the API', health: 45 });
+    const traceback = 'Traceback (most recent call last):\n  File "agent.py", line 42, in fetch\n    tweets = client.search(query)\nValueError: query must not be empty';
+    await agent.report('error', {
+      message: traceback,
+      health: 20,
+      details: { log_tail: ['2026-11-24 10:00:01 fetching page 3', 'WARNING retrying after 429', 'ERROR query must not be empty'] },
+    });
+    await sql()`select public.force_agent_status(${name}, 'stopped', 0, 'cleared by hand', (select null::text))`;
+    // Spread the history over the last hour, as a real agent's would be, so the chart has a shape.
+    await sql()`update public.agent_events e set at = now() - make_interval(mins => 9 * n.rank::int)
+                from (select id, row_number() over (order by id desc) - 1 as rank from public.agent_events
+                      where agent_id = (select id from public.agent_status where agent_name = ${name})) n
+                where e.id = n.id`;
+
+    await openDashboard();
+    await statusShown(name, 'stopped');
+    await row(name).getByRole('link', { name }).click();
+    const detail = page.locator('section.detail');
+    await expect.poll(() => detail.locator('.history tbody tr').count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(7);
+    expect(page.url()).toContain('#/agents/Detail%20Agent');
+    expect(await detail.locator('.error-text').textContent()).toBe(traceback);
+    expect(await detail.locator('pre.log').textContent()).toBe('2026-11-24 10:00:01 fetching page 3\nWARNING retrying after 429\nERROR query must not be empty');
+    expect(await detail.locator('svg.health-chart circle').count()).toBeGreaterThanOrEqual(5);
+    const force = detail.locator('.history tr[data-kind="force"]');
+    expect(await force.textContent()).toContain('cleared by hand');
+    expect(await force.textContent()).toContain('error → stopped');
+    await screenshot(page, 'dashboard-detail');
+
+    await page.goBack();
+    await row(name).waitFor();
+    expect(await detail.isHidden()).toBe(true);
+  }, 60_000);
+
+  it('filters by status and host, searches by name and sorts from the keyboard', async () => {
+    const { host } = await runnerWith(['Filter Alpha', 'Filter Beta']);
+    await openDashboard();
+    await statusShown('Filter Alpha', 'running');
+    await statusShown('Filter Beta', 'running');
+
+    await page.getByLabel('Search').fill('filter');
+    await expect.poll(() => page.locator('.rows .row').count()).toBe(2);
+    await page.getByLabel('Host').selectOption(host.host);
+    await page.getByLabel('Status', { exact: true }).selectOption('stopped');
+    await expect.poll(() => page.locator('.rows .row').count()).toBe(0);
+    expect(await page.locator('.empty').textContent()).toBe('No agent matches these filters.');
+    await page.getByLabel('Status', { exact: true }).selectOption('running');
+    await expect.poll(() => page.locator('.rows .row').count()).toBe(2);
+
+    const names = () => page.locator('.rows .row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.agent));
+    await page.getByRole('button', { name: 'Agent', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    expect(await names()).toEqual(['Filter Alpha', 'Filter Beta']);
+    await page.keyboard.press('Enter');
+    expect(await names()).toEqual(['Filter Beta', 'Filter Alpha']);
+    expect(await page.locator('[role="columnheader"][aria-sort="descending"]').textContent()).toContain('Agent');
+  }, 60_000);
+
+  it('keeps the last data marked old while the API is down, and recovers by itself', async () => {
+    const name = 'Outage Agent';
+    await (await selfReportingAgent(name)).report('started');
+    await openDashboard();
+    await statusShown(name, 'running');
+
+    await stack.gateway.stop();
+    try {
+      await page.getByRole('alert').filter({ hasText: 'Cannot reach the API' }).waitFor({ timeout: 10_000 });
+      expect(await page.locator('#app').getAttribute('class')).toContain('old');
+      expect(await page.locator('.live .mode').textContent()).toBe('API unreachable');
+      expect(await chip(name).textContent()).toContain('running');
+    } finally {
+      await stack.gateway.start();
+    }
+    await page.locator('.banner').waitFor({ state: 'hidden', timeout: 20_000 });
+    expect(await page.locator('#app').getAttribute('class')).not.toContain('old');
+    expect(await page.locator('.live .mode').textContent()).toBe('Polling every 2.5 s');
+  }, 60_000);
+
+  it('shows a signed-in user who is not an operator a clear screen and no agents', async () => {
+    await stack.createUser('viewer@agent-status.test', 'viewer-password');
+    await signIn(page, served!.url, { email: 'viewer@agent-status.test', password: 'viewer-password' });
+    await page.getByRole('heading', { name: 'You are signed in, but not an operator' }).waitFor();
+    expect(await page.locator('pre').textContent()).toBe('agent-status operator add viewer@agent-status.test');
+    expect(await page.locator('.rows .row').count()).toBe(0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  }, 60_000);
+
+  it('refuses a wrong password with a message, and fits a narrow screen', async () => {
+    await signIn(page, served!.url, { email: stack.operator.email, password: 'wrong-password' });
+    await expect.poll(() => page.locator('.form-error').textContent()).toBe('Invalid login credentials. Check the email and password.');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByLabel('Password').fill(stack.operator.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('.rows .row').first().waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    // The viewport only: rows below it are not painted yet (content-visibility), by design.
+    await screenshot(page, 'dashboard-narrow', { fullPage: false });
+  }, 60_000);
+});
