@@ -1,0 +1,368 @@
+"""Report an agent's status to agent-status: a drop-in for the original agent_status_updater module.
+
+Standard library only. Copy this file next to your agent, or ``pip install shared/python``. Configure
+it with environment variables:
+
+    AGENT_STATUS_URL     the project URL, e.g. https://<ref>.supabase.co or http://127.0.0.1:54321
+    AGENT_STATUS_TOKEN   the agent's token (asa_...), or its host runner's
+    AGENT_STATUS_HEARTBEAT_INTERVAL   seconds between automatic heartbeats (default 30, 0 = off)
+    AGENT_STATUS_TIMEOUT              seconds one request may take (default 5)
+    AGENT_STATUS_FLUSH_TIMEOUT        seconds mark_agent_stopped and exit wait for delivery (default 5)
+    AGENT_STATUS_MAX_BACKOFF          longest wait between retries, in seconds (default 30)
+
+Every function returns at once and never raises: what the agent says goes into a bounded buffer that
+a background thread delivers, retrying with backoff and jitter while the service is down. Only
+mark_agent_stopped (and the exit handler) waits for delivery, never longer than the flush timeout.
+Once mark_agent_started was called, a heartbeat goes out every interval by itself.
+"""
+
+import atexit
+import collections
+import json
+import logging
+import os
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+
+__all__ = [
+    "mark_agent_started",
+    "mark_agent_stopped",
+    "update_agent_status",
+    "send_heartbeat",
+    "report_error",
+    "report_warning",
+    "flush",
+]
+
+log = logging.getLogger("agent_status_updater")
+
+# The limits the service enforces (shared/status.ts); longer texts are cut instead of refused.
+_MAX_ACTIVITY = 1000
+_MAX_MESSAGE = 4000
+_MAX_REPORTS_PER_REQUEST = 20
+_MAX_PENDING = 100
+
+
+def _seconds(name, default):
+    try:
+        value = float(os.environ.get(name, default))
+        return value if value >= 0 else default
+    except ValueError:
+        return default
+
+
+class _Sender:
+    """The buffer and the background thread that empties it."""
+
+    def __init__(self):
+        # Reentrant: a signal handler calling mark_agent_stopped may interrupt the main thread while it
+        # holds the lock inside another function of this module.
+        self.cond = threading.Condition(threading.RLock())
+        self.states = collections.deque()  # (endpoint, body) in order
+        self.beats = {}  # agent_name -> heartbeat body waiting
+        self.running = set()  # agents that get automatic heartbeats
+        self.stopped = set()
+        self.known = {}  # agent_name -> (status, health) last said
+        self.last_contact = {}  # agent_name -> monotonic time of the last delivered request
+        self.retry_at = 0.0
+        self.failures = 0
+        self.flushing = 0
+        self.in_flight = False
+        self.dropped = 0
+        self.thread = None
+        self.warned_config = False
+        # Stopping and exiting share one deadline: a signal handler's mark_agent_stopped, the
+        # snippet's atexit call and this module's exit flush together wait at most the flush timeout.
+        self.final_deadline = None
+
+    # configuration is read when first needed, so an agent may set os.environ before that
+    def config(self):
+        url = os.environ.get("AGENT_STATUS_URL", "").rstrip("/")
+        token = os.environ.get("AGENT_STATUS_TOKEN", "")
+        if not url or not token:
+            if not self.warned_config:
+                self.warned_config = True
+                log.warning("status reporting is off: set AGENT_STATUS_URL and AGENT_STATUS_TOKEN")
+            return None
+        return {
+            "url": url,
+            "token": token,
+            "interval": _seconds("AGENT_STATUS_HEARTBEAT_INTERVAL", 30.0),
+            "timeout": _seconds("AGENT_STATUS_TIMEOUT", 5.0) or 5.0,
+            "flush_timeout": _seconds("AGENT_STATUS_FLUSH_TIMEOUT", 5.0),
+            "max_backoff": _seconds("AGENT_STATUS_MAX_BACKOFF", 30.0),
+        }
+
+    def start_thread(self):
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self.loop, name="agent-status-sender", daemon=True)
+            self.thread.start()
+
+    def push_state(self, endpoint, body):
+        if self.config() is None:
+            return False
+        with self.cond:
+            beat = self.beats.pop(body["agent_name"], None)
+            if beat and beat.get("last_activity") is not None and body.get("last_activity") is None:
+                body["last_activity"] = beat["last_activity"]
+            self.states.append((endpoint, body))
+            while len(self.states) > _MAX_PENDING:
+                self.states.popleft()
+                self.dropped += 1
+                if self.dropped == 1:
+                    log.warning("more than %d reports waiting for the service: dropping the oldest", _MAX_PENDING)
+            self.start_thread()
+            self.cond.notify_all()
+        return True
+
+    def push_beat(self, body):
+        if self.config() is None:
+            return False
+        with self.cond:
+            if body["agent_name"] in self.stopped:
+                return False  # a stopped agent is not alive; mark_agent_started first
+            # a new dict, so a heartbeat in flight is told apart from one merged meanwhile
+            merged = dict(self.beats.get(body["agent_name"], {}))
+            merged.update({k: v for k, v in body.items() if v is not None})
+            self.beats[body["agent_name"]] = merged
+            self.start_thread()
+            self.cond.notify_all()
+        return True
+
+    def pending(self):
+        return len(self.states) + len(self.beats)
+
+    # What to send next, and when: (delay, request) where request is (endpoint, payload, items).
+    def next_request(self, config):
+        now = time.monotonic()
+        if now < self.retry_at:
+            return self.retry_at - now, None
+        if self.states:
+            endpoint, body = self.states[0]
+            if endpoint == "heartbeat":
+                return 0, ("heartbeat", body, [self.states[0]])
+            batch = []
+            for item in self.states:
+                if item[0] != "report" or len(batch) == _MAX_REPORTS_PER_REQUEST:
+                    break
+                batch.append(item)
+            payload = batch[0][1] if len(batch) == 1 else {"reports": [b for _, b in batch]}
+            return 0, ("report", payload, batch)
+        interval = config["interval"]
+        for name in self.running:
+            if interval > 0 and name not in self.beats and now >= self.last_contact.get(name, 0) + interval:
+                self.beats[name] = {"agent_name": name}
+        wait = None
+        for name, beat in self.beats.items():
+            due = self.last_contact.get(name, 0) + interval
+            if self.flushing or now >= due:
+                return 0, ("heartbeat", beat, [("beat", beat)])
+            wait = due - now if wait is None else min(wait, due - now)
+        if self.running and interval > 0:
+            soonest = min(self.last_contact.get(n, 0) + interval for n in self.running) - now
+            wait = soonest if wait is None else min(wait, soonest)
+        return wait, None
+
+    def loop(self):
+        while True:
+            config = self.config()
+            with self.cond:
+                wait, request = self.next_request(config)
+                if request is None:
+                    self.cond.wait(None if wait is None else max(wait, 0.01))
+                    continue
+                self.in_flight = True
+            endpoint, payload, items = request
+            outcome = self.post(config, endpoint, payload)
+            max_backoff = config["max_backoff"]
+            if outcome == "refused" and len(items) > 1:
+                # one bad report refuses its whole batch: send them one by one so only that one is lost
+                outcome = "delivered"
+                for item in items:
+                    if self.post(config, "report", item[1]) == "retry":
+                        outcome = "retry"
+                        break
+                    with self.cond:
+                        if item in self.states:
+                            self.states.remove(item)
+                items = [] if outcome == "retry" else items
+            with self.cond:
+                self.in_flight = False
+                if outcome == "retry":
+                    backoff = min(max_backoff, 0.5 * 2 ** min(self.failures, 10))
+                    self.retry_at = time.monotonic() + (0.25 if self.flushing else backoff / 2 + random.random() * backoff / 2)
+                else:
+                    for item in items:
+                        if item[0] == "beat":
+                            name = item[1]["agent_name"]
+                            if self.beats.get(name) is item[1]:
+                                del self.beats[name]
+                        elif item in self.states:
+                            self.states.remove(item)
+                self.cond.notify_all()
+
+    def post(self, config, endpoint, payload):
+        request = urllib.request.Request(
+            "%s/functions/v1/%s" % (config["url"], endpoint),
+            data=json.dumps(payload).encode("utf-8"),
+            headers={"Authorization": "Bearer " + config["token"], "Content-Type": "application/json"},
+            method="POST",
+        )
+        names = {payload["agent_name"]} if "agent_name" in payload else {r["agent_name"] for r in payload["reports"]}
+        try:
+            with urllib.request.urlopen(request, timeout=config["timeout"]) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            reason = "HTTP %d" % error.code
+            try:
+                body = json.loads(error.read().decode("utf-8"))["error"]
+                reason = body["message"] + (" (%s)" % body["hint"] if body.get("hint") else "")
+            except Exception:
+                pass  # not one of the service's error bodies: the status says enough
+            if error.code >= 500 or error.code in (408, 429):
+                return self.failed(reason)
+            # the service read it and said no: sending it again would get the same answer
+            self.contact(names)
+            log.warning("%s refused: %s", endpoint, reason)
+            return "refused"
+        except Exception as error:  # URLError, timeouts, connection resets: the service is unreachable
+            return self.failed("cannot reach %s: %s" % (config["url"], error))
+        if self.failures:
+            log.warning("reached the service again after %d failed attempt(s)", self.failures)
+        self.failures = 0
+        self.contact(names)
+        return "delivered"
+
+    def contact(self, names):
+        with self.cond:
+            now = time.monotonic()
+            for name in names:
+                self.last_contact[name] = now
+
+    def failed(self, reason):
+        self.failures += 1
+        if self.failures == 1:
+            log.warning("%s; keeping %d report(s) and retrying with backoff", reason, self.pending())
+        return "retry"
+
+    def final_flush(self):
+        config = self.config()
+        if config is None:
+            return True
+        with self.cond:
+            if self.final_deadline is None:
+                self.final_deadline = time.monotonic() + config["flush_timeout"]
+        return self.flush(max(0.0, self.final_deadline - time.monotonic()))
+
+    def flush(self, timeout=None):
+        config = self.config()
+        if config is None:
+            return True
+        deadline = time.monotonic() + (config["flush_timeout"] if timeout is None else timeout)
+        with self.cond:
+            self.flushing += 1
+            self.retry_at = 0.0
+            self.start_thread()
+            self.cond.notify_all()
+            try:
+                while self.pending() or self.in_flight:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        log.warning("gave up waiting for %d undelivered report(s): the service is unreachable", self.pending())
+                        return False
+                    self.cond.wait(min(left, 0.25))
+                return True
+            finally:
+                self.flushing -= 1
+
+
+_sender = _Sender()
+
+
+def _clip(text, limit):
+    return None if text is None else str(text)[:limit]
+
+
+def _health(value):
+    # 95.0 is meant as 95; anything else is sent as given and the service says what is wrong
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def mark_agent_started(agent_name):
+    """Mark an agent as started: status running; automatic heartbeats begin."""
+    with _sender.cond:
+        _sender.stopped.discard(agent_name)
+        _sender.running.add(agent_name)
+        _sender.known[agent_name] = ("running", None)
+    return _sender.push_state("report", {"agent_name": agent_name, "event": "started", "pid": os.getpid()})
+
+
+def mark_agent_stopped(agent_name):
+    """Mark an agent as stopped (an earlier error stays visible) and wait for delivery, up to the flush timeout.
+
+    Calling it twice (a signal handler, then atexit) sends it once.
+    """
+    with _sender.cond:
+        if agent_name in _sender.stopped:
+            return True
+        _sender.stopped.add(agent_name)
+        _sender.running.discard(agent_name)
+        _sender.known[agent_name] = ("stopped", 0)
+    if not _sender.push_state("report", {"agent_name": agent_name, "event": "stopped"}):
+        return False
+    return _sender.final_flush()
+
+
+def update_agent_status(agent_name, status=None, health=None, last_activity=None):
+    """Update status (running, warning, error), health (0-100) and what the agent is doing.
+
+    A changed status or health is sent at once; the same status with a new activity text rides on
+    the next heartbeat. Ignored after mark_agent_stopped until mark_agent_started.
+    """
+    health = _health(health)
+    if agent_name in _sender.stopped:
+        return False  # shutting down: a loop still running in another thread must not revive it
+    body = {"agent_name": agent_name, "status": status, "health": health, "last_activity": _clip(last_activity, _MAX_ACTIVITY)}
+    with _sender.cond:
+        known_status, known_health = _sender.known.get(agent_name, (None, None))
+        changed = (status is not None and status != known_status) or (health is not None and health != known_health)
+        if changed:
+            _sender.known[agent_name] = (status or known_status, known_health if health is None else health)
+    if changed:
+        return _sender.push_state("heartbeat", {k: v for k, v in body.items() if v is not None})
+    return _sender.push_beat(body)
+
+
+def send_heartbeat(agent_name):
+    """Proof of life. Calling it in every loop is fine: at most one heartbeat per interval is sent."""
+    return _sender.push_beat({"agent_name": agent_name})
+
+
+def report_error(agent_name, error_message):
+    """Report an error: status error, with the message as last_error."""
+    with _sender.cond:
+        _sender.known[agent_name] = ("error", None)
+    message = _clip(error_message, _MAX_MESSAGE) or "unknown error"
+    return _sender.push_state("report", {"agent_name": agent_name, "event": "error", "message": message})
+
+
+def report_warning(agent_name, warning_message, health=None):
+    """Report a warning: status warning with the message and, optionally, a lowered health."""
+    with _sender.cond:
+        _sender.known[agent_name] = ("warning", health)
+    body = {"agent_name": agent_name, "event": "warning", "message": _clip(warning_message, _MAX_MESSAGE) or "warning"}
+    if health is not None:
+        body["health"] = _health(health)
+    return _sender.push_state("report", body)
+
+
+def flush(timeout=None):
+    """Wait until everything pending is delivered, up to timeout seconds (default: the flush timeout)."""
+    return _sender.flush(timeout)
+
+
+# Registered at import, so it runs after the agent's own atexit handlers (atexit runs in reverse).
+atexit.register(_sender.final_flush)

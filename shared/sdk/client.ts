@@ -1,0 +1,284 @@
+// One agent's connection to agent-status. Every method returns at once and never throws: what the
+// agent says goes into a bounded outbox (outbox.ts) that a background sender delivers with short
+// timeouts, retrying with exponential backoff and jitter while the service is down. Only close()
+// (and the shutdown handlers that call it) waits, and never longer than its deadline.
+import { ErrorBody } from '../api/errors.ts';
+import { HeartbeatRequest, type HeartbeatRequest as HeartbeatBody } from '../api/heartbeat.ts';
+import { Report, type Report as ReportBody } from '../api/report.ts';
+import { describeIssues } from '../api/parse.ts';
+import { functionUrl } from '../api/paths.ts';
+import { LIMITS, type SettableStatus } from '../status.ts';
+import { resolveConfig, type AgentStatusConfig, type AgentStatusOptions } from './config.ts';
+import { Outbox, type StateChange } from './outbox.ts';
+
+type Outcome = 'delivered' | 'refused' | 'retry';
+
+export interface StatusUpdate {
+  status?: Exclude<SettableStatus, 'stopped'>;
+  health?: number;
+  lastActivity?: string;
+}
+
+const unref = (timer: unknown) => (timer as { unref?: () => void })?.unref?.();
+const sleep = (ms: number) => new Promise<void>((resolve) => unref(setTimeout(resolve, ms)));
+
+export class AgentStatus {
+  readonly config: AgentStatusConfig;
+  readonly #outbox: Outbox;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #sending: Promise<void> | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #failures = 0;
+  #lastContact = 0;
+  #flushing = false;
+  #known: { status?: string; health?: number } = {};
+  #stopped = false;
+  #disabled: string | undefined;
+  #closed = false;
+
+  constructor(options: AgentStatusOptions = {}) {
+    this.config = resolveConfig(options);
+    this.#outbox = new Outbox(this.config.maxPending);
+    const missing = (['url', 'token', 'agentName'] as const).filter((key) => !this.config[key]);
+    if (missing.length) {
+      const env = { url: 'AGENT_STATUS_URL', token: 'AGENT_STATUS_TOKEN', agentName: 'AGENT_NAME' };
+      this.#disabled = `status reporting is off: set ${missing.map((key) => `${env[key]} (or the ${key} option)`).join(', ')}`;
+      this.config.log(this.#disabled);
+    }
+  }
+
+  get agentName(): string {
+    return this.config.agentName ?? '';
+  }
+
+  /** Reports still waiting for the service. */
+  get pending(): number {
+    return this.#outbox.size;
+  }
+
+  /** The agent started: status running, and the automatic heartbeat begins. */
+  markStarted(pid?: number) {
+    this.#stopped = false;
+    this.#closed = false;
+    this.#report({ event: 'started', pid: pid ?? (globalThis as { process?: { pid?: number } }).process?.pid });
+    this.#known = { status: 'running' };
+    this.#startTimer();
+  }
+
+  /** The agent is stopping: status stopped (an earlier error stays visible), heartbeats end. */
+  markStopped() {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#stopTimer();
+    this.#report({ event: 'stopped' });
+    this.#known = { status: 'stopped' };
+  }
+
+  /**
+   * Status, health and activity in one request. A changed status or health goes at once; the same
+   * status with only a new activity text rides on the next heartbeat. Ignored after markStopped
+   * until markStarted.
+   */
+  updateStatus(update: StatusUpdate) {
+    // After markStopped the agent is shutting down; a loop still running meanwhile must not revive it.
+    if (this.#stopped) return;
+    const body: HeartbeatBody = { agent_name: this.agentName, status: update.status, health: update.health, last_activity: update.lastActivity };
+    const changed = (update.status !== undefined && update.status !== this.#known.status)
+      || (update.health !== undefined && update.health !== this.#known.health);
+    if (!this.#valid(HeartbeatRequest, body)) return;
+    if (changed) {
+      this.#known = { status: update.status ?? this.#known.status, health: update.health ?? this.#known.health };
+      this.#enqueue({ endpoint: 'heartbeat', body });
+    } else {
+      this.#beat(body);
+    }
+  }
+
+  /** Proof of life. Calling it often is fine: at most one heartbeat per interval is sent. */
+  heartbeat() {
+    this.#beat({ agent_name: this.agentName });
+  }
+
+  /** What the agent is doing now; sent with the next heartbeat. */
+  activity(text: string) {
+    this.#beat({ agent_name: this.agentName, last_activity: text.slice(0, LIMITS.activity) });
+  }
+
+  /** An error: status error with this message (an Error's message, or the text). */
+  reportError(error: unknown) {
+    const message = (error instanceof Error ? error.message || error.name : String(error)) || 'unknown error';
+    this.#report({ event: 'error', message: message.slice(0, LIMITS.message) });
+    this.#known = { status: 'error' };
+  }
+
+  /** A warning: status warning with this message and, optionally, a lowered health. */
+  reportWarning(message: string, health?: number) {
+    this.#report({ event: 'warning', message: (message || 'warning').slice(0, LIMITS.message), health });
+    this.#known = { status: 'warning', health: health ?? this.#known.health };
+  }
+
+  /**
+   * Sends what is pending, retrying until the deadline. Resolves true when everything was delivered
+   * (or refused for good), false when the deadline came first. Never rejects.
+   */
+  async flush(timeoutMs = this.config.flushTimeoutMs): Promise<boolean> {
+    if (this.#disabled) return true;
+    const deadline = Date.now() + timeoutMs;
+    this.#flushing = true;
+    try {
+      while (this.#outbox.size > 0 && Date.now() < deadline) {
+        if (this.#sending) {
+          await Promise.race([this.#sending, sleep(Math.max(0, deadline - Date.now()))]);
+          continue;
+        }
+        await this.#sendOnce(deadline);
+        if (this.#outbox.size > 0 && this.#failures > 0) await sleep(Math.min(250 * this.#failures, Math.max(0, deadline - Date.now())));
+      }
+      return this.#outbox.size === 0;
+    } finally {
+      this.#flushing = false;
+      if (!this.#closed) this.#wake();
+    }
+  }
+
+  /** Stops the heartbeat and flushes with a deadline; the agent may exit afterwards. */
+  async close(timeoutMs = this.config.flushTimeoutMs): Promise<boolean> {
+    this.#closed = true;
+    this.#stopTimer();
+    clearTimeout(this.#retryTimer);
+    const delivered = await this.flush(timeoutMs);
+    clearTimeout(this.#retryTimer);
+    if (!delivered) this.config.log(`gave up on ${this.#outbox.size} undelivered report(s) after ${timeoutMs} ms: the service is unreachable`);
+    return delivered;
+  }
+
+  #startTimer() {
+    this.#stopTimer();
+    if (this.config.heartbeatIntervalMs <= 0 || this.#disabled) return;
+    this.#timer = setInterval(() => this.heartbeat(), this.config.heartbeatIntervalMs);
+    unref(this.#timer);
+  }
+
+  #stopTimer() {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #valid(schema: typeof HeartbeatRequest | typeof Report, body: unknown): boolean {
+    const result = schema.safeParse(body);
+    if (!result.success) this.config.log(`not sent: ${describeIssues(result.error)}`);
+    return result.success;
+  }
+
+  #report(fields: Omit<ReportBody, 'agent_name'>) {
+    const body = { agent_name: this.agentName, ...fields } as ReportBody;
+    if (this.#valid(Report, body)) this.#enqueue({ endpoint: 'report', body });
+  }
+
+  #beat(body: HeartbeatBody) {
+    // a stopped agent is not alive: proof of life waits for markStarted
+    if (this.#disabled || this.#stopped || !this.#valid(HeartbeatRequest, body)) return;
+    this.#outbox.pushBeat(body);
+    this.#wake();
+  }
+
+  #enqueue(change: StateChange) {
+    if (this.#disabled) return;
+    const dropped = this.#outbox.dropped;
+    this.#outbox.pushState(change);
+    if (this.#outbox.dropped > dropped && this.#outbox.dropped === 1) {
+      this.config.log(`more than ${this.config.maxPending} reports waiting for the service: dropping the oldest`);
+    }
+    this.#wake();
+  }
+
+  // Starts the sender unless it runs or waits for a retry; the retry timer wakes it later.
+  #wake() {
+    if (this.#sending || this.#retryTimer || this.#flushing) return;
+    this.#sending = (async () => {
+      while (this.#outbox.size > 0 && !this.#flushing) {
+        const beatDue = this.#lastContact + this.config.heartbeatIntervalMs;
+        if (this.#outbox.nextStates().length === 0 && Date.now() < beatDue) {
+          this.#retryLater(beatDue - Date.now());
+          break;
+        }
+        if ((await this.#sendOnce(Date.now() + this.config.requestTimeoutMs)) === 'retry') {
+          const backoff = Math.min(this.config.maxBackoffMs, 500 * 2 ** Math.min(this.#failures, 10));
+          this.#retryLater(backoff / 2 + Math.random() * (backoff / 2));
+          break;
+        }
+      }
+    })().finally(() => (this.#sending = undefined));
+  }
+
+  #retryLater(ms: number) {
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#wake();
+    }, ms);
+    unref(this.#retryTimer);
+  }
+
+  // Sends the next request (state changes first, else the waiting heartbeat) and settles the outbox.
+  async #sendOnce(deadline: number): Promise<Outcome> {
+    const states = this.#outbox.nextStates();
+    const beat = states.length ? undefined : this.#outbox.beat;
+    if (!states.length && !beat) return 'delivered';
+    const endpoint = states.length ? states[0].endpoint : 'heartbeat';
+    const body = beat ?? (endpoint === 'report' && states.length > 1 ? { reports: states.map((s) => s.body) } : states[0].body);
+    const outcome = await this.#post(endpoint, body, deadline);
+    if (outcome === 'refused' && states.length > 1) {
+      // One bad report refuses the whole batch; send them one by one so only that one is lost.
+      for (const state of states) {
+        if ((await this.#post('report', state.body, deadline)) === 'retry') return 'retry';
+        this.#outbox.removeStates([state]);
+      }
+      return 'delivered';
+    }
+    if (outcome !== 'retry') {
+      if (beat) this.#outbox.removeBeat(beat);
+      else this.#outbox.removeStates(states);
+    }
+    return outcome;
+  }
+
+  async #post(endpoint: 'heartbeat' | 'report', body: unknown, deadline: number): Promise<Outcome> {
+    const timeout = Math.max(1, Math.min(this.config.requestTimeoutMs, deadline - Date.now()));
+    let response: Response;
+    try {
+      response = await fetch(functionUrl(this.config.url!, endpoint), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeout),
+      });
+    } catch (error) {
+      return this.#failed(`cannot reach ${this.config.url}: ${(error as Error).message}`);
+    }
+    const text = await response.text().catch(() => '');
+    if (response.ok) {
+      if (this.#failures > 0) this.config.log(`reached the service again after ${this.#failures} failed attempt(s)`);
+      this.#failures = 0;
+      this.#lastContact = Date.now();
+      return 'delivered';
+    }
+    let reason = `HTTP ${response.status}`;
+    try {
+      const { error } = ErrorBody.parse(JSON.parse(text));
+      reason = `${error.message}${error.hint ? ` (${error.hint})` : ''}`;
+    } catch {
+      // not one of our error bodies (a proxy's page): the status says enough
+    }
+    if (response.status >= 500 || response.status === 408 || response.status === 429) return this.#failed(reason);
+    // The service read it and said no: sending it again would get the same answer.
+    this.#lastContact = Date.now();
+    this.config.log(`${endpoint} refused: ${reason}`);
+    return 'refused';
+  }
+
+  #failed(reason: string): Outcome {
+    this.#failures++;
+    if (this.#failures === 1) this.config.log(`${reason}; keeping ${this.#outbox.size} report(s) and retrying with backoff`);
+    return 'retry';
+  }
+}
