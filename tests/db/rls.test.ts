@@ -102,6 +102,10 @@ describe('row level security and grants', () => {
     revoke_api_token: (tx) => tx`select * from public.revoke_api_token('00000000-0000-0000-0000-000000000000')`,
     add_operator: (tx) => tx`select public.add_operator('second@example.com')`,
     remove_operator: (tx) => tx`select public.remove_operator('nobody@example.com')`,
+    operator_list_agents: (tx) => tx`select * from public.operator_list_agents()`,
+    operator_agent_events: (tx) => tx`select * from public.operator_agent_events('rls-agent')`,
+    operator_commands: (tx) => tx`select * from public.operator_commands(array[1, 2]::bigint[])`,
+    operator_sweep_status: (tx) => tx`select public.operator_sweep_status()`,
   };
 
   describe.each(Object.keys(operatorFunctions))('operator function %s', (fn) => {
