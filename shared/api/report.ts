@@ -17,7 +17,7 @@ export const Report = z
     pid: pid.nullish(),
     exit_code: z.int().min(-2147483648).max(2147483647).nullish(),
     exit_signal: z.string().regex(/^SIG[A-Z0-9]{1,12}$/, 'exit_signal must be a signal name like SIGTERM').nullish(),
-    details: z.record(z.string(), z.json()).nullish().describe('A small JSON object kept with the event (at most 8 kB).'),
+    details: z.record(z.string(), z.unknown()).nullish().describe('A small JSON object kept with the event (at most 8 kB).'),
   })
   .check((ctx) => {
     const report = ctx.value;

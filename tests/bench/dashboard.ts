@@ -1,0 +1,119 @@
+// Dashboard bench: 2,000 agents in a real stack (private PostgreSQL, PostgREST, auth stand-in), the
+// production build in headless Chromium. Measures (1) opening the dashboard until all 2,000 rows are
+// rendered and painted, and (2) applying a poll in which one agent changed, up to the next paint.
+// The page reports both itself through User Timing (web/src/dashboard.ts MARKS).
+// Run alone: npx tsx tests/bench/dashboard.ts
+import { mkdtempSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startStack } from '../../runner/local-stack/stack.ts';
+import { freePort } from '../../runner/local-stack/ports.ts';
+import { MARKS } from '../../web/src/dashboard.ts';
+import { buildDashboard, launchChromium, removeDir, serveDashboard, signIn } from '../web/helpers.ts';
+
+export interface Measurement {
+  name: string;
+  value: number;
+  unit: 'ms';
+  target: number;
+}
+
+const AGENTS = 2000;
+const UPDATES = 10;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** Runs the dashboard bench; returns its measurements (lower is better). */
+export async function benchDashboard(log: (line: string) => void = console.log): Promise<Measurement[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'agent-status-bench-web-'));
+  const operator = { email: 'bench@agent-status.test', password: 'bench-password' };
+  const stack = await startStack({
+    port: await freePort(),
+    database: { kind: 'postgres', dataDir, port: await freePort() },
+    functions: false,
+    sweep: false,
+    operator,
+  });
+  let dir: string | undefined;
+  let served: Awaited<ReturnType<typeof serveDashboard>> | undefined;
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+  try {
+    // A fleet in every status, on 20 hosts, as written by agents over the last hour.
+    await stack.sql`
+      insert into public.agent_status (agent_name, status, status_source, health, host, last_heartbeat, started_at,
+                                       stale_at, last_activity, last_activity_at, status_reason)
+      select format('agent-%s', lpad(i::text, 4, '0')),
+             (array['running', 'running', 'running', 'warning', 'error', 'stopped'])[1 + i % 6], 'agent',
+             (i * 37) % 101, format('host-%s', i % 20), now() - make_interval(secs => i % 50),
+             now() - make_interval(mins => i % 600), now() + interval '1 hour',
+             format('processed batch %s', i), now() - make_interval(secs => i % 90),
+             case when i % 6 in (3, 4) then 'upstream API answered 503' end
+      from generate_series(1, ${AGENTS}) i`;
+    dir = await buildDashboard();
+    served = await serveDashboard(dir, { supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey });
+    browser = await launchChromium();
+    const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+    const rendered = () =>
+      page.waitForFunction((mark) => performance.getEntriesByName(mark).length > 0, MARKS.firstRender, { timeout: 60_000 });
+
+    await signIn(page, served.url, operator);
+    await rendered();
+    // Opening the dashboard with a session, as an operator does every day: navigation to painted rows.
+    const opens: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await page.reload();
+      await rendered();
+      const rows = await page.locator('.rows .row').count();
+      if (rows !== AGENTS) throw new Error(`expected ${AGENTS} rows, the page shows ${rows}`);
+      opens.push(await page.evaluate((mark) => performance.getEntriesByName(mark)[0].startTime, MARKS.firstRender));
+    }
+
+    if (process.env.PROBE) {
+      await page.waitForTimeout(8000);
+      console.log('idle polls', await page.evaluate((m) => performance.getEntriesByName(m).slice(-4).map((e) => e.duration.toFixed(1)), MARKS.apply));
+    }
+    const updates: number[] = [];
+    const scripts: number[] = [];
+    for (let i = 0; i < UPDATES; i++) {
+      const name = `agent-${String(1 + i * 7).padStart(4, '0')}`;
+      const before = await page.evaluate((mark) => performance.getEntriesByName(mark).length, MARKS.apply);
+      const health = 1 + i;
+      await stack.sql`update public.agent_status set status = 'error', health = ${health}, status_reason = 'bench' where agent_name = ${name}`;
+      await page.waitForFunction(
+        ([agent, value]) => document.querySelector(`.rows [data-agent="${agent}"] .num`)?.textContent === value,
+        [name, String(health)] as const,
+        { timeout: 15_000 },
+      );
+      await page.waitForFunction(([mark, count]) => performance.getEntriesByName(mark).length > count, [MARKS.apply, before] as const);
+      // Every poll applied since the change, the one carrying it included: the slowest counts.
+      const durations = (mark: string) =>
+        page.evaluate(([m, count]) => performance.getEntriesByName(m).slice(count).map((e) => e.duration), [mark, before] as const);
+      updates.push(Math.max(...(await durations(MARKS.apply))));
+      scripts.push(Math.max(...(await durations(MARKS.applyScript))));
+    }
+    log(`dashboard: open with ${AGENTS} agents ${opens.map((v) => v.toFixed(0)).join(', ')} ms; ` +
+      `one-row update to paint ${updates.map((v) => v.toFixed(1)).join(', ')} ms, script only ${scripts.map((v) => v.toFixed(1)).join(', ')} ms ` +
+      `(load average ${loadavg()[0].toFixed(2)} on this machine)`);
+    return [
+      { name: `dashboard first complete render, ${AGENTS} agents (median of ${opens.length})`, value: median(opens), unit: 'ms', target: 1000 },
+      { name: `dashboard one-row update to next paint, ${AGENTS} agents (median of ${UPDATES})`, value: median(updates), unit: 'ms', target: 50 },
+      { name: `dashboard one-row update, script only, ${AGENTS} agents (median of ${UPDATES})`, value: median(scripts), unit: 'ms', target: 50 },
+    ];
+  } finally {
+    await browser?.close();
+    await served?.close();
+    removeDir(dir);
+    await stack.stop();
+    removeDir(dataDir);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const results = await benchDashboard();
+  for (const r of results) console.log(`${r.value <= r.target ? 'ok  ' : 'SLOW'} ${r.name}: ${r.value.toFixed(1)} ${r.unit} (target < ${r.target} ${r.unit})`);
+  process.exitCode = results.every((r) => r.value <= r.target) ? 0 : 1;
+}

@@ -1,0 +1,13 @@
+// `npm run bench`: runs each benchmark module in turn and prints its table. Benchmarks are not
+// tests: they measure, on this machine, what the design claims. Register a module with one line.
+// BENCH=<name> runs only that one; BENCH_SECONDS sets the length of each measurement.
+const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
+  heartbeat: () => import('./heartbeat.ts'),
+};
+
+const only = process.env.BENCH?.split(',').filter(Boolean);
+for (const [name, load] of Object.entries(BENCHMARKS)) {
+  if (only && !only.includes(name)) continue;
+  console.log(`\n=== ${name} ===`);
+  await (await load()).run();
+}
