@@ -9,6 +9,8 @@ import { registerControl } from './commands/control.ts';
 import { registerToken } from './commands/token.ts';
 import { registerOperator } from './commands/operator.ts';
 import { registerRun } from './commands/run.ts';
+import { registerDoctor } from './commands/doctor.ts';
+import { registerTest } from './commands/test.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -23,5 +25,7 @@ registerControl(program);
 registerToken(program);
 registerOperator(program);
 registerRun(program);
+registerDoctor(program);
+registerTest(program);
 
 await program.parseAsync(process.argv);

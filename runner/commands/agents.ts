@@ -83,12 +83,14 @@ function distance(a: string, b: string): number {
 /** Up to three names closest to `name`: same letters in another case or spacing first. */
 export function nearestNames(name: string, names: string[]): string[] {
   const squash = (s: string) => s.toLowerCase().replace(/[\s_-]+/g, '');
-  return names
-    .map((candidate) => ({
-      candidate,
-      score: squash(candidate) === squash(name) ? 0 : distance(name, candidate) / Math.max(name.length, candidate.length),
-    }))
-    .filter(({ score }) => score <= 0.5)
+  const scored = names.map((candidate) => ({
+    candidate,
+    score: squash(candidate) === squash(name) ? 0 : distance(name, candidate) / Math.max(name.length, candidate.length),
+  }));
+  // The same letters in another case or spacing is almost certainly the one meant: name only those.
+  const best = scored.some(({ score }) => score === 0) ? 0 : 0.5;
+  return scored
+    .filter(({ score }) => score <= best)
     .sort((a, b) => a.score - b.score)
     .slice(0, 3)
     .map(({ candidate }) => candidate);

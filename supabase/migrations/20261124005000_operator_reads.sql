@@ -15,12 +15,14 @@ begin
 end
 $$;
 
--- The history of one agent after a given event id (0: from the start), oldest first, at most p_limit
--- rows; callers page on with the last id they saw. p_agent_name null: every agent.
+-- The history of one agent after a given event id (0: from the start) and from a given time (null:
+-- all kept), oldest first, at most p_limit rows; callers page on with the last id they saw.
+-- p_agent_name null: every agent.
 create function public.operator_agent_events(
   p_agent_name text default null,
   p_after_id bigint default 0,
   p_limit integer default 100,
+  p_since timestamptz default null,
   p_operator_token text default null
 ) returns table (id bigint, agent_name text, at timestamptz, kind text, source text, actor text,
                  from_status text, to_status text, health integer, message text, details jsonb)
@@ -41,7 +43,8 @@ begin
            e.health, e.message, e.details
     from public.agent_events e
     left join public.agent_status a on a.id = e.agent_id
-    where e.id > coalesce(p_after_id, 0) and (p_agent_name is null or a.agent_name = p_agent_name)
+    where e.id > coalesce(p_after_id, 0) and (p_since is null or e.at >= p_since)
+      and (p_agent_name is null or a.agent_name = p_agent_name)
     order by e.id
     limit p_limit;
 end
@@ -106,9 +109,9 @@ begin
 end
 $$;
 
-revoke execute on function public.operator_list_agents(text), public.operator_agent_events(text, bigint, integer, text),
+revoke execute on function public.operator_list_agents(text), public.operator_agent_events(text, bigint, integer, timestamptz, text),
   public.operator_commands(bigint[], text), public.operator_sweep_status(text) from public;
 -- anon may call them because they check the operator token themselves (like the other operator functions).
-grant execute on function public.operator_list_agents(text), public.operator_agent_events(text, bigint, integer, text),
+grant execute on function public.operator_list_agents(text), public.operator_agent_events(text, bigint, integer, timestamptz, text),
   public.operator_commands(bigint[], text), public.operator_sweep_status(text)
   to anon, authenticated, service_role;

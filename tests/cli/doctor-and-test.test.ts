@@ -1,0 +1,140 @@
+// `agent-status doctor` and `agent-status test`: the real CLI against a real stack with the edge
+// functions on Deno, agents started by a real Runner or by the CLI itself (wrapped in `agent-status run`).
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useTestStack } from '../helpers/stack.ts';
+import { fixtureAgent, makeHost } from '../runner/host.ts';
+import { EXIT } from '../../runner/commands/exit-codes.ts';
+import { BIN, CLI_FIXTURES, cli, stackEnv } from './helpers.ts';
+
+const stack = useTestStack({ functions: true });
+
+async function agentToken(name: string): Promise<string> {
+  const [{ token }] = await stack.db.sql`select token from public.create_api_token('agent', p_agent_name => ${name})`;
+  return token;
+}
+
+/** `node agent-status.js run --name <name> --heartbeat 1 -- <fixture>`, as a test command. */
+function wrapped(name: string, fixture: string, heartbeat = 1): string[] {
+  return ['--', 'node', BIN, 'run', '--name', name, '--heartbeat', String(heartbeat), '--', join(CLI_FIXTURES, fixture)];
+}
+
+function checks(stdout: string): Record<string, string> {
+  return Object.fromEntries((JSON.parse(stdout) as { check: string; result: string }[]).map((c) => [c.check, c.result]));
+}
+
+describe('doctor', () => {
+  it('checks the API, operator access, the functions, the sweep and all agents', async () => {
+    const json = await cli(['doctor', '--json'], stackEnv(stack));
+    expect(json.stderr).toBe('');
+    // pg_cron runs only in cron.database_name, not in this file's cloned database (doctor-pg-cron.test.ts has it)
+    expect(checks(json.stdout)).toEqual({ 'API reachable': 'pass', 'operator access': 'pass', 'edge functions deployed': 'pass', 'pg_cron sweep': 'warn', agents: 'warn' });
+    expect(json.exitCode).toBe(0);
+
+    const human = await cli(['doctor'], stackEnv(stack));
+    expect(human.exitCode).toBe(0);
+    expect(human.stdout).toMatch(/^pass  API reachable +http:\/\/127\.0\.0\.1:\d+ answered in \d+ ms$/m);
+    expect(human.stdout).toMatch(/^pass  operator access +reading as operator@agent-status\.test$/m);
+    expect(human.stdout).toMatch(/^warn  pg_cron sweep +pg_cron is not installed in this database: something else must call public\.agent_status_sweep\(\) every minute/m);
+    expect(human.stdout).toMatch(/^warn  agents +no agents yet$/m);
+  });
+
+  it('checks one agent: exact name, status, heartbeats (measured with --watch), its runner', async () => {
+    const forever = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [forever], { heartbeat_interval: '1s' });
+    await host.start();
+    expect((await cli(['start', forever.name], stackEnv(stack))).exitCode).toBe(0);
+
+    const result = await cli(['doctor', forever.name, '--watch', '4'], stackEnv(stack));
+    expect(result.stdout).toMatch(new RegExp(`^pass  name matches exactly +"${forever.name}"$`, 'm'));
+    expect(result.stdout).toMatch(/^pass  status +running, health 100/m);
+    expect(result.stdout).toMatch(/^pass  heartbeats arriving +\d heartbeat\(s\) in 4 s, about every 1\.\d s \(timeout 120 s\)$/m);
+    expect(result.stdout).toMatch(new RegExp(`^pass  runner manages it +the runner on ${host.host} is online$`, 'm'));
+
+    const misspelt = await cli(['doctor', forever.name.toUpperCase()], stackEnv(stack));
+    expect(misspelt.exitCode).toBe(EXIT.notFound);
+    expect(misspelt.stdout).toContain(`fix: Did you mean "${forever.name}"?`);
+    expect((await cli(['stop', forever.name], stackEnv(stack))).exitCode).toBe(0);
+  });
+
+  it('fails an agent that never sent a heartbeat and one whose runner is offline', async () => {
+    await agentToken('Never Heard From');
+    const never = await cli(['doctor', 'Never Heard From', '--json'], stackEnv(stack));
+    expect(never.exitCode).toBe(EXIT.failed);
+    expect(checks(never.stdout)).toMatchObject({ 'heartbeats arriving': 'fail', 'runner manages it': 'warn' });
+
+    const forever = fixtureAgent('forever.sh');
+    const runner = await (await makeHost(stack, [forever])).start();
+    await runner.shutdown({ stopAgents: true });
+    const offline = await cli(['doctor', forever.name], stackEnv(stack));
+    expect(offline.exitCode).toBe(EXIT.failed);
+    expect(offline.stdout).toMatch(/^FAIL  runner manages it +the runner on host-\w+ is offline/m);
+  });
+
+  it('exits 3 when the API is down and 4 when it may not read as an operator', async () => {
+    const notOperator = await cli(['doctor'], stackEnv(stack, 'nobody'));
+    expect(notOperator.exitCode).toBe(EXIT.auth);
+    expect(notOperator.stdout).toMatch(/^pass  API reachable/m);
+    expect(notOperator.stdout).toMatch(/^FAIL  operator access +only operators may do this/m);
+    await stack.gateway.stop();
+    try {
+      const down = await cli(['doctor'], stackEnv(stack));
+      expect(down.exitCode).toBe(EXIT.unreachable);
+      expect(down.stdout).toMatch(/^FAIL  API reachable +cannot reach the API at http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/m);
+      expect(down.stdout).toContain('fix: Is the stack running?');
+    } finally {
+      await stack.gateway.start();
+    }
+  });
+});
+
+describe('test', () => {
+  it('starts an agent through its runner, prints the timeline, stops it and passes', async () => {
+    const forever = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [forever], { heartbeat_interval: '1s' });
+    await host.start();
+    const result = await cli(['test', forever.name, '--duration', '4'], stackEnv(stack));
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toMatch(/^\+ +0\.\d s +start requested +command \d+ for the runner on host-/m);
+    expect(result.stdout).toMatch(/^\+ +\d+\.\d s +start succeeded/m);
+    expect(result.stdout).toMatch(/^\+ +\d+\.\d s +started +stopped -> running/m);
+    expect(result.stdout).toMatch(/^\+ +\d+\.\d s +heartbeat +running, health 100/m);
+    expect(result.stdout).toMatch(/^\+ +\d+\.\d s +stop succeeded/m);
+    expect(result.stdout).toMatch(new RegExp(`^PASS  ${forever.name}: ran 4 s with \\d heartbeat\\(s\\), about every 1\\.\\d s, longest silence \\d s \\(timeout 120 s\\); stopped cleanly$`, 'm'));
+  });
+
+  it('runs a command directly and passes; a failing program fails with the reason', async () => {
+    const name = 'Direct Agent';
+    const env = { ...stackEnv(stack), AGENT_STATUS_TOKEN: await agentToken(name) };
+    // long enough for the wrapper (node + tsx) to start on a busy machine and send a few heartbeats
+    const good = await cli(['test', name, '--duration', '8', ...wrapped(name, 'runs-until-signalled.sh')], env);
+    expect(good.stdout).toMatch(/process started +pid \d+: node /);
+    expect(good.stdout).toMatch(/stop requested +SIGTERM to the process/);
+    expect(good.stdout).toMatch(/^PASS  Direct Agent: ran 8 s with \d+ heartbeat\(s\), about every 1\.\d s, .*; stopped cleanly$/m);
+    expect(good.exitCode).toBe(0);
+
+    const bad = await cli(['test', name, '--duration', '10', ...wrapped(name, 'fails-with-3.sh')], env);
+    expect(bad.exitCode).toBe(EXIT.failed);
+    expect(bad.stdout).toMatch(/^\+ +\d+\.\d s +error +running -> error +exited with code 3; last stderr lines:/m);
+    expect(bad.stdout).toMatch(/^FAIL  Direct Agent: .*it reported an error: exited with code 3; .*its process ended by itself after \d+\.\d s \(exit code 3\)$/m);
+  });
+
+  it('fails an agent that stops heartbeating with "no heartbeat for N s"', async () => {
+    const name = 'Quiet Agent';
+    const env = { ...stackEnv(stack), AGENT_STATUS_TOKEN: await agentToken(name) };
+    await stack.db.sql`update public.agent_status set heartbeat_timeout_s = 5 where agent_name = ${name}`;
+    const quiet = await cli(['test', name, '--duration', '8', ...wrapped(name, 'runs-until-signalled.sh', 3600)], env);
+    expect(quiet.exitCode).toBe(EXIT.failed);
+    expect(quiet.stdout).toMatch(/^\+ +\d+\.\d s +stale +no heartbeat for \d s/m);
+    expect(quiet.stdout).toMatch(/^FAIL  Quiet Agent: no heartbeat for \d s; it goes stale after 5 s; it went stale/m);
+  });
+
+  it('refuses an unknown agent (5) and an unmanaged stopped agent without a command (2)', async () => {
+    const unknown = await cli(['test', 'quiet agent'], stackEnv(stack));
+    expect(unknown.exitCode).toBe(EXIT.notFound);
+    expect(unknown.stderr).toContain('Did you mean "Quiet Agent"?');
+    const cannot = await cli(['test', 'Quiet Agent', '--duration', '1'], stackEnv(stack));
+    expect(cannot.exitCode).toBe(EXIT.usage);
+    expect(cannot.stderr).toContain('Give the command that starts it');
+  });
+});
