@@ -11,6 +11,7 @@ import { registerOperator } from './commands/operator.ts';
 import { registerRun } from './commands/run.ts';
 import { registerDoctor } from './commands/doctor.ts';
 import { registerTest } from './commands/test.ts';
+import { registerIntegrate } from './commands/integrate.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -27,5 +28,6 @@ registerOperator(program);
 registerRun(program);
 registerDoctor(program);
 registerTest(program);
+registerIntegrate(program);
 
 await program.parseAsync(process.argv);

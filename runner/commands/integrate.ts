@@ -1,0 +1,139 @@
+// `agent-status integrate <files...>`: the seed's add_status_to_agents.py for Python and TypeScript
+// agents. Backs each file up before changing it, is idempotent (a second run changes nothing),
+// shows a unified diff instead with --dry-run, and says where a heartbeat call still needs to go.
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { execa } from 'execa';
+import { REPO_ROOT } from '../local-stack/functions.ts';
+import { action, subcommand } from './action.ts';
+import { CliError, EXIT } from './exit-codes.ts';
+import { painter, printJson } from './output.ts';
+import { integratePython } from './integrate-python.ts';
+import { integrateTypeScript } from './integrate-typescript.ts';
+
+export interface HeartbeatHint {
+  /** 1-based line in the integrated file */
+  line: number;
+  code: string;
+  /** the call to add inside it */
+  add: string;
+}
+
+export interface Integration {
+  source: string;
+  status: string;
+  agentName?: string;
+  hints: HeartbeatHint[];
+}
+
+interface IntegrateOptions {
+  name?: string;
+  sdk?: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+const LANGUAGES: Record<string, 'python' | 'typescript'> = { '.py': 'python', '.ts': 'typescript', '.mts': 'typescript', '.cts': 'typescript' };
+
+/** "tweet_scraping_agent.py" -> "Tweet Scraping Agent", as the seed named its agents. */
+export function agentNameFromFile(file: string): string {
+  return basename(file, extname(file))
+    .split(/[\s_.-]+/)
+    .filter(Boolean)
+    .map((word) => word[0].toUpperCase() + word.slice(1))
+    .join(' ');
+}
+
+/** The SDK as a relative import from `file`'s folder. */
+function sdkImport(file: string): string {
+  const path = relative(dirname(file), join(REPO_ROOT, 'shared', 'sdk', 'index.ts')).split('\\').join('/');
+  return path.startsWith('.') ? path : `./${path}`;
+}
+
+function backupPath(file: string): string {
+  for (let n = 0; ; n++) {
+    const candidate = n === 0 ? `${file}.bak` : `${file}.bak.${n}`;
+    if (!existsSync(candidate)) return candidate;
+  }
+}
+
+async function unifiedDiff(file: string, updated: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-status-integrate-'));
+  try {
+    const other = join(dir, basename(file));
+    writeFileSync(other, updated);
+    const result = await execa('diff', ['-u', '--label', `a/${basename(file)}`, '--label', `b/${basename(file)}`, file, other], { reject: false });
+    if (result.exitCode !== 0 && result.exitCode !== 1) throw new CliError(`diff failed: ${result.stderr || result.shortMessage}`, EXIT.failed, 'Install diffutils, or run without --dry-run.');
+    return result.stdout;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function integrateFile(file: string, options: IntegrateOptions): Integration & { language: string } {
+  const language = LANGUAGES[extname(file)];
+  const source = readFileSync(file, 'utf8');
+  const name = options.name ?? agentNameFromFile(file);
+  const result = language === 'python' ? integratePython(source, name) : integrateTypeScript(source, name, options.sdk ?? sdkImport(file));
+  return { ...result, language };
+}
+
+export function registerIntegrate(program: Command): void {
+  subcommand(program, 'integrate <files...>', 'add status reporting to Python and TypeScript agent files (backup first; a second run changes nothing)')
+    .option('--name <agent>', 'the agent name (one file only; default: from the file name, e.g. tweet_scraping_agent.py -> "Tweet Scraping Agent")')
+    .option('--sdk <specifier>', 'TypeScript: where to import the SDK from (default: a relative path to this package\'s shared/sdk/index.ts)')
+    .option('--dry-run', 'show the changes as a diff and write nothing')
+    .option('--json', 'print what was done per file as JSON')
+    .action(
+      action(async (files: string[], options: IntegrateOptions) => {
+        if (options.name !== undefined && files.length > 1) {
+          throw new CliError('--name names one agent, but more than one file was given', EXIT.usage, 'Integrate one file at a time with --name, or leave it out to name each agent after its file.');
+        }
+        // Check every file before changing any, so a typo does not leave half the files integrated.
+        const paths = files.map((file) => resolve(file));
+        for (const [i, path] of paths.entries()) {
+          if (!existsSync(path) || !statSync(path).isFile()) throw new CliError(`no such file: ${files[i]}`, EXIT.notFound);
+          if (!LANGUAGES[extname(path)]) {
+            throw new CliError(`${files[i]}: only Python (.py) and TypeScript (.ts, .mts, .cts) agents can be integrated`, EXIT.usage,
+              'Any other program can report with no code change: agent-status run --name <agent> -- <command>');
+          }
+        }
+        const paint = painter();
+        const report = [];
+        for (const [i, path] of paths.entries()) {
+          const result = integrateFile(path, options);
+          const changed = result.status === 'integrated';
+          let backup: string | undefined;
+          let diff: string | undefined;
+          if (changed && options.dryRun) diff = await unifiedDiff(path, result.source);
+          else if (changed) {
+            backup = backupPath(path);
+            copyFileSync(path, backup);
+            // written whole, then renamed over the original, keeping its permissions
+            writeFileSync(`${path}.agent-status.tmp`, result.source, { mode: statSync(path).mode });
+            renameSync(`${path}.agent-status.tmp`, path);
+          }
+          report.push({ file: files[i], language: result.language, status: result.status, agent_name: result.agentName ?? null, changed: changed && !options.dryRun, backup: backup ?? null, heartbeat_hints: result.hints });
+          if (options.json) continue;
+          if (diff) process.stdout.write(diff + '\n');
+          const what = !changed ? result.status
+            : options.dryRun ? `would integrate as ${JSON.stringify(result.agentName)} (dry run: nothing written)`
+            : `integrated as ${JSON.stringify(result.agentName)}; the original is in ${relative(process.cwd(), backup!) || backup}`;
+          process.stdout.write(`${paint.bold(files[i])}: ${what}\n`);
+          for (const hint of result.hints) {
+            process.stdout.write(`  ${paint.yellow('heartbeat:')} line ${hint.line} \`${hint.code}\` looks like the main loop: add ${hint.add} inside it, so a hung loop shows\n`);
+          }
+          if (changed && !result.hints.length) {
+            process.stdout.write(`  ${paint.yellow('heartbeat:')} no main loop found: call ${result.language === 'python' ? 'asu.send_heartbeat(AGENT_NAME)' : 'agentStatus.heartbeat()'} where the agent does its recurring work\n`);
+          }
+        }
+        if (options.json) printJson(report);
+        if (report.some((r) => r.changed) && !options.json) {
+          process.stdout.write(`\nRun the agent with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set (agent-status token create agent --name "<agent>").\n` +
+            `Between marker lines the added code is yours to edit; the SDK also heartbeats every 30 s by itself once started.\n`);
+        }
+      }),
+    );
+}
