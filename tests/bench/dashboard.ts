@@ -2,11 +2,10 @@
 // production build in headless Chromium. Measures (1) opening the dashboard until all 2,000 rows are
 // rendered and painted, and (2) applying a poll in which one agent changed, up to the next paint.
 // The page reports both itself through User Timing (web/src/dashboard.ts MARKS).
-// Run alone: npx tsx tests/bench/dashboard.ts
+// Run alone: BENCH=dashboard npm run bench
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { startStack } from '../../runner/local-stack/stack.ts';
 import { freePort } from '../../runner/local-stack/ports.ts';
 import { MARKS } from '../../web/src/dashboard.ts';
@@ -72,10 +71,6 @@ export async function benchDashboard(log: (line: string) => void = console.log):
       opens.push(await page.evaluate((mark) => performance.getEntriesByName(mark)[0].startTime, MARKS.firstRender));
     }
 
-    if (process.env.PROBE) {
-      await page.waitForTimeout(8000);
-      console.log('idle polls', await page.evaluate((m) => performance.getEntriesByName(m).slice(-4).map((e) => e.duration.toFixed(1)), MARKS.apply));
-    }
     const updates: number[] = [];
     const scripts: number[] = [];
     for (let i = 0; i < UPDATES; i++) {
@@ -112,8 +107,9 @@ export async function benchDashboard(log: (line: string) => void = console.log):
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const results = await benchDashboard();
-  for (const r of results) console.log(`${r.value <= r.target ? 'ok  ' : 'SLOW'} ${r.name}: ${r.value.toFixed(1)} ${r.unit} (target < ${r.target} ${r.unit})`);
-  process.exitCode = results.every((r) => r.value <= r.target) ? 0 : 1;
+/** The bench runner's entry (tests/bench/run.ts). */
+export async function run(): Promise<void> {
+  for (const r of await benchDashboard()) {
+    console.log(`${r.value <= r.target ? 'ok  ' : 'SLOW'} ${r.name}: ${r.value.toFixed(1)} ${r.unit} (target < ${r.target} ${r.unit})`);
+  }
 }

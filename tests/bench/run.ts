@@ -3,6 +3,7 @@
 // BENCH=<name> runs only that one; BENCH_SECONDS sets the length of each measurement.
 const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   heartbeat: () => import('./heartbeat.ts'),
+  dashboard: () => import('./dashboard.ts'),
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);

@@ -61,7 +61,7 @@ async function runnerWith(names: string[]) {
 /** An agent that speaks for itself through the SQL API with its own token (no runner). */
 async function selfReportingAgent(name: string) {
   const [{ token }] = await sql()`select token from public.create_api_token('agent', p_agent_name => ${name})`;
-  const report = (event: string, extra: { message?: string; health?: number; activity?: string; details?: object } = {}) =>
+  const report = (event: string, extra: { message?: string; health?: number; activity?: string; details?: { log_tail: string[] } } = {}) =>
     sql()`select public.agent_report(${token}, ${name}, ${event}, ${extra.message ?? null}, ${extra.health ?? null},
             ${extra.activity ?? null}, null, null, null, ${extra.details ? sql().json(extra.details) : null})`;
   return { token, report };

@@ -86,6 +86,9 @@ export class AgentRowView {
         h('a', { role: 'menuitem', href: agentHref(name) }, 'Details'),
       ),
     );
+    // A class rather than :has(details[open]) in CSS: :has made Chromium re-check every row's
+    // style when any row moved.
+    this.menu.addEventListener('toggle', () => this.el.classList.toggle('menu-open', this.menu.open));
     this.el = h(
       'div',
       { class: 'row', role: 'row', 'data-agent': name },
@@ -101,7 +104,8 @@ export class AgentRowView {
     );
   }
 
-  update(agent: AgentRow, command: CommandRow | undefined, clock: DbClock): void {
+  /** Takes a poll's data; repaints only if something shown (other than ages) changed. */
+  update(agent: AgentRow, command: CommandRow | undefined): void {
     this.agent = agent;
     this.command = command;
     // Most polls change nothing but ages; compare the fields that drive the DOM in one string.
@@ -113,7 +117,6 @@ export class AgentRowView {
       this.lastState = state;
       this.paint(agent, command);
     }
-    this.tick(clock);
   }
 
   private paint(agent: AgentRow, command: CommandRow | undefined) {
@@ -142,7 +145,7 @@ export class AgentRowView {
     }
   }
 
-  /** Refreshes the ages; called every second between polls. */
+  /** Refreshes the ages (heartbeat, uptime, activity) from the last poll's clock. */
   tick(clock: DbClock): void {
     const agent = this.agent;
     const elapsed = clock.elapsed();
