@@ -128,12 +128,12 @@ export class AgentSupervisor {
   }
 
   /** Starts the agent unless it runs; waits min_uptime to tell a good start from one that dies at once. */
-  async start(): Promise<Outcome> {
+  async start(why = 'started by command'): Promise<Outcome> {
     if (this.current) return { ok: false, message: `already running (pid ${this.current.pid})` };
     this.cancelRestart();
     this.wanted = true;
     this.quickExits = 0;
-    const spawned = this.spawn('started by command');
+    const spawned = this.spawn(why);
     if ('error' in spawned) return { ok: false, message: await spawned.error };
     const { tracked } = spawned;
     const exit = await Promise.race([tracked.exited, sleep(this.spec.min_uptime).then(() => undefined)]);
@@ -254,9 +254,9 @@ export class AgentSupervisor {
         // exit: agents keep running while the runner is upgraded or restarted
         detached: true,
         cleanup: false,
-        stdin: 'ignore',
-        stdout: fds.stdout,
-        stderr: fds.stderr,
+        // the files themselves, not pipes through the runner: agents outlive the runner. (execa's
+        // types list only descriptors 3-9; at run time it passes any descriptor to spawn as is.)
+        stdio: ['ignore', fds.stdout as 3, fds.stderr as 3],
         reject: false,
       });
     } finally {
@@ -324,6 +324,7 @@ export class AgentSupervisor {
   }
 
   private afterExit(info: ExitInfo, uptimeMs: number, stderrOffset: number): void {
+    this.state = 'stopped';
     const failed = !info.known || !!info.spawnError || info.exitCode !== 0 || !!info.signal;
     const lines = linesSince(this.logs.stderr, stderrOffset, STDERR_LINES);
     const summary = `${describeExit(info)}${info.spawnError ? '' : ` after ${seconds(uptimeMs)}`}`;
@@ -355,7 +356,9 @@ export class AgentSupervisor {
         this.restartTimer = setTimeout(again, decision.delayMs);
       }
     } else if (decision.action === 'give-up') {
+      // given up until someone starts it again, also across a runner restart
       this.quickExits = 0;
+      this.wanted = false;
       this.state = 'fatal';
       this.context.log(`${this.name}: ${message.split('\n')[0]}`);
     } else {

@@ -169,7 +169,7 @@ describe('restart policy', () => {
 describe('adoption', () => {
   it('adopts a running process, notices when it dies and stops it through its group', async () => {
     const { supervisor, reports } = supervise('forever.sh', { restart: 'never' });
-    const outside = execa('setsid', [agentConfig('forever.sh').command], { detached: true, cleanup: false, stdio: 'ignore', reject: false });
+    const outside = execa(agentConfig('forever.sh').command, { detached: true, cleanup: false, stdio: 'ignore', reject: false });
     strays.push(outside.pid!);
     const pid = await waitFor('the outside process to lead its group', () => processInfo(outside.pid!)?.pgid === outside.pid && outside.pid);
     supervisor.adopt({ pid, startTicks: processInfo(pid)!.startTicks }, 'found running');

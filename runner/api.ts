@@ -1,0 +1,106 @@
+// The runner's only way to the database: the token-checked SQL functions, through PostgREST with the
+// publishable (anon) key and the runner's own token as p_token. Never a service or secret key.
+import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import WebSocket from 'ws';
+import type { AgentReport } from './supervisor.ts';
+
+// A request that hangs must not hang a loop: every call gives up after this and is retried.
+const REQUEST_TIMEOUT_MS = 10_000;
+
+/** A failed call, with the SQL error's code and hint when the database answered. */
+export class ApiError extends Error {
+  constructor(
+    readonly fn: string,
+    message: string,
+    /** SQLSTATE or PostgREST code; empty when the request never got an answer */
+    readonly code: string,
+    readonly status: number,
+    readonly hint?: string,
+  ) {
+    super(`${fn}: ${message}${hint ? ` (${hint})` : ''}`);
+    this.name = 'ApiError';
+  }
+
+  /** Network trouble or a server error: worth retrying. A refusal (bad input, bad token) is not. */
+  get retryable(): boolean {
+    return this.status === 0 || this.status >= 500 || this.status === 408 || this.status === 429 || this.code === '';
+  }
+}
+
+export interface ClaimedCommand {
+  id: number;
+  agent_id: number;
+  agent_name: string;
+  action: 'start' | 'stop' | 'restart';
+  requested_by: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface RegisteredAgent {
+  name: string;
+  heartbeat_timeout_s?: number;
+  metadata?: Record<string, unknown>;
+}
+
+export interface ApiOptions {
+  url: string;
+  anonKey: string;
+  token: string;
+}
+
+/** Calls the runner's SQL functions. */
+export class RunnerApi {
+  readonly client: SupabaseClient;
+  private readonly token: string;
+
+  constructor(options: ApiOptions) {
+    this.token = options.token;
+    this.client = createClient(options.url, options.anonKey, {
+      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+      realtime: { transport: WebSocket as never },
+      global: {
+        fetch: (input, init) => fetch(input, { ...init, signal: init?.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
+      },
+    });
+  }
+
+  private async call<T>(fn: string, args: Record<string, unknown>): Promise<T> {
+    const { data, error, status } = await this.client.rpc(fn, { p_token: this.token, ...args });
+    if (error) {
+      throw new ApiError(fn, error.message || 'request failed', error.code ?? '', status ?? 0, error.hint || undefined);
+    }
+    return data as T;
+  }
+
+  register(agents: RegisteredAgent[], version: string, pid: number): Promise<{ runner_id: string; host: string; agents: string[] }> {
+    return this.call('runner_register', { p_agents: agents, p_version: version, p_pid: pid });
+  }
+
+  heartbeat(agents: { name: string; pid: number }[]): Promise<{ runner_id: string; relayed: number }> {
+    return this.call('runner_heartbeat', { p_agents: agents });
+  }
+
+  claim(limit: number): Promise<ClaimedCommand[]> {
+    return this.call('runner_claim_commands', { p_limit: limit });
+  }
+
+  complete(commandId: number, succeeded: boolean, result: string): Promise<unknown> {
+    return this.call('runner_complete_command', { p_command_id: commandId, p_succeeded: succeeded, p_result: result.slice(0, 4000) });
+  }
+
+  report(agentName: string, report: AgentReport): Promise<unknown> {
+    return this.call('agent_report', {
+      p_agent_name: agentName,
+      p_event: report.event,
+      p_message: report.message ?? null,
+      p_pid: report.pid ?? null,
+      p_exit_code: report.exitCode ?? null,
+      p_exit_signal: report.exitSignal ?? null,
+    });
+  }
+
+  offline(): Promise<unknown> {
+    return this.call('runner_offline', {});
+  }
+}

@@ -1,0 +1,52 @@
+// One runner per host: a lock file holding the runner's pid and start time. A lock left by a runner
+// that died (SIGKILL, power loss) is taken over, since its pid no longer names that runner.
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { isSameProcess, processInfo, type ProcessIdentity } from './proc.ts';
+
+export interface Lock {
+  file: string;
+  release(): void;
+}
+
+/** Takes the lock or throws an error naming the runner that holds it. */
+export function acquireLock(file: string): Lock {
+  const me: ProcessIdentity = { pid: process.pid, startTicks: processInfo(process.pid)?.startTicks ?? 0 };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(file, 'wx', 0o644);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      let holder: ProcessIdentity | undefined;
+      try {
+        holder = JSON.parse(readFileSync(file, 'utf8')) as ProcessIdentity;
+      } catch {
+        holder = undefined; // half-written by a runner that died while taking it
+      }
+      if (holder && isSameProcess(holder)) {
+        throw new Error(`another runner (pid ${holder.pid}) is running with this state folder (lock ${file}); ` +
+          'stop it first: one runner per host');
+      }
+      try {
+        unlinkSync(file);
+      } catch (removeError) {
+        if ((removeError as NodeJS.ErrnoException).code !== 'ENOENT') throw removeError;
+      }
+      continue;
+    }
+    writeSync(fd, JSON.stringify(me));
+    closeSync(fd);
+    return {
+      file,
+      release() {
+        try {
+          const holder = JSON.parse(readFileSync(file, 'utf8')) as ProcessIdentity;
+          if (holder.pid === me.pid && holder.startTicks === me.startTicks) unlinkSync(file);
+        } catch {
+          // already gone
+        }
+      },
+    };
+  }
+  throw new Error(`could not take the lock ${file}: another runner took it at the same moment; one runner per host`);
+}

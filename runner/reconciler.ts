@@ -1,0 +1,61 @@
+// Finds agents' processes in the process table: after a runner restart (its children kept running)
+// or when someone started an agent by hand. The runner adopts what this finds instead of starting
+// a second copy.
+import psList from 'ps-list';
+import type { AgentConfig } from './config.ts';
+import { processEnvironment, processInfo, type ProcessIdentity } from './proc.ts';
+
+export interface FoundProcess extends ProcessIdentity {
+  /** How it was recognised, for the history. */
+  how: string;
+}
+
+/**
+ * For each agent, the process that is it, if any: a process group leader whose environment carries
+ * the AGENT_NAME a runner gave it, or else a process whose command line matches the agent's `match`
+ * pattern. Several candidates: the oldest wins (the one that has been doing the work).
+ * `exclude` holds pids already supervised.
+ */
+export async function findAgentProcesses(agents: AgentConfig[], exclude: Set<number>): Promise<Map<string, FoundProcess>> {
+  const found = new Map<string, FoundProcess>();
+  if (!agents.length) return found;
+  const byName = new Map(agents.map((agent) => [agent.name, agent]));
+  const patterns = agents.filter((agent) => agent.match).map((agent) => ({ agent, pattern: new RegExp(agent.match!) }));
+  const mine = ancestry(process.pid);
+
+  for (const entry of await psList()) {
+    if (exclude.has(entry.pid) || mine.has(entry.pid)) continue;
+    const info = processInfo(entry.pid);
+    // members of a supervised agent's group (its children) are that agent, not another copy
+    if (!info || info.state === 'Z' || exclude.has(info.pgid)) continue;
+    let agent: AgentConfig | undefined;
+    let how = '';
+    if (info.pgid === info.pid) {
+      const name = processEnvironment(entry.pid)?.get('AGENT_NAME');
+      agent = name ? byName.get(name) : undefined;
+      if (agent) how = `found running (pid ${entry.pid}, started by a runner for ${agent.name})`;
+    }
+    if (!agent) {
+      const hit = patterns.find(({ pattern }) => pattern.test(entry.cmd ?? ''));
+      if (hit) {
+        agent = hit.agent;
+        how = `found running (pid ${entry.pid}, command line matches ${hit.agent.match})`;
+      }
+    }
+    if (!agent) continue;
+    const previous = found.get(agent.name);
+    if (!previous || info.startTicks < previous.startTicks) {
+      found.set(agent.name, { pid: entry.pid, startTicks: info.startTicks, how });
+    }
+  }
+  return found;
+}
+
+// The runner itself and its ancestors (a shell or `npm` whose command line mentions the agent).
+function ancestry(pid: number): Set<number> {
+  const chain = new Set<number>();
+  for (let current: number | undefined = pid; current && current > 1 && !chain.has(current); current = processInfo(current)?.ppid) {
+    chain.add(current);
+  }
+  return chain;
+}

@@ -1,0 +1,74 @@
+// Sends what the supervisors observe to the database: per agent in order (a crash is recorded before
+// the restart that follows it), retried with backoff while the database is unreachable, bounded so a
+// long outage cannot eat the runner's memory.
+import { ApiError } from './api.ts';
+import { retryDelay, sleep } from './backoff.ts';
+import type { AgentReport } from './supervisor.ts';
+
+// An agent crash-looping through an hour-long outage would queue thousands of reports; the newest
+// ones say where it stands, so the oldest are dropped beyond this.
+const MAX_QUEUED = 100;
+
+export type SendReport = (agent: string, report: AgentReport) => Promise<unknown>;
+
+export class Reporter {
+  private readonly queues = new Map<string, AgentReport[]>();
+  private readonly pumps = new Map<string, Promise<void>>();
+  private readonly closing = new AbortController();
+
+  constructor(
+    private readonly send: SendReport,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  /** Queues a report; returns at once. */
+  report(agent: string, report: AgentReport): void {
+    const queue = this.queues.get(agent) ?? [];
+    this.queues.set(agent, queue);
+    queue.push(report);
+    if (queue.length > MAX_QUEUED) {
+      const dropped = queue.shift()!;
+      this.log(`${agent}: the database has been unreachable for a while; dropped the oldest queued report (${dropped.event})`);
+    }
+    if (!this.pumps.has(agent)) {
+      this.pumps.set(agent, this.pump(agent, queue).finally(() => this.pumps.delete(agent)));
+    }
+  }
+
+  /** Waits until every queued report is sent, or timeoutMs; true when nothing is left. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.pumps.size && Date.now() < deadline) {
+      await Promise.race([Promise.all(this.pumps.values()), sleep(deadline - Date.now())]);
+    }
+    return this.pumps.size === 0;
+  }
+
+  /** Stops retrying; what is still queued is dropped. */
+  close(): void {
+    this.closing.abort();
+  }
+
+  private async pump(agent: string, queue: AgentReport[]): Promise<void> {
+    let attempt = 0;
+    while (queue.length && !this.closing.signal.aborted) {
+      const report = queue[0];
+      try {
+        await this.send(agent, report);
+        queue.shift();
+        attempt = 0;
+      } catch (error) {
+        if (error instanceof ApiError && !error.retryable) {
+          this.log(`${agent}: the database refused the ${report.event} report: ${error.message}`);
+          queue.shift();
+          continue;
+        }
+        attempt++;
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.log(`${agent}: could not send the ${report.event} report (${(error as Error).message}); retrying`);
+        }
+        await sleep(retryDelay(attempt), this.closing.signal);
+      }
+    }
+  }
+}

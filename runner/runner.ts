@@ -1,0 +1,277 @@
+// The host runner: makes the database and this host's processes agree. It registers its agents,
+// adopts the ones already running, carries out start/stop/restart commands, relays the agents'
+// liveness, and on shutdown finishes the command in progress and reports itself offline.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RunnerApi, type ClaimedCommand } from './api.ts';
+import { retryDelay, sleep } from './backoff.ts';
+import type { RunnerConfig } from './config.ts';
+import { acquireLock, type Lock } from './lock.ts';
+import { Poller } from './poller.ts';
+import { isSameProcess } from './proc.ts';
+import { subscribeToCommandHints } from './realtime.ts';
+import { findAgentProcesses } from './reconciler.ts';
+import { Reporter } from './reporter.ts';
+import { readState, writeState, type RunnerState } from './state.ts';
+import { AgentSupervisor, type Outcome } from './supervisor.ts';
+
+export const RUNNER_VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+
+// runner_claim_commands takes at most 100; 10 keeps one poll short when a burst arrives.
+const CLAIM_BATCH = 10;
+const COMPLETE_ATTEMPTS = 8;
+// How long shutdown waits for the commands in progress: the longest stop timeout plus the SIGKILL wait.
+const SHUTDOWN_GRACE_MS = 15_000;
+
+export interface RunnerOptions {
+  config: RunnerConfig;
+  log?: (line: string) => void;
+}
+
+export class Runner {
+  readonly supervisors = new Map<string, AgentSupervisor>();
+  readonly api: RunnerApi;
+  host = '';
+  private readonly config: RunnerConfig;
+  private readonly log: (line: string) => void;
+  private readonly reporter: Reporter;
+  private readonly poller: Poller;
+  private readonly stateFile: string;
+  private readonly queues = new Map<string, Promise<void>>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private lock?: Lock;
+  private unsubscribe?: () => Promise<void>;
+  private scanning = false;
+  private shuttingDown?: Promise<void>;
+
+  private constructor(options: RunnerOptions) {
+    this.config = options.config;
+    this.log = options.log ?? ((line) => console.log(line));
+    this.api = new RunnerApi(this.config.supabase);
+    this.reporter = new Reporter((agent, report) => this.api.report(agent, report), this.log);
+    this.poller = new Poller({ intervalMs: this.config.runner.pollIntervalMs, batch: CLAIM_BATCH, poll: () => this.poll(), log: this.log });
+    this.stateFile = join(this.config.runner.stateDir, 'state.json');
+  }
+
+  /** Takes the host lock, registers, adopts what runs, and starts the loops. */
+  static async start(options: RunnerOptions): Promise<Runner> {
+    const runner = new Runner(options);
+    try {
+      await runner.begin();
+    } catch (error) {
+      runner.lock?.release();
+      runner.reporter.close();
+      throw error;
+    }
+    return runner;
+  }
+
+  private async begin(): Promise<void> {
+    const { config } = this;
+    mkdirSync(config.runner.stateDir, { recursive: true });
+    this.lock = acquireLock(join(config.runner.stateDir, 'runner.lock'));
+
+    const registered = await this.api.register(
+      config.agents.map((agent) => ({
+        name: agent.name,
+        ...(agent.heartbeat_timeout !== undefined && { heartbeat_timeout_s: Math.round(agent.heartbeat_timeout / 1000) }),
+      })),
+      RUNNER_VERSION,
+      process.pid,
+    );
+    this.host = registered.host;
+
+    const childEnv = { AGENT_STATUS_URL: config.supabase.url, AGENT_STATUS_TOKEN: config.supabase.token };
+    for (const agent of config.agents) {
+      this.supervisors.set(agent.name, new AgentSupervisor(agent, {
+        logDir: join(config.runner.stateDir, 'logs'),
+        env: childEnv,
+        report: (name, report) => this.reporter.report(name, report),
+        log: this.log,
+        changed: () => this.saveState(),
+      }));
+    }
+
+    await this.reconcileAtStart(readState(this.stateFile, this.log));
+
+    this.poller.start();
+    if (config.supabase.realtime) {
+      this.unsubscribe = subscribeToCommandHints(this.api.client, this.host, () => this.poller.wake(), this.log);
+    }
+    this.every(config.runner.heartbeatIntervalMs, () => this.heartbeat());
+    this.every(config.runner.checkIntervalMs, () => {
+      for (const supervisor of this.supervisors.values()) supervisor.check();
+    });
+    this.every(config.runner.scanIntervalMs, () => this.scan());
+    this.log(`runner ${RUNNER_VERSION} on ${this.host}: supervising ${config.agents.map((a) => a.name).join(', ')}; ` +
+      `polling every ${config.runner.pollIntervalMs} ms`);
+  }
+
+  /**
+   * What happened while no runner watched: agents still running are adopted (never started twice);
+   * an agent whose recorded process is gone is reported crashed and, if it should run and its policy
+   * restarts, started again; autostart agents are started.
+   */
+  private async reconcileAtStart(saved: RunnerState): Promise<void> {
+    const found = await findAgentProcesses(this.config.agents, new Set());
+    const starts: Promise<Outcome>[] = [];
+    for (const supervisor of this.supervisors.values()) {
+      const { spec } = supervisor;
+      const state = saved[spec.name];
+      if (state?.process && isSameProcess(state.process)) {
+        supervisor.adopt(state.process, `still running (pid ${state.process.pid}) when the runner started`);
+        continue;
+      }
+      const process = found.get(spec.name);
+      if (process) {
+        supervisor.adopt(process, process.how);
+        continue;
+      }
+      if (state?.process) {
+        this.reporter.report(spec.name, {
+          event: 'crashed',
+          message: `pid ${state.process.pid} ended while the runner was not running, so its exit code is unknown`,
+        });
+      }
+      const restartable = state?.wanted && state.process && spec.restart !== 'never';
+      if (spec.autostart || restartable) {
+        starts.push(supervisor.start(spec.autostart ? 'autostart when the runner started' : 'restarted by policy when the runner started'));
+      }
+    }
+    for (const outcome of await Promise.all(starts)) if (!outcome.ok) this.log(outcome.message);
+    this.saveState();
+  }
+
+  private async scan(): Promise<void> {
+    if (this.scanning || this.shuttingDown) return;
+    const idle = [...this.supervisors.values()].filter((s) => !s.process && s.state !== 'backoff');
+    if (!idle.length) return;
+    this.scanning = true;
+    try {
+      const supervised = new Set([...this.supervisors.values()].flatMap((s) => (s.process ? [s.process.pid] : [])));
+      const found = await findAgentProcesses(idle.map((s) => s.spec), supervised);
+      for (const supervisor of idle) {
+        const process = found.get(supervisor.name);
+        // a command may have started it while the table was being read
+        if (process && !supervisor.process && !this.queues.has(supervisor.name)) supervisor.adopt(process, process.how);
+      }
+    } catch (error) {
+      this.log(`could not read the process table: ${(error as Error).message}`);
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const agents = [...this.supervisors.values()].flatMap((s) => (s.process ? [{ name: s.name, pid: s.process.pid }] : []));
+    try {
+      await this.api.heartbeat(agents);
+    } catch (error) {
+      this.log(`heartbeat failed: ${(error as Error).message}`);
+    }
+  }
+
+  private async poll(): Promise<number> {
+    const commands = await this.api.claim(CLAIM_BATCH);
+    for (const command of commands) this.dispatch(command);
+    return commands.length;
+  }
+
+  // Commands for one agent run one after the other, in the order they were sent; commands for
+  // different agents run side by side.
+  private dispatch(command: ClaimedCommand): void {
+    const previous = this.queues.get(command.agent_name) ?? Promise.resolve();
+    const next = previous.then(() => this.execute(command));
+    this.queues.set(command.agent_name, next);
+    void next.finally(() => {
+      if (this.queues.get(command.agent_name) === next) this.queues.delete(command.agent_name);
+    });
+  }
+
+  private async execute(command: ClaimedCommand): Promise<void> {
+    const supervisor = this.supervisors.get(command.agent_name);
+    let outcome: Outcome;
+    if (!supervisor) {
+      outcome = { ok: false, message: `no such agent on this host (the runner on ${this.host} manages ${[...this.supervisors.keys()].join(', ')})` };
+    } else {
+      try {
+        outcome = await (command.action === 'start' ? supervisor.start() : command.action === 'stop' ? supervisor.stop() : supervisor.restart());
+      } catch (error) {
+        outcome = { ok: false, message: `${command.action} failed in the runner: ${(error as Error).message}` };
+      }
+    }
+    this.log(`${command.action} ${command.agent_name} (command ${command.id}, by ${command.requested_by}): ${outcome.ok ? 'succeeded' : 'failed'}: ${outcome.message}`);
+    await this.complete(command, outcome);
+  }
+
+  private async complete(command: ClaimedCommand, outcome: Outcome): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.api.complete(command.id, outcome.ok, outcome.message);
+        return;
+      } catch (error) {
+        const retryable = (error as { retryable?: boolean }).retryable;
+        if (!retryable || attempt >= COMPLETE_ATTEMPTS) {
+          this.log(`could not record the result of command ${command.id}: ${(error as Error).message}`);
+          return;
+        }
+        await sleep(retryDelay(attempt));
+      }
+    }
+  }
+
+  private saveState(): void {
+    const state: RunnerState = {};
+    for (const supervisor of this.supervisors.values()) {
+      state[supervisor.name] = { wanted: supervisor.wanted, ...(supervisor.process && { process: supervisor.process }) };
+    }
+    try {
+      writeState(this.stateFile, state);
+    } catch (error) {
+      this.log(`could not save ${this.stateFile}: ${(error as Error).message}`);
+    }
+  }
+
+  private every(ms: number, task: () => unknown): void {
+    this.timers.push(setInterval(() => {
+      try {
+        const result = task();
+        if (result instanceof Promise) result.catch((error) => this.log(`background task failed: ${(error as Error).message}`));
+      } catch (error) {
+        this.log(`background task failed: ${(error as Error).message}`);
+      }
+    }, ms));
+  }
+
+  /**
+   * Stops the loops, lets the commands in progress finish, optionally stops the agents (by default
+   * they keep running and the next runner adopts them), sends what is queued and reports offline.
+   */
+  shutdown(options: { stopAgents?: boolean } = {}): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      const stopAgents = options.stopAgents ?? this.config.runner.stopAgentsOnExit;
+      for (const timer of this.timers) clearInterval(timer);
+      await this.poller.stop();
+      await this.unsubscribe?.().catch(() => {});
+      const inProgress = Promise.all(this.queues.values());
+      if (!(await Promise.race([inProgress.then(() => true), sleep(SHUTDOWN_GRACE_MS).then(() => false)]))) {
+        this.log(`commands still in progress after ${SHUTDOWN_GRACE_MS / 1000} s; stopping anyway`);
+      }
+      if (stopAgents) {
+        await Promise.all([...this.supervisors.values()].map((s) => s.stop('stopped with the runner')));
+      }
+      for (const supervisor of this.supervisors.values()) supervisor.dispose();
+      this.saveState();
+      if (!(await this.reporter.flush(5000))) this.log('some reports could not be sent before exiting');
+      this.reporter.close();
+      try {
+        await this.api.offline();
+      } catch (error) {
+        this.log(`could not report the runner offline (the sweep will): ${(error as Error).message}`);
+      }
+      this.lock?.release();
+      this.log(`runner on ${this.host} stopped; agents ${stopAgents ? 'stopped' : 'left running'}`);
+    })();
+    return this.shuttingDown;
+  }
+}

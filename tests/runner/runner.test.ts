@@ -1,0 +1,158 @@
+// The runner end to end: commands enqueued in the database, carried out on real processes, results
+// and statuses read back from the database. The runner talks to it only through PostgREST.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useTestStack } from '../helpers/stack.ts';
+import { alive, tempDir, waitFor } from './helpers.ts';
+import { agent, agentProcesses, enqueue, events, finished, fixtureAgent, makeHost } from './host.ts';
+
+const stack = useTestStack();
+
+describe('commands', () => {
+  it('start -> running with its pid; start again -> "already running"; restart -> new pid; stop -> stopped', async () => {
+    const forever = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [forever]);
+    await host.start();
+    const { sql } = stack.db;
+
+    expect(await finished(sql, await enqueue(sql, 'start', forever.name))).toMatchObject({ status: 'succeeded' });
+    const running = await agent(sql, forever.name);
+    expect(running.status).toBe('running');
+    expect(agentProcesses(forever.name)).toEqual([running.pid]);
+
+    const again = await finished(sql, await enqueue(sql, 'start', forever.name));
+    expect(again).toEqual({ status: 'failed', result: `already running (pid ${running.pid})` });
+    expect(agentProcesses(forever.name)).toEqual([running.pid]);
+
+    const restart = await finished(sql, await enqueue(sql, 'restart', forever.name));
+    const restarted = await agent(sql, forever.name);
+    expect(restart).toEqual({ status: 'succeeded', result: `restarted: pid ${running.pid} -> ${restarted.pid}` });
+    expect(restarted.pid).not.toBe(running.pid);
+    expect(restarted.status).toBe('running');
+    expect(agentProcesses(forever.name)).toEqual([restarted.pid]);
+
+    const stop = await finished(sql, await enqueue(sql, 'stop', forever.name));
+    expect(stop.status).toBe('succeeded');
+    expect(stop.result).toMatch(/^stopped \(pid \d+\): stopped by SIGTERM in /);
+    expect(await agent(sql, forever.name)).toMatchObject({ status: 'stopped', pid: null, exit_code: 0 });
+    expect(agentProcesses(forever.name)).toEqual([]);
+    expect((await events(sql, forever.name)).map((e) => e.kind)).toEqual(expect.arrayContaining(['started', 'terminated', 'command_succeeded', 'command_failed']));
+  });
+
+  it('kills a child that ignores SIGTERM after its stop timeout, and its grandchildren', async () => {
+    const grandchildFile = join(tempDir(), 'grandchildren');
+    const stubborn = fixtureAgent('spawns-grandchildren.sh', { stop_timeout: '500ms', env: { GRANDCHILD_PIDS: grandchildFile } });
+    const host = await makeHost(stack, [stubborn]);
+    await host.start();
+    const { sql } = stack.db;
+    await finished(sql, await enqueue(sql, 'start', stubborn.name));
+    const { pid } = await agent(sql, stubborn.name);
+    const grandchildren = await waitFor('two grandchildren', () => {
+      const pids = existsSync(grandchildFile) ? readFileSync(grandchildFile, 'utf8').trim().split('\n').map(Number) : [];
+      return pids.length === 2 ? pids : undefined;
+    });
+    const stop = await finished(sql, await enqueue(sql, 'stop', stubborn.name));
+    // the agent itself stops on SIGTERM; its children ignore it and are killed with the group
+    expect(stop.result).toContain('did not stop within 0.5 s of SIGTERM; killed with SIGKILL');
+    expect([pid!, ...grandchildren].some(alive)).toBe(false);
+    expect(await agent(sql, stubborn.name)).toMatchObject({ status: 'stopped' });
+  });
+
+  it('50 start commands at once: exactly one process', async () => {
+    const forever = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [forever]);
+    await host.start();
+    const { sql } = stack.db;
+    const ids = (await sql`
+      insert into public.agent_commands (agent_id, action)
+      select a.id, 'start' from public.agent_status a, generate_series(1, 50) where a.agent_name = ${forever.name}
+      returning id`).map((row) => Number(row.id));
+    const results = await Promise.all(ids.map((id) => finished(sql, id, 30_000)));
+    const { pid } = await agent(sql, forever.name);
+    expect(results.filter((r) => r.status === 'succeeded')).toHaveLength(1);
+    expect(results.filter((r) => r.status === 'failed' && r.result === `already running (pid ${pid})`)).toHaveLength(49);
+    expect(agentProcesses(forever.name)).toEqual([pid]);
+  });
+
+  it('two runners of one host never claim the same command', async () => {
+    const quiet = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [quiet]);
+    await host.start();
+    // the same state folder is refused: one runner per host
+    await expect(host.start()).rejects.toThrow(/another runner \(pid \d+\) is running with this state folder/);
+    // a second runner with the same token but its own state folder, which the lock cannot see: the
+    // database still hands each command to one of them only
+    await (await makeHost(stack, [quiet], {}, host)).start();
+    const { sql } = stack.db;
+    const ids = (await sql`
+      insert into public.agent_commands (agent_id, action)
+      select a.id, 'stop' from public.agent_status a, generate_series(1, 40) where a.agent_name = ${quiet.name}
+      returning id`).map((row) => Number(row.id));
+    const results = await Promise.all(ids.map((id) => finished(sql, id, 30_000)));
+    expect(results.every((r) => r.status === 'succeeded' && r.result === 'already stopped')).toBe(true);
+    const claims = await sql`
+      select (details ->> 'command_id')::bigint as id, count(*)::int as n from public.agent_events
+      where kind = 'command_claimed' and (details ->> 'command_id')::bigint = any (${ids}) group by 1`;
+    expect(claims).toHaveLength(40);
+    expect(claims.every((c) => c.n === 1)).toBe(true);
+  });
+
+  it('fails a command for an agent this host does not run: "no such agent on this host"', async () => {
+    const known = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [known]);
+    const runner = await host.start();
+    const { sql } = stack.db;
+    // an agent the database thinks this runner manages but its config does not list (a stale registration)
+    await sql`insert into public.agent_status (agent_name, runner_id, host)
+              select 'ghost-' || ${host.host}, id, host from public.runners where host = ${host.host}`;
+    const result = await finished(sql, await enqueue(sql, 'start', `ghost-${host.host}`));
+    expect(result).toEqual({ status: 'failed', result: `no such agent on this host (the runner on ${runner.host} manages ${known.name})` });
+  });
+});
+
+describe('supervision', () => {
+  it('sees an agent SIGKILLed behind its back and restarts it under policy always', async () => {
+    const always = fixtureAgent('forever.sh', { restart: 'always' });
+    const never = fixtureAgent('forever.sh', { restart: 'never' });
+    const host = await makeHost(stack, [always, never]);
+    await host.start();
+    const { sql } = stack.db;
+    await Promise.all([finished(sql, await enqueue(sql, 'start', always.name)), finished(sql, await enqueue(sql, 'start', never.name))]);
+    const before = await agent(sql, always.name);
+    const neverBefore = await agent(sql, never.name);
+    process.kill(before.pid!, 'SIGKILL');
+    process.kill(neverBefore.pid!, 'SIGKILL');
+    const after = await waitFor('a new pid in the database', async () => {
+      const row = await agent(sql, always.name);
+      return row.status === 'running' && row.pid !== before.pid && row.pid ? row : undefined;
+    }, 5000);
+    expect(agentProcesses(always.name)).toEqual([after.pid]);
+    const dead = await waitFor('the killed agent to be recorded', async () => {
+      const row = await agent(sql, never.name);
+      return row.status === 'error' ? row : undefined;
+    }, 5000);
+    expect(dead).toMatchObject({ pid: null, exit_signal: 'SIGKILL' });
+    expect(agentProcesses(never.name)).toEqual([]);
+  });
+
+  it('a crash loop backs off and ends in error with the last stderr line in the history', async () => {
+    const crashing = fixtureAgent('crashes.sh', { restart: 'always', backoff: { initial: '50ms', max: '400ms', max_retries: 3 } });
+    const host = await makeHost(stack, [crashing]);
+    await host.start();
+    const { sql } = stack.db;
+    const start = await finished(sql, await enqueue(sql, 'start', crashing.name));
+    expect(start).toEqual({ status: 'failed', result: 'exited within 0.3 s with code 2: fatal: missing setting DATABASE_URL' });
+    const final = await waitFor('the crash loop to be given up', async () => {
+      const rows = await events(sql, crashing.name);
+      return rows.find((e) => e.kind === 'crashed' && /^crash loop/.test(e.message));
+    }, 10_000);
+    expect(final.message).toContain('fatal: missing setting DATABASE_URL');
+    expect(final.to_status).toBe('error');
+    const row = await agent(sql, crashing.name);
+    expect(row).toMatchObject({ status: 'error', exit_code: 2 });
+    expect(row.last_error).toMatch(/^crash loop: ended 4 times in a row within 0.3 s/);
+    const kinds = (await events(sql, crashing.name)).map((e) => e.kind).filter((k) => k === 'started' || k === 'crashed');
+    expect(kinds).toEqual(['started', 'crashed', 'started', 'crashed', 'started', 'crashed', 'started', 'crashed']);
+  });
+});
