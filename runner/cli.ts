@@ -12,6 +12,7 @@ import { registerRun } from './commands/run.ts';
 import { registerDoctor } from './commands/doctor.ts';
 import { registerTest } from './commands/test.ts';
 import { registerIntegrate } from './commands/integrate.ts';
+import { registerRunnerCommand } from './commands/runner.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -29,5 +30,6 @@ registerRun(program);
 registerDoctor(program);
 registerTest(program);
 registerIntegrate(program);
+registerRunnerCommand(program);
 
 await program.parseAsync(process.argv);
