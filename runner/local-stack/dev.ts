@@ -8,6 +8,7 @@ import type { DatabaseChoice } from './database.ts';
 import { localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from './connection-file.ts';
 import { REPO_ROOT } from './functions.ts';
 import { buildDashboard, dashboardNeedsBuild } from './dashboard-build.ts';
+import { DEMO_AGENTS, startDemo, type Demo } from './demo/demo.ts';
 
 const OPERATOR_EMAIL = 'operator@agent-status.local';
 
@@ -23,6 +24,7 @@ interface DevOptions {
   dbPort?: number;
   dataDir?: string;
   demo: boolean;
+  build: boolean;
 }
 
 function shown(path: string): string {
@@ -49,7 +51,7 @@ export async function runDev(options: DevOptions): Promise<void> {
   console.log(`agent-status local stack (${database.kind === 'url' ? 'DATABASE_URL' : database.kind === 'pglite' ? 'embedded PGlite' : 'PostgreSQL with pg_cron'}, data in ${shown(dataDir)})`);
   // Built while the database starts; the stack serves whatever web/dist holds once it is done.
   let dashboard: Promise<void> = Promise.resolve();
-  if (dashboardNeedsBuild()) {
+  if (options.build && dashboardNeedsBuild()) {
     console.log('  · building the dashboard into web/dist');
     dashboard = buildDashboard().then(
       () => console.log('  · dashboard built'),
@@ -57,17 +59,25 @@ export async function runDev(options: DevOptions): Promise<void> {
     );
   }
   let stack: Stack | undefined;
+  let demo: Demo | undefined;
   let exitCode = 0;
+  // The demo agents go first, so their last reports still reach the API.
+  const stopAll = async () => {
+    await demo?.stop();
+    await stack?.stop();
+  };
   const finished = new Promise<void>((resolve) => {
-    let signals = 0;
+    let firstSignalAt = 0;
     const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
+      if (firstSignalAt) {
+        // One Ctrl+C arrives several times: from the terminal, and relayed by npm and tsx.
+        if (Date.now() - firstSignalAt < 2_000) return;
         console.log(`${signal} again: stopping at once`);
         process.exit(130); // the exit hook of children.ts kills what is left
       }
+      firstSignalAt = Date.now();
       console.log(`\n${signal}: stopping the local stack…`);
-      void (stack?.stop() ?? Promise.resolve()).then(resolve);
+      void stopAll().then(resolve);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
@@ -83,7 +93,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       onCrash: (name, reason) => {
         console.error(`\nThe local stack stopped because ${name} ${reason}`);
         exitCode = 1;
-        resolve();
+        void stopAll().then(resolve);
       },
     }).then(
       async (started) => {
@@ -103,7 +113,13 @@ export async function runDev(options: DevOptions): Promise<void> {
           },
           dataDir,
         );
-        printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000);
+        printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000, options.demo);
+        if (options.demo) {
+          demo = await startDemo({ url: started.url, sql: started.sql, log: (line) => console.log(`  · ${line}`) }).catch((error: Error) => {
+            console.error(`The demo agents could not start (the stack runs on without them): ${error.message}`);
+            return undefined;
+          });
+        }
       },
       (error: Error) => {
         console.error(`\nnpm start failed: ${error.message}`);
@@ -117,7 +133,7 @@ export async function runDev(options: DevOptions): Promise<void> {
   process.exit(exitCode);
 }
 
-function printReady(stack: Stack, operator: { email: string; password: string }, file: string, seconds: number) {
+function printReady(stack: Stack, operator: { email: string; password: string }, file: string, seconds: number, withDemo: boolean) {
   const sweep = stack.sweepByPgCron ? 'pg_cron, every minute' : 'timer in this process, every 15 s';
   console.log(`
 Ready in ${seconds.toFixed(1)} s.
@@ -130,6 +146,7 @@ Ready in ${seconds.toFixed(1)} s.
   service key  ${stack.serviceKey}
                (administrator key: never on agent hosts or in a browser)
   Operator     ${operator.email}  password ${operator.password}
+  Demo agents  ${withDemo ? `${DEMO_AGENTS.map((a) => a.name).join(', ')} (turn off with --no-demo)` : 'off'}
   All of this  ${shown(file)}
 
 Point an agent at it: create an agent token as the operator, then send heartbeats with it:
@@ -149,5 +166,6 @@ export function registerDevCommand(program: Command): void {
     .option('--db-port <port>', 'database port on 127.0.0.1 (default: API port + 1)', portNumber)
     .option('--data-dir <path>', `where the database and local.json live (default: $AGENT_STATUS_DATA_DIR or ${shown(join(REPO_ROOT, '.agent-status'))})`)
     .option('--no-demo', 'do not start the demo agents')
+    .option('--no-build', 'serve web/dist as it is instead of building the dashboard when its sources changed')
     .action((options: DevOptions) => runDev(options));
 }

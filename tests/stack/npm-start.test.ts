@@ -14,6 +14,7 @@ import postgres from 'postgres';
 import { freePort } from '../../runner/local-stack/ports.ts';
 import { REPO_ROOT } from '../../runner/local-stack/functions.ts';
 import { readLocalStack, type LocalStackInfo } from '../../runner/local-stack/connection-file.ts';
+import { waitUntil } from '../../runner/local-stack/wait.ts';
 
 const READY_TIMEOUT_MS = 120_000;
 const dataDirs: string[] = [];
@@ -43,6 +44,7 @@ function freshDataDir(): string {
 }
 
 interface NpmStart {
+  dataDir: string;
   child: ChildProcess;
   output: () => string;
   /** milliseconds from spawning `npm start` to its ready line */
@@ -68,9 +70,11 @@ function spawnNpmStart(args: string[]) {
   return { child, output: () => output, closed };
 }
 
-async function npmStart(dataDir: string, args: string[] = []): Promise<NpmStart> {
+async function npmStart(dataDir: string, args: string[] = [], options: { demo?: boolean } = {}): Promise<NpmStart> {
   const started = Date.now();
-  const { child, output: outputSoFar } = spawnNpmStart(['--data-dir', dataDir, '--port', String(await freePort()), '--db-port', String(await freePort()), '--no-demo', ...args]);
+  // --no-build: tests/web covers the dashboard build; parallel builds into web/dist would collide.
+  const ports = ['--port', String(await freePort()), '--db-port', String(await freePort()), '--no-build'];
+  const { child, output: outputSoFar } = spawnNpmStart(['--data-dir', dataDir, ...ports, ...(options.demo ? [] : ['--no-demo']), ...args]);
   let output = '';
   child.stdout!.on('data', () => (output = outputSoFar()));
   child.stderr!.on('data', () => (output = outputSoFar()));
@@ -90,7 +94,7 @@ async function npmStart(dataDir: string, args: string[] = []): Promise<NpmStart>
   });
   const readyAfterMs = Date.now() - started;
   console.log(`npm start ${args.join(' ')} ready after ${(readyAfterMs / 1000).toFixed(1)} s`);
-  return { child, output: outputSoFar, readyAfterMs, info: readLocalStack(dataDir) };
+  return { dataDir, child, output: outputSoFar, readyAfterMs, info: readLocalStack(dataDir) };
 }
 
 /** Every process below pid, found through parent ids. */
@@ -150,11 +154,32 @@ async function heartbeatRoundTrip(info: LocalStackInfo, agentName: string) {
 }
 
 describe('npm start', () => {
-  it('runs on embedded PGlite, serves a heartbeat end to end and leaves nothing behind on Ctrl+C', async () => {
-    const started = await npmStart(freshDataDir());
+  it('runs on embedded PGlite with its demo agents, serves a heartbeat end to end and leaves nothing behind on Ctrl+C', async () => {
+    const started = await npmStart(freshDataDir(), [], { demo: true });
     expect(started.info.database).toBe('pglite');
     await heartbeatRoundTrip(started.info, 'npm-start-pglite');
+
+    // the first screen is alive: the operator sees the three demo agents reporting
+    const operator = supabase(started.info);
+    await operator.auth.signInWithPassword(started.info.operator);
+    await waitUntil('the demo agents reporting', async () => {
+      const { data } = await operator.from('agent_status').select('agent_name, last_heartbeat').like('agent_name', 'demo-%');
+      return data?.length === 3 && data.every((agent) => agent.last_heartbeat !== null);
+    }, { timeoutMs: 30_000 });
+
     await pressCtrlC(started);
+    // the demo agents said goodbye before the API went away
+    const { data: after } = await (async () => {
+      const restarted = await npmStart(started.dataDir);
+      try {
+        const reader = supabase(restarted.info);
+        await reader.auth.signInWithPassword(restarted.info.operator);
+        return await reader.from('agent_status').select('agent_name, status').like('agent_name', 'demo-%').order('agent_name');
+      } finally {
+        await pressCtrlC(restarted);
+      }
+    })();
+    expect(after?.map((agent) => agent.status)).toEqual(['stopped', 'stopped', 'stopped']);
   }, 240_000);
 
   it('keeps the PGlite data across a restart without re-applying migrations', async () => {
