@@ -122,6 +122,24 @@ describe('the dashboard against a real stack and runner', () => {
     expect(command).toEqual({ status: 'succeeded', requested_by: `operator ${stack.operator.email}` });
   }, 60_000);
 
+  it('restarts an agent from its menu with the keyboard alone', async () => {
+    const name = 'Restart Agent';
+    await runnerWith([name]);
+    await openDashboard();
+    await statusShown(name, 'running');
+    const [before] = agentProcesses(name);
+
+    await row(name).getByLabel(`More actions for ${name}`).focus();
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Restart');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => agentProcesses(name).join(), { timeout: 15_000 }).not.toBe(String(before));
+    expect(agentProcesses(name)).toHaveLength(1);
+    await statusShown(name, 'running');
+    expect(await row(name).locator('details.menu').getAttribute('open')).toBeNull();
+  }, 60_000);
+
   it('force stop asks first, says it does not touch the process, and changes only the database', async () => {
     const name = 'Hidden Process Agent';
     await runnerWith([name]);

@@ -96,29 +96,31 @@ function check<T>(what: string, answer: { data: T | null; error: PostgrestError 
   return answer.data as T;
 }
 
-export async function fetchAgents(client: SupabaseClient): Promise<AgentRow[]> {
-  const rows: AgentRow[] = [];
+// Reads every page of a query ordered by a unique key; `page(from, to)` runs one range of it.
+async function allPages<T>(what: string, page: (from: number, to: number) => PromiseLike<{ data: unknown; error: PostgrestError | null }>): Promise<T[]> {
+  const rows: T[] = [];
   for (let from = 0; ; from += PAGE) {
-    const page = check(
-      'reading agents',
-      await client.from('agent_status_live').select(AGENT_COLUMNS).order('id').range(from, from + PAGE - 1),
-    ) as unknown as AgentRow[];
-    rows.push(...page);
-    if (page.length < PAGE) return rows;
+    const answer = await page(from, from + PAGE - 1);
+    const batch = check(what, answer as { data: T[] | null; error: PostgrestError | null });
+    rows.push(...batch);
+    if (batch.length < PAGE) return rows;
   }
 }
 
-/** Commands in flight, and those created since `since` (a database timestamp) so outcomes show. */
-export async function fetchCommands(client: SupabaseClient, since: string): Promise<CommandRow[]> {
-  return check(
-    'reading commands',
-    await client
+export function fetchAgents(client: SupabaseClient): Promise<AgentRow[]> {
+  return allPages('reading agents', (from, to) => client.from('agent_status_live').select(AGENT_COLUMNS).order('id').range(from, to));
+}
+
+/** Commands in flight, and those created since `since` (a database timestamp) so outcomes show; newest first. */
+export function fetchCommands(client: SupabaseClient, since: string): Promise<CommandRow[]> {
+  // Start all on a large fleet queues one command per agent, so this can exceed one page too.
+  return allPages('reading commands', (from, to) =>
+    client
       .from('agent_commands')
       .select(COMMAND_COLUMNS)
       .or(`status.in.(${IN_FLIGHT.join(',')}),created_at.gte."${since}"`)
       .order('id', { ascending: false })
-      .limit(PAGE),
-  ) as unknown as CommandRow[];
+      .range(from, to));
 }
 
 export async function fetchRunners(client: SupabaseClient): Promise<RunnerRow[]> {

@@ -33,6 +33,9 @@ export interface LiveFeedOptions {
 
 const REALTIME_TABLES = ['agent_status', 'agent_commands', 'agent_events', 'runners'];
 const MAX_BACKOFF_MS = 15_000;
+// A dashboard left open in a background tab polls this slowly: nobody is looking, and on a large
+// fleet each poll is a full read of the live view.
+const HIDDEN_POLL_MS = 30_000;
 const REALTIME_RETRY_MS = 60_000;
 
 export class LiveFeed {
@@ -51,15 +54,21 @@ export class LiveFeed {
     this.realtimePollMs = options.realtimePollMs ?? 30_000;
   }
 
+  private readonly onVisibility = () => {
+    if (!document.hidden) this.refreshNow();
+  };
+
   start(): void {
     if (this.running) return;
     this.running = true;
+    document.addEventListener('visibilitychange', this.onVisibility);
     this.subscribe();
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    document.removeEventListener('visibilitychange', this.onVisibility);
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.wake?.();
@@ -94,7 +103,7 @@ export class LiveFeed {
       const interval = this.state.error
         ? Math.min(this.pollMs * 2 ** (this.failures - 1), MAX_BACKOFF_MS)
         : this.state.mode === 'realtime' ? this.realtimePollMs : this.pollMs;
-      await this.sleep(interval);
+      await this.sleep(document.hidden ? Math.max(interval, HIDDEN_POLL_MS) : interval);
     }
   }
 
