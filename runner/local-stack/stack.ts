@@ -22,6 +22,8 @@ export interface StackOptions {
   functions?: boolean;
   /** run the sweep on a timer when pg_cron does not (default true) */
   sweep?: boolean;
+  /** how often that timer runs (default SWEEP_INTERVAL_MS) */
+  sweepIntervalMs?: number;
   /** keep keys stable across restarts by passing the previous secret */
   jwtSecret?: string;
   /** a user who can sign in and is on the operator list */
@@ -149,7 +151,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const sweepByPgCron = database.hasSweepJob;
     if (!sweepByPgCron && (options.sweep ?? true)) {
-      const timer = startSweepTimer(database.sql, log);
+      const timer = startSweepTimer(database.sql, log, options.sweepIntervalMs);
       cleanups.push(() => timer.stop());
     }
 

@@ -84,10 +84,12 @@ describe('local stack through the gateway', () => {
     expect(back.status).toBe(200);
   });
 
-  it('serves a page at / and answers CORS preflights', async () => {
+  it('serves the dashboard at / with a config.js naming this stack, and answers CORS preflights', async () => {
     const page = await fetch(`${stack.url}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    const config = await (await fetch(`${stack.url}/config.js`)).text();
+    expect(config).toBe(`window.AGENT_STATUS_CONFIG = ${JSON.stringify({ supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey })};\n`);
     const preflight = await fetch(`${stack.url}/rest/v1/agent_status`, {
       method: 'OPTIONS',
       headers: { origin: 'http://example.test', 'access-control-request-headers': 'apikey, authorization' },
