@@ -24,7 +24,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const WARMUP_SECONDS = 1;
 // Other work on the machine comes and goes; each cell is measured this many times, interleaved with
 // the other paths, and the best round counts (the capacity of the path, not of the neighbours).
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PGBENCH = process.env.PGBENCH ?? '/usr/bin/pgbench';
 
 interface Cell {

@@ -74,6 +74,24 @@ describe('heartbeat', () => {
     expect(running).toBe(20);
   });
 
+  it('answers each of concurrent heartbeats on its own: the refused ones fail alone and write nothing', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `mixed-${i}`);
+    const tokens = await Promise.all(names.map((agent) => createToken(stack.db.sql, 'agent', { agent })));
+    // every third one carries a token of another agent
+    const answers = await Promise.all(names.map((name, i) => post('heartbeat', { agent_name: name, health: 50 }, tokens[i % 3 === 0 ? (i + 1) % 12 : i])));
+    const rows = await stack.db.sql`select agent_name, status, health from public.agent_status where agent_name like 'mixed-%'`;
+    const byName = new Map(rows.map((r) => [r.agent_name, r]));
+    answers.forEach((answer, i) => {
+      if (i % 3 === 0) {
+        expect(answer.status).toBe(401);
+        expect(byName.get(names[i])).toMatchObject({ status: 'stopped', health: 0 });
+      } else {
+        expect(answer.status).toBe(200);
+        expect(byName.get(names[i])).toMatchObject({ status: 'running', health: 50 });
+      }
+    });
+  });
+
   it('lets a runner token speak for the agents its host manages', async () => {
     const answer = await post('heartbeat', { agent_name: 'managed-1' }, runnerToken);
     expect(answer.status).toBe(200);
