@@ -96,6 +96,7 @@ export class Dashboard {
     this.feed.start();
     this.ticker = setInterval(() => {
       this.table.tick();
+      this.detail.tick();
       this.connection.tick();
       this.paintRunners();
     }, 1000);

@@ -29,6 +29,9 @@ export class AgentDetail {
   private logTail: EventRow | null = null;
   private generation = 0;
   private loading: Promise<void> | undefined;
+  private clock: DbClock | undefined;
+  private factsKey = '';
+  private readonly ages = { status: h('span'), heartbeat: h('span'), uptime: h('span'), activity: h('span') };
 
   constructor(private readonly client: SupabaseClient, handlers: RowHandlers) {
     const act = (action: CommandAction) => () => this.agent && handlers.command(this.agent, action);
@@ -75,6 +78,7 @@ export class AgentDetail {
     this.events = [];
     this.logTail = null;
     this.loading = undefined;
+    this.factsKey = '';
     setText(this.title, name);
     replace(this.facts);
     replace(this.error);
@@ -134,7 +138,6 @@ export class AgentDetail {
   }
 
   private paintAgent(agent: AgentRow, command: CommandRow | undefined, clock: DbClock) {
-    const elapsed = clock.elapsed();
     paintChip(this.chip, agent.status);
     const blocked = blockedCommands(agent, command);
     for (const action of ['start', 'stop', 'restart'] as const) {
@@ -144,23 +147,46 @@ export class AgentDetail {
     const note = commandNote(command);
     setText(this.commandText, note.text || (agent.runner_id === null ? blocked.start : ''));
     this.commandText.classList.toggle('failed', note.failed);
-    const fact = (term: string, value: string) => [h('dt', null, term), h('dd', null, value)];
-    replace(
-      this.facts,
-      ...fact('Status', `${agent.status} (set by ${agent.status_source} ${formatAgo(clock.since(agent.status_changed_at))})`),
-      ...(agent.status_reason ? fact('Reason', agent.status_reason) : []),
-      ...fact('Health', `${agent.health} / 100`),
-      ...fact('Host', agent.host ?? '–'),
-      ...fact('Runner', agent.runner_id === null ? 'none: no runner manages this agent' : agent.runner_online ? 'online' : 'offline'),
-      ...fact('Process', agent.pid === null ? 'no process recorded' : `pid ${agent.pid}`),
-      ...fact('Last heartbeat', formatAgo(agent.seconds_since_heartbeat === null ? null : agent.seconds_since_heartbeat + elapsed)),
-      ...fact('Heartbeat timeout', `${agent.heartbeat_timeout_s} s`),
-      ...fact('Uptime', agent.uptime_s === null ? '–' : formatDuration(agent.uptime_s + elapsed)),
-      ...fact('Last activity', agent.last_activity ? `${agent.last_activity} (${formatAgo(clock.since(agent.last_activity_at))})` : '–'),
-      ...(agent.stopped_at ? fact('Stopped', formatTimestamp(agent.stopped_at)) : []),
-      ...(agent.exit_code !== null || agent.exit_signal ? fact('Exit', agent.exit_signal ? `signal ${agent.exit_signal}` : `code ${agent.exit_code}`) : []),
-    );
-    replace(this.error, agent.last_error ? h('pre', { class: 'error-text' }, agent.last_error) : h('p', { class: 'muted' }, 'No error reported.'));
+
+    // Rebuilt only when something other than an age changed, so a reader's text selection in the
+    // error survives the polls; the ages tick in place.
+    const key = JSON.stringify([agent.status, agent.status_source, agent.status_reason, agent.status_changed_at, agent.health,
+      agent.host, agent.runner_id, agent.runner_online, agent.pid, agent.heartbeat_timeout_s, agent.last_activity,
+      agent.stopped_at, agent.exit_code, agent.exit_signal, agent.last_error]);
+    if (key !== this.factsKey) {
+      this.factsKey = key;
+      const fact = (term: string, ...value: (string | HTMLElement)[]) => [h('dt', null, term), h('dd', null, ...value)];
+      replace(
+        this.facts,
+        ...fact('Status', `${agent.status} (set by ${agent.status_source} `, this.ages.status, ')'),
+        ...(agent.status_reason ? fact('Reason', agent.status_reason) : []),
+        ...fact('Health', `${agent.health} / 100`),
+        ...fact('Host', agent.host ?? '–'),
+        ...fact('Runner', agent.runner_id === null ? 'none: no runner manages this agent' : agent.runner_online ? 'online' : 'offline'),
+        ...fact('Process', agent.pid === null ? 'no process recorded' : `pid ${agent.pid}`),
+        ...fact('Last heartbeat', this.ages.heartbeat),
+        ...fact('Heartbeat timeout', `${agent.heartbeat_timeout_s} s`),
+        ...fact('Uptime', this.ages.uptime),
+        ...fact('Last activity', ...(agent.last_activity ? [`${agent.last_activity} (`, this.ages.activity, ')'] : ['–'])),
+        ...(agent.stopped_at ? fact('Stopped', formatTimestamp(agent.stopped_at)) : []),
+        ...(agent.exit_code !== null || agent.exit_signal ? fact('Exit', agent.exit_signal ? `signal ${agent.exit_signal}` : `code ${agent.exit_code}`) : []),
+      );
+      replace(this.error, agent.last_error ? h('pre', { class: 'error-text' }, agent.last_error) : h('p', { class: 'muted' }, 'No error reported.'));
+    }
+    this.clock = clock;
+    this.tick();
+  }
+
+  /** Refreshes the ages from the last poll's clock; called every second. */
+  tick(): void {
+    const agent = this.agent;
+    const clock = this.clock;
+    if (!agent || !clock || this.el.hidden) return;
+    const elapsed = clock.elapsed();
+    setText(this.ages.status, formatAgo(clock.since(agent.status_changed_at)));
+    setText(this.ages.heartbeat, formatAgo(agent.seconds_since_heartbeat === null ? null : agent.seconds_since_heartbeat + elapsed));
+    setText(this.ages.uptime, agent.uptime_s === null ? '–' : formatDuration(agent.uptime_s + elapsed));
+    setText(this.ages.activity, formatAgo(clock.since(agent.last_activity_at)));
   }
 
   private paintEvents(clock: DbClock) {

@@ -7,13 +7,14 @@ import { AGENT_STATUSES, statusChip } from './status-view.ts';
 export class Summary {
   readonly el: HTMLDivElement;
   private readonly total: HTMLSpanElement;
+  private readonly all: HTMLButtonElement;
   private readonly counts = new Map<AgentStatus, { button: HTMLButtonElement; count: HTMLSpanElement }>();
   private selected: AgentStatus | '' = '';
 
   constructor(onSelect: (status: AgentStatus | '') => void) {
     this.total = h('span', { class: 'count' }, '0');
-    const all = h('button', { type: 'button', class: 'tally', 'aria-pressed': 'true', on: { click: () => onSelect('') } },
-      h('span', { class: 'tally-label' }, 'All agents'), this.total);
+    const all = (this.all = h('button', { type: 'button', class: 'tally', 'aria-pressed': 'true', on: { click: () => onSelect('') } },
+      h('span', { class: 'tally-label' }, 'All agents'), this.total));
     this.el = h('div', { class: 'summary', role: 'group', 'aria-label': 'Agents per status (press to filter)' }, all);
     for (const status of AGENT_STATUSES) {
       const count = h('span', { class: 'count' }, '0');
@@ -24,7 +25,6 @@ export class Summary {
       this.counts.set(status, { button, count });
       this.el.append(button);
     }
-    this.counts.set('' as AgentStatus, { button: all, count: this.total });
   }
 
   update(agents: AgentRow[]): void {
@@ -36,6 +36,7 @@ export class Summary {
 
   select(status: AgentStatus | ''): void {
     this.selected = status;
+    this.all.setAttribute('aria-pressed', String(status === ''));
     for (const [key, { button }] of this.counts) button.setAttribute('aria-pressed', String(key === status));
   }
 }
