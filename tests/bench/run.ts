@@ -7,8 +7,19 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);
+const failed: string[] = [];
 for (const [name, load] of Object.entries(BENCHMARKS)) {
   if (only && !only.includes(name)) continue;
   console.log(`\n=== ${name} ===`);
-  await (await load()).run();
+  try {
+    await (await load()).run();
+  } catch (error) {
+    // one broken benchmark must not hide the figures of the others
+    console.error(`benchmark ${name} failed:`, error);
+    failed.push(name);
+  }
+}
+if (failed.length) {
+  console.error(`\nfailed: ${failed.join(', ')}`);
+  process.exitCode = 1;
 }
