@@ -40,6 +40,8 @@ export interface ChildSpec {
   installHint: string;
   /** Each line the child prints (stdout and stderr). */
   onLine?: (line: string) => void;
+  /** How long stop() waits after SIGTERM before SIGKILL (default 5 s). */
+  stopTimeoutMs?: number;
 }
 
 export interface SupervisedChild {
@@ -110,7 +112,7 @@ export class Supervisor {
         expected = true;
         if (!child.pid || child.exitCode !== null || child.signalCode !== null) return exited;
         killGroup(child.pid, 'SIGTERM');
-        const force = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), 5_000);
+        const force = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), spec.stopTimeoutMs ?? 5_000);
         await exited;
         clearTimeout(force);
       },

@@ -8,7 +8,7 @@ import type { DatabaseChoice } from './database.ts';
 import { localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from './connection-file.ts';
 import { REPO_ROOT } from './functions.ts';
 import { buildDashboard, dashboardNeedsBuild } from './dashboard-build.ts';
-import { DEMO_AGENTS, startDemo, type Demo } from './demo/demo.ts';
+import { DEMO_AGENTS, DEMO_HOST, startDemo, type Demo } from './demo/demo.ts';
 
 const OPERATOR_EMAIL = 'operator@agent-status.local';
 
@@ -58,77 +58,84 @@ export async function runDev(options: DevOptions): Promise<void> {
       (error: Error) => console.log(`  · the dashboard could not be built, so / shows a placeholder page: ${error.message}`),
     );
   }
-  let stack: Stack | undefined;
-  let demo: Demo | undefined;
+  // Settles with the running stack, or undefined once the start failed (and said why).
   let exitCode = 0;
-  // The demo agents go first, so their last reports still reach the API.
-  const stopAll = async () => {
-    await demo?.stop();
-    await stack?.stop();
-  };
-  const finished = new Promise<void>((resolve) => {
-    let firstSignalAt = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (firstSignalAt) {
-        // One Ctrl+C arrives several times: from the terminal, and relayed by npm and tsx.
-        if (Date.now() - firstSignalAt < 2_000) return;
-        console.log(`${signal} again: stopping at once`);
-        process.exit(130); // the exit hook of children.ts kills what is left
-      }
-      firstSignalAt = Date.now();
-      console.log(`\n${signal}: stopping the local stack…`);
-      void stopAll().then(resolve);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    startStack({
-      port: options.port,
-      database,
-      jwtSecret: previous?.jwtSecret,
-      operator,
-      log: (line) => console.log(`  · ${line}`),
-      childLog: (name, line) => {
-        if (name !== 'PostgREST') console.log(`[${name}] ${line}`);
-      },
-      onCrash: (name, reason) => {
-        console.error(`\nThe local stack stopped because ${name} ${reason}`);
-        exitCode = 1;
-        void stopAll().then(resolve);
-      },
-    }).then(
-      async (started) => {
-        stack = started;
-        await dashboard;
-        writeLocalStack(
-          {
-            url: started.url,
-            anonKey: started.anonKey,
-            serviceKey: started.serviceKey,
-            dbUrl: started.dbUrl,
-            operator,
-            database: started.databaseKind,
-            jwtSecret: started.jwtSecret,
-            pid: process.pid,
-            startedAt: new Date().toISOString(),
-          },
-          dataDir,
-        );
-        printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000, options.demo);
-        if (options.demo) {
-          demo = await startDemo({ url: started.url, sql: started.sql, log: (line) => console.log(`  · ${line}`) }).catch((error: Error) => {
-            console.error(`The demo agents could not start (the stack runs on without them): ${error.message}`);
-            return undefined;
-          });
-        }
-      },
-      (error: Error) => {
-        console.error(`\nnpm start failed: ${error.message}`);
-        exitCode = 1;
-        resolve();
-      },
-    );
+  let demo: Promise<Demo | undefined> | undefined;
+  let stopRequested: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
+  const stack: Promise<Stack | undefined> = startStack({
+    port: options.port,
+    database,
+    jwtSecret: previous?.jwtSecret,
+    operator,
+    log: (line) => console.log(`  · ${line}`),
+    childLog: (name, line) => {
+      if (name !== 'PostgREST') console.log(`[${name}] ${line}`);
+    },
+    onCrash: (name, reason) => {
+      console.error(`\nThe local stack stopped because ${name} ${reason}`);
+      exitCode = 1;
+      stopRequested();
+    },
+  }).catch((error: Error) => {
+    console.error(`\nnpm start failed: ${error.message}`);
+    exitCode = 1;
+    stopRequested();
+    return undefined;
   });
-  await finished;
+
+  let firstSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (firstSignalAt) {
+      // One Ctrl+C arrives several times: from the terminal, and relayed by npm and tsx.
+      if (Date.now() - firstSignalAt < 2_000) return;
+      console.log(`${signal} again: stopping at once`);
+      process.exit(130); // the exit hook of children.ts kills what is left
+    }
+    firstSignalAt = Date.now();
+    console.log(`\n${signal}: stopping the local stack…`);
+    stopRequested();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const started = await stack;
+  await dashboard;
+  if (started && !firstSignalAt && exitCode === 0) {
+    writeLocalStack(
+      {
+        url: started.url,
+        anonKey: started.anonKey,
+        serviceKey: started.serviceKey,
+        dbUrl: started.dbUrl,
+        operator,
+        database: started.databaseKind,
+        jwtSecret: started.jwtSecret,
+        pid: process.pid,
+        startedAt: new Date().toISOString(),
+      },
+      dataDir,
+    );
+    printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000, options.demo);
+    if (options.demo) {
+      demo = startDemo({
+        url: started.url,
+        anonKey: started.anonKey,
+        sql: started.sql,
+        dir: join(dataDir, 'demo'),
+        log: (line) => console.log(`  · ${line}`),
+      }).catch((error: Error) => {
+        console.error(`The demo agents could not start (the stack runs on without them): ${error.message}`);
+        return undefined;
+      });
+    }
+  }
+
+  await stopped;
+  // The demo agents go first, so their last reports still reach the API; a demo still starting is
+  // stopped once it has started.
+  await (await demo)?.stop();
+  await started?.stop();
   if (exitCode === 0) console.log('stopped.');
   process.exit(exitCode);
 }
@@ -146,7 +153,7 @@ Ready in ${seconds.toFixed(1)} s.
   service key  ${stack.serviceKey}
                (administrator key: never on agent hosts or in a browser)
   Operator     ${operator.email}  password ${operator.password}
-  Demo agents  ${withDemo ? `${DEMO_AGENTS.map((a) => a.name).join(', ')} (turn off with --no-demo)` : 'off'}
+  Demo agents  ${withDemo ? `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)` : 'off'}
   All of this  ${shown(file)}
 
 Point an agent at it: create an agent token as the operator, then send heartbeats with it:

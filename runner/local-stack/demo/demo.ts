@@ -1,11 +1,15 @@
-// The demo agents `npm start` runs (unless --no-demo) so the first screen of the dashboard is alive:
-// three plain Node processes (demo/agent.ts) posting to the edge functions with agent tokens made
-// through the SQL API. The flaky one crashes now and then and is started again a few seconds later.
-import { fileURLToPath } from 'node:url';
+// The demo `npm start` runs (unless --no-demo) so the dashboard's first screen is alive: the real
+// host runner (`agent-status runner`) supervising three demo agents (demo/agent.ts, on the SDK),
+// with a runner token made through the SQL API. The flaky agent fails now and then; the runner
+// reports the crash and restarts it, as it would on a real host.
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Sql } from 'postgres';
+import { stringify } from 'yaml';
 import { Supervisor } from '../children.ts';
 import { REPO_ROOT } from '../functions.ts';
+import { waitUntil } from '../wait.ts';
 
 export const DEMO_AGENTS = [
   { name: 'demo-healthy', behaviour: 'healthy' },
@@ -13,66 +17,87 @@ export const DEMO_AGENTS = [
   { name: 'demo-flaky', behaviour: 'flaky' },
 ] as const;
 
-const TOKEN_LABEL = 'npm start demo';
-const RESTART_DELAY_MS = 5_000;
-const AGENT_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'agent.ts');
+export const DEMO_HOST = 'npm-start-demo';
+const TOKEN_LABEL = 'npm start demo runner';
+const HERE = dirname(fileURLToPath(import.meta.url));
 
 export interface Demo {
   stop(): Promise<void>;
 }
 
-// A fresh token per agent and start; the previous start's demo tokens are revoked first.
-async function demoTokens(sql: Sql): Promise<Map<string, string>> {
+// A fresh runner token per start; the previous start's is revoked first.
+async function runnerToken(sql: Sql): Promise<string> {
   const old = await sql<{ id: string }[]>`select id from public.list_api_tokens() where label = ${TOKEN_LABEL} and revoked_at is null`;
   for (const { id } of old) await sql`select from public.revoke_api_token(${id})`;
-  const tokens = new Map<string, string>();
-  for (const agent of DEMO_AGENTS) {
-    const [{ token }] = await sql<{ token: string }[]>`select token from public.create_api_token('agent', ${TOKEN_LABEL}, ${agent.name})`;
-    tokens.set(agent.name, token);
-  }
-  return tokens;
+  const [{ token }] = await sql<{ token: string }[]>`select token from public.create_api_token('runner', ${TOKEN_LABEL}, null, ${DEMO_HOST})`;
+  return token;
 }
 
-export async function startDemo(options: { url: string; sql: Sql; log: (line: string) => void; intervalMs?: number }): Promise<Demo> {
-  const tokens = await demoTokens(options.sql);
-  let stopping = false;
-  const timers = new Set<NodeJS.Timeout>();
-
-  const start = (agent: (typeof DEMO_AGENTS)[number]) => {
-    supervisor.spawn({
+/** The runner's config file, as a user would write one for a host (runner/README.md). */
+function writeRunnerConfig(dir: string, url: string, anonKey: string, token: string, intervalMs: number): string {
+  mkdirSync(dir, { recursive: true });
+  const tokenFile = join(dir, 'runner.token');
+  writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
+  chmodSync(tokenFile, 0o600);
+  const config = {
+    supabase: { url, anon_key: anonKey, token_file: 'runner.token' },
+    runner: { state_dir: 'state', poll_interval: '1s', heartbeat_interval: '10s', stop_agents_on_exit: true },
+    agents: DEMO_AGENTS.map((agent) => ({
       name: agent.name,
       command: process.execPath,
-      args: ['--import', 'tsx', AGENT_SCRIPT],
+      args: ['--import', 'tsx', join(HERE, 'agent.ts')],
       cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH,
-        AGENT_STATUS_URL: options.url,
-        AGENT_STATUS_TOKEN: tokens.get(agent.name),
-        AGENT_NAME: agent.name,
-        DEMO_BEHAVIOUR: agent.behaviour,
-        DEMO_INTERVAL_MS: String(options.intervalMs ?? 5_000),
-      },
-      installHint: 'Run npm install.',
-    });
+      env: { DEMO_BEHAVIOUR: agent.behaviour, DEMO_INTERVAL_MS: intervalMs },
+      autostart: true,
+      restart: 'on-failure',
+      stop_timeout: '5s',
+      backoff: { initial: '3s', max: '30s', max_retries: 1000 },
+    })),
   };
-  // Crashing is what the flaky demo agent is for: start it again, as a runner would.
-  const supervisor = new Supervisor((name) => {
-    if (stopping) return;
-    const agent = DEMO_AGENTS.find((a) => a.name === name)!;
-    options.log(`demo agent ${name} crashed (on purpose); starting it again in ${RESTART_DELAY_MS / 1000} s`);
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (!stopping) start(agent);
-    }, RESTART_DELAY_MS);
-    timers.add(timer);
-  });
-  DEMO_AGENTS.forEach(start);
+  const file = join(dir, 'runner.yaml');
+  writeFileSync(file, `# Written by npm start for its demo agents; rewritten at every start.\n${stringify(config)}`);
+  return file;
+}
 
-  return {
-    async stop() {
-      stopping = true;
-      for (const timer of timers) clearTimeout(timer);
-      await supervisor.stopAll();
+export async function startDemo(options: {
+  url: string;
+  anonKey: string;
+  sql: Sql;
+  /** the demo's config, state and agent logs go here */
+  dir: string;
+  log: (line: string) => void;
+  intervalMs?: number;
+}): Promise<Demo> {
+  const token = await runnerToken(options.sql);
+  const config = writeRunnerConfig(options.dir, options.url, options.anonKey, token, options.intervalMs ?? 5_000);
+  // The demo is a nicety: if its runner fails, say so and let the stack run on.
+  let exitedEarly = '';
+  const supervisor = new Supervisor((name, reason) => {
+    exitedEarly = reason;
+    options.log(`the demo stopped: ${name} ${reason}`);
+  });
+  let supervising = false;
+  supervisor.spawn({
+    name: 'the demo runner',
+    command: process.execPath,
+    args: ['--import', 'tsx', join(REPO_ROOT, 'runner', 'cli.ts'), 'runner', '--config', config],
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    installHint: 'Run npm install.',
+    onLine: (line) => {
+      if (/: supervising /.test(line)) supervising = true;
+      options.log(`[demo runner] ${line.replace(/^\S+Z /, '')}`);
     },
-  };
+    // it stops its agents first (stop_agents_on_exit), each within its stop_timeout
+    stopTimeoutMs: 20_000,
+  });
+  // The runner handles SIGTERM (stopping its agents) only once it is fully started; stopping it
+  // earlier would leave the agents it already started running.
+  try {
+    await waitUntil('the demo runner starting', async () => supervising, { timeoutMs: 60_000, failed: () => exitedEarly || undefined });
+  } catch (error) {
+    await supervisor.stopAll();
+    throw error;
+  }
+  return { stop: () => supervisor.stopAll() };
 }

@@ -16,7 +16,7 @@ declare const Deno: {
   env: { get(name: string): string | undefined };
   serve(options: ServeOptions, handler: Handler): unknown;
   exit(code?: number): never;
-  unrefTimer(id: number): void;
+  unrefTimer(id: ReturnType<typeof setInterval>): void;
 };
 
 const port = Number(Deno.env.get('AGENT_STATUS_FUNCTION_PORT'));
