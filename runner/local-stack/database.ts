@@ -33,14 +33,14 @@ export function clientOptions(kind: DatabaseChoice['kind']) {
 async function startServer(
   choice: DatabaseChoice,
   log: (line: string) => void,
-  onCrash: (name: string, reason: string) => void,
+  onCrash?: (name: string, reason: string) => void,
 ): Promise<{ url: string; stop(): Promise<void> }> {
   if (choice.kind === 'url') return { url: choice.url, stop: async () => {} };
   if (choice.kind === 'postgres') {
     const cluster = await startPostgresCluster({ dataDir: choice.dataDir, port: choice.port, requirePgCron: true, log });
     let stopping = false;
     cluster.process.once('exit', (code, signal) => {
-      if (!stopping) onCrash('PostgreSQL', `exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`);
+      if (!stopping) onCrash?.('PostgreSQL', `exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`);
     });
     return {
       url: cluster.url,
@@ -69,7 +69,7 @@ async function authenticatorUrl(sql: Sql, superuserUrl: string): Promise<string>
 export async function startDatabase(
   choice: DatabaseChoice,
   log: (line: string) => void,
-  onCrash: (name: string, reason: string) => void,
+  onCrash?: (name: string, reason: string) => void,
 ): Promise<Database> {
   const server = await startServer(choice, log, onCrash);
   const sql = postgres(server.url, { ...clientOptions(choice.kind), max: 4 });
