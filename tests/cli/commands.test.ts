@@ -1,8 +1,13 @@
 // list, set, token, operator, start/stop/restart/start-all: the real CLI as a child process against a
 // real stack (PostgREST, auth, database), the runner a real Runner, and every failure's exit code.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { writeLocalStack } from '../../runner/local-stack/connection-file.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { fixtureAgent, makeHost } from '../runner/host.ts';
+import { waitFor } from '../runner/helpers.ts';
 import { EXIT } from '../../runner/commands/exit-codes.ts';
 import { cli, stackEnv } from './helpers.ts';
 
@@ -13,7 +18,7 @@ async function agentToken(name: string): Promise<string> {
   return token;
 }
 
-describe('list and set', () => {
+describe('list and set', { timeout: 120_000 }, () => {
   it('lists agents as a table and as JSON, with stale applied at read time', async () => {
     const token = await agentToken('Tweet Scraping Agent');
     await stack.db.sql`select public.agent_report(${token}, 'Tweet Scraping Agent', 'started')`;
@@ -67,7 +72,7 @@ describe('list and set', () => {
   });
 });
 
-describe('connection failures', () => {
+describe('connection failures', { timeout: 120_000 }, () => {
   it('says when there is no API configured (2), the stack is down (3), or credentials are wrong (4)', async () => {
     const none = await cli(['list'], {});
     expect(none.exitCode).toBe(EXIT.usage);
@@ -104,7 +109,40 @@ describe('connection failures', () => {
   });
 });
 
-describe('tokens and operators', () => {
+describe('the local stack, found without any configuration', { timeout: 120_000 }, () => {
+  it('reads .agent-status/local.json and signs in as its operator; a stopped stack gets a hint', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'agent-status-local-'));
+    try {
+      const details = {
+        url: stack.url, anonKey: stack.anonKey, serviceKey: stack.serviceKey, dbUrl: stack.db.url,
+        operator: stack.operator, database: 'url' as const, jwtSecret: 'unused here', pid: process.pid, startedAt: new Date().toISOString(),
+      };
+      writeLocalStack(details, dataDir);
+      const found = await cli(['list', '--json'], { AGENT_STATUS_DATA_DIR: dataDir });
+      expect(found.stderr).toBe('');
+      expect(found.exitCode).toBe(0);
+      expect(JSON.parse(found.stdout).map((a: { agent_name: string }) => a.agent_name)).toContain('Tweet Scraping Agent');
+
+      // the npm start that wrote it is gone: say so instead of timing out on a dead port
+      writeLocalStack({ ...details, pid: 2 ** 22 + 1 }, dataDir);
+      const gone = await cli(['list'], { AGENT_STATUS_DATA_DIR: dataDir });
+      expect(gone.exitCode).toBe(EXIT.unreachable);
+      expect(gone.stderr).toContain('error: the local stack is not running');
+      expect(gone.stderr).toContain('hint: Start it with `npm start`');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('colours status words only when asked for (FORCE_COLOR) or on a terminal', async () => {
+    const coloured = await cli(['list'], { ...stackEnv(stack), FORCE_COLOR: '1' });
+    expect(coloured.stdout).toContain('\x1b[');
+    const plain = await cli(['list'], { ...stackEnv(stack), FORCE_COLOR: '1', NO_COLOR: '1' });
+    expect(plain.stdout).not.toContain('\x1b[');
+  });
+});
+
+describe('tokens and operators', { timeout: 120_000 }, () => {
   it('creates a token printed alone when piped, lists it by prefix, uses it, revokes it', async () => {
     const created = await cli(['token', 'create', 'operator', '--email', stack.operator.email, '--label', 'ci'], stackEnv(stack));
     expect(created.exitCode).toBe(0);
@@ -157,7 +195,7 @@ describe('tokens and operators', () => {
   });
 });
 
-describe('start, stop, restart, start-all', () => {
+describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
   it('waits for the runner and prints each result; exit 1 when a command fails', async () => {
     const forever = fixtureAgent('forever.sh');
     const host = await makeHost(stack, [forever]);
@@ -201,11 +239,16 @@ describe('start, stop, restart, start-all', () => {
     expect(timeout.stdout).toMatch(/… start ".*" still pending/);
     expect(timeout.stderr).toContain(`No runner has claimed "${idle.name}": is its runner running and online?`);
 
-    // the sweep expires what waited too long; the CLI reports it as a failure
+    // the sweep expires what waited too long while the CLI waits; it reports that as a failure
+    const [{ last }] = await stack.db.sql`select coalesce(max(id), 0) as last from public.agent_commands`;
+    const waiting = cli(['start', idle.name], stackEnv(stack));
+    await waitFor('the command to be queued', async () => (await stack.db.sql`
+      select 1 from public.agent_commands where id > ${last} and status = 'pending'`).length, 30_000, 100);
     await stack.db.sql`update public.agent_commands set expires_at = now() where status = 'pending'`;
     await stack.db.sql`select public.agent_status_sweep()`;
-    const ids = (await stack.db.sql`select id from public.agent_commands where status = 'expired'`).map((r) => r.id);
-    expect(ids.length).toBeGreaterThan(0);
+    const expired = await waiting;
+    expect(expired.exitCode).toBe(EXIT.failed);
+    expect(expired.stdout).toMatch(/✗ start ".*" expired in [\d.]+ s: no runner claimed it before it expired/);
   });
 
   it('refuses an agent no runner manages (6), an unknown agent (5), bad arguments (2)', async () => {

@@ -23,7 +23,7 @@ function checks(stdout: string): Record<string, string> {
   return Object.fromEntries((JSON.parse(stdout) as { check: string; result: string }[]).map((c) => [c.check, c.result]));
 }
 
-describe('doctor', () => {
+describe('doctor', { timeout: 120_000 }, () => {
   it('checks the API, operator access, the functions, the sweep and all agents', async () => {
     const json = await cli(['doctor', '--json'], stackEnv(stack));
     expect(json.stderr).toBe('');
@@ -88,7 +88,7 @@ describe('doctor', () => {
   });
 });
 
-describe('test', () => {
+describe('test', { timeout: 120_000 }, () => {
   it('starts an agent through its runner, prints the timeline, stops it and passes', async () => {
     const forever = fixtureAgent('forever.sh');
     const host = await makeHost(stack, [forever], { heartbeat_interval: '1s' });

@@ -34,7 +34,7 @@ function sweepLine(stdout: string): string {
   return stdout.split('\n').find((line) => line.includes('pg_cron sweep'))!;
 }
 
-describe('doctor and the pg_cron sweep', () => {
+describe('doctor and the pg_cron sweep', { timeout: 120_000 }, () => {
   it('passes a scheduled job, fails an inactive one and one whose last run failed, with the fix', async () => {
     expect(stack.sweepByPgCron).toBe(true);
     const { sql } = stack;

@@ -34,7 +34,7 @@ async function history(name: string) {
   return { ...agent, kinds: events.map((e) => e.kind) };
 }
 
-describe('integrate', () => {
+describe('integrate', { timeout: 120_000 }, () => {
   it('--dry-run shows the diff and writes nothing', async () => {
     const before = readFileSync(python, 'utf8');
     const result = await integrate('--dry-run', 'tweet_scraping_agent.py', 'price-watcher.ts');

@@ -27,7 +27,7 @@ async function kinds(name: string) {
   return rows.map((r) => r.kind);
 }
 
-describe('agent-status run', () => {
+describe('agent-status run', { timeout: 120_000 }, () => {
   it('marks a program that exits 0 started, then stopped, and exits 0', async () => {
     const name = 'Clean Job';
     const result = await cli(['run', '--name', name, '--', join(CLI_FIXTURES, 'works-then-exits-0.sh')], await agentEnv(name));
