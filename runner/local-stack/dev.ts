@@ -68,6 +68,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     database,
     jwtSecret: previous?.jwtSecret,
     operator,
+    watchFunctions: true,
     log: (line) => console.log(`  · ${line}`),
     childLog: (name, line) => {
       if (name !== 'PostgREST') console.log(`[${name}] ${line}`);

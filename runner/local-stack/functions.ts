@@ -69,16 +69,31 @@ export interface ServedFunction {
 
 export async function startFunction(
   name: string,
-  options: { supervisor: Supervisor; env: FunctionEnv; dir?: string; log?: (line: string) => void },
+  options: {
+    supervisor: Supervisor;
+    env: FunctionEnv;
+    dir?: string;
+    log?: (line: string) => void;
+    /**
+     * Reload the function when its code (or shared/) changes, like `supabase functions serve`. A
+     * function that fails to load then waits for a fix instead of exiting.
+     */
+    watch?: boolean;
+  },
 ): Promise<ServedFunction> {
   const dir = options.dir ?? FUNCTIONS_DIR;
   const port = await freePort();
+  let failedToLoad = false;
   const child = options.supervisor.spawn({
     name: `edge function ${name}`,
     command: denoBinary(),
-    // Permissions of a deployed function: network, its environment, reading its code; /tmp to write.
-    args: ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-sys', '--allow-write=/tmp', '--no-prompt',
-      join(HERE, 'deno', 'serve-function.ts'), join(dir, name, 'index.ts')],
+    args: [
+      'run',
+      // Permissions of a deployed function: network, its environment, reading its code; /tmp to write.
+      '--allow-net', '--allow-env', '--allow-read', '--allow-sys', '--allow-write=/tmp', '--no-prompt',
+      ...(options.watch ? [`--watch=${dir},${join(REPO_ROOT, 'shared')}`, '--no-clear-screen'] : []),
+      join(HERE, 'deno', 'serve-function.ts'), join(dir, name, 'index.ts'),
+    ],
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH,
@@ -90,13 +105,17 @@ export async function startFunction(
       AGENT_STATUS_FUNCTION_PORT: String(port),
     },
     installHint: 'Run npm install (the npm package deno provides the binary).',
-    onLine: options.log,
+    onLine: (line) => {
+      if (/Watcher Process failed/i.test(line)) failedToLoad = true;
+      options.log?.(line);
+    },
   });
   let exited = false;
   void child.exited.then(() => (exited = true));
-  await waitUntil(`edge function ${name} listening`, () => answers(`http://127.0.0.1:${port}/`), {
+  await waitUntil(`edge function ${name} listening`, async () => failedToLoad || (await answers(`http://127.0.0.1:${port}/`)), {
     timeoutMs: 60_000,
     failed: () => (exited ? 'Deno exited while loading it' : undefined),
   });
+  if (failedToLoad) options.log?.(`${name} failed to load (see above); it is served again as soon as its code is fixed`);
   return { name, port, verifyJwt: verifiesJwt(name), child };
 }

@@ -20,6 +20,8 @@ export interface StackOptions {
   database: DatabaseChoice;
   /** serve supabase/functions (default true) */
   functions?: boolean;
+  /** reload a function when its code changes (default false: tests want a crash to be a crash) */
+  watchFunctions?: boolean;
   /** run the sweep on a timer when pg_cron does not (default true) */
   sweep?: boolean;
   /** how often that timer runs (default SWEEP_INTERVAL_MS) */
@@ -115,7 +117,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       let started = served.get(name);
       if (!started) {
         log(`starting edge function ${name}`);
-        started = startFunction(name, { supervisor, env: functionEnv, log: (line) => options.childLog?.(name, line) });
+        started = startFunction(name, {
+          supervisor,
+          env: functionEnv,
+          watch: options.watchFunctions,
+          log: (line) => options.childLog?.(name, line),
+        });
         served.set(name, started);
       }
       return started;
