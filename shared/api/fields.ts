@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { LIMITS, SETTABLE_STATUSES } from '../status.ts';
 
+// deno-lint-ignore no-control-regex -- matching control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 export const agentName = z

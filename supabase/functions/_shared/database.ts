@@ -22,11 +22,14 @@ function env(name: string): string {
   return value;
 }
 
+// Connections per function instance; as many heartbeat batches can be in flight at once.
+const POOL = Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 4);
+
 let client: postgres.Sql | undefined;
 function sql(): postgres.Sql {
   client ??= postgres(env('SUPABASE_DB_URL'), {
     prepare: false,
-    max: Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 4),
+    max: POOL,
     connect_timeout: 5,
     idle_timeout: 60,
     onnotice: () => {},
@@ -60,7 +63,7 @@ const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
       }
     }
   },
-  { maxBatch: 50, maxInFlight: Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 4) },
+  { maxBatch: 50, maxInFlight: POOL },
 );
 
 /** Applies one heartbeat (batched with concurrent ones) and answers the agent's new state. */
