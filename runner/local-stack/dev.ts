@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startStack, type Stack } from './stack.ts';
 import type { DatabaseChoice } from './database.ts';
-import { localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from './connection-file.ts';
+import { isLocalStackRunning, localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from './connection-file.ts';
 import { REPO_ROOT } from './functions.ts';
 import { buildDashboard, dashboardNeedsBuild } from './dashboard-build.ts';
 import { DEMO_AGENTS, DEMO_HOST, startDemo, type Demo } from './demo/demo.ts';
@@ -36,6 +36,11 @@ export async function runDev(options: DevOptions): Promise<void> {
   const startedAt = Date.now();
   const dataDir = localDataDir(options.dataDir);
   const previous = readLocalStackIfPresent(dataDir);
+  // Two stacks on one data folder would open one embedded database twice.
+  if (previous && previous.pid !== process.pid && isLocalStackRunning(previous)) {
+    console.error(`npm start failed: another npm start (pid ${previous.pid}) is running on ${shown(dataDir)} at ${previous.url}. Stop it first, or give this one its own folder with --data-dir.`);
+    process.exit(1);
+  }
   const dbPort = options.dbPort ?? options.port + 1;
   let database: DatabaseChoice;
   if (process.env.DATABASE_URL) {

@@ -187,6 +187,11 @@ describe('npm start', () => {
     const first = await npmStart(dataDir);
     expect(first.output()).toMatch(/applied migration/);
     await heartbeatRoundTrip(first.info, 'survives-restart');
+
+    // while it runs, a second npm start on the same folder refuses, saying why
+    const twice = spawnNpmStart(['--data-dir', dataDir, '--port', String(await freePort()), '--db-port', String(await freePort()), '--no-demo', '--no-build']);
+    expect(await twice.closed).toBe(1);
+    expect(twice.output()).toMatch(/another npm start \(pid \d+\) is running on .* Stop it first, or give this one its own folder with --data-dir/);
     await pressCtrlC(first);
 
     const second = await npmStart(dataDir);
