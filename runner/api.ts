@@ -2,6 +2,7 @@
 // publishable (anon) key and the runner's own token as p_token. Never a service or secret key.
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
+import { keepAliveFetch } from './http-fetch.ts';
 import type { AgentReport } from './supervisor.ts';
 
 // A request that hangs must not hang a loop: every call gives up after this and is retried.
@@ -59,9 +60,7 @@ export class RunnerApi {
     this.client = createClient(options.url, options.anonKey, {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
       realtime: { transport: WebSocket as never },
-      global: {
-        fetch: (input, init) => fetch(input, { ...init, signal: init?.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
-      },
+      global: { fetch: keepAliveFetch(REQUEST_TIMEOUT_MS) },
     });
   }
 

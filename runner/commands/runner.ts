@@ -2,7 +2,7 @@
 // see runner/README.md). SIGTERM or SIGINT ends it gracefully; a second one ends it at once.
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
-import { Runner } from '../runner.ts';
+import type { Runner } from '../runner.ts';
 
 function timestamped(line: string): void {
   process.stdout.write(`${new Date().toISOString()} ${line}\n`);
@@ -32,6 +32,8 @@ export function registerRunnerCommand(program: Command): Command {
         return;
       }
 
+      // Loaded here, not at the top: the other agent-status commands need none of the runner's modules.
+      const { Runner } = await import('../runner.ts');
       let runner: Runner;
       try {
         runner = await Runner.start({ config, log: timestamped });

@@ -1,0 +1,54 @@
+// The fetch that supabase-js uses in the runner: node:http with keep-alive instead of Node's built-in
+// fetch (undici). The runner polls several times a second for as long as the host is up, so the cost
+// of one poll is its idle cost: measured here against PostgREST, undici's fetch took 2.0 ms of CPU
+// per call and node:http 0.6 ms, which is the difference between about 1% and 0.3% of a core idle.
+import http from 'node:http';
+import https from 'node:https';
+
+const agents = {
+  'http:': new http.Agent({ keepAlive: true, maxSockets: 4 }),
+  'https:': new https.Agent({ keepAlive: true, maxSockets: 4 }),
+};
+
+function requestUrl(input: string | URL | Request): URL {
+  return new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+}
+
+/** A fetch for JSON APIs (string or absent bodies) that gives up after timeoutMs. */
+export function keepAliveFetch(timeoutMs: number): typeof fetch {
+  return (input, init = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const url = requestUrl(input);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        reject(new TypeError(`cannot fetch ${url.protocol} URLs: use http or https`));
+        return;
+      }
+      if (init.body !== undefined && init.body !== null && typeof init.body !== 'string') {
+        reject(new TypeError('this fetch sends string bodies only (JSON)'));
+        return;
+      }
+      const request = (url.protocol === 'https:' ? https : http).request(url, {
+        method: init.method ?? 'GET',
+        headers: Object.fromEntries(new Headers(init.headers)),
+        agent: agents[url.protocol],
+        signal: init.signal ?? undefined,
+        timeout: timeoutMs,
+      }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const status = response.statusCode ?? 0;
+          const headers = new Headers();
+          for (const [name, value] of Object.entries(response.headers)) {
+            for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value]) headers.append(name, one);
+          }
+          const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
+          resolve(new Response(body, { status, statusText: response.statusMessage, headers }));
+        });
+      });
+      request.on('timeout', () => request.destroy(new Error(`no answer from ${url.host} within ${timeoutMs} ms`)));
+      request.on('error', reject);
+      request.end(init.body ?? undefined);
+    });
+}
