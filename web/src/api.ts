@@ -78,6 +78,11 @@ const EVENT_COLUMNS = 'id,at,kind,source,actor,from_status,to_status,health,mess
 // Hosted Supabase answers at most 1000 rows per request (max_rows), so larger fleets come in pages.
 const PAGE = 1000;
 
+// Reads give up after this long: a request that hangs must become a visible outage, not a frozen
+// "data 40 s ago". postgrest-js's own retries (1, 2 and 4 s apart) are off for the same reason: the
+// feed's poll loop retries, and says so on screen meanwhile.
+const READ_TIMEOUT_MS = 10_000;
+
 /** Commands still waiting for a runner: their agent's row shows them as in flight. */
 export const IN_FLIGHT: readonly CommandStatus[] = ['pending', 'claimed'];
 /** How long a finished command's outcome stays on its agent's row. */
@@ -108,7 +113,8 @@ async function allPages<T>(what: string, page: (from: number, to: number) => Pro
 }
 
 export function fetchAgents(client: SupabaseClient): Promise<AgentRow[]> {
-  return allPages('reading agents', (from, to) => client.from('agent_status_live').select(AGENT_COLUMNS).order('id').range(from, to));
+  return allPages('reading agents', (from, to) => client.from('agent_status_live').select(AGENT_COLUMNS).order('id').range(from, to)
+      .retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)));
 }
 
 /** Commands in flight, and those created since `since` (a database timestamp) so outcomes show; newest first. */
@@ -120,11 +126,14 @@ export function fetchCommands(client: SupabaseClient, since: string): Promise<Co
       .select(COMMAND_COLUMNS)
       .or(`status.in.(${IN_FLIGHT.join(',')}),created_at.gte."${since}"`)
       .order('id', { ascending: false })
-      .range(from, to));
+      .range(from, to)
+      .retry(false)
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)));
 }
 
 export async function fetchRunners(client: SupabaseClient): Promise<RunnerRow[]> {
-  return check('reading runners', await client.from('runners').select('id,host,status,last_seen_at,version').order('host')) as RunnerRow[];
+  return check('reading runners', await client.from('runners').select('id,host,status,last_seen_at,version').order('host')
+    .retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS))) as RunnerRow[];
 }
 
 /** An agent's history, newest first; only events after `afterId` when given. */
@@ -137,7 +146,9 @@ export async function fetchEvents(client: SupabaseClient, agentId: number, after
       .eq('agent_id', agentId)
       .gt('id', afterId)
       .order('id', { ascending: false })
-      .limit(limit),
+      .limit(limit)
+      .retry(false)
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
   ) as unknown as EventRow[];
 }
 
@@ -151,13 +162,15 @@ export async function fetchLastLogTail(client: SupabaseClient, agentId: number):
       .eq('agent_id', agentId)
       .not('details->log_tail', 'is', null)
       .order('id', { ascending: false })
-      .limit(1),
+      .limit(1)
+      .retry(false)
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
   ) as unknown as EventRow[];
   return rows[0] ?? null;
 }
 
 export async function whoami(client: SupabaseClient): Promise<WhoAmI> {
-  return check('asking who is signed in', await client.rpc('whoami')) as WhoAmI;
+  return check('asking who is signed in', await client.rpc('whoami').abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS))) as WhoAmI;
 }
 
 /** Queues a command; the database fills in who asked, the expiry, and refuses unmanaged agents. */

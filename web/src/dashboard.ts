@@ -107,6 +107,7 @@ export class Dashboard {
     document.removeEventListener('click', closeMenus);
     document.removeEventListener('keydown', closeMenusOnEscape);
     clearInterval(this.ticker);
+    this.table.destroy();
     await this.feed.stop();
   }
 
@@ -152,6 +153,7 @@ export class Dashboard {
       const wasOpen = this.detail.openName;
       this.detail.close();
       this.listView.hidden = false;
+      this.table.refresh();
       // Back from a detail: put focus on that agent's link, not the top of the page.
       if (wasOpen) this.root.querySelector<HTMLElement>(`[data-agent="${CSS.escape(wasOpen)}"] a.name`)?.focus();
     }

@@ -174,7 +174,7 @@ export class LiveFeed {
 
 function describe(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return /fetch|network|load failed/i.test(message)
+  return /fetch|network|load failed|abort|timeout/i.test(message)
     ? `the API did not answer (${message})`
     : message;
 }

@@ -56,7 +56,7 @@ export class AgentRowView {
       this.menu.open = false;
       handlers.command(this.agent, action);
     };
-    this.link = h('a', { class: 'name', href: agentHref(name), text: name });
+    this.link = h('a', { class: 'name', href: agentHref(name), text: name, title: name });
     this.host = h('span', { class: 'host' });
     this.hostNote = h('span', { class: 'note' });
     this.chip = h('span', { class: 'chip' });
@@ -123,6 +123,7 @@ export class AgentRowView {
     this.el.dataset.status = agent.status;
     paintChip(this.chip, agent.status);
     setText(this.host, agent.host ?? '–');
+    this.host.title = agent.host ?? '';
     const managed = agent.runner_id !== null;
     setText(this.hostNote, !managed ? 'no runner' : agent.runner_online === false ? 'runner offline' : '');
     this.hostNote.title = !managed ? NO_RUNNER : agent.runner_online === false ? 'commands wait until the runner is back, then expire' : '';

@@ -44,30 +44,45 @@ function compare(key: SortKey, a: AgentRow, b: AgentRow, nameRank: Map<number, n
   }
 }
 
+// Rows rendered beyond the edges of the viewport, so a fast scroll or Tab lands on rows that exist.
+const OVERSCAN = 12;
+
 export class AgentTable {
   readonly el: HTMLDivElement;
   private readonly header: HTMLDivElement;
   private readonly body: HTMLDivElement;
   private readonly empty: HTMLParagraphElement;
+  // Only the rows in and near the viewport are in the DOM (a window over the sorted, filtered list);
+  // views are created when an agent first scrolls into that window and then kept, keyed by id.
+  // With all 2,000 rows in the DOM, creating them took ~300 ms and laying them out ~200 ms more on
+  // this machine, and every moved row relaid the whole list.
   private readonly views = new Map<number, AgentRowView>();
-  // Rows on screen (or near it). Only they refresh their ages: with 2,000 agents, updating every
-  // row's "12 s ago" each second and each poll was most of the work of a poll (~50 ms measured).
-  private readonly onScreen = new Set<AgentRowView>();
-  private readonly observer: IntersectionObserver;
+  private readonly attached = new Set<AgentRowView>();
   // Names in collation order, recomputed only when the set of names changes: collating 2,000 names
   // inside every sort cost ~20 ms per poll.
   private nameRank = new Map<number, number>();
   private namesKey = '';
   private agents: AgentRow[] = [];
+  private shown: AgentRow[] = [];
+  private latest = new Map<number, CommandRow>();
   private clock: DbClock | undefined;
   private sortKey: SortKey = 'status';
   private descending = false;
   private filter: Filter = { status: '', host: '', search: '' };
+  private rowHeight = 56;
+  private frame = 0;
+  private readonly onViewport = () => {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.paintWindow();
+    });
+  };
   /** Called with the number of rows shown after each render. */
   onRender: (shown: number, total: number) => void = () => {};
 
   constructor(private readonly handlers: RowHandlers) {
-    this.header = h('div', { class: 'row head', role: 'row' });
+    this.header = h('div', { class: 'row head', role: 'row', 'aria-rowindex': '1' });
     this.body = h('div', { class: 'rows', role: 'rowgroup' });
     this.empty = h('p', { class: 'empty', hidden: true });
     this.el = h(
@@ -78,45 +93,30 @@ export class AgentTable {
       this.empty,
     );
     this.paintHeader();
-    this.observer = new IntersectionObserver(
-      (entries) => {
-        for (const entry of entries) {
-          const view = this.views.get(Number((entry.target as HTMLElement).dataset.id));
-          if (!view) continue;
-          if (entry.isIntersecting) {
-            this.onScreen.add(view);
-            if (this.clock) view.tick(this.clock);
-          } else this.onScreen.delete(view);
-        }
-      },
-      { rootMargin: '300px 0px' },
-    );
+    window.addEventListener('scroll', this.onViewport, { passive: true });
+    window.addEventListener('resize', this.onViewport);
+  }
+
+  destroy(): void {
+    window.removeEventListener('scroll', this.onViewport);
+    window.removeEventListener('resize', this.onViewport);
+    cancelAnimationFrame(this.frame);
   }
 
   /** Applies a poll's agents and commands (newest first, as fetched). */
   apply(agents: AgentRow[], commands: CommandRow[], clock: DbClock): void {
     this.agents = agents;
     this.clock = clock;
-    const latest = new Map<number, CommandRow>();
-    for (const command of commands) if (!latest.has(command.agent_id)) latest.set(command.agent_id, command);
-    const seen = new Set<number>();
-    for (const agent of agents) {
-      seen.add(agent.id);
-      let view = this.views.get(agent.id);
-      if (!view) {
-        view = new AgentRowView(agent, this.handlers);
-        view.el.dataset.id = String(agent.id);
-        this.views.set(agent.id, view);
-        this.observer.observe(view.el);
-      }
-      view.update(agent, latest.get(agent.id));
-      if (this.onScreen.has(view)) view.tick(clock);
-    }
+    this.latest = new Map();
+    for (const command of commands) if (!this.latest.has(command.agent_id)) this.latest.set(command.agent_id, command);
+    const byId = new Map(agents.map((agent) => [agent.id, agent]));
     for (const [id, view] of this.views) {
-      if (!seen.has(id)) {
-        this.observer.unobserve(view.el);
-        this.onScreen.delete(view);
+      const agent = byId.get(id);
+      if (agent) {
+        view.update(agent, this.latest.get(id));
+      } else {
         view.el.remove();
+        this.attached.delete(view);
         this.views.delete(id);
       }
     }
@@ -127,6 +127,7 @@ export class AgentTable {
       this.nameRank = new Map(sorted.map((agent, rank) => [agent.id, rank]));
     }
     this.render();
+    for (const view of this.attached) view.tick(clock);
   }
 
   setFilter(patch: Partial<Filter>): void {
@@ -145,9 +146,15 @@ export class AgentTable {
     this.render();
   }
 
+  /** Refreshes the ages of the rows in the DOM; called every second. */
   tick(): void {
     if (!this.clock) return;
-    for (const view of this.onScreen) view.tick(this.clock);
+    for (const view of this.attached) view.tick(this.clock);
+  }
+
+  /** Re-renders the window, e.g. after the table became visible again. */
+  refresh(): void {
+    this.paintWindow();
   }
 
   private visible(): AgentRow[] {
@@ -165,24 +172,67 @@ export class AgentTable {
   }
 
   private render() {
-    const shown = this.visible();
-    // Walk the wanted order against the current children; insertBefore only where they differ.
+    this.shown = this.visible();
+    this.el.setAttribute('aria-rowcount', String(this.shown.length + 1));
+    this.empty.hidden = this.shown.length > 0;
+    this.empty.textContent = this.agents.length
+      ? 'No agent matches these filters.'
+      : 'No agents yet. An agent appears here when a runner lists it in its config or an agent token is created for it.';
+    this.paintWindow();
+    this.onRender(this.shown.length, this.agents.length);
+  }
+
+  private view(agent: AgentRow): AgentRowView {
+    let view = this.views.get(agent.id);
+    if (!view) {
+      view = new AgentRowView(agent, this.handlers);
+      view.update(agent, this.latest.get(agent.id));
+      this.views.set(agent.id, view);
+    }
+    return view;
+  }
+
+  private paintWindow() {
+    const total = this.shown.length;
+    if (this.el.offsetParent === null && total) return; // hidden (agent detail open): nothing to place
+    const height = this.rowHeight;
+    const top = this.body.getBoundingClientRect().top;
+    const first = Math.max(0, Math.min(total, Math.floor(-top / height) - OVERSCAN));
+    const last = Math.min(total, Math.max(first, Math.ceil((window.innerHeight - top) / height) + OVERSCAN));
+    this.body.style.paddingTop = `${first * height}px`;
+    this.body.style.paddingBottom = `${(total - last) * height}px`;
+
+    // Walk the wanted rows against the current children; insertBefore only where they differ.
+    const wanted = new Set<AgentRowView>();
     let cursor = this.body.firstChild;
-    for (const agent of shown) {
-      const el = this.views.get(agent.id)!.el;
-      if (el === cursor) cursor = cursor.nextSibling;
-      else this.body.insertBefore(el, cursor);
+    for (let index = first; index < last; index++) {
+      const view = this.view(this.shown[index]);
+      wanted.add(view);
+      view.el.setAttribute('aria-rowindex', String(index + 2));
+      if (view.el === cursor) cursor = cursor.nextSibling;
+      else this.body.insertBefore(view.el, cursor);
+      if (!this.attached.has(view)) {
+        this.attached.add(view);
+        if (this.clock) view.tick(this.clock);
+      }
     }
     while (cursor) {
       const next = cursor.nextSibling;
       cursor.remove();
       cursor = next;
     }
-    this.empty.hidden = shown.length > 0;
-    this.empty.textContent = this.agents.length
-      ? 'No agent matches these filters.'
-      : 'No agents yet. An agent appears here when a runner lists it in its config or an agent token is created for it.';
-    this.onRender(shown.length, this.agents.length);
+    for (const view of this.attached) if (!wanted.has(view)) this.attached.delete(view);
+
+    // Rows have a fixed height per layout (styles.css); measure it, and place again if it changed
+    // (first render, or the window crossed the narrow-screen breakpoint).
+    const rows = this.body.children;
+    const measured = rows.length > 1
+      ? (rows[1] as HTMLElement).offsetTop - (rows[0] as HTMLElement).offsetTop
+      : (rows[0] as HTMLElement | undefined)?.offsetHeight;
+    if (measured && Math.abs(measured - height) > 0.5) {
+      this.rowHeight = measured;
+      this.paintWindow();
+    }
   }
 
   // Updated in place, so the sort button keeps keyboard focus after it is pressed.
