@@ -3,7 +3,7 @@
 // with the publishable key, so no service key ever leaves the server) or by signing in with email and
 // password through Supabase Auth, as the dashboard does. Every call goes through rpc(), which turns
 // the SQL API's SQLSTATEs into exit codes and hints.
-import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { Option, type Command } from 'commander';
 import { SQLSTATE_ERROR, type ErrorCode } from '../../shared/api/errors.ts';
@@ -73,7 +73,6 @@ export function apiError(url: string, status: number, error: ApiFailure): CliErr
 export interface Api {
   url: string;
   anonKey: string;
-  client: SupabaseClient;
   /** who the CLI acts as: "operator token aso_abc123" or "operator@example.com" */
   who: string;
   /** Calls an operator function of the SQL API (p_operator_token is added when a token is used). */
@@ -151,7 +150,6 @@ export async function connect(flags: ConnectionFlags, options: { signIn?: boolea
   return {
     url,
     anonKey,
-    client,
     who,
     rpc: (fn, args = {}) => call(fn, { ...args, p_operator_token: token ?? null }),
     rpcAnonymous: (fn, args = {}) => call(fn, args),

@@ -29,6 +29,8 @@ interface Moment {
 // agent's heartbeats are not getting through.
 const SDK_HEARTBEAT_S = 30;
 const STOP_GRACE_MS = 10_000;
+/** How long start and stop commands may take through the runner. */
+const START_WAIT_S = 60;
 
 class Timeline {
   readonly moments: Moment[] = [];
@@ -52,7 +54,7 @@ function describeEvent(e: AgentEvent): string {
 async function startThroughRunner(api: Api, agent: LiveAgent, timeline: Timeline, action: 'start' | 'stop'): Promise<CommandRow> {
   const [queued] = await api.rpc<{ id: number }[]>('enqueue_agent_commands', { p_action: action, p_agent_name: agent.agent_name });
   timeline.add(`${action} requested`, `command ${queued.id} for the runner on ${agent.host}`);
-  const [done] = await waitForCommands(api, [queued.id], { timeoutMs: 60_000 });
+  const [done] = await waitForCommands(api, [queued.id], { timeoutMs: START_WAIT_S * 1000 });
   timeline.add(`${action} ${done.status}`, done.result ?? '');
   return done;
 }
@@ -68,6 +70,8 @@ export async function testAgent(name: string, command: string[], options: TestOp
   const problems: string[] = [];
   let child: ResultPromise | undefined;
   let childExit: { code?: number; signal?: string; at: number } | undefined;
+  // Only what the test started is stopped at the end: an agent that was already running stays so.
+  let startedHere = false;
 
   if (command.length) {
     const [file, ...args] = command;
@@ -76,14 +80,19 @@ export async function testAgent(name: string, command: string[], options: TestOp
       stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', reject: false,
     });
     timeline.add('process started', `pid ${child.pid ?? '-'}: ${command.join(' ')}`);
+    startedHere = true;
     void child.then((result) => {
       childExit = { code: result.exitCode, signal: result.signal, at: Date.now() };
       timeline.add('process ended', result.signal ? `by ${result.signal}` : `exit code ${result.exitCode ?? `- (${result.shortMessage})`}`);
     });
   } else if (agent.runner_id) {
     const started = await startThroughRunner(api, agent, timeline, 'start');
-    if (started.status !== 'succeeded' && !/already running/.test(started.result ?? '')) {
-      return { pass: false, reason: `the runner on ${agent.host} did not start it: ${started.status}${started.result ? `: ${started.result}` : ''}`, timeline: timeline.moments };
+    startedHere = started.status === 'succeeded';
+    if (!startedHere && !/already running/.test(started.result ?? '')) {
+      const why = started.status === 'pending' ? `no runner claimed the start command in ${START_WAIT_S} s: is the runner on ${agent.host} running? (agent-status doctor "${name}")`
+        : started.status === 'claimed' ? `the runner on ${agent.host} claimed the start command but did not answer in ${START_WAIT_S} s`
+        : `the runner on ${agent.host} did not start it: ${started.status}${started.result ? `: ${started.result}` : ''}`;
+      return { pass: false, reason: why, timeline: timeline.moments };
     }
   } else if (agent.status !== 'running' && agent.status !== 'warning') {
     throw new CliError(`no runner manages ${JSON.stringify(name)} and it is ${agent.status}, so the test cannot start it`, EXIT.usage,
@@ -148,7 +157,8 @@ export async function testAgent(name: string, command: string[], options: TestOp
   if (childExit) problems.push(`its process ended by itself after ${((childExit.at - timeline.began) / 1000).toFixed(1)} s (${childExit.signal ?? `exit code ${childExit.code}`})`);
 
   // Stop it again, and check that the stop was recorded.
-  if (!options.keepRunning) {
+  const stopAtEnd = startedHere && !options.keepRunning;
+  if (stopAtEnd) {
     if (child && !childExit) {
       child.kill('SIGTERM');
       timeline.add('stop requested', 'SIGTERM to the process');
@@ -174,7 +184,7 @@ export async function testAgent(name: string, command: string[], options: TestOp
   const every = heartbeats.length > 1 ? ` about every ${((heartbeats[heartbeats.length - 1] - heartbeats[0]) / 1000 / (heartbeats.length - 1)).toFixed(1)} s,` : '';
   const reason = problems.length
     ? problems.join('; ')
-    : `ran ${((watchedUntil - timeline.began) / 1000).toFixed(0)} s with ${heartbeats.length} heartbeat(s),${every} longest silence ${Math.round(longestGap)} s (timeout ${timeout} s)${options.keepRunning ? '; left running' : '; stopped cleanly'}`;
+    : `ran ${((watchedUntil - timeline.began) / 1000).toFixed(0)} s with ${heartbeats.length} heartbeat(s),${every} longest silence ${Math.round(longestGap)} s (timeout ${timeout} s)${stopAtEnd ? '; stopped cleanly' : '; left running'}`;
   return { pass: problems.length === 0, reason, timeline: timeline.moments };
 }
 

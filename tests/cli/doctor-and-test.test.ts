@@ -101,6 +101,15 @@ describe('test', { timeout: 120_000 }, () => {
     expect(result.stdout).toMatch(/^\+ +\d+\.\d s +heartbeat +running, health 100/m);
     expect(result.stdout).toMatch(/^\+ +\d+\.\d s +stop succeeded/m);
     expect(result.stdout).toMatch(new RegExp(`^PASS  ${forever.name}: ran 4 s with \\d heartbeat\\(s\\), about every 1\\.\\d s, longest silence \\d s \\(timeout 120 s\\); stopped cleanly$`, 'm'));
+
+    // an agent that was already running is watched and left running
+    expect((await cli(['start', forever.name], stackEnv(stack))).exitCode).toBe(0);
+    const watched = await cli(['test', forever.name, '--duration', '3'], stackEnv(stack));
+    expect(watched.stdout).toMatch(/start failed +already running \(pid \d+\)/);
+    expect(watched.stdout).toMatch(/; left running$/m);
+    expect(watched.exitCode).toBe(0);
+    expect((await stack.db.sql`select status from public.agent_status where agent_name = ${forever.name}`)[0].status).toBe('running');
+    expect((await cli(['stop', forever.name], stackEnv(stack))).exitCode).toBe(0);
   });
 
   it('runs a command directly and passes; a failing program fails with the reason', async () => {
@@ -123,7 +132,7 @@ describe('test', { timeout: 120_000 }, () => {
     const name = 'Quiet Agent';
     const env = { ...stackEnv(stack), AGENT_STATUS_TOKEN: await agentToken(name) };
     await stack.db.sql`update public.agent_status set heartbeat_timeout_s = 5 where agent_name = ${name}`;
-    const quiet = await cli(['test', name, '--duration', '8', ...wrapped(name, 'runs-until-signalled.sh', 3600)], env);
+    const quiet = await cli(['test', name, '--duration', '16', ...wrapped(name, 'runs-until-signalled.sh', 3600)], env);
     expect(quiet.exitCode).toBe(EXIT.failed);
     expect(quiet.stdout).toMatch(/^\+ +\d+\.\d s +stale +no heartbeat for \d s/m);
     expect(quiet.stdout).toMatch(/^FAIL  Quiet Agent: no heartbeat for \d s; it goes stale after 5 s; it went stale/m);

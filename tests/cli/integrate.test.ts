@@ -29,7 +29,8 @@ async function agentEnv(name: string) {
 }
 
 async function history(name: string) {
-  const [agent] = await stack.db.sql`select status, last_error, pid from public.agent_status where agent_name = ${name}`;
+  const [agent] = await stack.db.sql<{ status: string; last_error: string | null; pid: number | null }[]>`
+    select status, last_error, pid from public.agent_status where agent_name = ${name}`;
   const events = await stack.db.sql`select e.kind from public.agent_events e join public.agent_status a on a.id = e.agent_id where a.agent_name = ${name} order by e.id`;
   return { ...agent, kinds: events.map((e) => e.kind) };
 }
