@@ -1,5 +1,5 @@
 // The config file: defaults, and errors that name the file, line, column and field.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseConfig } from '../../runner/config.ts';
@@ -40,6 +40,15 @@ describe('a valid config', () => {
       stop_timeout: 500, min_uptime: 1000, backoff: { initial: 1000, max: 60_000, max_retries: 5 },
       heartbeat_timeout: 120_000, match: 'python3 .*scraper\\.py', logs: { max_size: 512 * 1024, keep: 2 },
     });
+  });
+
+  it('accepts the documented example', () => {
+    const example = join(import.meta.dirname, '../../runner/agents.example.yaml');
+    const text = readFileSync(example, 'utf8').replace('token_file: /etc/agent-status/runner-token', 'token_file: token');
+    const dir = tempDir();
+    writeFileSync(join(dir, 'token'), 'asr_example');
+    const config = parseConfig(text, join(dir, 'agents.yaml'), { env: {} });
+    expect(config.agents.map((a) => a.name)).toEqual(['price-scraper', 'invoice-bot']);
   });
 
   it('reads the token from token_file, relative to the config file', () => {
