@@ -162,10 +162,10 @@ Ready in ${seconds.toFixed(1)} s.
   Demo agents  ${withDemo ? `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)` : 'off'}
   All of this  ${shown(file)}
 
-Point an agent at it: create an agent token as the operator, then send heartbeats with it:
-  POST ${stack.url}/functions/v1/heartbeat
-  Authorization: Bearer <agent token>
-  {"agent_name": "<agent name>", "status": "running"}
+Point an agent at it (the CLI finds this stack and its operator by itself):
+  npx agent-status token create agent --name my-agent     prints the agent's token, once
+  AGENT_STATUS_TOKEN=<token> npx agent-status run --name my-agent -- <your program>
+  or, for an agent using the SDK: AGENT_STATUS_URL=${stack.url} AGENT_STATUS_TOKEN=<token> AGENT_NAME=my-agent
 
 Press Ctrl+C to stop.`);
 }
