@@ -106,7 +106,14 @@ export class Gateway {
       }
       const headers = { ...request.headers };
       headers.authorization ??= `Bearer ${apikey}`;
-      return proxy(request, response, this.options.postgrestPort, (request.url ?? '/').slice('/rest/v1'.length) || '/', headers);
+      // The key is the gateway's business (Kong hides it too): as a query parameter it would reach
+      // PostgREST as a filter on a column named apikey. Other queries pass byte for byte.
+      let forwarded = (request.url ?? '/').slice('/rest/v1'.length);
+      if (url.searchParams.has('apikey')) {
+        url.searchParams.delete('apikey');
+        forwarded = url.pathname.slice('/rest/v1'.length) + url.search;
+      }
+      return proxy(request, response, this.options.postgrestPort, forwarded.startsWith('/') ? forwarded : `/${forwarded}`, headers);
     }
     const fn = /^\/functions\/v1\/([^/?]+)/.exec(url.pathname);
     if (fn) {

@@ -74,6 +74,9 @@ describe('local stack through the gateway', () => {
     expect((await anon.json()).code).toBe('42501');
     const service = await fetch(`${stack.url}/rest/v1/agent_status`, { headers: { apikey: stack.serviceKey } });
     expect(service.status).toBe(200);
+    // the key may also come as a query parameter, even on the API root
+    const root = await fetch(`${stack.url}/rest/v1?apikey=${stack.serviceKey}`);
+    expect(root.status).toBe(200);
   });
 
   it('takes the API down and brings it back on the same port', async () => {
