@@ -255,7 +255,10 @@ class _Sender:
         with self.cond:
             if self.final_deadline is None:
                 self.final_deadline = time.monotonic() + config["flush_timeout"]
-        return self.flush(max(0.0, self.final_deadline - time.monotonic()))
+            left = self.final_deadline - time.monotonic()
+            if left <= 0:
+                return not self.pending() and not self.in_flight  # already gave up, and said so
+        return self.flush(left)
 
     def flush(self, timeout=None):
         config = self.config()

@@ -1,7 +1,6 @@
 // The TypeScript SDK's promises, in process against the real functions: cheap by default, never
 // blocking or throwing when the service is down, a bounded buffer, refused reports not retried. A
-// relay in front of the gateway counts the requests the SDK really sends.
-import { createServer, request as httpRequest, type Server } from 'node:http';
+// relay in front of the gateway (relay.ts) counts the requests the SDK really sends.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
@@ -11,30 +10,21 @@ import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from
 import { useTestStack } from '../helpers/stack.ts';
 import { createToken } from '../helpers/agents.ts';
 import { AgentStatus } from '../../shared/sdk/index.ts';
+import { startRelay, type Relay } from './relay.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..', '..');
 const stack = useTestStack({ functions: true });
 
-// Counts requests per function path and passes them on unchanged.
-let relay: Server;
+let relay: Relay;
 let relayUrl: string;
-const sent: string[] = [];
+let sent: string[];
 beforeAll(async () => {
-  const target = new URL(stack.url);
-  relay = createServer((request, response) => {
-    sent.push(request.url!.replace('/functions/v1/', ''));
-    const upstream = httpRequest({ host: target.hostname, port: target.port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
-      response.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(response);
-    });
-    upstream.on('error', () => response.destroy());
-    request.pipe(upstream);
-  });
-  await new Promise<void>((done) => relay.listen(0, '127.0.0.1', done));
-  relayUrl = `http://127.0.0.1:${(relay.address() as { port: number }).port}`;
+  relay = await startRelay(stack.url);
+  relayUrl = relay.url;
+  sent = relay.sent;
 });
-afterAll(() => new Promise<void>((done) => relay.close(() => done())));
+afterAll(() => relay.close());
 beforeEach(() => {
   sent.length = 0;
 });
