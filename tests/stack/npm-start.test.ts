@@ -111,15 +111,16 @@ async function descendants(pid: number): Promise<{ pid: number; name: string }[]
 }
 
 /**
- * Ctrl+C, as a terminal sends it (SIGINT to the whole foreground process group), then checks that
- * the stack said it stopped and that no process it started is left.
+ * Ctrl+C, as a terminal sends it (SIGINT to the whole foreground process group), or SIGTERM as a
+ * service manager sends it; then checks that the stack said it stopped and that no process it
+ * started is left.
  */
-async function pressCtrlC(started: NpmStart): Promise<void> {
+async function pressCtrlC(started: NpmStart, signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
   const before = await descendants(started.child.pid!);
   expect(before.map((p) => p.name)).toEqual(expect.arrayContaining(['postgrest']));
   // 'close' comes once every process holding npm's stdout (the stack too) has exited.
   const closed = new Promise<void>((resolve) => started.child.once('close', () => resolve()));
-  process.kill(-started.child.pid!, 'SIGINT');
+  process.kill(-started.child.pid!, signal);
   await closed;
   expect(started.output()).toMatch(/^stopped\.$/m);
   const stillThere = (await psList()).filter((p) => before.some((b) => b.pid === p.pid && b.name === p.name));
@@ -206,7 +207,7 @@ describe('npm start', () => {
     await pressCtrlC(second);
   }, 240_000);
 
-  it('runs on a private PostgreSQL with pg_cron scheduling the sweep', async () => {
+  it('runs on a private PostgreSQL with pg_cron scheduling the sweep, and stops on SIGTERM', async () => {
     const started = await npmStart(freshDataDir(), ['--db', 'postgres']);
     expect(started.info.database).toBe('postgres');
     expect(started.output()).toMatch(/sweep: pg_cron/);
@@ -218,7 +219,7 @@ describe('npm start', () => {
       await sql.end();
     }
     await heartbeatRoundTrip(started.info, 'npm-start-postgres');
-    await pressCtrlC(started);
+    await pressCtrlC(started, 'SIGTERM');
   }, 240_000);
 
   it('stops everything and names the child when one crashes', async () => {
