@@ -39,6 +39,7 @@ function startAgent(kind: 'python' | 'node', env: Record<string, string> = {}): 
       HOME: process.env.HOME,
       PYTHONPATH: join(ROOT, 'shared', 'python'),
       PYTHONUNBUFFERED: '1',
+      PYTHONDONTWRITEBYTECODE: '1',
       AGENT_STATUS_URL: stack.url,
       AGENT_STATUS_TOKEN: tokens[name],
       AGENT_NAME: name,

@@ -26,7 +26,7 @@ async function busyAgent(name: string, url: string, env: Record<string, string> 
   const { stdout, stderr } = await promisify(execFile)('python3', [join(HERE, 'fixtures', 'busy_agent.py'), name, '3'], {
     cwd: ROOT,
     timeout: 30_000,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PYTHONPATH: join(ROOT, 'shared', 'python'), AGENT_STATUS_URL: url, AGENT_STATUS_TOKEN: token, ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PYTHONPATH: join(ROOT, 'shared', 'python'), PYTHONDONTWRITEBYTECODE: '1', AGENT_STATUS_URL: url, AGENT_STATUS_TOKEN: token, ...env },
   });
   const [, calls, slowestMs, lastActivity] = /calls (\d+) slowest_ms ([\d.]+) last_activity (batch \d+)/.exec(stdout)!;
   return { calls: Number(calls), slowestMs: Number(slowestMs), lastActivity, stderr, seconds: (Date.now() - started) / 1000 };
