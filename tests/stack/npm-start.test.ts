@@ -123,8 +123,15 @@ async function pressCtrlC(started: NpmStart, signal: NodeJS.Signals = 'SIGINT'):
   process.kill(-started.child.pid!, signal);
   await closed;
   expect(started.output()).toMatch(/^stopped\.$/m);
-  const stillThere = (await psList()).filter((p) => before.some((b) => b.pid === p.pid && b.name === p.name));
-  expect(stillThere, `processes left after Ctrl+C:\n${started.output()}`).toEqual([]);
+  expect(await processesLeft(before), `processes left after ${signal}:\n${started.output()}`).toEqual([]);
+}
+
+/** Which of these processes still run: an exited one may linger an instant as a zombie, not longer. */
+async function processesLeft(before: { pid: number; name: string }[]) {
+  const running = async () =>
+    (await psList()).filter((p) => before.some((b) => b.pid === p.pid && b.name === p.name) && !p.cmd?.includes('<defunct>'));
+  await waitUntil('the stopped processes gone', async () => (await running()).length === 0, { timeoutMs: 5_000 }).catch(() => {});
+  return running();
 }
 
 function supabase(info: LocalStackInfo) {
@@ -230,8 +237,7 @@ describe('npm start', () => {
     process.kill(postgrest.pid, 'SIGKILL');
     expect(await closed).toBe(1);
     expect(started.output()).toMatch(/The local stack stopped because PostgREST exited unexpectedly \(signal SIGKILL\)/);
-    const stillThere = (await psList()).filter((p) => before.some((b) => b.pid === p.pid && b.name === p.name));
-    expect(stillThere).toEqual([]);
+    expect(await processesLeft(before)).toEqual([]);
   }, 240_000);
 
   it('says so when the port is taken, before starting anything', async () => {
