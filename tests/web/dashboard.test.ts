@@ -307,6 +307,22 @@ describe('the dashboard against a real stack and runner', () => {
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
   }, 60_000);
 
+  it('says what to fix when config.js is empty, and refuses a service-role key', async () => {
+    const serve = (config: object) => page.route('**/config.js', (route) =>
+      route.fulfill({ contentType: 'text/javascript', body: `window.AGENT_STATUS_CONFIG = ${JSON.stringify(config)};` }));
+    await serve({ supabaseUrl: '', supabaseAnonKey: '' });
+    await page.goto(served!.url);
+    await page.getByRole('heading', { name: 'The dashboard is not configured' }).waitFor();
+    expect(await page.getByRole('alert').textContent()).toContain('config.js has no supabaseUrl or supabaseAnonKey');
+
+    await page.unroute('**/config.js');
+    await serve({ supabaseUrl: stack.url, supabaseAnonKey: stack.serviceKey });
+    await page.reload();
+    await page.getByRole('heading', { name: 'The dashboard is not configured' }).waitFor();
+    expect(await page.getByRole('alert').textContent()).toContain('config.js holds the service-role key, which must never reach a browser');
+    expect(await page.getByLabel('Password').count()).toBe(0);
+  }, 60_000);
+
   it('refuses a wrong password with a message, and fits a narrow screen', async () => {
     await signIn(page, served!.url, { email: stack.operator.email, password: 'wrong-password' });
     await expect.poll(() => page.locator('.form-error').textContent()).toBe('Invalid login credentials. Check the email and password.');
