@@ -104,6 +104,7 @@ export async function runDev(options: DevOptions): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal); // the terminal was closed
 
   const started = await stack;
   await dashboard;
