@@ -47,6 +47,7 @@ export class LiveFeed {
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private channel: RealtimeChannel | undefined;
   private failures = 0;
+  private lastPollAt = -Infinity;
   private loop: Promise<void> | undefined;
 
   constructor(private readonly client: SupabaseClient, private readonly options: LiveFeedOptions) {
@@ -108,6 +109,7 @@ export class LiveFeed {
   }
 
   private async poll(): Promise<Snapshot> {
+    this.lastPollAt = performance.now();
     const [agents, runners] = await Promise.all([fetchAgents(this.client), fetchRunners(this.client)]);
     const receivedAt = performance.now();
     if (!agents.length) return { agents, commands: [], runners, clock: new DbClock(0, receivedAt) };
@@ -140,13 +142,16 @@ export class LiveFeed {
     let hinted: ReturnType<typeof setTimeout> | undefined;
     for (const table of REALTIME_TABLES) {
       channel = channel.on('postgres_changes', { event: '*', schema: 'public', table }, () => {
-        // A burst of changes (Start all) becomes one poll.
+        // Changes become at most one read per polling interval: a fleet of 2,000 agents
+        // heartbeating every 30 s sends ~70 changes a second, and a read for each would cost far
+        // more than polling. A lone change (a command finishing) still shows within 200 ms.
         if (hinted) return;
+        const wait = Math.max(200, this.lastPollAt + this.pollMs - performance.now());
         hinted = setTimeout(() => {
           this.timers.delete(hinted!);
           hinted = undefined;
           this.refreshNow();
-        }, 200);
+        }, wait);
         this.timers.add(hinted);
       });
     }
