@@ -28,6 +28,7 @@ export class AgentStatus {
   #timer: ReturnType<typeof setInterval> | undefined;
   #sending: Promise<void> | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #backingOff = false;
   #failures = 0;
   #lastContact = 0;
   #flushing = false;
@@ -145,9 +146,9 @@ export class AgentStatus {
   async close(timeoutMs = this.config.flushTimeoutMs): Promise<boolean> {
     this.#closed = true;
     this.#stopTimer();
-    clearTimeout(this.#retryTimer);
+    this.#cancelRetry();
     const delivered = await this.flush(timeoutMs);
-    clearTimeout(this.#retryTimer);
+    this.#cancelRetry();
     if (!delivered) this.config.log(`gave up on ${this.#outbox.size} undelivered report(s) after ${timeoutMs} ms: the service is unreachable`);
     return delivered;
   }
@@ -179,7 +180,7 @@ export class AgentStatus {
     // a stopped agent is not alive: proof of life waits for markStarted
     if (this.#disabled || this.#stopped || !this.#valid(HeartbeatRequest, body)) return;
     this.#outbox.pushBeat(body);
-    this.#wake();
+    this.#wake(false);
   }
 
   #enqueue(change: StateChange) {
@@ -189,34 +190,51 @@ export class AgentStatus {
     if (this.#outbox.dropped > dropped && this.#outbox.dropped === 1) {
       this.config.log(`more than ${this.config.maxPending} reports waiting for the service: dropping the oldest`);
     }
-    this.#wake();
+    this.#wake(true);
   }
 
-  // Starts the sender unless it runs or waits for a retry; the retry timer wakes it later.
-  #wake() {
-    if (this.#sending || this.#retryTimer || this.#flushing) return;
+  // Starts the sender unless it runs or backs off (the retry timer wakes it later). A state change
+  // cuts short a wait for the next heartbeat slot, never a backoff.
+  #wake(stateChange = false) {
+    if (this.#sending || this.#flushing) return;
+    if (this.#retryTimer) {
+      if (this.#backingOff || !stateChange) return;
+      this.#cancelRetry();
+    }
     this.#sending = (async () => {
       while (this.#outbox.size > 0 && !this.#flushing) {
         const beatDue = this.#lastContact + this.config.heartbeatIntervalMs;
         if (this.#outbox.nextStates().length === 0 && Date.now() < beatDue) {
-          this.#retryLater(beatDue - Date.now());
+          this.#retryLater(beatDue - Date.now(), false);
           break;
         }
         if ((await this.#sendOnce(Date.now() + this.config.requestTimeoutMs)) === 'retry') {
           const backoff = Math.min(this.config.maxBackoffMs, 500 * 2 ** Math.min(this.#failures, 10));
-          this.#retryLater(backoff / 2 + Math.random() * (backoff / 2));
+          this.#retryLater(backoff / 2 + Math.random() * (backoff / 2), true);
           break;
         }
       }
-    })().finally(() => (this.#sending = undefined));
+    })().finally(() => {
+      this.#sending = undefined;
+      // a state change that arrived while this loop was finishing must not wait for the heartbeat slot
+      if (this.#outbox.nextStates().length && !this.#closed) this.#wake(true);
+    });
   }
 
-  #retryLater(ms: number) {
+  #retryLater(ms: number, backoff: boolean) {
+    this.#backingOff = backoff;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
+      this.#backingOff = false;
       this.#wake();
     }, ms);
     unref(this.#retryTimer);
+  }
+
+  #cancelRetry() {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#backingOff = false;
   }
 
   // Sends the next request (state changes first, else the waiting heartbeat) and settles the outbox.

@@ -76,6 +76,32 @@ describe('TypeScript SDK', () => {
     await status.close();
   });
 
+  it('does not hold a state change back behind a heartbeat waiting for its slot', async () => {
+    const { status } = await agent('waiting', { heartbeatIntervalMs: 60_000 });
+    status.markStarted();
+    await status.flush();
+    status.heartbeat(); // waits up to a minute for its slot
+    status.reportWarning('queue is growing', 70);
+    const deadline = Date.now() + 3_000;
+    while ((await row('waiting')).status !== 'warning') {
+      expect(Date.now()).toBeLessThan(deadline);
+      await sleep(50);
+    }
+  });
+
+  it('reports again after it was closed and started once more', async () => {
+    const { status } = await agent('again', { heartbeatIntervalMs: 60_000 });
+    status.markStarted();
+    status.markStopped();
+    await status.close();
+    status.markStarted();
+    const deadline = Date.now() + 3_000;
+    while ((await row('again')).status !== 'running') {
+      expect(Date.now()).toBeLessThan(deadline);
+      await sleep(50);
+    }
+  });
+
   it('neither blocks nor throws while the service is down, keeps a bounded buffer, and delivers in order when it returns', async () => {
     const { status, logs } = await agent('patient', { heartbeatIntervalMs: 200, maxPending: 5, maxBackoffMs: 500, requestTimeoutMs: 500 });
     status.markStarted();
