@@ -297,6 +297,7 @@ def _health(value):
 def mark_agent_started(agent_name):
     """Mark an agent as started: status running; automatic heartbeats begin."""
     with _sender.cond:
+        _sender.final_deadline = None  # started again: a later stop gets its own flush deadline
         _sender.stopped.discard(agent_name)
         _sender.running.add(agent_name)
         _sender.known[agent_name] = ("running", None)
