@@ -321,7 +321,7 @@ def mark_agent_stopped(agent_name):
 
 
 def update_agent_status(agent_name, status=None, health=None, last_activity=None):
-    """Update status (running, warning, error), health (0-100) and what the agent is doing.
+    """Update status (running, warning, error, or stopped), health (0-100) and what the agent is doing.
 
     A changed status or health is sent at once; the same status with a new activity text rides on
     the next heartbeat. Ignored after mark_agent_stopped until mark_agent_started.
@@ -329,6 +329,13 @@ def update_agent_status(agent_name, status=None, health=None, last_activity=None
     health = _health(health)
     if agent_name in _sender.stopped:
         return False  # shutting down: a loop still running in another thread must not revive it
+    if status == "stopped":
+        # the seed accepted it here; it is a report now (without mark_agent_stopped's wait)
+        with _sender.cond:
+            _sender.running.discard(agent_name)
+            _sender.known[agent_name] = ("stopped", 0)
+        report = {"agent_name": agent_name, "event": "stopped", "health": health, "last_activity": _clip(last_activity, _MAX_ACTIVITY)}
+        return _sender.push_state("report", {k: v for k, v in report.items() if v is not None})
     body = {"agent_name": agent_name, "status": status, "health": health, "last_activity": _clip(last_activity, _MAX_ACTIVITY)}
     with _sender.cond:
         known_status, known_health = _sender.known.get(agent_name, (None, None))

@@ -46,6 +46,24 @@ describe('Python module', () => {
     expect(run.stderr).toBe('');
   });
 
+  it('accepts status "stopped" in update_agent_status, as the seed did', async () => {
+    const token = await createToken(stack.db.sql, 'agent', { agent: 'seed-style' });
+    const script = [
+      'import agent_status_updater as asu',
+      'asu.mark_agent_started("seed-style")',
+      'asu.update_agent_status("seed-style", "stopped", 0, "finished the batch")',
+      'print(asu.flush(10))',
+    ].join('\n');
+    const { stdout } = await promisify(execFile)('python3', ['-c', script], {
+      cwd: ROOT,
+      timeout: 30_000,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, PYTHONPATH: join(ROOT, 'shared', 'python'), PYTHONDONTWRITEBYTECODE: '1', AGENT_STATUS_URL: stack.url, AGENT_STATUS_TOKEN: token },
+    });
+    expect(stdout.trim()).toBe('True');
+    const [row] = await stack.db.sql`select status, last_activity from public.agent_status where agent_name = 'seed-style'`;
+    expect(row).toEqual({ status: 'stopped', last_activity: 'finished the batch' });
+  });
+
   it('returns at once from every call while the service is down, and exits within its flush deadline', async () => {
     const nowhere = `http://127.0.0.1:${await freePort()}`;
     const run = await busyAgent('unheard', nowhere, { AGENT_STATUS_HEARTBEAT_INTERVAL: '1', AGENT_STATUS_FLUSH_TIMEOUT: '2' });
