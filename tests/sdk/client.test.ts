@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { createToken } from '../helpers/agents.ts';
-import { AgentStatus } from '../../shared/sdk/index.ts';
+import { AgentStatus, flushAll, markAgentStarted, markAgentStopped, reportWarning, updateAgentStatus } from '../../shared/sdk/index.ts';
 import { startRelay, type Relay } from './relay.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -165,6 +165,23 @@ describe('TypeScript SDK', () => {
     expect(await status.close()).toBe(true);
     expect(logs).toEqual(['status reporting is off: set AGENT_STATUS_URL (or the url option), AGENT_STATUS_TOKEN (or the token option)']);
     expect(sent).toHaveLength(0);
+  });
+
+  it('offers the seed\'s module-level functions, configured from the environment', async () => {
+    const token = await createToken(stack.db.sql, 'agent', { agent: 'seed-port' });
+    Object.assign(process.env, { AGENT_STATUS_URL: relayUrl, AGENT_STATUS_TOKEN: token, AGENT_STATUS_HEARTBEAT_INTERVAL: '0' });
+    try {
+      markAgentStarted('seed-port');
+      updateAgentStatus('seed-port', 'running', 95, 'Fetching tweets');
+      reportWarning('seed-port', 'rate limited', 60);
+      expect(await flushAll(5_000)).toBe(true);
+      expect(await row('seed-port')).toMatchObject({ status: 'warning', health: 60, status_reason: 'rate limited', last_activity: 'Fetching tweets' });
+      markAgentStopped('seed-port');
+      expect(await flushAll(5_000)).toBe(true);
+      expect((await row('seed-port')).status).toBe('stopped');
+    } finally {
+      for (const name of ['AGENT_STATUS_URL', 'AGENT_STATUS_TOKEN', 'AGENT_STATUS_HEARTBEAT_INTERVAL']) delete process.env[name];
+    }
   });
 
   it('runs under Deno too', async () => {
