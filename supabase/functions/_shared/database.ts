@@ -11,7 +11,7 @@ import type { Command, CommandRequest } from '../../../shared/api/command.ts';
 import type { Report } from '../../../shared/api/report.ts';
 import type { HeartbeatRequest } from '../../../shared/api/heartbeat.ts';
 import { ApiError, fromSqlError, UNAVAILABLE_HINT } from './errors.ts';
-import { Batcher } from './batcher.ts';
+import { Batcher, BatcherFull } from './batcher.ts';
 
 function env(name: string): string {
   const value = Deno.env.get(name);
@@ -64,7 +64,9 @@ const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
       }
     }
   },
-  { maxBatch: 50, maxInFlight: POOL }, // 50: agent_heartbeat_batch's own limit
+  // 50: agent_heartbeat_batch's own limit. Beyond 2000 waiting, an answer would come after the
+  // callers' timeouts anyway; refusing at once lets them back off instead.
+  { maxBatch: 50, maxInFlight: POOL, maxWaiting: 2000 },
 );
 
 /** Applies one heartbeat (batched with concurrent ones) and answers the agent's new state. */
@@ -73,6 +75,7 @@ export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatR
   try {
     answer = await heartbeats.submit({ ...heartbeat, token });
   } catch (error) {
+    if (error instanceof BatcherFull) throw new ApiError('unavailable', 'too many heartbeats are waiting for the database', { hint: UNAVAILABLE_HINT });
     throw fromPostgres(error);
   }
   if ('error' in answer) throw fromSqlError(answer.error.sqlstate, answer.error.message, answer.error.hint);
