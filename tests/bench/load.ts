@@ -14,7 +14,7 @@ export interface LoadResult {
 
 class Connection {
   #socket: Socket;
-  #buffer = Buffer.alloc(0);
+  #buffer: Buffer = Buffer.alloc(0);
   #waiting: ((answer: { status: number; body: string }) => void) | undefined;
   #failed: ((error: Error) => void) | undefined;
 

@@ -164,7 +164,7 @@ describe.each([
 
 describe('the service down for 20 s while agents run', () => {
   it('agents keep running, nothing throws into them, and what they said arrives after the service returns', async () => {
-    const agents = { [PYTHON_AGENT]: startAgent('python'), [NODE_AGENT]: startAgent('node') };
+    const agents: Record<string, Agent> = { [PYTHON_AGENT]: startAgent('python'), [NODE_AGENT]: startAgent('node') };
     for (const [name, agent] of Object.entries(agents)) {
       await until(name, (r) => r.status === 'running', agent);
       await looping(agent);
