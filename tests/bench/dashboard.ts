@@ -83,7 +83,8 @@ export async function benchDashboard(log: (line: string) => void = console.log):
       const name = (await page.locator('.rows .row').nth(2 + i).getAttribute('data-agent'))!;
       const before = await page.evaluate((mark) => performance.getEntriesByName(mark).length, MARKS.apply);
       const health = (Number(await page.locator(`.rows [data-agent="${name}"] .num`).textContent()) + 50) % 101;
-      await stack.sql`update public.agent_status set health = ${health}, status_reason = 'bench' where agent_name = ${name}`;
+      // updated_at as every write of the SQL API sets it: the page reads only rows written since its last read
+      await stack.sql`update public.agent_status set health = ${health}, status_reason = 'bench', updated_at = now() where agent_name = ${name}`;
       await page.waitForFunction(
         ([agent, value]) => document.querySelector(`.rows [data-agent="${agent}"] .num`)?.textContent === value,
         [name, String(health)] as const,

@@ -24,8 +24,10 @@ export interface AgentRow {
   exit_code: number | null;
   exit_signal: string | null;
   heartbeat_timeout_s: number;
+  stale_at: string | null;
+  /** the database's now() when this row was read */
   observed_at: string;
-  seconds_since_heartbeat: number | null;
+  /** null unless the agent is up (its uptime is then counted from started_at) */
   uptime_s: number | null;
 }
 
@@ -71,7 +73,7 @@ export interface WhoAmI {
 const AGENT_COLUMNS =
   'id,agent_name,status,health,last_heartbeat,last_error,last_activity,last_activity_at,status_source,status_reason,' +
   'status_changed_at,host,runner_id,runner_online,pid,started_at,stopped_at,exit_code,exit_signal,heartbeat_timeout_s,' +
-  'observed_at,seconds_since_heartbeat,uptime_s';
+  'stale_at,observed_at,uptime_s';
 const COMMAND_COLUMNS = 'id,agent_id,action,status,requested_by,created_at,finished_at,result';
 const EVENT_COLUMNS = 'id,at,kind,source,actor,from_status,to_status,health,message,details';
 
@@ -112,9 +114,16 @@ async function allPages<T>(what: string, page: (from: number, to: number) => Pro
   }
 }
 
-export function fetchAgents(client: SupabaseClient): Promise<AgentRow[]> {
-  return allPages('reading agents', (from, to) => client.from('agent_status_live').select(AGENT_COLUMNS).order('id').range(from, to)
-      .retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)));
+/**
+ * Every agent, or with `changes` only those written since a time or whose stale deadline has passed
+ * by another (the live view turns those stale at read time without writing them).
+ */
+export function fetchAgents(client: SupabaseClient, changes?: { writtenSince: string; staleBy: string }): Promise<AgentRow[]> {
+  return allPages('reading agents', (from, to) => {
+    let query = client.from('agent_status_live').select(AGENT_COLUMNS);
+    if (changes) query = query.or(`updated_at.gte."${changes.writtenSince}",stale_at.lte."${changes.staleBy}"`);
+    return query.order('id').range(from, to).retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS));
+  });
 }
 
 /** Commands in flight, and those created since `since` (a database timestamp) so outcomes show; newest first. */

@@ -182,10 +182,9 @@ export class AgentDetail {
     const agent = this.agent;
     const clock = this.clock;
     if (!agent || !clock || this.el.hidden) return;
-    const elapsed = clock.elapsed();
     setText(this.ages.status, formatAgo(clock.since(agent.status_changed_at)));
-    setText(this.ages.heartbeat, formatAgo(agent.seconds_since_heartbeat === null ? null : agent.seconds_since_heartbeat + elapsed));
-    setText(this.ages.uptime, agent.uptime_s === null ? '–' : formatDuration(agent.uptime_s + elapsed));
+    setText(this.ages.heartbeat, formatAgo(clock.since(agent.last_heartbeat)));
+    setText(this.ages.uptime, agent.uptime_s === null ? '–' : formatDuration(clock.since(agent.started_at)));
     setText(this.ages.activity, formatAgo(clock.since(agent.last_activity_at)));
   }
 

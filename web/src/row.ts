@@ -149,9 +149,8 @@ export class AgentRowView {
   /** Refreshes the ages (heartbeat, uptime, activity) from the last poll's clock. */
   tick(clock: DbClock): void {
     const agent = this.agent;
-    const elapsed = clock.elapsed();
-    setText(this.heartbeat, formatAgo(agent.seconds_since_heartbeat === null ? null : agent.seconds_since_heartbeat + elapsed));
-    setText(this.uptime, agent.uptime_s === null ? '–' : formatDuration(agent.uptime_s + elapsed));
+    setText(this.heartbeat, formatAgo(clock.since(agent.last_heartbeat)));
+    setText(this.uptime, agent.uptime_s === null ? '–' : formatDuration(clock.since(agent.started_at)));
     setText(this.activityAgo, agent.last_activity_at ? formatAgo(clock.since(agent.last_activity_at)) : '');
   }
 }

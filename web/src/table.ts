@@ -31,6 +31,13 @@ const COLUMNS: { key: SortKey | null; label: string; className: string }[] = [
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
 
+// Larger first: for times, the most recent first.
+function largerFirst(a: number, b: number): number {
+  return b < a ? -1 : b > a ? 1 : 0;
+}
+
+const time = (timestamp: string | null, missing: number) => (timestamp === null ? missing : Date.parse(timestamp));
+
 function compare(key: SortKey, a: AgentRow, b: AgentRow, nameRank: Map<number, number>): number {
   switch (key) {
     case 'status': return SEVERITY[a.status] - SEVERITY[b.status];
@@ -38,9 +45,10 @@ function compare(key: SortKey, a: AgentRow, b: AgentRow, nameRank: Map<number, n
     case 'host': return collator.compare(a.host ?? '', b.host ?? '');
     case 'health': return a.health - b.health;
     case 'activity': return collator.compare(a.last_activity ?? '', b.last_activity ?? '');
-    // Never-seen agents sort as the longest silence.
-    case 'heartbeat': return (a.seconds_since_heartbeat ?? Infinity) - (b.seconds_since_heartbeat ?? Infinity);
-    case 'uptime': return (a.uptime_s ?? -1) - (b.uptime_s ?? -1);
+    // Ascending: the freshest heartbeat first, never-seen agents last.
+    case 'heartbeat': return largerFirst(time(a.last_heartbeat, -Infinity), time(b.last_heartbeat, -Infinity));
+    // Ascending: agents that are not up first, then the shortest uptime (the latest start).
+    case 'uptime': return largerFirst(a.uptime_s === null ? Infinity : time(a.started_at, Infinity), b.uptime_s === null ? Infinity : time(b.started_at, Infinity));
   }
 }
 
