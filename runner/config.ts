@@ -118,7 +118,7 @@ const configSchema = z
         /** How often processes the runner knows about are checked (pid still theirs, logs rotated). */
         check_interval: duration.refine((ms) => ms >= 100, { error: 'must be at least 100ms' }).prefault('1s'),
         /** How often the whole process table is searched for agents started outside the runner. */
-        scan_interval: duration.refine((ms) => ms >= 1000, { error: 'must be at least 1s' }).prefault('10s'),
+        scan_interval: duration.refine((ms) => ms >= 1000, { error: 'must be at least 1s' }).prefault('30s'),
         /** Stop the agents when the runner stops (default: leave them running, e.g. for an upgrade). */
         stop_agents_on_exit: z.boolean().prefault(false),
       })

@@ -41,6 +41,16 @@ export function isSameProcess(identity: ProcessIdentity): boolean {
   return info !== undefined && info.state !== 'Z' && info.startTicks === identity.startTicks;
 }
 
+/** Whether any process, zombies included, is in the group: one system call, no /proc scan. */
+export function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** The live (non-zombie) members of a process group. */
 export function groupMembers(pgid: number): number[] {
   const members: number[] = [];

@@ -5,7 +5,7 @@
 import { execa, type ResultPromise } from 'execa';
 import type { AgentConfig } from './config.ts';
 import { agentLogFiles, fileSize, linesSince, openLogFiles, rotateIfLarge, type LogFiles } from './logs.ts';
-import { groupMembers, isSameProcess, processInfo, type ProcessIdentity } from './proc.ts';
+import { groupExists, groupMembers, isSameProcess, processInfo, type ProcessIdentity } from './proc.ts';
 import { decideRestart, type RestartSettings } from './restart-policy.ts';
 
 /** What the runner tells the database about one agent's process (agent_report). */
@@ -308,7 +308,7 @@ export class AgentSupervisor {
     for (;;) {
       const leaderGone = !isSameProcess(tracked);
       if (leaderGone && tracked.adopted) tracked.resolveExit({ known: false });
-      if (leaderGone && (!groupIsOurs(tracked) || groupMembers(tracked.pid).length === 0)) return true;
+      if (leaderGone && (!groupIsOurs(tracked) || !groupExists(tracked.pid) || groupMembers(tracked.pid).length === 0)) return true;
       if (Date.now() >= deadline) return false;
       await sleep(POLL_MS);
     }
@@ -318,9 +318,11 @@ export class AgentSupervisor {
     if (this.current !== tracked) return;
     this.current = undefined;
     if (this.stopping === tracked) return; // stop() reports it
-    // Grandchildren of an agent that ended on its own are orphans of a dead agent: clean them up.
-    if (groupIsOurs(tracked) && groupMembers(tracked.pid).length) void this.killLeftovers(tracked);
     this.afterExit(info, Date.now() - tracked.startedAt, tracked.stderrOffset);
+    // Grandchildren of an agent that ended on its own are orphans of a dead agent: clean them up.
+    // (After the restart, which must not wait for this: the check is one system call, the cleanup
+    // takes up to the stop timeout.)
+    if (groupIsOurs(tracked) && groupExists(tracked.pid)) void this.killLeftovers(tracked);
   }
 
   private afterExit(info: ExitInfo, uptimeMs: number, stderrOffset: number): void {
