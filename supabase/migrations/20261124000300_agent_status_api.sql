@@ -123,8 +123,8 @@ $$;
 
 -- Applies one event to one agent: the only code that writes agent_status after creation. It locks
 -- the row, so concurrent heartbeats, reports and the sweep serialise on it and each sees the last
--- committed state (compare-and-set). It writes an event row for every flip, warning, error, process
--- change and forced status, and for health changes (the dashboard's health chart).
+-- committed state (compare-and-set). It writes an event row for every flip, reported warning or
+-- error, process change and forced status, and for health changes (the dashboard's health chart).
 create function agent_private.apply_event(
   p_agent_id integer,
   p_event text,
@@ -254,9 +254,12 @@ begin
     last_activity_at = new.last_activity_at, stale_at = new.stale_at, inactive_at = new.inactive_at
   where id = p_agent_id;
 
+  -- A heartbeat that carries the status the agent already has (the SDKs send it every 30 s) adds
+  -- nothing to the history; a warning or error with its message does, even when repeated.
   if new.status is distinct from old.status
-     or p_event not in ('heartbeat', 'activity', 'running')
-     or new.health is distinct from old.health then
+     or new.health is distinct from old.health
+     or p_event not in ('heartbeat', 'activity', 'running', 'warning', 'error')
+     or (p_event in ('warning', 'error') and p_message is not null) then
     insert into public.agent_events
       (agent_id, runner_id, kind, source, actor, from_status, to_status, health, message, details)
     values

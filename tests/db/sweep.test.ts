@@ -48,6 +48,22 @@ describe('staleness and the sweep', () => {
     expect((await eventsOf(db.sql, 'just-in-time')).filter((e) => e.kind === 'deadline')).toHaveLength(0);
   });
 
+  it('heartbeats that change nothing, even ones repeating the status, write no history', async () => {
+    await setAgentState(db.sql, 'steady', 'stopped');
+    const token = await createToken(db.sql, 'agent', { agent: 'steady' });
+    await db.sql`select public.agent_heartbeat(${token}, 'steady', 'warning', 70)`;
+    const after = (await eventsOf(db.sql, 'steady')).length;
+    for (let i = 0; i < 5; i++) {
+      await db.sql`select public.agent_heartbeat(${token}, 'steady', 'warning', 70)`;
+      await db.sql`select public.agent_heartbeat(${token}, 'steady')`;
+    }
+    expect(await eventsOf(db.sql, 'steady')).toHaveLength(after);
+    // while a change of health, or a warning with its message, is history
+    await db.sql`select public.agent_heartbeat(${token}, 'steady', 'warning', 60)`;
+    await db.sql`select public.agent_report(${token}, 'steady', 'warning', 'queue backing up', 60)`;
+    expect((await eventsOf(db.sql, 'steady')).map((e) => e.kind).slice(after)).toEqual(['warning', 'warning']);
+  });
+
   it('the heartbeat timeout is per agent, with a default', async () => {
     await setAgentState(db.sql, 'slow-beat', 'stopped');
     const token = await createToken(db.sql, 'agent', { agent: 'slow-beat' });
