@@ -3,7 +3,7 @@
 // liveness, and on shutdown finishes the command in progress and reports itself offline.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RunnerApi, type ClaimedCommand } from './api.ts';
+import { ApiError, RunnerApi, type ClaimedCommand } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { RunnerConfig } from './config.ts';
 import { acquireLock, type Lock } from './lock.ts';
@@ -71,15 +71,7 @@ export class Runner {
     mkdirSync(config.runner.stateDir, { recursive: true });
     this.lock = acquireLock(join(config.runner.stateDir, 'runner.lock'));
 
-    const registered = await this.api.register(
-      config.agents.map((agent) => ({
-        name: agent.name,
-        ...(agent.heartbeat_timeout !== undefined && { heartbeat_timeout_s: Math.round(agent.heartbeat_timeout / 1000) }),
-      })),
-      RUNNER_VERSION,
-      process.pid,
-    );
-    this.host = registered.host;
+    await this.register();
 
     const childEnv = { AGENT_STATUS_URL: config.supabase.url, AGENT_STATUS_TOKEN: config.supabase.token };
     for (const agent of config.agents) {
@@ -98,7 +90,9 @@ export class Runner {
     if (config.supabase.realtime) {
       this.unsubscribe = subscribeToCommandHints(this.api.client, this.host, () => this.poller.wake(), this.log);
     }
-    this.every(config.runner.heartbeatIntervalMs, () => this.heartbeat());
+    // Relayed heartbeats must come well within the shortest heartbeat timeout of the agents.
+    const shortestTimeout = Math.min(...config.agents.map((agent) => agent.heartbeat_timeout ?? Infinity));
+    this.every(Math.min(config.runner.heartbeatIntervalMs, shortestTimeout / 3), () => this.heartbeat());
     this.every(config.runner.checkIntervalMs, () => {
       for (const supervisor of this.supervisors.values()) supervisor.check();
     });
@@ -171,8 +165,30 @@ export class Runner {
     }
   }
 
+  private async register(): Promise<void> {
+    const registered = await this.api.register(
+      this.config.agents.map((agent) => ({
+        name: agent.name,
+        ...(agent.heartbeat_timeout !== undefined && { heartbeat_timeout_s: Math.round(agent.heartbeat_timeout / 1000) }),
+      })),
+      RUNNER_VERSION,
+      process.pid,
+    );
+    this.host = registered.host;
+  }
+
   private async poll(): Promise<number> {
-    const commands = await this.api.claim(CLAIM_BATCH);
+    let commands: ClaimedCommand[];
+    try {
+      commands = await this.api.claim(CLAIM_BATCH);
+    } catch (error) {
+      // The runner's row is gone (a database restored from before it registered, say): register again.
+      if (error instanceof ApiError && error.code === '55000' && /has not registered/.test(error.message)) {
+        this.log('the database does not know this runner any more; registering again');
+        await this.register();
+      }
+      throw error;
+    }
     for (const command of commands) this.dispatch(command);
     return commands.length;
   }

@@ -111,6 +111,21 @@ describe('commands', () => {
   });
 });
 
+describe('the database', () => {
+  it('forgot the runner (its row deleted): it registers again and goes on', async () => {
+    const forever = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [forever]);
+    await host.start();
+    const { sql } = stack.db;
+    await sql.begin(async (tx) => {
+      await tx`delete from public.agent_events where agent_id is null and runner_id = (select id from public.runners where host = ${host.host})`;
+      await tx`delete from public.runners where host = ${host.host}`;
+    });
+    await waitFor('the runner to register again', async () => (await sql`select 1 from public.runners where host = ${host.host}`).length === 1);
+    expect(await finished(sql, await enqueue(sql, 'start', forever.name))).toMatchObject({ status: 'succeeded' });
+  });
+});
+
 describe('supervision', () => {
   it('sees an agent SIGKILLed behind its back and restarts it under policy always', async () => {
     const always = fixtureAgent('forever.sh', { restart: 'always' });
