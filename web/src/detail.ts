@@ -6,7 +6,8 @@ import { fetchEvents, fetchLastLogTail, type AgentRow, type CommandRow, type Eve
 import { healthChart } from './chart.ts';
 import { h, replace, setText } from './dom.ts';
 import { commandNote, type RowHandlers } from './row.ts';
-import { blockedCommands, paintChip } from './status-view.ts';
+import { blockedCommands } from './controls.ts';
+import { paintChip } from './status-view.ts';
 import { formatAgo, formatDuration, formatTimestamp, type DbClock } from './time.ts';
 
 const HISTORY_LIMIT = 300;

@@ -1,7 +1,6 @@
 // Search by name, filter by status and host, and the count of what the filters let through.
-import type { AgentStatus } from '../../shared/status.ts';
+import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import { h, replace, setText } from './dom.ts';
-import { AGENT_STATUSES } from './status-view.ts';
 import { NO_HOST, type Filter } from './table.ts';
 
 export class Filters {

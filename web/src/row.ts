@@ -3,7 +3,8 @@
 import type { CommandAction } from '../../shared/status.ts';
 import type { AgentRow, CommandRow } from './api.ts';
 import { h, setText } from './dom.ts';
-import { blockedCommands, isInFlight, NO_RUNNER, paintChip } from './status-view.ts';
+import { blockedCommands, isInFlight, NO_RUNNER } from './controls.ts';
+import { paintChip } from './status-view.ts';
 import { formatAgo, formatDuration, type DbClock } from './time.ts';
 
 export interface RowHandlers {

@@ -1,8 +1,8 @@
 // Counts per status at the top of the page; each count is also a filter button.
-import type { AgentStatus } from '../../shared/status.ts';
+import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import type { AgentRow } from './api.ts';
 import { h, setText } from './dom.ts';
-import { AGENT_STATUSES, statusChip } from './status-view.ts';
+import { statusChip } from './status-view.ts';
 
 export class Summary {
   readonly el: HTMLDivElement;

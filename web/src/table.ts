@@ -143,10 +143,6 @@ export class AgentTable {
     this.render();
   }
 
-  getFilter(): Filter {
-    return this.filter;
-  }
-
   sortBy(key: SortKey): void {
     this.descending = this.sortKey === key ? !this.descending : false;
     this.sortKey = key;

@@ -1,0 +1,32 @@
+// Which command buttons make sense for an agent, and why the others are off.
+import type { AgentStatus } from '../../shared/status.ts';
+import { IN_FLIGHT, type AgentRow, type CommandRow } from './api.ts';
+
+export function isInFlight(command: CommandRow | undefined): boolean {
+  return command !== undefined && IN_FLIGHT.includes(command.status);
+}
+
+const LIVE: readonly AgentStatus[] = ['running', 'warning', 'stale'];
+const DOWN: readonly AgentStatus[] = ['stopped', 'stale'];
+
+// An error agent may still be alive (it reported an error) or gone (it crashed): its pid tells which.
+function canStart(agent: AgentRow): boolean {
+  return DOWN.includes(agent.status) || (agent.status === 'error' && agent.pid === null);
+}
+
+function canStop(agent: AgentRow): boolean {
+  return LIVE.includes(agent.status) || (agent.status === 'error' && agent.pid !== null);
+}
+
+export const NO_RUNNER = 'no runner manages this agent';
+
+/** Why each command button is disabled for this agent; '' where it is enabled. */
+export function blockedCommands(agent: AgentRow, command: CommandRow | undefined): { start: string; stop: string; restart: string } {
+  const why = agent.runner_id === null ? NO_RUNNER : isInFlight(command) ? `a ${command!.action} is already in flight` : '';
+  const state = `${agent.agent_name} is ${agent.status}`;
+  return {
+    start: why || (canStart(agent) ? '' : state),
+    stop: why || (canStop(agent) ? '' : state),
+    restart: why,
+  };
+}
