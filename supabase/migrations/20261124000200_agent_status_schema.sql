@@ -81,6 +81,8 @@ create table public.agent_status (
 create index agent_status_stale_at_idx on public.agent_status (stale_at) where stale_at is not null;
 create index agent_status_inactive_at_idx on public.agent_status (inactive_at) where inactive_at is not null;
 create index agent_status_runner_idx on public.agent_status (runner_id) where runner_id is not null;
+-- the dashboard's incremental reads: what changed since its last poll
+create index agent_status_updated_at_idx on public.agent_status (updated_at);
 
 -- Append-only history: one row per status flip, warning, error, command step, adoption, force-set.
 create table public.agent_events (
