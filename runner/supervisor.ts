@@ -64,6 +64,7 @@ const POLL_MS = 20;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function seconds(ms: number): string {
+  if (ms % 1000 === 0) return `${ms / 1000} s`;
   return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
 }
 
@@ -139,11 +140,9 @@ export class AgentSupervisor {
     const exit = await Promise.race([tracked.exited, sleep(this.spec.min_uptime).then(() => undefined)]);
     if (exit) {
       const lines = linesSince(this.logs.stderr, tracked.stderrOffset, 1);
-      return {
-        ok: false,
-        message: `${describeExit(exit).replace(/^exited/, `exited within ${seconds(this.spec.min_uptime)}`)}` +
-          (lines.length ? `: ${lines[0]}` : ''),
-      };
+      const within = `within ${seconds(this.spec.min_uptime)}`;
+      const how = exit.signal ? `killed by ${exit.signal} ${within}` : `exited ${within} with code ${exit.exitCode}`;
+      return { ok: false, message: how + (lines.length ? `: ${lines[0]}` : '') };
     }
     return { ok: true, message: `started (pid ${tracked.pid})` };
   }
@@ -171,7 +170,7 @@ export class AgentSupervisor {
     const began = Date.now();
     const signal = this.spec.stop_signal as NodeJS.Signals;
     signalGroup(tracked, signal);
-    let killed = !(await this.waitForGroup(tracked, this.spec.stop_timeout));
+    const killed = !(await this.waitForGroup(tracked, this.spec.stop_timeout));
     if (killed) {
       signalGroup(tracked, 'SIGKILL');
       if (!(await this.waitForGroup(tracked, KILL_WAIT_MS))) {

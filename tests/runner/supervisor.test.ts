@@ -103,7 +103,7 @@ describe('start and stop', () => {
 
   it('says why a start failed: exit within min_uptime with the last stderr line', async () => {
     const { supervisor } = supervise('crashes.sh', { restart: 'never' });
-    expect(await supervisor.start()).toEqual({ ok: false, message: 'exited within 1.0 s with code 2: fatal: missing setting DATABASE_URL' });
+    expect(await supervisor.start()).toEqual({ ok: false, message: 'exited within 1 s with code 2: fatal: missing setting DATABASE_URL' });
     expect(supervisor.state).toBe('stopped');
   });
 
