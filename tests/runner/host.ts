@@ -35,7 +35,7 @@ export function uniqueName(prefix: string): string {
 
 /** A fixture agent entry for a config file. */
 export function fixtureAgent(fixture: string, extra: Record<string, unknown> = {}) {
-  const name = uniqueName(fixture.replace(/\.sh$/, ''));
+  const name = uniqueName(fixture.replace(/\.\w+$/, ''));
   agentNames.push(name);
   return { name, command: join(FIXTURES, fixture), min_uptime: '300ms', ...extra };
 }
