@@ -887,13 +887,25 @@ $$;
 create function agent_private.agent_commands_after_insert() returns trigger
   language plpgsql security definer set search_path = ''
 as $$
+declare
+  v_host text;
 begin
   insert into public.agent_events (agent_id, kind, source, actor, message, details)
   values (new.agent_id, 'command_requested', 'operator', new.requested_by,
           format('%s requested', new.action), jsonb_build_object('command_id', new.id, 'action', new.action));
-  -- A hint only: runners poll anyway (NOTIFY is lost while a runner is disconnected).
-  perform pg_notify('agent_commands', (select coalesce(r.host, '') from public.agent_status s
-                                       left join public.runners r on r.id = s.runner_id where s.id = new.agent_id));
+  -- Hints only: runners poll anyway (a hint is lost while a runner is disconnected). NOTIFY for
+  -- runners with a database connection; on Supabase, a Realtime broadcast on agent_commands:<host>,
+  -- which runners holding only the publishable key can receive. It carries no more than the id.
+  select coalesce(r.host, '') into v_host from public.agent_status s
+  left join public.runners r on r.id = s.runner_id where s.id = new.agent_id;
+  perform pg_notify('agent_commands', v_host);
+  if to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null then
+    begin
+      perform realtime.send(jsonb_build_object('command_id', new.id), 'command', 'agent_commands:' || v_host, false);
+    exception when others then
+      null;  -- a hint that cannot be sent must never refuse the command
+    end;
+  end if;
   return null;
 end
 $$;
