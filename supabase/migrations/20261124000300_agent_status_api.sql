@@ -363,13 +363,16 @@ end
 $$;
 
 -- True when the caller is trusted as an administrator: the service role through PostgREST, or a
--- direct database session of a role that holds service_role (postgres, migrations, tests).
+-- direct database session (no API claims) of a superuser, of `postgres` (Supabase's SQL editor and
+-- migrations, which is not a superuser there), or of a role that holds service_role.
 create function agent_private.is_service() returns boolean
   language sql stable set search_path = ''
 as $$
   select coalesce(auth.role(), '') = 'service_role'
-      or (coalesce(auth.role(), '') = '' and pg_has_role(session_user, 'service_role', 'member')
-          and session_user <> 'authenticator')
+      or (coalesce(auth.role(), '') = '' and session_user <> 'authenticator'
+          and (session_user = 'postgres'
+               or pg_has_role(session_user, 'service_role', 'member')
+               or (select rolsuper from pg_catalog.pg_roles where rolname = session_user)))
 $$;
 
 -- Whether the signed-in user (Supabase Auth session) is on the operator allowlist.
