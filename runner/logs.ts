@@ -1,8 +1,8 @@
 // An agent's stdout and stderr, written straight to files by the agent itself (no pipe through the
 // runner: an agent must outlive a runner restart without dying of SIGPIPE). The runner bounds them
 // by copy-and-truncate rotation on its check timer, and reads the tail of stderr when an agent fails.
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readSync, renameSync, statSync, truncateSync, fstatSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, truncateSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export interface LogFiles {
   stdout: string;
@@ -25,7 +25,7 @@ export function agentLogFiles(logDir: string, agentName: string): LogFiles {
  * matters: after a truncating rotation the child's next write lands at the new end, not at its old offset.
  */
 export function openLogFiles(files: LogFiles): { stdout: number; stderr: number; close(): void } {
-  mkdirSync(join(files.stdout, '..'), { recursive: true });
+  mkdirSync(dirname(files.stdout), { recursive: true });
   const stdout = openSync(files.stdout, 'a');
   const stderr = openSync(files.stderr, 'a');
   return {
@@ -62,10 +62,10 @@ export function rotateIfLarge(file: string, limits: LogLimits): boolean {
 }
 
 /**
- * The last `count` non-empty lines of a file, read from its last `maxBytes` bytes only (a runaway
- * log never costs more than that). Empty when the file is missing.
+ * The last `count` non-empty lines of a file written since byte `from`, read from its last `maxBytes`
+ * bytes only (a runaway log never costs more than that). Empty when the file is missing.
  */
-export function lastLines(file: string, count: number, maxBytes = 8192): string[] {
+export function lastLines(file: string, count: number, maxBytes = 8192, from = 0): string[] {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -74,19 +74,20 @@ export function lastLines(file: string, count: number, maxBytes = 8192): string[
   }
   try {
     const size = fstatSync(fd).size;
-    const length = Math.min(size, maxBytes);
-    const buffer = Buffer.alloc(length);
-    readSync(fd, buffer, 0, length, size - length);
-    const lines = buffer.toString('utf8').split(/\r?\n/).map((line) => line.trimEnd()).filter(Boolean);
-    // The first line may be cut in the middle when the window starts inside it.
-    if (size > length && lines.length > count) lines.shift();
-    return lines.slice(-count);
+    const start = Math.max(from, size - maxBytes);
+    if (start >= size) return [];
+    const buffer = Buffer.alloc(size - start);
+    readSync(fd, buffer, 0, buffer.length, start);
+    const lines = buffer.toString('utf8').split(/\r?\n/);
+    // A window cut short by maxBytes may start inside a line: that fragment is not a line.
+    if (start > from) lines.shift();
+    return lines.map((line) => line.trimEnd()).filter(Boolean).slice(-count);
   } finally {
     closeSync(fd);
   }
 }
 
-/** Where the stderr of an agent stands now, so its failure message shows only what this run wrote. */
+/** Where a file stands now (0 when missing), so a failure message can quote only what came after. */
 export function fileSize(file: string): number {
   try {
     return statSync(file).size;
@@ -95,10 +96,7 @@ export function fileSize(file: string): number {
   }
 }
 
-/** The lines written to a file since it had `offset` bytes (all of it if it was rotated since). */
-export function linesSince(file: string, offset: number, count: number, maxBytes = 8192): string[] {
-  const size = fileSize(file);
-  if (size < offset) return lastLines(file, count, maxBytes);
-  if (size === offset) return [];
-  return lastLines(file, count, Math.min(maxBytes, size - offset));
+/** The lines written to a file since it had `offset` bytes (the whole tail if it was rotated since). */
+export function linesSince(file: string, offset: number, count: number): string[] {
+  return lastLines(file, count, 8192, fileSize(file) < offset ? 0 : offset);
 }

@@ -45,8 +45,8 @@ export interface Host {
   token: string;
   configFile: string;
   stateDir: string;
-  /** runs the runner in this process */
-  start(): Promise<Runner>;
+  /** runs the runner in this process; its log lines go to `log` */
+  start(log?: (line: string) => void): Promise<Runner>;
   /**
    * Runs the runner as its own process, resolved once it said it is ready. (Wrapped in an object:
    * an async function returning execa's thenable would wait for the process to end.)
@@ -63,6 +63,7 @@ export async function makeHost(
   agents: Record<string, unknown>[],
   runner: Record<string, unknown> = {},
   sameHostAs?: Host,
+  supabase: Record<string, unknown> = {},
 ): Promise<Host> {
   const host = sameHostAs?.host ?? uniqueName('host');
   const token: string = sameHostAs?.token ??
@@ -71,7 +72,7 @@ export async function makeHost(
   const stateDir = join(dir, 'state');
   const configFile = join(dir, 'agents.yaml');
   writeFileSync(configFile, stringify({
-    supabase: { url: stack.url, anon_key: stack.anonKey },
+    supabase: { url: stack.url, anon_key: stack.anonKey, ...supabase },
     runner: { state_dir: stateDir, poll_interval: '100ms', check_interval: '200ms', scan_interval: '1s', ...runner },
     agents,
   }));
@@ -81,9 +82,9 @@ export async function makeHost(
     token,
     configFile,
     stateDir,
-    async start() {
+    async start(log = () => {}) {
       const config = parseConfig(readFileSync(configFile, 'utf8'), configFile, { env });
-      const started = await Runner.start({ config, log: () => {} });
+      const started = await Runner.start({ config, log });
       runners.push(started);
       return started;
     },

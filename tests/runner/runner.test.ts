@@ -124,6 +124,19 @@ describe('the database', () => {
     await waitFor('the runner to register again', async () => (await sql`select 1 from public.runners where host = ${host.host}`).length === 1);
     expect(await finished(sql, await enqueue(sql, 'start', forever.name))).toMatchObject({ status: 'succeeded' });
   });
+
+  it('with realtime on and no Realtime server (the local stack), polling carries on and says so once', async () => {
+    const forever = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [forever], {}, undefined, { realtime: true });
+    const lines: string[] = [];
+    await host.start((line) => lines.push(line));
+    const { sql } = stack.db;
+    expect(await finished(sql, await enqueue(sql, 'start', forever.name))).toMatchObject({ status: 'succeeded' });
+    await waitFor('the realtime failure to be logged', () => lines.some((l) => l.startsWith('realtime unavailable')), 15_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(lines.filter((l) => l.startsWith('realtime')).length).toBe(1);
+    expect(await finished(sql, await enqueue(sql, 'stop', forever.name))).toMatchObject({ status: 'succeeded' });
+  });
 });
 
 describe('supervision', () => {
