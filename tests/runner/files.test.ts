@@ -63,7 +63,8 @@ describe('lock', () => {
 
   it('takes over a lock left by a runner that died, or a pid reused by another program', async () => {
     const file = join(tempDir(), 'runner.lock');
-    const gone = await execa('true');
+    const gone = execa('true');
+    await gone;
     writeFileSync(file, JSON.stringify({ pid: gone.pid, startTicks: 1 }));
     acquireLock(file).release();
     // our own pid, but a start time that is not ours: the pid was reused
