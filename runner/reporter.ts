@@ -15,6 +15,9 @@ export class Reporter {
   private readonly queues = new Map<string, AgentReport[]>();
   private readonly pumps = new Map<string, Promise<void>>();
   private readonly closing = new AbortController();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Set while an exclusive call runs; sends wait for it. */
+  private gate?: Promise<unknown>;
 
   constructor(
     private readonly send: SendReport,
@@ -44,6 +47,25 @@ export class Reporter {
     return this.pumps.size === 0;
   }
 
+  /**
+   * Runs fn while no report is on its way, and holds new reports back until it is done. For the
+   * relayed heartbeat: one computed while an agent was alive must not reach the database after the
+   * report of that agent's crash, or it would mark the dead agent running again.
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.gate) await this.gate.catch(() => {});
+    const done = (async () => {
+      await Promise.allSettled([...this.inFlight]);
+      return fn();
+    })();
+    this.gate = done;
+    try {
+      return await done;
+    } finally {
+      this.gate = undefined;
+    }
+  }
+
   /** Stops retrying; what is still queued is dropped. */
   close(): void {
     this.closing.abort();
@@ -52,9 +74,12 @@ export class Reporter {
   private async pump(agent: string, queue: AgentReport[]): Promise<void> {
     let attempt = 0;
     while (queue.length && !this.closing.signal.aborted) {
+      while (this.gate) await this.gate.catch(() => {});
       const report = queue[0];
       try {
-        await this.send(agent, report);
+        const sending = this.send(agent, report);
+        this.inFlight.add(sending);
+        await sending.finally(() => this.inFlight.delete(sending));
         queue.shift();
         attempt = 0;
       } catch (error) {

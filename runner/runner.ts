@@ -157,9 +157,10 @@ export class Runner {
   }
 
   private async heartbeat(): Promise<void> {
-    const agents = [...this.supervisors.values()].flatMap((s) => (s.process ? [{ name: s.name, pid: s.process.pid }] : []));
     try {
-      await this.api.heartbeat(agents);
+      // the list is made once no report is in flight: a crash reported before is not relayed as alive
+      await this.reporter.exclusive(() => this.api.heartbeat(
+        [...this.supervisors.values()].flatMap((s) => (s.process ? [{ name: s.name, pid: s.process.pid }] : []))));
     } catch (error) {
       this.log(`heartbeat failed: ${(error as Error).message}`);
     }
