@@ -3,6 +3,7 @@
 //   /functions/v1/<name>* -> that function's Deno process (JWT checked unless verify_jwt = false)
 //   /auth/v1/*            -> the local auth stand-in (auth.ts)
 //   /config.js            -> the dashboard's configuration: this stack's URL and anon key
+//   /realtime/v1/*        -> 404 at once (no Realtime here), so clients fall back to polling quickly
 //   /*                    -> the dashboard's static files
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
 import type { Hono } from 'hono';
@@ -26,6 +27,8 @@ export interface GatewayOptions {
   /** What the dashboard needs to connect, served as its /config.js. */
   dashboardConfig: { supabaseUrl: string; supabaseAnonKey: string };
 }
+
+const REALTIME_MISSING = 'the local stack has no Realtime server: dashboards and runners use their polling path';
 
 const CORS_HEADERS = {
   'access-control-allow-origin': '*',
@@ -129,6 +132,9 @@ export class Gateway {
     if (url.pathname === '/auth/v1' || url.pathname.startsWith('/auth/v1/')) {
       return serveHono(this.options.auth, request, response);
     }
+    if (url.pathname.startsWith('/realtime/')) {
+      return sendJson(response, 404, { message: REALTIME_MISSING });
+    }
     if (url.pathname === '/config.js') {
       // In place of the dashboard's own config.js: this stack's URL and anon key (public anyway).
       response.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' });
@@ -148,6 +154,12 @@ export class Gateway {
         if (response.headersSent) response.destroy(error);
         else sendJson(response, 500, { message: `local gateway error: ${error.message}` });
       });
+    });
+    // A WebSocket upgrade (Realtime) is refused at once instead of being answered with a page, which
+    // a client would only give up on after its own timeout.
+    server.on('upgrade', (_request, socket) => {
+      const body = JSON.stringify({ message: REALTIME_MISSING });
+      socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
