@@ -1,49 +1,14 @@
 // Reading agents, their history and commands through the operator read functions
 // (supabase/migrations/20261124005000_operator_reads.sql), shared by list, doctor, test and the waits.
+import type { AgentEventRow, AgentLiveRow } from '../../shared/rows.ts';
 import type { Api } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
-/** A row of public.agent_status_live. */
-export interface LiveAgent {
-  id: number;
-  agent_name: string;
-  status: string;
-  health: number;
-  last_heartbeat: string | null;
-  last_error: string | null;
-  last_activity: string | null;
-  recorded_status: string;
-  status_source: string;
-  status_reason: string | null;
-  status_changed_at: string;
-  host: string | null;
-  runner_id: string | null;
-  runner_online: boolean | null;
-  runner_last_seen_at: string | null;
-  pid: number | null;
-  started_at: string | null;
-  stopped_at: string | null;
-  exit_code: number | null;
-  exit_signal: string | null;
-  heartbeat_timeout_s: number;
-  stale_at: string | null;
-  observed_at: string;
-  seconds_since_heartbeat: number | null;
-  uptime_s: number | null;
-}
+export type LiveAgent = AgentLiveRow;
 
-export interface AgentEvent {
-  id: number;
+/** A history row as operator_agent_events returns it: with the agent's name. */
+export interface AgentEvent extends AgentEventRow {
   agent_name: string | null;
-  at: string;
-  kind: string;
-  source: string;
-  actor: string | null;
-  from_status: string | null;
-  to_status: string | null;
-  health: number | null;
-  message: string | null;
-  details: Record<string, unknown>;
 }
 
 export interface CommandRow {

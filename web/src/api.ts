@@ -1,35 +1,11 @@
 // Every read and write the dashboard makes, through supabase-js under the signed-in user's session.
 // Row-level security decides what that user sees: a non-operator gets no rows, never an error.
 import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
-import type { AgentStatus, CommandAction, CommandStatus, EventSource } from '../../shared/status.ts';
+import type { AgentStatus, CommandAction, CommandStatus } from '../../shared/status.ts';
+import type { AgentEventRow, AgentLiveRow } from '../../shared/rows.ts';
 
-export interface AgentRow {
-  id: number;
-  agent_name: string;
-  status: AgentStatus;
-  health: number;
-  last_heartbeat: string | null;
-  last_error: string | null;
-  last_activity: string | null;
-  last_activity_at: string | null;
-  status_source: EventSource;
-  status_reason: string | null;
-  status_changed_at: string;
-  host: string | null;
-  runner_id: string | null;
-  runner_online: boolean | null;
-  pid: number | null;
-  started_at: string | null;
-  stopped_at: string | null;
-  exit_code: number | null;
-  exit_signal: string | null;
-  heartbeat_timeout_s: number;
-  stale_at: string | null;
-  /** the database's now() when this row was read */
-  observed_at: string;
-  /** null unless the agent is up (its uptime is then counted from started_at) */
-  uptime_s: number | null;
-}
+/** A row of agent_status_live. */
+export type AgentRow = AgentLiveRow;
 
 export interface CommandRow {
   id: number;
@@ -50,18 +26,7 @@ export interface RunnerRow {
   version: string | null;
 }
 
-export interface EventRow {
-  id: number;
-  at: string;
-  kind: string;
-  source: EventSource;
-  actor: string | null;
-  from_status: AgentStatus | null;
-  to_status: AgentStatus | null;
-  health: number | null;
-  message: string | null;
-  details: { log_tail?: string[]; exit_code?: number; exit_signal?: string; [key: string]: unknown };
-}
+export type EventRow = AgentEventRow;
 
 export interface WhoAmI {
   signed_in: boolean;
