@@ -136,14 +136,22 @@ export class Runner {
     this.saveState();
   }
 
+  private async adoptIfRunning(supervisor: AgentSupervisor): Promise<void> {
+    const found = (await findAgentProcesses([supervisor.spec], this.supervisedPids())).get(supervisor.name);
+    if (found) supervisor.adopt(found, found.how);
+  }
+
+  private supervisedPids(): Set<number> {
+    return new Set([...this.supervisors.values()].flatMap((s) => (s.process ? [s.process.pid] : [])));
+  }
+
   private async scan(): Promise<void> {
     if (this.scanning || this.shuttingDown) return;
     const idle = [...this.supervisors.values()].filter((s) => !s.process && s.state !== 'backoff');
     if (!idle.length) return;
     this.scanning = true;
     try {
-      const supervised = new Set([...this.supervisors.values()].flatMap((s) => (s.process ? [s.process.pid] : [])));
-      const found = await findAgentProcesses(idle.map((s) => s.spec), supervised);
+      const found = await findAgentProcesses(idle.map((s) => s.spec), this.supervisedPids());
       for (const supervisor of idle) {
         const process = found.get(supervisor.name);
         // a command may have started it while the table was being read
@@ -212,6 +220,9 @@ export class Runner {
       outcome = { ok: false, message: `no such agent on this host (the runner on ${this.host} manages ${[...this.supervisors.keys()].join(', ')})` };
     } else {
       try {
+        // A copy started since the last scan (by hand, or by a second runner someone pointed at this
+        // host) is adopted first, so a start never makes a second one and a restart replaces it.
+        if (command.action !== 'stop' && !supervisor.process) await this.adoptIfRunning(supervisor);
         outcome = await (command.action === 'start' ? supervisor.start() : command.action === 'stop' ? supervisor.stop() : supervisor.restart());
       } catch (error) {
         outcome = { ok: false, message: `${command.action} failed in the runner: ${(error as Error).message}` };

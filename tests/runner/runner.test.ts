@@ -2,6 +2,7 @@
 // and statuses read back from the database. The runner talks to it only through PostgREST.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { alive, tempDir, waitFor } from './helpers.ts';
@@ -96,6 +97,24 @@ describe('commands', () => {
       where kind = 'command_claimed' and (details ->> 'command_id')::bigint = any (${ids}) group by 1`;
     expect(claims).toHaveLength(40);
     expect(claims.every((c) => c.n === 1)).toBe(true);
+  });
+
+  it('a copy started by hand is adopted by the next start, not started twice', async () => {
+    const scraper = fixtureAgent('forever.sh', { match: 'forever\\.sh --by-hand' });
+    const host = await makeHost(stack, [scraper], { scan_interval: '1h' });
+    await host.start();
+    const byHand = execa(scraper.command, ['--by-hand'], { detached: true, cleanup: false, stdio: 'ignore', reject: false });
+    try {
+      await waitFor('the copy to run', () => alive(byHand.pid!));
+      const { sql } = stack.db;
+      const start = await finished(sql, await enqueue(sql, 'start', scraper.name));
+      expect(start).toEqual({ status: 'failed', result: `already running (pid ${byHand.pid})` });
+      const adopted = (await events(sql, scraper.name)).find((e) => e.kind === 'adopted');
+      expect(adopted?.message).toMatch(/command line matches/);
+      expect(await agent(sql, scraper.name)).toMatchObject({ status: 'running', pid: byHand.pid });
+    } finally {
+      byHand.kill('SIGKILL');
+    }
   });
 
   it('fails a command for an agent this host does not run: "no such agent on this host"', async () => {
