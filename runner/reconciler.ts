@@ -14,16 +14,20 @@ export interface FoundProcess extends ProcessIdentity {
  * For each agent, the process that is it, if any: a process group leader whose environment carries
  * the AGENT_NAME a runner gave it, or else a process whose command line matches the agent's `match`
  * pattern. Several candidates: the oldest wins (the one that has been doing the work).
- * `exclude` holds pids already supervised.
+ * `exclude` holds pids already supervised. `table` is the process table to search (ps-list's by default).
  */
-export async function findAgentProcesses(agents: AgentConfig[], exclude: Set<number>): Promise<Map<string, FoundProcess>> {
+export async function findAgentProcesses(
+  agents: AgentConfig[],
+  exclude: Set<number>,
+  table?: { pid: number; cmd?: string }[],
+): Promise<Map<string, FoundProcess>> {
   const found = new Map<string, FoundProcess>();
   if (!agents.length) return found;
   const byName = new Map(agents.map((agent) => [agent.name, agent]));
   const patterns = agents.filter((agent) => agent.match).map((agent) => ({ agent, pattern: new RegExp(agent.match!) }));
   const mine = ancestry(process.pid);
 
-  for (const entry of await psList()) {
+  for (const entry of table ?? (await psList())) {
     if (exclude.has(entry.pid) || mine.has(entry.pid)) continue;
     const info = processInfo(entry.pid);
     // members of a supervised agent's group (its children) are that agent, not another copy
