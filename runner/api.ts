@@ -99,6 +99,7 @@ export class RunnerApi {
       p_pid: report.pid ?? null,
       p_exit_code: report.exitCode ?? null,
       p_exit_signal: report.exitSignal ?? null,
+      p_details: report.logTail ? { log_tail: report.logTail } : null,
     });
   }
 

@@ -15,6 +15,8 @@ export interface AgentReport {
   exitCode?: number;
   exitSignal?: string;
   message?: string;
+  /** the last lines of its stderr, kept with the event (details.log_tail) for the dashboard */
+  logTail?: string[];
 }
 
 /** How a command ended, with the reason the dashboard shows. */
@@ -55,6 +57,21 @@ interface Tracked extends ProcessIdentity {
 }
 
 const STDERR_LINES = 5;
+// agent_report refuses details over 8 kB; the tail must never cost the crash report itself
+const LOG_TAIL_CHARS = 4000;
+
+/** The last lines that fit in LOG_TAIL_CHARS, each cut to a readable length. */
+function boundedTail(lines: string[]): string[] {
+  const kept: string[] = [];
+  let total = 0;
+  for (const line of [...lines].reverse()) {
+    const cut = line.length > 1000 ? `${line.slice(0, 1000)}…` : line;
+    if (total + cut.length > LOG_TAIL_CHARS) break;
+    kept.unshift(cut);
+    total += cut.length;
+  }
+  return kept;
+}
 const MESSAGE_LIMIT = 4000;
 // After SIGKILL the kernel removes a process at once; waiting longer than this means something
 // (an uninterruptible sleep on a dead disk, say) holds it, and the command says so instead of hanging.
@@ -341,6 +358,7 @@ export class AgentSupervisor {
       exitCode: info.exitCode,
       exitSignal: info.signal,
       message: message.slice(0, MESSAGE_LIMIT),
+      logTail: lines.length ? boundedTail(lines) : undefined,
     });
 
     if (decision.action === 'restart') {

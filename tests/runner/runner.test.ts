@@ -195,6 +195,7 @@ describe('supervision', () => {
       return rows.find((e) => e.kind === 'crashed' && /^crash loop/.test(e.message));
     }, 10_000);
     expect(final.message).toContain('fatal: missing setting DATABASE_URL');
+    expect(final.details.log_tail.at(-1)).toBe('fatal: missing setting DATABASE_URL');
     expect(final.to_status).toBe('error');
     const row = await agent(sql, crashing.name);
     expect(row).toMatchObject({ status: 'error', exit_code: 2 });
