@@ -1,18 +1,27 @@
 // The agent-status command line. Each subcommand lives in its own module and registers itself here
-// with one line.
+// with one line. Only the module of the command being run is loaded: the runner and the `run`
+// wrapper stay resident for days beside their agents, and every other command's imports (supabase
+// auth, Vite, the local stack) would cost them about 14 MB each for nothing.
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
-import { registerDevCommand } from './local-stack/dev.ts';
-import { registerList } from './commands/list.ts';
-import { registerSet } from './commands/set.ts';
-import { registerControl } from './commands/control.ts';
-import { registerToken } from './commands/token.ts';
-import { registerOperator } from './commands/operator.ts';
-import { registerRun } from './commands/run.ts';
-import { registerDoctor } from './commands/doctor.ts';
-import { registerTest } from './commands/test.ts';
-import { registerIntegrate } from './commands/integrate.ts';
-import { registerRunnerCommand } from './commands/runner.ts';
+
+type Register = (program: Command) => void;
+
+const commands: Record<string, () => Promise<Register>> = {
+  dev: async () => (await import('./local-stack/dev.ts')).registerDevCommand,
+  list: async () => (await import('./commands/list.ts')).registerList,
+  set: async () => (await import('./commands/set.ts')).registerSet,
+  // start, stop, restart and start-all
+  control: async () => (await import('./commands/control.ts')).registerControl,
+  token: async () => (await import('./commands/token.ts')).registerToken,
+  operator: async () => (await import('./commands/operator.ts')).registerOperator,
+  run: async () => (await import('./commands/run.ts')).registerRun,
+  doctor: async () => (await import('./commands/doctor.ts')).registerDoctor,
+  test: async () => (await import('./commands/test.ts')).registerTest,
+  integrate: async () => (await import('./commands/integrate.ts')).registerIntegrate,
+  runner: async () => (await import('./commands/runner.ts')).registerRunnerCommand,
+};
+const aliases: Record<string, string> = { start: 'control', stop: 'control', restart: 'control', 'start-all': 'control' };
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -20,16 +29,9 @@ const program = new Command('agent-status')
   .description('status and control of long-running agents, on Supabase')
   .version(version);
 
-registerDevCommand(program);
-registerList(program);
-registerSet(program);
-registerControl(program);
-registerToken(program);
-registerOperator(program);
-registerRun(program);
-registerDoctor(program);
-registerTest(program);
-registerIntegrate(program);
-registerRunnerCommand(program);
+// Help, --version and mistyped commands need them all, to list them.
+const named = process.argv[2] && (aliases[process.argv[2]] ?? process.argv[2]);
+const chosen = named && named in commands ? [commands[named]] : Object.values(commands);
+for (const load of chosen) (await load())(program);
 
 await program.parseAsync(process.argv);
