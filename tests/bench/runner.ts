@@ -9,7 +9,7 @@
 // "Running" is the moment the program itself wrote its start time (tests/fixtures/*.sh with $TIMES),
 // the same clock and the same definition for both supervisors.
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -121,20 +121,17 @@ const NODE_FLAGS = ['--max-semi-space-size=1'];
 const ENTRIES: Record<'cli' | 'alone' | 'bundle', string> = {
   cli: join(REPO, 'runner/bin/agent-status.js'),
   // the same runner command with none of the CLI's other commands loaded (what a lazily loading CLI costs)
-  alone: join(REPO, 'tests/fixtures/runner-main.ts'),
+  alone: join(REPO, 'runner/bin/runner.ts'),
   // that, bundled into one JavaScript file run by plain node: no tsx loader thread (built in run())
   bundle: '',
 };
 
 // esbuild comes with tsx. The bundle sits in <dir>/dist beside a copy of package.json (the runner
 // reads its version from ../package.json) and a link to node_modules (packages stay external).
-async function bundleRunner(dir: string): Promise<string> {
-  const out = join(dir, 'dist', 'runner.mjs');
-  await run$(join(REPO, 'node_modules/.bin/esbuild'), [join(REPO, 'tests/fixtures/runner-main.ts'), '--bundle', '--platform=node',
-    '--format=esm', '--packages=external', `--outfile=${out}`, '--log-level=warning']);
-  copyFileSync(join(REPO, 'package.json'), join(dir, 'package.json'));
-  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
-  return out;
+// What a host's service runs: the bundle `npm run build:runner` makes.
+async function bundleRunner(): Promise<string> {
+  await run$('npm', ['run', '--silent', 'build:runner'], { cwd: REPO });
+  return join(REPO, 'dist', 'agent-status-runner.mjs');
 }
 
 // Wrapped in an object: an async function returning execa's thenable would wait for the process to end.
@@ -245,7 +242,7 @@ export async function run() {
     log(`restarts measured`);
 
     // 4. The runner idle: one agent running, no commands; as the CLI runs it, alone, bundled.
-    ENTRIES.bundle = await bundleRunner(dir);
+    ENTRIES.bundle = await bundleRunner();
     const idle: Record<string, { cpu: number; rss: number }> = {};
     for (const [label, entry] of Object.entries(ENTRIES)) {
       runner ??= (await startRunner(entry, configFile, token)).process;

@@ -91,7 +91,7 @@ export async function makeHost(
     async spawn() {
       // node itself with tsx's loader (not the tsx wrapper, which is a second process): a signal
       // sent to this pid reaches the runner
-      const child = execa(process.execPath, ['--import', 'tsx', join(REPO, 'tests/fixtures/runner-main.ts'), 'runner', '--config', configFile], {
+      const child = execa(process.execPath, ['--import', 'tsx', join(REPO, 'runner/bin/runner.ts'), 'runner', '--config', configFile], {
         cwd: REPO,
         env,
         reject: false,
