@@ -1,6 +1,6 @@
 // The runner alone: `agent-status runner` without the CLI's other commands. `npm run build:runner`
 // bundles this file into dist/agent-status-runner.mjs, which a host's service runs with plain node:
-// no TypeScript loader thread, about 70 MB RSS idle instead of 90 (npm run bench).
+// no TypeScript loader thread, 70-75 MB RSS idle instead of about 90 (npm run bench).
 import { Command } from 'commander';
 import { registerRunnerCommand } from '../commands/runner.ts';
 
