@@ -339,19 +339,29 @@ begin
 end
 $$;
 
-create function agent_private.authorize_runner(p_token text) returns public.runners
+-- A valid runner token, or the refusal every runner function gives.
+create function agent_private.runner_token(p_token text) returns public.api_tokens
   language plpgsql set search_path = ''
 as $$
 declare
-  t public.api_tokens;
-  r public.runners;
+  t public.api_tokens := agent_private.find_token(p_token);
 begin
-  t := agent_private.find_token(p_token);
   if t.id is null or t.kind <> 'runner' then
     raise exception using errcode = '28000',
       message = 'runner token is missing, unknown or revoked',
       hint = 'Create one with: agent-status token create runner --host <host>';
   end if;
+  return t;
+end
+$$;
+
+create function agent_private.authorize_runner(p_token text) returns public.runners
+  language plpgsql set search_path = ''
+as $$
+declare
+  t public.api_tokens := agent_private.runner_token(p_token);
+  r public.runners;
+begin
   select * into r from public.runners where host = t.host;
   if not found then
     raise exception using errcode = '55000',
@@ -613,12 +623,9 @@ begin
   perform agent_private.check_health(p_health);
   perform agent_private.check_text('activity', p_activity, 1000);
   who := agent_private.authorize_agent(p_token, p_agent_name);
+  -- An explicit status decides the transition; activity it carries is recorded by the same event
+  -- (one row update per heartbeat: apply_event records activity for any event).
   event := coalesce(p_status, case when p_activity is not null then 'activity' else 'heartbeat' end);
-  if p_status is not null and p_activity is not null then
-    -- explicit status first (it may clear or set a warning), then the activity it carries
-    perform agent_private.apply_event(who.agent_id, p_status, who.source, who.actor, p_health => p_health, p_pid => p_pid);
-    event := 'activity';
-  end if;
   return agent_private.apply_event(who.agent_id, event, who.source, who.actor,
     p_health => p_health, p_activity => p_activity, p_pid => p_pid);
 end
@@ -721,17 +728,13 @@ create function public.runner_register(
   language plpgsql security definer set search_path = ''
 as $$
 declare
-  t public.api_tokens := agent_private.find_token(p_token);
+  t public.api_tokens := agent_private.runner_token(p_token);
   r public.runners;
   item jsonb;
   names text[] := '{}';
   v_name text;
   clash record;
 begin
-  if t.id is null or t.kind <> 'runner' then
-    raise exception using errcode = '28000', message = 'runner token is missing, unknown or revoked',
-      hint = 'Create one with: agent-status token create runner --host <host>';
-  end if;
   if p_agents is null or jsonb_typeof(p_agents) <> 'array' then
     perform agent_private.invalid('agents must be a JSON array of {"name": ...} objects');
   end if;
