@@ -3,7 +3,7 @@
 // keeps the embedded database; AGENT_STATUS_DATA_DIR (or `npm start -- --data-dir`) moves both.
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { REPO_ROOT } from './functions.ts';
+import { REPO_ROOT } from '../paths.ts';
 
 export interface LocalStackInfo {
   /** gateway base URL: /rest/v1, /functions/v1, /auth/v1 and the dashboard at / */

@@ -2,7 +2,7 @@
 // sources changed, it builds it first with Vite, so the first screen is the real dashboard.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from './functions.ts';
+import { REPO_ROOT } from '../paths.ts';
 
 const WEB = join(REPO_ROOT, 'web');
 const BUILT = join(WEB, 'dist', 'index.html');

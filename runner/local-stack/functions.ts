@@ -3,17 +3,13 @@
 // starting with `_` hold shared code, not functions.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { FUNCTIONS_DIR, REPO_ROOT, SUPABASE_CONFIG as CONFIG_TOML } from '../paths.ts';
 import { freePort } from './ports.ts';
 import { waitUntil, answers } from './wait.ts';
 import type { Supervisor, SupervisedChild } from './children.ts';
 
 const require = createRequire(import.meta.url);
-const HERE = dirname(fileURLToPath(import.meta.url));
-export const REPO_ROOT = resolve(HERE, '..', '..');
-export const FUNCTIONS_DIR = join(REPO_ROOT, 'supabase', 'functions');
-const CONFIG_TOML = join(REPO_ROOT, 'supabase', 'config.toml');
 
 export function denoBinary(): string {
   try {
@@ -92,7 +88,7 @@ export async function startFunction(
       // Permissions of a deployed function: network, its environment, reading its code; /tmp to write.
       '--allow-net', '--allow-env', '--allow-read', '--allow-sys', '--allow-write=/tmp', '--no-prompt',
       ...(options.watch ? [`--watch=${dir},${join(REPO_ROOT, 'shared')}`, '--no-clear-screen'] : []),
-      join(HERE, 'deno', 'serve-function.ts'), join(dir, name, 'index.ts'),
+      join(REPO_ROOT, 'runner', 'local-stack', 'deno', 'serve-function.ts'), join(dir, name, 'index.ts'),
     ],
     cwd: REPO_ROOT,
     env: {

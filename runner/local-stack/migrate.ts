@@ -2,11 +2,12 @@
 // the Supabase CLI does (supabase_migrations.schema_migrations), so a database migrated here and one
 // migrated with `supabase db push` look the same to both tools.
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Sql } from 'postgres';
+import { MIGRATIONS_DIR } from '../paths.ts';
 
-export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'supabase', 'migrations');
+export { MIGRATIONS_DIR };
+
 
 export interface Migration {
   version: string;

@@ -4,7 +4,7 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { REPO_ROOT } from './functions.ts';
+import { REPO_ROOT } from '../paths.ts';
 
 export const DASHBOARD_DIRS = [join(REPO_ROOT, 'web', 'dist'), join(REPO_ROOT, 'web', 'public-placeholder')];
 

@@ -121,7 +121,7 @@ const NODE_FLAGS = ['--max-semi-space-size=1'];
 const ENTRIES: Record<'cli' | 'alone' | 'bundle', string> = {
   cli: join(REPO, 'runner/bin/agent-status.js'),
   // the same runner command with none of the CLI's other commands loaded (what a lazily loading CLI costs)
-  alone: join(REPO, 'runner/bin/runner.ts'),
+  alone: join(REPO, 'runner/daemon/main.ts'),
   // that, bundled into one JavaScript file run by plain node: no tsx loader thread (built in run())
   bundle: '',
 };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { fixtureAgent, makeHost } from '../runner/host.ts';
-import { EXIT } from '../../runner/commands/exit-codes.ts';
+import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
 import { BIN, CLI_FIXTURES, cli, stackEnv } from './helpers.ts';
 
 const stack = useTestStack({ functions: true });

@@ -37,7 +37,7 @@ describe('row level security and grants', () => {
     [{ id: agentId }] = await db.sql`select id from public.agent_status where agent_name = 'rls-agent'`;
   });
 
-  async function run(who: Who, statement: (tx: Sql) => Promise<unknown[]>): Promise<Outcome> {
+  async function run(who: Who, statement: (tx: Sql) => PromiseLike<readonly unknown[]>): Promise<Outcome> {
     const { role, claims } = identities[who];
     try {
       const rows = await asRole(db.sql, role, claims, statement);
@@ -94,7 +94,7 @@ describe('row level security and grants', () => {
     expect(row).toEqual({ status: 'pending', requested_by: 'operator Ops@Example.com', live: true });
   });
 
-  const operatorFunctions: Record<string, (tx: Sql) => Promise<unknown[]>> = {
+  const operatorFunctions: Record<string, (tx: Sql) => PromiseLike<readonly unknown[]>> = {
     force_agent_status: (tx) => tx`select public.force_agent_status('rls-agent', 'stopped', 0)`,
     enqueue_agent_commands: (tx) => tx`select * from public.enqueue_agent_commands('restart', 'rls-agent')`,
     create_api_token: (tx) => tx`select * from public.create_api_token('agent', p_agent_name => 'rls-new')`,
@@ -125,7 +125,7 @@ describe('row level security and grants', () => {
     expect(await run('anon', (tx) => tx`select * from public.list_api_tokens(${agentToken})`)).toBe('sqlstate 28000');
   });
 
-  const machineFunctions: Record<string, (tx: Sql) => Promise<unknown[]>> = {
+  const machineFunctions: Record<string, (tx: Sql) => PromiseLike<readonly unknown[]>> = {
     agent_heartbeat: (tx) => tx`select public.agent_heartbeat(${agentToken}, 'rls-agent')`,
     agent_report: (tx) => tx`select public.agent_report(${agentToken}, 'rls-agent', 'activity', p_activity => 'x')`,
     runner_heartbeat: (tx) => tx`select public.runner_heartbeat(${runnerToken})`,

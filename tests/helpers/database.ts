@@ -50,7 +50,7 @@ export type Role = 'anon' | 'authenticated' | 'service_role';
  * Runs fn in a transaction as PostgREST would for a request: SET LOCAL ROLE plus the JWT claims.
  * The transaction is rolled back, so a test can try writes without leaving them behind.
  */
-export async function asRole<T>(sql: Sql, role: Role, claims: Record<string, unknown>, fn: (tx: Sql) => Promise<T>): Promise<T> {
+export async function asRole<T>(sql: Sql, role: Role, claims: Record<string, unknown>, fn: (tx: Sql) => PromiseLike<T>): Promise<T> {
   let result: T;
   const rollback = new Error('rollback');
   try {

@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseConfig } from '../../runner/config.ts';
+import { ConfigError, loadConfig, parseConfig } from '../../runner/daemon/config.ts';
 import { TEST_ENV, tempDir } from './helpers.ts';
 
 function problems(text: string, env: Record<string, string> = TEST_ENV): string[] {

@@ -3,9 +3,9 @@ import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { acquireLock } from '../../runner/lock.ts';
-import { agentLogFiles, lastLines, linesSince, fileSize, openLogFiles, rotateIfLarge } from '../../runner/logs.ts';
-import { processInfo } from '../../runner/proc.ts';
+import { acquireLock } from '../../runner/daemon/lock.ts';
+import { agentLogFiles, lastLines, linesSince, fileSize, openLogFiles, rotateIfLarge } from '../../runner/daemon/logs.ts';
+import { processInfo } from '../../runner/daemon/proc.ts';
 import { tempDir } from './helpers.ts';
 
 describe('logs', () => {

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { afterEach } from 'vitest';
-import { processInfo } from '../../runner/proc.ts';
-import { parseConfig, type AgentConfig, type RunnerConfig } from '../../runner/config.ts';
+import { processInfo } from '../../runner/daemon/proc.ts';
+import { parseConfig, type AgentConfig, type RunnerConfig } from '../../runner/daemon/config.ts';
 
 export const FIXTURES = resolve(import.meta.dirname, '../fixtures');
 

@@ -8,9 +8,9 @@ import { execa, type ResultPromise } from 'execa';
 import type { Sql } from 'postgres';
 import { stringify } from 'yaml';
 import { afterEach } from 'vitest';
-import { parseConfig } from '../../runner/config.ts';
-import { processEnvironment, processInfo } from '../../runner/proc.ts';
-import { Runner } from '../../runner/runner.ts';
+import { parseConfig } from '../../runner/daemon/config.ts';
+import { processEnvironment, processInfo } from '../../runner/daemon/proc.ts';
+import { Runner } from '../../runner/daemon/runner.ts';
 import type { TestStack } from '../helpers/stack.ts';
 import { FIXTURES, tempDir, waitFor } from './helpers.ts';
 
@@ -91,7 +91,7 @@ export async function makeHost(
     async spawn() {
       // node itself with tsx's loader (not the tsx wrapper, which is a second process): a signal
       // sent to this pid reaches the runner
-      const child = execa(process.execPath, ['--import', 'tsx', join(REPO, 'runner/bin/runner.ts'), 'runner', '--config', configFile], {
+      const child = execa(process.execPath, ['--import', 'tsx', join(REPO, 'runner/daemon/main.ts'), 'runner', '--config', configFile], {
         cwd: REPO,
         env,
         reject: false,

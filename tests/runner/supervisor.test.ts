@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentSupervisor, type AgentReport } from '../../runner/supervisor.ts';
-import { processInfo } from '../../runner/proc.ts';
+import { AgentSupervisor, type AgentReport } from '../../runner/daemon/supervisor.ts';
+import { processInfo } from '../../runner/daemon/proc.ts';
 import { agentConfig, alive, tempDir, waitFor } from './helpers.ts';
 
 const supervisors: AgentSupervisor[] = [];

@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import psList from 'ps-list';
 import postgres from 'postgres';
 import { freePort } from '../../runner/local-stack/ports.ts';
-import { REPO_ROOT } from '../../runner/local-stack/functions.ts';
+import { REPO_ROOT } from '../../runner/paths.ts';
 import { readLocalStack, type LocalStackInfo } from '../../runner/local-stack/connection-file.ts';
 import { waitUntil } from '../../runner/local-stack/wait.ts';
 

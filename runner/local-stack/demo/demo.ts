@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Sql } from 'postgres';
 import { stringify } from 'yaml';
 import { Supervisor } from '../children.ts';
-import { REPO_ROOT } from '../functions.ts';
+import { CLI_ENTRY, REPO_ROOT } from '../../paths.ts';
 import { waitUntil } from '../wait.ts';
 
 export const DEMO_AGENTS = [
@@ -80,7 +80,7 @@ export async function startDemo(options: {
   supervisor.spawn({
     name: 'the demo runner',
     command: process.execPath,
-    args: ['--import', 'tsx', join(REPO_ROOT, 'runner', 'cli.ts'), 'runner', '--config', config],
+    args: ['--import', 'tsx', CLI_ENTRY, 'runner', '--config', config],
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
     installHint: 'Run npm install.',

@@ -6,27 +6,13 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { execa } from 'execa';
-import { REPO_ROOT } from '../local-stack/functions.ts';
+import { REPO_ROOT } from '../../paths.ts';
 import { action, subcommand } from './action.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { painter, printJson } from './output.ts';
 import { integratePython } from './integrate-python.ts';
 import { integrateTypeScript } from './integrate-typescript.ts';
-
-export interface HeartbeatHint {
-  /** 1-based line in the integrated file */
-  line: number;
-  code: string;
-  /** the call to add inside it */
-  add: string;
-}
-
-export interface Integration {
-  source: string;
-  status: string;
-  agentName?: string;
-  hints: HeartbeatHint[];
-}
+import type { Integration } from './integration.ts';
 
 interface IntegrateOptions {
   name?: string;

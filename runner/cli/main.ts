@@ -2,13 +2,14 @@
 // with one line. Only the module of the command being run is loaded: the runner and the `run`
 // wrapper stay resident for days beside their agents, and every other command's imports (supabase
 // auth, Vite, the local stack) would cost them about 14 MB each for nothing.
-import { createRequire } from 'node:module';
 import { Command } from 'commander';
+
+import { PACKAGE_VERSION } from '../paths.ts';
 
 type Register = (program: Command) => void;
 
 const commands: Record<string, () => Promise<Register>> = {
-  dev: async () => (await import('./local-stack/dev.ts')).registerDevCommand,
+  dev: async () => (await import('./commands/dev.ts')).registerDevCommand,
   list: async () => (await import('./commands/list.ts')).registerList,
   set: async () => (await import('./commands/set.ts')).registerSet,
   // start, stop, restart and start-all
@@ -23,11 +24,10 @@ const commands: Record<string, () => Promise<Register>> = {
 };
 const aliases: Record<string, string> = { start: 'control', stop: 'control', restart: 'control', 'start-all': 'control' };
 
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 const program = new Command('agent-status')
   .description('status and control of long-running agents, on Supabase')
-  .version(version);
+  .version(PACKAGE_VERSION);
 
 // Help, --version and mistyped commands need them all, to list them.
 const named = process.argv[2] && (aliases[process.argv[2]] ?? process.argv[2]);

@@ -3,12 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { startStack, type Stack } from './stack.ts';
-import type { DatabaseChoice } from './database.ts';
-import { isLocalStackRunning, localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from './connection-file.ts';
-import { REPO_ROOT } from './functions.ts';
-import { buildDashboard, dashboardNeedsBuild } from './dashboard-build.ts';
-import { DEMO_AGENTS, DEMO_HOST, startDemo, type Demo } from './demo/demo.ts';
+import { startStack, type Stack } from '../../local-stack/stack.ts';
+import type { DatabaseChoice } from '../../local-stack/database.ts';
+import { isLocalStackRunning, localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from '../../local-stack/connection-file.ts';
+import { REPO_ROOT } from '../../paths.ts';
+import { buildDashboard, dashboardNeedsBuild } from '../../local-stack/dashboard-build.ts';
+import { DEMO_AGENTS, DEMO_HOST, startDemo, type Demo } from '../../local-stack/demo/demo.ts';
 
 const OPERATOR_EMAIL = 'operator@agent-status.local';
 

@@ -2,7 +2,7 @@
 // runners and, unless --no-wait, wait for their results. Exit 0 when all succeeded, 1 when any failed
 // or expired, 7 when the wait timed out with commands still pending or claimed.
 import type { Command } from 'commander';
-import { COMMAND_ACTIONS, type CommandAction } from '../../shared/status.ts';
+import { COMMAND_ACTIONS, type CommandAction } from '../../../shared/status.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';

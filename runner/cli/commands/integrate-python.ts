@@ -4,7 +4,7 @@
 // agent started where execution begins (the top of `if __name__ == "__main__":`, else right there).
 // Uncaught exceptions are reported through sys.excepthook, so no code has to be re-indented into a
 // try block. Everything added sits between two marker lines, which is also how a second run knows.
-import type { HeartbeatHint, Integration } from './integrate.ts';
+import type { HeartbeatHint, Integration } from './integration.ts';
 
 export const PYTHON_MARKER = '# --- agent-status: added by `agent-status integrate` ---';
 const END_MARKER = '# --- end of agent-status ---';

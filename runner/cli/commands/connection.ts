@@ -6,9 +6,9 @@
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { Option, type Command } from 'commander';
-import { SQLSTATE_ERROR, type ErrorCode } from '../../shared/api/errors.ts';
+import { SQLSTATE_ERROR, type ErrorCode } from '../../../shared/api/errors.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
-import { isLocalStackRunning, localStackFile, readLocalStackIfPresent } from '../local-stack/connection-file.ts';
+import { isLocalStackRunning, localStackFile, readLocalStackIfPresent } from '../../local-stack/connection-file.ts';
 
 export interface ConnectionFlags {
   url?: string;

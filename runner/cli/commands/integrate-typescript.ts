@@ -2,7 +2,7 @@
 // imports, names the agent, installs the SDK's shutdown handlers (SIGINT, SIGTERM, normal exit: mark
 // stopped and flush), reports an uncaught error before the process dies of it, and marks the agent
 // started there, where the module's own code begins. Between two marker lines, like the Python half.
-import type { HeartbeatHint, Integration } from './integrate.ts';
+import type { HeartbeatHint, Integration } from './integration.ts';
 
 export const TYPESCRIPT_MARKER = '// --- agent-status: added by `agent-status integrate` ---';
 const END_MARKER = '// --- end of agent-status ---';

@@ -3,7 +3,7 @@
 // `token create` prints the token alone on one line so scripts can capture it:
 //   AGENT_STATUS_TOKEN=$(agent-status token create agent --name "Tweet Scraping Agent")
 import type { Command } from 'commander';
-import { TOKEN_KINDS, type TokenKind } from '../../shared/status.ts';
+import { TOKEN_KINDS, type TokenKind } from '../../../shared/status.ts';
 import { action, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';

@@ -2,7 +2,7 @@
 // bundles this file into dist/agent-status-runner.mjs, which a host's service runs with plain node:
 // no TypeScript loader thread, 70-75 MB RSS idle instead of about 90 (npm run bench).
 import { Command } from 'commander';
-import { registerRunnerCommand } from '../commands/runner.ts';
+import { registerRunnerCommand } from '../cli/commands/runner.ts';
 
 const program = new Command('agent-status');
 registerRunnerCommand(program);

@@ -1,8 +1,8 @@
 // `agent-status runner --config <file>`: the host runner as a foreground process (systemd runs it;
 // see runner/README.md). SIGTERM or SIGINT ends it gracefully; a second one ends it at once.
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config.ts';
-import type { Runner } from '../runner.ts';
+import { ConfigError, loadConfig } from '../../daemon/config.ts';
+import type { Runner } from '../../daemon/runner.ts';
 
 function timestamped(line: string): void {
   process.stdout.write(`${new Date().toISOString()} ${line}\n`);
@@ -33,7 +33,7 @@ export function registerRunnerCommand(program: Command): Command {
       }
 
       // Loaded here, not at the top: the other agent-status commands need none of the runner's modules.
-      const { Runner } = await import('../runner.ts');
+      const { Runner } = await import('../../daemon/runner.ts');
       let runner: Runner;
       try {
         runner = await Runner.start({ config, log: timestamped });

@@ -1,7 +1,7 @@
 // Human output for a terminal and JSON for scripts. Colour only when the stream is a terminal and
 // NO_COLOR is unset (https://no-color.org), so piped output and logs stay plain text.
 import { styleText, stripVTControlCharacters } from 'node:util';
-import type { AgentStatus } from '../../shared/status.ts';
+import type { AgentStatus } from '../../../shared/status.ts';
 
 type Style = Parameters<typeof styleText>[0];
 

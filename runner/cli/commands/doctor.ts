@@ -4,7 +4,7 @@
 // agent name matches no agent.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { functionUrl } from '../../shared/api/paths.ts';
+import { functionUrl } from '../../../shared/api/paths.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';

@@ -2,7 +2,7 @@
 // touching any process (the seed's "Force stop", fix_agent_status.py and agent_status_lock.py with
 // arguments). force_agent_status records it in the history as this operator's action.
 import type { Command } from 'commander';
-import { SETTABLE_STATUSES } from '../../shared/status.ts';
+import { SETTABLE_STATUSES } from '../../../shared/status.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';

@@ -3,6 +3,7 @@
 // liveness, and on shutdown finishes the command in progress and reports itself offline.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PACKAGE_VERSION } from '../paths.ts';
 import { ApiError, RunnerApi, type ClaimedCommand } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { RunnerConfig } from './config.ts';
@@ -15,7 +16,7 @@ import { Reporter } from './reporter.ts';
 import { readState, writeState, type RunnerState } from './state.ts';
 import { AgentSupervisor, type Outcome } from './supervisor.ts';
 
-export const RUNNER_VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+export const RUNNER_VERSION = PACKAGE_VERSION;
 
 // runner_claim_commands takes at most 100; 10 keeps one poll short when a burst arrives.
 const CLAIM_BATCH = 10;

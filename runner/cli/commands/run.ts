@@ -7,10 +7,10 @@
 import { constants } from 'node:os';
 import { Option, type Command } from 'commander';
 import { execa } from 'execa';
-import { AgentStatus } from '../../shared/sdk/index.ts';
+import { AgentStatus } from '../../../shared/sdk/index.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { CliError, EXIT } from './exit-codes.ts';
-import { readLocalStackIfPresent } from '../local-stack/connection-file.ts';
+import { readLocalStackIfPresent } from '../../local-stack/connection-file.ts';
 
 interface RunOptions {
   name: string;
