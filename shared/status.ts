@@ -16,8 +16,20 @@ export type EventSource = (typeof EVENT_SOURCES)[number];
 
 /** Events of the state machine (docs/state-machine.md). */
 export const AGENT_EVENTS = [
-  'started', 'adopted', 'heartbeat', 'activity', 'running', 'warning', 'error',
-  'stopped', 'exited', 'crashed', 'terminated', 'deadline', 'inactive', 'force',
+  'started',
+  'adopted',
+  'heartbeat',
+  'activity',
+  'running',
+  'warning',
+  'error',
+  'stopped',
+  'exited',
+  'crashed',
+  'terminated',
+  'deadline',
+  'inactive',
+  'force',
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];
 

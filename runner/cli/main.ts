@@ -24,10 +24,7 @@ const commands: Record<string, () => Promise<Register>> = {
 };
 const aliases: Record<string, string> = { start: 'control', stop: 'control', restart: 'control', 'start-all': 'control' };
 
-
-const program = new Command('agent-status')
-  .description('status and control of long-running agents, on Supabase')
-  .version(PACKAGE_VERSION);
+const program = new Command('agent-status').description('status and control of long-running agents, on Supabase').version(PACKAGE_VERSION);
 
 // Help, --version and mistyped commands need them all, to list them.
 const named = process.argv[2] && (aliases[process.argv[2]] ?? process.argv[2]);

@@ -12,10 +12,7 @@ const UNITS_BYTES = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 } as const;
 
 // Durations are written `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
 const duration = z
-  .union([
-    z.number().nonnegative(),
-    z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/, { error: 'must be a duration like 500ms, 10s, 2m or 1h' }),
-  ])
+  .union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/, { error: 'must be a duration like 500ms, 10s, 2m or 1h' })])
   .transform((value) => {
     if (typeof value === 'number') return Math.round(value * 1000);
     const [, amount, unit] = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value)!;
@@ -23,10 +20,7 @@ const duration = z
   });
 
 const byteSize = z
-  .union([
-    z.number().int().positive(),
-    z.string().regex(/^\d+\s*(b|kb|mb|gb)$/i, { error: 'must be a size like 512KB, 10MB or 1GB' }),
-  ])
+  .union([z.number().int().positive(), z.string().regex(/^\d+\s*(b|kb|mb|gb)$/i, { error: 'must be a size like 512KB, 10MB or 1GB' })])
   .transform((value) => {
     if (typeof value === 'number') return value;
     const [, amount, unit] = /^(\d+)\s*(b|kb|mb|gb)$/i.exec(value)!;
@@ -81,9 +75,7 @@ const agentSchema = z.strictObject({
       max_retries: z.number().int().min(0).max(1000).prefault(5),
     })
     .prefault({}),
-  heartbeat_timeout: duration
-    .refine((ms) => ms >= 5000 && ms <= 86_400_000, { error: 'must be between 5s and 24h' })
-    .optional(),
+  heartbeat_timeout: duration.refine((ms) => ms >= 5000 && ms <= 86_400_000, { error: 'must be between 5s and 24h' }).optional(),
   /** Regular expression over the full command line, for a copy of the agent started outside the runner. */
   match: pattern.optional(),
   logs: z
@@ -168,7 +160,7 @@ function fieldLabel(path: readonly PropertyKey[], raw: unknown): string {
   for (const key of path) {
     if (typeof key === 'number') {
       const name = (node as { agents?: unknown; name?: unknown }[] | undefined)?.[key]?.name;
-      label += `[${key}]` + (typeof name === 'string' ? ` (${name})` : '');
+      label += `[${key}]${typeof name === 'string' ? ` (${name})` : ''}`;
     } else {
       label += (label ? '.' : '') + String(key);
     }
@@ -216,22 +208,31 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
-    throw new ConfigError(file, doc.errors.map((e) => {
-      const at = e.linePos?.[0];
-      return `${file}:${at ? `${at.line}:${at.col}` : '1:1'}: ${e.message.split('\n')[0]}`;
-    }));
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => {
+        const at = e.linePos?.[0];
+        return `${file}:${at ? `${at.line}:${at.col}` : '1:1'}: ${e.message.split('\n')[0]}`;
+      }),
+    );
   }
   const raw = doc.toJS() ?? {};
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    throw new ConfigError(file, result.error.issues.map((issue) => {
-      if (issue.code === 'unrecognized_keys') {
-        const key = issue.keys[0];
-        return `${file}:${keyPosition(doc, lines, issue.path, key)}: ${fieldLabel([...issue.path, key], raw)}: unknown field` +
-          (issue.keys.length > 1 ? `s ${issue.keys.join(', ')}` : '') + '; check its spelling against runner/README.md';
-      }
-      return `${file}:${position(doc, lines, issue.path)}: ${fieldLabel(issue.path, raw)}: ${issue.message}`;
-    }));
+    throw new ConfigError(
+      file,
+      result.error.issues.map((issue) => {
+        if (issue.code === 'unrecognized_keys') {
+          const key = issue.keys[0];
+          return (
+            `${file}:${keyPosition(doc, lines, issue.path, key)}: ${fieldLabel([...issue.path, key], raw)}: unknown field` +
+            (issue.keys.length > 1 ? `s ${issue.keys.join(', ')}` : '') +
+            '; check its spelling against runner/README.md'
+          );
+        }
+        return `${file}:${position(doc, lines, issue.path)}: ${fieldLabel(issue.path, raw)}: ${issue.message}`;
+      }),
+    );
   }
   const parsed = result.data;
   const base = dirname(resolve(file));
@@ -246,13 +247,17 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     try {
       token = readFileSync(tokenFile, 'utf8').trim();
     } catch (error) {
-      problems.push(`${file}:${position(doc, lines, ['supabase', 'token_file'])}: supabase.token_file: cannot read ${tokenFile}: ${(error as Error).message}`);
+      problems.push(
+        `${file}:${position(doc, lines, ['supabase', 'token_file'])}: supabase.token_file: cannot read ${tokenFile}: ${(error as Error).message}`,
+      );
     }
   }
   if (!url) problems.push(`${file}: supabase.url is missing: set it in the file or in $SUPABASE_URL`);
   if (!anonKey) problems.push(`${file}: supabase.anon_key is missing: set the publishable (anon) key in the file or in $SUPABASE_ANON_KEY`);
   if (!token && !problems.some((p) => p.includes('token_file'))) {
-    problems.push(`${file}: the runner token is missing: set $AGENT_STATUS_RUNNER_TOKEN or supabase.token_file (create one with: agent-status token create runner --host <host>)`);
+    problems.push(
+      `${file}: the runner token is missing: set $AGENT_STATUS_RUNNER_TOKEN or supabase.token_file (create one with: agent-status token create runner --host <host>)`,
+    );
   } else if (token && !token.startsWith('asr_')) {
     problems.push(`${file}: the runner token must be a runner token (it starts with asr_); never give the runner a service or secret key`);
   }

@@ -30,34 +30,38 @@ export function keepAliveFetch(timeoutMs: number): typeof fetch {
         reject(new TypeError('this fetch sends string bodies only (JSON)'));
         return;
       }
-      const request = (url.protocol === 'https:' ? https : http).request(url, {
-        method: init.method ?? 'GET',
-        headers: Object.fromEntries(new Headers(init.headers)),
-        agent: agents[url.protocol],
-        signal: init.signal ?? undefined,
-        timeout: timeoutMs,
-      }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', reject);
-        response.on('end', () => {
-          const status = response.statusCode ?? 0;
-          const headers = new Headers();
-          for (const [name, value] of Object.entries(response.headers)) {
-            for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value]) headers.append(name, one);
-          }
-          const text = Buffer.concat(chunks).toString('utf8');
-          const answer = {
-            status,
-            statusText: response.statusMessage ?? '',
-            ok: status >= 200 && status < 300,
-            headers,
-            text: async () => text,
-            json: async () => JSON.parse(text) as unknown,
-          };
-          resolve(answer as unknown as Response);
-        });
-      });
+      const request = (url.protocol === 'https:' ? https : http).request(
+        url,
+        {
+          method: init.method ?? 'GET',
+          headers: Object.fromEntries(new Headers(init.headers)),
+          agent: agents[url.protocol],
+          signal: init.signal ?? undefined,
+          timeout: timeoutMs,
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', reject);
+          response.on('end', () => {
+            const status = response.statusCode ?? 0;
+            const headers = new Headers();
+            for (const [name, value] of Object.entries(response.headers)) {
+              for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value]) headers.append(name, one);
+            }
+            const text = Buffer.concat(chunks).toString('utf8');
+            const answer = {
+              status,
+              statusText: response.statusMessage ?? '',
+              ok: status >= 200 && status < 300,
+              headers,
+              text: async () => text,
+              json: async () => JSON.parse(text) as unknown,
+            };
+            resolve(answer as unknown as Response);
+          });
+        },
+      );
       request.on('timeout', () => request.destroy(new Error(`no answer from ${url.host} within ${timeoutMs} ms`)));
       request.on('error', reject);
       request.end(init.body ?? undefined);

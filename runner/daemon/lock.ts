@@ -24,8 +24,9 @@ export function acquireLock(file: string): Lock {
         holder = undefined; // half-written by a runner that died while taking it
       }
       if (holder && isSameProcess(holder)) {
-        throw new Error(`another runner (pid ${holder.pid}) is running with this state folder (lock ${file}); ` +
-          'stop it first: one runner per host');
+        throw new Error(
+          `another runner (pid ${holder.pid}) is running with this state folder (lock ${file}); stop it first: one runner per host`,
+        );
       }
       try {
         unlinkSync(file);

@@ -81,7 +81,10 @@ export function lastLines(file: string, count: number, maxBytes = 8192, from = 0
     const lines = buffer.toString('utf8').split(/\r?\n/);
     // A window cut short by maxBytes may start inside a line: that fragment is not a line.
     if (start > from) lines.shift();
-    return lines.map((line) => line.trimEnd()).filter(Boolean).slice(-count);
+    return lines
+      .map((line) => line.trimEnd())
+      .filter(Boolean)
+      .slice(-count);
   } finally {
     closeSync(fd);
   }

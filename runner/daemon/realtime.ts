@@ -4,7 +4,12 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
 
 /** Subscribes; returns the unsubscribe function. */
-export function subscribeToCommandHints(client: SupabaseClient, host: string, wake: () => void, log: (message: string) => void): () => Promise<void> {
+export function subscribeToCommandHints(
+  client: SupabaseClient,
+  host: string,
+  wake: () => void,
+  log: (message: string) => void,
+): () => Promise<void> {
   let reported = false;
   const channel = client
     .channel(`agent_commands:${host}`)

@@ -34,7 +34,10 @@ export class Reporter {
       this.log(`${agent}: the database has been unreachable for a while; dropped the oldest queued report (${dropped.event})`);
     }
     if (!this.pumps.has(agent)) {
-      this.pumps.set(agent, this.pump(agent, queue).finally(() => this.pumps.delete(agent)));
+      this.pumps.set(
+        agent,
+        this.pump(agent, queue).finally(() => this.pumps.delete(agent)),
+      );
     }
   }
 

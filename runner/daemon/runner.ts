@@ -1,7 +1,7 @@
 // The host runner: makes the database and this host's processes agree. It registers its agents,
 // adopts the ones already running, carries out start/stop/restart commands, relays the agents'
 // liveness, and on shutdown finishes the command in progress and reports itself offline.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_VERSION } from '../paths.ts';
 import { ApiError, RunnerApi, type ClaimedCommand } from './api.ts';
@@ -76,13 +76,16 @@ export class Runner {
 
     const childEnv = { AGENT_STATUS_URL: config.supabase.url, AGENT_STATUS_TOKEN: config.supabase.token };
     for (const agent of config.agents) {
-      this.supervisors.set(agent.name, new AgentSupervisor(agent, {
-        logDir: join(config.runner.stateDir, 'logs'),
-        env: childEnv,
-        report: (name, report) => this.reporter.report(name, report),
-        log: this.log,
-        changed: () => this.saveState(),
-      }));
+      this.supervisors.set(
+        agent.name,
+        new AgentSupervisor(agent, {
+          logDir: join(config.runner.stateDir, 'logs'),
+          env: childEnv,
+          report: (name, report) => this.reporter.report(name, report),
+          log: this.log,
+          changed: () => this.saveState(),
+        }),
+      );
     }
 
     await this.reconcileAtStart(readState(this.stateFile, this.log));
@@ -98,8 +101,10 @@ export class Runner {
       for (const supervisor of this.supervisors.values()) supervisor.check();
     });
     this.every(config.runner.scanIntervalMs, () => this.scan());
-    this.log(`runner ${RUNNER_VERSION} on ${this.host}: supervising ${config.agents.map((a) => a.name).join(', ')}; ` +
-      `polling every ${config.runner.pollIntervalMs} ms`);
+    this.log(
+      `runner ${RUNNER_VERSION} on ${this.host}: supervising ${config.agents.map((a) => a.name).join(', ')}; ` +
+        `polling every ${config.runner.pollIntervalMs} ms`,
+    );
   }
 
   /**
@@ -153,7 +158,10 @@ export class Runner {
     if (!idle.length) return;
     this.scanning = true;
     try {
-      const found = await findAgentProcesses(idle.map((s) => s.spec), this.supervisedPids());
+      const found = await findAgentProcesses(
+        idle.map((s) => s.spec),
+        this.supervisedPids(),
+      );
       for (const supervisor of idle) {
         const process = found.get(supervisor.name);
         // a command may have started it while the table was being read
@@ -169,8 +177,9 @@ export class Runner {
   private async heartbeat(): Promise<void> {
     try {
       // the list is made once no report is in flight: a crash reported before is not relayed as alive
-      await this.reporter.exclusive(() => this.api.heartbeat(
-        [...this.supervisors.values()].flatMap((s) => (s.process ? [{ name: s.name, pid: s.process.pid }] : []))));
+      await this.reporter.exclusive(() =>
+        this.api.heartbeat([...this.supervisors.values()].flatMap((s) => (s.process ? [{ name: s.name, pid: s.process.pid }] : []))),
+      );
     } catch (error) {
       this.log(`heartbeat failed: ${(error as Error).message}`);
     }
@@ -219,18 +228,27 @@ export class Runner {
     const supervisor = this.supervisors.get(command.agent_name);
     let outcome: Outcome;
     if (!supervisor) {
-      outcome = { ok: false, message: `no such agent on this host (the runner on ${this.host} manages ${[...this.supervisors.keys()].join(', ')})` };
+      outcome = {
+        ok: false,
+        message: `no such agent on this host (the runner on ${this.host} manages ${[...this.supervisors.keys()].join(', ')})`,
+      };
     } else {
       try {
         // A copy started since the last scan (by hand, or by a second runner someone pointed at this
         // host) is adopted first, so a start never makes a second one and a restart replaces it.
         if (command.action !== 'stop' && !supervisor.process) await this.adoptIfRunning(supervisor);
-        outcome = await (command.action === 'start' ? supervisor.start() : command.action === 'stop' ? supervisor.stop() : supervisor.restart());
+        outcome = await (command.action === 'start'
+          ? supervisor.start()
+          : command.action === 'stop'
+            ? supervisor.stop()
+            : supervisor.restart());
       } catch (error) {
         outcome = { ok: false, message: `${command.action} failed in the runner: ${(error as Error).message}` };
       }
     }
-    this.log(`${command.action} ${command.agent_name} (command ${command.id}, by ${command.requested_by}): ${outcome.ok ? 'succeeded' : 'failed'}: ${outcome.message}`);
+    this.log(
+      `${command.action} ${command.agent_name} (command ${command.id}, by ${command.requested_by}): ${outcome.ok ? 'succeeded' : 'failed'}: ${outcome.message}`,
+    );
     await this.complete(command, outcome);
   }
 
@@ -263,14 +281,16 @@ export class Runner {
   }
 
   private every(ms: number, task: () => unknown): void {
-    this.timers.push(setInterval(() => {
-      try {
-        const result = task();
-        if (result instanceof Promise) result.catch((error) => this.log(`background task failed: ${(error as Error).message}`));
-      } catch (error) {
-        this.log(`background task failed: ${(error as Error).message}`);
-      }
-    }, ms));
+    this.timers.push(
+      setInterval(() => {
+        try {
+          const result = task();
+          if (result instanceof Promise) result.catch((error) => this.log(`background task failed: ${(error as Error).message}`));
+        } catch (error) {
+          this.log(`background task failed: ${(error as Error).message}`);
+        }
+      }, ms),
+    );
   }
 
   /**

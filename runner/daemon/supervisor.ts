@@ -172,7 +172,10 @@ export class AgentSupervisor {
       const was = this.state;
       this.cancelRestart();
       this.state = 'stopped';
-      this.context.report(this.name, { event: 'terminated', message: `${why} (it was ${was === 'fatal' ? 'given up after a crash loop' : 'waiting to restart'})` });
+      this.context.report(this.name, {
+        event: 'terminated',
+        message: `${why} (it was ${was === 'fatal' ? 'given up after a crash loop' : 'waiting to restart'})`,
+      });
       return { ok: true, message: `stopped (it was ${was === 'fatal' ? 'in a crash loop' : 'waiting to restart'})` };
     }
     const tracked = this.current;
@@ -219,7 +222,10 @@ export class AgentSupervisor {
     if (!stopped.ok) return stopped;
     const started = await this.start();
     if (!started.ok) return started;
-    return { ok: true, message: before ? `restarted: pid ${before} -> ${this.current?.pid}` : `started (pid ${this.current?.pid}); it was not running` };
+    return {
+      ok: true,
+      message: before ? `restarted: pid ${before} -> ${this.current?.pid}` : `started (pid ${this.current?.pid}); it was not running`,
+    };
   }
 
   /** Takes over a running process the runner did not start (or started before it was restarted). */
@@ -297,9 +303,10 @@ export class AgentSupervisor {
   // loop error like a program that dies at once.
   private async spawnFailed(child: ResultPromise): Promise<string> {
     const result = await child;
-    const spawnError = result.code === 'ENOENT'
-      ? `${this.spec.command} not found (check command and PATH), or the working directory ${this.spec.cwd} does not exist`
-      : (result.originalMessage || result.shortMessage);
+    const spawnError =
+      result.code === 'ENOENT'
+        ? `${this.spec.command} not found (check command and PATH), or the working directory ${this.spec.cwd} does not exist`
+        : result.originalMessage || result.shortMessage;
     this.afterExit({ known: true, spawnError }, 0, fileSize(this.logs.stderr));
     return `could not start: ${spawnError}`;
   }
@@ -349,7 +356,8 @@ export class AgentSupervisor {
     const decision = this.wanted ? decideRestart(this.restartSettings, { failed, uptimeMs }, this.quickExits) : { action: 'none' as const };
     let message = summary;
     if (decision.action === 'give-up') {
-      message = `crash loop: ended ${decision.quickExits} times in a row within ${seconds(this.spec.min_uptime)} of starting; ` +
+      message =
+        `crash loop: ended ${decision.quickExits} times in a row within ${seconds(this.spec.min_uptime)} of starting; ` +
         `gave up restarting (restart: ${this.spec.restart}). Last: ${summary}`;
     }
     if (lines.length) message += `\nlast stderr:\n${lines.join('\n')}`;
@@ -371,7 +379,9 @@ export class AgentSupervisor {
         again();
       } else {
         this.state = 'backoff';
-        this.context.log(`${this.name}: ${summary}; restarting in ${seconds(decision.delayMs)} (quick exit ${decision.quickExits} of ${this.spec.backoff.max_retries})`);
+        this.context.log(
+          `${this.name}: ${summary}; restarting in ${seconds(decision.delayMs)} (quick exit ${decision.quickExits} of ${this.spec.backoff.max_retries})`,
+        );
         this.restartTimer = setTimeout(again, decision.delayMs);
       }
     } else if (decision.action === 'give-up') {

@@ -162,7 +162,12 @@ export function createAuthApp(options: { sql: Sql; jwtSecret: string }): Hono {
       const [user] = await sql<UserRow[]>`select * from local_auth.users where id = ${session.user_id}`;
       return c.json(await issueSession(user, session.id, refreshToken));
     }
-    return authError(c, 400, 'unsupported_grant_type', `grant_type must be password or refresh_token, got ${JSON.stringify(grant ?? null)}`);
+    return authError(
+      c,
+      400,
+      'unsupported_grant_type',
+      `grant_type must be password or refresh_token, got ${JSON.stringify(grant ?? null)}`,
+    );
   });
 
   app.get('/user', async (c) => {

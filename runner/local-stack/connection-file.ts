@@ -60,6 +60,6 @@ export function writeLocalStack(info: LocalStackInfo, dataDir = localDataDir()):
   mkdirSync(dataDir, { recursive: true });
   const file = localStackFile(dataDir);
   // Written whole, then renamed: a reader never sees half a file. Only this user may read the keys.
-  writeFileSync(`${file}.tmp`, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
 }

@@ -86,9 +86,15 @@ export async function startFunction(
     args: [
       'run',
       // Permissions of a deployed function: network, its environment, reading its code; /tmp to write.
-      '--allow-net', '--allow-env', '--allow-read', '--allow-sys', '--allow-write=/tmp', '--no-prompt',
+      '--allow-net',
+      '--allow-env',
+      '--allow-read',
+      '--allow-sys',
+      '--allow-write=/tmp',
+      '--no-prompt',
       ...(options.watch ? [`--watch=${dir},${join(REPO_ROOT, 'shared')}`, '--no-clear-screen'] : []),
-      join(REPO_ROOT, 'runner', 'local-stack', 'deno', 'serve-function.ts'), join(dir, name, 'index.ts'),
+      join(REPO_ROOT, 'runner', 'local-stack', 'deno', 'serve-function.ts'),
+      join(dir, name, 'index.ts'),
     ],
     cwd: REPO_ROOT,
     env: {

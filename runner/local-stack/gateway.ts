@@ -5,7 +5,14 @@
 //   /config.js            -> the dashboard's configuration: this stack's URL and anon key
 //   /realtime/v1/*        -> 404 at once (no Realtime here), so clients fall back to polling quickly
 //   /*                    -> the dashboard's static files
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+  type Server,
+  type OutgoingHttpHeaders,
+} from 'node:http';
 import type { Hono } from 'hono';
 import { verifyJwt } from './keys.ts';
 import { serveStatic } from './static-files.ts';
@@ -102,10 +109,16 @@ export class Gateway {
     if (url.pathname === '/rest/v1' || url.pathname.startsWith('/rest/v1/')) {
       const apikey = (request.headers.apikey as string | undefined) ?? url.searchParams.get('apikey') ?? undefined;
       if (!apikey) {
-        return sendJson(response, 401, { message: 'No API key found in request', hint: 'Send the anon key in the apikey header (supabase-js does this).' });
+        return sendJson(response, 401, {
+          message: 'No API key found in request',
+          hint: 'Send the anon key in the apikey header (supabase-js does this).',
+        });
       }
       if (apikey !== this.options.anonKey && apikey !== this.options.serviceKey) {
-        return sendJson(response, 401, { message: 'Invalid API key', hint: 'Use the anon key printed by npm start (also in .agent-status/local.json).' });
+        return sendJson(response, 401, {
+          message: 'Invalid API key',
+          hint: 'Use the anon key printed by npm start (also in .agent-status/local.json).',
+        });
       }
       const headers = { ...request.headers };
       headers.authorization ??= `Bearer ${apikey}`;
@@ -142,7 +155,9 @@ export class Gateway {
       return;
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      return sendJson(response, 404, { message: `nothing at ${request.method} ${url.pathname}: the API is under /rest/v1, /functions/v1 and /auth/v1` });
+      return sendJson(response, 404, {
+        message: `nothing at ${request.method} ${url.pathname}: the API is under /rest/v1, /functions/v1 and /auth/v1`,
+      });
     }
     serveStatic(request, response);
   }
@@ -159,13 +174,17 @@ export class Gateway {
     // a client would only give up on after its own timeout.
     server.on('upgrade', (_request, socket) => {
       const body = JSON.stringify({ message: REALTIME_MISSING });
-      socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
         reject(
           error.code === 'EADDRINUSE'
-            ? new Error(`port ${this.options.port} on 127.0.0.1 is already in use (another npm start or supabase start?). Stop it, or choose another port with --port.`)
+            ? new Error(
+                `port ${this.options.port} on 127.0.0.1 is already in use (another npm start or supabase start?). Stop it, or choose another port with --port.`,
+              )
             : error,
         );
       });

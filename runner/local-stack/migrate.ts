@@ -8,7 +8,6 @@ import { MIGRATIONS_DIR } from '../paths.ts';
 
 export { MIGRATIONS_DIR };
 
-
 export interface Migration {
   version: string;
   name: string;

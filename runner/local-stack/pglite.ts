@@ -46,13 +46,20 @@ export interface PgliteServer {
 export async function startPglite(options: { dataDir: string; port: number }): Promise<PgliteServer> {
   mkdirSync(options.dataDir, { recursive: true });
   const db = await PGlite.create({ dataDir: options.dataDir, extensions: { pgcrypto } });
-  const server = new PGLiteSocketServer({ db: keepExtendedQueriesTogether(db), host: '127.0.0.1', port: options.port, maxConnections: 100 });
+  const server = new PGLiteSocketServer({
+    db: keepExtendedQueriesTogether(db),
+    host: '127.0.0.1',
+    port: options.port,
+    maxConnections: 100,
+  });
   try {
     await server.start();
   } catch (error) {
     await db.close();
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new Error(`port ${options.port} on 127.0.0.1 is already in use, so the embedded database cannot listen there. Stop what uses it, or choose another port with --db-port.`);
+      throw new Error(
+        `port ${options.port} on 127.0.0.1 is already in use, so the embedded database cannot listen there. Stop what uses it, or choose another port with --db-port.`,
+      );
     }
     throw error;
   }

@@ -7,7 +7,9 @@ export function assertPortFree(port: number, what: string, flag: string): Promis
     server.once('error', (error: NodeJS.ErrnoException) => {
       reject(
         error.code === 'EADDRINUSE'
-          ? new Error(`port ${port} on 127.0.0.1 (for ${what}) is already in use, by another npm start or supabase start perhaps. Stop it, or choose another port with ${flag}.`)
+          ? new Error(
+              `port ${port} on 127.0.0.1 (for ${what}) is already in use, by another npm start or supabase start perhaps. Stop it, or choose another port with ${flag}.`,
+            )
           : error,
       );
     });

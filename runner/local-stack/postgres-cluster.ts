@@ -19,7 +19,11 @@ export interface PostgresBinaries {
 // Finds initdb and postgres, preferring version 15 (what Supabase's pg_cron 1.4 here is built for).
 export function findPostgresBinaries(): PostgresBinaries {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   const version = versions.includes('15') ? '15' : versions.find((v) => existsSync(join(root, v, 'bin', 'postgres')));
   if (!version || !existsSync(join(root, version, 'bin', 'initdb'))) {
     throw new Error(`PostgreSQL server binaries not found under ${root}. ${INSTALL_HINT}`);
@@ -84,7 +88,7 @@ export async function startPostgresCluster(options: StartClusterOptions = {}): P
   const asUser = user ? { uid: user.uid, gid: user.gid } : {};
 
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
-    options.log?.('initialising a PostgreSQL cluster in ' + dataDir);
+    options.log?.(`initialising a PostgreSQL cluster in ${dataDir}`);
     execFileSync(join(bindir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale'], {
       ...asUser,
       stdio: ['ignore', 'ignore', 'pipe'],

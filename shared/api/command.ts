@@ -10,10 +10,10 @@ export const CommandRequest = z
     host: z.string().min(1).max(255).optional().describe('Every agent the runner on this host manages.'),
     all: z.literal(true).optional().describe('Every agent any runner manages.'),
   })
-  .refine(
-    (request) => [request.agent_name, request.host, request.all].filter((target) => target !== undefined).length === 1,
-    { message: 'name exactly one target: agent_name, host, or "all": true', path: ['agent_name'] },
-  )
+  .refine((request) => [request.agent_name, request.host, request.all].filter((target) => target !== undefined).length === 1, {
+    message: 'name exactly one target: agent_name, host, or "all": true',
+    path: ['agent_name'],
+  })
   .meta({ id: 'CommandRequest' });
 export type CommandRequest = z.input<typeof CommandRequest>;
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { LIMITS, SETTABLE_STATUSES } from '../status.ts';
 
 // deno-lint-ignore no-control-regex -- matching control characters is the point
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 export const agentName = z
@@ -29,7 +30,11 @@ export const message = z
   .string()
   .max(LIMITS.message, `message is longer than ${LIMITS.message} characters; put long output in your own logs`);
 
-export const pid = z.int().min(1).max(2 ** 31 - 1).describe('Process id of the agent on its host.');
+export const pid = z
+  .int()
+  .min(1)
+  .max(2 ** 31 - 1)
+  .describe('Process id of the agent on its host.');
 
 /** Statuses an agent may claim in a heartbeat: stopping is a report (event "stopped"). */
 export const liveStatus = z.enum(SETTABLE_STATUSES.filter((s) => s !== 'stopped') as ['running', 'warning', 'error']);

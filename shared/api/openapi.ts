@@ -13,7 +13,19 @@ const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 
 function components() {
   const registry = z.registry<{ id: string }>();
-  for (const schema of [ErrorBody, AgentState, HeartbeatRequest, HeartbeatResponse, Report, ReportBatch, ReportRequest, ReportResponse, Command, CommandRequest, CommandResponse]) {
+  for (const schema of [
+    ErrorBody,
+    AgentState,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    Report,
+    ReportBatch,
+    ReportRequest,
+    ReportResponse,
+    Command,
+    CommandRequest,
+    CommandResponse,
+  ]) {
     registry.add(schema, { id: (z.globalRegistry.get(schema) as { id: string }).id });
   }
   const { schemas } = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: 'input' });
@@ -29,11 +41,23 @@ function errors(codes: (keyof typeof ERROR_STATUS)[]) {
   const byStatus = new Map<number, string[]>();
   for (const code of codes) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
   return Object.fromEntries(
-    [...byStatus].map(([status, list]) => [String(status), { description: list.join(', '), content: { 'application/json': { schema: ref('Error') } } }]),
+    [...byStatus].map(([status, list]) => [
+      String(status),
+      { description: list.join(', '), content: { 'application/json': { schema: ref('Error') } } },
+    ]),
   );
 }
 
-function operation(options: { summary: string; description: string; security: string[]; request: string; maxBytes: number; ok: number; response: string; errors: (keyof typeof ERROR_STATUS)[] }) {
+function operation(options: {
+  summary: string;
+  description: string;
+  security: string[];
+  request: string;
+  maxBytes: number;
+  ok: number;
+  response: string;
+  errors: (keyof typeof ERROR_STATUS)[];
+}) {
   return {
     post: {
       summary: options.summary,
@@ -50,7 +74,15 @@ function operation(options: { summary: string; description: string; security: st
 }
 
 export function openApiDocument() {
-  const common = ['invalid_json', 'invalid_request', 'unauthorized', 'payload_too_large', 'method_not_allowed', 'internal', 'unavailable'] as const;
+  const common = [
+    'invalid_json',
+    'invalid_request',
+    'unauthorized',
+    'payload_too_large',
+    'method_not_allowed',
+    'internal',
+    'unavailable',
+  ] as const;
   return {
     openapi: '3.1.0',
     info: {
@@ -65,7 +97,8 @@ export function openApiDocument() {
     paths: {
       '/heartbeat': operation({
         summary: 'Proof of life, optionally with status, health and activity',
-        description: 'Sent by an agent (agent token) or its runner (runner token). Unknown, revoked and other agents\' tokens get the same 401.',
+        description:
+          "Sent by an agent (agent token) or its runner (runner token). Unknown, revoked and other agents' tokens get the same 401.",
         security: ['agentToken'],
         request: 'HeartbeatRequest',
         maxBytes: HEARTBEAT_MAX_BYTES,
@@ -84,7 +117,7 @@ export function openApiDocument() {
         errors: [...common],
       }),
       '/command': operation({
-        summary: 'Start, stop or restart one agent, a host\'s agents, or all agents',
+        summary: "Start, stop or restart one agent, a host's agents, or all agents",
         description: 'For operators: a signed-in user on the operator list (their session JWT) or an operator token (aso_...).',
         security: ['operatorSession', 'operatorToken'],
         request: 'CommandRequest',
@@ -96,7 +129,7 @@ export function openApiDocument() {
     },
     components: {
       securitySchemes: {
-        agentToken: { type: 'http', scheme: 'bearer', description: 'An agent token (asa_...) or its host runner\'s token (asr_...).' },
+        agentToken: { type: 'http', scheme: 'bearer', description: "An agent token (asa_...) or its host runner's token (asr_...)." },
         operatorToken: { type: 'http', scheme: 'bearer', description: 'An operator token (aso_...).' },
         operatorSession: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The access token of a signed-in operator.' },
       },
@@ -109,6 +142,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { writeFileSync, mkdirSync } = await import('node:fs');
   const target = new URL('../../docs/api/openapi.json', import.meta.url);
   mkdirSync(new URL('.', target), { recursive: true });
-  writeFileSync(target, JSON.stringify(openApiDocument(), null, 2) + '\n');
+  writeFileSync(target, `${JSON.stringify(openApiDocument(), null, 2)}\n`);
   console.log(`wrote ${target.pathname}`);
 }

@@ -16,16 +16,29 @@ export const Report = z
     last_activity: lastActivity.nullish().describe('Required for activity.'),
     pid: pid.nullish(),
     exit_code: z.int().min(-2147483648).max(2147483647).nullish(),
-    exit_signal: z.string().regex(/^SIG[A-Z0-9]{1,12}$/, 'exit_signal must be a signal name like SIGTERM').nullish(),
+    exit_signal: z
+      .string()
+      .regex(/^SIG[A-Z0-9]{1,12}$/, 'exit_signal must be a signal name like SIGTERM')
+      .nullish(),
     details: z.record(z.string(), z.unknown()).nullish().describe('A small JSON object kept with the event (at most 8 kB).'),
   })
   .check((ctx) => {
     const report = ctx.value;
     if ((report.event === 'warning' || report.event === 'error') && !report.message?.trim()) {
-      ctx.issues.push({ code: 'custom', input: report, path: ['message'], message: `a ${report.event} report needs a message saying what is wrong` });
+      ctx.issues.push({
+        code: 'custom',
+        input: report,
+        path: ['message'],
+        message: `a ${report.event} report needs a message saying what is wrong`,
+      });
     }
     if (report.event === 'activity' && report.last_activity == null) {
-      ctx.issues.push({ code: 'custom', input: report, path: ['last_activity'], message: 'an activity report needs last_activity: what the agent is doing now' });
+      ctx.issues.push({
+        code: 'custom',
+        input: report,
+        path: ['last_activity'],
+        message: 'an activity report needs last_activity: what the agent is doing now',
+      });
     }
   })
   .meta({ id: 'Report' });

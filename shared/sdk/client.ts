@@ -83,9 +83,15 @@ export class AgentStatus {
   updateStatus(update: StatusUpdate) {
     // After markStopped the agent is shutting down; a loop still running meanwhile must not revive it.
     if (this.#stopped) return;
-    const body: HeartbeatBody = { agent_name: this.agentName, status: update.status, health: update.health, last_activity: update.lastActivity };
-    const changed = (update.status !== undefined && update.status !== this.#known.status)
-      || (update.health !== undefined && update.health !== this.#known.health);
+    const body: HeartbeatBody = {
+      agent_name: this.agentName,
+      status: update.status,
+      health: update.health,
+      last_activity: update.lastActivity,
+    };
+    const changed =
+      (update.status !== undefined && update.status !== this.#known.status) ||
+      (update.health !== undefined && update.health !== this.#known.health);
     if (!this.#valid(HeartbeatRequest, body)) return;
     if (changed) {
       this.#known = { status: update.status ?? this.#known.status, health: update.health ?? this.#known.health };
@@ -149,7 +155,8 @@ export class AgentStatus {
     this.#cancelRetry();
     const delivered = await this.flush(timeoutMs);
     this.#cancelRetry();
-    if (!delivered) this.config.log(`gave up on ${this.#outbox.size} undelivered report(s) after ${timeoutMs} ms: the service is unreachable`);
+    if (!delivered)
+      this.config.log(`gave up on ${this.#outbox.size} undelivered report(s) after ${timeoutMs} ms: the service is unreachable`);
     return delivered;
   }
 

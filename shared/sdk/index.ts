@@ -5,7 +5,7 @@ import { AgentStatus, type StatusUpdate } from './client.ts';
 import type { AgentStatusOptions } from './config.ts';
 
 export { AgentStatus, type StatusUpdate } from './client.ts';
-export { type AgentStatusOptions } from './config.ts';
+export type { AgentStatusOptions } from './config.ts';
 export { installShutdownHandlers, run } from './lifecycle.ts';
 
 // The seed's module-level functions (agent_status_updater.py), one client per agent name, configured
@@ -13,7 +13,10 @@ export { installShutdownHandlers, run } from './lifecycle.ts';
 const clients = new Map<string, AgentStatus>();
 function client(agentName: string, options?: AgentStatusOptions): AgentStatus {
   let found = clients.get(agentName);
-  if (!found) clients.set(agentName, (found = new AgentStatus({ ...options, agentName })));
+  if (!found) {
+    found = new AgentStatus({ ...options, agentName });
+    clients.set(agentName, found);
+  }
   return found;
 }
 
@@ -26,4 +29,5 @@ export const reportError = (agentName: string, errorMessage: unknown) => client(
 export const reportWarning = (agentName: string, warningMessage: string, health?: number) =>
   client(agentName).reportWarning(warningMessage, health);
 /** Delivers what every agent of this process has pending, within the deadline. */
-export const flushAll = async (timeoutMs?: number) => (await Promise.all([...clients.values()].map((c) => c.flush(timeoutMs)))).every(Boolean);
+export const flushAll = async (timeoutMs?: number) =>
+  (await Promise.all([...clients.values()].map((c) => c.flush(timeoutMs)))).every(Boolean);

@@ -80,7 +80,10 @@ export async function benchDashboard(log: (line: string) => void = console.log):
     const scripts: number[] = [];
     for (let i = 0; i < UPDATES; i++) {
       // A row on screen, so the change has something to paint.
-      const name = (await page.locator('.rows .row').nth(2 + i).getAttribute('data-agent'))!;
+      const name = (await page
+        .locator('.rows .row')
+        .nth(2 + i)
+        .getAttribute('data-agent'))!;
       const before = await page.evaluate((mark) => performance.getEntriesByName(mark).length, MARKS.apply);
       const health = (Number(await page.locator(`.rows [data-agent="${name}"] .num`).textContent()) + 50) % 101;
       // updated_at as every write of the SQL API sets it: the page reads only rows written since its last read
@@ -93,17 +96,41 @@ export async function benchDashboard(log: (line: string) => void = console.log):
       await page.waitForFunction(([mark, count]) => performance.getEntriesByName(mark).length > count, [MARKS.apply, before] as const);
       // Every poll applied since the change, the one carrying it included: the slowest counts.
       const durations = (mark: string) =>
-        page.evaluate(([m, count]) => performance.getEntriesByName(m).slice(count).map((e) => e.duration), [mark, before] as const);
+        page.evaluate(
+          ([m, count]) =>
+            performance
+              .getEntriesByName(m)
+              .slice(count)
+              .map((e) => e.duration),
+          [mark, before] as const,
+        );
       updates.push(Math.max(...(await durations(MARKS.apply))));
       scripts.push(Math.max(...(await durations(MARKS.applyScript))));
     }
-    log(`dashboard: open with ${AGENTS} agents ${opens.map((v) => v.toFixed(0)).join(', ')} ms; ` +
-      `one-row update to paint ${updates.map((v) => v.toFixed(1)).join(', ')} ms, script only ${scripts.map((v) => v.toFixed(1)).join(', ')} ms ` +
-      `(load average ${loadavg()[0].toFixed(2)} on this machine)`);
+    log(
+      `dashboard: open with ${AGENTS} agents ${opens.map((v) => v.toFixed(0)).join(', ')} ms; ` +
+        `one-row update to paint ${updates.map((v) => v.toFixed(1)).join(', ')} ms, script only ${scripts.map((v) => v.toFixed(1)).join(', ')} ms ` +
+        `(load average ${loadavg()[0].toFixed(2)} on this machine)`,
+    );
     return [
-      { name: `dashboard first complete render, ${AGENTS} agents (median of ${opens.length})`, value: median(opens), unit: 'ms', target: 1000 },
-      { name: `dashboard one-row update to next paint, ${AGENTS} agents (median of ${UPDATES})`, value: median(updates), unit: 'ms', target: 50 },
-      { name: `dashboard one-row update, script only, ${AGENTS} agents (median of ${UPDATES})`, value: median(scripts), unit: 'ms', target: 50 },
+      {
+        name: `dashboard first complete render, ${AGENTS} agents (median of ${opens.length})`,
+        value: median(opens),
+        unit: 'ms',
+        target: 1000,
+      },
+      {
+        name: `dashboard one-row update to next paint, ${AGENTS} agents (median of ${UPDATES})`,
+        value: median(updates),
+        unit: 'ms',
+        target: 50,
+      },
+      {
+        name: `dashboard one-row update, script only, ${AGENTS} agents (median of ${UPDATES})`,
+        value: median(scripts),
+        unit: 'ms',
+        target: 50,
+      },
     ];
   } finally {
     await browser?.close();

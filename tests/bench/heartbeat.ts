@@ -43,8 +43,22 @@ function cell(result: LoadResult): Cell {
 // pgbench with a per-transaction log, so its p50/p99 are computed the same way as the HTTP ones.
 async function pgbench(url: string, clients: number, script: string, dir: string): Promise<Cell> {
   for (const file of readdirSync(dir).filter((f) => f.startsWith('pgbench_log'))) rmSync(join(dir, file));
-  const args = ['-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, 2)),
-    '-T', String(SECONDS), '-f', script, '-l', `--log-prefix=${join(dir, 'pgbench_log')}`, url];
+  const args = [
+    '-n',
+    '-M',
+    'prepared',
+    '-c',
+    String(clients),
+    '-j',
+    String(Math.min(clients, 2)),
+    '-T',
+    String(SECONDS),
+    '-f',
+    script,
+    '-l',
+    `--log-prefix=${join(dir, 'pgbench_log')}`,
+    url,
+  ];
   const { stdout } = await promisify(execFile)(PGBENCH, args, { timeout: (SECONDS + 30) * 1000 });
   const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)?.[1]);
   if (!tps) throw new Error(`could not read tps from pgbench:\n${stdout}`);
@@ -61,13 +75,33 @@ async function pgbench(url: string, clients: number, script: string, dir: string
 
 function table(rows: { clients: number; pgbench: Cell; deno: Cell; postgrest: Cell }[]) {
   const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
-  const header = ['clients', 'pgbench req/s', 'p50 ms', 'p99 ms', 'Deno fn req/s', 'p50 ms', 'p99 ms', 'vs pgbench',
-    'PostgREST req/s', 'p50 ms', 'p99 ms', 'vs pgbench'];
+  const header = [
+    'clients',
+    'pgbench req/s',
+    'p50 ms',
+    'p99 ms',
+    'Deno fn req/s',
+    'p50 ms',
+    'p99 ms',
+    'vs pgbench',
+    'PostgREST req/s',
+    'p50 ms',
+    'p99 ms',
+    'vs pgbench',
+  ];
   const lines = rows.map((r) => [
     String(r.clients),
-    f(r.pgbench.rps), f(r.pgbench.p50, 2), f(r.pgbench.p99, 2),
-    f(r.deno.rps), f(r.deno.p50, 2), f(r.deno.p99, 2), f(r.deno.rps / r.pgbench.rps, 2),
-    f(r.postgrest.rps), f(r.postgrest.p50, 2), f(r.postgrest.p99, 2), f(r.postgrest.rps / r.pgbench.rps, 2),
+    f(r.pgbench.rps),
+    f(r.pgbench.p50, 2),
+    f(r.pgbench.p99, 2),
+    f(r.deno.rps),
+    f(r.deno.p50, 2),
+    f(r.deno.p99, 2),
+    f(r.deno.rps / r.pgbench.rps, 2),
+    f(r.postgrest.rps),
+    f(r.postgrest.p50, 2),
+    f(r.postgrest.p99, 2),
+    f(r.postgrest.rps / r.pgbench.rps, 2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const format = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
@@ -115,8 +149,10 @@ export async function run() {
       },
     });
 
-    console.log(`\nheartbeat: best of ${ROUNDS} rounds of ${SECONDS} s per cell after ${WARMUP_SECONDS} s warm-up; load generator, Deno, PostgREST and`);
-    console.log('PostgreSQL share this machine\'s cores; pgbench runs the same public.agent_heartbeat per transaction.\n');
+    console.log(
+      `\nheartbeat: best of ${ROUNDS} rounds of ${SECONDS} s per cell after ${WARMUP_SECONDS} s warm-up; load generator, Deno, PostgREST and`,
+    );
+    console.log("PostgreSQL share this machine's cores; pgbench runs the same public.agent_heartbeat per transaction.\n");
     const rows = [];
     const best = (a: Cell | undefined, b: Cell) => (a && a.rps >= b.rps ? a : b);
     for (const level of LEVELS) {
@@ -126,12 +162,28 @@ export async function run() {
       let rest: Cell | undefined;
       for (let round = 0; round < ROUNDS; round++) {
         base = best(base, await pgbench(cluster.urlFor('bench'), level, script, dir));
-        deno = best(deno, cell(await closedLoop(heartbeat.port,
-          mine.map((a) => postRequest('/heartbeat', { authorization: `Bearer ${a.token}` }, { agent_name: a.name })),
-          { seconds: SECONDS, warmupSeconds: WARMUP_SECONDS })));
-        rest = best(rest, cell(await closedLoop(postgrest.port,
-          mine.map((a) => postRequest('/rpc/agent_heartbeat', { authorization: `Bearer ${anonKey}` }, { p_token: a.token, p_agent_name: a.name })),
-          { seconds: SECONDS, warmupSeconds: WARMUP_SECONDS })));
+        deno = best(
+          deno,
+          cell(
+            await closedLoop(
+              heartbeat.port,
+              mine.map((a) => postRequest('/heartbeat', { authorization: `Bearer ${a.token}` }, { agent_name: a.name })),
+              { seconds: SECONDS, warmupSeconds: WARMUP_SECONDS },
+            ),
+          ),
+        );
+        rest = best(
+          rest,
+          cell(
+            await closedLoop(
+              postgrest.port,
+              mine.map((a) =>
+                postRequest('/rpc/agent_heartbeat', { authorization: `Bearer ${anonKey}` }, { p_token: a.token, p_agent_name: a.name }),
+              ),
+              { seconds: SECONDS, warmupSeconds: WARMUP_SECONDS },
+            ),
+          ),
+        );
       }
       rows.push({ clients: level, pgbench: base!, deno: deno!, postgrest: rest! });
       log(`${level} client(s) measured`);
@@ -140,7 +192,9 @@ export async function run() {
     table(rows);
     const at32 = rows.find((r) => r.clients === 32)!;
     const ratio = at32.deno.rps / at32.pgbench.rps;
-    console.log(`\nDeno function at 32 clients: ${ratio.toFixed(2)} of pgbench (target: at least 0.50) -> ${ratio >= 0.5 ? 'met' : 'NOT met'}`);
+    console.log(
+      `\nDeno function at 32 clients: ${ratio.toFixed(2)} of pgbench (target: at least 0.50) -> ${ratio >= 0.5 ? 'met' : 'NOT met'}`,
+    );
   } finally {
     await supervisor.stopAll();
     await database?.stop();

@@ -64,33 +64,44 @@ class Connection {
 /** Builds the bytes of one POST with a JSON body. */
 export function postRequest(path: string, headers: Record<string, string>, body: unknown): Buffer {
   const json = JSON.stringify(body);
-  const lines = [`POST ${path} HTTP/1.1`, 'host: 127.0.0.1', 'content-type: application/json', `content-length: ${Buffer.byteLength(json)}`];
+  const lines = [
+    `POST ${path} HTTP/1.1`,
+    'host: 127.0.0.1',
+    'content-type: application/json',
+    `content-length: ${Buffer.byteLength(json)}`,
+  ];
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n${json}`);
 }
 
 /** Runs `clients` closed loops against port for warmup + seconds; measures only after the warmup. */
-export async function closedLoop(port: number, requests: Buffer[], options: { seconds: number; warmupSeconds: number }): Promise<LoadResult> {
+export async function closedLoop(
+  port: number,
+  requests: Buffer[],
+  options: { seconds: number; warmupSeconds: number },
+): Promise<LoadResult> {
   const connections = requests.map(() => new Connection(port));
   const result: LoadResult = { requests: 0, errors: 0, seconds: options.seconds, latenciesMs: [] };
   const measureFrom = Date.now() + options.warmupSeconds * 1000;
   const end = measureFrom + options.seconds * 1000;
   try {
-    await Promise.all(connections.map(async (connection, i) => {
-      while (Date.now() < end) {
-        const started = performance.now();
-        const answer = await connection.send(requests[i]);
-        if (Date.now() < measureFrom) continue;
-        result.requests++;
-        result.latenciesMs.push(performance.now() - started);
-        if (answer.status !== 200) {
-          result.errors++;
-          result.firstError ??= `HTTP ${answer.status}: ${answer.body.slice(0, 300)}`;
+    await Promise.all(
+      connections.map(async (connection, i) => {
+        while (Date.now() < end) {
+          const started = performance.now();
+          const answer = await connection.send(requests[i]);
+          if (Date.now() < measureFrom) continue;
+          result.requests++;
+          result.latenciesMs.push(performance.now() - started);
+          if (answer.status !== 200) {
+            result.errors++;
+            result.firstError ??= `HTTP ${answer.status}: ${answer.body.slice(0, 300)}`;
+          }
         }
-      }
-    }));
+      }),
+    );
   } finally {
-    connections.forEach((connection) => connection.close());
+    for (const connection of connections) connection.close();
   }
   return result;
 }

@@ -45,10 +45,14 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
 /** The "start"/"exit" lines a fixture appended: [kind, ms, pid]. */
 function times(file: string): { kind: string; ms: number; pid: number }[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((line) => {
-    const [kind, ms, pid] = line.split(' ');
-    return { kind, ms: Number(ms), pid: Number(pid) };
-  });
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [kind, ms, pid] = line.split(' ');
+      return { kind, ms: Number(ms), pid: Number(pid) };
+    });
 }
 
 function summary(values: number[]) {
@@ -139,14 +143,22 @@ async function startRunner(entry: string, configFile: string, token: string): Pr
   const args = entry.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry];
   if (!entry) throw new Error('no entry to start the runner from');
   const runner = execa(process.execPath, [...NODE_FLAGS, ...args, 'runner', '--config', configFile], {
-    cwd: REPO, env: { AGENT_STATUS_RUNNER_TOKEN: token }, reject: false, all: true, buffer: { all: true },
+    cwd: REPO,
+    env: { AGENT_STATUS_RUNNER_TOKEN: token },
+    reject: false,
+    all: true,
+    buffer: { all: true },
   });
   let output = '';
   runner.all!.on('data', (chunk) => (output += chunk));
-  await until('the runner to be ready', () => {
-    if (runner.exitCode !== null) throw new Error(`the runner exited:\n${output}`);
-    return /supervising/.test(output) ? true : undefined;
-  }, 30_000);
+  await until(
+    'the runner to be ready',
+    () => {
+      if (runner.exitCode !== null) throw new Error(`the runner exited:\n${output}`);
+      return /supervising/.test(output) ? true : undefined;
+    },
+    30_000,
+  );
   return { process: runner };
 }
 
@@ -168,7 +180,12 @@ export async function run() {
     const admin = postgres(cluster.url, { max: 1, onnotice: () => {} });
     await admin`create database bench_runner`;
     await admin.end();
-    stack = await startStack({ port: await freePort(), database: { kind: 'url', url: cluster.urlFor('bench_runner') }, functions: false, sweep: false });
+    stack = await startStack({
+      port: await freePort(),
+      database: { kind: 'url', url: cluster.urlFor('bench_runner') },
+      functions: false,
+      sweep: false,
+    });
     const { sql } = stack;
     const [{ token }] = await sql`select token from public.create_api_token('runner', p_host => 'bench-host')`;
 
@@ -180,21 +197,29 @@ export async function run() {
     };
     const configFile = join(dir, 'agents.yaml');
     // Defaults everywhere (poll interval included) except what makes the bench quicker to run.
-    writeFileSync(configFile, stringify({
-      supabase: { url: stack.url, anon_key: stack.anonKey },
-      runner: { state_dir: join(dir, 'state'), stop_agents_on_exit: true },
-      agents: [
-        { name: 'bench-latency', command: join(FIXTURES, 'forever.sh'), env: { TIMES: files.runnerLatency }, min_uptime: '100ms' },
-        { name: 'bench-crash', command: join(FIXTURES, 'exits-after.sh'), restart: 'always',
-          env: { TIMES: files.runnerCrash, RUN_SECONDS: '1.5', EXIT_CODE: '1' } },
-      ],
-    }));
+    writeFileSync(
+      configFile,
+      stringify({
+        supabase: { url: stack.url, anon_key: stack.anonKey },
+        runner: { state_dir: join(dir, 'state'), stop_agents_on_exit: true },
+        agents: [
+          { name: 'bench-latency', command: join(FIXTURES, 'forever.sh'), env: { TIMES: files.runnerLatency }, min_uptime: '100ms' },
+          {
+            name: 'bench-crash',
+            command: join(FIXTURES, 'exits-after.sh'),
+            restart: 'always',
+            env: { TIMES: files.runnerCrash, RUN_SECONDS: '1.5', EXIT_CODE: '1' },
+          },
+        ],
+      }),
+    );
     runner = (await startRunner(ENTRIES.cli, configFile, token)).process;
 
-    const finished = (id: number) => until(`command ${id}`, async () => {
-      const [row] = await sql`select status, result from public.agent_commands where id = ${id}`;
-      return ['succeeded', 'failed', 'expired'].includes(row.status) ? row : undefined;
-    });
+    const finished = (id: number) =>
+      until(`command ${id}`, async () => {
+        const [row] = await sql`select status, result from public.agent_commands where id = ${id}`;
+        return ['succeeded', 'failed', 'expired'].includes(row.status) ? row : undefined;
+      });
     const enqueue = async (action: string, agent: string) =>
       Number((await sql`select id from public.enqueue_agent_commands(${action}, ${agent})`)[0].id);
 
@@ -217,7 +242,9 @@ export async function run() {
     supervisord = execa('supervisord', ['-c', join(dir, 'supervisord.conf')], { reject: false, stdio: 'ignore' });
     await until('supervisord to listen', () => (existsSync(join(dir, 'supervisor.sock')) ? true : undefined));
     const ctl = (...args: string[]) => run$('supervisorctl', ['-c', join(dir, 'supervisord.conf'), ...args]);
-    await until('supervisorctl to answer', async () => ((await ctl('status').catch((e) => e)).stdout?.includes('latency') ? true : undefined));
+    await until('supervisorctl to answer', async () =>
+      (await ctl('status').catch((e) => e)).stdout?.includes('latency') ? true : undefined,
+    );
     const ctlWall: number[] = [];
     const ctlRunning: number[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -237,7 +264,11 @@ export async function run() {
     await until('runner restarts', () => (restartGaps(files.runnerCrash).length >= RESTARTS ? true : undefined), (RESTARTS + 3) * 2500);
     await finished(await enqueue('stop', 'bench-crash'));
     await ctl('start', 'crash');
-    await until('supervisord restarts', () => (restartGaps(files.supervisordCrash).length >= RESTARTS ? true : undefined), (RESTARTS + 3) * 4000);
+    await until(
+      'supervisord restarts',
+      () => (restartGaps(files.supervisordCrash).length >= RESTARTS ? true : undefined),
+      (RESTARTS + 3) * 4000,
+    );
     await ctl('stop', 'crash');
     log(`restarts measured`);
 
@@ -254,7 +285,7 @@ export async function run() {
       const at0 = Date.now();
       await sleep(IDLE_SECONDS * 1000);
       idle[label] = {
-        cpu: ((cpuTicks(pid) - ticks0) / CLOCK_TICKS) / ((Date.now() - at0) / 1000) * 100,
+        cpu: ((cpuTicks(pid) - ticks0) / CLOCK_TICKS / ((Date.now() - at0) / 1000)) * 100,
         rss: rssMb(pid),
       };
       // stop_agents_on_exit: the agent ends with the runner
@@ -269,26 +300,42 @@ export async function run() {
     const sr = summary(restartGaps(files.supervisordCrash));
     console.log('');
     console.log('command latency (ms)                          p50    p95    max   runs');
-    console.log(`runner, polling only: insert -> running   ${f(r.p50).padStart(6)} ${f(r.p95).padStart(6)} ${f(r.max).padStart(6)} ${String(r.n).padStart(6)}`);
-    console.log(`supervisorctl start: wall time            ${f(w.p50).padStart(6)} ${f(w.p95).padStart(6)} ${f(w.max).padStart(6)} ${String(w.n).padStart(6)}`);
-    console.log(`supervisorctl start: invoked -> running   ${f(s.p50).padStart(6)} ${f(s.p95).padStart(6)} ${f(s.max).padStart(6)} ${String(s.n).padStart(6)}`);
+    console.log(
+      `runner, polling only: insert -> running   ${f(r.p50).padStart(6)} ${f(r.p95).padStart(6)} ${f(r.max).padStart(6)} ${String(r.n).padStart(6)}`,
+    );
+    console.log(
+      `supervisorctl start: wall time            ${f(w.p50).padStart(6)} ${f(w.p95).padStart(6)} ${f(w.max).padStart(6)} ${String(w.n).padStart(6)}`,
+    );
+    console.log(
+      `supervisorctl start: invoked -> running   ${f(s.p50).padStart(6)} ${f(s.p95).padStart(6)} ${f(s.max).padStart(6)} ${String(s.n).padStart(6)}`,
+    );
     console.log('');
     console.log('crashed child restarted (ms, exit -> running)  p50    p95    max   restarts');
-    console.log(`runner, restart: always                   ${f(rr.p50).padStart(6)} ${f(rr.p95).padStart(6)} ${f(rr.max).padStart(6)} ${String(rr.n).padStart(6)}`);
-    console.log(`supervisord, autorestart=true             ${f(sr.p50).padStart(6)} ${f(sr.p95).padStart(6)} ${f(sr.max).padStart(6)} ${String(sr.n).padStart(6)}`);
+    console.log(
+      `runner, restart: always                   ${f(rr.p50).padStart(6)} ${f(rr.p95).padStart(6)} ${f(rr.max).padStart(6)} ${String(rr.n).padStart(6)}`,
+    );
+    console.log(
+      `supervisord, autorestart=true             ${f(sr.p50).padStart(6)} ${f(sr.p95).padStart(6)} ${f(sr.max).padStart(6)} ${String(sr.n).padStart(6)}`,
+    );
     console.log('');
     console.log(`runner idle over ${IDLE_SECONDS} s, one agent running, polling every 250 ms, node ${NODE_FLAGS.join(' ')}:`);
     console.log(`  agent-status runner (the CLI):        CPU ${idle.cli.cpu.toFixed(2)}% of a core, RSS ${idle.cli.rss.toFixed(0)} MB`);
     console.log(`  the runner command alone:             CPU ${idle.alone.cpu.toFixed(2)}% of a core, RSS ${idle.alone.rss.toFixed(0)} MB`);
-    console.log(`  alone, bundled (esbuild), plain node: CPU ${idle.bundle.cpu.toFixed(2)}% of a core, RSS ${idle.bundle.rss.toFixed(0)} MB`);
+    console.log(
+      `  alone, bundled (esbuild), plain node: CPU ${idle.bundle.cpu.toFixed(2)}% of a core, RSS ${idle.bundle.rss.toFixed(0)} MB`,
+    );
     const { cpu, rss } = idle.cli;
     console.log('');
     const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
     console.log(`p50 no slower than supervisorctl start (${f(r.p50)} vs ${f(w.p50)} ms): ${verdict(r.p50 <= w.p50)}`);
     console.log(`p95 under twice supervisorctl start's p50 (${f(r.p95)} vs ${f(2 * w.p50)} ms): ${verdict(r.p95 < 2 * w.p50)}`);
     console.log(`crashed child restarted within 100 ms (p95 ${f(rr.p95)} ms): ${verdict(rr.p95 <= 100)}`);
-    console.log(`idle below 1% of a core and 80 MB RSS, as the CLI runs it (${cpu.toFixed(2)}%, ${rss.toFixed(0)} MB): ${verdict(cpu < 1 && rss < 80)}`);
-    console.log(`idle below 1% of a core and 80 MB RSS, bundled (${idle.bundle.cpu.toFixed(2)}%, ${idle.bundle.rss.toFixed(0)} MB): ${verdict(idle.bundle.cpu < 1 && idle.bundle.rss < 80)}`);
+    console.log(
+      `idle below 1% of a core and 80 MB RSS, as the CLI runs it (${cpu.toFixed(2)}%, ${rss.toFixed(0)} MB): ${verdict(cpu < 1 && rss < 80)}`,
+    );
+    console.log(
+      `idle below 1% of a core and 80 MB RSS, bundled (${idle.bundle.cpu.toFixed(2)}%, ${idle.bundle.rss.toFixed(0)} MB): ${verdict(idle.bundle.cpu < 1 && idle.bundle.rss < 80)}`,
+    );
   } finally {
     if (runner) await stopRunner(runner);
     if (supervisord) {

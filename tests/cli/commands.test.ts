@@ -37,19 +37,29 @@ describe('list and set', { timeout: 120_000 }, () => {
     const json = await cli(['list', '--json'], stackEnv(stack));
     expect(json.exitCode).toBe(0);
     const rows = JSON.parse(json.stdout);
-    expect(rows.map((r: { agent_name: string; status: string }) => [r.agent_name, r.status]))
-      .toEqual([['Silent Agent', 'stale'], ['Tweet Scraping Agent', 'running']]);
+    expect(rows.map((r: { agent_name: string; status: string }) => [r.agent_name, r.status])).toEqual([
+      ['Silent Agent', 'stale'],
+      ['Tweet Scraping Agent', 'running'],
+    ]);
   });
 
   it('sets a status as an operator action in the history', async () => {
     const result = await cli(['set', 'Tweet Scraping Agent', 'stopped', '0', '--reason', 'hidden process killed by hand'], stackEnv(stack));
     expect(result.stderr).toBe('');
     expect(result.exitCode).toBe(0);
-    expect(result.stdout).toMatch(/^Tweet Scraping Agent: running -> stopped, health 0 \(recorded in its history as set by operator@agent-status.test/);
+    expect(result.stdout).toMatch(
+      /^Tweet Scraping Agent: running -> stopped, health 0 \(recorded in its history as set by operator@agent-status.test/,
+    );
     const [event] = await stack.db.sql`
       select e.kind, e.source, e.actor, e.to_status, e.message from public.agent_events e
       join public.agent_status a on a.id = e.agent_id where a.agent_name = 'Tweet Scraping Agent' order by e.id desc limit 1`;
-    expect(event).toEqual({ kind: 'force', source: 'operator', actor: 'operator operator@agent-status.test', to_status: 'stopped', message: 'hidden process killed by hand' });
+    expect(event).toEqual({
+      kind: 'force',
+      source: 'operator',
+      actor: 'operator operator@agent-status.test',
+      to_status: 'stopped',
+      message: 'hidden process killed by hand',
+    });
   });
 
   it('refuses bad arguments with exit 2 before touching anything, and an unknown agent with 5 and the nearest names', async () => {
@@ -114,8 +124,15 @@ describe('the local stack, found without any configuration', { timeout: 120_000 
     const dataDir = mkdtempSync(join(tmpdir(), 'agent-status-local-'));
     try {
       const details = {
-        url: stack.url, anonKey: stack.anonKey, serviceKey: stack.serviceKey, dbUrl: stack.db.url,
-        operator: stack.operator, database: 'url' as const, jwtSecret: 'unused here', pid: process.pid, startedAt: new Date().toISOString(),
+        url: stack.url,
+        anonKey: stack.anonKey,
+        serviceKey: stack.serviceKey,
+        dbUrl: stack.db.url,
+        operator: stack.operator,
+        database: 'url' as const,
+        jwtSecret: 'unused here',
+        pid: process.pid,
+        startedAt: new Date().toISOString(),
       };
       writeLocalStack(details, dataDir);
       const found = await cli(['list', '--json'], { AGENT_STATUS_DATA_DIR: dataDir });
@@ -211,7 +228,9 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
 
     const restart = await cli(['restart', forever.name, '--json'], stackEnv(stack));
     expect(restart.exitCode).toBe(0);
-    expect(JSON.parse(restart.stdout)).toEqual([expect.objectContaining({ action: 'restart', status: 'succeeded', claimed_by_host: host.host })]);
+    expect(JSON.parse(restart.stdout)).toEqual([
+      expect.objectContaining({ action: 'restart', status: 'succeeded', claimed_by_host: host.host }),
+    ]);
 
     const stop = await cli(['stop', forever.name], stackEnv(stack));
     expect(stop.exitCode).toBe(0);
@@ -242,8 +261,16 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
     // the sweep expires what waited too long while the CLI waits; it reports that as a failure
     const [{ last }] = await stack.db.sql`select coalesce(max(id), 0) as last from public.agent_commands`;
     const waiting = cli(['start', idle.name], stackEnv(stack));
-    await waitFor('the command to be queued', async () => (await stack.db.sql`
-      select 1 from public.agent_commands where id > ${last} and status = 'pending'`).length, 30_000, 100);
+    await waitFor(
+      'the command to be queued',
+      async () =>
+        (
+          await stack.db.sql`
+      select 1 from public.agent_commands where id > ${last} and status = 'pending'`
+        ).length,
+      30_000,
+      100,
+    );
     await stack.db.sql`update public.agent_commands set expires_at = now() where status = 'pending'`;
     await stack.db.sql`select public.agent_status_sweep()`;
     const expired = await waiting;

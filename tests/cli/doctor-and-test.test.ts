@@ -28,15 +28,23 @@ describe('doctor', { timeout: 120_000 }, () => {
     const json = await cli(['doctor', '--json'], stackEnv(stack));
     expect(json.stderr).toBe('');
     // pg_cron runs only in cron.database_name, not in this file's cloned database (doctor-pg-cron.test.ts has it)
-    expect(checks(json.stdout)).toEqual({ 'API reachable': 'pass', 'operator access': 'pass', 'edge functions deployed': 'pass', 'pg_cron sweep': 'warn', agents: 'warn' });
+    expect(checks(json.stdout)).toEqual({
+      'API reachable': 'pass',
+      'operator access': 'pass',
+      'edge functions deployed': 'pass',
+      'pg_cron sweep': 'warn',
+      agents: 'warn',
+    });
     expect(json.exitCode).toBe(0);
 
     const human = await cli(['doctor'], stackEnv(stack));
     expect(human.exitCode).toBe(0);
-    expect(human.stdout).toMatch(/^pass  API reachable +http:\/\/127\.0\.0\.1:\d+ answered in \d+ ms$/m);
-    expect(human.stdout).toMatch(/^pass  operator access +reading as operator@agent-status\.test$/m);
-    expect(human.stdout).toMatch(/^warn  pg_cron sweep +pg_cron is not installed in this database: something else must call public\.agent_status_sweep\(\) every minute/m);
-    expect(human.stdout).toMatch(/^warn  agents +no agents yet$/m);
+    expect(human.stdout).toMatch(/^pass {2}API reachable +http:\/\/127\.0\.0\.1:\d+ answered in \d+ ms$/m);
+    expect(human.stdout).toMatch(/^pass {2}operator access +reading as operator@agent-status\.test$/m);
+    expect(human.stdout).toMatch(
+      /^warn {2}pg_cron sweep +pg_cron is not installed in this database: something else must call public\.agent_status_sweep\(\) every minute/m,
+    );
+    expect(human.stdout).toMatch(/^warn {2}agents +no agents yet$/m);
   });
 
   it('checks one agent: exact name, status, heartbeats (measured with --watch), its runner', async () => {
@@ -47,8 +55,8 @@ describe('doctor', { timeout: 120_000 }, () => {
 
     const result = await cli(['doctor', forever.name, '--watch', '4'], stackEnv(stack));
     expect(result.stdout).toMatch(new RegExp(`^pass  name matches exactly +"${forever.name}"$`, 'm'));
-    expect(result.stdout).toMatch(/^pass  status +running, health 100/m);
-    expect(result.stdout).toMatch(/^pass  heartbeats arriving +\d heartbeat\(s\) in 4 s, about every 1\.\d s \(timeout 120 s\)$/m);
+    expect(result.stdout).toMatch(/^pass {2}status +running, health 100/m);
+    expect(result.stdout).toMatch(/^pass {2}heartbeats arriving +\d heartbeat\(s\) in 4 s, about every 1\.\d s \(timeout 120 s\)$/m);
     expect(result.stdout).toMatch(new RegExp(`^pass  runner manages it +the runner on ${host.host} is online$`, 'm'));
 
     const misspelt = await cli(['doctor', forever.name.toUpperCase()], stackEnv(stack));
@@ -68,19 +76,19 @@ describe('doctor', { timeout: 120_000 }, () => {
     await runner.shutdown({ stopAgents: true });
     const offline = await cli(['doctor', forever.name], stackEnv(stack));
     expect(offline.exitCode).toBe(EXIT.failed);
-    expect(offline.stdout).toMatch(/^FAIL  runner manages it +the runner on host-\w+ is offline/m);
+    expect(offline.stdout).toMatch(/^FAIL {2}runner manages it +the runner on host-\w+ is offline/m);
   });
 
   it('exits 3 when the API is down and 4 when it may not read as an operator', async () => {
     const notOperator = await cli(['doctor'], stackEnv(stack, 'nobody'));
     expect(notOperator.exitCode).toBe(EXIT.auth);
-    expect(notOperator.stdout).toMatch(/^pass  API reachable/m);
-    expect(notOperator.stdout).toMatch(/^FAIL  operator access +only operators may do this/m);
+    expect(notOperator.stdout).toMatch(/^pass {2}API reachable/m);
+    expect(notOperator.stdout).toMatch(/^FAIL {2}operator access +only operators may do this/m);
     await stack.gateway.stop();
     try {
       const down = await cli(['doctor'], stackEnv(stack));
       expect(down.exitCode).toBe(EXIT.unreachable);
-      expect(down.stdout).toMatch(/^FAIL  API reachable +cannot reach the API at http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/m);
+      expect(down.stdout).toMatch(/^FAIL {2}API reachable +cannot reach the API at http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/m);
       expect(down.stdout).toContain('fix: Is the stack running?');
     } finally {
       await stack.gateway.start();
@@ -100,7 +108,12 @@ describe('test', { timeout: 120_000 }, () => {
     expect(result.stdout).toMatch(/^\+ +\d+\.\d s +started +stopped -> running/m);
     expect(result.stdout).toMatch(/^\+ +\d+\.\d s +heartbeat +running, health 100/m);
     expect(result.stdout).toMatch(/^\+ +\d+\.\d s +stop succeeded/m);
-    expect(result.stdout).toMatch(new RegExp(`^PASS  ${forever.name}: ran 4 s with \\d heartbeat\\(s\\), about every 1\\.\\d s, longest silence \\d s \\(timeout 120 s\\); stopped cleanly$`, 'm'));
+    expect(result.stdout).toMatch(
+      new RegExp(
+        `^PASS  ${forever.name}: ran 4 s with \\d heartbeat\\(s\\), about every 1\\.\\d s, longest silence \\d s \\(timeout 120 s\\); stopped cleanly$`,
+        'm',
+      ),
+    );
 
     // an agent that was already running is watched and left running
     expect((await cli(['start', forever.name], stackEnv(stack))).exitCode).toBe(0);
@@ -119,13 +132,15 @@ describe('test', { timeout: 120_000 }, () => {
     const good = await cli(['test', name, '--duration', '8', ...wrapped(name, 'runs-until-signalled.sh')], env);
     expect(good.stdout).toMatch(/process started +pid \d+: node /);
     expect(good.stdout).toMatch(/stop requested +SIGTERM to the process/);
-    expect(good.stdout).toMatch(/^PASS  Direct Agent: ran 8 s with \d+ heartbeat\(s\), about every 1\.\d s, .*; stopped cleanly$/m);
+    expect(good.stdout).toMatch(/^PASS {2}Direct Agent: ran 8 s with \d+ heartbeat\(s\), about every 1\.\d s, .*; stopped cleanly$/m);
     expect(good.exitCode).toBe(0);
 
     const bad = await cli(['test', name, '--duration', '10', ...wrapped(name, 'fails-with-3.sh')], env);
     expect(bad.exitCode).toBe(EXIT.failed);
     expect(bad.stdout).toMatch(/^\+ +\d+\.\d s +error +running -> error +exited with code 3; last stderr lines:/m);
-    expect(bad.stdout).toMatch(/^FAIL  Direct Agent: .*it reported an error: exited with code 3; .*its process ended by itself after \d+\.\d s \(exit code 3\)$/m);
+    expect(bad.stdout).toMatch(
+      /^FAIL {2}Direct Agent: .*it reported an error: exited with code 3; .*its process ended by itself after \d+\.\d s \(exit code 3\)$/m,
+    );
   });
 
   it('fails an agent that stops heartbeating with "no heartbeat for N s"', async () => {
@@ -135,7 +150,9 @@ describe('test', { timeout: 120_000 }, () => {
     const quiet = await cli(['test', name, '--duration', '16', ...wrapped(name, 'runs-until-signalled.sh', 3600)], env);
     expect(quiet.exitCode).toBe(EXIT.failed);
     expect(quiet.stdout).toMatch(/^\+ +\d+\.\d s +stale +no heartbeat for \d+ s/m);
-    expect(quiet.stdout).toMatch(/^FAIL  Quiet Agent: no heartbeat for \d+ s; it goes stale after 5 s; it went stale: no heartbeat for \d+ s$/m);
+    expect(quiet.stdout).toMatch(
+      /^FAIL {2}Quiet Agent: no heartbeat for \d+ s; it goes stale after 5 s; it went stale: no heartbeat for \d+ s$/m,
+    );
   });
 
   it('refuses an unknown agent (5) and an unmanaged stopped agent without a command (2)', async () => {

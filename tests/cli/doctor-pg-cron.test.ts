@@ -28,7 +28,12 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const env = () => ({ AGENT_STATUS_URL: stack.url, AGENT_STATUS_ANON_KEY: stack.anonKey, AGENT_STATUS_EMAIL: operator.email, AGENT_STATUS_PASSWORD: operator.password });
+const env = () => ({
+  AGENT_STATUS_URL: stack.url,
+  AGENT_STATUS_ANON_KEY: stack.anonKey,
+  AGENT_STATUS_EMAIL: operator.email,
+  AGENT_STATUS_PASSWORD: operator.password,
+});
 
 function sweepLine(stdout: string): string {
   return stdout.split('\n').find((line) => line.includes('pg_cron sweep'))!;
@@ -42,7 +47,9 @@ describe('doctor and the pg_cron sweep', { timeout: 120_000 }, () => {
 
     const scheduled = await cli(['doctor'], env());
     // pass once pg_cron ran it (every minute), warn before its first run
-    expect(sweepLine(scheduled.stdout)).toMatch(/^(pass  pg_cron sweep +job agent-status-sweep runs "\* \* \* \* \*"; last run \d+ s ago: succeeded|warn  pg_cron sweep +job agent-status-sweep runs "\* \* \* \* \*"; no run recorded yet)/);
+    expect(sweepLine(scheduled.stdout)).toMatch(
+      /^(pass {2}pg_cron sweep +job agent-status-sweep runs "\* \* \* \* \*"; last run \d+ s ago: succeeded|warn {2}pg_cron sweep +job agent-status-sweep runs "\* \* \* \* \*"; no run recorded yet)/,
+    );
     // (this stack serves no edge functions, so that check fails: the exit code is not the sweep's)
 
     // a run recorded as the latest (in the future, so pg_cron's real runs stay older) that failed
@@ -51,7 +58,9 @@ describe('doctor and the pg_cron sweep', { timeout: 120_000 }, () => {
                       now() + interval '1 hour', now() + interval '1 hour')`;
     const failed = await cli(['doctor'], env());
     expect(failed.exitCode).toBe(EXIT.failed);
-    expect(sweepLine(failed.stdout)).toMatch(/^FAIL  pg_cron sweep +job agent-status-sweep runs "\* \* \* \* \*"; its last run 0 s ago failed: ERROR: boom$/);
+    expect(sweepLine(failed.stdout)).toMatch(
+      /^FAIL {2}pg_cron sweep +job agent-status-sweep runs "\* \* \* \* \*"; its last run 0 s ago failed: ERROR: boom$/,
+    );
     expect(failed.stdout).toContain('fix: Run it by hand to see the error: select public.agent_status_sweep();');
     await sql`delete from cron.job_run_details where runid = 1000000`;
 
@@ -60,7 +69,9 @@ describe('doctor and the pg_cron sweep', { timeout: 120_000 }, () => {
       const inactive = await cli(['doctor', '--json'], env());
       expect(inactive.exitCode).toBe(EXIT.failed);
       expect(JSON.parse(inactive.stdout)).toContainEqual({
-        check: 'pg_cron sweep', result: 'fail', detail: 'job agent-status-sweep is scheduled (* * * * *) but inactive',
+        check: 'pg_cron sweep',
+        result: 'fail',
+        detail: 'job agent-status-sweep is scheduled (* * * * *) but inactive',
         fix: "Activate it: select cron.alter_job(job_id := (select jobid from cron.job where jobname = 'agent-status-sweep'), active := true);",
       });
     } finally {

@@ -25,13 +25,19 @@ const integrate = (...args: string[]) => cli(['integrate', ...args], {}, { cwd: 
 
 async function agentEnv(name: string) {
   const [{ token }] = await stack.db.sql`select token from public.create_api_token('agent', p_agent_name => ${name})`;
-  return { PATH: process.env.PATH!, AGENT_STATUS_URL: stack.url, AGENT_STATUS_TOKEN: token as string, PYTHONPATH: join(REPO, 'shared/python') };
+  return {
+    PATH: process.env.PATH!,
+    AGENT_STATUS_URL: stack.url,
+    AGENT_STATUS_TOKEN: token as string,
+    PYTHONPATH: join(REPO, 'shared/python'),
+  };
 }
 
 async function history(name: string) {
   const [agent] = await stack.db.sql<{ status: string; last_error: string | null; pid: number | null }[]>`
     select status, last_error, pid from public.agent_status where agent_name = ${name}`;
-  const events = await stack.db.sql`select e.kind from public.agent_events e join public.agent_status a on a.id = e.agent_id where a.agent_name = ${name} order by e.id`;
+  const events = await stack.db
+    .sql`select e.kind from public.agent_events e join public.agent_status a on a.id = e.agent_id where a.agent_name = ${name} order by e.id`;
   return { ...agent, kinds: events.map((e) => e.kind) };
 }
 
@@ -54,9 +60,15 @@ describe('integrate', { timeout: 120_000 }, () => {
     const originals = [readFileSync(python, 'utf8'), readFileSync(typescript, 'utf8')];
     const first = await integrate('tweet_scraping_agent.py', 'price-watcher.ts');
     expect(first.exitCode).toBe(0);
-    expect(first.stdout).toContain('tweet_scraping_agent.py: integrated as "Tweet Scraping Agent"; the original is in tweet_scraping_agent.py.bak');
-    expect(first.stdout).toMatch(/heartbeat: line \d+ `while done < rounds:` looks like the main loop: add asu\.send_heartbeat\(AGENT_NAME\) inside it/);
-    expect(first.stdout).toMatch(/heartbeat: line \d+ `while \(done < rounds\) \{` looks like the main loop: add agentStatus\.activity\('what it is doing'\) inside it/);
+    expect(first.stdout).toContain(
+      'tweet_scraping_agent.py: integrated as "Tweet Scraping Agent"; the original is in tweet_scraping_agent.py.bak',
+    );
+    expect(first.stdout).toMatch(
+      /heartbeat: line \d+ `while done < rounds:` looks like the main loop: add asu\.send_heartbeat\(AGENT_NAME\) inside it/,
+    );
+    expect(first.stdout).toMatch(
+      /heartbeat: line \d+ `while \(done < rounds\) \{` looks like the main loop: add agentStatus\.activity\('what it is doing'\) inside it/,
+    );
     expect([readFileSync(`${python}.bak`, 'utf8'), readFileSync(`${typescript}.bak`, 'utf8')]).toEqual(originals);
     const line = Number(/line (\d+) `while done/.exec(first.stdout)![1]);
     expect(readFileSync(python, 'utf8').split('\n')[line - 1]).toBe('    while done < rounds:');

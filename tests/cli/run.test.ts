@@ -51,7 +51,10 @@ describe('agent-status run', { timeout: 120_000 }, () => {
 
   it('heartbeats while the program lives; SIGTERM to the wrapper is passed on and recorded as a stop (exit 143)', async () => {
     const name = 'Long Agent';
-    const child = cli(['run', '--name', name, '--heartbeat', '1', '--', join(CLI_FIXTURES, 'runs-until-signalled.sh')], await agentEnv(name));
+    const child = cli(
+      ['run', '--name', name, '--heartbeat', '1', '--', join(CLI_FIXTURES, 'runs-until-signalled.sh')],
+      await agentEnv(name),
+    );
     const pid = await waitFor('the wrapped program to start', async () => (await agent(name))?.pid, 20_000, 100);
     expect(pid).not.toBe(child.pid);
     const first = (await agent(name)).last_heartbeat as Date;

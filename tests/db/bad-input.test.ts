@@ -35,34 +35,55 @@ describe('bad input changes nothing and says why', () => {
   }
 
   it.each([101, -1])('health %s', async (health) => {
-    await refused(db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_health => ${health})`, '22023',
-      new RegExp(`health must be between 0 and 100, got ${health}`));
+    await refused(
+      db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_health => ${health})`,
+      '22023',
+      new RegExp(`health must be between 0 and 100, got ${health}`),
+    );
     await refused(db.sql`select public.agent_report(${tokenA}, 'agent-a', 'warning', 'slow', ${health})`, '22023', /health/);
   });
 
   it('health that is not a number', async () => {
     await refused(db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_health => ${'ninety'}::text::integer)`, '22P02', /integer/);
-    await refused(db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_health => ${'99.5'}::numeric::integer + 1000)`, '22023', /health/);
+    await refused(
+      db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_health => ${'99.5'}::numeric::integer + 1000)`,
+      '22023',
+      /health/,
+    );
   });
 
   it('an unknown status', async () => {
-    await refused(db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_status => 'sleeping')`, '22023',
-      /status must be one of running, warning, error, got 'sleeping'/);
+    await refused(
+      db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_status => 'sleeping')`,
+      '22023',
+      /status must be one of running, warning, error, got 'sleeping'/,
+    );
     await refused(db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_status => 'stale')`, '22023', /status must be one of/);
-    await refused(db.sql`select public.force_agent_status('agent-a', 'stale')`, '22023', /status must be one of running, warning, error, stopped/);
+    await refused(
+      db.sql`select public.force_agent_status('agent-a', 'stale')`,
+      '22023',
+      /status must be one of running, warning, error, stopped/,
+    );
     await refused(db.sql`select public.agent_report(${tokenA}, 'agent-a', 'exploded')`, '22023', /event must be one of/);
   });
 
   it('a 100 kB activity text', async () => {
     const huge = 'x'.repeat(100_000);
-    await refused(db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_activity => ${huge})`, '22023',
-      /activity is 100000 characters long; the limit is 1000/);
+    await refused(
+      db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_activity => ${huge})`,
+      '22023',
+      /activity is 100000 characters long; the limit is 1000/,
+    );
     await refused(db.sql`select public.agent_report(${tokenA}, 'agent-a', 'error', ${huge})`, '22023', /message is 100000 characters long/);
   });
 
   it('an empty or 1,000-character agent name', async () => {
     await refused(db.sql`select public.agent_heartbeat(${tokenA}, '')`, '22023', /agent_name is required/);
-    await refused(db.sql`select public.agent_heartbeat(${tokenA}, ${'n'.repeat(1000)})`, '22023', /agent_name is 1000 characters long; the limit is 100/);
+    await refused(
+      db.sql`select public.agent_heartbeat(${tokenA}, ${'n'.repeat(1000)})`,
+      '22023',
+      /agent_name is 1000 characters long; the limit is 100/,
+    );
     await refused(db.sql`select public.agent_heartbeat(${tokenA}, ' agent-a ')`, '22023', /leading or trailing spaces/);
     await refused(db.sql`select public.create_api_token('agent', p_agent_name => ${'n'.repeat(1000)})`, '22023', /limit is 100/);
   });
@@ -86,7 +107,8 @@ describe('bad input changes nothing and says why', () => {
     await refused(db.sql`select public.agent_heartbeat(null, 'agent-a')`, '28000', /token is missing, unknown, revoked/);
     await refused(db.sql`select public.agent_heartbeat('asa_not-a-real-token', 'agent-a')`, '28000', /token is missing, unknown, revoked/);
     const revoked = await createToken(db.sql, 'agent', { agent: 'agent-a' });
-    const [{ id }] = await db.sql`select id from public.verify_api_token(${revoked}) v join public.api_tokens t on t.label = v.label order by t.created_at desc limit 1`;
+    const [{ id }] =
+      await db.sql`select id from public.verify_api_token(${revoked}) v join public.api_tokens t on t.label = v.label order by t.created_at desc limit 1`;
     await db.sql`select * from public.revoke_api_token(${id})`;
     snapshot = await state();
     await refused(db.sql`select public.agent_heartbeat(${revoked}, 'agent-a')`, '28000', /token is missing, unknown, revoked/);

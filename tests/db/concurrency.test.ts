@@ -31,7 +31,9 @@ describe('concurrency', () => {
         return ids;
       };
       // four loops on each of the two runners' connection pools, all at once
-      const claimed = (await Promise.all(runners.flatMap((sql) => [claimLoop(sql), claimLoop(sql), claimLoop(sql), claimLoop(sql)]))).flat();
+      const claimed = (
+        await Promise.all(runners.flatMap((sql) => [claimLoop(sql), claimLoop(sql), claimLoop(sql), claimLoop(sql)]))
+      ).flat();
       expect(claimed).toHaveLength(200);
       expect(new Set(claimed).size).toBe(200);
       const [{ pending, claimedRows, events }] = await db.sql`
@@ -52,8 +54,10 @@ describe('concurrency', () => {
     await db.sql`update public.agent_status set stale_at = now() - interval '1 second', health = 100 where agent_name = 'contended'`;
     const pool = postgres(db.url, { max: 25, onnotice: () => {} });
     try {
-      const heartbeats = Array.from({ length: 50 }, (_, i) =>
-        pool`select public.agent_heartbeat(${token}, 'contended', p_health => ${50 + (i % 3)})`);
+      const heartbeats = Array.from(
+        { length: 50 },
+        (_, i) => pool`select public.agent_heartbeat(${token}, 'contended', p_health => ${50 + (i % 3)})`,
+      );
       const sweeps = [pool`select public.agent_status_sweep()`, pool`select public.agent_status_sweep()`];
       await Promise.all([...heartbeats, ...sweeps]);
     } finally {

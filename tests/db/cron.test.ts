@@ -20,7 +20,9 @@ describe('pg_cron', () => {
 
   it('the migration schedules the sweep every minute, once, however often it runs', async () => {
     const jobs = await sql`select jobname, schedule, command, active from cron.job where jobname = 'agent-status-sweep'`;
-    expect(jobs).toEqual([{ jobname: 'agent-status-sweep', schedule: '* * * * *', command: 'select public.agent_status_sweep()', active: true }]);
+    expect(jobs).toEqual([
+      { jobname: 'agent-status-sweep', schedule: '* * * * *', command: 'select public.agent_status_sweep()', active: true },
+    ]);
     await sql.file(new URL('../../supabase/migrations/20261124000500_agent_status_cron.sql', import.meta.url).pathname);
     expect(await sql`select 1 from cron.job where jobname = 'agent-status-sweep'`).toHaveLength(1);
   });
@@ -31,7 +33,9 @@ describe('pg_cron', () => {
     expect(await clone.sql`select 1 from supabase_migrations.schema_migrations where name = 'agent_status_cron'`).toHaveLength(1);
   });
 
-  it('really runs the sweep: a silent agent is persisted stale by the job, and old run history is pruned', { timeout: 150_000 }, async () => {
+  it('really runs the sweep: a silent agent is persisted stale by the job, and old run history is pruned', {
+    timeout: 150_000,
+  }, async () => {
     await sql`insert into cron.job_run_details (jobid, runid, database, username, command, status, start_time, end_time)
               select jobid, -1, 'postgres', 'postgres', 'old run', 'succeeded', now() - interval '3 days', now() - interval '3 days'
               from cron.job where jobname = 'agent-status-sweep'`;

@@ -9,7 +9,7 @@ describe('shared/status.ts matches the database', () => {
   async function checkConstraint(table: string, column: string) {
     const rows = await db.sql`
       select pg_get_constraintdef(c.oid) as def from pg_constraint c
-      where c.conrelid = ${'public.' + table}::regclass and pg_get_constraintdef(c.oid) like ${'%' + column + '%'}`;
+      where c.conrelid = ${`public.${table}`}::regclass and pg_get_constraintdef(c.oid) like ${`%${column}%`}`;
     return rows.map((r) => r.def as string).join(' ');
   }
   async function domainValues(domain: string) {

@@ -58,7 +58,7 @@ describe('row level security and grants', () => {
       ['operator', 'rows'],
       ['service', 'rows'],
     ] as const)('%s: %s', async (who, expected) => {
-      expect(await run(who, (tx) => tx`select * from ${tx('public.' + table)}`)).toBe(expected);
+      expect(await run(who, (tx) => tx`select * from ${tx(`public.${table}`)}`)).toBe(expected);
     });
   });
 
@@ -71,26 +71,43 @@ describe('row level security and grants', () => {
     expect(await run('service', (tx) => tx`select token_hash from public.api_tokens`)).toBe('denied');
   });
 
-  describe.each(['agent_status', 'agent_events', 'runners', 'operators', 'agent_status_settings', 'api_tokens'])('writes to %s', (table) => {
-    it.each(['anon', 'user', 'operator'] as const)('%s may not update or delete', async (who) => {
-      const column = { agent_events: 'kind', agent_status_settings: 'prune_batch' }[table] ?? 'id';
-      expect(await run(who, (tx) => tx`update ${tx('public.' + table)} set ${tx(column)} = ${tx(column)} returning 1`)).toBe('denied');
-      expect(await run(who, (tx) => tx`delete from ${tx('public.' + table)} returning 1`)).toBe('denied');
-    });
-  });
+  describe.each(['agent_status', 'agent_events', 'runners', 'operators', 'agent_status_settings', 'api_tokens'])(
+    'writes to %s',
+    (table) => {
+      it.each(['anon', 'user', 'operator'] as const)('%s may not update or delete', async (who) => {
+        const column = { agent_events: 'kind', agent_status_settings: 'prune_batch' }[table] ?? 'id';
+        expect(await run(who, (tx) => tx`update ${tx(`public.${table}`)} set ${tx(column)} = ${tx(column)} returning 1`)).toBe('denied');
+        expect(await run(who, (tx) => tx`delete from ${tx(`public.${table}`)} returning 1`)).toBe('denied');
+      });
+    },
+  );
 
   it.each([
     ['anon', 'denied'],
     ['user', 'denied'], // the RLS check refuses: not an operator
     ['operator', 'rows'],
   ] as const)('insert a command into agent_commands: %s -> %s', async (who, expected) => {
-    expect(await run(who, (tx) => tx`insert into public.agent_commands (agent_id, action) values (${agentId}, 'stop') returning id`)).toBe(expected);
+    expect(await run(who, (tx) => tx`insert into public.agent_commands (agent_id, action) values (${agentId}, 'stop') returning id`)).toBe(
+      expected,
+    );
   });
 
   it('an operator inserting a command cannot choose its status or author; the trigger sets them', async () => {
-    expect(await run('operator', (tx) => tx`insert into public.agent_commands (agent_id, action, status) values (${agentId}, 'stop', 'succeeded') returning id`)).toBe('denied');
-    const row = await asRole(db.sql, 'authenticated', identities.operator.claims,
-      async (tx) => (await tx`insert into public.agent_commands (agent_id, action) values (${agentId}, 'stop') returning status, requested_by, expires_at > now() as live`)[0]);
+    expect(
+      await run(
+        'operator',
+        (tx) => tx`insert into public.agent_commands (agent_id, action, status) values (${agentId}, 'stop', 'succeeded') returning id`,
+      ),
+    ).toBe('denied');
+    const row = await asRole(
+      db.sql,
+      'authenticated',
+      identities.operator.claims,
+      async (tx) =>
+        (
+          await tx`insert into public.agent_commands (agent_id, action) values (${agentId}, 'stop') returning status, requested_by, expires_at > now() as live`
+        )[0],
+    );
     expect(row).toEqual({ status: 'pending', requested_by: 'operator Ops@Example.com', live: true });
   });
 
@@ -165,8 +182,15 @@ describe('row level security and grants', () => {
       where p.pronamespace = 'public'::regnamespace and has_function_privilege('anon', p.oid, 'execute')
         and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
       order by 1`;
-    expect(rows.map((r) => r.proname)).toEqual([...Object.keys(machineFunctions), 'runner_register', 'runner_offline',
-      'runner_complete_command', ...Object.keys(operatorFunctions)].sort());
+    expect(rows.map((r) => r.proname)).toEqual(
+      [
+        ...Object.keys(machineFunctions),
+        'runner_register',
+        'runner_offline',
+        'runner_complete_command',
+        ...Object.keys(operatorFunctions),
+      ].sort(),
+    );
   });
 
   it('whoami tells a signed-in user whether they are an operator, and links their user id', async () => {
@@ -184,7 +208,12 @@ describe('row level security and grants', () => {
   });
 
   it('a force-set by an operator is recorded with who did it', async () => {
-    await asRole(db.sql, 'authenticated', identities.operator.claims, (tx) => tx`select public.force_agent_status('rls-agent', 'stopped', 0, 'process was killed by hand')`);
+    await asRole(
+      db.sql,
+      'authenticated',
+      identities.operator.claims,
+      (tx) => tx`select public.force_agent_status('rls-agent', 'stopped', 0, 'process was killed by hand')`,
+    );
     // asRole rolled it back; do it for real and read the history
     await db.sql.begin(async (tx) => {
       await tx`select set_config('request.jwt.claims', ${JSON.stringify({ role: 'authenticated', ...identities.operator.claims })}, true)`;
@@ -192,6 +221,11 @@ describe('row level security and grants', () => {
       await tx`select public.force_agent_status('rls-agent', 'stopped', 0, 'process was killed by hand')`;
     });
     const [event] = await db.sql`select * from public.agent_events where agent_id = ${agentId} and kind = 'force' order by id desc limit 1`;
-    expect(event).toMatchObject({ source: 'operator', actor: 'operator ops@example.com', to_status: 'stopped', message: 'process was killed by hand' });
+    expect(event).toMatchObject({
+      source: 'operator',
+      actor: 'operator ops@example.com',
+      to_status: 'stopped',
+      message: 'process was killed by hand',
+    });
   });
 });

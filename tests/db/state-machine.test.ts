@@ -7,12 +7,24 @@ import { useTestDatabase } from '../helpers/database.ts';
 import { agentRow, createToken, eventsOf, liveRow, registerRunner, setAgentState } from '../helpers/agents.ts';
 import { AGENT_EVENTS, SETTABLE_STATUSES, type AgentStatus, type EventSource } from '../../shared/status.ts';
 
-interface Column { label: string; status: AgentStatus; source: EventSource }
+interface Column {
+  label: string;
+  status: AgentStatus;
+  source: EventSource;
+}
 
 function readTable() {
   const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'state-machine.md'), 'utf8');
   const block = doc.split('<!-- state-table:start -->')[1].split('<!-- state-table:end -->')[0];
-  const rows = block.trim().split('\n').map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()));
+  const rows = block
+    .trim()
+    .split('\n')
+    .map((line) =>
+      line
+        .split('|')
+        .slice(1, -1)
+        .map((cell) => cell.trim()),
+    );
   const columns: Column[] = rows[0].slice(1).map((label) => {
     const status = label.split(' ')[0] as AgentStatus;
     return { label, status, source: label.includes('(sweep)') || status === 'stale' ? 'sweep' : 'agent' };
@@ -45,7 +57,7 @@ describe('every cell, through the public API', () => {
         column,
         forced: s,
         expected: (outcomes[i] === 'S' ? s : outcomes[i]) as AgentStatus,
-        name: `cell ${event.replace(' S', '')}${s ? ' ' + s : ''} on ${column.label}`,
+        name: `cell ${event.replace(' S', '')}${s ? ` ${s}` : ''} on ${column.label}`,
       }));
     }),
   );
@@ -55,7 +67,11 @@ describe('every cell, through the public API', () => {
       await setAgentState(db.sql, c.name, c.column.status, c.column.source);
       agentTokens.set(c.name, await createToken(db.sql, 'agent', { agent: c.name }));
     }
-    runnerToken = await registerRunner(db.sql, 'cells-host', cases.map((c) => c.name));
+    runnerToken = await registerRunner(
+      db.sql,
+      'cells-host',
+      cases.map((c) => c.name),
+    );
     // registering does not change statuses; make sure of it, or every cell below would lie
     for (const c of cases.slice(0, 5)) expect((await agentRow(db.sql, c.name)).status).toBe(c.column.status);
   });
@@ -68,9 +84,12 @@ describe('every cell, through the public API', () => {
         return sql`select public.agent_heartbeat(${agentToken}, ${c.name})`;
       case 'activity':
         return sql`select public.agent_heartbeat(${agentToken}, ${c.name}, p_activity => 'crawling page 3')`;
-      case 'started': case 'stopped': case 'running':
+      case 'started':
+      case 'stopped':
+      case 'running':
         return sql`select public.agent_report(${agentToken}, ${c.name}, ${c.event})`;
-      case 'warning': case 'error':
+      case 'warning':
+      case 'error':
         return sql`select public.agent_report(${agentToken}, ${c.name}, ${c.event}, p_message => 'rate limited', p_health => 40)`;
       case 'adopted':
         return sql`select public.agent_report(${runnerToken}, ${c.name}, 'adopted', p_pid => 4242)`;

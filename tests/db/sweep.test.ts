@@ -143,7 +143,8 @@ describe('staleness and the sweep', () => {
     expect((await sweep()).events_pruned).toBe(100);
     expect((await sweep()).events_pruned).toBe(50);
     expect((await sweep()).events_pruned).toBe(0);
-    const [{ n }] = await db.sql`select count(*)::int as n from public.agent_events where agent_id = ${id} and at < now() - interval '28 days'`;
+    const [{ n }] =
+      await db.sql`select count(*)::int as n from public.agent_events where agent_id = ${id} and at < now() - interval '28 days'`;
     expect(n).toBe(1);
     await db.sql`update public.agent_status_settings set prune_batch = 10000`;
   });

@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { request as httpRequest } from 'node:http';
 import { useTestStack } from '../helpers/stack.ts';
 import { createToken, registerRunner, setAgentState } from '../helpers/agents.ts';
-import { AgentState, CommandResponse, ErrorBody, HeartbeatResponse, ReportResponse } from '../../shared/api/index.ts';
+import { type AgentState, CommandResponse, ErrorBody, HeartbeatResponse, ReportResponse } from '../../shared/api/index.ts';
 
 const stack = useTestStack({ functions: true });
 
@@ -45,11 +45,16 @@ beforeAll(async () => {
 
 describe('heartbeat', () => {
   it('records proof of life with status, health and activity in one request', async () => {
-    const answer = await post('heartbeat', { agent_name: 'agent-a', status: 'running', health: 87, last_activity: 'Fetching tweets', pid: 4242 }, tokenA);
+    const answer = await post(
+      'heartbeat',
+      { agent_name: 'agent-a', status: 'running', health: 87, last_activity: 'Fetching tweets', pid: 4242 },
+      tokenA,
+    );
     expect(answer.status).toBe(200);
     const { agent } = HeartbeatResponse.parse(answer.json);
     expect(agent).toMatchObject({ agent_name: 'agent-a', status: 'running', health: 87, last_activity: 'Fetching tweets' });
-    const [row] = await stack.db.sql`select status, health, last_activity, pid, last_heartbeat from public.agent_status where agent_name = 'agent-a'`;
+    const [row] = await stack.db
+      .sql`select status, health, last_activity, pid, last_heartbeat from public.agent_status where agent_name = 'agent-a'`;
     expect(row).toMatchObject({ status: 'running', health: 87, last_activity: 'Fetching tweets', pid: 4242 });
     expect(new Date(agent.last_heartbeat!).getTime()).toBe(row.last_heartbeat.getTime());
   });
@@ -70,7 +75,8 @@ describe('heartbeat', () => {
       expect(answer.status).toBe(200);
       expect(answer.json.agent.agent_name).toBe(names[i % 20]);
     });
-    const [{ running }] = await stack.db.sql`select count(*)::int as running from public.agent_status where agent_name like 'crowd-%' and status = 'running'`;
+    const [{ running }] = await stack.db
+      .sql`select count(*)::int as running from public.agent_status where agent_name like 'crowd-%' and status = 'running'`;
     expect(running).toBe(20);
   });
 
@@ -78,7 +84,9 @@ describe('heartbeat', () => {
     const names = Array.from({ length: 12 }, (_, i) => `mixed-${i}`);
     const tokens = await Promise.all(names.map((agent) => createToken(stack.db.sql, 'agent', { agent })));
     // every third one carries a token of another agent
-    const answers = await Promise.all(names.map((name, i) => post('heartbeat', { agent_name: name, health: 50 }, tokens[i % 3 === 0 ? (i + 1) % 12 : i])));
+    const answers = await Promise.all(
+      names.map((name, i) => post('heartbeat', { agent_name: name, health: 50 }, tokens[i % 3 === 0 ? (i + 1) % 12 : i])),
+    );
     const rows = await stack.db.sql`select agent_name, status, health from public.agent_status where agent_name like 'mixed-%'`;
     const byName = new Map(rows.map((r) => [r.agent_name, r]));
     answers.forEach((answer, i) => {
@@ -103,11 +111,26 @@ describe('report', () => {
   it('started, warning, activity, error and stopped, each visible in the database', async () => {
     const name = 'agent-a';
     const steps: [Record<string, unknown>, Partial<AgentState>][] = [
-      [{ event: 'started', pid: 100 }, { status: 'running', started_at: expect.any(String) }],
-      [{ event: 'warning', message: 'rate limited', health: 60 }, { status: 'warning', health: 60, status_reason: 'rate limited' }],
-      [{ event: 'running', health: 95 }, { status: 'running', health: 95 }],
-      [{ event: 'activity', last_activity: 'Parsing page 3' }, { status: 'running', last_activity: 'Parsing page 3' }],
-      [{ event: 'error', message: 'database connection lost' }, { status: 'error', last_error: 'database connection lost' }],
+      [
+        { event: 'started', pid: 100 },
+        { status: 'running', started_at: expect.any(String) },
+      ],
+      [
+        { event: 'warning', message: 'rate limited', health: 60 },
+        { status: 'warning', health: 60, status_reason: 'rate limited' },
+      ],
+      [
+        { event: 'running', health: 95 },
+        { status: 'running', health: 95 },
+      ],
+      [
+        { event: 'activity', last_activity: 'Parsing page 3' },
+        { status: 'running', last_activity: 'Parsing page 3' },
+      ],
+      [
+        { event: 'error', message: 'database connection lost' },
+        { status: 'error', last_error: 'database connection lost' },
+      ],
       [{ event: 'started' }, { status: 'running' }],
       [{ event: 'stopped' }, { status: 'stopped', health: 0, stale_at: null }],
     ];
@@ -122,13 +145,17 @@ describe('report', () => {
   });
 
   it('applies a batch in order and answers the state after each report', async () => {
-    const answer = await post('report', {
-      reports: [
-        { agent_name: 'agent-b', event: 'started' },
-        { agent_name: 'agent-b', event: 'warning', message: 'disk 91% full', health: 70 },
-        { agent_name: 'agent-b', event: 'stopped' },
-      ],
-    }, tokenB);
+    const answer = await post(
+      'report',
+      {
+        reports: [
+          { agent_name: 'agent-b', event: 'started' },
+          { agent_name: 'agent-b', event: 'warning', message: 'disk 91% full', health: 70 },
+          { agent_name: 'agent-b', event: 'stopped' },
+        ],
+      },
+      tokenB,
+    );
     expect(answer.status, answer.text).toBe(200);
     const parsed = ReportResponse.parse(answer.json);
     expect('agents' in parsed && parsed.agents.map((a) => a.status)).toEqual(['running', 'warning', 'stopped']);
@@ -140,18 +167,26 @@ describe('report', () => {
 
   it('writes nothing of a batch when one report in it is refused', async () => {
     const before = await snapshot();
-    const answer = await post('report', {
-      reports: [
-        { agent_name: 'agent-a', event: 'started' },
-        { agent_name: 'agent-b', event: 'started' },
-      ],
-    }, tokenA);
+    const answer = await post(
+      'report',
+      {
+        reports: [
+          { agent_name: 'agent-a', event: 'started' },
+          { agent_name: 'agent-b', event: 'started' },
+        ],
+      },
+      tokenA,
+    );
     expect(answer.status).toBe(401);
     expect(await snapshot()).toBe(before);
   });
 
   it('lets a runner report a crash of an agent it supervises', async () => {
-    const answer = await post('report', { agent_name: 'managed-2', event: 'crashed', exit_code: 3, message: 'exited with code 3' }, runnerToken);
+    const answer = await post(
+      'report',
+      { agent_name: 'managed-2', event: 'crashed', exit_code: 3, message: 'exited with code 3' },
+      runnerToken,
+    );
     expect(answer.status, answer.text).toBe(200);
     expect(answer.json.agent).toMatchObject({ status: 'error', last_error: 'exited with code 3' });
   });
@@ -196,7 +231,11 @@ describe('command', () => {
     expect(agent.status).toBe(401);
     const nobody = await post('command', { action: 'stop', agent_name: 'managed-1' });
     expect(nobody.status).toBe(401);
-    const forged = await post('command', { action: 'stop', agent_name: 'managed-1' }, 'eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.forged');
+    const forged = await post(
+      'command',
+      { action: 'stop', agent_name: 'managed-1' },
+      'eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.forged',
+    );
     expect(forged.status).toBe(401);
     expect(await snapshot()).toBe(before);
   });
@@ -222,13 +261,27 @@ describe('command', () => {
 describe('bad input', () => {
   const cases: [string, string, unknown, number, string, RegExp][] = [
     ['health 101', 'heartbeat', { agent_name: 'agent-a', health: 101 }, 400, 'invalid_request', /health must be between 0 and 100/],
-    ['health -1', 'report', { agent_name: 'agent-a', event: 'warning', message: 'x', health: -1 }, 400, 'invalid_request', /health must be between 0 and 100/],
+    [
+      'health -1',
+      'report',
+      { agent_name: 'agent-a', event: 'warning', message: 'x', health: -1 },
+      400,
+      'invalid_request',
+      /health must be between 0 and 100/,
+    ],
     ['health not a number', 'heartbeat', { agent_name: 'agent-a', health: 'ninety' }, 400, 'invalid_request', /health/],
     ['health 99.5', 'heartbeat', { agent_name: 'agent-a', health: 99.5 }, 400, 'invalid_request', /whole number/],
     ['an unknown status', 'heartbeat', { agent_name: 'agent-a', status: 'sleeping' }, 400, 'invalid_request', /status/],
     ['status stale', 'heartbeat', { agent_name: 'agent-a', status: 'stale' }, 400, 'invalid_request', /status/],
     ['an unknown event', 'report', { agent_name: 'agent-a', event: 'exploded' }, 400, 'invalid_request', /event/],
-    ['a 5 kB activity', 'heartbeat', { agent_name: 'agent-a', last_activity: 'x'.repeat(5000) }, 400, 'invalid_request', /last_activity is longer than 1000/],
+    [
+      'a 5 kB activity',
+      'heartbeat',
+      { agent_name: 'agent-a', last_activity: 'x'.repeat(5000) },
+      400,
+      'invalid_request',
+      /last_activity is longer than 1000/,
+    ],
     ['a warning without a message', 'report', { agent_name: 'agent-a', event: 'warning' }, 400, 'invalid_request', /needs a message/],
     ['an empty agent name', 'heartbeat', { agent_name: '' }, 400, 'invalid_request', /agent_name is required/],
     ['no agent name', 'heartbeat', {}, 400, 'invalid_request', /agent_name is required/],
@@ -238,8 +291,22 @@ describe('bad input', () => {
     ['a body that is not JSON', 'heartbeat', '{"agent_name": ', 400, 'invalid_json', /not valid JSON/],
     ['an empty body', 'report', '', 400, 'invalid_json', /empty/],
     ['a JSON array', 'heartbeat', '[1,2]', 400, 'invalid_request', /expected object/],
-    ['a 100 kB body', 'report', { agent_name: 'agent-a', event: 'error', message: 'x'.repeat(100_000) }, 413, 'payload_too_large', /larger than 65536 bytes/],
-    ['a 10 kB heartbeat', 'heartbeat', { agent_name: 'agent-a', last_activity: 'é'.repeat(5000) }, 413, 'payload_too_large', /larger than 8192 bytes/],
+    [
+      'a 100 kB body',
+      'report',
+      { agent_name: 'agent-a', event: 'error', message: 'x'.repeat(100_000) },
+      413,
+      'payload_too_large',
+      /larger than 65536 bytes/,
+    ],
+    [
+      'a 10 kB heartbeat',
+      'heartbeat',
+      { agent_name: 'agent-a', last_activity: 'é'.repeat(5000) },
+      413,
+      'payload_too_large',
+      /larger than 8192 bytes/,
+    ],
     ['an empty batch', 'report', { reports: [] }, 400, 'invalid_request', /reports is empty/],
   ];
 
@@ -257,22 +324,26 @@ describe('bad input', () => {
   it('refuses a body over the limit before reading it (Content-Length alone)', async () => {
     // node:http on its own connection: the server answers before reading the body and closes it.
     const status = await new Promise<number>((resolve, reject) => {
-      const request = httpRequest(`${stack.url}/functions/v1/heartbeat`, {
-        method: 'POST',
-        agent: false,
-        headers: { authorization: `Bearer ${tokenA}`, 'content-type': 'application/json', 'content-length': 1_000_000 },
-      }, (response) => {
-        response.resume();
-        request.destroy();
-        resolve(response.statusCode!);
-      });
+      const request = httpRequest(
+        `${stack.url}/functions/v1/heartbeat`,
+        {
+          method: 'POST',
+          agent: false,
+          headers: { authorization: `Bearer ${tokenA}`, 'content-type': 'application/json', 'content-length': 1_000_000 },
+        },
+        (response) => {
+          response.resume();
+          request.destroy();
+          resolve(response.statusCode!);
+        },
+      );
       request.on('error', reject);
       request.write('{"agent_name": "agent-a", "last_activity": "');
     });
     expect(status).toBe(413);
   });
 
-  it('answers an unknown, a revoked and another agent\'s token alike, and writes nothing', async () => {
+  it("answers an unknown, a revoked and another agent's token alike, and writes nothing", async () => {
     const revoked = await createToken(stack.db.sql, 'agent', { agent: 'agent-a' });
     await stack.db.sql`select public.revoke_api_token(${revoked.slice(0, 10)})`.catch(async () => {
       const [{ id }] = await stack.db.sql`select id from public.api_tokens where token_hash = sha256(convert_to(${revoked}, 'UTF8'))`;
@@ -280,7 +351,10 @@ describe('bad input', () => {
     });
     const before = await snapshot();
     const answers = [];
-    for (const [endpoint, body] of [['heartbeat', { agent_name: 'agent-a' }], ['report', { agent_name: 'agent-a', event: 'started' }]] as const) {
+    for (const [endpoint, body] of [
+      ['heartbeat', { agent_name: 'agent-a' }],
+      ['report', { agent_name: 'agent-a', event: 'started' }],
+    ] as const) {
       for (const token of [undefined, 'asa_unknown', revoked, tokenB, runnerToken]) {
         const answer = await post(endpoint, body, token);
         expect(answer.status).toBe(401);
@@ -289,7 +363,10 @@ describe('bad input', () => {
     }
     expect(new Set(answers.slice(0, 5).map((a) => JSON.stringify(a))).size).toBe(1);
     expect(new Set(answers.slice(5).map((a) => JSON.stringify(a))).size).toBe(1);
-    expect(ErrorBody.parse(answers[0]).error).toMatchObject({ code: 'unauthorized', message: expect.stringMatching(/not allowed to speak for agent 'agent-a'/) });
+    expect(ErrorBody.parse(answers[0]).error).toMatchObject({
+      code: 'unauthorized',
+      message: expect.stringMatching(/not allowed to speak for agent 'agent-a'/),
+    });
     expect(await snapshot()).toBe(before);
   });
 
@@ -307,7 +384,11 @@ describe('CORS', () => {
   it.each(['heartbeat', 'report', 'command'])('answers the preflight of %s and marks answers readable by any origin', async (name) => {
     const preflight = await fetch(`${stack.url}/functions/v1/${name}`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://dashboard.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, apikey, x-client-info' },
+      headers: {
+        origin: 'https://dashboard.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type, apikey, x-client-info',
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBe('*');

@@ -42,7 +42,9 @@ describe('agent_heartbeat_batch', () => {
       { token: tokens['b-3'], agent_name: 'b-3', health: 101 },
       'not an object',
     ]);
-    expect(answers[0]).toMatchObject({ error: { sqlstate: '28000', message: expect.stringMatching(/not allowed to speak for agent 'b-2'/) } });
+    expect(answers[0]).toMatchObject({
+      error: { sqlstate: '28000', message: expect.stringMatching(/not allowed to speak for agent 'b-2'/) },
+    });
     expect(answers[1]).toMatchObject({ agent: { agent_name: 'b-3', health: 77 } });
     expect(answers[2]).toMatchObject({ error: { sqlstate: '22023', message: 'health must be between 0 and 100, got 101' } });
     expect(answers[3]).toMatchObject({ error: { sqlstate: '22023' } });
@@ -54,11 +56,14 @@ describe('agent_heartbeat_batch', () => {
   });
 
   it('refuses more than 50 heartbeats, and anything but an array', async () => {
-    await expect(batch(Array.from({ length: 51 }, () => ({})))).rejects.toMatchObject({ code: '22023', message: 'at most 50 heartbeats per batch, got 51' });
+    await expect(batch(Array.from({ length: 51 }, () => ({})))).rejects.toMatchObject({
+      code: '22023',
+      message: 'at most 50 heartbeats per batch, got 51',
+    });
     await expect(db.sql`select public.agent_heartbeat_batch('{}'::jsonb)`).rejects.toMatchObject({ code: '22023' });
   });
 
-  it('is for the functions\' own connection only', async () => {
+  it("is for the functions' own connection only", async () => {
     const [grants] = await db.sql`
       select has_function_privilege('anon', 'public.agent_heartbeat_batch(jsonb)', 'execute') as anon,
              has_function_privilege('authenticated', 'public.agent_heartbeat_batch(jsonb)', 'execute') as authenticated,

@@ -31,7 +31,7 @@ export function useTestDatabase(): TestDatabase {
   let admin: Sql;
   beforeAll(async () => {
     admin = postgres(config.adminUrl, { max: 1, onnotice: () => {} });
-    db.name = 'test_' + randomUUID().replaceAll('-', '').slice(0, 16);
+    db.name = `test_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
     await createDatabase(admin, db.name, config.template);
     db.url = `postgres://postgres@127.0.0.1:${config.port}/${db.name}`;
     db.sql = postgres(db.url, { max: 20, onnotice: () => {} });

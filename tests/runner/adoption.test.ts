@@ -26,7 +26,10 @@ it('a runner SIGKILLed while its agents run is started again: every agent adopte
 
   await host.spawn();
   expect(await finished(sql, pending)).toEqual({ status: 'failed', result: `already running (pid ${pids.always})` });
-  for (const [name, pid] of [[always.name, pids.always], [never.name, pids.never]] as const) {
+  for (const [name, pid] of [
+    [always.name, pids.always],
+    [never.name, pids.never],
+  ] as const) {
     expect(agentProcesses(name)).toEqual([pid]);
     expect(await agent(sql, name)).toMatchObject({ status: 'running', pid });
     const kinds = (await events(sql, name)).map((e) => e.kind).filter((k) => k === 'started' || k === 'adopted');
@@ -37,14 +40,22 @@ it('a runner SIGKILLed while its agents run is started again: every agent adopte
   process.kill(pids.always, 'SIGKILL');
   process.kill(pids.never, 'SIGKILL');
   const began = Date.now();
-  const restarted = await waitFor('the adopted agent to be restarted', async () => {
-    const row = await agent(sql, always.name);
-    return row.status === 'running' && row.pid !== pids.always ? row : undefined;
-  }, 5000);
-  const dead = await waitFor('the other one to be recorded dead', async () => {
-    const row = await agent(sql, never.name);
-    return row.status === 'error' ? row : undefined;
-  }, 5000);
+  const restarted = await waitFor(
+    'the adopted agent to be restarted',
+    async () => {
+      const row = await agent(sql, always.name);
+      return row.status === 'running' && row.pid !== pids.always ? row : undefined;
+    },
+    5000,
+  );
+  const dead = await waitFor(
+    'the other one to be recorded dead',
+    async () => {
+      const row = await agent(sql, never.name);
+      return row.status === 'error' ? row : undefined;
+    },
+    5000,
+  );
   expect(Date.now() - began).toBeLessThan(3000);
   expect(dead.status_reason).toMatch(/exit code is unknown/);
   expect(agentProcesses(always.name)).toEqual([restarted.pid]);

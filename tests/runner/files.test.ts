@@ -40,7 +40,7 @@ describe('logs', () => {
 
   it('reads the last lines from the end only, and only what this run wrote', () => {
     const file = join(tempDir(), 'err.log');
-    writeFileSync(file, 'old run\n' + 'x'.repeat(20_000) + '\nline 1\nline 2\n\nline 3\n');
+    writeFileSync(file, `old run\n${'x'.repeat(20_000)}\nline 1\nline 2\n\nline 3\n`);
     expect(lastLines(file, 2)).toEqual(['line 2', 'line 3']);
     expect(lastLines(file, 10, 30)).toEqual(['line 1', 'line 2', 'line 3']);
     const offset = fileSize(file);
@@ -55,7 +55,9 @@ describe('lock', () => {
   it('one holder at a time; released, it can be taken again', () => {
     const file = join(tempDir(), 'runner.lock');
     const lock = acquireLock(file);
-    expect(() => acquireLock(file)).toThrow(`another runner (pid ${process.pid}) is running with this state folder (lock ${file}); stop it first: one runner per host`);
+    expect(() => acquireLock(file)).toThrow(
+      `another runner (pid ${process.pid}) is running with this state folder (lock ${file}); stop it first: one runner per host`,
+    );
     lock.release();
     expect(existsSync(file)).toBe(false);
     acquireLock(file).release();

@@ -17,13 +17,17 @@ export const TEST_ENV = {
 };
 
 /** Builds a whole config from plain objects through parseConfig, in a temporary state folder. */
-export function runnerConfig(raw: Record<string, unknown>, env: Record<string, string> = TEST_ENV, file = join(tempDir(), 'agents.yaml')): RunnerConfig {
+export function runnerConfig(
+  raw: Record<string, unknown>,
+  env: Record<string, string> = TEST_ENV,
+  file = join(tempDir(), 'agents.yaml'),
+): RunnerConfig {
   return parseConfig(stringify(raw), file, { env });
 }
 
 /** One agent's config; `fixture` names a script in tests/fixtures. */
 export function agentConfig(fixture: string, extra: Record<string, unknown> = {}): AgentConfig {
-  return runnerConfig({ agents: [{ name: 'agent-' + fixture.replace(/\W/g, ''), command: join(FIXTURES, fixture), ...extra }] }).agents[0];
+  return runnerConfig({ agents: [{ name: `agent-${fixture.replace(/\W/g, '')}`, command: join(FIXTURES, fixture), ...extra }] }).agents[0];
 }
 
 const dirs: string[] = [];
@@ -39,7 +43,12 @@ export function tempDir(): string {
 }
 
 /** Polls `probe` until it returns a truthy value; fails with `what` after timeoutMs. */
-export async function waitFor<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 10_000, stepMs = 25): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  stepMs = 25,
+): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -49,7 +58,8 @@ export async function waitFor<T>(what: string, probe: () => T | Promise<T>, time
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }

@@ -66,16 +66,19 @@ export async function makeHost(
   supabase: Record<string, unknown> = {},
 ): Promise<Host> {
   const host = sameHostAs?.host ?? uniqueName('host');
-  const token: string = sameHostAs?.token ??
-    (await stack.db.sql`select token from public.create_api_token('runner', p_host => ${host})`)[0].token;
+  const token: string =
+    sameHostAs?.token ?? (await stack.db.sql`select token from public.create_api_token('runner', p_host => ${host})`)[0].token;
   const dir = tempDir();
   const stateDir = join(dir, 'state');
   const configFile = join(dir, 'agents.yaml');
-  writeFileSync(configFile, stringify({
-    supabase: { url: stack.url, anon_key: stack.anonKey, ...supabase },
-    runner: { state_dir: stateDir, poll_interval: '100ms', check_interval: '200ms', scan_interval: '1s', ...runner },
-    agents,
-  }));
+  writeFileSync(
+    configFile,
+    stringify({
+      supabase: { url: stack.url, anon_key: stack.anonKey, ...supabase },
+      runner: { state_dir: stateDir, poll_interval: '100ms', check_interval: '200ms', scan_interval: '1s', ...runner },
+      agents,
+    }),
+  );
   const env = { AGENT_STATUS_RUNNER_TOKEN: token };
   return {
     host,
@@ -121,15 +124,29 @@ export async function enqueue(sql: Sql, action: string, agent: string): Promise<
 
 /** Waits until the command finished; returns its status and result. */
 export async function finished(sql: Sql, id: number, timeoutMs = 15_000): Promise<{ status: string; result: string }> {
-  return waitFor(`command ${id} to finish`, async () => {
-    const [row] = await sql`select status, result from public.agent_commands where id = ${id}`;
-    return ['succeeded', 'failed', 'expired'].includes(row.status) ? { status: row.status as string, result: row.result as string } : undefined;
-  }, timeoutMs);
+  return waitFor(
+    `command ${id} to finish`,
+    async () => {
+      const [row] = await sql`select status, result from public.agent_commands where id = ${id}`;
+      return ['succeeded', 'failed', 'expired'].includes(row.status)
+        ? { status: row.status as string, result: row.result as string }
+        : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function agent(sql: Sql, name: string) {
-  const [row] = await sql`select status, pid, exit_code, exit_signal, status_reason, last_error from public.agent_status where agent_name = ${name}`;
-  return row as { status: string; pid: number | null; exit_code: number | null; exit_signal: string | null; status_reason: string | null; last_error: string | null };
+  const [row] =
+    await sql`select status, pid, exit_code, exit_signal, status_reason, last_error from public.agent_status where agent_name = ${name}`;
+  return row as {
+    status: string;
+    pid: number | null;
+    exit_code: number | null;
+    exit_signal: string | null;
+    status_reason: string | null;
+    last_error: string | null;
+  };
 }
 
 export async function events(sql: Sql, name: string) {

@@ -38,7 +38,9 @@ describe('commands', () => {
     expect(stop.result).toMatch(/^stopped \(pid \d+\): stopped by SIGTERM in /);
     expect(await agent(sql, forever.name)).toMatchObject({ status: 'stopped', pid: null, exit_code: 0 });
     expect(agentProcesses(forever.name)).toEqual([]);
-    expect((await events(sql, forever.name)).map((e) => e.kind)).toEqual(expect.arrayContaining(['started', 'terminated', 'command_succeeded', 'command_failed']));
+    expect((await events(sql, forever.name)).map((e) => e.kind)).toEqual(
+      expect.arrayContaining(['started', 'terminated', 'command_succeeded', 'command_failed']),
+    );
   });
 
   it('kills a child that ignores SIGTERM after its stop timeout, and its grandchildren', async () => {
@@ -65,10 +67,12 @@ describe('commands', () => {
     const host = await makeHost(stack, [forever]);
     await host.start();
     const { sql } = stack.db;
-    const ids = (await sql`
+    const ids = (
+      await sql`
       insert into public.agent_commands (agent_id, action)
       select a.id, 'start' from public.agent_status a, generate_series(1, 50) where a.agent_name = ${forever.name}
-      returning id`).map((row) => Number(row.id));
+      returning id`
+    ).map((row) => Number(row.id));
     const results = await Promise.all(ids.map((id) => finished(sql, id, 30_000)));
     const { pid } = await agent(sql, forever.name);
     expect(results.filter((r) => r.status === 'succeeded')).toHaveLength(1);
@@ -86,10 +90,12 @@ describe('commands', () => {
     // database still hands each command to one of them only
     await (await makeHost(stack, [quiet], {}, host)).start();
     const { sql } = stack.db;
-    const ids = (await sql`
+    const ids = (
+      await sql`
       insert into public.agent_commands (agent_id, action)
       select a.id, 'stop' from public.agent_status a, generate_series(1, 40) where a.agent_name = ${quiet.name}
-      returning id`).map((row) => Number(row.id));
+      returning id`
+    ).map((row) => Number(row.id));
     const results = await Promise.all(ids.map((id) => finished(sql, id, 30_000)));
     expect(results.every((r) => r.status === 'succeeded' && r.result === 'already stopped')).toBe(true);
     const claims = await sql`
@@ -140,7 +146,10 @@ describe('the database', () => {
       await tx`delete from public.agent_events where agent_id is null and runner_id = (select id from public.runners where host = ${host.host})`;
       await tx`delete from public.runners where host = ${host.host}`;
     });
-    await waitFor('the runner to register again', async () => (await sql`select 1 from public.runners where host = ${host.host}`).length === 1);
+    await waitFor(
+      'the runner to register again',
+      async () => (await sql`select 1 from public.runners where host = ${host.host}`).length === 1,
+    );
     expect(await finished(sql, await enqueue(sql, 'start', forever.name))).toMatchObject({ status: 'succeeded' });
   });
 
@@ -170,15 +179,23 @@ describe('supervision', () => {
     const neverBefore = await agent(sql, never.name);
     process.kill(before.pid!, 'SIGKILL');
     process.kill(neverBefore.pid!, 'SIGKILL');
-    const after = await waitFor('a new pid in the database', async () => {
-      const row = await agent(sql, always.name);
-      return row.status === 'running' && row.pid !== before.pid && row.pid ? row : undefined;
-    }, 5000);
+    const after = await waitFor(
+      'a new pid in the database',
+      async () => {
+        const row = await agent(sql, always.name);
+        return row.status === 'running' && row.pid !== before.pid && row.pid ? row : undefined;
+      },
+      5000,
+    );
     expect(agentProcesses(always.name)).toEqual([after.pid]);
-    const dead = await waitFor('the killed agent to be recorded', async () => {
-      const row = await agent(sql, never.name);
-      return row.status === 'error' ? row : undefined;
-    }, 5000);
+    const dead = await waitFor(
+      'the killed agent to be recorded',
+      async () => {
+        const row = await agent(sql, never.name);
+        return row.status === 'error' ? row : undefined;
+      },
+      5000,
+    );
     expect(dead).toMatchObject({ pid: null, exit_signal: 'SIGKILL' });
     expect(agentProcesses(never.name)).toEqual([]);
   });
@@ -190,10 +207,14 @@ describe('supervision', () => {
     const { sql } = stack.db;
     const start = await finished(sql, await enqueue(sql, 'start', crashing.name));
     expect(start).toEqual({ status: 'failed', result: 'exited within 0.3 s with code 2: fatal: missing setting DATABASE_URL' });
-    const final = await waitFor('the crash loop to be given up', async () => {
-      const rows = await events(sql, crashing.name);
-      return rows.find((e) => e.kind === 'crashed' && /^crash loop/.test(e.message));
-    }, 10_000);
+    const final = await waitFor(
+      'the crash loop to be given up',
+      async () => {
+        const rows = await events(sql, crashing.name);
+        return rows.find((e) => e.kind === 'crashed' && /^crash loop/.test(e.message));
+      },
+      10_000,
+    );
     expect(final.message).toContain('fatal: missing setting DATABASE_URL');
     expect(final.details.log_tail.at(-1)).toBe('fatal: missing setting DATABASE_URL');
     expect(final.to_status).toBe('error');

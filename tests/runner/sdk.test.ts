@@ -18,9 +18,13 @@ it('a Python agent reports through the functions with the environment the runner
   await host.start();
   const { sql } = stack.db;
   expect(await finished(sql, await enqueue(sql, 'start', agent.name))).toMatchObject({ status: 'succeeded' });
-  const row = await waitFor('the agent\'s own report', async () => {
-    const [found] = await sql`select status, health, last_activity from public.agent_status where agent_name = ${agent.name}`;
-    return found.last_activity ? found : undefined;
-  }, 20_000);
+  const row = await waitFor(
+    "the agent's own report",
+    async () => {
+      const [found] = await sql`select status, health, last_activity from public.agent_status where agent_name = ${agent.name}`;
+      return found.last_activity ? found : undefined;
+    },
+    20_000,
+  );
   expect(row).toMatchObject({ status: 'running', health: 90, last_activity: 'working, configured by the runner' });
 }, 60_000);

@@ -142,7 +142,11 @@ describe('restart policy', () => {
   });
 
   it('does not restart a clean exit under on-failure', async () => {
-    const { supervisor, reports } = supervise('exits-after.sh', { restart: 'on-failure', env: { RUN_SECONDS: '0.1', EXIT_CODE: '0' }, min_uptime: '50ms' });
+    const { supervisor, reports } = supervise('exits-after.sh', {
+      restart: 'on-failure',
+      env: { RUN_SECONDS: '0.1', EXIT_CODE: '0' },
+      min_uptime: '50ms',
+    });
     await supervisor.start();
     await waitFor('the exit', () => supervisor.state === 'stopped');
     expect(reports.map((r) => r.event)).toEqual(['started', 'exited']);
@@ -150,7 +154,9 @@ describe('restart policy', () => {
 
   it('backs off a crash loop and gives up with the last stderr line', async () => {
     const { supervisor, reports } = supervise('crashes.sh', {
-      restart: 'always', min_uptime: '500ms', backoff: { initial: '50ms', max: '200ms', max_retries: 3 },
+      restart: 'always',
+      min_uptime: '500ms',
+      backoff: { initial: '50ms', max: '200ms', max_retries: 3 },
     });
     await supervisor.start();
     await waitFor('the crash loop to be given up', () => supervisor.state === 'fatal', 10_000);
@@ -171,7 +177,10 @@ describe('adoption', () => {
     const { supervisor, reports } = supervise('forever.sh', { restart: 'never' });
     const outside = execa(agentConfig('forever.sh').command, { detached: true, cleanup: false, stdio: 'ignore', reject: false });
     strays.push(outside.pid!);
-    const pid = await waitFor('the outside process to lead its group', () => processInfo(outside.pid!)?.pgid === outside.pid && outside.pid);
+    const pid = await waitFor(
+      'the outside process to lead its group',
+      () => processInfo(outside.pid!)?.pgid === outside.pid && outside.pid,
+    );
     supervisor.adopt({ pid, startTicks: processInfo(pid)!.startTicks }, 'found running');
     expect(reports).toEqual([{ event: 'adopted', pid, message: 'found running' }]);
     expect((await supervisor.start()).message).toBe(`already running (pid ${pid})`);

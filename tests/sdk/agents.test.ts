@@ -29,9 +29,10 @@ interface Agent {
 const running = new Set<Agent>();
 
 function startAgent(kind: 'python' | 'node', env: Record<string, string> = {}): Agent {
-  const [command, args, name] = kind === 'python'
-    ? ['python3', [join(HERE, 'fixtures', 'tweet_agent.py')], PYTHON_AGENT]
-    : [process.execPath, ['--import', 'tsx', join(HERE, 'fixtures', 'node-agent.ts')], NODE_AGENT];
+  const [command, args, name] =
+    kind === 'python'
+      ? ['python3', [join(HERE, 'fixtures', 'tweet_agent.py')], PYTHON_AGENT]
+      : [process.execPath, ['--import', 'tsx', join(HERE, 'fixtures', 'node-agent.ts')], NODE_AGENT];
   const child = spawn(command, args, {
     cwd: ROOT,
     env: {
@@ -75,7 +76,7 @@ async function row(name: string) {
 /** Polls the agent's row until check passes; fails with the last row and the agent's output. */
 async function until(name: string, check: (r: Awaited<ReturnType<typeof row>>) => boolean, agent?: Agent, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
-  let last;
+  let last: Awaited<ReturnType<typeof row>> | undefined;
   while (Date.now() < deadline) {
     last = await row(name);
     if (last && check(last)) return last;

@@ -43,7 +43,8 @@ async function agent(name: string, options: ConstructorParameters<typeof AgentSt
 }
 
 async function row(name: string) {
-  const [found] = await stack.db.sql`select status, health, last_activity, status_reason, last_heartbeat from public.agent_status where agent_name = ${name}`;
+  const [found] = await stack.db
+    .sql`select status, health, last_activity, status_reason, last_heartbeat from public.agent_status where agent_name = ${name}`;
   return found;
 }
 
@@ -136,7 +137,12 @@ describe('TypeScript SDK', () => {
   it('does not retry what the service refused, and says why', async () => {
     const { status, logs } = await agent('impostor');
     const other = await agent('victim');
-    const wrong = new AgentStatus({ url: relayUrl, token: other.status.config.token, agentName: 'impostor', log: (line) => logs.push(line) });
+    const wrong = new AgentStatus({
+      url: relayUrl,
+      token: other.status.config.token,
+      agentName: 'impostor',
+      log: (line) => logs.push(line),
+    });
     clients.push(wrong);
     wrong.markStarted();
     expect(await wrong.flush(5_000)).toBe(true);
@@ -167,7 +173,7 @@ describe('TypeScript SDK', () => {
     expect(sent).toHaveLength(0);
   });
 
-  it('offers the seed\'s module-level functions, configured from the environment', async () => {
+  it("offers the seed's module-level functions, configured from the environment", async () => {
     const token = await createToken(stack.db.sql, 'agent', { agent: 'seed-port' });
     Object.assign(process.env, { AGENT_STATUS_URL: relayUrl, AGENT_STATUS_TOKEN: token, AGENT_STATUS_HEARTBEAT_INTERVAL: '0' });
     try {
@@ -175,7 +181,12 @@ describe('TypeScript SDK', () => {
       updateAgentStatus('seed-port', 'running', 95, 'Fetching tweets');
       reportWarning('seed-port', 'rate limited', 60);
       expect(await flushAll(5_000)).toBe(true);
-      expect(await row('seed-port')).toMatchObject({ status: 'warning', health: 60, status_reason: 'rate limited', last_activity: 'Fetching tweets' });
+      expect(await row('seed-port')).toMatchObject({
+        status: 'warning',
+        health: 60,
+        status_reason: 'rate limited',
+        last_activity: 'Fetching tweets',
+      });
       markAgentStopped('seed-port');
       expect(await flushAll(5_000)).toBe(true);
       expect((await row('seed-port')).status).toBe('stopped');
@@ -186,9 +197,21 @@ describe('TypeScript SDK', () => {
 
   it('runs under Deno too', async () => {
     const token = await createToken(stack.db.sql, 'agent', { agent: 'deno-agent' });
-    const { stdout } = await promisify(execFile)(join(ROOT, 'node_modules', '.bin', 'deno'),
+    const { stdout } = await promisify(execFile)(
+      join(ROOT, 'node_modules', '.bin', 'deno'),
       ['run', '--allow-net', '--allow-env', '--allow-read', join(HERE, 'fixtures', 'deno-agent.ts')],
-      { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, AGENT_STATUS_URL: stack.url, AGENT_STATUS_TOKEN: token, AGENT_NAME: 'deno-agent' }, timeout: 60_000 });
+      {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          AGENT_STATUS_URL: stack.url,
+          AGENT_STATUS_TOKEN: token,
+          AGENT_NAME: 'deno-agent',
+        },
+        timeout: 60_000,
+      },
+    );
     expect(stdout).toContain('delivered: true');
     const events = await stack.db.sql`
       select e.kind from public.agent_events e join public.agent_status a on a.id = e.agent_id

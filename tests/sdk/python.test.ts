@@ -26,7 +26,15 @@ async function busyAgent(name: string, url: string, env: Record<string, string> 
   const { stdout, stderr } = await promisify(execFile)('python3', [join(HERE, 'fixtures', 'busy_agent.py'), name, '3'], {
     cwd: ROOT,
     timeout: 30_000,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PYTHONPATH: join(ROOT, 'shared', 'python'), PYTHONDONTWRITEBYTECODE: '1', AGENT_STATUS_URL: url, AGENT_STATUS_TOKEN: token, ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PYTHONPATH: join(ROOT, 'shared', 'python'),
+      PYTHONDONTWRITEBYTECODE: '1',
+      AGENT_STATUS_URL: url,
+      AGENT_STATUS_TOKEN: token,
+      ...env,
+    },
   });
   const [, calls, slowestMs, lastActivity] = /calls (\d+) slowest_ms ([\d.]+) last_activity (batch \d+)/.exec(stdout)!;
   return { calls: Number(calls), slowestMs: Number(slowestMs), lastActivity, stderr, seconds: (Date.now() - started) / 1000 };
@@ -57,7 +65,14 @@ describe('Python module', () => {
     const { stdout } = await promisify(execFile)('python3', ['-c', script], {
       cwd: ROOT,
       timeout: 30_000,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, PYTHONPATH: join(ROOT, 'shared', 'python'), PYTHONDONTWRITEBYTECODE: '1', AGENT_STATUS_URL: stack.url, AGENT_STATUS_TOKEN: token },
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        PYTHONPATH: join(ROOT, 'shared', 'python'),
+        PYTHONDONTWRITEBYTECODE: '1',
+        AGENT_STATUS_URL: stack.url,
+        AGENT_STATUS_TOKEN: token,
+      },
     });
     expect(stdout.trim()).toBe('True');
     const [row] = await stack.db.sql`select status, last_activity from public.agent_status where agent_name = 'seed-style'`;

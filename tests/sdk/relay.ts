@@ -14,10 +14,13 @@ export async function startRelay(targetUrl: string): Promise<Relay> {
   const sent: string[] = [];
   const server = createServer((request, response) => {
     sent.push(request.url!.replace('/functions/v1/', ''));
-    const upstream = httpRequest({ host: target.hostname, port: target.port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
-      response.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(response);
-    });
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port, method: request.method, path: request.url, headers: request.headers },
+      (answer) => {
+        response.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(response);
+      },
+    );
     upstream.on('error', () => response.destroy());
     request.pipe(upstream);
   });
@@ -25,9 +28,10 @@ export async function startRelay(targetUrl: string): Promise<Relay> {
   return {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     sent,
-    close: () => new Promise<void>((done) => {
-      server.closeAllConnections();
-      server.close(() => done());
-    }),
+    close: () =>
+      new Promise<void>((done) => {
+        server.closeAllConnections();
+        server.close(() => done());
+      }),
   };
 }

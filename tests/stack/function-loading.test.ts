@@ -15,7 +15,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const env: FunctionEnv = { SUPABASE_URL: 'http://127.0.0.1:1', SUPABASE_ANON_KEY: 'a', SUPABASE_SERVICE_ROLE_KEY: 's', SUPABASE_DB_URL: 'postgres://x@127.0.0.1:1/x' };
+const env: FunctionEnv = {
+  SUPABASE_URL: 'http://127.0.0.1:1',
+  SUPABASE_ANON_KEY: 'a',
+  SUPABASE_SERVICE_ROLE_KEY: 's',
+  SUPABASE_DB_URL: 'postgres://x@127.0.0.1:1/x',
+};
 const BROKEN = 'Deno.serve((request) => new Response("half written"';
 const WORKING = 'Deno.serve(() => new Response("hello from " + Deno.env.get("SUPABASE_URL")));\n';
 
@@ -30,7 +35,9 @@ describe('a function that does not load', () => {
     const crashes: string[] = [];
     const supervisor = new Supervisor((name, reason) => crashes.push(`${name} ${reason}`));
     supervisors.push(supervisor);
-    await expect(startFunction('broken', { supervisor, env, dir })).rejects.toThrow(/edge function broken listening: Deno exited while loading it/);
+    await expect(startFunction('broken', { supervisor, env, dir })).rejects.toThrow(
+      /edge function broken listening: Deno exited while loading it/,
+    );
     expect(crashes[0]).toMatch(/^edge function broken exited unexpectedly \(code 1\)/);
   });
 
@@ -43,11 +50,15 @@ describe('a function that does not load', () => {
     const served = await startFunction('fixed-later', { supervisor, env, dir, watch: true });
     writeFunction('fixed-later', WORKING);
     let body = '';
-    await waitUntil('the fixed function answering', async () => {
-      const response = await fetch(`http://127.0.0.1:${served.port}/fixed-later`);
-      body = await response.text();
-      return response.status === 200;
-    }, { timeoutMs: 30_000 });
+    await waitUntil(
+      'the fixed function answering',
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${served.port}/fixed-later`);
+        body = await response.text();
+        return response.status === 200;
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(body).toBe('hello from http://127.0.0.1:1');
   });
 });

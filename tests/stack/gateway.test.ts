@@ -35,7 +35,8 @@ beforeAll(async () => {
     anonKey,
     serviceKey: await signApiKey(jwtSecret, 'service_role'),
     jwtSecret,
-    functionTarget: async (name) => (name === 'echo' ? { port: echo.port, verifyJwt: true } : name === 'open' ? { port: echo.port, verifyJwt: false } : `no ${name}`),
+    functionTarget: async (name) =>
+      name === 'echo' ? { port: echo.port, verifyJwt: true } : name === 'open' ? { port: echo.port, verifyJwt: false } : `no ${name}`,
     dashboardConfig: { supabaseUrl: '', supabaseAnonKey: '' },
   });
   await gateway.start();
@@ -50,7 +51,9 @@ afterAll(async () => {
 describe('gateway in front of the functions', () => {
   it('checks the JWT of a function that verifies it', async () => {
     expect((await fetch(`${gateway.url}/functions/v1/echo`)).status).toBe(401);
-    const forged = await fetch(`${gateway.url}/functions/v1/echo`, { headers: { authorization: `Bearer ${await signApiKey(createJwtSecret(), 'anon')}` } });
+    const forged = await fetch(`${gateway.url}/functions/v1/echo`, {
+      headers: { authorization: `Bearer ${await signApiKey(createJwtSecret(), 'anon')}` },
+    });
     expect(forged.status).toBe(401);
     expect((await forged.json()).message).toBe('Invalid JWT');
     const signed = await fetch(`${gateway.url}/functions/v1/echo/sub/path?x=1`, { headers: { authorization: `Bearer ${anonKey}` } });

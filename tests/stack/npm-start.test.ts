@@ -79,7 +79,10 @@ async function npmStart(dataDir: string, args: string[] = [], options: { demo?: 
   child.stdout!.on('data', () => (output = outputSoFar()));
   child.stderr!.on('data', () => (output = outputSoFar()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`npm start was not ready within ${READY_TIMEOUT_MS / 1000} s:\n${output}`)), READY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`npm start was not ready within ${READY_TIMEOUT_MS / 1000} s:\n${output}`)),
+      READY_TIMEOUT_MS,
+    );
     const onData = () => {
       if (/^Ready in /m.test(output)) {
         clearTimeout(timer);
@@ -170,10 +173,14 @@ describe('npm start', () => {
     // the first screen is alive: the operator sees the three demo agents reporting
     const operator = supabase(started.info);
     await operator.auth.signInWithPassword(started.info.operator);
-    await waitUntil('the demo agents reporting', async () => {
-      const { data } = await operator.from('agent_status').select('agent_name, last_heartbeat').like('agent_name', 'demo-%');
-      return data?.length === 3 && data.every((agent) => agent.last_heartbeat !== null);
-    }, { timeoutMs: 30_000 });
+    await waitUntil(
+      'the demo agents reporting',
+      async () => {
+        const { data } = await operator.from('agent_status').select('agent_name, last_heartbeat').like('agent_name', 'demo-%');
+        return data?.length === 3 && data.every((agent) => agent.last_heartbeat !== null);
+      },
+      { timeoutMs: 30_000 },
+    );
 
     await pressCtrlC(started);
     // the demo agents said goodbye before the API went away
@@ -197,9 +204,20 @@ describe('npm start', () => {
     await heartbeatRoundTrip(first.info, 'survives-restart');
 
     // while it runs, a second npm start on the same folder refuses, saying why
-    const twice = spawnNpmStart(['--data-dir', dataDir, '--port', String(await freePort()), '--db-port', String(await freePort()), '--no-demo', '--no-build']);
+    const twice = spawnNpmStart([
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(await freePort()),
+      '--db-port',
+      String(await freePort()),
+      '--no-demo',
+      '--no-build',
+    ]);
     expect(await twice.closed).toBe(1);
-    expect(twice.output()).toMatch(/another npm start \(pid \d+\) is running on .* Stop it first, or give this one its own folder with --data-dir/);
+    expect(twice.output()).toMatch(
+      /another npm start \(pid \d+\) is running on .* Stop it first, or give this one its own folder with --data-dir/,
+    );
     await pressCtrlC(first);
 
     const second = await npmStart(dataDir);

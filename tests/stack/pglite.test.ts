@@ -52,10 +52,19 @@ describe('PGlite behind the local stack', () => {
       names.forEach((name, n) => {
         requests.push(post('heartbeat', tokens[n], { agent_name: name, status: 'running', health: 50 + i }));
         if (i % 5 === 0) {
-          requests.push(post('report', tokens[n], { reports: [{ agent_name: name, event: 'activity', last_activity: `step ${i}` }, { agent_name: name, event: 'heartbeat' }] }));
+          requests.push(
+            post('report', tokens[n], {
+              reports: [
+                { agent_name: name, event: 'activity', last_activity: `step ${i}` },
+                { agent_name: name, event: 'heartbeat' },
+              ],
+            }),
+          );
         }
       });
-      requests.push(fetch(`${stack.url}/rest/v1/agent_status?select=agent_name,status&order=agent_name`, { headers: { apikey: stack.serviceKey } }));
+      requests.push(
+        fetch(`${stack.url}/rest/v1/agent_status?select=agent_name,status&order=agent_name`, { headers: { apikey: stack.serviceKey } }),
+      );
     }
     const answers = await Promise.all(requests);
     const failed = await Promise.all(answers.filter((r) => r.status !== 200).map(async (r) => `${r.status} ${await r.text()}`));
@@ -70,9 +79,13 @@ describe('PGlite behind the local stack', () => {
     expect((await post('heartbeat', token, { agent_name: 'goes-silent', status: 'running' })).status).toBe(200);
     // as if its heartbeat timeout had passed
     await stack.sql`update public.agent_status set stale_at = now() - interval '1 second' where agent_name = 'goes-silent'`;
-    await waitUntil('the sweep marking the silent agent stale', async () => {
-      const [row] = await stack.sql`select status from public.agent_status where agent_name = 'goes-silent'`;
-      return row.status === 'stale';
-    }, { timeoutMs: 10_000 });
+    await waitUntil(
+      'the sweep marking the silent agent stale',
+      async () => {
+        const [row] = await stack.sql`select status from public.agent_status where agent_name = 'goes-silent'`;
+        return row.status === 'stale';
+      },
+      { timeoutMs: 10_000 },
+    );
   });
 });

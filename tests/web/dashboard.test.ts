@@ -5,7 +5,16 @@ import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { useTestStack } from '../helpers/stack.ts';
 import { agentProcesses, fixtureAgent, makeHost } from '../runner/host.ts';
-import { buildDashboard, launchChromium, removeDir, screenshot, serveDashboard, signIn, watchConsole, type ServedDashboard } from './helpers.ts';
+import {
+  buildDashboard,
+  launchChromium,
+  removeDir,
+  screenshot,
+  serveDashboard,
+  signIn,
+  watchConsole,
+  type ServedDashboard,
+} from './helpers.ts';
 
 const stack = useTestStack();
 let dir: string | undefined;
@@ -53,7 +62,11 @@ async function openDashboard() {
 
 /** A runner on its own host supervising forever.sh under each name, started at once. */
 async function runnerWith(names: string[], settings: Record<string, unknown> = {}) {
-  const host = await makeHost(stack, names.map((name) => fixtureAgent('forever.sh', { name, autostart: true })), settings);
+  const host = await makeHost(
+    stack,
+    names.map((name) => fixtureAgent('forever.sh', { name, autostart: true })),
+    settings,
+  );
   const runner = await host.start();
   return { host, runner };
 }
@@ -107,17 +120,26 @@ describe('the dashboard against a real stack and runner', () => {
     const [pid] = agentProcesses(name);
     expect(pid).toBeGreaterThan(0);
 
-    await row(name).getByRole('button', { name: `Stop ${name}` }).click();
+    await row(name)
+      .getByRole('button', { name: `Stop ${name}` })
+      .click();
     await statusShown(name, 'stopped');
     expect(agentProcesses(name)).toEqual([]);
-    expect(await row(name).getByRole('button', { name: `Stop ${name}` }).isDisabled()).toBe(true);
+    expect(
+      await row(name)
+        .getByRole('button', { name: `Stop ${name}` })
+        .isDisabled(),
+    ).toBe(true);
 
     // from the keyboard this time
-    await row(name).getByRole('button', { name: `Start ${name}` }).focus();
+    await row(name)
+      .getByRole('button', { name: `Start ${name}` })
+      .focus();
     await page.keyboard.press('Enter');
     await statusShown(name, 'running');
     expect(agentProcesses(name)).toHaveLength(1);
-    const [command] = await sql()`select c.status, c.requested_by from public.agent_commands c join public.agent_status a on a.id = c.agent_id
+    const [command] =
+      await sql()`select c.status, c.requested_by from public.agent_commands c join public.agent_status a on a.id = c.agent_id
                                   where a.agent_name = ${name} order by c.id desc limit 1`;
     expect(command).toEqual({ status: 'succeeded', requested_by: `operator ${stack.operator.email}` });
   }, 60_000);
@@ -135,10 +157,15 @@ describe('the dashboard against a real stack and runner', () => {
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Restart');
     await page.keyboard.press('Enter');
     // one process again, and a new one (between the two there is briefly none)
-    await expect.poll(() => {
-      const pids = agentProcesses(name);
-      return pids.length === 1 && pids[0] !== before;
-    }, { timeout: 15_000 }).toBe(true);
+    await expect
+      .poll(
+        () => {
+          const pids = agentProcesses(name);
+          return pids.length === 1 && pids[0] !== before;
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(true);
     await statusShown(name, 'running');
     expect(await row(name).locator('details.menu').getAttribute('open')).toBeNull();
   }, 60_000);
@@ -160,7 +187,8 @@ describe('the dashboard against a real stack and runner', () => {
 
     await statusShown(name, 'stopped');
     expect(agentProcesses(name)).toEqual([pid]);
-    const [event] = await sql()`select e.kind, e.actor, e.to_status from public.agent_events e join public.agent_status a on a.id = e.agent_id
+    const [event] =
+      await sql()`select e.kind, e.actor, e.to_status from public.agent_events e join public.agent_status a on a.id = e.agent_id
                                 where a.agent_name = ${name} and e.kind = 'force'`;
     expect(event).toEqual({ kind: 'force', actor: `operator ${stack.operator.email}`, to_status: 'stopped' });
   }, 60_000);
@@ -189,18 +217,26 @@ describe('the dashboard against a real stack and runner', () => {
     // start of a running agent: the runner refuses and says why
     await page.getByRole('button', { name: 'Start all' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Start all' }).click();
-    await expect.poll(() => row(name).locator('.command.failed').textContent(), { timeout: 15_000 })
+    await expect
+      .poll(() => row(name).locator('.command.failed').textContent(), { timeout: 15_000 })
       .toMatch(/^start failed: already running \(pid \d+\)$/);
 
     // no runner to claim it: pending on the row, then expired by the sweep with the reason
     await runner.shutdown({ stopAgents: true });
     await statusShown(name, 'stopped');
-    await row(name).getByRole('button', { name: `Start ${name}` }).click();
+    await row(name)
+      .getByRole('button', { name: `Start ${name}` })
+      .click();
     await expect.poll(() => row(name).locator('.command').textContent()).toBe('start pending…');
-    expect(await row(name).getByRole('button', { name: `Start ${name}` }).isDisabled()).toBe(true);
+    expect(
+      await row(name)
+        .getByRole('button', { name: `Start ${name}` })
+        .isDisabled(),
+    ).toBe(true);
     await sql()`update public.agent_commands set expires_at = now() where status = 'pending'`;
     await sql()`select public.agent_status_sweep()`;
-    await expect.poll(() => row(name).locator('.command.failed').textContent(), { timeout: 10_000 })
+    await expect
+      .poll(() => row(name).locator('.command.failed').textContent(), { timeout: 10_000 })
       .toBe('start expired: no runner claimed it before it expired');
     expect(host.host).toBeTruthy();
   }, 60_000);
@@ -213,7 +249,11 @@ describe('the dashboard against a real stack and runner', () => {
     const stop = row(name).getByRole('button', { name: `Stop ${name}` });
     expect(await stop.isDisabled()).toBe(true);
     expect(await stop.getAttribute('title')).toBe('no runner manages this agent');
-    expect(await row(name).getByRole('button', { name: `Start ${name}` }).isDisabled()).toBe(true);
+    expect(
+      await row(name)
+        .getByRole('button', { name: `Start ${name}` })
+        .isDisabled(),
+    ).toBe(true);
     expect(await row(name).locator('.c-host .note').textContent()).toBe('no runner');
   }, 60_000);
 
@@ -223,7 +263,8 @@ describe('the dashboard against a real stack and runner', () => {
     await agent.report('started', { activity: 'Fetching tweets' });
     for (const health of [95, 80, 60]) await agent.report('running', { health });
     await agent.report('warning', { message: 'slow responses from the API', health: 45 });
-    const traceback = 'Traceback (most recent call last):\n  File "agent.py", line 42, in fetch\n    tweets = client.search(query)\nValueError: query must not be empty';
+    const traceback =
+      'Traceback (most recent call last):\n  File "agent.py", line 42, in fetch\n    tweets = client.search(query)\nValueError: query must not be empty';
     await agent.report('error', {
       message: traceback,
       health: 20,
@@ -243,7 +284,9 @@ describe('the dashboard against a real stack and runner', () => {
     await expect.poll(() => detail.locator('.history tbody tr').count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(7);
     expect(page.url()).toContain('#/agents/Detail%20Agent');
     expect(await detail.locator('.error-text').textContent()).toBe(traceback);
-    expect(await detail.locator('pre.log').textContent()).toBe('2026-11-24 10:00:01 fetching page 3\nWARNING retrying after 429\nERROR query must not be empty');
+    expect(await detail.locator('pre.log').textContent()).toBe(
+      '2026-11-24 10:00:01 fetching page 3\nWARNING retrying after 429\nERROR query must not be empty',
+    );
     expect(await detail.locator('svg.health-chart circle').count()).toBeGreaterThanOrEqual(5);
     const force = detail.locator('.history tr[data-kind="force"]');
     expect(await force.textContent()).toContain('cleared by hand');
@@ -310,8 +353,10 @@ describe('the dashboard against a real stack and runner', () => {
   }, 60_000);
 
   it('says what to fix when config.js is empty, and refuses a service-role key', async () => {
-    const serve = (config: object) => page.route('**/config.js', (route) =>
-      route.fulfill({ contentType: 'text/javascript', body: `window.AGENT_STATUS_CONFIG = ${JSON.stringify(config)};` }));
+    const serve = (config: object) =>
+      page.route('**/config.js', (route) =>
+        route.fulfill({ contentType: 'text/javascript', body: `window.AGENT_STATUS_CONFIG = ${JSON.stringify(config)};` }),
+      );
     await serve({ supabaseUrl: '', supabaseAnonKey: '' });
     await page.goto(served!.url);
     await page.getByRole('heading', { name: 'The dashboard is not configured' }).waitFor();

@@ -7,7 +7,16 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { useTestStack } from '../helpers/stack.ts';
 import { DEMO_AGENTS, startDemo, type Demo } from '../../runner/local-stack/demo/demo.ts';
-import { buildDashboard, launchChromium, removeDir, screenshot, serveDashboard, signIn, watchConsole, type ServedDashboard } from './helpers.ts';
+import {
+  buildDashboard,
+  launchChromium,
+  removeDir,
+  screenshot,
+  serveDashboard,
+  signIn,
+  watchConsole,
+  type ServedDashboard,
+} from './helpers.ts';
 
 const stack = useTestStack({ functions: true });
 let dir: string | undefined;

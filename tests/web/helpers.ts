@@ -57,8 +57,14 @@ export async function serveDashboard(dir: string, config: { supabaseUrl: string;
 
 // What CI's Debian chromium needs headless: no sandbox (containers), and nothing that phones home.
 const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 
 /** The system's Chromium; launch() gives it a fresh temporary user-data-dir, removed on close. */

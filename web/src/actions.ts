@@ -48,7 +48,9 @@ export class Actions {
   async startAll(managed: number): Promise<void> {
     const sure = await confirmAction({
       title: 'Start all agents?',
-      body: [`This sends start to every agent a runner manages (${managed} now). An agent that is already running stays as it is; its row shows the runner's answer.`],
+      body: [
+        `This sends start to every agent a runner manages (${managed} now). An agent that is already running stays as it is; its row shows the runner's answer.`,
+      ],
       confirm: 'Start all',
     });
     if (!sure) return;

@@ -69,7 +69,10 @@ function check<T>(what: string, answer: { data: T | null; error: PostgrestError 
 }
 
 // Reads every page of a query ordered by a unique key; `page(from, to)` runs one range of it.
-async function allPages<T>(what: string, page: (from: number, to: number) => PromiseLike<{ data: unknown; error: PostgrestError | null }>): Promise<T[]> {
+async function allPages<T>(
+  what: string,
+  page: (from: number, to: number) => PromiseLike<{ data: unknown; error: PostgrestError | null }>,
+): Promise<T[]> {
   const rows: T[] = [];
   for (let from = 0; ; from += PAGE) {
     const answer = await page(from, from + PAGE - 1);
@@ -102,12 +105,20 @@ export function fetchCommands(client: SupabaseClient, since: string): Promise<Co
       .order('id', { ascending: false })
       .range(from, to)
       .retry(false)
-      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)));
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  );
 }
 
 export async function fetchRunners(client: SupabaseClient): Promise<RunnerRow[]> {
-  return check('reading runners', await client.from('runners').select('id,host,status,last_seen_at,version').order('host')
-    .retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS))) as RunnerRow[];
+  return check(
+    'reading runners',
+    await client
+      .from('runners')
+      .select('id,host,status,last_seen_at,version')
+      .order('host')
+      .retry(false)
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as RunnerRow[];
 }
 
 /** An agent's history, newest first; only events after `afterId` when given. */
@@ -153,7 +164,10 @@ export async function sendCommand(client: SupabaseClient, agentId: number, actio
 }
 
 export async function startAll(client: SupabaseClient): Promise<number> {
-  const rows = check('sending start to all agents', await client.rpc('enqueue_agent_commands', { p_action: 'start' satisfies CommandAction })) as unknown[];
+  const rows = check(
+    'sending start to all agents',
+    await client.rpc('enqueue_agent_commands', { p_action: 'start' satisfies CommandAction }),
+  ) as unknown[];
   return rows.length;
 }
 

@@ -8,7 +8,11 @@ const WIDTH = 600;
 const HEIGHT = 160;
 const PAD = { left: 34, right: 8, top: 8, bottom: 22 };
 
-function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
+function svg<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string | number>,
+  text?: string,
+): SVGElementTagNameMap[K] {
   const element = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
   if (text !== undefined) element.textContent = text;
@@ -33,7 +37,9 @@ export function healthChart(events: EventRow[], nowMs: number): SVGSVGElement | 
 
   const last = points[points.length - 1].health;
   const chart = svg('svg', {
-    viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: 'health-chart', role: 'img',
+    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+    class: 'health-chart',
+    role: 'img',
     'aria-label': `Health from ${formatTimestamp(new Date(t0).toISOString())} until now: ${points.length} changes, lowest ${Math.min(...points.map((p) => p.health))}, now ${last}`,
   });
   for (const level of [0, 50, 100]) {

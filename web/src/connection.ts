@@ -13,7 +13,11 @@ export class ConnectionView {
   private readonly bannerText: HTMLSpanElement;
   private state: FeedState = { mode: 'connecting', lastDataAt: null, error: null };
 
-  constructor(private readonly pollMs: number, private readonly apiUrl: string, private readonly onOld: (old: boolean) => void) {
+  constructor(
+    private readonly pollMs: number,
+    private readonly apiUrl: string,
+    private readonly onOld: (old: boolean) => void,
+  ) {
     this.mode = h('span', { class: 'mode' });
     this.age = h('span', { class: 'age' });
     this.indicator = h('div', { class: 'live', role: 'status', 'aria-live': 'off' }, this.mode, ' · ', this.age);
@@ -29,8 +33,10 @@ export class ConnectionView {
     setText(this.mode, state.error ? 'API unreachable' : state.mode === 'realtime' ? 'Live (Realtime)' : `Polling every ${seconds} s`);
     this.banner.hidden = state.error === null;
     if (state.error !== null) {
-      setText(this.bannerText, `Cannot reach the API at ${this.apiUrl}: ${state.error}. ` +
-        `Showing the last data received, marked old; retrying automatically.`);
+      setText(
+        this.bannerText,
+        `Cannot reach the API at ${this.apiUrl}: ${state.error}. Showing the last data received, marked old; retrying automatically.`,
+      );
     }
     if (wasOld !== (state.error !== null)) this.onOld(state.error !== null);
     this.tick();

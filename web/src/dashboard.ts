@@ -38,7 +38,13 @@ export class Dashboard {
   private ticker: ReturnType<typeof setInterval> | undefined;
   private readonly onHash = () => this.route();
 
-  constructor(private readonly root: HTMLElement, client: SupabaseClient, apiUrl: string, email: string, signOut: () => void) {
+  constructor(
+    private readonly root: HTMLElement,
+    client: SupabaseClient,
+    apiUrl: string,
+    email: string,
+    signOut: () => void,
+  ) {
     const notices = new Notices();
     const actions = new Actions(client, notices, () => this.feed.refreshNow(), email);
     const handlers: RowHandlers = {
@@ -66,22 +72,39 @@ export class Dashboard {
     this.connection = new ConnectionView(this.feed.pollMs, apiUrl, (old) => {
       this.root.classList.toggle('old', old);
     });
-    this.startAll = h('button', {
-      type: 'button', class: 'btn btn-primary', disabled: true,
-      on: { click: () => void actions.startAll(this.managedCount()) },
-    }, 'Start all');
+    this.startAll = h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn btn-primary',
+        disabled: true,
+        on: { click: () => void actions.startAll(this.managedCount()) },
+      },
+      'Start all',
+    );
     this.runners = h('p', { class: 'runners muted' });
-    this.listView = h('section', { class: 'list', 'aria-label': 'All agents' },
+    this.listView = h(
+      'section',
+      { class: 'list', 'aria-label': 'All agents' },
       summary.el,
       h('div', { class: 'toolbar' }, filters.el, this.startAll),
-      this.table.el);
+      this.table.el,
+    );
 
     replace(
       root,
-      h('header', { class: 'top' },
+      h(
+        'header',
+        { class: 'top' },
         h('h1', null, 'Agent status'),
         this.connection.indicator,
-        h('div', { class: 'user' }, h('span', { class: 'muted' }, email), h('button', { type: 'button', class: 'btn', on: { click: signOut } }, 'Sign out'))),
+        h(
+          'div',
+          { class: 'user' },
+          h('span', { class: 'muted' }, email),
+          h('button', { type: 'button', class: 'btn', on: { click: signOut } }, 'Sign out'),
+        ),
+      ),
       this.connection.banner,
       h('main', null, this.listView, this.detail.el, this.runners),
       notices.el,
@@ -120,10 +143,12 @@ export class Dashboard {
     this.filters.setHosts(snapshot.agents.map((agent) => agent.host));
     performance.measure(MARKS.applyScript, { start: started, end: performance.now() });
     // Measured up to the frame after, so style, layout and paint of the change count too.
-    requestAnimationFrame(() => setTimeout(() => {
-      performance.measure(MARKS.apply, { start: started, end: performance.now() });
-      if (first) performance.mark(MARKS.firstRender);
-    }, 0));
+    requestAnimationFrame(() =>
+      setTimeout(() => {
+        performance.measure(MARKS.apply, { start: started, end: performance.now() });
+        if (first) performance.mark(MARKS.firstRender);
+      }, 0),
+    );
     this.detail.update(snapshot.agents, snapshot.commands, snapshot.clock);
     this.startAll.disabled = this.managedCount() === 0;
     this.startAll.title = this.startAll.disabled ? 'no runner manages any agent yet' : '';
@@ -137,9 +162,12 @@ export class Dashboard {
   private paintRunners() {
     const snapshot = this.snapshot;
     if (!snapshot) return;
-    setText(this.runners, snapshot.runners.length
-      ? `Runners: ${snapshot.runners.map((r) => `${r.host} ${r.status}, seen ${formatAgo(snapshot.clock.since(r.last_seen_at))}`).join('; ')}`
-      : 'No runner has registered yet: Start and Stop need a runner on the agents\' host.');
+    setText(
+      this.runners,
+      snapshot.runners.length
+        ? `Runners: ${snapshot.runners.map((r) => `${r.host} ${r.status}, seen ${formatAgo(snapshot.clock.since(r.last_seen_at))}`).join('; ')}`
+        : "No runner has registered yet: Start and Stop need a runner on the agents' host.",
+    );
   }
 
   private route() {

@@ -34,7 +34,10 @@ export class AgentDetail {
   private factsKey = '';
   private readonly ages = { status: h('span'), heartbeat: h('span'), uptime: h('span'), activity: h('span') };
 
-  constructor(private readonly client: SupabaseClient, handlers: RowHandlers) {
+  constructor(
+    private readonly client: SupabaseClient,
+    handlers: RowHandlers,
+  ) {
     const act = (action: CommandAction) => () => this.agent && handlers.command(this.agent, action);
     this.buttons = {
       start: h('button', { type: 'button', class: 'btn', on: { click: act('start') } }, 'Start'),
@@ -56,15 +59,28 @@ export class AgentDetail {
       h('a', { href: '#/', class: 'back' }, '← All agents'),
       h('header', { class: 'detail-head' }, this.title, this.chip),
       this.problem,
-      h('div', { class: 'detail-controls' },
-        this.buttons.start, this.buttons.stop, this.buttons.restart,
-        h('button', { type: 'button', class: 'btn btn-danger', on: { click: () => this.agent && handlers.forceStop(this.agent) } }, 'Force stop…'),
-        this.commandText),
+      h(
+        'div',
+        { class: 'detail-controls' },
+        this.buttons.start,
+        this.buttons.stop,
+        this.buttons.restart,
+        h(
+          'button',
+          { type: 'button', class: 'btn btn-danger', on: { click: () => this.agent && handlers.forceStop(this.agent) } },
+          'Force stop…',
+        ),
+        this.commandText,
+      ),
       this.facts,
-      h('h3', null, 'Last error'), this.error,
-      h('h3', null, 'Last log lines'), this.logs,
-      h('h3', null, 'Health over time'), this.chart,
-      h('h3', null, 'History'), this.history,
+      h('h3', null, 'Last error'),
+      this.error,
+      h('h3', null, 'Last log lines'),
+      this.logs,
+      h('h3', null, 'Health over time'),
+      this.chart,
+      h('h3', null, 'History'),
+      this.history,
     );
   }
 
@@ -151,9 +167,23 @@ export class AgentDetail {
 
     // Rebuilt only when something other than an age changed, so a reader's text selection in the
     // error survives the polls; the ages tick in place.
-    const key = JSON.stringify([agent.status, agent.status_source, agent.status_reason, agent.status_changed_at, agent.health,
-      agent.host, agent.runner_id, agent.runner_online, agent.pid, agent.heartbeat_timeout_s, agent.last_activity,
-      agent.stopped_at, agent.exit_code, agent.exit_signal, agent.last_error]);
+    const key = JSON.stringify([
+      agent.status,
+      agent.status_source,
+      agent.status_reason,
+      agent.status_changed_at,
+      agent.health,
+      agent.host,
+      agent.runner_id,
+      agent.runner_online,
+      agent.pid,
+      agent.heartbeat_timeout_s,
+      agent.last_activity,
+      agent.stopped_at,
+      agent.exit_code,
+      agent.exit_signal,
+      agent.last_error,
+    ]);
     if (key !== this.factsKey) {
       this.factsKey = key;
       const fact = (term: string, ...value: (string | HTMLElement)[]) => [h('dt', null, term), h('dd', null, ...value)];
@@ -170,9 +200,14 @@ export class AgentDetail {
         ...fact('Uptime', this.ages.uptime),
         ...fact('Last activity', ...(agent.last_activity ? [`${agent.last_activity} (`, this.ages.activity, ')'] : ['–'])),
         ...(agent.stopped_at ? fact('Stopped', formatTimestamp(agent.stopped_at)) : []),
-        ...(agent.exit_code !== null || agent.exit_signal ? fact('Exit', agent.exit_signal ? `signal ${agent.exit_signal}` : `code ${agent.exit_code}`) : []),
+        ...(agent.exit_code !== null || agent.exit_signal
+          ? fact('Exit', agent.exit_signal ? `signal ${agent.exit_signal}` : `code ${agent.exit_code}`)
+          : []),
       );
-      replace(this.error, agent.last_error ? h('pre', { class: 'error-text' }, agent.last_error) : h('p', { class: 'muted' }, 'No error reported.'));
+      replace(
+        this.error,
+        agent.last_error ? h('pre', { class: 'error-text' }, agent.last_error) : h('p', { class: 'muted' }, 'No error reported.'),
+      );
     }
     this.clock = clock;
     this.tick();
@@ -194,24 +229,52 @@ export class AgentDetail {
     replace(
       this.logs,
       lines?.length
-        ? h('figure', null,
+        ? h(
+            'figure',
+            null,
             h('pre', { class: 'log', tabindex: '0' }, lines.join('\n')),
-            h('figcaption', { class: 'muted' }, `Captured at ${formatTimestamp(this.logTail!.at)}, with the ${this.logTail!.kind.replaceAll('_', ' ')} event.`))
+            h(
+              'figcaption',
+              { class: 'muted' },
+              `Captured at ${formatTimestamp(this.logTail!.at)}, with the ${this.logTail!.kind.replaceAll('_', ' ')} event.`,
+            ),
+          )
         : h('p', { class: 'muted' }, 'The runner has not captured any log lines for this agent.'),
     );
     replace(this.chart, healthChart(this.events, clock.now()) ?? h('p', { class: 'muted' }, 'No health recorded yet.'));
     replace(
       this.history,
       this.events.length
-        ? h('table', null,
-            h('thead', null, h('tr', null, ...['When', 'Event', 'Status', 'Who', 'Message'].map((label) => h('th', { scope: 'col' }, label)))),
-            h('tbody', null, ...this.events.map((event) => h('tr', { 'data-kind': event.kind },
-              h('td', { class: 'when' }, formatTimestamp(event.at)),
-              h('td', null, event.kind.replaceAll('_', ' ')),
-              h('td', null, event.to_status && event.from_status !== event.to_status ? `${event.from_status ?? '–'} → ${event.to_status}` : event.to_status ?? ''),
-              h('td', null, event.actor ?? event.source),
-              h('td', { class: 'message' }, describeEvent(event)),
-            ))))
+        ? h(
+            'table',
+            null,
+            h(
+              'thead',
+              null,
+              h('tr', null, ...['When', 'Event', 'Status', 'Who', 'Message'].map((label) => h('th', { scope: 'col' }, label))),
+            ),
+            h(
+              'tbody',
+              null,
+              ...this.events.map((event) =>
+                h(
+                  'tr',
+                  { 'data-kind': event.kind },
+                  h('td', { class: 'when' }, formatTimestamp(event.at)),
+                  h('td', null, event.kind.replaceAll('_', ' ')),
+                  h(
+                    'td',
+                    null,
+                    event.to_status && event.from_status !== event.to_status
+                      ? `${event.from_status ?? '–'} → ${event.to_status}`
+                      : (event.to_status ?? ''),
+                  ),
+                  h('td', null, event.actor ?? event.source),
+                  h('td', { class: 'message' }, describeEvent(event)),
+                ),
+              ),
+            ),
+          )
         : h('p', { class: 'muted' }, 'No history yet.'),
     );
   }

@@ -7,10 +7,13 @@ export function confirmAction(options: { title: string; body: string[]; confirm:
   return new Promise((resolve) => {
     const cancel = h('button', { type: 'button', class: 'btn', value: 'cancel' }, 'Cancel');
     const ok = h('button', { type: 'button', class: `btn ${options.danger ? 'btn-danger' : 'btn-primary'}`, value: 'ok' }, options.confirm);
-    const dialog = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-title' },
+    const dialog = h(
+      'dialog',
+      { class: 'confirm', 'aria-labelledby': 'confirm-title' },
       h('h2', { id: 'confirm-title' }, options.title),
       ...options.body.map((text) => h('p', null, text)),
-      h('div', { class: 'dialog-buttons' }, cancel, ok));
+      h('div', { class: 'dialog-buttons' }, cancel, ok),
+    );
     const finish = (answer: boolean) => {
       dialog.close();
       dialog.remove();

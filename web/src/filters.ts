@@ -12,20 +12,35 @@ export class Filters {
 
   constructor(onChange: (patch: Partial<Filter>) => void) {
     const search = h('input', {
-      type: 'search', id: 'search', placeholder: 'Agent name', autocomplete: 'off',
+      type: 'search',
+      id: 'search',
+      placeholder: 'Agent name',
+      autocomplete: 'off',
       on: { input: () => onChange({ search: search.value }) },
     });
-    this.status = h('select', { id: 'status-filter', on: { change: () => onChange({ status: this.status.value as AgentStatus | '' }) } },
+    this.status = h(
+      'select',
+      { id: 'status-filter', on: { change: () => onChange({ status: this.status.value as AgentStatus | '' }) } },
       h('option', { value: '' }, 'All statuses'),
-      ...AGENT_STATUSES.map((status) => h('option', { value: status }, status)));
-    this.host = h('select', { id: 'host-filter', on: { change: () => onChange({ host: this.host.value }) } },
-      h('option', { value: '' }, 'All hosts'));
+      ...AGENT_STATUSES.map((status) => h('option', { value: status }, status)),
+    );
+    this.host = h(
+      'select',
+      { id: 'host-filter', on: { change: () => onChange({ host: this.host.value }) } },
+      h('option', { value: '' }, 'All hosts'),
+    );
     this.shown = h('span', { class: 'shown', role: 'status' });
-    this.el = h('div', { class: 'filters' },
-      h('label', { for: 'search' }, 'Search'), search,
-      h('label', { for: 'status-filter' }, 'Status'), this.status,
-      h('label', { for: 'host-filter' }, 'Host'), this.host,
-      this.shown);
+    this.el = h(
+      'div',
+      { class: 'filters' },
+      h('label', { for: 'search' }, 'Search'),
+      search,
+      h('label', { for: 'status-filter' }, 'Status'),
+      this.status,
+      h('label', { for: 'host-filter' }, 'Host'),
+      this.host,
+      this.shown,
+    );
   }
 
   /** Offers the hosts present in the data; keeps the current choice. */
@@ -35,8 +50,11 @@ export class Filters {
     if (key === this.hostsKey) return;
     this.hostsKey = key;
     const current = this.host.value;
-    replace(this.host, h('option', { value: '' }, 'All hosts'),
-      ...names.map((name) => h('option', { value: name }, name === NO_HOST ? '(no host)' : name)));
+    replace(
+      this.host,
+      h('option', { value: '' }, 'All hosts'),
+      ...names.map((name) => h('option', { value: name }, name === NO_HOST ? '(no host)' : name)),
+    );
     this.host.value = names.includes(current) ? current : '';
   }
 

@@ -9,7 +9,15 @@
 // drops deleted agents and refreshes what depends on runners. With 2,000 agents heartbeating every
 // 30 s that is ~200 rows a poll instead of 2,000.
 import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
-import { fetchAgents, fetchCommands, fetchRunners, COMMAND_OUTCOME_SECONDS, type AgentRow, type CommandRow, type RunnerRow } from './api.ts';
+import {
+  fetchAgents,
+  fetchCommands,
+  fetchRunners,
+  COMMAND_OUTCOME_SECONDS,
+  type AgentRow,
+  type CommandRow,
+  type RunnerRow,
+} from './api.ts';
 import { DbClock } from './time.ts';
 
 export interface Snapshot {
@@ -63,7 +71,10 @@ export class LiveFeed {
   private runnersKey = '';
   private loop: Promise<void> | undefined;
 
-  constructor(private readonly client: SupabaseClient, private readonly options: LiveFeedOptions) {
+  constructor(
+    private readonly client: SupabaseClient,
+    private readonly options: LiveFeedOptions,
+  ) {
     this.pollMs = options.pollMs ?? 2500;
     this.realtimePollMs = options.realtimePollMs ?? 30_000;
   }
@@ -116,28 +127,32 @@ export class LiveFeed {
       }
       const interval = this.state.error
         ? Math.min(this.pollMs * 2 ** (this.failures - 1), MAX_BACKOFF_MS)
-        : this.state.mode === 'realtime' ? this.realtimePollMs : this.pollMs;
+        : this.state.mode === 'realtime'
+          ? this.realtimePollMs
+          : this.pollMs;
       await this.sleep(document.hidden ? Math.max(interval, HIDDEN_POLL_MS) : interval);
     }
   }
 
   private async poll(): Promise<Snapshot> {
-    const startedAt = (this.lastPollAt = performance.now());
+    const startedAt = performance.now();
+    this.lastPollAt = startedAt;
     const previous = this.clock;
     const full = previous === undefined || startedAt - this.lastFullAt >= FULL_READ_MS;
-    const changes = full ? undefined : {
-      writtenSince: iso(previous.observedAt - WRITE_SKEW_MS),
-      staleBy: iso(previous.now()),
-    };
+    const changes = full
+      ? undefined
+      : {
+          writtenSince: iso(previous.observedAt - WRITE_SKEW_MS),
+          staleBy: iso(previous.now()),
+        };
     const [agents, runners] = await Promise.all([fetchAgents(this.client, changes), fetchRunners(this.client)]);
     const receivedAt = performance.now();
     // The database's clock from this read; when it returned no rows, the last one carried forward.
     const clock = agents.length
       ? new DbClock(Date.parse(agents[0].observed_at), receivedAt)
       : new DbClock(previous ? previous.now() : 0, receivedAt);
-    const commands = agents.length || this.agents.size
-      ? await fetchCommands(this.client, iso(clock.observedAt - COMMAND_OUTCOME_SECONDS * 1000))
-      : [];
+    const commands =
+      agents.length || this.agents.size ? await fetchCommands(this.client, iso(clock.observedAt - COMMAND_OUTCOME_SECONDS * 1000)) : [];
 
     if (full) {
       this.agents = new Map();
@@ -216,7 +231,5 @@ function iso(ms: number): string {
 
 function describe(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return /fetch|network|load failed|abort|timeout/i.test(message)
-    ? `the API did not answer (${message})`
-    : message;
+  return /fetch|network|load failed|abort|timeout/i.test(message) ? `the API did not answer (${message})` : message;
 }

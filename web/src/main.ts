@@ -22,13 +22,16 @@ function boot(config: DashboardConfig) {
 
   async function enter(session: Session) {
     clearTimeout(retry);
-    let me;
+    let me: Awaited<ReturnType<typeof whoami>>;
     try {
       me = await whoami(client);
     } catch (error) {
       if (userId !== session.user.id) return;
       // The API is down or unreachable: say so and try again; the session stays.
-      showProblem(root, 'Cannot reach the API', `${(error as Error).message}. Retrying every 5 seconds.`, { label: 'Sign out', run: signOut });
+      showProblem(root, 'Cannot reach the API', `${(error as Error).message}. Retrying every 5 seconds.`, {
+        label: 'Sign out',
+        run: signOut,
+      });
       retry = setTimeout(() => void enter(session), 5000);
       return;
     }

@@ -7,7 +7,12 @@ export class Notices {
 
   show(message: string, kind: 'info' | 'error' = 'info'): void {
     const close = h('button', { type: 'button', class: 'close', 'aria-label': 'Dismiss' }, '×');
-    const notice = h('div', { class: `notice notice-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, h('span', null, message), close);
+    const notice = h(
+      'div',
+      { class: `notice notice-${kind}`, role: kind === 'error' ? 'alert' : 'status' },
+      h('span', null, message),
+      close,
+    );
     close.addEventListener('click', () => notice.remove());
     this.el.append(notice);
     if (kind === 'info') setTimeout(() => notice.remove(), 5000);

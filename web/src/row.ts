@@ -80,10 +80,21 @@ export class AgentRowView {
         'div',
         { class: 'menu-items', role: 'menu' },
         this.restart,
-        h('button', {
-          type: 'button', role: 'menuitem', class: 'danger',
-          on: { click: () => { this.menu.open = false; handlers.forceStop(this.agent); } },
-        }, 'Force stop…'),
+        h(
+          'button',
+          {
+            type: 'button',
+            role: 'menuitem',
+            class: 'danger',
+            on: {
+              click: () => {
+                this.menu.open = false;
+                handlers.forceStop(this.agent);
+              },
+            },
+          },
+          'Force stop…',
+        ),
         h('a', { role: 'menuitem', href: agentHref(name) }, 'Details'),
       ),
     );
@@ -96,8 +107,12 @@ export class AgentRowView {
       h('div', { class: 'cell c-name', role: 'cell' }, this.link),
       h('div', { class: 'cell c-host', role: 'cell', 'data-label': 'Host' }, this.host, this.hostNote),
       h('div', { class: 'cell c-status', role: 'cell', 'data-label': 'Status' }, this.chip, this.reason, this.commandText),
-      h('div', { class: 'cell c-health', role: 'cell', 'data-label': 'Health' },
-        h('span', { class: 'bar', 'aria-hidden': 'true' }, this.bar), this.healthText),
+      h(
+        'div',
+        { class: 'cell c-health', role: 'cell', 'data-label': 'Health' },
+        h('span', { class: 'bar', 'aria-hidden': 'true' }, this.bar),
+        this.healthText,
+      ),
       h('div', { class: 'cell c-activity', role: 'cell', 'data-label': 'Last activity' }, this.activity, this.activityAgo),
       this.heartbeat,
       this.uptime,
@@ -111,8 +126,17 @@ export class AgentRowView {
     this.command = command;
     // Most polls change nothing but ages; compare the fields that drive the DOM in one string.
     const state = [
-      agent.status, agent.health, agent.host, agent.runner_id, agent.runner_online, agent.status_reason,
-      agent.last_activity, agent.pid, command?.id, command?.status, command?.result,
+      agent.status,
+      agent.health,
+      agent.host,
+      agent.runner_id,
+      agent.runner_online,
+      agent.status_reason,
+      agent.last_activity,
+      agent.pid,
+      command?.id,
+      command?.status,
+      command?.result,
     ].join('\u0000');
     if (state !== this.lastState) {
       this.lastState = state;
@@ -128,7 +152,7 @@ export class AgentRowView {
     const managed = agent.runner_id !== null;
     setText(this.hostNote, !managed ? 'no runner' : agent.runner_online === false ? 'runner offline' : '');
     this.hostNote.title = !managed ? NO_RUNNER : agent.runner_online === false ? 'commands wait until the runner is back, then expire' : '';
-    setText(this.reason, agent.status === 'running' || agent.status === 'stopped' ? '' : agent.status_reason ?? '');
+    setText(this.reason, agent.status === 'running' || agent.status === 'stopped' ? '' : (agent.status_reason ?? ''));
     this.reason.title = agent.status_reason ?? '';
     const note = commandNote(command);
     setText(this.commandText, note.text);
@@ -141,7 +165,11 @@ export class AgentRowView {
     this.activity.title = agent.last_activity ?? '';
 
     const blocked = blockedCommands(agent, command);
-    for (const [button, why] of [[this.start, blocked.start], [this.stop, blocked.stop], [this.restart, blocked.restart]] as const) {
+    for (const [button, why] of [
+      [this.start, blocked.start],
+      [this.stop, blocked.stop],
+      [this.restart, blocked.restart],
+    ] as const) {
       button.disabled = why !== '';
       button.title = why;
     }

@@ -13,15 +13,28 @@ export class Summary {
 
   constructor(onSelect: (status: AgentStatus | '') => void) {
     this.total = h('span', { class: 'count' }, '0');
-    const all = (this.all = h('button', { type: 'button', class: 'tally', 'aria-pressed': 'true', on: { click: () => onSelect('') } },
-      h('span', { class: 'tally-label' }, 'All agents'), this.total));
+    const all = h(
+      'button',
+      { type: 'button', class: 'tally', 'aria-pressed': 'true', on: { click: () => onSelect('') } },
+      h('span', { class: 'tally-label' }, 'All agents'),
+      this.total,
+    );
+    this.all = all;
     this.el = h('div', { class: 'summary', role: 'group', 'aria-label': 'Agents per status (press to filter)' }, all);
     for (const status of AGENT_STATUSES) {
       const count = h('span', { class: 'count' }, '0');
-      const button = h('button', {
-        type: 'button', class: `tally tally-${status}`, 'aria-pressed': 'false', 'data-status': status,
-        on: { click: () => onSelect(this.selected === status ? '' : status) },
-      }, statusChip(status), count);
+      const button = h(
+        'button',
+        {
+          type: 'button',
+          class: `tally tally-${status}`,
+          'aria-pressed': 'false',
+          'data-status': status,
+          on: { click: () => onSelect(this.selected === status ? '' : status) },
+        },
+        statusChip(status),
+        count,
+      );
       this.counts.set(status, { button, count });
       this.el.append(button);
     }

@@ -40,15 +40,25 @@ const time = (timestamp: string | null, missing: number) => (timestamp === null 
 
 function compare(key: SortKey, a: AgentRow, b: AgentRow, nameRank: Map<number, number>): number {
   switch (key) {
-    case 'status': return SEVERITY[a.status] - SEVERITY[b.status];
-    case 'name': return nameRank.get(a.id)! - nameRank.get(b.id)!;
-    case 'host': return collator.compare(a.host ?? '', b.host ?? '');
-    case 'health': return a.health - b.health;
-    case 'activity': return collator.compare(a.last_activity ?? '', b.last_activity ?? '');
+    case 'status':
+      return SEVERITY[a.status] - SEVERITY[b.status];
+    case 'name':
+      return nameRank.get(a.id)! - nameRank.get(b.id)!;
+    case 'host':
+      return collator.compare(a.host ?? '', b.host ?? '');
+    case 'health':
+      return a.health - b.health;
+    case 'activity':
+      return collator.compare(a.last_activity ?? '', b.last_activity ?? '');
     // Ascending: the freshest heartbeat first, never-seen agents last.
-    case 'heartbeat': return largerFirst(time(a.last_heartbeat, -Infinity), time(b.last_heartbeat, -Infinity));
+    case 'heartbeat':
+      return largerFirst(time(a.last_heartbeat, -Infinity), time(b.last_heartbeat, -Infinity));
     // Ascending: agents that are not up first, then the shortest uptime (the latest start).
-    case 'uptime': return largerFirst(a.uptime_s === null ? Infinity : time(a.started_at, Infinity), b.uptime_s === null ? Infinity : time(b.started_at, Infinity));
+    case 'uptime':
+      return largerFirst(
+        a.uptime_s === null ? Infinity : time(a.started_at, Infinity),
+        b.uptime_s === null ? Infinity : time(b.started_at, Infinity),
+      );
   }
 }
 
@@ -230,9 +240,10 @@ export class AgentTable {
     // Rows have a fixed height per layout (styles.css); measure it, and place again if it changed
     // (first render, or the window crossed the narrow-screen breakpoint).
     const rows = this.body.children;
-    const measured = rows.length > 1
-      ? (rows[1] as HTMLElement).offsetTop - (rows[0] as HTMLElement).offsetTop
-      : (rows[0] as HTMLElement | undefined)?.offsetHeight;
+    const measured =
+      rows.length > 1
+        ? (rows[1] as HTMLElement).offsetTop - (rows[0] as HTMLElement).offsetTop
+        : (rows[0] as HTMLElement | undefined)?.offsetHeight;
     if (measured && Math.abs(measured - height) > 0.5) {
       this.rowHeight = measured;
       this.paintWindow();
@@ -249,8 +260,12 @@ export class AgentTable {
             'div',
             { class: `cell ${className}`, role: 'columnheader', 'data-key': key ?? undefined },
             key
-              ? h('button', { type: 'button', class: 'sort', on: { click: () => this.sortBy(key) } },
-                  label, h('span', { class: 'arrow', 'aria-hidden': 'true' }))
+              ? h(
+                  'button',
+                  { type: 'button', class: 'sort', on: { click: () => this.sortBy(key) } },
+                  label,
+                  h('span', { class: 'arrow', 'aria-hidden': 'true' }),
+                )
               : h('span', { class: 'sr-only' }, label),
           ),
         ),

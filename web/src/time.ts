@@ -51,6 +51,11 @@ export function formatDuration(seconds: number | null): string {
 /** A database timestamp as local date and time, for history rows. */
 export function formatTimestamp(timestamp: string): string {
   return new Date(timestamp).toLocaleString(undefined, {
-    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
   });
 }

@@ -27,7 +27,7 @@ export function reportError(error: unknown): number {
 }
 
 /** Wraps a command's action: errors are reported, and the returned number becomes the exit code. */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | undefined> | Promise<void>) {
   return async (...args: A): Promise<void> => {
     let code: number;
     try {

@@ -66,13 +66,21 @@ export async function findAgent(api: Api, name: string): Promise<LiveAgent> {
   const agents = await listAgents(api);
   const agent = agents.find((a) => a.agent_name === name);
   if (agent) return agent;
-  throw unknownAgent(name, agents.map((a) => a.agent_name));
+  throw unknownAgent(
+    name,
+    agents.map((a) => a.agent_name),
+  );
 }
 
 export function unknownAgent(name: string, names: string[]): CliError {
   const near = nearestNames(name, names);
-  return new CliError(`no agent named ${JSON.stringify(name)}`, EXIT.notFound,
+  return new CliError(
+    `no agent named ${JSON.stringify(name)}`,
+    EXIT.notFound,
     near.length
       ? `Names must match exactly. Did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}?`
-      : names.length ? 'List agents with: agent-status list' : 'There are no agents yet: a runner registers its agents, or create an agent token (agent-status token create agent --name <name>).');
+      : names.length
+        ? 'List agents with: agent-status list'
+        : 'There are no agents yet: a runner registers its agents, or create an agent token (agent-status token create agent --name <name>).',
+  );
 }

@@ -23,9 +23,7 @@ export function connectionOptions(command: Command): Command {
     .addOption(new Option('--url <url>', 'Supabase project URL').env('AGENT_STATUS_URL'))
     .addOption(new Option('--anon-key <key>', 'publishable (anon) key').env('AGENT_STATUS_ANON_KEY'))
     .addOption(new Option('--token <token>', 'operator token (aso_...)').env('AGENT_STATUS_OPERATOR_TOKEN'))
-    .addOption(
-      new Option('--user <email>', 'sign in as this operator (password from AGENT_STATUS_PASSWORD)').env('AGENT_STATUS_EMAIL'),
-    );
+    .addOption(new Option('--user <email>', 'sign in as this operator (password from AGENT_STATUS_PASSWORD)').env('AGENT_STATUS_EMAIL'));
 }
 
 const EXIT_FOR: Record<ErrorCode, ExitCode> = {
@@ -52,14 +50,20 @@ interface ApiFailure {
 export function apiError(url: string, status: number, error: ApiFailure): CliError {
   if (status === 0) {
     const cause = /Caused by: \w+: (.*)/.exec(error.details ?? '')?.[1] ?? error.message;
-    return new CliError(`cannot reach the API at ${url}: ${cause}`, EXIT.unreachable,
-      'Is the stack running? Start it locally with `npm start`, or check AGENT_STATUS_URL / --url.');
+    return new CliError(
+      `cannot reach the API at ${url}: ${cause}`,
+      EXIT.unreachable,
+      'Is the stack running? Start it locally with `npm start`, or check AGENT_STATUS_URL / --url.',
+    );
   }
   const code = error.code ? SQLSTATE_ERROR[error.code] : undefined;
   if (code) return new CliError(error.message, EXIT_FOR[code], error.hint || undefined);
   if (error.code === 'PGRST202' || error.code === '42883') {
-    return new CliError(`the API has no such function: ${error.message}`, EXIT.failed,
-      'The database is missing migrations: run `npx supabase db push` (a local stack applies them when it starts).');
+    return new CliError(
+      `the API has no such function: ${error.message}`,
+      EXIT.failed,
+      'The database is missing migrations: run `npx supabase db push` (a local stack applies them when it starts).',
+    );
   }
   if (status === 401 || status === 403) {
     return new CliError(error.message, EXIT.auth, error.hint || 'Check the publishable key (--anon-key / AGENT_STATUS_ANON_KEY).');
@@ -92,19 +96,28 @@ interface Resolved {
 function resolve(flags: ConnectionFlags): Resolved {
   const local = flags.url ? undefined : readLocalStackIfPresent();
   if (local && !isLocalStackRunning(local)) {
-    throw new CliError(`the local stack is not running (${localStackFile()} names process ${local.pid}, which is gone)`,
-      EXIT.unreachable, 'Start it with `npm start` in the project, or set AGENT_STATUS_URL for a Supabase project.');
+    throw new CliError(
+      `the local stack is not running (${localStackFile()} names process ${local.pid}, which is gone)`,
+      EXIT.unreachable,
+      'Start it with `npm start` in the project, or set AGENT_STATUS_URL for a Supabase project.',
+    );
   }
   const url = flags.url ?? local?.url;
   const anonKey = flags.anonKey ?? local?.anonKey;
   if (!url) {
-    throw new CliError('no API to talk to: no --url, no AGENT_STATUS_URL and no local stack running here', EXIT.usage,
-      'Start the local stack with `npm start` in the project, or set AGENT_STATUS_URL and AGENT_STATUS_ANON_KEY to your Supabase project URL and publishable key.');
+    throw new CliError(
+      'no API to talk to: no --url, no AGENT_STATUS_URL and no local stack running here',
+      EXIT.usage,
+      'Start the local stack with `npm start` in the project, or set AGENT_STATUS_URL and AGENT_STATUS_ANON_KEY to your Supabase project URL and publishable key.',
+    );
   }
   if (!/^https?:\/\//.test(url)) throw new CliError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`, EXIT.usage);
   if (!anonKey) {
-    throw new CliError(`no publishable key for ${url}`, EXIT.usage,
-      'Set AGENT_STATUS_ANON_KEY (or --anon-key) to the project\'s publishable (anon) key: Supabase dashboard > Project Settings > API.');
+    throw new CliError(
+      `no publishable key for ${url}`,
+      EXIT.usage,
+      "Set AGENT_STATUS_ANON_KEY (or --anon-key) to the project's publishable (anon) key: Supabase dashboard > Project Settings > API.",
+    );
   }
   const email = flags.user ?? (flags.token ? undefined : local?.operator?.email);
   const password = flags.user ? process.env.AGENT_STATUS_PASSWORD : local?.operator?.password;
@@ -125,19 +138,29 @@ export async function connect(flags: ConnectionFlags, options: { signIn?: boolea
   let who = 'anonymous';
   if (token) {
     if (!/^aso_/.test(token)) {
-      throw new CliError(`--token / AGENT_STATUS_OPERATOR_TOKEN must be an operator token (aso_...), got one starting ${JSON.stringify(token.slice(0, 4))}`,
-        EXIT.usage, 'Create one with: agent-status token create operator --email <operator email>');
+      throw new CliError(
+        `--token / AGENT_STATUS_OPERATOR_TOKEN must be an operator token (aso_...), got one starting ${JSON.stringify(token.slice(0, 4))}`,
+        EXIT.usage,
+        'Create one with: agent-status token create operator --email <operator email>',
+      );
     }
     who = `operator token ${token.slice(0, 10)}`;
   } else if (email && options.signIn !== false) {
     if (!password) {
-      throw new CliError(`no password for ${email}`, EXIT.usage, 'Set AGENT_STATUS_PASSWORD, or use an operator token (AGENT_STATUS_OPERATOR_TOKEN).');
+      throw new CliError(
+        `no password for ${email}`,
+        EXIT.usage,
+        'Set AGENT_STATUS_PASSWORD, or use an operator token (AGENT_STATUS_OPERATOR_TOKEN).',
+      );
     }
     const { error } = await client.auth.signInWithPassword({ email, password });
     if (error) {
       if (!error.status) throw apiError(url, 0, { message: error.message, details: `Caused by: Error: ${error.message}` });
-      throw new CliError(`cannot sign in as ${email}: ${error.message}`, EXIT.auth,
-        'Check the email and AGENT_STATUS_PASSWORD, or use an operator token (AGENT_STATUS_OPERATOR_TOKEN).');
+      throw new CliError(
+        `cannot sign in as ${email}: ${error.message}`,
+        EXIT.auth,
+        'Check the email and AGENT_STATUS_PASSWORD, or use an operator token (AGENT_STATUS_OPERATOR_TOKEN).',
+      );
     }
     who = email;
   }

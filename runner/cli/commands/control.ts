@@ -25,13 +25,18 @@ const DEFAULT_TIMEOUT_S = 180;
 async function enqueue(api: Api, verb: CommandAction, agent: string | null, host: string | null): Promise<CommandRow[]> {
   try {
     const created = await api.rpc<{ id: number }[]>('enqueue_agent_commands', {
-      p_action: verb, p_agent_name: agent, p_host: host,
+      p_action: verb,
+      p_agent_name: agent,
+      p_host: host,
     });
     if (!created.length) return [];
     return await api.rpc<CommandRow[]>('operator_commands', { p_ids: created.map((c) => c.id) });
   } catch (error) {
     if (agent && error instanceof CliError && error.exitCode === EXIT.notFound) {
-      throw unknownAgent(agent, (await listAgents(api)).map((a) => a.agent_name));
+      throw unknownAgent(
+        agent,
+        (await listAgents(api)).map((a) => a.agent_name),
+      );
     }
     throw error;
   }
@@ -60,7 +65,7 @@ function report(commands: CommandRow[], options: ControlOptions): number {
   const unfinished = commands.filter((c) => !isFinished(c));
   const failed = commands.filter((c) => c.status === 'failed' || c.status === 'expired');
   if (options.json) printJson(commands);
-  else for (const command of commands) process.stdout.write(describe(command) + '\n');
+  else for (const command of commands) process.stdout.write(`${describe(command)}\n`);
   if (unfinished.length) {
     const pending = unfinished.filter((c) => c.status === 'pending');
     process.stderr.write(
@@ -78,24 +83,32 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
   const api = await connect(options);
   const commands = await enqueue(api, verb, agent, options.host ?? null);
   if (!commands.length) {
-    process.stdout.write(options.json ? '[]\n' : `No agent is managed by a runner${options.host ? ` on ${options.host}` : ''}: nothing to ${verb}.\n`);
+    process.stdout.write(
+      options.json ? '[]\n' : `No agent is managed by a runner${options.host ? ` on ${options.host}` : ''}: nothing to ${verb}.\n`,
+    );
     return EXIT.ok;
   }
   if (!options.wait) {
     if (options.json) printJson(commands);
-    else for (const c of commands) process.stdout.write(`queued ${c.action} ${JSON.stringify(c.agent_name)} (command ${c.id}, expires ${c.expires_at})\n`);
+    else
+      for (const c of commands)
+        process.stdout.write(`queued ${c.action} ${JSON.stringify(c.agent_name)} (command ${c.id}, expires ${c.expires_at})\n`);
     return EXIT.ok;
   }
   const progress = startProgress(`waiting for ${commands.length} ${verb} command(s)`);
   try {
-    const done = await waitForCommands(api, commands.map((c) => c.id), {
-      timeoutMs: options.timeout * 1000,
-      onPoll: (rows) => {
-        const finished = rows.filter(isFinished).length;
-        const claimed = rows.filter((r) => r.status === 'claimed').length;
-        progress.update(`${verb}: ${finished}/${rows.length} finished, ${claimed} claimed by a runner`);
+    const done = await waitForCommands(
+      api,
+      commands.map((c) => c.id),
+      {
+        timeoutMs: options.timeout * 1000,
+        onPoll: (rows) => {
+          const finished = rows.filter(isFinished).length;
+          const claimed = rows.filter((r) => r.status === 'claimed').length;
+          progress.update(`${verb}: ${finished}/${rows.length} finished, ${claimed} claimed by a runner`);
+        },
       },
-    });
+    );
     progress.stop();
     return report(done, options);
   } finally {
@@ -112,8 +125,9 @@ function addWaitOptions(command: Command): Command {
 
 export function registerControl(program: Command): void {
   for (const verb of COMMAND_ACTIONS) {
-    addWaitOptions(subcommand(program, `${verb} <agent>`, `${verb} an agent through the runner on its host, and wait for the result`))
-      .action(action((agent: string, options: ControlOptions) => control(verb, agent, options)));
+    addWaitOptions(
+      subcommand(program, `${verb} <agent>`, `${verb} an agent through the runner on its host, and wait for the result`),
+    ).action(action((agent: string, options: ControlOptions) => control(verb, agent, options)));
   }
   addWaitOptions(subcommand(program, 'start-all', 'start every agent a runner manages (or those of one host)'))
     .option('--host <host>', 'only the agents of the runner on this host')

@@ -2,10 +2,16 @@
 // 127.0.0.1:54321 without Docker, printed and written to .agent-status/local.json.
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { startStack, type Stack } from '../../local-stack/stack.ts';
 import type { DatabaseChoice } from '../../local-stack/database.ts';
-import { isLocalStackRunning, localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from '../../local-stack/connection-file.ts';
+import {
+  isLocalStackRunning,
+  localDataDir,
+  localStackFile,
+  readLocalStackIfPresent,
+  writeLocalStack,
+} from '../../local-stack/connection-file.ts';
 import { REPO_ROOT } from '../../paths.ts';
 import { buildDashboard, dashboardNeedsBuild } from '../../local-stack/dashboard-build.ts';
 import { DEMO_AGENTS, DEMO_HOST, startDemo, type Demo } from '../../local-stack/demo/demo.ts';
@@ -38,7 +44,9 @@ export async function runDev(options: DevOptions): Promise<void> {
   const previous = readLocalStackIfPresent(dataDir);
   // Two stacks on one data folder would open one embedded database twice.
   if (previous && previous.pid !== process.pid && isLocalStackRunning(previous)) {
-    console.error(`npm start failed: another npm start (pid ${previous.pid}) is running on ${shown(dataDir)} at ${previous.url}. Stop it first, or give this one its own folder with --data-dir.`);
+    console.error(
+      `npm start failed: another npm start (pid ${previous.pid}) is running on ${shown(dataDir)} at ${previous.url}. Stop it first, or give this one its own folder with --data-dir.`,
+    );
     process.exit(1);
   }
   const dbPort = options.dbPort ?? options.port + 1;
@@ -53,7 +61,9 @@ export async function runDev(options: DevOptions): Promise<void> {
   }
   const operator = previous?.operator ?? { email: OPERATOR_EMAIL, password: randomBytes(12).toString('base64url') };
 
-  console.log(`agent-status local stack (${database.kind === 'url' ? 'DATABASE_URL' : database.kind === 'pglite' ? 'embedded PGlite' : 'PostgreSQL with pg_cron'}, data in ${shown(dataDir)})`);
+  console.log(
+    `agent-status local stack (${database.kind === 'url' ? 'DATABASE_URL' : database.kind === 'pglite' ? 'embedded PGlite' : 'PostgreSQL with pg_cron'}, data in ${shown(dataDir)})`,
+  );
   // Built while the database starts; the stack serves whatever web/dist holds once it is done.
   let dashboard: Promise<void> = Promise.resolve();
   if (options.build && dashboardNeedsBuild()) {
@@ -178,7 +188,10 @@ export function registerDevCommand(program: Command): void {
     .option('--port <port>', 'API gateway port on 127.0.0.1', portNumber, 54321)
     .addOption(new Option('--db <kind>', 'database when DATABASE_URL is not set').choices(['pglite', 'postgres']).default('pglite'))
     .option('--db-port <port>', 'database port on 127.0.0.1 (default: API port + 1)', portNumber)
-    .option('--data-dir <path>', `where the database and local.json live (default: $AGENT_STATUS_DATA_DIR or ${shown(join(REPO_ROOT, '.agent-status'))})`)
+    .option(
+      '--data-dir <path>',
+      `where the database and local.json live (default: $AGENT_STATUS_DATA_DIR or ${shown(join(REPO_ROOT, '.agent-status'))})`,
+    )
     .option('--no-demo', 'do not start the demo agents')
     .option('--no-build', 'serve web/dist as it is instead of building the dashboard when its sources changed')
     .action((options: DevOptions) => runDev(options));

@@ -35,7 +35,8 @@ interface SweepStatus {
   last_success_at?: string | null;
 }
 
-const RUNNER_FIX = 'Start the runner on that host (e.g. `systemctl start agent-status-runner`, or `agent-status runner --config agents.yaml`) and check its log.';
+const RUNNER_FIX =
+  'Start the runner on that host (e.g. `systemctl start agent-status-runner`, or `agent-status runner --config agents.yaml`) and check its log.';
 
 async function reachable(options: DoctorOptions): Promise<[Check, ExitCode]> {
   const api = await connect(options, { signIn: false });
@@ -54,17 +55,32 @@ async function functionsServed(api: Api): Promise<Check> {
   // the function is not deployed.
   try {
     const response = await fetch(functionUrl(api.url, 'heartbeat'), {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(10_000),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+      signal: AbortSignal.timeout(10_000),
     });
     const body = await response.text();
     if (response.status === 400 || response.status === 401) {
-      return { check: 'edge functions deployed', result: 'pass', detail: `/functions/v1/heartbeat answers (${response.status} to an empty request, as it should)` };
+      return {
+        check: 'edge functions deployed',
+        result: 'pass',
+        detail: `/functions/v1/heartbeat answers (${response.status} to an empty request, as it should)`,
+      };
     }
-    return { check: 'edge functions deployed', result: 'fail', detail: `/functions/v1/heartbeat answered ${response.status}: ${body.slice(0, 200)}`,
-      fix: 'Deploy them: npx supabase functions deploy heartbeat report command (verify_jwt = false is in supabase/config.toml).' };
+    return {
+      check: 'edge functions deployed',
+      result: 'fail',
+      detail: `/functions/v1/heartbeat answered ${response.status}: ${body.slice(0, 200)}`,
+      fix: 'Deploy them: npx supabase functions deploy heartbeat report command (verify_jwt = false is in supabase/config.toml).',
+    };
   } catch (error) {
-    return { check: 'edge functions deployed', result: 'fail', detail: `no answer from /functions/v1/heartbeat: ${(error as Error).message}`,
-      fix: 'Deploy them: npx supabase functions deploy; locally, npm start serves them.' };
+    return {
+      check: 'edge functions deployed',
+      result: 'fail',
+      detail: `no answer from /functions/v1/heartbeat: ${(error as Error).message}`,
+      fix: 'Deploy them: npx supabase functions deploy; locally, npm start serves them.',
+    };
   }
 }
 
@@ -72,12 +88,20 @@ function sweepCheck(sweep: SweepStatus): Check {
   const check = 'pg_cron sweep';
   if (!sweep.pg_cron) return { check, result: 'warn', detail: sweep.message ?? 'pg_cron is not installed' };
   if (!sweep.job) {
-    return { check, result: 'fail', detail: 'pg_cron is installed but no job runs public.agent_status_sweep()',
-      fix: "Schedule it: select cron.schedule('agent-status-sweep', '* * * * *', 'select public.agent_status_sweep()'); (npx supabase db push applies it)" };
+    return {
+      check,
+      result: 'fail',
+      detail: 'pg_cron is installed but no job runs public.agent_status_sweep()',
+      fix: "Schedule it: select cron.schedule('agent-status-sweep', '* * * * *', 'select public.agent_status_sweep()'); (npx supabase db push applies it)",
+    };
   }
   if (!sweep.job.active) {
-    return { check, result: 'fail', detail: `job ${sweep.job.jobname} is scheduled (${sweep.job.schedule}) but inactive`,
-      fix: `Activate it: select cron.alter_job(job_id := (select jobid from cron.job where jobname = '${sweep.job.jobname}'), active := true);` };
+    return {
+      check,
+      result: 'fail',
+      detail: `job ${sweep.job.jobname} is scheduled (${sweep.job.schedule}) but inactive`,
+      fix: `Activate it: select cron.alter_job(job_id := (select jobid from cron.job where jobname = '${sweep.job.jobname}'), active := true);`,
+    };
   }
   const scheduled = `job ${sweep.job.jobname} runs "${sweep.job.schedule}"`;
   if (!sweep.last_run) {
@@ -85,30 +109,52 @@ function sweepCheck(sweep: SweepStatus): Check {
   }
   const age = (Date.parse(sweep.now) - Date.parse(sweep.last_run.start_time)) / 1000;
   if (sweep.last_run.status === 'failed') {
-    return { check, result: 'fail', detail: `${scheduled}; its last run ${ago(age)} failed: ${sweep.last_run.return_message}`,
-      fix: 'Run it by hand to see the error: select public.agent_status_sweep();' };
+    return {
+      check,
+      result: 'fail',
+      detail: `${scheduled}; its last run ${ago(age)} failed: ${sweep.last_run.return_message}`,
+      fix: 'Run it by hand to see the error: select public.agent_status_sweep();',
+    };
   }
   if (age > 180) {
-    return { check, result: 'fail', detail: `${scheduled}, but its last run was ${ago(age)}`,
-      fix: "pg_cron is not running jobs: check that the pg_cron worker runs (Supabase: Database > Extensions), and cron.database_name." };
+    return {
+      check,
+      result: 'fail',
+      detail: `${scheduled}, but its last run was ${ago(age)}`,
+      fix: 'pg_cron is not running jobs: check that the pg_cron worker runs (Supabase: Database > Extensions), and cron.database_name.',
+    };
   }
   return { check, result: 'pass', detail: `${scheduled}; last run ${ago(age)}: ${sweep.last_run.status}` };
 }
 
 function agentsSummary(agents: LiveAgent[]): Check {
   const troubled = agents.filter((a) => a.status === 'error' || a.status === 'stale');
-  if (!agents.length) return { check: 'agents', result: 'warn', detail: 'no agents yet', fix: 'A runner registers the agents in its config; `agent-status token create agent --name <name>` creates one.' };
+  if (!agents.length)
+    return {
+      check: 'agents',
+      result: 'warn',
+      detail: 'no agents yet',
+      fix: 'A runner registers the agents in its config; `agent-status token create agent --name <name>` creates one.',
+    };
   if (!troubled.length) return { check: 'agents', result: 'pass', detail: `${agents.length} agent(s), none in error or stale` };
-  return { check: 'agents', result: 'fail', detail: `${troubled.length} of ${agents.length} in error or stale: ${troubled.map((a) => `${a.agent_name} (${a.status})`).join(', ')}`,
-    fix: `Look closer: agent-status doctor "${troubled[0].agent_name}"` };
+  return {
+    check: 'agents',
+    result: 'fail',
+    detail: `${troubled.length} of ${agents.length} in error or stale: ${troubled.map((a) => `${a.agent_name} (${a.status})`).join(', ')}`,
+    fix: `Look closer: agent-status doctor "${troubled[0].agent_name}"`,
+  };
 }
 
 async function heartbeatCheck(api: Api, agent: LiveAgent, watchSeconds: number): Promise<Check> {
   const check = 'heartbeats arriving';
   const timeout = agent.heartbeat_timeout_s;
   if (!agent.last_heartbeat) {
-    return { check, result: 'fail', detail: 'no heartbeat ever arrived for this name',
-      fix: 'The agent must call mark_agent_started / send_heartbeat (or run under `agent-status run`) with this exact name, with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set in its environment.' };
+    return {
+      check,
+      result: 'fail',
+      detail: 'no heartbeat ever arrived for this name',
+      fix: 'The agent must call mark_agent_started / send_heartbeat (or run under `agent-status run`) with this exact name, with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set in its environment.',
+    };
   }
   if (watchSeconds > 0) {
     const progress = startProgress(`watching heartbeats of ${agent.agent_name} for ${watchSeconds} s`);
@@ -126,30 +172,58 @@ async function heartbeatCheck(api: Api, agent: LiveAgent, watchSeconds: number):
     const times = [...seen].map(Date.parse).sort((a, b) => a - b);
     const arrivals = times.length - 1;
     if (arrivals === 0) {
-      return { check, result: 'fail', detail: `no heartbeat in ${watchSeconds} s of watching (last one ${ago(agent.seconds_since_heartbeat)}, timeout ${timeout} s)`,
-        fix: 'Is the agent process alive? Heartbeats stop when its main loop hangs; add send_heartbeat calls in the loop, or run it under `agent-status run`.' };
+      return {
+        check,
+        result: 'fail',
+        detail: `no heartbeat in ${watchSeconds} s of watching (last one ${ago(agent.seconds_since_heartbeat)}, timeout ${timeout} s)`,
+        fix: 'Is the agent process alive? Heartbeats stop when its main loop hangs; add send_heartbeat calls in the loop, or run it under `agent-status run`.',
+      };
     }
     const every = (times[times.length - 1] - times[0]) / 1000 / arrivals;
     const verdict: Verdict = every > timeout ? 'fail' : 'pass';
-    return { check, result: verdict, detail: `${arrivals} heartbeat(s) in ${watchSeconds} s, about every ${every.toFixed(1)} s (timeout ${timeout} s)`,
-      fix: verdict === 'fail' ? `Send heartbeats more often than every ${timeout} s.` : undefined };
+    return {
+      check,
+      result: verdict,
+      detail: `${arrivals} heartbeat(s) in ${watchSeconds} s, about every ${every.toFixed(1)} s (timeout ${timeout} s)`,
+      fix: verdict === 'fail' ? `Send heartbeats more often than every ${timeout} s.` : undefined,
+    };
   }
   const age = agent.seconds_since_heartbeat ?? Infinity;
   if (age > timeout) {
-    return { check, result: 'fail', detail: `no heartbeat for ${Math.round(age)} s (timeout ${timeout} s)`,
-      fix: agent.status === 'stopped' ? 'The agent is stopped: start it (agent-status start <agent>).' : 'Is the agent process alive and its main loop moving? Check its log; `agent-status run` heartbeats for programs that cannot.' };
+    return {
+      check,
+      result: 'fail',
+      detail: `no heartbeat for ${Math.round(age)} s (timeout ${timeout} s)`,
+      fix:
+        agent.status === 'stopped'
+          ? 'The agent is stopped: start it (agent-status start <agent>).'
+          : 'Is the agent process alive and its main loop moving? Check its log; `agent-status run` heartbeats for programs that cannot.',
+    };
   }
-  return { check, result: 'pass', detail: `last heartbeat ${ago(age)} (timeout ${timeout} s); measure how often with --watch ${Math.min(3 * timeout, 300)}` };
+  return {
+    check,
+    result: 'pass',
+    detail: `last heartbeat ${ago(age)} (timeout ${timeout} s); measure how often with --watch ${Math.min(3 * timeout, 300)}`,
+  };
 }
 
 function runnerCheck(agent: LiveAgent): Check {
   const check = 'runner manages it';
   if (!agent.runner_id) {
-    return { check, result: 'warn', detail: 'no runner manages it: start, stop and restart from the CLI or dashboard will be refused',
-      fix: 'Add it to the agents file of the runner on its host, or keep starting it by hand.' };
+    return {
+      check,
+      result: 'warn',
+      detail: 'no runner manages it: start, stop and restart from the CLI or dashboard will be refused',
+      fix: 'Add it to the agents file of the runner on its host, or keep starting it by hand.',
+    };
   }
   if (!agent.runner_online) {
-    return { check, result: 'fail', detail: `the runner on ${agent.host} is offline (last seen ${agent.runner_last_seen_at ?? 'never'})`, fix: RUNNER_FIX };
+    return {
+      check,
+      result: 'fail',
+      detail: `the runner on ${agent.host} is offline (last seen ${agent.runner_last_seen_at ?? 'never'})`,
+      fix: RUNNER_FIX,
+    };
   }
   return { check, result: 'pass', detail: `the runner on ${agent.host} is online` };
 }
@@ -159,8 +233,15 @@ function statusCheck(agent: LiveAgent): Check {
   const detail = `${agent.status}, health ${agent.health}${agent.status_reason ? `: ${agent.status_reason}` : ''} (set by ${agent.status_source})`;
   if (agent.status === 'running') return { check, result: 'pass', detail };
   if (agent.status === 'stopped' || agent.status === 'warning') return { check, result: 'warn', detail };
-  return { check, result: 'fail', detail,
-    fix: agent.status === 'stale' ? 'The process may be hung or dead: check it on its host, then restart it (agent-status restart <agent>).' : `Read the error (last_error: ${agent.last_error ?? 'none'}), fix it, then restart the agent.` };
+  return {
+    check,
+    result: 'fail',
+    detail,
+    fix:
+      agent.status === 'stale'
+        ? 'The process may be hung or dead: check it on its host, then restart it (agent-status restart <agent>).'
+        : `Read the error (last_error: ${agent.last_error ?? 'none'}), fix it, then restart the agent.`,
+  };
 }
 
 function print(checks: Check[]) {
@@ -196,9 +277,18 @@ export async function doctor(agentName: string | undefined, options: DoctorOptio
   } else {
     const agent = agents.find((a) => a.agent_name === agentName);
     if (!agent) {
-      const near = nearestNames(agentName, agents.map((a) => a.agent_name));
-      checks.push({ check: 'name matches exactly', result: 'fail', detail: `no agent is named ${JSON.stringify(agentName)}`,
-        fix: near.length ? `Did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}? Use the name exactly, in the agent's code (AGENT_NAME) too.` : 'See the names with: agent-status list' });
+      const near = nearestNames(
+        agentName,
+        agents.map((a) => a.agent_name),
+      );
+      checks.push({
+        check: 'name matches exactly',
+        result: 'fail',
+        detail: `no agent is named ${JSON.stringify(agentName)}`,
+        fix: near.length
+          ? `Did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}? Use the name exactly, in the agent's code (AGENT_NAME) too.`
+          : 'See the names with: agent-status list',
+      });
       return done(EXIT.notFound);
     }
     checks.push({ check: 'name matches exactly', result: 'pass', detail: JSON.stringify(agentName) });
@@ -223,7 +313,9 @@ export async function doctor(agentName: string | undefined, options: DoctorOptio
 }
 
 export function registerDoctor(program: Command): void {
-  connectionOptions(subcommand(program, 'doctor [agent]', 'check the API, the sweep and (given a name) one agent: name, heartbeats, runner'))
+  connectionOptions(
+    subcommand(program, 'doctor [agent]', 'check the API, the sweep and (given a name) one agent: name, heartbeats, runner'),
+  )
     .option('--watch <seconds>', 'watch heartbeats this long to measure how often they arrive', integerIn(0, 3600), 0)
     .option('--json', 'print the checks as JSON')
     .action(

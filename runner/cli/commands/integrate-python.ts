@@ -17,11 +17,9 @@ function block(agentName: string | undefined, markStartedHere: boolean): string[
     'import signal',
     'import sys',
     '',
-    ...(agentName === undefined ? [] : [
-      '# Agent name for status updates - must match exactly what is in the database',
-      `AGENT_NAME = ${JSON.stringify(agentName)}`,
-      '',
-    ]),
+    ...(agentName === undefined
+      ? []
+      : ['# Agent name for status updates - must match exactly what is in the database', `AGENT_NAME = ${JSON.stringify(agentName)}`, '']),
     '',
     'def _agent_status_shutdown(sig, frame):',
     '    """Ctrl+C or SIGTERM: mark the agent stopped, then exit."""',
@@ -100,7 +98,11 @@ function heartbeatHints(lines: string[]): HeartbeatHint[] {
 export function integratePython(source: string, agentName: string): Integration {
   if (source.includes(PYTHON_MARKER)) return { source, status: 'already integrated', hints: [] };
   if (/^\s*(import agent_status_updater|from agent_status_updater import)/m.test(source)) {
-    return { source, status: 'already uses agent_status_updater (integrated by hand): left as it is', hints: heartbeatHints(source.split('\n')) };
+    return {
+      source,
+      status: 'already uses agent_status_updater (integrated by hand): left as it is',
+      hints: heartbeatHints(source.split('\n')),
+    };
   }
   const newline = source.includes('\r\n') ? '\r\n' : '\n';
   const lines = source.split(/\r?\n/);

@@ -12,13 +12,15 @@ function block(agentName: string | undefined, sdk: string): string[] {
     TYPESCRIPT_MARKER,
     `import { AgentStatus, installShutdownHandlers } from ${JSON.stringify(sdk)};`,
     '',
-    ...(agentName === undefined ? [] : [
-      '/** Agent name for status updates: must match exactly what is in the database. */',
-      `const AGENT_NAME = ${JSON.stringify(agentName)};`,
-    ]),
+    ...(agentName === undefined
+      ? []
+      : [
+          '/** Agent name for status updates: must match exactly what is in the database. */',
+          `const AGENT_NAME = ${JSON.stringify(agentName)};`,
+        ]),
     'const agentStatus = new AgentStatus({ agentName: AGENT_NAME });',
     'installShutdownHandlers(agentStatus);',
-    '// An uncaught error (or unhandled rejection) becomes the agent\'s error, delivered before the exit.',
+    "// An uncaught error (or unhandled rejection) becomes the agent's error, delivered before the exit.",
     "process.on('uncaughtException', async (error) => {",
     '  agentStatus.reportError(error);',
     '  agentStatus.markStopped();',

@@ -21,7 +21,12 @@ interface IntegrateOptions {
   json?: boolean;
 }
 
-const LANGUAGES: Record<string, 'python' | 'typescript'> = { '.py': 'python', '.ts': 'typescript', '.mts': 'typescript', '.cts': 'typescript' };
+const LANGUAGES: Record<string, 'python' | 'typescript'> = {
+  '.py': 'python',
+  '.ts': 'typescript',
+  '.mts': 'typescript',
+  '.cts': 'typescript',
+};
 
 /** "tweet_scraping_agent.py" -> "Tweet Scraping Agent", as the seed named its agents. */
 export function agentNameFromFile(file: string): string {
@@ -34,7 +39,9 @@ export function agentNameFromFile(file: string): string {
 
 /** The SDK as a relative import from `file`'s folder. */
 function sdkImport(file: string): string {
-  const path = relative(dirname(file), join(REPO_ROOT, 'shared', 'sdk', 'index.ts')).split('\\').join('/');
+  const path = relative(dirname(file), join(REPO_ROOT, 'shared', 'sdk', 'index.ts'))
+    .split('\\')
+    .join('/');
   return path.startsWith('.') ? path : `./${path}`;
 }
 
@@ -50,8 +57,15 @@ async function unifiedDiff(file: string, updated: string): Promise<string> {
   try {
     const other = join(dir, basename(file));
     writeFileSync(other, updated);
-    const result = await execa('diff', ['-u', '--label', `a/${basename(file)}`, '--label', `b/${basename(file)}`, file, other], { reject: false });
-    if (result.exitCode !== 0 && result.exitCode !== 1) throw new CliError(`diff failed: ${result.stderr || result.shortMessage}`, EXIT.failed, 'Install diffutils, or run without --dry-run.');
+    const result = await execa('diff', ['-u', '--label', `a/${basename(file)}`, '--label', `b/${basename(file)}`, file, other], {
+      reject: false,
+    });
+    if (result.exitCode !== 0 && result.exitCode !== 1)
+      throw new CliError(
+        `diff failed: ${result.stderr || result.shortMessage}`,
+        EXIT.failed,
+        'Install diffutils, or run without --dry-run.',
+      );
     return result.stdout;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -67,23 +81,40 @@ function integrateFile(file: string, options: IntegrateOptions): Integration & {
 }
 
 export function registerIntegrate(program: Command): void {
-  subcommand(program, 'integrate <files...>', 'add status reporting to Python and TypeScript agent files (backup first; a second run changes nothing)')
-    .option('--name <agent>', 'the agent name (one file only; default: from the file name, e.g. tweet_scraping_agent.py -> "Tweet Scraping Agent")')
-    .option('--sdk <specifier>', 'TypeScript: where to import the SDK from (default: a relative path to this package\'s shared/sdk/index.ts)')
+  subcommand(
+    program,
+    'integrate <files...>',
+    'add status reporting to Python and TypeScript agent files (backup first; a second run changes nothing)',
+  )
+    .option(
+      '--name <agent>',
+      'the agent name (one file only; default: from the file name, e.g. tweet_scraping_agent.py -> "Tweet Scraping Agent")',
+    )
+    .option(
+      '--sdk <specifier>',
+      "TypeScript: where to import the SDK from (default: a relative path to this package's shared/sdk/index.ts)",
+    )
     .option('--dry-run', 'show the changes as a diff and write nothing')
     .option('--json', 'print what was done per file as JSON')
     .action(
       action(async (files: string[], options: IntegrateOptions) => {
         if (options.name !== undefined && files.length > 1) {
-          throw new CliError('--name names one agent, but more than one file was given', EXIT.usage, 'Integrate one file at a time with --name, or leave it out to name each agent after its file.');
+          throw new CliError(
+            '--name names one agent, but more than one file was given',
+            EXIT.usage,
+            'Integrate one file at a time with --name, or leave it out to name each agent after its file.',
+          );
         }
         // Check every file before changing any, so a typo does not leave half the files integrated.
         const paths = files.map((file) => resolve(file));
         for (const [i, path] of paths.entries()) {
           if (!existsSync(path) || !statSync(path).isFile()) throw new CliError(`no such file: ${files[i]}`, EXIT.notFound);
           if (!LANGUAGES[extname(path)]) {
-            throw new CliError(`${files[i]}: only Python (.py) and TypeScript (.ts, .mts, .cts) agents can be integrated`, EXIT.usage,
-              'Any other program can report with no code change: agent-status run --name <agent> -- <command>');
+            throw new CliError(
+              `${files[i]}: only Python (.py) and TypeScript (.ts, .mts, .cts) agents can be integrated`,
+              EXIT.usage,
+              'Any other program can report with no code change: agent-status run --name <agent> -- <command>',
+            );
           }
         }
         const paint = painter();
@@ -101,24 +132,40 @@ export function registerIntegrate(program: Command): void {
             writeFileSync(`${path}.agent-status.tmp`, result.source, { mode: statSync(path).mode });
             renameSync(`${path}.agent-status.tmp`, path);
           }
-          report.push({ file: files[i], language: result.language, status: result.status, agent_name: result.agentName ?? null, changed: changed && !options.dryRun, backup: backup ?? null, heartbeat_hints: result.hints });
+          report.push({
+            file: files[i],
+            language: result.language,
+            status: result.status,
+            agent_name: result.agentName ?? null,
+            changed: changed && !options.dryRun,
+            backup: backup ?? null,
+            heartbeat_hints: result.hints,
+          });
           if (options.json) continue;
-          if (diff) process.stdout.write(diff + '\n');
-          const what = !changed ? result.status
-            : options.dryRun ? `would integrate as ${JSON.stringify(result.agentName)} (dry run: nothing written)`
-            : `integrated as ${JSON.stringify(result.agentName)}; the original is in ${relative(process.cwd(), backup!) || backup}`;
+          if (diff) process.stdout.write(`${diff}\n`);
+          const what = !changed
+            ? result.status
+            : options.dryRun
+              ? `would integrate as ${JSON.stringify(result.agentName)} (dry run: nothing written)`
+              : `integrated as ${JSON.stringify(result.agentName)}; the original is in ${relative(process.cwd(), backup!) || backup}`;
           process.stdout.write(`${paint.bold(files[i])}: ${what}\n`);
           for (const hint of result.hints) {
-            process.stdout.write(`  ${paint.yellow('heartbeat:')} line ${hint.line} \`${hint.code}\` looks like the main loop: add ${hint.add} inside it, so a hung loop shows\n`);
+            process.stdout.write(
+              `  ${paint.yellow('heartbeat:')} line ${hint.line} \`${hint.code}\` looks like the main loop: add ${hint.add} inside it, so a hung loop shows\n`,
+            );
           }
           if (changed && !result.hints.length) {
-            process.stdout.write(`  ${paint.yellow('heartbeat:')} no main loop found: call ${result.language === 'python' ? 'asu.send_heartbeat(AGENT_NAME)' : 'agentStatus.heartbeat()'} where the agent does its recurring work\n`);
+            process.stdout.write(
+              `  ${paint.yellow('heartbeat:')} no main loop found: call ${result.language === 'python' ? 'asu.send_heartbeat(AGENT_NAME)' : 'agentStatus.heartbeat()'} where the agent does its recurring work\n`,
+            );
           }
         }
         if (options.json) printJson(report);
         if (report.some((r) => r.changed) && !options.json) {
-          process.stdout.write(`\nRun the agent with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set (agent-status token create agent --name "<agent>").\n` +
-            `Between marker lines the added code is yours to edit; the SDK also heartbeats every 30 s by itself once started.\n`);
+          process.stdout.write(
+            `\nRun the agent with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set (agent-status token create agent --name "<agent>").\n` +
+              `Between marker lines the added code is yours to edit; the SDK also heartbeats every 30 s by itself once started.\n`,
+          );
         }
       }),
     );

@@ -19,7 +19,7 @@ export function registerList(program: Command): void {
         }
         const dim = painter().dim;
         process.stdout.write(
-          table(
+          `${table(
             ['AGENT', 'STATUS', 'HEALTH', 'HOST', 'HEARTBEAT', 'ACTIVITY'],
             agents.map((a) => [
               a.agent_name,
@@ -29,7 +29,7 @@ export function registerList(program: Command): void {
               ago(a.seconds_since_heartbeat),
               oneLine(a.status === 'running' ? a.last_activity : (a.status_reason ?? a.last_activity)),
             ]),
-          ) + '\n',
+          )}\n`,
         );
       }),
     );

@@ -13,7 +13,9 @@ export function registerOperator(program: Command): void {
     .option('--json', 'print the operator row as JSON')
     .action(
       action(async (email: string, options: ConnectionFlags & { json?: boolean }) => {
-        const row = await (await connect(options)).rpc<{ id: string; email: string; user_id: string | null }>('add_operator', { p_email: email });
+        const row = await (await connect(options)).rpc<{ id: string; email: string; user_id: string | null }>('add_operator', {
+          p_email: email,
+        });
         if (options.json) return printJson(row);
         process.stdout.write(`${row.email} is an operator${row.user_id ? '' : ' (from their first sign-in)'}.\n`);
       }),

@@ -52,7 +52,7 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** "12 s ago", "3 min ago", "2 h ago", "4 d ago"; "never" for no time. */
@@ -68,5 +68,5 @@ export function ago(seconds: number | null | undefined): string {
 /** Cuts text to one line of at most `max` characters. */
 export function oneLine(text: string | null | undefined, max = 60): string {
   const flat = (text ?? '').replace(/\s+/g, ' ').trim();
-  return flat.length > max ? flat.slice(0, max - 1) + '…' : flat;
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }

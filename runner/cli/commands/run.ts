@@ -29,7 +29,10 @@ type Forwarded = (typeof FORWARDED)[number];
 /** The last `lines` lines of a stream's text, bounded in memory whatever the program prints. */
 class Tail {
   #text = '';
-  constructor(private readonly lines: number, private readonly maxChars = 3000) {}
+  constructor(
+    private readonly lines: number,
+    private readonly maxChars = 3000,
+  ) {}
   push(chunk: string) {
     this.#text = (this.#text + chunk).slice(-this.maxChars * 2);
   }
@@ -45,11 +48,18 @@ function signalNumber(signal: string): number {
 export async function runWrapped(command: string[], options: RunOptions): Promise<number> {
   const url = options.url ?? readLocalStackIfPresent()?.url;
   if (!url) {
-    throw new CliError('run needs the project URL', EXIT.usage, 'Set AGENT_STATUS_URL (or --url), or start the local stack with `npm start`.');
+    throw new CliError(
+      'run needs the project URL',
+      EXIT.usage,
+      'Set AGENT_STATUS_URL (or --url), or start the local stack with `npm start`.',
+    );
   }
   if (!options.agentToken) {
-    throw new CliError(`run needs the token of agent ${JSON.stringify(options.name)}`, EXIT.usage,
-      `Create one with: agent-status token create agent --name ${JSON.stringify(options.name)}, then set AGENT_STATUS_TOKEN (or --agent-token).`);
+    throw new CliError(
+      `run needs the token of agent ${JSON.stringify(options.name)}`,
+      EXIT.usage,
+      `Create one with: agent-status token create agent --name ${JSON.stringify(options.name)}, then set AGENT_STATUS_TOKEN (or --agent-token).`,
+    );
   }
   const status = new AgentStatus({
     url,

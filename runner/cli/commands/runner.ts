@@ -12,13 +12,15 @@ function timestamped(line: string): void {
 export function registerRunnerCommand(program: Command): Command {
   return program
     .command('runner')
-    .description('supervise the agents of this host: carry out start/stop/restart commands and keep the database in line with the processes')
+    .description(
+      'supervise the agents of this host: carry out start/stop/restart commands and keep the database in line with the processes',
+    )
     .requiredOption('-c, --config <file>', 'the agents file of this host (YAML; see runner/README.md)')
     .option('--state-dir <dir>', 'lock, state and agent logs (overrides runner.state_dir)')
     .option('--stop-agents-on-exit', 'stop the agents when the runner stops (default: leave them running)')
     .option('--check', 'validate the config file and exit')
     .action(async (options: { config: string; stateDir?: string; stopAgentsOnExit?: boolean; check?: boolean }) => {
-      let config;
+      let config: ReturnType<typeof loadConfig>;
       try {
         config = loadConfig(options.config, { stateDir: options.stateDir });
       } catch (error) {

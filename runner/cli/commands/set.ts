@@ -11,16 +11,22 @@ import { listAgents, unknownAgent, type LiveAgent } from './agents.ts';
 
 export function registerSet(program: Command): void {
   connectionOptions(
-    subcommand(program, 'set <agent> <status> <health>',
-      `force an agent's status in the database (${SETTABLE_STATUSES.join('|')}, health 0-100) without touching its process`),
+    subcommand(
+      program,
+      'set <agent> <status> <health>',
+      `force an agent's status in the database (${SETTABLE_STATUSES.join('|')}, health 0-100) without touching its process`,
+    ),
   )
     .option('--reason <text>', 'why, for the history (default: "forced to <status> by <you>")')
     .option('--json', 'print the updated row as JSON')
     .action(
       action(async (agent: string, status: string, healthText: string, options: ConnectionFlags & { reason?: string; json?: boolean }) => {
         if (!(SETTABLE_STATUSES as readonly string[]).includes(status)) {
-          throw new CliError(`status must be one of ${SETTABLE_STATUSES.join(', ')}, got ${JSON.stringify(status)}`, EXIT.usage,
-            'stale is only ever inferred from missing heartbeats; set stopped if the agent is not running.');
+          throw new CliError(
+            `status must be one of ${SETTABLE_STATUSES.join(', ')}, got ${JSON.stringify(status)}`,
+            EXIT.usage,
+            'stale is only ever inferred from missing heartbeats; set stopped if the agent is not running.',
+          );
         }
         let health: number;
         try {
@@ -32,9 +38,16 @@ export function registerSet(program: Command): void {
         // Read first: the answer says what it was, and an unknown name gets the nearest names.
         const agents = await listAgents(api);
         const before = agents.find((a) => a.agent_name === agent);
-        if (!before) throw unknownAgent(agent, agents.map((a) => a.agent_name));
+        if (!before)
+          throw unknownAgent(
+            agent,
+            agents.map((a) => a.agent_name),
+          );
         const row = await api.rpc<LiveAgent>('force_agent_status', {
-          p_agent_name: agent, p_status: status, p_health: health, p_reason: options.reason ?? null,
+          p_agent_name: agent,
+          p_status: status,
+          p_health: health,
+          p_reason: options.reason ?? null,
         });
         if (options.json) return printJson(row);
         process.stdout.write(

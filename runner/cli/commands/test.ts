@@ -46,8 +46,12 @@ class Timeline {
 }
 
 function describeEvent(e: AgentEvent): string {
-  const flip = e.from_status && e.to_status && e.from_status !== e.to_status
-    ? `${paintStatus(e.from_status)} -> ${paintStatus(e.to_status)}` : e.to_status ? paintStatus(e.to_status) : '';
+  const flip =
+    e.from_status && e.to_status && e.from_status !== e.to_status
+      ? `${paintStatus(e.from_status)} -> ${paintStatus(e.to_status)}`
+      : e.to_status
+        ? paintStatus(e.to_status)
+        : '';
   return [flip, e.message, e.actor ? `(${e.actor})` : ''].filter(Boolean).join('  ');
 }
 
@@ -59,7 +63,11 @@ async function startThroughRunner(api: Api, agent: LiveAgent, timeline: Timeline
   return done;
 }
 
-export async function testAgent(name: string, command: string[], options: TestOptions): Promise<{ pass: boolean; reason: string; timeline: Moment[] }> {
+export async function testAgent(
+  name: string,
+  command: string[],
+  options: TestOptions,
+): Promise<{ pass: boolean; reason: string; timeline: Moment[] }> {
   const api = await connect(options);
   const asked = Date.now();
   const agent = await findAgent(api, name);
@@ -77,7 +85,10 @@ export async function testAgent(name: string, command: string[], options: TestOp
     const [file, ...args] = command;
     child = execa(file, args, {
       env: { AGENT_STATUS_URL: api.url },
-      stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', reject: false,
+      stdin: 'ignore',
+      stdout: 'inherit',
+      stderr: 'inherit',
+      reject: false,
     });
     timeline.add('process started', `pid ${child.pid ?? '-'}: ${command.join(' ')}`);
     startedHere = true;
@@ -89,14 +100,20 @@ export async function testAgent(name: string, command: string[], options: TestOp
     const started = await startThroughRunner(api, agent, timeline, 'start');
     startedHere = started.status === 'succeeded';
     if (!startedHere && !/already running/.test(started.result ?? '')) {
-      const why = started.status === 'pending' ? `no runner claimed the start command in ${START_WAIT_S} s: is the runner on ${agent.host} running? (agent-status doctor "${name}")`
-        : started.status === 'claimed' ? `the runner on ${agent.host} claimed the start command but did not answer in ${START_WAIT_S} s`
-        : `the runner on ${agent.host} did not start it: ${started.status}${started.result ? `: ${started.result}` : ''}`;
+      const why =
+        started.status === 'pending'
+          ? `no runner claimed the start command in ${START_WAIT_S} s: is the runner on ${agent.host} running? (agent-status doctor "${name}")`
+          : started.status === 'claimed'
+            ? `the runner on ${agent.host} claimed the start command but did not answer in ${START_WAIT_S} s`
+            : `the runner on ${agent.host} did not start it: ${started.status}${started.result ? `: ${started.result}` : ''}`;
       return { pass: false, reason: why, timeline: timeline.moments };
     }
   } else if (agent.status !== 'running' && agent.status !== 'warning') {
-    throw new CliError(`no runner manages ${JSON.stringify(name)} and it is ${agent.status}, so the test cannot start it`, EXIT.usage,
-      `Give the command that starts it: agent-status test ${JSON.stringify(name)} -- python agent.py`);
+    throw new CliError(
+      `no runner manages ${JSON.stringify(name)} and it is ${agent.status}, so the test cannot start it`,
+      EXIT.usage,
+      `Give the command that starts it: agent-status test ${JSON.stringify(name)} -- python agent.py`,
+    );
   } else {
     timeline.add('already running', 'no runner manages it and no command was given: watching only');
   }
@@ -112,7 +129,12 @@ export async function testAgent(name: string, command: string[], options: TestOp
   const deadline = timeline.began + options.duration * 1000;
   const poll = async () => {
     for (;;) {
-      const events = await api.rpc<AgentEvent[]>('operator_agent_events', { p_agent_name: name, p_after_id: lastEventId, p_since: since, p_limit: 500 });
+      const events = await api.rpc<AgentEvent[]>('operator_agent_events', {
+        p_agent_name: name,
+        p_after_id: lastEventId,
+        p_since: since,
+        p_limit: 500,
+      });
       for (const e of events) {
         timeline.add(e.kind.replaceAll('_', ' '), describeEvent(e), local(e.at));
         eventTimes.add(e.at);
@@ -126,7 +148,11 @@ export async function testAgent(name: string, command: string[], options: TestOp
       lastHeartbeat = now.last_heartbeat;
       heartbeats.push(local(now.last_heartbeat));
       if (!eventTimes.has(now.last_heartbeat)) {
-        timeline.add('heartbeat', `${paintStatus(now.status)}, health ${now.health}${now.last_activity ? `, ${now.last_activity}` : ''}`, local(now.last_heartbeat));
+        timeline.add(
+          'heartbeat',
+          `${paintStatus(now.status)}, health ${now.health}${now.last_activity ? `, ${now.last_activity}` : ''}`,
+          local(now.last_heartbeat),
+        );
       }
     }
     if (now.status !== status) {
@@ -147,14 +173,25 @@ export async function testAgent(name: string, command: string[], options: TestOp
 
   // What it did while watched.
   const timeout = last.heartbeat_timeout_s;
-  const beats = [timeline.began, ...heartbeats.filter((t) => t >= timeline.began - 1000), childExit?.at ?? watchedUntil].sort((a, b) => a - b);
+  const beats = [timeline.began, ...heartbeats.filter((t) => t >= timeline.began - 1000), childExit?.at ?? watchedUntil].sort(
+    (a, b) => a - b,
+  );
   const longestGap = Math.max(...beats.slice(1).map((t, i) => (t - beats[i]) / 1000));
-  if (!everAlive && !heartbeats.length) problems.push(`it never reported: no started event and no heartbeat in ${options.duration} s (check AGENT_STATUS_URL, AGENT_STATUS_TOKEN and the exact name "${name}")`);
+  if (!everAlive && !heartbeats.length)
+    problems.push(
+      `it never reported: no started event and no heartbeat in ${options.duration} s (check AGENT_STATUS_URL, AGENT_STATUS_TOKEN and the exact name "${name}")`,
+    );
   else if (longestGap > timeout) problems.push(`no heartbeat for ${Math.round(longestGap)} s; it goes stale after ${timeout} s`);
-  else if (heartbeats.length <= 1 && options.duration >= SDK_HEARTBEAT_S * 1.5) problems.push(`no heartbeat for ${Math.round(longestGap)} s after it started: heartbeats are not reaching the service (a blocked main loop?)`);
+  else if (heartbeats.length <= 1 && options.duration >= SDK_HEARTBEAT_S * 1.5)
+    problems.push(
+      `no heartbeat for ${Math.round(longestGap)} s after it started: heartbeats are not reaching the service (a blocked main loop?)`,
+    );
   if (statuses.has('error')) problems.push(`it reported an error: ${oneLine(last.last_error ?? last.status_reason ?? 'no message', 200)}`);
   if (statuses.has('stale')) problems.push(`it went stale: ${last.status_reason ?? 'no heartbeat in time'}`);
-  if (childExit) problems.push(`its process ended by itself after ${((childExit.at - timeline.began) / 1000).toFixed(1)} s (${childExit.signal ?? `exit code ${childExit.code}`})`);
+  if (childExit)
+    problems.push(
+      `its process ended by itself after ${((childExit.at - timeline.began) / 1000).toFixed(1)} s (${childExit.signal ?? `exit code ${childExit.code}`})`,
+    );
 
   // Stop it again, and check that the stop was recorded.
   const stopAtEnd = startedHere && !options.keepRunning;
@@ -178,10 +215,14 @@ export async function testAgent(name: string, command: string[], options: TestOp
       if (last.status === 'stopped' || last.status === 'error') break;
       await sleep(500);
     } while (Date.now() < until);
-    if (last.status !== 'stopped' && !problems.length) problems.push(`after the stop it still reads ${last.status}: its exit handler did not report stopped`);
+    if (last.status !== 'stopped' && !problems.length)
+      problems.push(`after the stop it still reads ${last.status}: its exit handler did not report stopped`);
   }
 
-  const every = heartbeats.length > 1 ? ` about every ${((heartbeats[heartbeats.length - 1] - heartbeats[0]) / 1000 / (heartbeats.length - 1)).toFixed(1)} s,` : '';
+  const every =
+    heartbeats.length > 1
+      ? ` about every ${((heartbeats[heartbeats.length - 1] - heartbeats[0]) / 1000 / (heartbeats.length - 1)).toFixed(1)} s,`
+      : '';
   const reason = problems.length
     ? problems.join('; ')
     : `ran ${((watchedUntil - timeline.began) / 1000).toFixed(0)} s with ${heartbeats.length} heartbeat(s),${every} longest silence ${Math.round(longestGap)} s (timeout ${timeout} s)${stopAtEnd ? '; stopped cleanly' : '; left running'}`;

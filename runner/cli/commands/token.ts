@@ -71,16 +71,20 @@ export function registerToken(program: Command): void {
         }
         const api = await connect(options);
         const [created] = await api.rpc<CreatedToken[]>('create_api_token', {
-          p_kind: kind, p_label: options.label ?? null, p_agent_name: options.name ?? null,
-          p_host: options.host ?? null, p_operator_email: options.email ?? null,
+          p_kind: kind,
+          p_label: options.label ?? null,
+          p_agent_name: options.name ?? null,
+          p_host: options.host ?? null,
+          p_operator_email: options.email ?? null,
         });
         if (options.json) return printJson(created);
         if (!process.stdout.isTTY) {
-          process.stdout.write(created.token + '\n');
+          process.stdout.write(`${created.token}\n`);
           return;
         }
         const paint = painter();
-        const env = kind === 'runner' ? 'AGENT_STATUS_RUNNER_TOKEN' : kind === 'operator' ? 'AGENT_STATUS_OPERATOR_TOKEN' : 'AGENT_STATUS_TOKEN';
+        const env =
+          kind === 'runner' ? 'AGENT_STATUS_RUNNER_TOKEN' : kind === 'operator' ? 'AGENT_STATUS_OPERATOR_TOKEN' : 'AGENT_STATUS_TOKEN';
         process.stdout.write(
           `Created ${kind} token ${JSON.stringify(created.label)} (id ${created.id}, prefix ${created.token_prefix}).\n` +
             `Copy it now: it is not shown again.\n\n  ${paint.bold(created.token)}\n\n` +
@@ -101,11 +105,18 @@ export function registerToken(program: Command): void {
           return;
         }
         process.stdout.write(
-          table(
+          `${table(
             ['PREFIX', 'KIND', 'FOR', 'LABEL', 'CREATED', 'LAST USED', 'REVOKED'],
-            rows.map((t) => [t.token_prefix, t.kind, t.agent_name ?? t.host ?? t.operator_email ?? '-', t.label,
-              date(t.created_at), date(t.last_used_at), date(t.revoked_at)]),
-          ) + '\n',
+            rows.map((t) => [
+              t.token_prefix,
+              t.kind,
+              t.agent_name ?? t.host ?? t.operator_email ?? '-',
+              t.label,
+              date(t.created_at),
+              date(t.last_used_at),
+              date(t.revoked_at),
+            ]),
+          )}\n`,
         );
       }),
     );
@@ -114,10 +125,13 @@ export function registerToken(program: Command): void {
     .option('--json', 'print the revoked token as JSON')
     .action(
       action(async (idOrPrefix: string, options: ConnectionFlags & { json?: boolean }) => {
-        const [revoked] = await (await connect(options)).rpc<{ id: string; label: string; revoked_at: string }[]>(
-          'revoke_api_token', { p_token_id_or_prefix: idOrPrefix });
+        const [revoked] = await (await connect(options)).rpc<{ id: string; label: string; revoked_at: string }[]>('revoke_api_token', {
+          p_token_id_or_prefix: idOrPrefix,
+        });
         if (options.json) return printJson(revoked);
-        process.stdout.write(`Revoked ${JSON.stringify(revoked.label)} (id ${revoked.id}) at ${date(revoked.revoked_at)}; it stops working at once.\n`);
+        process.stdout.write(
+          `Revoked ${JSON.stringify(revoked.label)} (id ${revoked.id}) at ${date(revoked.revoked_at)}; it stops working at once.\n`,
+        );
       }),
     );
 }

@@ -29,7 +29,9 @@ export interface Demo {
 async function runnerToken(sql: Sql): Promise<string> {
   const old = await sql<{ id: string }[]>`select id from public.list_api_tokens() where label = ${TOKEN_LABEL} and revoked_at is null`;
   for (const { id } of old) await sql`select from public.revoke_api_token(${id})`;
-  const [{ token }] = await sql<{ token: string }[]>`select token from public.create_api_token('runner', ${TOKEN_LABEL}, null, ${DEMO_HOST})`;
+  const [{ token }] = await sql<
+    { token: string }[]
+  >`select token from public.create_api_token('runner', ${TOKEN_LABEL}, null, ${DEMO_HOST})`;
   return token;
 }
 
@@ -37,7 +39,7 @@ async function runnerToken(sql: Sql): Promise<string> {
 function writeRunnerConfig(dir: string, url: string, anonKey: string, token: string, intervalMs: number): string {
   mkdirSync(dir, { recursive: true });
   const tokenFile = join(dir, 'runner.token');
-  writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
   chmodSync(tokenFile, 0o600);
   const config = {
     supabase: { url, anon_key: anonKey, token_file: 'runner.token' },

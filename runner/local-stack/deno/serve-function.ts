@@ -28,7 +28,7 @@ if (!port || !entry) {
 const serve = Deno.serve.bind(Deno);
 Deno.serve = ((first: ServeOptions | Handler, second?: Handler) => {
   const options = typeof first === 'function' ? {} : first;
-  const handler = typeof first === 'function' ? first : second ?? first.handler;
+  const handler = typeof first === 'function' ? first : (second ?? first.handler);
   if (!handler) throw new Error(`${entry} called Deno.serve without a handler`);
   return serve({ ...options, port, hostname: '127.0.0.1', onListen: () => {} }, handler);
 }) as typeof Deno.serve;
@@ -36,8 +36,10 @@ Deno.serve = ((first: ServeOptions | Handler, second?: Handler) => {
 // The stack kills this process when it stops; this covers the one case it cannot: the stack itself
 // being killed with SIGKILL. Then this process is re-parented, and leaves too.
 const parent = Deno.ppid;
-Deno.unrefTimer(setInterval(() => {
-  if (Deno.ppid !== parent) Deno.exit(0);
-}, 1_000));
+Deno.unrefTimer(
+  setInterval(() => {
+    if (Deno.ppid !== parent) Deno.exit(0);
+  }, 1_000),
+);
 
 await import(new URL(entry, 'file:///').href);

@@ -36,7 +36,9 @@ export function createApp(name: FunctionName, options: { maxBytes: number }) {
   app.onError((error, c) => {
     if (error instanceof ApiError) return c.json(error.body(), error.status as 400);
     console.error(`${name}: unexpected error`, error);
-    const internal = new ApiError('internal', `the ${name} function failed unexpectedly`, { hint: 'Retry later; the function log has the details.' });
+    const internal = new ApiError('internal', `the ${name} function failed unexpectedly`, {
+      hint: 'Retry later; the function log has the details.',
+    });
     return c.json(internal.body(), 500);
   });
   app.notFound((c) => {
@@ -49,7 +51,9 @@ export function createApp(name: FunctionName, options: { maxBytes: number }) {
 export function refuseOtherMethods(app: Hono, name: FunctionName) {
   app.all('/', (c) => {
     c.header('Allow', 'POST, OPTIONS');
-    throw new ApiError('method_not_allowed', `${c.req.method} is not supported here`, { hint: `POST a JSON body to /functions/v1/${name}.` });
+    throw new ApiError('method_not_allowed', `${c.req.method} is not supported here`, {
+      hint: `POST a JSON body to /functions/v1/${name}.`,
+    });
   });
 }
 
@@ -68,7 +72,8 @@ export async function jsonBody(c: Context): Promise<unknown> {
 /** The body checked against a schema, or a 400 naming the fields to fix. */
 export async function validBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
   const result = schema.safeParse(await jsonBody(c));
-  if (!result.success) throw new ApiError('invalid_request', describeIssues(result.error), { hint: 'See docs/api.md for the request fields.' });
+  if (!result.success)
+    throw new ApiError('invalid_request', describeIssues(result.error), { hint: 'See docs/api.md for the request fields.' });
   return result.data;
 }
 

@@ -31,8 +31,12 @@ export class Batcher<Item, Answer> {
     this.#inFlight++;
     this.run(batch.map((entry) => entry.item))
       .then(
-        (answers) => batch.forEach((entry, i) => entry.resolve(answers[i])),
-        (error) => batch.forEach((entry) => entry.reject(error)),
+        (answers) => {
+          for (const [i, entry] of batch.entries()) entry.resolve(answers[i]);
+        },
+        (error) => {
+          for (const entry of batch) entry.reject(error);
+        },
       )
       .finally(() => {
         this.#inFlight--;

@@ -17,7 +17,9 @@ function env(name: string): string {
   const value = Deno.env.get(name);
   if (!value) {
     // A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
-    console.error(`${name} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY`);
+    console.error(
+      `${name} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY`,
+    );
     throw new ApiError('unavailable', 'the status service is not configured', { hint: 'Tell its operator to check the function logs.' });
   }
   return value;
@@ -75,7 +77,8 @@ export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatR
   try {
     answer = await heartbeats.submit({ ...heartbeat, token });
   } catch (error) {
-    if (error instanceof BatcherFull) throw new ApiError('unavailable', 'too many heartbeats are waiting for the database', { hint: UNAVAILABLE_HINT });
+    if (error instanceof BatcherFull)
+      throw new ApiError('unavailable', 'too many heartbeats are waiting for the database', { hint: UNAVAILABLE_HINT });
     throw fromPostgres(error);
   }
   if ('error' in answer) throw fromSqlError(answer.error.sqlstate, answer.error.message, answer.error.hint);

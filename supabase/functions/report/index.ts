@@ -10,7 +10,8 @@ const app = createApp('report', { maxBytes: REPORT_MAX_BYTES });
 
 app.post('/', async (c) => {
   const parsed = parseReportRequest(await jsonBody(c));
-  if (!parsed.success) throw new ApiError('invalid_request', describeIssues(parsed.error), { hint: 'See docs/api.md for the report fields.' });
+  if (!parsed.success)
+    throw new ApiError('invalid_request', describeIssues(parsed.error), { hint: 'See docs/api.md for the report fields.' });
   const agents = await applyReports(bearer(c), parsed.reports);
   return c.json((parsed.batch ? { agents } : { agent: agents[0] }) satisfies ReportResponse);
 });
