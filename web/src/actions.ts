@@ -1,28 +1,39 @@
-// What the operator's buttons do. Start, Stop and Restart queue a command for the agent's runner;
-// Force stop only rewrites the status in the database; Start all queues start for every managed agent.
-// After each one the feed polls at once, so the row shows the command in flight right away.
+// What the operator's buttons do, all through the shared process manager (shared/process-manager.ts),
+// the one way to act on agents from TypeScript. Start, Stop and Restart queue a command for the
+// agent's runner and tell the runner's answer when it comes; Force stop only rewrites the status in
+// the database; Start all queues start for every managed agent. Once a command is queued the feed
+// polls at once, so the row shows it in flight right away.
 import type { SupabaseClient } from '@supabase/supabase-js';
+import { createProcessManager, type ProcessManager } from '../../shared/process-manager.ts';
 import type { CommandAction } from '../../shared/status.ts';
-import { forceStopped, sendCommand, startAll, type AgentRow } from './api.ts';
+import type { AgentRow } from './api.ts';
 import { confirmAction } from './dialog.ts';
 import type { Notices } from './notices.ts';
 
+// The row shows a command in flight and its outcome anyway; the notice waits about as long as a
+// command may stay pending before it expires.
+const ANSWER_TIMEOUT_MS = 120_000;
+
 export class Actions {
+  private readonly manager: ProcessManager;
+
   constructor(
-    private readonly client: SupabaseClient,
+    client: SupabaseClient,
     private readonly notices: Notices,
     private readonly refresh: () => void,
     private readonly operator: string,
-  ) {}
+  ) {
+    this.manager = createProcessManager(client, { timeoutMs: ANSWER_TIMEOUT_MS, pollMs: 500, onQueued: () => this.refresh() });
+  }
 
   async command(agent: AgentRow, action: CommandAction): Promise<void> {
+    const run = { start: this.manager.startAgent, stop: this.manager.stopAgent, restart: this.manager.restartAgent }[action];
     try {
-      await sendCommand(this.client, agent.id, action);
-      this.notices.show(`${action} sent to ${agent.agent_name}; the runner on ${agent.host ?? 'its host'} picks it up within seconds.`);
+      const outcome = await run(agent.agent_name);
+      this.notices.show(`${action} ${agent.agent_name}: ${outcome.result ?? 'done'}.`);
     } catch (error) {
       this.notices.show((error as Error).message, 'error');
     }
-    this.refresh();
   }
 
   async forceStop(agent: AgentRow): Promise<void> {
@@ -37,7 +48,7 @@ export class Actions {
     });
     if (!sure) return;
     try {
-      await forceStopped(this.client, agent.agent_name, `forced to stopped from the dashboard by ${this.operator}`);
+      await this.manager.forceStopAgent(agent.agent_name, `forced to stopped from the dashboard by ${this.operator}`);
       this.notices.show(`${agent.agent_name} is now stopped in the database (no process was touched).`);
     } catch (error) {
       this.notices.show((error as Error).message, 'error');
@@ -55,11 +66,10 @@ export class Actions {
     });
     if (!sure) return;
     try {
-      const sent = await startAll(this.client);
-      this.notices.show(`start sent to ${sent} agent${sent === 1 ? '' : 's'}.`);
+      const outcomes = await this.manager.startAllAgents();
+      this.notices.show(`start all: ${outcomes.length} agent${outcomes.length === 1 ? '' : 's'} started or already running.`);
     } catch (error) {
       this.notices.show((error as Error).message, 'error');
     }
-    this.refresh();
   }
 }

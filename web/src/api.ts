@@ -1,7 +1,7 @@
 // Every read and write the dashboard makes, through supabase-js under the signed-in user's session.
 // Row-level security decides what that user sees: a non-operator gets no rows, never an error.
 import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
-import type { AgentStatus, CommandAction, CommandStatus } from '../../shared/status.ts';
+import type { CommandAction, CommandStatus } from '../../shared/status.ts';
 import type { AgentEventRow, AgentLiveRow } from '../../shared/rows.ts';
 
 /** A row of agent_status_live. */
@@ -156,30 +156,4 @@ export async function fetchLastLogTail(client: SupabaseClient, agentId: number):
 
 export async function whoami(client: SupabaseClient): Promise<WhoAmI> {
   return check('asking who is signed in', await client.rpc('whoami').abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS))) as WhoAmI;
-}
-
-/** Queues a command; the database fills in who asked, the expiry, and refuses unmanaged agents. */
-export async function sendCommand(client: SupabaseClient, agentId: number, action: CommandAction): Promise<void> {
-  check(`sending ${action}`, await client.from('agent_commands').insert({ agent_id: agentId, action }));
-}
-
-export async function startAll(client: SupabaseClient): Promise<number> {
-  const rows = check(
-    'sending start to all agents',
-    await client.rpc('enqueue_agent_commands', { p_action: 'start' satisfies CommandAction }),
-  ) as unknown[];
-  return rows.length;
-}
-
-/** Sets the status in the database only; the runner and the process are not involved. */
-export async function forceStopped(client: SupabaseClient, agentName: string, reason: string): Promise<void> {
-  check(
-    `forcing ${agentName} to stopped`,
-    await client.rpc('force_agent_status', {
-      p_agent_name: agentName,
-      p_status: 'stopped' satisfies AgentStatus,
-      p_health: 0,
-      p_reason: reason,
-    }),
-  );
 }
