@@ -25,6 +25,7 @@ describe('row level security and grants', () => {
   let runnerToken: string;
   let operatorToken: string;
   let agentId: number;
+  let logRequestId: number;
 
   beforeAll(async () => {
     await setAgentState(db.sql, 'rls-agent', 'running');
@@ -35,6 +36,8 @@ describe('row level security and grants', () => {
     operatorToken = await createToken(db.sql, 'operator', { email: 'ops@example.com' });
     await db.sql`select * from public.enqueue_agent_commands('start', 'rls-agent')`;
     [{ id: agentId }] = await db.sql`select id from public.agent_status where agent_name = 'rls-agent'`;
+    await db.sql`select public.runner_report_resources(${runnerToken}, '[{"name": "rls-agent", "cpu_percent": 1, "memory_bytes": 1}]')`;
+    [{ id: logRequestId }] = await db.sql`select public.request_agent_logs('rls-agent') as id`;
   });
 
   async function run(who: Who, statement: (tx: Sql) => PromiseLike<readonly unknown[]>): Promise<Outcome> {
@@ -49,7 +52,18 @@ describe('row level security and grants', () => {
     }
   }
 
-  const tables = ['agent_status', 'agent_status_live', 'agent_events', 'agent_commands', 'runners', 'operators', 'agent_status_settings'];
+  const tables = [
+    'agent_status',
+    'agent_status_live',
+    'agent_events',
+    'agent_commands',
+    'runners',
+    'operators',
+    'agent_status_settings',
+    'agent_resources',
+    'agent_resource_samples',
+    'agent_log_requests',
+  ];
 
   describe.each(tables)('select from %s', (table) => {
     it.each([
@@ -123,6 +137,10 @@ describe('row level security and grants', () => {
     operator_agent_events: (tx) => tx`select * from public.operator_agent_events('rls-agent')`,
     operator_commands: (tx) => tx`select * from public.operator_commands(array[1, 2]::bigint[])`,
     operator_sweep_status: (tx) => tx`select public.operator_sweep_status()`,
+    agent_availability: (tx) => tx`select public.agent_availability('rls-agent')`,
+    agent_history: (tx) => tx`select * from public.agent_history('rls-agent')`,
+    request_agent_logs: (tx) => tx`select public.request_agent_logs('rls-agent')`,
+    operator_agent_logs: (tx) => tx`select * from public.operator_agent_logs(${logRequestId})`,
   };
 
   describe.each(Object.keys(operatorFunctions))('operator function %s', (fn) => {
@@ -147,6 +165,9 @@ describe('row level security and grants', () => {
     agent_report: (tx) => tx`select public.agent_report(${agentToken}, 'rls-agent', 'activity', p_activity => 'x')`,
     runner_heartbeat: (tx) => tx`select public.runner_heartbeat(${runnerToken})`,
     runner_claim_commands: (tx) => tx`select * from public.runner_claim_commands(${runnerToken})`,
+    runner_report_resources: (tx) =>
+      tx`select public.runner_report_resources(${runnerToken}, '[{"name": "rls-agent", "cpu_percent": 2, "memory_bytes": 2}]')`,
+    runner_claim_log_requests: (tx) => tx`select * from public.runner_claim_log_requests(${runnerToken})`,
     verify_api_token: (tx) => tx`select * from public.verify_api_token(${agentToken})`,
   };
 
@@ -188,6 +209,7 @@ describe('row level security and grants', () => {
         'runner_register',
         'runner_offline',
         'runner_complete_command',
+        'runner_answer_log_request',
         ...Object.keys(operatorFunctions),
       ].sort(),
     );
