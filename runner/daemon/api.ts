@@ -3,6 +3,7 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { keepAliveFetch } from './http-fetch.ts';
+import type { ResourceSample } from './resources.ts';
 import type { AgentReport } from './supervisor.ts';
 
 // A request that hangs must not hang a loop: every call gives up after this and is retried.
@@ -36,6 +37,13 @@ export interface ClaimedCommand {
   requested_by: string;
   created_at: string;
   expires_at: string;
+}
+
+/** An operator's request for an agent's last log lines (request_agent_logs). */
+export interface LogRequest {
+  id: number;
+  agent_name: string;
+  lines: number;
 }
 
 export interface RegisteredAgent {
@@ -100,6 +108,23 @@ export class RunnerApi {
       p_exit_code: report.exitCode ?? null,
       p_exit_signal: report.exitSignal ?? null,
       p_details: report.logTail ? { log_tail: report.logTail } : null,
+    });
+  }
+
+  reportResources(samples: ResourceSample[]): Promise<number> {
+    return this.call('runner_report_resources', { p_samples: samples });
+  }
+
+  claimLogRequests(): Promise<LogRequest[]> {
+    return this.call('runner_claim_log_requests', {});
+  }
+
+  answerLogRequest(id: number, answer: { stdout?: string[]; stderr?: string[]; error?: string }): Promise<unknown> {
+    return this.call('runner_answer_log_request', {
+      p_request_id: id,
+      p_stdout: answer.stdout ?? null,
+      p_stderr: answer.stderr ?? null,
+      p_error: answer.error?.slice(0, 4000) ?? null,
     });
   }
 

@@ -109,6 +109,8 @@ const configSchema = z
         heartbeat_interval: duration.refine((ms) => ms >= 1000, { error: 'must be at least 1s' }).prefault('30s'),
         /** How often processes the runner knows about are checked (pid still theirs, logs rotated). */
         check_interval: duration.refine((ms) => ms >= 100, { error: 'must be at least 100ms' }).prefault('1s'),
+        /** How often each agent's CPU and memory are read from /proc and sent (one sample a minute is kept). */
+        resources_interval: duration.refine((ms) => ms >= 1000, { error: 'must be at least 1s' }).prefault('60s'),
         /** How often the whole process table is searched for agents started outside the runner. */
         scan_interval: duration.refine((ms) => ms >= 1000, { error: 'must be at least 1s' }).prefault('30s'),
         /** Stop the agents when the runner stops (default: leave them running, e.g. for an upgrade). */
@@ -138,6 +140,7 @@ export interface RunnerConfig {
     heartbeatIntervalMs: number;
     checkIntervalMs: number;
     scanIntervalMs: number;
+    resourcesIntervalMs: number;
     stopAgentsOnExit: boolean;
   };
   agents: AgentConfig[];
@@ -273,6 +276,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       heartbeatIntervalMs: parsed.runner.heartbeat_interval,
       checkIntervalMs: parsed.runner.check_interval,
       scanIntervalMs: parsed.runner.scan_interval,
+      resourcesIntervalMs: parsed.runner.resources_interval,
       stopAgentsOnExit: parsed.runner.stop_agents_on_exit,
     },
     agents: parsed.agents.map((agent) => ({ ...agent, cwd: fromBase(agent.cwd ?? '.') })),

@@ -90,6 +90,15 @@ export function lastLines(file: string, count: number, maxBytes = 8192, from = 0
   }
 }
 
+/**
+ * The last `count` lines (at most 500) of an agent's file for an operator who asked, each cut to
+ * 1,000 characters; read from the last 1,000 bytes a line at most, so a huge log costs no more.
+ */
+export function tailForOperator(file: string, count: number): string[] {
+  const wanted = Math.min(Math.max(1, count), 500);
+  return lastLines(file, wanted, wanted * 1000).map((line) => (line.length > 1000 ? `${line.slice(0, 999)}…` : line));
+}
+
 /** Where a file stands now (0 when missing), so a failure message can quote only what came after. */
 export function fileSize(file: string): number {
   try {

@@ -10,6 +10,8 @@ export interface PollerOptions {
   /** The most poll() claims at once: a full batch means more may wait, so the next poll is at once. */
   batch: number;
   log(message: string): void;
+  /** What it polls for, in its log lines (default "commands"). */
+  what?: string;
 }
 
 export class Poller {
@@ -53,7 +55,9 @@ export class Poller {
         failures++;
         waitMs = Math.max(this.options.intervalMs, retryDelay(failures, 500, 30_000));
         if (failures === 1 || failures % 10 === 0) {
-          this.options.log(`could not poll for commands (${(error as Error).message}); attempt ${failures}, next in ${waitMs} ms`);
+          this.options.log(
+            `could not poll for ${this.options.what ?? 'commands'} (${(error as Error).message}); attempt ${failures}, next in ${waitMs} ms`,
+          );
         }
       }
       if (waitMs > 0 && this.running && !this.woken) await this.wait(waitMs);

@@ -4,15 +4,17 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_VERSION } from '../paths.ts';
-import { ApiError, RunnerApi, type ClaimedCommand } from './api.ts';
+import { ApiError, RunnerApi, type ClaimedCommand, type LogRequest } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { RunnerConfig } from './config.ts';
 import { acquireLock, type Lock } from './lock.ts';
+import { agentLogFiles, tailForOperator } from './logs.ts';
 import { Poller } from './poller.ts';
 import { isSameProcess, listProcesses } from './proc.ts';
 import { subscribeToCommandHints } from './realtime.ts';
 import { findAgentProcesses } from './reconciler.ts';
 import { Reporter } from './reporter.ts';
+import { ResourceSampler } from './resources.ts';
 import { readState, writeState, type RunnerState } from './state.ts';
 import { AgentSupervisor, type Outcome } from './supervisor.ts';
 
@@ -23,6 +25,9 @@ const CLAIM_BATCH = 10;
 const COMPLETE_ATTEMPTS = 8;
 // How long shutdown waits for the commands in progress: the longest stop timeout plus the SIGKILL wait.
 const SHUTDOWN_GRACE_MS = 15_000;
+// Operators wait on screen for log lines: a request is claimed within this (one cheap SQL call per
+// host twice a second; the command loop's own interval stays as configured).
+const LOG_POLL_MS = 500;
 
 export interface RunnerOptions {
   config: RunnerConfig;
@@ -37,7 +42,11 @@ export class Runner {
   private readonly log: (line: string) => void;
   private readonly reporter: Reporter;
   private readonly poller: Poller;
+  private readonly logPoller: Poller;
+  private readonly sampler = new ResourceSampler();
+  private resourcesSentAt = 0;
   private readonly stateFile: string;
+  private readonly logDir: string;
   private readonly queues = new Map<string, Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private lock?: Lock;
@@ -51,7 +60,15 @@ export class Runner {
     this.api = new RunnerApi(this.config.supabase);
     this.reporter = new Reporter((agent, report) => this.api.report(agent, report), this.log);
     this.poller = new Poller({ intervalMs: this.config.runner.pollIntervalMs, batch: CLAIM_BATCH, poll: () => this.poll(), log: this.log });
+    this.logPoller = new Poller({
+      intervalMs: LOG_POLL_MS,
+      batch: 50,
+      poll: () => this.answerLogRequests(),
+      log: this.log,
+      what: 'log requests',
+    });
     this.stateFile = join(this.config.runner.stateDir, 'state.json');
+    this.logDir = join(this.config.runner.stateDir, 'logs');
   }
 
   /** Takes the host lock, registers, adopts what runs, and starts the loops. */
@@ -79,7 +96,7 @@ export class Runner {
       this.supervisors.set(
         agent.name,
         new AgentSupervisor(agent, {
-          logDir: join(config.runner.stateDir, 'logs'),
+          logDir: this.logDir,
           env: childEnv,
           report: (name, report) => this.reporter.report(name, report),
           log: this.log,
@@ -91,6 +108,7 @@ export class Runner {
     await this.reconcileAtStart(readState(this.stateFile, this.log));
 
     this.poller.start();
+    this.logPoller.start();
     if (config.supabase.realtime) {
       this.unsubscribe = subscribeToCommandHints(this.api.client, this.host, () => this.poller.wake(), this.log);
     }
@@ -99,6 +117,8 @@ export class Runner {
     this.every(Math.min(config.runner.heartbeatIntervalMs, shortestTimeout / 3), () => this.heartbeat());
     this.every(config.runner.checkIntervalMs, () => {
       for (const supervisor of this.supervisors.values()) supervisor.check();
+      // at the check after start, then every resources_interval
+      if (Date.now() - this.resourcesSentAt >= config.runner.resourcesIntervalMs) return this.sendResources();
     });
     this.every(config.runner.scanIntervalMs, () => this.scan());
     this.log(
@@ -183,6 +203,40 @@ export class Runner {
     } catch (error) {
       this.log(`heartbeat failed: ${(error as Error).message}`);
     }
+  }
+
+  private async sendResources(): Promise<void> {
+    this.resourcesSentAt = Date.now();
+    const groups = new Map([...this.supervisors.values()].flatMap((s) => (s.process ? [[s.name, s.process.pid] as const] : [])));
+    const samples = this.sampler.sample(groups);
+    if (!samples.length) return;
+    try {
+      await this.api.reportResources(samples);
+    } catch (error) {
+      this.log(`could not send CPU and memory figures: ${(error as Error).message}`);
+    }
+  }
+
+  /** Answers operators' requests for an agent's last log lines, read from its files on this host. */
+  private async answerLogRequests(): Promise<number> {
+    const requests: LogRequest[] = await this.api.claimLogRequests();
+    await Promise.all(
+      requests.map(async (request) => {
+        const supervisor = this.supervisors.get(request.agent_name);
+        const files = agentLogFiles(this.logDir, request.agent_name);
+        try {
+          await this.api.answerLogRequest(
+            request.id,
+            supervisor
+              ? { stdout: tailForOperator(files.stdout, request.lines), stderr: tailForOperator(files.stderr, request.lines) }
+              : { error: `the runner on ${this.host} does not supervise ${request.agent_name}` },
+          );
+        } catch (error) {
+          this.log(`could not answer log request ${request.id} for ${request.agent_name}: ${(error as Error).message}`);
+        }
+      }),
+    );
+    return requests.length;
   }
 
   private async register(): Promise<void> {
@@ -301,7 +355,7 @@ export class Runner {
     this.shuttingDown ??= (async () => {
       const stopAgents = options.stopAgents ?? this.config.runner.stopAgentsOnExit;
       for (const timer of this.timers) clearInterval(timer);
-      await this.poller.stop();
+      await Promise.all([this.poller.stop(), this.logPoller.stop()]);
       await this.unsubscribe?.().catch(() => {});
       const inProgress = Promise.all(this.queues.values());
       if (!(await Promise.race([inProgress.then(() => true), sleep(SHUTDOWN_GRACE_MS).then(() => false)]))) {
