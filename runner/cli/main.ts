@@ -11,6 +11,7 @@ type Register = (program: Command) => void;
 const commands: Record<string, () => Promise<Register>> = {
   dev: async () => (await import('./commands/dev.ts')).registerDevCommand,
   list: async () => (await import('./commands/list.ts')).registerList,
+  logs: async () => (await import('./commands/logs.ts')).registerLogs,
   set: async () => (await import('./commands/set.ts')).registerSet,
   // start, stop, restart and start-all
   control: async () => (await import('./commands/control.ts')).registerControl,
