@@ -45,8 +45,11 @@ export interface ProcessManager {
   startAgent(agentName: string): Promise<CommandOutcome>;
   stopAgent(agentName: string): Promise<CommandOutcome>;
   restartAgent(agentName: string): Promise<CommandOutcome>;
-  /** Start for every agent a runner manages; rejects if any of them failed, with all outcomes. */
-  startAllAgents(): Promise<CommandOutcome[]>;
+  /**
+   * Start for every agent a runner manages (or those of one host); rejects if any of them failed,
+   * with all outcomes.
+   */
+  startAllAgents(options?: { host?: string }): Promise<CommandOutcome[]>;
   /**
    * The seed's "Force stop": sets the status to stopped in the database only; no process is touched.
    * Resolves once the database recorded it.
@@ -88,10 +91,11 @@ export function createProcessManager(client: SupabaseClient, options: ProcessMan
   const timeoutMs = options.timeoutMs ?? 30_000;
   const pollMs = options.pollMs ?? 250;
 
-  async function enqueue(action: CommandAction, agentName: string | null): Promise<CommandOutcome[]> {
-    const { data, error } = await client.rpc('enqueue_agent_commands', { p_action: action, p_agent_name: agentName });
+  async function enqueue(action: CommandAction, agentName: string | null, host: string | null = null): Promise<CommandOutcome[]> {
+    const { data, error } = await client.rpc('enqueue_agent_commands', { p_action: action, p_agent_name: agentName, p_host: host });
     if (error) {
-      const what = agentName === null ? `${action} all agents` : `${action} ${agentName}`;
+      const what =
+        agentName !== null ? `${action} ${agentName}` : host !== null ? `${action} all agents on ${host}` : `${action} all agents`;
       throw new ProcessManagerError('refused', `could not ${what}: ${describe(error)}`);
     }
     const queued = (data as CommandRecord[]).map(outcomeOf);
@@ -153,14 +157,14 @@ export function createProcessManager(client: SupabaseClient, options: ProcessMan
     stopAgent: (agentName) => one('stop', agentName),
     restartAgent: (agentName) => one('restart', agentName),
 
-    async startAllAgents() {
-      const queued = await enqueue('start', null);
+    async startAllAgents(options = {}) {
+      const queued = await enqueue('start', null, options.host ?? null);
       const { outcomes, finished } = await settle(queued);
       const open = outcomes.filter((outcome) => !FINISHED.includes(outcome.status));
       if (!finished) {
         throw new ProcessManagerError(
           'timeout',
-          `start all: ${open.length} of ${outcomes.length} agents had no answer from their runner within ${timeoutMs / 1000} s`,
+          `start all${options.host ? ` on ${options.host}` : ''}: ${open.length} of ${outcomes.length} agents had no answer from their runner within ${timeoutMs / 1000} s`,
           undefined,
           outcomes,
         );
@@ -177,7 +181,7 @@ export function createProcessManager(client: SupabaseClient, options: ProcessMan
         const names = new Map((data ?? []).map((row: { id: number; agent_name: string }) => [row.id, row.agent_name]));
         throw new ProcessManagerError(
           failed.some((outcome) => outcome.status === 'failed') ? 'failed' : 'expired',
-          `start all: ${failed.length} of ${outcomes.length} agents did not start: ${failed
+          `start all${options.host ? ` on ${options.host}` : ''}: ${failed.length} of ${outcomes.length} agents did not start: ${failed
             .slice(0, 20)
             .map(
               (outcome) =>

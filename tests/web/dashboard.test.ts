@@ -281,7 +281,9 @@ describe('the dashboard against a real stack and runner', () => {
     await statusShown(name, 'stopped');
     await row(name).getByRole('link', { name }).click();
     const detail = page.locator('section.detail');
-    await expect.poll(() => detail.locator('.history tbody tr').count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(7);
+    // started, running x3 (health changes, folded into one row), warning, error, force
+    await expect.poll(() => detail.locator('.history tbody tr').count(), { timeout: 10_000 }).toBe(5);
+    expect(await detail.locator('.history tr.folded').textContent()).toContain('running ×3');
     expect(page.url()).toContain('#/agents/Detail%20Agent');
     expect(await detail.locator('.error-text').textContent()).toBe(traceback);
     expect(await detail.locator('pre.log').textContent()).toBe(
@@ -306,7 +308,7 @@ describe('the dashboard against a real stack and runner', () => {
 
     await page.getByLabel('Search').fill('filter');
     await expect.poll(() => page.locator('.rows .row').count()).toBe(2);
-    await page.getByLabel('Host').selectOption(host.host);
+    await page.getByLabel('Host', { exact: true }).selectOption(host.host);
     await page.getByLabel('Status', { exact: true }).selectOption('stopped');
     await expect.poll(() => page.locator('.rows .row').count()).toBe(0);
     expect(await page.locator('.empty').textContent()).toBe('No agent matches these filters.');

@@ -56,18 +56,21 @@ export class Actions {
     this.refresh();
   }
 
-  async startAll(managed: number): Promise<void> {
+  /** Start for every managed agent, or for those of one host. */
+  async startAll(managed: number, host?: string): Promise<void> {
     const sure = await confirmAction({
-      title: 'Start all agents?',
+      title: host ? `Start all agents on ${host}?` : 'Start all agents?',
       body: [
-        `This sends start to every agent a runner manages (${managed} now). An agent that is already running stays as it is; its row shows the runner's answer.`,
+        `This sends start to every agent ${host ? `the runner on ${host}` : 'a runner'} manages (${managed} now). An agent that is already running stays as it is; its row shows the runner's answer.`,
       ],
-      confirm: 'Start all',
+      confirm: host ? `Start all on ${host}` : 'Start all',
     });
     if (!sure) return;
     try {
-      const outcomes = await this.manager.startAllAgents();
-      this.notices.show(`start all: ${outcomes.length} agent${outcomes.length === 1 ? '' : 's'} started or already running.`);
+      const outcomes = await this.manager.startAllAgents({ host });
+      this.notices.show(
+        `start all${host ? ` on ${host}` : ''}: ${outcomes.length} agent${outcomes.length === 1 ? '' : 's'} started or already running.`,
+      );
     } catch (error) {
       this.notices.show((error as Error).message, 'error');
     }

@@ -1,7 +1,7 @@
 // Every read and write the dashboard makes, through supabase-js under the signed-in user's session.
 // Row-level security decides what that user sees: a non-operator gets no rows, never an error.
 import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
-import type { CommandAction, CommandStatus } from '../../shared/status.ts';
+import type { AgentStatus, CommandAction, CommandStatus } from '../../shared/status.ts';
 import type { AgentEventRow, AgentLiveRow } from '../../shared/rows.ts';
 
 /** A row of agent_status_live. */
@@ -24,9 +24,56 @@ export interface RunnerRow {
   status: string;
   last_seen_at: string;
   version: string | null;
+  pid: number | null;
+  started_at: string;
 }
 
 export type EventRow = AgentEventRow;
+
+/** The latest CPU and memory of an agent's process group (public.agent_resources). */
+export interface ResourceRow {
+  agent_id: number;
+  cpu_percent: number;
+  memory_bytes: number;
+  processes: number;
+  sampled_at: string;
+}
+
+/** One sample a minute, for the detail page's chart (public.agent_resource_samples). */
+export interface ResourceSample {
+  minute: string;
+  cpu_percent: number;
+  memory_bytes: number;
+}
+
+/** public.agent_availability: time per status over 24 h, 7 d and 30 d, and the last 24 h as segments. */
+export interface Availability {
+  until: string;
+  windows: Record<'24h' | '7d' | '30d', { seconds: Partial<Record<AgentStatus, number>>; known_s: number; up_percent: number | null }>;
+  strip: { from: string; to: string; status: AgentStatus }[];
+}
+
+/** A row of public.agent_history: one event, or a run of identical ones folded. */
+export interface HistoryRow extends Omit<AgentEventRow, 'id'> {
+  id: number;
+  oldest_id: number;
+  count: number;
+  /** the kinds that repeat: one, or two for an alternating run (oldest first) */
+  cycle: string[];
+  first_at: string;
+}
+
+export const HISTORY_FILTERS = ['status', 'problems', 'commands', 'operator'] as const;
+export type HistoryFilter = (typeof HISTORY_FILTERS)[number];
+
+/** An operator's log request and, once the runner answered, the lines. */
+export interface LogAnswer {
+  id: number;
+  answered_at: string | null;
+  stdout: string[] | null;
+  stderr: string[] | null;
+  error: string | null;
+}
 
 export interface WhoAmI {
   signed_in: boolean;
@@ -38,7 +85,7 @@ export interface WhoAmI {
 const AGENT_COLUMNS =
   'id,agent_name,status,health,last_heartbeat,last_error,last_activity,last_activity_at,status_source,status_reason,' +
   'status_changed_at,host,runner_id,runner_online,pid,started_at,stopped_at,exit_code,exit_signal,heartbeat_timeout_s,' +
-  'stale_at,observed_at,uptime_s';
+  'stale_at,observed_at,uptime_s,runner_last_seen_at';
 const COMMAND_COLUMNS = 'id,agent_id,action,status,requested_by,created_at,finished_at,result';
 const EVENT_COLUMNS = 'id,at,kind,source,actor,from_status,to_status,health,message,details';
 
@@ -114,7 +161,7 @@ export async function fetchRunners(client: SupabaseClient): Promise<RunnerRow[]>
     'reading runners',
     await client
       .from('runners')
-      .select('id,host,status,last_seen_at,version')
+      .select('id,host,status,last_seen_at,version,pid,started_at')
       .order('host')
       .retry(false)
       .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
@@ -152,6 +199,72 @@ export async function fetchLastLogTail(client: SupabaseClient, agentId: number):
       .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
   ) as unknown as EventRow[];
   return rows[0] ?? null;
+}
+
+/** Resource figures of every agent, or only those sampled since a database time. */
+export function fetchResources(client: SupabaseClient, since?: string): Promise<ResourceRow[]> {
+  return allPages('reading CPU and memory', (from, to) => {
+    let query = client.from('agent_resources').select('agent_id,cpu_percent,memory_bytes,processes,sampled_at');
+    if (since) query = query.gte('sampled_at', since);
+    return query.order('agent_id').range(from, to).retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS));
+  });
+}
+
+/** An agent's samples of the last 24 hours, oldest first. */
+export async function fetchResourceSamples(client: SupabaseClient, agentId: number): Promise<ResourceSample[]> {
+  return check(
+    'reading CPU and memory history',
+    await client
+      .from('agent_resource_samples')
+      .select('minute,cpu_percent,memory_bytes')
+      .eq('agent_id', agentId)
+      .order('minute')
+      .limit(1440)
+      .retry(false)
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as ResourceSample[];
+}
+
+export async function fetchAvailability(client: SupabaseClient, agentName: string): Promise<Availability> {
+  return check(
+    'reading availability',
+    await client.rpc('agent_availability', { p_agent_name: agentName }).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as Availability;
+}
+
+/** One page of an agent's history, newest first, runs folded; `before` is the previous page's last oldest_id. */
+export async function fetchHistory(
+  client: SupabaseClient,
+  agentName: string,
+  options: { before?: number; filter?: HistoryFilter | ''; limit?: number } = {},
+): Promise<HistoryRow[]> {
+  return check(
+    'reading history',
+    await client
+      .rpc('agent_history', {
+        p_agent_name: agentName,
+        p_before_id: options.before ?? null,
+        p_kinds: options.filter || null,
+        p_limit: options.limit ?? 50,
+      })
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as HistoryRow[];
+}
+
+/** Asks the agent's runner for its last `lines` lines; returns the request id. */
+export async function requestLogs(client: SupabaseClient, agentName: string, lines: number): Promise<number> {
+  return check(
+    `asking for the logs of ${agentName}`,
+    await client.rpc('request_agent_logs', { p_agent_name: agentName, p_lines: lines }).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as number;
+}
+
+export async function fetchLogAnswer(client: SupabaseClient, requestId: number): Promise<LogAnswer> {
+  const rows = check(
+    'reading the logs',
+    await client.rpc('operator_agent_logs', { p_request_id: requestId }).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as LogAnswer[];
+  return rows[0];
 }
 
 export async function whoami(client: SupabaseClient): Promise<WhoAmI> {

@@ -8,7 +8,7 @@ const WIDTH = 600;
 const HEIGHT = 160;
 const PAD = { left: 34, right: 8, top: 8, bottom: 22 };
 
-function svg<K extends keyof SVGElementTagNameMap>(
+export function svg<K extends keyof SVGElementTagNameMap>(
   tag: K,
   attributes: Record<string, string | number>,
   text?: string,

@@ -1,18 +1,55 @@
-// The operator's page: summary, filters, the agents table or one agent's detail, kept live by the
-// feed. Routes are hashes (#/ and #/agents/<name>) so a static host needs no rewrite rules and the
-// browser's Back button leaves the detail.
+// The operator's page: summary, filters, the agents table, one agent's detail or the hosts, kept live
+// by the feed. Routes are hashes (#/?status=..., #/agents/<name>, #/hosts) so a static host needs no
+// rewrite rules, a link shares exactly what is on screen, and the browser's Back button works:
+// filters and sort are written into the URL as they change (replacing the entry, so Back leaves the
+// page instead of undoing keystrokes), pages are entries of their own.
 import type { SupabaseClient } from '@supabase/supabase-js';
+import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import { Actions } from './actions.ts';
+import { HISTORY_FILTERS, type HistoryFilter } from './api.ts';
 import { ConnectionView } from './connection.ts';
 import { AgentDetail } from './detail.ts';
 import { h, replace, setText } from './dom.ts';
 import { Filters } from './filters.ts';
+import { HostsView } from './hosts.ts';
 import { LiveFeed, type Snapshot } from './live.ts';
 import { Notices } from './notices.ts';
-import type { RowHandlers } from './row.ts';
+import { agentHref, type RowHandlers } from './row.ts';
+import { listenForShortcuts } from './shortcuts.ts';
 import { Summary } from './summary.ts';
-import { AgentTable } from './table.ts';
+import { AgentTable, SORT_KEYS, type Filter, type SortKey } from './table.ts';
+import { themeControl, toggleTheme } from './theme.ts';
 import { formatAgo } from './time.ts';
+
+/** The list's state as the URL keeps it: #/?status=error&host=web-1&q=scraper&sort=cpu&desc=1 */
+interface ListState extends Filter {
+  sort: SortKey;
+  descending: boolean;
+}
+
+function parseList(query: string): ListState {
+  const params = new URLSearchParams(query);
+  const status = params.get('status') ?? '';
+  const sort = params.get('sort') ?? 'status';
+  return {
+    status: (AGENT_STATUSES as readonly string[]).includes(status) ? (status as AgentStatus) : '',
+    host: params.get('host') ?? '',
+    search: params.get('q') ?? '',
+    sort: (SORT_KEYS as readonly string[]).includes(sort) ? (sort as SortKey) : 'status',
+    descending: params.get('desc') === '1',
+  };
+}
+
+function listHash(state: ListState): string {
+  const params = new URLSearchParams();
+  if (state.status) params.set('status', state.status);
+  if (state.host) params.set('host', state.host);
+  if (state.search) params.set('q', state.search);
+  if (state.sort !== 'status') params.set('sort', state.sort);
+  if (state.descending) params.set('desc', '1');
+  const query = params.toString();
+  return `#/${query ? `?${query}` : ''}`;
+}
 
 /** User Timing names the bench reads (tests/bench/dashboard.ts). */
 export const MARKS = {
@@ -34,8 +71,13 @@ export class Dashboard {
   private readonly startAll: HTMLButtonElement;
   private readonly summary: Summary;
   private readonly filters: Filters;
+  private readonly hosts: HostsView;
+  private readonly nav: { agents: HTMLAnchorElement; hosts: HTMLAnchorElement };
   private snapshot: Snapshot | undefined;
   private ticker: ReturnType<typeof setInterval> | undefined;
+  private stopShortcuts: (() => void) | undefined;
+  /** the list's filters and sort, kept while a detail or the hosts are shown, so Back restores them */
+  private list: ListState = parseList('');
   private readonly onHash = () => this.route();
 
   constructor(
@@ -53,18 +95,31 @@ export class Dashboard {
     };
     this.table = new AgentTable(handlers);
     this.detail = new AgentDetail(client, handlers);
+    this.detail.history.onFilter = (filter) => {
+      if (this.detail.openName !== undefined) {
+        history.replaceState(null, '', `${agentHref(this.detail.openName)}${filter ? `?history=${filter}` : ''}`);
+      }
+    };
     const filters = new Filters((patch) => {
       this.table.setFilter(patch);
       if (patch.status !== undefined) summary.select(patch.status);
+      this.saveList();
     });
     const summary = new Summary((status) => {
       this.table.setFilter({ status });
       filters.setStatus(status);
       summary.select(status);
+      this.saveList();
     });
     this.summary = summary;
     this.filters = filters;
     this.table.onRender = (shown, total) => filters.setShown(shown, total);
+    this.table.onSort = () => this.saveList();
+    this.hosts = new HostsView((host, managed) => void actions.startAll(managed, host));
+    this.nav = {
+      agents: h('a', { href: '#/' }, 'Agents'),
+      hosts: h('a', { href: '#/hosts' }, 'Hosts'),
+    };
     this.feed = new LiveFeed(client, {
       onSnapshot: (snapshot) => this.apply(snapshot),
       onState: (state) => this.connection.setState(state),
@@ -97,16 +152,19 @@ export class Dashboard {
         'header',
         { class: 'top' },
         h('h1', null, 'Agent status'),
+        h('nav', { class: 'nav', 'aria-label': 'Pages' }, this.nav.agents, this.nav.hosts),
         this.connection.indicator,
         h(
           'div',
           { class: 'user' },
+          h('span', { class: 'muted shortcut-hint' }, 'Press ? for shortcuts'),
+          themeControl(),
           h('span', { class: 'muted' }, email),
           h('button', { type: 'button', class: 'btn', on: { click: signOut } }, 'Sign out'),
         ),
       ),
       this.connection.banner,
-      h('main', null, this.listView, this.detail.el, this.runners),
+      h('main', null, this.listView, this.detail.el, this.hosts.el, this.runners),
       notices.el,
     );
   }
@@ -115,14 +173,47 @@ export class Dashboard {
     window.addEventListener('hashchange', this.onHash);
     document.addEventListener('click', closeMenus);
     document.addEventListener('keydown', closeMenusOnEscape);
+    this.stopShortcuts = listenForShortcuts([
+      { keys: '/', what: 'search agents by name', run: () => this.goToList(() => this.filters.focusSearch()) },
+      { keys: 'a', what: 'all agents', run: () => this.goToList() },
+      { keys: 'h', what: 'hosts', run: () => (location.hash = '#/hosts') },
+      { keys: 'r', what: 'refresh now', run: () => this.feed.refreshNow() },
+      { keys: 't', what: 'light or dark theme', run: toggleTheme },
+      { keys: 'l', what: "on an agent's page: show its logs", run: () => void this.detail.logsView.ask() },
+      { keys: 'f', what: "on an agent's page: follow its logs (again: stop)", run: () => this.toggleFollow() },
+      { keys: 'Escape', what: 'back to all agents', run: () => this.goToList() },
+    ]);
     this.route();
     this.feed.start();
     this.ticker = setInterval(() => {
       this.table.tick();
       this.detail.tick();
+      this.hosts.tick();
       this.connection.tick();
       this.paintRunners();
     }, 1000);
+  }
+
+  private toggleFollow() {
+    if (this.detail.openName === undefined) return;
+    const follow = this.detail.el.querySelector<HTMLInputElement>('#log-follow');
+    this.detail.logsView.setFollow(!follow?.checked);
+  }
+
+  /** The list as it was left (its filters and sort), then `then` once it is shown. */
+  private goToList(then?: () => void) {
+    const target = listHash(this.list);
+    if (!this.listView.hidden) then?.();
+    else {
+      location.hash = target;
+      if (then) setTimeout(then, 0);
+    }
+  }
+
+  /** Writes the list's filters and sort into the URL, replacing the current entry. */
+  private saveList() {
+    this.list = { ...this.table.filterState, ...this.table.sortState };
+    if (!this.listView.hidden) history.replaceState(null, '', listHash(this.list));
   }
 
   async stop(): Promise<void> {
@@ -130,6 +221,8 @@ export class Dashboard {
     document.removeEventListener('click', closeMenus);
     document.removeEventListener('keydown', closeMenusOnEscape);
     clearInterval(this.ticker);
+    this.stopShortcuts?.();
+    this.detail.close();
     this.table.destroy();
     await this.feed.stop();
   }
@@ -138,7 +231,7 @@ export class Dashboard {
     const first = this.snapshot === undefined;
     this.snapshot = snapshot;
     const started = performance.now();
-    this.table.apply(snapshot.agents, snapshot.commands, snapshot.clock);
+    this.table.apply(snapshot.agents, snapshot.commands, snapshot.resources, snapshot.clock);
     this.summary.update(snapshot.agents);
     this.filters.setHosts(snapshot.agents.map((agent) => agent.host));
     performance.measure(MARKS.applyScript, { start: started, end: performance.now() });
@@ -150,6 +243,7 @@ export class Dashboard {
       }, 0),
     );
     this.detail.update(snapshot.agents, snapshot.commands, snapshot.clock);
+    this.hosts.update(snapshot.runners, snapshot.agents, snapshot.clock);
     this.startAll.disabled = this.managedCount() === 0;
     this.startAll.title = this.startAll.disabled ? 'no runner manages any agent yet' : '';
     this.paintRunners();
@@ -171,20 +265,43 @@ export class Dashboard {
   }
 
   private route() {
-    const match = /^#\/agents\/(.+)$/.exec(location.hash);
-    if (match) {
-      const name = decodeURIComponent(match[1]);
-      this.listView.hidden = true;
-      if (this.detail.openName !== name) this.detail.open(name);
-      if (this.snapshot) this.detail.update(this.snapshot.agents, this.snapshot.commands, this.snapshot.clock);
-    } else {
-      const wasOpen = this.detail.openName;
-      this.detail.close();
-      this.listView.hidden = false;
-      this.table.refresh();
-      // Back from a detail: put focus on that agent's link, not the top of the page.
-      if (wasOpen) this.root.querySelector<HTMLElement>(`[data-agent="${CSS.escape(wasOpen)}"] a.name`)?.focus();
+    const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
+    const agent = /^\/agents\/(.+)$/.exec(path);
+    const page = agent ? 'agent' : path === '/hosts' ? 'hosts' : 'list';
+    for (const [key, link] of [
+      ['list', this.nav.agents],
+      ['hosts', this.nav.hosts],
+    ] as const) {
+      if (page === key) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
     }
+    if (page !== 'hosts') this.hosts.hide();
+    if (page === 'agent') {
+      const name = decodeURIComponent(agent![1]);
+      const filter = new URLSearchParams(query).get('history') ?? '';
+      this.listView.hidden = true;
+      if (this.detail.openName !== name) {
+        this.detail.open(name, (HISTORY_FILTERS as readonly string[]).includes(filter) ? (filter as HistoryFilter) : '');
+      }
+      if (this.snapshot) this.detail.update(this.snapshot.agents, this.snapshot.commands, this.snapshot.clock);
+      return;
+    }
+    const wasOpen = this.detail.openName;
+    this.detail.close();
+    if (page === 'hosts') {
+      this.listView.hidden = true;
+      this.hosts.show();
+      return;
+    }
+    this.list = parseList(query);
+    this.filters.setAll(this.list);
+    this.summary.select(this.list.status);
+    this.table.setFilter({ status: this.list.status, host: this.list.host, search: this.list.search });
+    this.table.setSort(this.list.sort, this.list.descending);
+    this.listView.hidden = false;
+    this.table.refresh();
+    // Back from a detail: put focus on that agent's link, not the top of the page.
+    if (wasOpen) this.root.querySelector<HTMLElement>(`[data-agent="${CSS.escape(wasOpen)}"] a.name`)?.focus();
   }
 }
 

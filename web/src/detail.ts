@@ -1,16 +1,35 @@
-// One agent in full: what it is doing, its controls, the last error, the log lines its runner
-// captured, health over time and the history that explains every status it had.
+// One agent in full: what it is doing, its controls, its availability, CPU and memory, the last
+// error, its logs on demand and the lines its runner captured at the last failure, health over time
+// and the history that explains every status it had.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { CommandAction } from '../../shared/status.ts';
-import { fetchEvents, fetchLastLogTail, type AgentRow, type CommandRow, type EventRow } from './api.ts';
+import {
+  fetchAvailability,
+  fetchEvents,
+  fetchLastLogTail,
+  fetchResourceSamples,
+  type AgentRow,
+  type CommandRow,
+  type EventRow,
+  type HistoryFilter,
+} from './api.ts';
+import { availabilityView } from './availability.ts';
 import { healthChart } from './chart.ts';
 import { h, replace, setText } from './dom.ts';
-import { commandNote, type RowHandlers } from './row.ts';
+import { HistoryView } from './history-view.ts';
+import { LogsView } from './logs-view.ts';
+import { resourceCharts } from './resource-chart.ts';
+import { commandNote, lifeText, type RowHandlers } from './row.ts';
 import { blockedCommands } from './controls.ts';
 import { paintChip } from './status-view.ts';
-import { formatAgo, formatDuration, formatTimestamp, type DbClock } from './time.ts';
+import { formatAgo, formatTimestamp, type DbClock } from './time.ts';
 
+// The health chart's events: the newest 300 (the history itself is paged by HistoryView).
 const HISTORY_LIMIT = 300;
+// Availability and the resource charts change slowly: read again this often, or at a status change.
+const SLOW_READ_MS = 60_000;
+// The history's newest page is read again at most this often while the agent changes.
+const HISTORY_REFRESH_MS = 3000;
 
 export class AgentDetail {
   readonly el: HTMLElement;
@@ -22,7 +41,14 @@ export class AgentDetail {
   private readonly error: HTMLDivElement;
   private readonly logs: HTMLDivElement;
   private readonly chart: HTMLDivElement;
-  private readonly history: HTMLDivElement;
+  private readonly availability: HTMLDivElement;
+  private readonly resources: HTMLDivElement;
+  readonly history: HistoryView;
+  readonly logsView: LogsView;
+  private slowReadAt = -Infinity;
+  private slowKey = '';
+  private historyKey = '';
+  private historyAt = -Infinity;
   private readonly problem: HTMLParagraphElement;
   private name: string | undefined;
   private agent: AgentRow | undefined;
@@ -51,8 +77,11 @@ export class AgentDetail {
     this.error = h('div');
     this.logs = h('div');
     this.chart = h('div', { class: 'chart' });
-    this.history = h('div', { class: 'history' });
+    this.availability = h('div', { class: 'availability-view' });
+    this.resources = h('div', { class: 'resources' });
     this.problem = h('p', { class: 'notice notice-error', role: 'alert', hidden: true });
+    this.history = new HistoryView(client, (message) => this.showProblem(message));
+    this.logsView = new LogsView(client);
     this.el = h(
       'section',
       { class: 'detail', 'aria-labelledby': 'detail-title', hidden: true },
@@ -73,14 +102,20 @@ export class AgentDetail {
         this.commandText,
       ),
       this.facts,
+      h('h3', null, 'Availability'),
+      this.availability,
+      h('h3', null, 'CPU and memory'),
+      this.resources,
       h('h3', null, 'Last error'),
       this.error,
-      h('h3', null, 'Last log lines'),
+      h('h3', null, 'Logs'),
+      this.logsView.el,
+      h('h3', null, 'Log lines at the last failure'),
       this.logs,
       h('h3', null, 'Health over time'),
       this.chart,
       h('h3', null, 'History'),
-      this.history,
+      this.history.el,
     );
   }
 
@@ -88,7 +123,7 @@ export class AgentDetail {
     return this.name;
   }
 
-  open(name: string): void {
+  open(name: string, historyFilter: HistoryFilter | '' = ''): void {
     this.generation++;
     this.name = name;
     this.agent = undefined;
@@ -101,13 +136,21 @@ export class AgentDetail {
     replace(this.error);
     replace(this.logs);
     replace(this.chart);
-    replace(this.history, h('p', { class: 'muted' }, 'Loading history…'));
+    replace(this.availability, h('p', { class: 'muted' }, 'Loading…'));
+    replace(this.resources);
+    this.slowReadAt = -Infinity;
+    this.slowKey = '';
+    this.historyKey = '';
+    this.history.open(name, historyFilter);
+    this.historyAt = performance.now();
+    this.logsView.open(name);
     this.el.hidden = false;
     this.title.focus();
   }
 
   close(): void {
     this.generation++;
+    this.logsView.close();
     this.name = undefined;
     this.el.hidden = true;
   }
@@ -128,6 +171,40 @@ export class AgentDetail {
     this.loading ??= this.loadEvents(agent.id, clock).finally(() => {
       this.loading = undefined;
     });
+    const historyKey = `${agent.status}|${agent.status_changed_at}|${agent.updated_at}|${command?.id}|${command?.status}`;
+    // the newest page again when the agent changed, at most every few seconds (a later poll catches up)
+    if (!this.historyKey) this.historyKey = historyKey;
+    else if (historyKey !== this.historyKey && performance.now() - this.historyAt > HISTORY_REFRESH_MS) {
+      this.historyKey = historyKey;
+      this.historyAt = performance.now();
+      void this.history.refresh();
+    }
+    const slowKey = `${agent.status}|${agent.status_changed_at}`;
+    if (slowKey !== this.slowKey || performance.now() - this.slowReadAt > SLOW_READ_MS) {
+      this.slowKey = slowKey;
+      this.slowReadAt = performance.now();
+      void this.loadSlow(agent);
+    }
+  }
+
+  /** Availability and the CPU and memory charts. */
+  private async loadSlow(agent: AgentRow) {
+    const generation = this.generation;
+    try {
+      const [availability, samples] = await Promise.all([
+        fetchAvailability(this.client, agent.agent_name),
+        fetchResourceSamples(this.client, agent.id),
+      ]);
+      if (generation !== this.generation) return;
+      replace(this.availability, availabilityView(availability));
+      const charts = resourceCharts(samples);
+      replace(
+        this.resources,
+        ...(charts ?? [h('p', { class: 'muted' }, 'No figures yet: the runner on its host sends CPU and memory about once a minute.')]),
+      );
+    } catch (error) {
+      if (generation === this.generation) this.showProblem(`${(error as Error).message}. Retrying with the next update.`);
+    }
   }
 
   private showProblem(message: string | null) {
@@ -220,7 +297,7 @@ export class AgentDetail {
     if (!agent || !clock || this.el.hidden) return;
     setText(this.ages.status, formatAgo(clock.since(agent.status_changed_at)));
     setText(this.ages.heartbeat, formatAgo(clock.since(agent.last_heartbeat)));
-    setText(this.ages.uptime, agent.uptime_s === null ? '–' : formatDuration(clock.since(agent.started_at)));
+    setText(this.ages.uptime, lifeText(agent, clock));
     setText(this.ages.activity, formatAgo(clock.since(agent.last_activity_at)));
   }
 
@@ -242,48 +319,5 @@ export class AgentDetail {
         : h('p', { class: 'muted' }, 'The runner has not captured any log lines for this agent.'),
     );
     replace(this.chart, healthChart(this.events, clock.now()) ?? h('p', { class: 'muted' }, 'No health recorded yet.'));
-    replace(
-      this.history,
-      this.events.length
-        ? h(
-            'table',
-            null,
-            h(
-              'thead',
-              null,
-              h('tr', null, ...['When', 'Event', 'Status', 'Who', 'Message'].map((label) => h('th', { scope: 'col' }, label))),
-            ),
-            h(
-              'tbody',
-              null,
-              ...this.events.map((event) =>
-                h(
-                  'tr',
-                  { 'data-kind': event.kind },
-                  h('td', { class: 'when' }, formatTimestamp(event.at)),
-                  h('td', null, event.kind.replaceAll('_', ' ')),
-                  h(
-                    'td',
-                    null,
-                    event.to_status && event.from_status !== event.to_status
-                      ? `${event.from_status ?? '–'} → ${event.to_status}`
-                      : (event.to_status ?? ''),
-                  ),
-                  h('td', null, event.actor ?? event.source),
-                  h('td', { class: 'message' }, describeEvent(event)),
-                ),
-              ),
-            ),
-          )
-        : h('p', { class: 'muted' }, 'No history yet.'),
-    );
   }
-}
-
-function describeEvent(event: EventRow): string {
-  const parts = [event.message ?? ''];
-  if (event.details.exit_code !== undefined) parts.push(`exit code ${event.details.exit_code}`);
-  if (event.details.exit_signal) parts.push(`signal ${event.details.exit_signal}`);
-  if (event.health !== null) parts.push(`health ${event.health}`);
-  return parts.filter(Boolean).join(' · ');
 }

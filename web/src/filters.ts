@@ -8,10 +8,13 @@ export class Filters {
   private readonly status: HTMLSelectElement;
   private readonly host: HTMLSelectElement;
   private readonly shown: HTMLSpanElement;
+  private readonly search: HTMLInputElement;
   private hostsKey = '';
+  // a host asked for (by the URL) before the data listing it arrived
+  private wantedHost = '';
 
   constructor(onChange: (patch: Partial<Filter>) => void) {
-    const search = h('input', {
+    const search: HTMLInputElement = h('input', {
       type: 'search',
       id: 'search',
       placeholder: 'Agent name',
@@ -26,10 +29,19 @@ export class Filters {
     );
     this.host = h(
       'select',
-      { id: 'host-filter', on: { change: () => onChange({ host: this.host.value }) } },
+      {
+        id: 'host-filter',
+        on: {
+          change: () => {
+            this.wantedHost = this.host.value;
+            onChange({ host: this.host.value });
+          },
+        },
+      },
       h('option', { value: '' }, 'All hosts'),
     );
     this.shown = h('span', { class: 'shown', role: 'status' });
+    this.search = search;
     this.el = h(
       'div',
       { class: 'filters' },
@@ -49,7 +61,7 @@ export class Filters {
     const key = names.join('\n');
     if (key === this.hostsKey) return;
     this.hostsKey = key;
-    const current = this.host.value;
+    const current = this.wantedHost || this.host.value;
     replace(
       this.host,
       h('option', { value: '' }, 'All hosts'),
@@ -60,6 +72,19 @@ export class Filters {
 
   setStatus(status: AgentStatus | ''): void {
     this.status.value = status;
+  }
+
+  /** Shows the filters a URL asked for (the table is told separately). */
+  setAll(filter: { search: string; host: string; status: AgentStatus | '' }): void {
+    if (this.search.value !== filter.search) this.search.value = filter.search;
+    this.wantedHost = filter.host;
+    if ([...this.host.options].some((option) => option.value === filter.host)) this.host.value = filter.host;
+    this.status.value = filter.status;
+  }
+
+  focusSearch(): void {
+    this.search.focus();
+    this.search.select();
   }
 
   setShown(shown: number, total: number): void {

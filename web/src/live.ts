@@ -12,10 +12,12 @@ import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
 import {
   fetchAgents,
   fetchCommands,
+  fetchResources,
   fetchRunners,
   COMMAND_OUTCOME_SECONDS,
   type AgentRow,
   type CommandRow,
+  type ResourceRow,
   type RunnerRow,
 } from './api.ts';
 import { DbClock } from './time.ts';
@@ -24,6 +26,8 @@ export interface Snapshot {
   agents: AgentRow[];
   commands: CommandRow[];
   runners: RunnerRow[];
+  /** the latest CPU and memory per agent id (sent by runners about once a minute) */
+  resources: Map<number, ResourceRow>;
   clock: DbClock;
 }
 
@@ -49,6 +53,7 @@ const FULL_READ_MS = 60_000;
 // yet; reading back this far catches such writes (agent-status transactions take milliseconds).
 const WRITE_SKEW_MS = 5_000;
 const REALTIME_TABLES = ['agent_status', 'agent_commands', 'agent_events', 'runners'];
+// agent_resources is not among them: figures change every minute per agent and polling reads them
 const MAX_BACKOFF_MS = 15_000;
 // A dashboard left open in a background tab polls this slowly: nobody is looking, and on a large
 // fleet each poll is a full read of the live view.
@@ -67,6 +72,7 @@ export class LiveFeed {
   private lastPollAt = -Infinity;
   private lastFullAt = -Infinity;
   private agents = new Map<number, AgentRow>();
+  private resources = new Map<number, ResourceRow>();
   private clock: DbClock | undefined;
   private runnersKey = '';
   private loop: Promise<void> | undefined;
@@ -145,7 +151,11 @@ export class LiveFeed {
           writtenSince: iso(previous.observedAt - WRITE_SKEW_MS),
           staleBy: iso(previous.now()),
         };
-    const [agents, runners] = await Promise.all([fetchAgents(this.client, changes), fetchRunners(this.client)]);
+    const [agents, runners, resources] = await Promise.all([
+      fetchAgents(this.client, changes),
+      fetchRunners(this.client),
+      fetchResources(this.client, changes?.writtenSince),
+    ]);
     const receivedAt = performance.now();
     // The database's clock from this read; when it returned no rows, the last one carried forward.
     const clock = agents.length
@@ -156,16 +166,18 @@ export class LiveFeed {
 
     if (full) {
       this.agents = new Map();
+      this.resources = new Map();
       this.lastFullAt = startedAt;
     }
     for (const agent of agents) this.agents.set(agent.id, agent);
+    for (const resource of resources) this.resources.set(resource.agent_id, resource);
     const runnersKey = runners.map((r) => `${r.id}:${r.status}`).join();
     if (runnersKey !== this.runnersKey) {
       this.runnersKey = runnersKey;
       this.lastFullAt = -Infinity;
     }
     this.clock = clock;
-    return { agents: [...this.agents.values()], commands, runners, clock };
+    return { agents: [...this.agents.values()], commands, runners, resources: this.resources, clock };
   }
 
   private sleep(ms: number): Promise<void> {

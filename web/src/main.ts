@@ -5,6 +5,9 @@ import { whoami } from './api.ts';
 import { readConfig, type DashboardConfig } from './config.ts';
 import { Dashboard } from './dashboard.ts';
 import { showNotOperator, showProblem, showSignIn } from './signin.ts';
+import { initTheme } from './theme.ts';
+
+initTheme();
 
 const root = document.getElementById('app')!;
 const config = readConfig();

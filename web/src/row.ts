@@ -1,11 +1,15 @@
 // One agent's row. It keeps references to its cells and writes only what changed, so a poll that
 // changes one agent out of 2,000 touches one row's DOM.
 import type { CommandAction } from '../../shared/status.ts';
-import type { AgentRow, CommandRow } from './api.ts';
+import type { AgentRow, CommandRow, ResourceRow } from './api.ts';
 import { h, setText } from './dom.ts';
 import { blockedCommands, isInFlight, NO_RUNNER } from './controls.ts';
 import { paintChip } from './status-view.ts';
 import { formatAgo, formatDuration, type DbClock } from './time.ts';
+import { formatBytes, formatCpu } from './units.ts';
+
+// Figures older than this are not shown as current: the runner sends them about once a minute.
+const RESOURCES_FRESH_S = 180;
 
 export interface RowHandlers {
   command(agent: AgentRow, action: CommandAction): void;
@@ -14,6 +18,42 @@ export interface RowHandlers {
 
 export function agentHref(name: string): string {
   return `#/agents/${encodeURIComponent(name)}`;
+}
+
+/** Whether the agent's process runs, as far as the database knows: started and not ended since. */
+export function processRuns(agent: AgentRow): boolean {
+  return agent.started_at !== null && agent.stopped_at === null && agent.status !== 'stopped';
+}
+
+/**
+ * How long the agent has been up, and only while its process runs. Otherwise how long it has been
+ * down: "exited 2 h ago" for a process that ended, "down 3 min" for one that failed (crashed, or an
+ * error with no process), "silent 40 s" when nothing has been heard of it (stale: hung or dead).
+ */
+export function lifeText(agent: AgentRow, clock: DbClock): string {
+  if (agent.status === 'stale') return `silent ${formatDuration(clock.since(agent.last_heartbeat ?? agent.status_changed_at))}`;
+  if (processRuns(agent)) return formatDuration(clock.since(agent.started_at));
+  const since = agent.stopped_at ?? agent.status_changed_at;
+  if (agent.status === 'error') return `down ${formatDuration(clock.since(since))}`;
+  if (agent.stopped_at === null && agent.started_at === null) return '–';
+  return `${agent.exit_code !== null || agent.exit_signal ? 'exited' : 'stopped'} ${formatAgo(clock.since(since))}`;
+}
+
+/** CPU and memory as the row shows them; empty while the process is not running or figures are old. */
+export function resourceText(
+  agent: AgentRow,
+  resource: ResourceRow | undefined,
+  clock: DbClock,
+): { cpu: string; memory: string; title: string } {
+  const age = resource ? clock.since(resource.sampled_at) : null;
+  if (!resource || !processRuns(agent) || age === null || age > RESOURCES_FRESH_S) {
+    return { cpu: '–', memory: '–', title: processRuns(agent) ? 'no figures from the runner yet' : 'not running' };
+  }
+  return {
+    cpu: formatCpu(resource.cpu_percent),
+    memory: formatBytes(resource.memory_bytes),
+    title: `${formatCpu(resource.cpu_percent)} of one core, ${formatBytes(resource.memory_bytes)} resident, ${resource.processes} process${resource.processes === 1 ? '' : 'es'}; read ${formatAgo(age)}`,
+  };
 }
 
 /** What a row says about its latest command: in flight, or why it failed. Empty when nothing to say. */
@@ -32,6 +72,7 @@ export class AgentRowView {
   readonly el: HTMLDivElement;
   agent: AgentRow;
   command: CommandRow | undefined;
+  resource: ResourceRow | undefined;
   private readonly link: HTMLAnchorElement;
   private readonly host: HTMLSpanElement;
   private readonly hostNote: HTMLSpanElement;
@@ -44,6 +85,8 @@ export class AgentRowView {
   private readonly activityAgo: HTMLSpanElement;
   private readonly heartbeat: HTMLDivElement;
   private readonly uptime: HTMLDivElement;
+  private readonly cpu: HTMLDivElement;
+  private readonly memory: HTMLDivElement;
   private readonly start: HTMLButtonElement;
   private readonly stop: HTMLButtonElement;
   private readonly restart: HTMLButtonElement;
@@ -69,6 +112,8 @@ export class AgentRowView {
     this.activityAgo = h('span', { class: 'ago' });
     this.heartbeat = h('div', { class: 'cell c-heartbeat', role: 'cell', 'data-label': 'Heartbeat' });
     this.uptime = h('div', { class: 'cell c-uptime', role: 'cell', 'data-label': 'Uptime' });
+    this.cpu = h('div', { class: 'cell c-cpu', role: 'cell', 'data-label': 'CPU' });
+    this.memory = h('div', { class: 'cell c-memory', role: 'cell', 'data-label': 'Memory' });
     this.start = h('button', { type: 'button', class: 'btn', 'aria-label': `Start ${name}`, on: { click: act('start') } }, 'Start');
     this.stop = h('button', { type: 'button', class: 'btn', 'aria-label': `Stop ${name}`, on: { click: act('stop') } }, 'Stop');
     this.restart = h('button', { type: 'button', role: 'menuitem', on: { click: act('restart') } }, 'Restart');
@@ -116,14 +161,17 @@ export class AgentRowView {
       h('div', { class: 'cell c-activity', role: 'cell', 'data-label': 'Last activity' }, this.activity, this.activityAgo),
       this.heartbeat,
       this.uptime,
+      this.cpu,
+      this.memory,
       h('div', { class: 'cell c-actions', role: 'cell' }, this.start, this.stop, this.menu),
     );
   }
 
   /** Takes a poll's data; repaints only if something shown (other than ages) changed. */
-  update(agent: AgentRow, command: CommandRow | undefined): void {
+  update(agent: AgentRow, command: CommandRow | undefined, resource: ResourceRow | undefined): void {
     this.agent = agent;
     this.command = command;
+    this.resource = resource;
     // Most polls change nothing but ages; compare the fields that drive the DOM in one string.
     const state = [
       agent.status,
@@ -150,8 +198,13 @@ export class AgentRowView {
     setText(this.host, agent.host ?? '–');
     this.host.title = agent.host ?? '';
     const managed = agent.runner_id !== null;
-    setText(this.hostNote, !managed ? 'no runner' : agent.runner_online === false ? 'runner offline' : '');
-    this.hostNote.title = !managed ? NO_RUNNER : agent.runner_online === false ? 'commands wait until the runner is back, then expire' : '';
+    if (!managed) setText(this.hostNote, 'no runner');
+    else if (agent.runner_online !== false) setText(this.hostNote, '');
+    this.hostNote.title = !managed
+      ? NO_RUNNER
+      : agent.runner_online === false
+        ? 'the runner on this host stopped reporting: its agents may be dead or alive, and commands wait until it is back, then expire'
+        : '';
     setText(this.reason, agent.status === 'running' || agent.status === 'stopped' ? '' : (agent.status_reason ?? ''));
     this.reason.title = agent.status_reason ?? '';
     const note = commandNote(command);
@@ -159,7 +212,8 @@ export class AgentRowView {
     this.commandText.classList.toggle('failed', note.failed);
     this.commandText.title = note.text;
     this.bar.style.width = `${agent.health}%`;
-    this.bar.className = `fill ${agent.health < 40 ? 'low' : agent.health < 70 ? 'mid' : 'high'}`;
+    // the status's colour, never the number's: an agent in error at health 90 must not look fine
+    this.bar.className = `fill fill-${agent.status}`;
     setText(this.healthText, String(agent.health));
     setText(this.activity, agent.last_activity ?? '');
     this.activity.title = agent.last_activity ?? '';
@@ -175,11 +229,21 @@ export class AgentRowView {
     }
   }
 
-  /** Refreshes the ages (heartbeat, uptime, activity) from the last poll's clock. */
+  /** Refreshes the ages (heartbeat, uptime, activity, a silent runner) from the last poll's clock. */
   tick(clock: DbClock): void {
     const agent = this.agent;
     setText(this.heartbeat, formatAgo(clock.since(agent.last_heartbeat)));
-    setText(this.uptime, agent.uptime_s === null ? '–' : formatDuration(clock.since(agent.started_at)));
+    setText(this.uptime, lifeText(agent, clock));
     setText(this.activityAgo, agent.last_activity_at ? formatAgo(clock.since(agent.last_activity_at)) : '');
+    if (agent.runner_id !== null && agent.runner_online === false) {
+      setText(this.hostNote, `runner silent ${formatDuration(clock.since(agent.runner_last_seen_at))}`);
+    }
+    const figures = resourceText(agent, this.resource, clock);
+    setText(this.cpu, figures.cpu);
+    setText(this.memory, figures.memory);
+    if (this.cpu.title !== figures.title) {
+      this.cpu.title = figures.title;
+      this.memory.title = figures.title;
+    }
   }
 }

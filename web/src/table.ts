@@ -1,13 +1,14 @@
 // The agents table: a keyed list of row views, sorted and filtered. A poll updates rows in place and
 // moves a node only when the order really changed, so 2,000 agents never re-render as a whole.
 import type { AgentStatus } from '../../shared/status.ts';
-import type { AgentRow, CommandRow } from './api.ts';
+import type { AgentRow, CommandRow, ResourceRow } from './api.ts';
 import { h, replace } from './dom.ts';
-import { AgentRowView, type RowHandlers } from './row.ts';
+import { AgentRowView, processRuns, type RowHandlers } from './row.ts';
 import { SEVERITY } from './status-view.ts';
 import type { DbClock } from './time.ts';
 
-export type SortKey = 'status' | 'name' | 'host' | 'health' | 'activity' | 'heartbeat' | 'uptime';
+export type SortKey = 'status' | 'name' | 'host' | 'health' | 'activity' | 'heartbeat' | 'uptime' | 'cpu' | 'memory';
+export const SORT_KEYS: readonly SortKey[] = ['status', 'name', 'host', 'health', 'activity', 'heartbeat', 'uptime', 'cpu', 'memory'];
 
 export interface Filter {
   status: AgentStatus | '';
@@ -26,6 +27,8 @@ const COLUMNS: { key: SortKey | null; label: string; className: string }[] = [
   { key: 'activity', label: 'Last activity', className: 'c-activity' },
   { key: 'heartbeat', label: 'Last heartbeat', className: 'c-heartbeat' },
   { key: 'uptime', label: 'Uptime', className: 'c-uptime' },
+  { key: 'cpu', label: 'CPU', className: 'c-cpu' },
+  { key: 'memory', label: 'Memory', className: 'c-memory' },
   { key: null, label: 'Actions', className: 'c-actions' },
 ];
 
@@ -38,7 +41,10 @@ function largerFirst(a: number, b: number): number {
 
 const time = (timestamp: string | null, missing: number) => (timestamp === null ? missing : Date.parse(timestamp));
 
-function compare(key: SortKey, a: AgentRow, b: AgentRow, nameRank: Map<number, number>): number {
+function compare(key: SortKey, a: AgentRow, b: AgentRow, nameRank: Map<number, number>, resources: Map<number, ResourceRow>): number {
+  // Busiest first; agents without figures last.
+  const figure = (agent: AgentRow, field: 'cpu_percent' | 'memory_bytes') =>
+    processRuns(agent) ? (resources.get(agent.id)?.[field] ?? -1) : -1;
   switch (key) {
     case 'status':
       return SEVERITY[a.status] - SEVERITY[b.status];
@@ -56,9 +62,13 @@ function compare(key: SortKey, a: AgentRow, b: AgentRow, nameRank: Map<number, n
     // Ascending: agents that are not up first, then the shortest uptime (the latest start).
     case 'uptime':
       return largerFirst(
-        a.uptime_s === null ? Infinity : time(a.started_at, Infinity),
-        b.uptime_s === null ? Infinity : time(b.started_at, Infinity),
+        processRuns(a) ? time(a.started_at, Infinity) : Infinity,
+        processRuns(b) ? time(b.started_at, Infinity) : Infinity,
       );
+    case 'cpu':
+      return largerFirst(figure(a, 'cpu_percent'), figure(b, 'cpu_percent'));
+    case 'memory':
+      return largerFirst(figure(a, 'memory_bytes'), figure(b, 'memory_bytes'));
   }
 }
 
@@ -83,6 +93,7 @@ export class AgentTable {
   private agents: AgentRow[] = [];
   private shown: AgentRow[] = [];
   private latest = new Map<number, CommandRow>();
+  private resources = new Map<number, ResourceRow>();
   private clock: DbClock | undefined;
   private sortKey: SortKey = 'status';
   private descending = false;
@@ -98,6 +109,8 @@ export class AgentTable {
   };
   /** Called with the number of rows shown after each render. */
   onRender: (shown: number, total: number) => void = () => {};
+  /** Called when the operator sorts by a column. */
+  onSort: (key: SortKey, descending: boolean) => void = () => {};
 
   constructor(private readonly handlers: RowHandlers) {
     this.header = h('div', { class: 'row head', role: 'row', 'aria-rowindex': '1' });
@@ -122,16 +135,17 @@ export class AgentTable {
   }
 
   /** Applies a poll's agents and commands (newest first, as fetched). */
-  apply(agents: AgentRow[], commands: CommandRow[], clock: DbClock): void {
+  apply(agents: AgentRow[], commands: CommandRow[], resources: Map<number, ResourceRow>, clock: DbClock): void {
     this.agents = agents;
     this.clock = clock;
+    this.resources = resources;
     this.latest = new Map();
     for (const command of commands) if (!this.latest.has(command.agent_id)) this.latest.set(command.agent_id, command);
     const byId = new Map(agents.map((agent) => [agent.id, agent]));
     for (const [id, view] of this.views) {
       const agent = byId.get(id);
       if (agent) {
-        view.update(agent, this.latest.get(id));
+        view.update(agent, this.latest.get(id), resources.get(id));
       } else {
         view.el.remove();
         this.attached.delete(view);
@@ -154,10 +168,24 @@ export class AgentTable {
   }
 
   sortBy(key: SortKey): void {
-    this.descending = this.sortKey === key ? !this.descending : false;
+    this.setSort(key, this.sortKey === key ? !this.descending : false);
+    this.onSort(this.sortKey, this.descending);
+  }
+
+  setSort(key: SortKey, descending: boolean): void {
+    if (key === this.sortKey && descending === this.descending) return;
     this.sortKey = key;
+    this.descending = descending;
     this.paintHeader();
     this.render();
+  }
+
+  get filterState(): Filter {
+    return this.filter;
+  }
+
+  get sortState(): { sort: SortKey; descending: boolean } {
+    return { sort: this.sortKey, descending: this.descending };
   }
 
   /** Refreshes the ages of the rows in the DOM; called every second. */
@@ -182,7 +210,8 @@ export class AgentTable {
     );
     const direction = this.descending ? -1 : 1;
     const rank = this.nameRank;
-    return shown.sort((a, b) => direction * compare(this.sortKey, a, b, rank) || rank.get(a.id)! - rank.get(b.id)!);
+    const resources = this.resources;
+    return shown.sort((a, b) => direction * compare(this.sortKey, a, b, rank, resources) || rank.get(a.id)! - rank.get(b.id)!);
   }
 
   private render() {
@@ -200,7 +229,7 @@ export class AgentTable {
     let view = this.views.get(agent.id);
     if (!view) {
       view = new AgentRowView(agent, this.handlers);
-      view.update(agent, this.latest.get(agent.id));
+      view.update(agent, this.latest.get(agent.id), this.resources.get(agent.id));
       this.views.set(agent.id, view);
     }
     return view;
