@@ -78,6 +78,8 @@ export class Dashboard {
   private stopShortcuts: (() => void) | undefined;
   /** the list's filters and sort, kept while a detail or the hosts are shown, so Back restores them */
   private list: ListState = parseList('');
+  /** what to do once the next route shows its page (focus the search after `/` on another page) */
+  private afterRoute: (() => void) | undefined;
   private readonly onHash = () => this.route();
 
   constructor(
@@ -202,12 +204,9 @@ export class Dashboard {
 
   /** The list as it was left (its filters and sort), then `then` once it is shown. */
   private goToList(then?: () => void) {
-    const target = listHash(this.list);
-    if (!this.listView.hidden) then?.();
-    else {
-      location.hash = target;
-      if (then) setTimeout(then, 0);
-    }
+    if (!this.listView.hidden) return then?.();
+    this.afterRoute = then;
+    location.hash = listHash(this.list);
   }
 
   /** Writes the list's filters and sort into the URL, replacing the current entry. */
@@ -302,6 +301,8 @@ export class Dashboard {
     this.table.refresh();
     // Back from a detail: put focus on that agent's link, not the top of the page.
     if (wasOpen) this.root.querySelector<HTMLElement>(`[data-agent="${CSS.escape(wasOpen)}"] a.name`)?.focus();
+    this.afterRoute?.();
+    this.afterRoute = undefined;
   }
 }
 

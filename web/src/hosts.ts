@@ -65,7 +65,10 @@ export class HostsView {
     this.clock = clock;
     if (this.el.hidden) return;
     const counts = this.counts();
-    const key = JSON.stringify([runners.map((r) => [r.id, r.host, r.status, r.version, r.pid, r.started_at]), [...counts]]);
+    const key = JSON.stringify([
+      runners.map((r) => [r.id, r.host, r.status, r.version, r.pid, r.started_at]),
+      [...counts].map(([id, tally]) => [id, [...tally]]),
+    ]);
     if (key !== this.key) {
       this.key = key;
       this.paint(counts);
