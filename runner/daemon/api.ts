@@ -3,6 +3,7 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { keepAliveFetch } from './http-fetch.ts';
+import type { Command } from '../../shared/api/command.ts';
 import type { AgentReport } from './supervisor.ts';
 
 // A request that hangs must not hang a loop: every call gives up after this and is retried.
@@ -28,15 +29,8 @@ export class ApiError extends Error {
   }
 }
 
-export interface ClaimedCommand {
-  id: number;
-  agent_id: number;
-  agent_name: string;
-  action: 'start' | 'stop' | 'restart';
-  requested_by: string;
-  created_at: string;
-  expires_at: string;
-}
+/** A command as runner_claim_commands returns it: claimed, so its status goes without saying. */
+export type ClaimedCommand = Omit<Command, 'status'>;
 
 export interface RegisteredAgent {
   name: string;

@@ -17,7 +17,7 @@ export class Actions {
 
   async command(agent: AgentRow, action: CommandAction): Promise<void> {
     try {
-      await sendCommand(this.client, agent.id, action);
+      await sendCommand(this.client, agent.agent_name, action);
       this.notices.show(`${action} sent to ${agent.agent_name}; the runner on ${agent.host ?? 'its host'} picks it up within seconds.`);
     } catch (error) {
       this.notices.show((error as Error).message, 'error');
