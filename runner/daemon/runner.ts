@@ -247,7 +247,8 @@ export class Runner {
       }
     }
     this.log(
-      `${command.action} ${command.agent_name} (command ${command.id}, by ${command.requested_by}): ${outcome.ok ? 'succeeded' : 'failed'}: ${outcome.message}`,
+      `${command.action} ${command.agent_name} (command ${command.id}, by ${command.requested_by}): ` +
+        `${outcome.ok ? 'succeeded' : 'failed'}: ${outcome.message}`,
     );
     await this.complete(command, outcome);
   }

@@ -362,7 +362,8 @@ export class AgentSupervisor {
       } else {
         this.state = 'backoff';
         this.context.log(
-          `${this.name}: ${summary}; restarting in ${seconds(decision.delayMs)} (quick exit ${decision.quickExits} of ${this.spec.backoff.max_retries})`,
+          `${this.name}: ${summary}; restarting in ${seconds(decision.delayMs)} (quick exit ${decision.quickExits} of ` +
+            `${this.spec.backoff.max_retries})`,
         );
         this.restartTimer = setTimeout(again, decision.delayMs);
       }

@@ -68,6 +68,7 @@ export function unknownAgent(name: string, names: string[]): CliError {
       ? `Names must match exactly. Did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}?`
       : names.length
         ? 'List agents with: agent-status list'
-        : 'There are no agents yet: a runner registers its agents, or create an agent token (agent-status token create agent --name <name>).',
+        : 'There are no agents yet: a runner registers its agents, or create an agent token ' +
+          '(agent-status token create agent --name <name>).',
   );
 }

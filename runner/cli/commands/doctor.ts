@@ -41,7 +41,8 @@ interface SweepStatus {
 }
 
 const RUNNER_FIX =
-  'Start the runner on that host (e.g. `systemctl start agent-status-runner`, or `agent-status runner --config agents.yaml`) and check its log.';
+  'Start the runner on that host (e.g. `systemctl start agent-status-runner`, ' +
+  'or `agent-status runner --config agents.yaml`) and check its log.';
 
 async function reachable(options: DoctorOptions): Promise<[Check, ExitCode]> {
   const api = await connect(options, { signIn: false });
@@ -94,7 +95,8 @@ function sweepCheck(sweep: SweepStatus): Check {
     return failed(
       check,
       'pg_cron is installed but no job runs public.agent_status_sweep()',
-      "Schedule it: select cron.schedule('agent-status-sweep', '* * * * *', 'select public.agent_status_sweep()'); (npx supabase db push applies it)",
+      "Schedule it: select cron.schedule('agent-status-sweep', '* * * * *', 'select public.agent_status_sweep()'); " +
+        '(npx supabase db push applies it)',
     );
   }
   if (!sweep.job.active) {
@@ -150,7 +152,8 @@ async function heartbeatCheck(api: Api, agent: LiveAgent, watchSeconds: number):
     return failed(
       check,
       'no heartbeat ever arrived for this name',
-      'The agent must call mark_agent_started / send_heartbeat (or run under `agent-status run`) with this exact name, with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set in its environment.',
+      'The agent must call mark_agent_started / send_heartbeat (or run under `agent-status run`) with this exact name, ' +
+        'with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set in its environment.',
     );
   }
   if (watchSeconds > 0) {
@@ -172,7 +175,8 @@ async function heartbeatCheck(api: Api, agent: LiveAgent, watchSeconds: number):
       return failed(
         check,
         `no heartbeat in ${watchSeconds} s of watching (last one ${ago(agent.seconds_since_heartbeat)}, timeout ${timeout} s)`,
-        'Is the agent process alive? Heartbeats stop when its main loop hangs; add send_heartbeat calls in the loop, or run it under `agent-status run`.',
+        'Is the agent process alive? Heartbeats stop when its main loop hangs; add send_heartbeat calls in the loop, or ' +
+          'run it under `agent-status run`.',
       );
     }
     const every = (times[times.length - 1] - times[0]) / 1000 / arrivals;
@@ -221,7 +225,8 @@ function runnerCheck(agent: LiveAgent): Check {
 
 function statusCheck(agent: LiveAgent): Check {
   const check = 'status';
-  const detail = `${agent.status}, health ${agent.health}${agent.status_reason ? `: ${agent.status_reason}` : ''} (set by ${agent.status_source})`;
+  const reason = agent.status_reason ? `: ${agent.status_reason}` : '';
+  const detail = `${agent.status}, health ${agent.health}${reason} (set by ${agent.status_source})`;
   if (agent.status === 'running') return { check, result: 'pass', detail };
   if (agent.status === 'stopped' || agent.status === 'warning') return { check, result: 'warn', detail };
   return {
