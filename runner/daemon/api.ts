@@ -9,8 +9,8 @@ import type { AgentReport } from './supervisor.ts';
 // A request that hangs must not hang a loop: every call gives up after this and is retried.
 const REQUEST_TIMEOUT_MS = 10_000;
 
-/** A failed call, with the SQL error's code and hint when the database answered. */
-export class ApiError extends Error {
+/** A failed call of the runner's SQL functions, with the SQL error's code and hint when the database answered. */
+export class RunnerCallError extends Error {
   constructor(
     readonly fn: string,
     message: string,
@@ -20,7 +20,7 @@ export class ApiError extends Error {
     readonly hint?: string,
   ) {
     super(`${fn}: ${message}${hint ? ` (${hint})` : ''}`);
-    this.name = 'ApiError';
+    this.name = 'RunnerCallError';
   }
 
   /** Network trouble or a server error: worth retrying. A refusal (bad input, bad token) is not. */
@@ -64,7 +64,7 @@ export class RunnerApi {
   private async call<T>(fn: string, args: Record<string, unknown>): Promise<T> {
     const { data, error, status } = await this.client.rpc(fn, { p_token: this.token, ...args });
     if (error) {
-      throw new ApiError(fn, error.message || 'request failed', error.code ?? '', status ?? 0, error.hint || undefined);
+      throw new RunnerCallError(fn, error.message || 'request failed', error.code ?? '', status ?? 0, error.hint || undefined);
     }
     return data as T;
   }

@@ -50,16 +50,16 @@ export const IN_FLIGHT: readonly CommandStatus[] = ['pending', 'claimed'];
 /** How long a finished command's outcome stays on its agent's row. */
 export const COMMAND_OUTCOME_SECONDS = 15 * 60;
 
-/** A failed request, with the server's message and hint kept together for the person reading it. */
-export class ApiError extends Error {
+/** A failed dashboard request, with the server's message and hint kept together for the person reading it. */
+export class RequestError extends Error {
   constructor(what: string, error: PostgrestError | { message: string; hint?: string | null }) {
     super(`${what}: ${error.message}${'hint' in error && error.hint ? ` (${error.hint})` : ''}`);
-    this.name = 'ApiError';
+    this.name = 'RequestError';
   }
 }
 
 function check<T>(what: string, answer: { data: T | null; error: PostgrestError | null }): T {
-  if (answer.error) throw new ApiError(what, answer.error);
+  if (answer.error) throw new RequestError(what, answer.error);
   return answer.data as T;
 }
 
