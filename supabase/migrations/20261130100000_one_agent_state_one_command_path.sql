@@ -15,7 +15,7 @@ as $$
     'updated_at', agent.updated_at)
 $$;
 
--- From 20261124002000_agent_heartbeat_batch.sql, with the answer built by agent_state_json.
+-- From 20261124000600_agent_heartbeat_batch.sql, with the answer built by agent_state_json.
 create or replace function agent_private.heartbeat_batch_item(item jsonb) returns jsonb
   language plpgsql set search_path = ''
 as $$
