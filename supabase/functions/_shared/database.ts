@@ -13,7 +13,7 @@ import type { HeartbeatRequest } from '../../../shared/api/heartbeat.ts';
 import { ApiError, fromSqlError, UNAVAILABLE_HINT } from './errors.ts';
 import { Batcher, BatcherFull } from './batcher.ts';
 
-function env(name: string): string {
+export function env(name: string): string {
   const value = Deno.env.get(name);
   if (!value) {
     // A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
@@ -27,7 +27,8 @@ function env(name: string): string {
 const POOL = Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 4);
 
 let client: postgres.Sql | undefined;
-function sql(): postgres.Sql {
+/** The function instance's pool on the direct connection. */
+export function sql(): postgres.Sql {
   client ??= postgres(env('SUPABASE_DB_URL'), {
     prepare: false,
     max: POOL,
