@@ -40,7 +40,8 @@ export class Actions {
     const sure = await confirmAction({
       title: `Force ${agent.agent_name} to stopped?`,
       body: [
-        'This only changes the status in the database. It does not touch the process: if the agent is still running, it keeps running and its next heartbeat marks it running again.',
+        'This only changes the status in the database. It does not touch the process: if the agent is still running, it ' +
+          'keeps running and its next heartbeat marks it running again.',
         'Use it to clear a status that no longer matches reality. To really stop the process, use Stop.',
       ],
       confirm: 'Force stopped in the database',
@@ -61,7 +62,8 @@ export class Actions {
     const sure = await confirmAction({
       title: host ? `Start all agents on ${host}?` : 'Start all agents?',
       body: [
-        `This sends start to every agent ${host ? `the runner on ${host}` : 'a runner'} manages (${managed} now). An agent that is already running stays as it is; its row shows the runner's answer.`,
+        `This sends start to every agent ${host ? `the runner on ${host}` : 'a runner'} manages (${managed} now). ` +
+          `An agent that is already running stays as it is; its row shows the runner's answer.`,
       ],
       confirm: host ? `Start all on ${host}` : 'Start all',
     });

@@ -6,6 +6,7 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import { Actions } from './actions.ts';
+import { AlertsPage } from './alerts/page.ts';
 import { HISTORY_FILTERS, type HistoryFilter } from './api.ts';
 import { ConnectionView } from './connection.ts';
 import { AgentDetail } from './detail.ts';
@@ -65,6 +66,7 @@ export class Dashboard {
   private readonly feed: LiveFeed;
   private readonly table: AgentTable;
   private readonly detail: AgentDetail;
+  private readonly alerts: AlertsPage;
   private readonly connection: ConnectionView;
   private readonly runners: HTMLParagraphElement;
   private readonly listView: HTMLElement;
@@ -72,7 +74,7 @@ export class Dashboard {
   private readonly summary: Summary;
   private readonly filters: Filters;
   private readonly hosts: HostsView;
-  private readonly nav: { agents: HTMLAnchorElement; hosts: HTMLAnchorElement };
+  private readonly nav: { agents: HTMLAnchorElement; hosts: HTMLAnchorElement; alerts: HTMLAnchorElement };
   private snapshot: Snapshot | undefined;
   private ticker: ReturnType<typeof setInterval> | undefined;
   private stopShortcuts: (() => void) | undefined;
@@ -97,6 +99,7 @@ export class Dashboard {
     };
     this.table = new AgentTable(handlers);
     this.detail = new AgentDetail(client, handlers);
+    this.alerts = new AlertsPage(client, notices);
     this.detail.history.onFilter = (filter) => {
       if (this.detail.openName !== undefined) {
         history.replaceState(null, '', `${agentHref(this.detail.openName)}${filter ? `?history=${filter}` : ''}`);
@@ -121,6 +124,7 @@ export class Dashboard {
     this.nav = {
       agents: h('a', { href: '#/' }, 'Agents'),
       hosts: h('a', { href: '#/hosts' }, 'Hosts'),
+      alerts: h('a', { href: '#/alerts' }, 'Alerts'),
     };
     this.feed = new LiveFeed(client, {
       onSnapshot: (snapshot) => this.apply(snapshot),
@@ -154,7 +158,7 @@ export class Dashboard {
         'header',
         { class: 'top' },
         h('h1', null, 'Agent status'),
-        h('nav', { class: 'nav', 'aria-label': 'Pages' }, this.nav.agents, this.nav.hosts),
+        h('nav', { class: 'nav', 'aria-label': 'Pages' }, this.nav.agents, this.nav.hosts, this.nav.alerts),
         this.connection.indicator,
         h(
           'div',
@@ -166,7 +170,7 @@ export class Dashboard {
         ),
       ),
       this.connection.banner,
-      h('main', null, this.listView, this.detail.el, this.hosts.el, this.runners),
+      h('main', null, this.listView, this.detail.el, this.hosts.el, this.alerts.el, this.runners),
       notices.el,
     );
   }
@@ -222,6 +226,7 @@ export class Dashboard {
     clearInterval(this.ticker);
     this.stopShortcuts?.();
     this.detail.close();
+    this.alerts.close();
     this.table.destroy();
     await this.feed.stop();
   }
@@ -258,7 +263,9 @@ export class Dashboard {
     setText(
       this.runners,
       snapshot.runners.length
-        ? `Runners: ${snapshot.runners.map((r) => `${r.host} ${r.status}, seen ${formatAgo(snapshot.clock.since(r.last_seen_at))}`).join('; ')}`
+        ? `Runners: ${snapshot.runners
+            .map((r) => `${r.host} ${r.status}, seen ${formatAgo(snapshot.clock.since(r.last_seen_at))}`)
+            .join('; ')}`
         : "No runner has registered yet: Start and Stop need a runner on the agents' host.",
     );
   }
@@ -266,15 +273,17 @@ export class Dashboard {
   private route() {
     const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
     const agent = /^\/agents\/(.+)$/.exec(path);
-    const page = agent ? 'agent' : path === '/hosts' ? 'hosts' : 'list';
+    const page = agent ? 'agent' : path === '/hosts' ? 'hosts' : path === '/alerts' ? 'alerts' : 'list';
     for (const [key, link] of [
       ['list', this.nav.agents],
       ['hosts', this.nav.hosts],
+      ['alerts', this.nav.alerts],
     ] as const) {
       if (page === key) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
     }
     if (page !== 'hosts') this.hosts.hide();
+    if (page !== 'alerts') this.alerts.close();
     if (page === 'agent') {
       const name = decodeURIComponent(agent![1]);
       const filter = new URLSearchParams(query).get('history') ?? '';
@@ -287,9 +296,10 @@ export class Dashboard {
     }
     const wasOpen = this.detail.openName;
     this.detail.close();
-    if (page === 'hosts') {
+    if (page === 'hosts' || page === 'alerts') {
       this.listView.hidden = true;
-      this.hosts.show();
+      if (page === 'hosts') this.hosts.show();
+      else this.alerts.open();
       return;
     }
     this.list = parseList(query);
