@@ -201,6 +201,16 @@ describe('row level security and grants', () => {
         'runner_offline',
         'runner_complete_command',
         'runner_answer_log_request',
+        // alerts (tests/alerts/rules.test.ts): each checks the operator or the token itself
+        'alert_channel_remove',
+        'alert_channel_rules',
+        'alert_channel_save',
+        'alert_channel_test',
+        'alert_pause',
+        'alert_resume',
+        'operator_alert_channels',
+        'operator_alert_deliveries',
+        'operator_alert_pauses',
         ...Object.keys(operatorFunctions),
       ].sort(),
     );
