@@ -139,7 +139,7 @@ describe('availability', () => {
       .locator('.strip .seg:not(.seg-unknown)')
       .evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.status));
     expect(segments).toEqual(a.strip.map((s: { status: string }) => s.status));
-    expect(segments).toEqual(['error', 'running', 'stale', 'running', 'warning']);
+    expect(segments).toEqual(['running', 'error', 'running', 'stale', 'running', 'warning']);
   }, 60_000);
 });
 
