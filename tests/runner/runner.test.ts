@@ -23,7 +23,7 @@ describe('commands', () => {
     expect(agentProcesses(forever.name)).toEqual([running.pid]);
 
     const again = await finished(sql, await enqueue(sql, 'start', forever.name));
-    expect(again).toEqual({ status: 'failed', result: `already running (pid ${running.pid})` });
+    expect(again).toEqual({ status: 'succeeded', result: `already running (pid ${running.pid})` });
     expect(agentProcesses(forever.name)).toEqual([running.pid]);
 
     const restart = await finished(sql, await enqueue(sql, 'restart', forever.name));
@@ -39,7 +39,7 @@ describe('commands', () => {
     expect(await agent(sql, forever.name)).toMatchObject({ status: 'stopped', pid: null, exit_code: 0 });
     expect(agentProcesses(forever.name)).toEqual([]);
     expect((await events(sql, forever.name)).map((e) => e.kind)).toEqual(
-      expect.arrayContaining(['started', 'terminated', 'command_succeeded', 'command_failed']),
+      expect.arrayContaining(['started', 'terminated', 'command_succeeded']),
     );
   });
 
@@ -76,7 +76,7 @@ describe('commands', () => {
     const results = await Promise.all(ids.map((id) => finished(sql, id, 30_000)));
     const { pid } = await agent(sql, forever.name);
     expect(results.filter((r) => r.status === 'succeeded')).toHaveLength(1);
-    expect(results.filter((r) => r.status === 'failed' && r.result === `already running (pid ${pid})`)).toHaveLength(49);
+    expect(results.filter((r) => r.status === 'succeeded' && r.result === `already running (pid ${pid})`)).toHaveLength(49);
     expect(agentProcesses(forever.name)).toEqual([pid]);
   });
 
@@ -114,7 +114,7 @@ describe('commands', () => {
       await waitFor('the copy to run', () => alive(byHand.pid!));
       const { sql } = stack.db;
       const start = await finished(sql, await enqueue(sql, 'start', scraper.name));
-      expect(start).toEqual({ status: 'failed', result: `already running (pid ${byHand.pid})` });
+      expect(start).toEqual({ status: 'succeeded', result: `already running (pid ${byHand.pid})` });
       const adopted = (await events(sql, scraper.name)).find((e) => e.kind === 'adopted');
       expect(adopted?.message).toMatch(/command line matches/);
       expect(await agent(sql, scraper.name)).toMatchObject({ status: 'running', pid: byHand.pid });
