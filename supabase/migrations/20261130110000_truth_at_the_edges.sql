@@ -315,9 +315,10 @@ begin
 
   -- Bounded history in a crash loop: the second crash before the agent was stable again is written
   -- with details.crash_loop = true (the row alerts recognise), and later identical crashes (same
-  -- exit code and signal) and the restarts between them are counted on that row (details.repeats,
-  -- last_at, last_message) instead of adding two rows every cycle.
-  if p_event = 'crashed' and old.crash_loop_event_id is not null then
+  -- exit code and signal) that the runner will restart from, and the restarts between them, are
+  -- counted on that row (details.repeats, last_at, last_message) instead of adding two rows every
+  -- cycle. A crash the runner gives up on is written: it is the end of the loop.
+  if p_event = 'crashed' and old.crash_loop_event_id is not null and restart_in is not null then
     select * into loop_row from public.agent_events where id = old.crash_loop_event_id;
     if loop_row.id is not null
        and (loop_row.details -> 'exit_code') is not distinct from (v_details -> 'exit_code')

@@ -96,7 +96,8 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
                  started_at, stopped_at, stale_at, updated_at
           from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
                                    ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
-                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)})`;
+                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)},
+                                   ${r.at ?? null}, ${r.heartbeat_interval_s ?? null})`;
         states.push(toAgentState(row));
       }
       return states;
