@@ -74,12 +74,15 @@ export class AgentStatus {
     if (!this.#ownBeats) this.#startTimer();
   }
 
-  /** The agent is stopping: status stopped (an earlier error stays visible), heartbeats end. */
-  markStopped() {
+  /**
+   * The agent is stopping: status stopped (an earlier error stays visible), heartbeats end. A wrapper
+   * that saw the process end (`agent-status run`) passes its exit code or signal, recorded as a runner's are.
+   */
+  markStopped(exit: { exitCode?: number; exitSignal?: string } = {}) {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#stopTimer();
-    this.#report({ event: 'stopped' });
+    this.#report({ event: 'stopped', exit_code: exit.exitCode, exit_signal: exit.exitSignal });
     this.#known = { status: 'stopped' };
   }
 

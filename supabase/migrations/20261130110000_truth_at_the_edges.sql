@@ -243,7 +243,8 @@ begin
       format('restart %s in 10 min (%s in all) after a crash; running again, not yet stable',
              cardinality(recent), new.restarts_total)
     when p_event in ('warning', 'error', 'crashed', 'force', 'deadline', 'inactive') then p_message
-    when new.status = old.status and p_event in ('heartbeat', 'activity', 'running') then old.status_reason
+    -- the same status goes on for the same reason: an error's text stays through the exit handler's stop
+    when new.status = old.status and p_event in ('heartbeat', 'activity', 'running', 'stopped', 'exited') then old.status_reason
     else null end;
 
   if p_event in ('error', 'crashed') and p_message is not null then

@@ -29,9 +29,9 @@ describe('list and set', { timeout: 120_000 }, () => {
 
     const human = await cli(['list'], stackEnv(stack));
     expect(human.exitCode).toBe(0);
-    expect(human.stdout).toMatch(/^AGENT\s+STATUS\s+HEALTH\s+HOST\s+HEARTBEAT\s+ACTIVITY/);
-    expect(human.stdout).toMatch(/Tweet Scraping Agent\s+running\s+100\s+-\s+\d+ s ago\s+Fetching tweets/);
-    expect(human.stdout).toMatch(/Silent Agent\s+stale\s+100\s+-\s+\d+ s ago\s+no heartbeat for \d+ s/);
+    expect(human.stdout).toMatch(/^AGENT\s+STATUS\s+HEALTH\s+UP\s+RESTARTS\s+HOST\s+HEARTBEAT\s+NOTE/);
+    expect(human.stdout).toMatch(/Tweet Scraping Agent\s+running\s+100\s+up \d+ s\s+-\s+-\s+\d+ s ago\s+Fetching tweets/);
+    expect(human.stdout).toMatch(/Silent Agent\s+stale\s+100\s+up \d+ s\s+-\s+-\s+\d+ s ago\s+no heartbeat for \d+ s/);
     expect(human.stdout).not.toContain('\x1b['); // no colour when stdout is not a terminal
 
     const json = await cli(['list', '--json'], stackEnv(stack));
@@ -139,6 +139,24 @@ describe('the local stack, found without any configuration', { timeout: 120_000 
       expect(found.stderr).toBe('');
       expect(found.exitCode).toBe(0);
       expect(JSON.parse(found.stdout).map((a: { agent_name: string }) => a.agent_name)).toContain('Tweet Scraping Agent');
+
+      // the quick start: AGENT_STATUS_URL exported for the agents names the same stack (localhost
+      // for 127.0.0.1, a trailing slash): its keys and operator still apply, so the token comes out
+      const sameUrl = `${stack.url.replace('127.0.0.1', 'localhost')}/`;
+      const created = await cli(['token', 'create', 'agent', '--name', 'Quick Start Agent'], {
+        AGENT_STATUS_DATA_DIR: dataDir,
+        AGENT_STATUS_URL: sameUrl,
+      });
+      expect(created.stderr).toBe('');
+      expect(created.exitCode).toBe(0);
+      expect(created.stdout.trim()).toMatch(/^asa_[\w-]+$/);
+      // another URL is another API: the local keys are not sent there, and the error exits non-zero
+      const other = await cli(['token', 'create', 'agent', '--name', 'Quick Start Agent'], {
+        AGENT_STATUS_DATA_DIR: dataDir,
+        AGENT_STATUS_URL: 'http://127.0.0.1:9',
+      });
+      expect(other.exitCode).toBe(EXIT.usage);
+      expect(other.stderr).toContain('error: no publishable key for http://127.0.0.1:9');
 
       // the npm start that wrote it is gone: say so instead of timing out on a dead port
       writeLocalStack({ ...details, pid: 2 ** 22 + 1 }, dataDir);
