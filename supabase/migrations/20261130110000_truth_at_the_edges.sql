@@ -412,6 +412,7 @@ begin
 end
 $$;
 
+-- From 20261130100000_one_agent_state_one_command_path.sql, passing the interval and the time on.
 create or replace function agent_private.heartbeat_batch_item(item jsonb) returns jsonb
   language plpgsql set search_path = ''
 as $$
@@ -425,12 +426,7 @@ begin
     item ->> 'token', item ->> 'agent_name', item ->> 'status',
     (item ->> 'health')::integer, item ->> 'last_activity', (item ->> 'pid')::integer,
     (item ->> 'heartbeat_interval_s')::integer, (item ->> 'at')::timestamptz);
-  return jsonb_build_object('agent', jsonb_build_object(
-    'agent_name', agent.agent_name, 'status', agent.status, 'health', agent.health,
-    'last_heartbeat', agent.last_heartbeat, 'last_error', agent.last_error,
-    'last_activity', agent.last_activity, 'status_reason', agent.status_reason,
-    'started_at', agent.started_at, 'stopped_at', agent.stopped_at, 'stale_at', agent.stale_at,
-    'updated_at', agent.updated_at));
+  return jsonb_build_object('agent', agent_private.agent_state_json(agent));
 end
 $$;
 
