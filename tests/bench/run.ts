@@ -5,6 +5,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   heartbeat: () => import('./heartbeat.ts'),
   dashboard: () => import('./dashboard.ts'),
   runner: () => import('./runner.ts'),
+  alerts: () => import('./alerts.ts'),
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);

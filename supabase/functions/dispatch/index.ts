@@ -30,7 +30,7 @@ app.post('/', async (c) => {
       hint: 'Send Authorization: Bearer <service role key>; pg_cron does this through public.alert_configure_dispatch.',
     });
   }
-  const summary = await dispatchDue({ dispatcher: DISPATCHER, batch: 50, budgetMs: BUDGET_MS });
+  const summary = await dispatchDue({ dispatcher: DISPATCHER, batch: 25, workers: 4, budgetMs: BUDGET_MS });
   return c.json(summary);
 });
 refuseOtherMethods(app, 'dispatch');
