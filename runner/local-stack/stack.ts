@@ -115,7 +115,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const functionEnv: FunctionEnv = {
       SUPABASE_URL: url,
       SUPABASE_ANON_KEY: anonKey,
-      SUPABASE_SERVICE_ROLE_KEY: serviceKey,
       SUPABASE_DB_URL: database.url,
     };
     const served = new Map<string, Promise<ServedFunction>>();

@@ -170,7 +170,9 @@ export class Dashboard {
     setText(
       this.runners,
       snapshot.runners.length
-        ? `Runners: ${snapshot.runners.map((r) => `${r.host} ${r.status}, seen ${formatAgo(snapshot.clock.since(r.last_seen_at))}`).join('; ')}`
+        ? `Runners: ${snapshot.runners
+            .map((r) => `${r.host} ${r.status}, seen ${formatAgo(snapshot.clock.since(r.last_seen_at))}`)
+            .join('; ')}`
         : "No runner has registered yet: Start and Stop need a runner on the agents' host.",
     );
   }
