@@ -11,7 +11,9 @@ import { signedText, WEBHOOK_HEADERS } from '../../shared/alerts.ts';
 const stack = useTestStack({ functions: true });
 const receiver = useReceiver();
 
-async function dispatch(key = stack.serviceKey) {
+const DISPATCH_KEY = 'dispatch-key-for-this-test-0123456789';
+
+async function dispatch(key = DISPATCH_KEY) {
   const response = await fetch(`${stack.url}/functions/v1/dispatch`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -57,13 +59,16 @@ async function makeDue() {
 
 beforeAll(async () => {
   await stack.db.sql`update public.alert_settings set backoff_base_s = 1, backoff_max_s = 1`;
+  await stack.db.sql`select public.alert_configure_dispatch(${`${stack.url}/functions/v1/dispatch`}, ${DISPATCH_KEY})`;
 });
 
 describe('the dispatch function', () => {
-  it('refuses callers without the service key', async () => {
-    const answer = await dispatch(stack.anonKey);
-    expect(answer.status).toBe(401);
-    expect(answer.json.error.code).toBe('unauthorized');
+  it('refuses callers without the dispatch key, the service key included', async () => {
+    for (const key of [stack.anonKey, stack.serviceKey, `${DISPATCH_KEY}x`]) {
+      const answer = await dispatch(key);
+      expect(answer.status).toBe(401);
+      expect(answer.json.error.code).toBe('unauthorized');
+    }
   });
 
   it('sends one notification per flip per channel with two dispatchers running at once', async () => {
