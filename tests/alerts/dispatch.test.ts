@@ -4,7 +4,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
-import { setAgentState } from '../helpers/agents.ts';
+import { registerRunner, setAgentState } from '../helpers/agents.ts';
 import { useReceiver } from './receiver.ts';
 import { signedText, WEBHOOK_HEADERS } from '../../shared/alerts.ts';
 
@@ -245,5 +245,56 @@ describe('channels: each one its own payload, at a configurable endpoint', () =>
     const [row] = await stack.db.sql`select status, kind from public.alert_deliveries where id = ${id}`;
     expect(row).toEqual({ status: 'delivered', kind: 'test' });
     expect(receiver.on('/services/T0/B0/slacksecret').at(-1)!.json.text).toBe('ℹ️ agent-status test notification');
+  });
+});
+
+describe('rules, end to end: what the receiver gets', () => {
+  it('a runner with 50 agents going silent: one "host silent" request per channel, not 50', async () => {
+    await channel('rack', 'webhook', '/rack', null);
+    await stack.db.sql`select public.alert_channel_rules('rack', '{"agents": null, "hosts": ["rack-9"]}')`;
+    const names = Array.from({ length: 50 }, (_, i) => `rack-agent-${i}`);
+    await registerRunner(stack.db.sql, 'rack-9', names);
+    await stack.db.sql`update public.agent_status set host = 'rack-9' where agent_name like 'rack-agent-%'`;
+    for (const name of names) await setAgentState(stack.db.sql, name, 'running');
+    await stack.db.sql`update public.runners set last_seen_at = now() - interval '10 minutes' where host = 'rack-9'`;
+    await stack.db.sql`update public.agent_status set stale_at = now() - interval '1 second' where agent_name like 'rack-agent-%'`;
+    await stack.db.sql`select public.agent_status_sweep()`;
+    await dispatch();
+    expect(receiver.on('/rack').map((r) => r.json.title)).toEqual(['host rack-9 is silent: 50 agents']);
+  });
+
+  it('a recovery within the grace delay: the receiver gets nothing at all', async () => {
+    await channel('patient', 'webhook', '/patient', null);
+    await stack.db.sql`select public.alert_channel_rules('patient', '{"grace_s": 60}')`;
+    await downAgent('patient-1');
+    await dispatch();
+    await flip('patient-1', 'running');
+    await stack.db.sql`update public.alert_deliveries set due_at = now() where status = 'pending'`;
+    await dispatch();
+    expect(receiver.on('/patient')).toEqual([]);
+  });
+
+  it('an agent flapping: down, up, down, up, then one "flapping" request', async () => {
+    await channel('flap', 'webhook', '/flap', null);
+    await stack.db.sql`select public.alert_channel_rules('flap', '{"flap_threshold": 3}')`;
+    await setAgentState(stack.db.sql, 'flap-1', 'running');
+    for (let i = 0; i < 5; i++) {
+      await flip('flap-1', 'error', `crash ${i}`);
+      await flip('flap-1', 'running');
+      await dispatch();
+    }
+    expect(receiver.on('/flap').map((r) => r.json.kind)).toEqual(['down', 'up', 'down', 'up', 'flapping']);
+  });
+
+  it('a snoozed agent that went down alerts once when the snooze ends', async () => {
+    await channel('snooze', 'webhook', '/snooze', null);
+    await setAgentState(stack.db.sql, 'snooze-1', 'running');
+    await stack.db.sql`select public.alert_pause('snooze-1', null, now() + interval '1 hour', 'deploy')`;
+    await flip('snooze-1', 'error', 'deploy broke it');
+    await dispatch();
+    expect(receiver.on('/snooze')).toEqual([]);
+    await stack.db.sql`update public.alert_pauses set until = now() where ended_at is null`;
+    await dispatch();
+    expect(receiver.on('/snooze').map((r) => [r.json.kind, r.json.after_pause])).toEqual([['down', true]]);
   });
 });
