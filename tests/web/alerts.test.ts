@@ -72,8 +72,9 @@ describe('the Alerts page', { timeout: 90_000 }, () => {
 
   it('shows failed deliveries first in the log', async () => {
     // the webhook answers 503 until the retry window (5 s here) is over: then it is dead
-    await stack.db
-      .sql`update public.alert_deliveries set created_at = now() - interval '1 minute', due_at = now() where status = 'pending'`;
+    await stack.db.sql`
+      update public.alert_deliveries set created_at = now() - interval '1 minute', due_at = now()
+      where status = 'pending' and channel_id = (select id from public.alert_channels where name = 'ops-hook')`;
     await expect.poll(() => page.locator('.alerts-log tbody tr').first().textContent(), { timeout: 30_000 }).toMatch(/^dead/);
     expect(await page.locator('.alerts-log tbody tr').first().textContent()).toContain('HTTP 503');
   });
