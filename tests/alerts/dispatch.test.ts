@@ -2,7 +2,9 @@
 // HTTP servers on 127.0.0.1 standing in for every channel's endpoint. Each test reads what the
 // receivers got and what the outbox recorded.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { describe, expect, it, beforeAll } from 'vitest';
+import { afterAll, describe, expect, it, beforeAll } from 'vitest';
+import { Supervisor } from '../../runner/local-stack/children.ts';
+import { startFunction } from '../../runner/local-stack/functions.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { registerRunner, setAgentState } from '../helpers/agents.ts';
 import { useReceiver } from './receiver.ts';
@@ -13,8 +15,8 @@ const receiver = useReceiver();
 
 const DISPATCH_KEY = 'dispatch-key-for-this-test-0123456789';
 
-async function dispatch(key = DISPATCH_KEY) {
-  const response = await fetch(`${stack.url}/functions/v1/dispatch`, {
+async function dispatch(key = DISPATCH_KEY, url = `${stack.url}/functions/v1/dispatch`) {
+  const response = await fetch(url, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: '{}',
@@ -57,6 +59,9 @@ async function makeDue() {
   await stack.db.sql`update public.alert_deliveries set due_at = now() where status = 'pending'`;
 }
 
+let stopSecond: (() => Promise<void>) | undefined;
+afterAll(() => stopSecond?.());
+
 beforeAll(async () => {
   await stack.db.sql`update public.alert_settings set backoff_base_s = 1, backoff_max_s = 1`;
   await stack.db.sql`select public.alert_configure_dispatch(${`${stack.url}/functions/v1/dispatch`}, ${DISPATCH_KEY})`;
@@ -72,6 +77,14 @@ describe('the dispatch function', () => {
   });
 
   it('sends one notification per flip per channel with two dispatchers running at once', async () => {
+    // a second dispatcher: its own Deno process, its own connections, beside the stack's
+    const supervisor = new Supervisor((name, reason) => console.error(`${name} ${reason}`));
+    stopSecond = () => supervisor.stopAll();
+    const second = await startFunction('dispatch', {
+      supervisor,
+      env: { SUPABASE_URL: stack.url, SUPABASE_ANON_KEY: stack.anonKey, SUPABASE_DB_URL: stack.db.url },
+    });
+    const secondUrl = `http://127.0.0.1:${second.port}/dispatch`;
     await channel('twin-a', 'webhook', '/twin-a', 'secret-a-0123456789');
     await channel('twin-b', 'webhook', '/twin-b', 'secret-b-0123456789');
     const agents = Array.from({ length: 15 }, (_, i) => i);
@@ -79,8 +92,8 @@ describe('the dispatch function', () => {
       await downAgent(`twin-a-${i}`);
       await downAgent(`twin-b-${i}`);
     }
-    const results = await Promise.all([dispatch(), dispatch(), dispatch()]);
-    expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+    const results = await Promise.all([dispatch(), dispatch(DISPATCH_KEY, secondUrl), dispatch(), dispatch(DISPATCH_KEY, secondUrl)]);
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect(results.reduce((sum, r) => sum + r.json.delivered, 0)).toBe(30);
     for (const name of ['twin-a', 'twin-b']) {
       const ids = receiver.on(`/${name}`).map((r) => r.headers[WEBHOOK_HEADERS.delivery]);
