@@ -79,8 +79,10 @@ describe('the Alerts page', { timeout: 90_000 }, () => {
     expect(await page.locator('.alerts-log tbody tr').first().textContent()).toContain('HTTP 503');
   });
 
-  it('"Pause alerts" pauses an agent, and the screenshot shows the whole page', async () => {
-    await page.getByLabel('Agent or host').fill('scraper-1');
+  it('"Pause alerts" on the agent\'s page pauses it, and the screenshot shows the whole Alerts page', async () => {
+    await page.goto(`${served!.url}#/agents/scraper-1`);
+    await page.getByRole('link', { name: 'Pause alerts…' }).click();
+    await expect.poll(() => page.getByLabel('Agent or host').inputValue(), { timeout: 30_000 }).toBe('scraper-1');
     await page.getByLabel('Reason').fill('rotating credentials');
     await page.getByRole('button', { name: 'Pause alerts' }).click();
     await expect.poll(() => page.locator('.alerts-paused').textContent(), { timeout: 30_000 }).toContain('scraper-1 paused until');
