@@ -132,6 +132,7 @@ describe('row level security and grants', () => {
     agent_history: (tx) => tx`select * from public.agent_history('rls-agent')`,
     request_agent_logs: (tx) => tx`select public.request_agent_logs('rls-agent')`,
     operator_agent_logs: (tx) => tx`select * from public.operator_agent_logs(${logRequestId})`,
+    set_agent_timeouts: (tx) => tx`select public.set_agent_timeouts('rls-agent', 60)`,
   };
 
   describe.each(Object.keys(operatorFunctions))('operator function %s', (fn) => {

@@ -299,7 +299,7 @@ export class Dashboard {
     if (page === 'hosts' || page === 'alerts') {
       this.listView.hidden = true;
       if (page === 'hosts') this.hosts.show();
-      else this.alerts.open();
+      else this.alerts.open(location.hash);
       return;
     }
     this.list = parseList(query);

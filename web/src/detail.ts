@@ -1,6 +1,7 @@
 // One agent in full: what it is doing, its controls, its availability, CPU and memory, the last
 // error, its logs on demand and the lines its runner captured at the last failure, health over time
 // and the history that explains every status it had.
+import { PauseLinks } from './alerts/pause-links.ts';
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { CommandAction } from '../../shared/status.ts';
 import {
@@ -59,6 +60,7 @@ export class AgentDetail {
   private clock: DbClock | undefined;
   private factsKey = '';
   private readonly ages = { status: h('span'), heartbeat: h('span'), uptime: h('span'), activity: h('span') };
+  private readonly pauseLinks = new PauseLinks();
 
   constructor(
     private readonly client: SupabaseClient,
@@ -99,6 +101,7 @@ export class AgentDetail {
           { type: 'button', class: 'btn btn-danger', on: { click: () => this.agent && handlers.forceStop(this.agent) } },
           'Force stop…',
         ),
+        this.pauseLinks.el,
         this.commandText,
       ),
       this.facts,
@@ -166,6 +169,7 @@ export class AgentDetail {
     }
     if (this.agent?.id !== undefined && this.agent.id !== agent.id) this.open(agent.agent_name);
     this.agent = agent;
+    this.pauseLinks.show(agent.agent_name, agent.host);
     const command = commands.find((c) => c.agent_id === agent.id);
     this.paintAgent(agent, command, clock);
     this.loading ??= this.loadEvents(agent.id, clock).finally(() => {
@@ -238,7 +242,7 @@ export class AgentDetail {
       this.buttons[action].disabled = blocked[action] !== '';
       this.buttons[action].title = blocked[action];
     }
-    const note = commandNote(command);
+    const note = commandNote(command, agent);
     setText(this.commandText, note.text || (agent.runner_id === null ? blocked.start : ''));
     this.commandText.classList.toggle('failed', note.failed);
 
