@@ -84,6 +84,86 @@ describe('rows that cannot mislead', () => {
     expect(await row(agent.name).locator('.fill').getAttribute('class')).toBe('fill fill-error');
     expect(await cell(agent.name, 'cpu').textContent()).toBe('–');
   }, 60_000);
+
+  it('a crash-looping agent shows its restart count and the crash-loop badge, and never a green bar', async () => {
+    const agent = fixtureAgent('crashes.sh', {
+      name: 'Crash Looper',
+      autostart: true,
+      restart: 'always',
+      backoff: { initial: '200ms', max: '1s', max_retries: 1000 },
+    });
+    await (await makeHost(stack, [agent])).start();
+    await openDashboard();
+    const badge = row('Crash Looper').locator('.badge-crash');
+    await expect.poll(() => badge.isVisible(), { timeout: 20_000 }).toBe(true);
+    await expect
+      .poll(async () => Number(/\d+/.exec((await cell('Crash Looper', 'uptime').locator('.restarts').textContent()) ?? '')?.[0]), {
+        timeout: 20_000,
+      })
+      .toBeGreaterThanOrEqual(3);
+    // sampled as the page repaints: between crashes the agent briefly runs, and still it is not "fine"
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      seen.add((await row('Crash Looper').locator('.fill').getAttribute('class')) ?? '');
+      seen.add((await row('Crash Looper').locator('.chip').textContent()) ?? '');
+      await page.waitForTimeout(100);
+    }
+    expect([...seen]).not.toContain('fill fill-running');
+    expect([...seen].some((text) => text.includes('running'))).toBe(false);
+    const [live] = await sql()`select restarts_total, crash_looping from public.agent_status_live where agent_name = 'Crash Looper'`;
+    expect(live.crash_looping).toBe(true);
+    expect(await cell('Crash Looper', 'uptime').locator('.restarts').textContent()).toMatch(/^↻ \d+ restarts$/);
+    await screenshot(page, 'dashboard-crash-loop', { fullPage: false });
+  }, 60_000);
+
+  it('a killed runner’s agents say so on their rows within two of its heartbeat intervals', async () => {
+    const agent = fixtureAgent('forever.sh', { name: 'Orphan Agent', autostart: true });
+    const host = await makeHost(stack, [agent], { heartbeat_interval: '2s' });
+    const runner = await host.spawn();
+    await openDashboard();
+    await statusShown('Orphan Agent', 'running');
+    // its first heartbeat tells the database its interval (until then it is judged by the default)
+    await expect
+      .poll(async () => (await sql()`select heartbeat_interval_s from public.runners where host = ${host.host}`)[0].heartbeat_interval_s, {
+        timeout: 10_000,
+      })
+      .toBe(2);
+    runner.process.kill('SIGKILL');
+    // two intervals (4 s), plus one poll of the page (2.5 s)
+    await expect
+      .poll(() => cell('Orphan Agent', 'host').locator('.note').textContent(), { timeout: 7_000, interval: 200 })
+      .toMatch(/^runner silent \d+ s$/);
+    await page.goto(`${served!.url}#/hosts`);
+    await expect.poll(() => page.locator(`.hosts tr[data-host="${host.host}"] .host-status`).textContent()).toMatch(/^silent for \d+ s$/);
+  }, 60_000);
+});
+
+describe('latest problem and settings', () => {
+  it('keeps the latest error with its age on the row after recovery; timeouts are set on the agent’s page and recorded', async () => {
+    const [{ token }] = await sql()`select token from public.create_api_token('agent', p_agent_name => 'Recovered Agent')`;
+    const report = (event: string, message: string | null = null) =>
+      sql()`select public.agent_report(${token}, 'Recovered Agent', ${event}, ${message})`;
+    await report('started');
+    await report('error', 'database connection refused');
+    await report('running');
+    await openDashboard();
+    await statusShown('Recovered Agent', 'running');
+    await expect
+      .poll(() => row('Recovered Agent').locator('.reason').textContent())
+      .toMatch(/^error (now|\d+ s ago): database connection refused$/);
+
+    await row('Recovered Agent').getByRole('link', { name: 'Recovered Agent' }).click();
+    await page.getByLabel('Heartbeat timeout (s)').fill('45');
+    await page.getByRole('button', { name: 'Save timeouts' }).click();
+    await expect.poll(() => page.locator('.timeouts [role="status"]').textContent()).toBe('saved; the history records it');
+    const [agent] =
+      await sql()`select heartbeat_timeout_s, heartbeat_timeout_source from public.agent_status_live where agent_name = 'Recovered Agent'`;
+    expect(agent).toEqual({ heartbeat_timeout_s: 45, heartbeat_timeout_source: 'operator' });
+    await expect
+      .poll(() => page.locator('.history tbody').textContent(), { timeout: 10_000 })
+      .toContain(`operator ${stack.operator.email}`);
+    expect(await page.getByRole('link', { name: 'Pause alerts…' }).getAttribute('href')).toBe('#/alerts?pause=agent:Recovered%20Agent');
+  }, 60_000);
 });
 
 describe('resources', () => {

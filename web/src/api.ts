@@ -2,7 +2,7 @@
 // Row-level security decides what that user sees: a non-operator gets no rows, never an error.
 import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
 import type { AgentStatus, CommandStatus } from '../../shared/status.ts';
-import type { AgentEventRow, AgentLiveRow, CommandRow as SharedCommandRow } from '../../shared/rows.ts';
+import type { AgentEventRow, AgentLiveRow, CommandRow as SharedCommandRow, RunnerLiveRow } from '../../shared/rows.ts';
 
 /** A row of agent_status_live. */
 export type AgentRow = AgentLiveRow;
@@ -13,15 +13,8 @@ export type CommandRow = Pick<
   'id' | 'agent_id' | 'action' | 'status' | 'requested_by' | 'created_at' | 'finished_at' | 'result'
 >;
 
-export interface RunnerRow {
-  id: string;
-  host: string;
-  status: string;
-  last_seen_at: string;
-  version: string | null;
-  pid: number | null;
-  started_at: string;
-}
+/** A runner as public.runner_status_live reads it: silent once two of its heartbeat intervals pass. */
+export type RunnerRow = Pick<RunnerLiveRow, 'id' | 'host' | 'status' | 'last_seen_at' | 'version' | 'pid' | 'started_at' | 'silent_s'>;
 
 export type EventRow = AgentEventRow;
 
@@ -79,8 +72,10 @@ export interface WhoAmI {
 // metadata is left out: it can be 8 kB per agent and the table does not show it.
 const AGENT_COLUMNS =
   'id,agent_name,status,health,last_heartbeat,last_error,last_activity,last_activity_at,status_source,status_reason,' +
-  'status_changed_at,host,runner_id,runner_online,pid,started_at,stopped_at,exit_code,exit_signal,heartbeat_timeout_s,' +
-  'stale_at,observed_at,uptime_s,runner_last_seen_at';
+  'status_changed_at,host,runner_id,pid,started_at,stopped_at,exit_code,exit_signal,heartbeat_timeout_s,' +
+  'stale_at,observed_at,uptime_s,runner_last_seen_at,runner_status,runner_silent_s,restarts_total,restarts_10m,' +
+  'last_restart_at,crash_looping,next_restart_at,last_warning,last_warning_at,last_error_at,activity_timeout_s,' +
+  'heartbeat_timeout_source';
 const COMMAND_COLUMNS = 'id,agent_id,action,status,requested_by,created_at,finished_at,result';
 const EVENT_COLUMNS = 'id,at,kind,source,actor,from_status,to_status,health,message,details';
 
@@ -155,8 +150,8 @@ export async function fetchRunners(client: SupabaseClient): Promise<RunnerRow[]>
   return check(
     'reading runners',
     await client
-      .from('runners')
-      .select('id,host,status,last_seen_at,version,pid,started_at')
+      .from('runner_status_live')
+      .select('id,host,status,last_seen_at,version,pid,started_at,silent_s')
       .order('host')
       .retry(false)
       .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
@@ -260,6 +255,22 @@ export async function fetchLogAnswer(client: SupabaseClient, requestId: number):
     await client.rpc('operator_agent_logs', { p_request_id: requestId }).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
   ) as LogAnswer[];
   return rows[0];
+}
+
+/** An operator's timeouts for an agent (0: back to the derived default); recorded in its history. */
+export async function setTimeouts(
+  client: SupabaseClient,
+  agentName: string,
+  timeouts: { heartbeat?: number; activity?: number },
+): Promise<void> {
+  check(
+    `setting the timeouts of ${agentName}`,
+    await client.rpc('set_agent_timeouts', {
+      p_agent_name: agentName,
+      p_heartbeat_timeout_s: timeouts.heartbeat ?? null,
+      p_activity_timeout_s: timeouts.activity ?? null,
+    }),
+  );
 }
 
 export async function whoami(client: SupabaseClient): Promise<WhoAmI> {

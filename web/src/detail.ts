@@ -19,6 +19,7 @@ import { healthChart } from './chart.ts';
 import { h, replace, setText } from './dom.ts';
 import { HistoryView } from './history-view.ts';
 import { LogsView } from './logs-view.ts';
+import { TimeoutsForm } from './timeouts.ts';
 import { resourceCharts } from './resource-chart.ts';
 import { commandNote, lifeText, type RowHandlers } from './row.ts';
 import { blockedCommands } from './controls.ts';
@@ -46,6 +47,7 @@ export class AgentDetail {
   private readonly resources: HTMLDivElement;
   readonly history: HistoryView;
   readonly logsView: LogsView;
+  private readonly timeouts: TimeoutsForm;
   private slowReadAt = -Infinity;
   private slowKey = '';
   private historyKey = '';
@@ -84,6 +86,7 @@ export class AgentDetail {
     this.problem = h('p', { class: 'notice notice-error', role: 'alert', hidden: true });
     this.history = new HistoryView(client, (message) => this.showProblem(message));
     this.logsView = new LogsView(client);
+    this.timeouts = new TimeoutsForm(client, () => void this.history.refresh());
     this.el = h(
       'section',
       { class: 'detail', 'aria-labelledby': 'detail-title', hidden: true },
@@ -105,6 +108,8 @@ export class AgentDetail {
         this.commandText,
       ),
       this.facts,
+      h('h3', null, 'Timeouts'),
+      this.timeouts.el,
       h('h3', null, 'Availability'),
       this.availability,
       h('h3', null, 'CPU and memory'),
@@ -256,9 +261,17 @@ export class AgentDetail {
       agent.health,
       agent.host,
       agent.runner_id,
-      agent.runner_online,
+      agent.runner_status,
       agent.pid,
       agent.heartbeat_timeout_s,
+      agent.heartbeat_timeout_source,
+      agent.activity_timeout_s,
+      agent.restarts_total,
+      agent.restarts_10m,
+      agent.crash_looping,
+      agent.last_warning,
+      agent.last_warning_at,
+      agent.last_error_at,
       agent.last_activity,
       agent.stopped_at,
       agent.exit_code,
@@ -274,17 +287,23 @@ export class AgentDetail {
         ...(agent.status_reason ? fact('Reason', agent.status_reason) : []),
         ...fact('Health', `${agent.health} / 100`),
         ...fact('Host', agent.host ?? '–'),
-        ...fact('Runner', agent.runner_id === null ? 'none: no runner manages this agent' : agent.runner_online ? 'online' : 'offline'),
+        ...fact('Runner', agent.runner_id === null ? 'none: no runner manages this agent' : (agent.runner_status ?? 'unknown')),
         ...fact('Process', agent.pid === null ? 'no process recorded' : `pid ${agent.pid}`),
         ...fact('Last heartbeat', this.ages.heartbeat),
-        ...fact('Heartbeat timeout', `${agent.heartbeat_timeout_s} s`),
         ...fact('Uptime', this.ages.uptime),
+        ...fact(
+          'Restarts',
+          `${agent.restarts_total} after crashes, ${agent.restarts_10m} in the last 10 minutes${agent.crash_looping ? ' (crash loop)' : ''}`,
+        ),
+        ...(agent.last_warning_at ? fact('Last warning', `${formatTimestamp(agent.last_warning_at)}: ${agent.last_warning ?? ''}`) : []),
+        ...(agent.last_error_at ? fact('Last error at', formatTimestamp(agent.last_error_at)) : []),
         ...fact('Last activity', ...(agent.last_activity ? [`${agent.last_activity} (`, this.ages.activity, ')'] : ['–'])),
         ...(agent.stopped_at ? fact('Stopped', formatTimestamp(agent.stopped_at)) : []),
         ...(agent.exit_code !== null || agent.exit_signal
           ? fact('Exit', agent.exit_signal ? `signal ${agent.exit_signal}` : `code ${agent.exit_code}`)
           : []),
       );
+      this.timeouts.show(agent);
       replace(
         this.error,
         agent.last_error ? h('pre', { class: 'error-text' }, agent.last_error) : h('p', { class: 'muted' }, 'No error reported.'),

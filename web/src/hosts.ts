@@ -1,4 +1,5 @@
-// The hosts view (#/hosts): each runner with its liveness (online, silent for N s, offline), version,
+// The hosts view (#/hosts): each runner with its liveness (online, silent for N s, offline: decided by
+// the database, silent once two of the runner's heartbeat intervals pass without a word), version,
 // pid and uptime, its agents counted by status, and "Start all on this host".
 import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import type { AgentRow, RunnerRow } from './api.ts';
@@ -6,16 +7,13 @@ import { h, replace, setText } from './dom.ts';
 import { statusChip } from './status-view.ts';
 import { formatAgo, formatDuration, type DbClock } from './time.ts';
 
-// A runner reports at least every heartbeat interval (30 s by default) and its command poll marks it
-// seen every 250 ms; two missed heartbeats make it silent.
-const SILENT_AFTER_S = 60;
+export type HostLiveness = RunnerRow['status'];
 
-export type HostLiveness = 'online' | 'silent' | 'offline';
-
+/** The runner's liveness as the database decided it (runner_status_live), with its age ticking locally. */
 export function hostLiveness(runner: RunnerRow, clock: DbClock): { status: HostLiveness; text: string } {
   const silentFor = clock.since(runner.last_seen_at) ?? 0;
   if (runner.status === 'offline') return { status: 'offline', text: `offline, last seen ${formatAgo(silentFor)}` };
-  if (silentFor > SILENT_AFTER_S) return { status: 'silent', text: `silent for ${formatDuration(silentFor)}` };
+  if (runner.status === 'silent') return { status: 'silent', text: `silent for ${formatDuration(silentFor)}` };
   return { status: 'online', text: 'online' };
 }
 

@@ -20,6 +20,25 @@ export function agentHref(name: string): string {
   return `#/agents/${encodeURIComponent(name)}`;
 }
 
+/** Whether the agent's runner stopped reporting (the database's verdict, runner_status_live). */
+export function runnerSilent(agent: AgentRow): boolean {
+  return agent.runner_id !== null && (agent.runner_status === 'silent' || agent.runner_status === 'offline');
+}
+
+/**
+ * The latest error or warning with its age ("error 4 min ago: disk full"), kept on the row after the
+ * agent recovered; the current reason instead when the agent is stale or its runner silent.
+ */
+export function latestProblem(agent: AgentRow, clock: DbClock): string | null {
+  const errorAt = agent.last_error_at ? Date.parse(agent.last_error_at) : -Infinity;
+  const warningAt = agent.last_warning_at ? Date.parse(agent.last_warning_at) : -Infinity;
+  if (agent.status === 'stale' || (runnerSilent(agent) && agent.status_reason)) return null;
+  if (errorAt === -Infinity && warningAt === -Infinity) return null;
+  const [kind, at, text] =
+    errorAt >= warningAt ? ['error', agent.last_error_at, agent.last_error] : ['warning', agent.last_warning_at, agent.last_warning];
+  return `${kind} ${formatAgo(clock.since(at))}: ${(text ?? '').split('\n')[0]}`;
+}
+
 /** Whether the agent's process runs, as far as the database knows: started and not ended since. */
 export function processRuns(agent: AgentRow): boolean {
   return agent.started_at !== null && agent.stopped_at === null && agent.status !== 'stopped';
@@ -89,6 +108,9 @@ export class AgentRowView {
   private readonly activityAgo: HTMLSpanElement;
   private readonly heartbeat: HTMLDivElement;
   private readonly uptime: HTMLDivElement;
+  private readonly uptimeText: HTMLSpanElement;
+  private readonly restarts: HTMLSpanElement;
+  private readonly badge: HTMLSpanElement;
   private readonly cpu: HTMLDivElement;
   private readonly memory: HTMLDivElement;
   private readonly start: HTMLButtonElement;
@@ -115,7 +137,10 @@ export class AgentRowView {
     this.activity = h('span', { class: 'activity' });
     this.activityAgo = h('span', { class: 'ago' });
     this.heartbeat = h('div', { class: 'cell c-heartbeat', role: 'cell', 'data-label': 'Heartbeat' });
-    this.uptime = h('div', { class: 'cell c-uptime', role: 'cell', 'data-label': 'Uptime' });
+    this.uptimeText = h('span', { class: 'life' });
+    this.restarts = h('span', { class: 'restarts' });
+    this.uptime = h('div', { class: 'cell c-uptime', role: 'cell', 'data-label': 'Uptime' }, this.uptimeText, this.restarts);
+    this.badge = h('span', { class: 'badge badge-crash', hidden: true }, 'crash loop');
     this.cpu = h('div', { class: 'cell c-cpu', role: 'cell', 'data-label': 'CPU' });
     this.memory = h('div', { class: 'cell c-memory', role: 'cell', 'data-label': 'Memory' });
     this.start = h('button', { type: 'button', class: 'btn', 'aria-label': `Start ${name}`, on: { click: act('start') } }, 'Start');
@@ -155,7 +180,7 @@ export class AgentRowView {
       { class: 'row', role: 'row', 'data-agent': name },
       h('div', { class: 'cell c-name', role: 'cell' }, this.link),
       h('div', { class: 'cell c-host', role: 'cell', 'data-label': 'Host' }, this.host, this.hostNote),
-      h('div', { class: 'cell c-status', role: 'cell', 'data-label': 'Status' }, this.chip, this.reason, this.commandText),
+      h('div', { class: 'cell c-status', role: 'cell', 'data-label': 'Status' }, this.chip, this.badge, this.reason, this.commandText),
       h(
         'div',
         { class: 'cell c-health', role: 'cell', 'data-label': 'Health' },
@@ -182,8 +207,10 @@ export class AgentRowView {
       agent.health,
       agent.host,
       agent.runner_id,
-      agent.runner_online,
+      agent.runner_status,
       agent.status_reason,
+      agent.crash_looping,
+      agent.restarts_10m,
       agent.last_activity,
       agent.pid,
       command?.id,
@@ -203,14 +230,16 @@ export class AgentRowView {
     this.host.title = agent.host ?? '';
     const managed = agent.runner_id !== null;
     if (!managed) setText(this.hostNote, 'no runner');
-    else if (agent.runner_online !== false) setText(this.hostNote, '');
+    else if (!runnerSilent(agent)) setText(this.hostNote, '');
     this.hostNote.title = !managed
       ? NO_RUNNER
-      : agent.runner_online === false
+      : runnerSilent(agent)
         ? 'the runner on this host stopped reporting: its agents may be dead or alive, and commands wait until it is back, then expire'
         : '';
-    setText(this.reason, agent.status === 'running' || agent.status === 'stopped' ? '' : (agent.status_reason ?? ''));
-    this.reason.title = agent.status_reason ?? '';
+    this.badge.hidden = !agent.crash_looping;
+    this.badge.title = agent.crash_looping
+      ? `crashed ${agent.restarts_10m} time${agent.restarts_10m === 1 ? '' : 's'} in the last 10 minutes and not stable since${agent.next_restart_at ? '; the runner starts it again soon' : ''}`
+      : '';
     const note = commandNote(command, agent);
     setText(this.commandText, note.text);
     this.commandText.classList.toggle('failed', note.failed);
@@ -237,11 +266,15 @@ export class AgentRowView {
   tick(clock: DbClock): void {
     const agent = this.agent;
     setText(this.heartbeat, formatAgo(clock.since(agent.last_heartbeat)));
-    setText(this.uptime, lifeText(agent, clock));
+    setText(this.uptimeText, lifeText(agent, clock));
     setText(this.activityAgo, agent.last_activity_at ? formatAgo(clock.since(agent.last_activity_at)) : '');
-    if (agent.runner_id !== null && agent.runner_online === false) {
-      setText(this.hostNote, `runner silent ${formatDuration(clock.since(agent.runner_last_seen_at))}`);
+    if (runnerSilent(agent)) {
+      setText(this.hostNote, `runner ${agent.runner_status} ${formatDuration(clock.since(agent.runner_last_seen_at))}`);
     }
+    setText(this.restarts, agent.restarts_total ? `↻ ${agent.restarts_total} restart${agent.restarts_total === 1 ? '' : 's'}` : '');
+    const problem = latestProblem(agent, clock);
+    setText(this.reason, problem ?? (agent.status === 'running' || agent.status === 'stopped' ? '' : (agent.status_reason ?? '')));
+    this.reason.title = problem ?? agent.status_reason ?? '';
     const figures = resourceText(agent, this.resource, clock);
     setText(this.cpu, figures.cpu);
     setText(this.memory, figures.memory);
