@@ -1,12 +1,18 @@
 // Dashboard bench: 2,000 agents in a real stack (private PostgreSQL, PostgREST, auth stand-in), the
 // production build in headless Chromium. Measures (1) opening the dashboard until the table of all
 // 2,000 agents is rendered and painted (it renders the rows in view), and (2) applying a poll in
-// which one agent on screen changed, up to the next paint.
+// which one agent on screen changed, up to the next paint, with every column filled (CPU and memory
+// too); and (3) logs on demand: from the operator's click to the lines on screen, through a real
+// runner reading a real agent's files (p50 and p95).
 // The page reports both itself through User Timing (web/src/dashboard.ts MARKS).
 // Run alone: BENCH=dashboard npm run bench
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../runner/daemon/config.ts';
+import { Runner } from '../../runner/daemon/runner.ts';
+import { LOGS_MARK } from '../../web/src/logs-view.ts';
 import { startStack } from '../../runner/local-stack/stack.ts';
 import { freePort } from '../../runner/local-stack/ports.ts';
 import { MARKS } from '../../web/src/dashboard.ts';
@@ -21,11 +27,15 @@ export interface Measurement {
 
 const AGENTS = 2000;
 const UPDATES = 10;
+const LOG_REQUESTS = 20;
+const CHATTY = resolve(import.meta.dirname, '../fixtures/chatty.sh');
 
-function median(values: number[]): number {
+function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
+
+const median = (values: number[]) => percentile(values, 0.5);
 
 /** Runs the dashboard bench; returns its measurements (lower is better). */
 export async function benchDashboard(log: (line: string) => void = console.log): Promise<Measurement[]> {
@@ -41,6 +51,7 @@ export async function benchDashboard(log: (line: string) => void = console.log):
   let dir: string | undefined;
   let served: Awaited<ReturnType<typeof serveDashboard>> | undefined;
   let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+  let runner: Runner | undefined;
   try {
     // A fleet in every status, on 20 hosts, as written by agents over the last hour.
     await stack.sql`
@@ -53,6 +64,21 @@ export async function benchDashboard(log: (line: string) => void = console.log):
              format('processed batch %s', i), now() - make_interval(secs => i % 90),
              case when i % 6 in (3, 4) then 'upstream API answered 503' end
       from generate_series(1, ${AGENTS}) i`;
+    // CPU and memory for every agent that runs, as runners send them
+    await stack.sql`
+      insert into public.agent_resources (agent_id, cpu_percent, memory_bytes, processes)
+      select id, (id * 7) % 100, (40 + id % 400) * 1048576, 1 + id % 3 from public.agent_status`;
+    // One real runner on its own host, supervising an agent that prints a line every 200 ms.
+    const [{ token }] = await stack.sql`select token from public.create_api_token('runner', p_host => 'bench-logs-host')`;
+    const config = stringify({
+      supabase: { url: stack.url, anon_key: stack.anonKey },
+      runner: { state_dir: join(dataDir, 'runner'), stop_agents_on_exit: true },
+      agents: [{ name: 'agent-logs', command: CHATTY, autostart: true }],
+    });
+    runner = await Runner.start({
+      config: parseConfig(config, join(dataDir, 'agents.yaml'), { env: { AGENT_STATUS_RUNNER_TOKEN: token } }),
+      log: () => {},
+    });
     dir = await buildDashboard();
     served = await serveDashboard(dir, { supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey });
     browser = await launchChromium();
@@ -107,6 +133,24 @@ export async function benchDashboard(log: (line: string) => void = console.log):
       updates.push(Math.max(...(await durations(MARKS.apply))));
       scripts.push(Math.max(...(await durations(MARKS.applyScript))));
     }
+    // Logs on demand: the agent's page, "Show logs" (then "Refresh"), until the lines are on screen.
+    await page.goto(`${served.url}#/agents/agent-logs`);
+    const ask = page.locator('.logs-tools button');
+    await ask.waitFor();
+    const logs: number[] = [];
+    for (let i = 0; i < LOG_REQUESTS + 1; i++) {
+      const before = await page.evaluate((mark) => performance.getEntriesByName(mark).length, LOGS_MARK);
+      await ask.click();
+      await page.waitForFunction(([mark, count]) => performance.getEntriesByName(mark).length > count, [LOGS_MARK, before] as const, {
+        timeout: 15_000,
+      });
+      const shown = await page.locator('pre.log.stdout').textContent();
+      if (!/chatty: line \d+/.test(shown ?? '')) throw new Error(`the logs shown are not the agent's: ${shown}`);
+      // the first one also warms the runner's and the page's connections
+      if (i > 0) logs.push(await page.evaluate((mark) => performance.getEntriesByName(mark).at(-1)!.duration, LOGS_MARK));
+    }
+    log(`dashboard: log request to lines shown ${logs.map((v) => v.toFixed(0)).join(', ')} ms`);
+
     log(
       `dashboard: open with ${AGENTS} agents ${opens.map((v) => v.toFixed(0)).join(', ')} ms; ` +
         `one-row update to paint ${updates.map((v) => v.toFixed(1)).join(', ')} ms, script only ${scripts.map((v) => v.toFixed(1)).join(', ')} ms ` +
@@ -131,8 +175,12 @@ export async function benchDashboard(log: (line: string) => void = console.log):
         unit: 'ms',
         target: 50,
       },
+      // the runner claims log requests every 500 ms: the wait for it dominates
+      { name: `logs on demand, request to lines shown, p50 of ${LOG_REQUESTS}`, value: median(logs), unit: 'ms', target: 2000 },
+      { name: `logs on demand, request to lines shown, p95 of ${LOG_REQUESTS}`, value: percentile(logs, 0.95), unit: 'ms', target: 2000 },
     ];
   } finally {
+    await runner?.shutdown({ stopAgents: true });
     await browser?.close();
     await served?.close();
     removeDir(dir);

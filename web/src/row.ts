@@ -27,12 +27,13 @@ export function runnerSilent(agent: AgentRow): boolean {
 
 /**
  * The latest error or warning with its age ("error 4 min ago: disk full"), kept on the row after the
- * agent recovered; the current reason instead when the agent is stale or its runner silent.
+ * agent recovered (it reads running again); null while the status itself tells the story.
  */
 export function latestProblem(agent: AgentRow, clock: DbClock): string | null {
   const errorAt = agent.last_error_at ? Date.parse(agent.last_error_at) : -Infinity;
   const warningAt = agent.last_warning_at ? Date.parse(agent.last_warning_at) : -Infinity;
-  if (agent.status === 'stale' || (runnerSilent(agent) && agent.status_reason)) return null;
+  // in warning or error the reason on the row is the problem itself; stale and stopped say their own
+  if (agent.status !== 'running' || (runnerSilent(agent) && agent.status_reason)) return null;
   if (errorAt === -Infinity && warningAt === -Infinity) return null;
   const [kind, at, text] =
     errorAt >= warningAt ? ['error', agent.last_error_at, agent.last_error] : ['warning', agent.last_warning_at, agent.last_warning];
