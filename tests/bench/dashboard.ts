@@ -4,7 +4,7 @@
 // which one agent on screen changed, up to the next paint, with every column filled (CPU and memory
 // too); and (3) logs on demand: from the operator's click to the lines on screen, through a real
 // runner reading a real agent's files (p50 and p95).
-// The page reports both itself through User Timing (web/src/dashboard.ts MARKS).
+// The page reports them itself through User Timing (web/src/marks.ts).
 // Run alone: BENCH=dashboard npm run bench
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -12,10 +12,9 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../runner/daemon/config.ts';
 import { Runner } from '../../runner/daemon/runner.ts';
-import { LOGS_MARK } from '../../web/src/logs-view.ts';
+import { MARKS } from '../../web/src/marks.ts';
 import { startStack } from '../../runner/local-stack/stack.ts';
 import { freePort } from '../../runner/local-stack/ports.ts';
-import { MARKS } from '../../web/src/dashboard.ts';
 import { buildDashboard, launchChromium, removeDir, serveDashboard, signIn } from '../web/helpers.ts';
 
 export interface Measurement {
@@ -96,7 +95,8 @@ export async function benchDashboard(log: (line: string) => void = console.log):
       // The table renders the rows in view (and a margin) and sizes itself for all of them.
       const rowCount = await page.locator('[role="table"]').getAttribute('aria-rowcount');
       const inDom = await page.locator('.rows .row').count();
-      if (rowCount !== String(AGENTS + 1) || inDom < 10) {
+      // (the fleet, the runner's agent-logs, and the header row)
+      if (rowCount !== String(AGENTS + 2) || inDom < 10) {
         throw new Error(`expected a table of ${AGENTS} agents with its first rows rendered, the page shows ${inDom} rows of ${rowCount}`);
       }
       opens.push(await page.evaluate((mark) => performance.getEntriesByName(mark)[0].startTime, MARKS.firstRender));
@@ -139,15 +139,15 @@ export async function benchDashboard(log: (line: string) => void = console.log):
     await ask.waitFor();
     const logs: number[] = [];
     for (let i = 0; i < LOG_REQUESTS + 1; i++) {
-      const before = await page.evaluate((mark) => performance.getEntriesByName(mark).length, LOGS_MARK);
+      const before = await page.evaluate((mark) => performance.getEntriesByName(mark).length, MARKS.logs);
       await ask.click();
-      await page.waitForFunction(([mark, count]) => performance.getEntriesByName(mark).length > count, [LOGS_MARK, before] as const, {
+      await page.waitForFunction(([mark, count]) => performance.getEntriesByName(mark).length > count, [MARKS.logs, before] as const, {
         timeout: 15_000,
       });
       const shown = await page.locator('pre.log.stdout').textContent();
       if (!/chatty: line \d+/.test(shown ?? '')) throw new Error(`the logs shown are not the agent's: ${shown}`);
       // the first one also warms the runner's and the page's connections
-      if (i > 0) logs.push(await page.evaluate((mark) => performance.getEntriesByName(mark).at(-1)!.duration, LOGS_MARK));
+      if (i > 0) logs.push(await page.evaluate((mark) => performance.getEntriesByName(mark).at(-1)!.duration, MARKS.logs));
     }
     log(`dashboard: log request to lines shown ${logs.map((v) => v.toFixed(0)).join(', ')} ms`);
 

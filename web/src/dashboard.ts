@@ -14,6 +14,7 @@ import { h, replace, setText } from './dom.ts';
 import { Filters } from './filters.ts';
 import { HostsView } from './hosts.ts';
 import { LiveFeed, type Snapshot } from './live.ts';
+import { MARKS } from './marks.ts';
 import { Notices } from './notices.ts';
 import { agentHref, type RowHandlers } from './row.ts';
 import { listenForShortcuts } from './shortcuts.ts';
@@ -51,16 +52,6 @@ function listHash(state: ListState): string {
   const query = params.toString();
   return `#/${query ? `?${query}` : ''}`;
 }
-
-/** User Timing names the bench reads (tests/bench/dashboard.ts). */
-export const MARKS = {
-  /** set once, after the first data is in the DOM and the next frame is painted */
-  firstRender: 'agent-status:first-render',
-  /** per poll: from the data arriving to the frame after the DOM was updated */
-  apply: 'agent-status:apply',
-  /** per poll: the synchronous part of that (diffing and DOM writes) */
-  applyScript: 'agent-status:apply-script',
-} as const;
 
 export class Dashboard {
   private readonly feed: LiveFeed;

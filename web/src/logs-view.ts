@@ -4,9 +4,7 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { fetchLogAnswer, requestLogs, type LogAnswer } from './api.ts';
 import { h, replace, setText } from './dom.ts';
-
-/** User Timing name the bench reads: from the request to the lines in the DOM. */
-export const LOGS_MARK = 'agent-status:logs';
+import { MARKS } from './marks.ts';
 
 const FOLLOW_EVERY_MS = 2000;
 const ANSWER_POLL_MS = 150;
@@ -91,7 +89,7 @@ export class LogsView {
       }
       if (generation !== this.generation) return;
       this.paint(answer);
-      performance.measure(LOGS_MARK, { start: asked, end: performance.now() });
+      performance.measure(MARKS.logs, { start: asked, end: performance.now() });
       setText(this.state, `answered in ${((performance.now() - asked) / 1000).toFixed(1)} s${this.follow.checked ? ', following' : ''}`);
     } catch (error) {
       if (generation === this.generation) setText(this.state, (error as Error).message);
