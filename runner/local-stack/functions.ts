@@ -69,6 +69,11 @@ export async function startFunction(
     supervisor: Supervisor;
     env: FunctionEnv;
     dir?: string;
+    /**
+     * Deno's working folder, whose deno.json is the import map (default: the repository). The deploy
+     * test points it at the files the Supabase CLI uploaded, unpacked on their own.
+     */
+    root?: string;
     log?: (line: string) => void;
     /**
      * Reload the function when its code (or shared/) changes, like `supabase functions serve`. A
@@ -96,7 +101,7 @@ export async function startFunction(
       join(REPO_ROOT, 'runner', 'local-stack', 'deno', 'serve-function.ts'),
       join(dir, name, 'index.ts'),
     ],
-    cwd: REPO_ROOT,
+    cwd: options.root ?? REPO_ROOT,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
