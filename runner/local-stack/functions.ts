@@ -49,12 +49,10 @@ export function verifiesJwt(name: string, configToml = CONFIG_TOML): boolean {
   return true;
 }
 
-export interface FunctionEnv {
-  SUPABASE_URL: string;
-  SUPABASE_ANON_KEY: string;
-  SUPABASE_SERVICE_ROLE_KEY: string;
-  SUPABASE_DB_URL: string;
-}
+/** What the platform gives every function: the URL, the database, and the keys of one style. */
+export type FunctionEnv = { SUPABASE_URL: string; SUPABASE_DB_URL: string } & Partial<
+  Record<'SUPABASE_ANON_KEY' | 'SUPABASE_SERVICE_ROLE_KEY' | 'SUPABASE_PUBLISHABLE_KEYS' | 'SUPABASE_SECRET_KEYS' | 'SUPABASE_JWKS', string>
+>;
 
 export interface ServedFunction {
   name: string;

@@ -11,7 +11,7 @@ import { FUNCTIONS_DIR } from '../paths.ts';
 import { listFunctions, startFunction, type ServedFunction, type FunctionEnv } from './functions.ts';
 import { createAuthApp, createAuthUser } from './auth.ts';
 import { Gateway, type FunctionTarget } from './gateway.ts';
-import { createJwtSecret, signApiKey } from './keys.ts';
+import { createJwtSecret, createStackKeys, type KeyStyle } from './keys.ts';
 import { startSweepTimer } from './sweep.ts';
 import { assertPortFree } from './port-check.ts';
 
@@ -29,6 +29,11 @@ export interface StackOptions {
   sweepIntervalMs?: number;
   /** keep keys stable across restarts by passing the previous secret */
   jwtSecret?: string;
+  /**
+   * 'new' (default): sb_publishable_/sb_secret_ API keys and ES256 sessions with a JWKS, as Supabase
+   * projects issue now; 'legacy': anon and service_role JWT keys and HS256 sessions.
+   */
+  keyStyle?: KeyStyle;
   /** a user who can sign in and is on the operator list */
   operator?: { email: string; password: string };
   /** progress lines */
@@ -41,8 +46,11 @@ export interface StackOptions {
 
 export interface Stack {
   url: string;
+  /** the publishable key (sb_publishable_..., or the anon JWT with legacy keys) */
   anonKey: string;
+  /** the secret key (sb_secret_..., or the service_role JWT with legacy keys) */
   serviceKey: string;
+  keyStyle: KeyStyle;
   jwtSecret: string;
   /** superuser URL of the database (SUPABASE_DB_URL) */
   dbUrl: string;
@@ -86,7 +94,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     await assertPortFree(options.port, 'the API gateway', '--port');
     if (options.database.kind !== 'url') await assertPortFree(options.database.port, 'the database', '--db-port');
     const jwtSecret = options.jwtSecret ?? createJwtSecret();
-    const [anonKey, serviceKey] = await Promise.all([signApiKey(jwtSecret, 'anon'), signApiKey(jwtSecret, 'service_role')]);
+    const keys = await createStackKeys(jwtSecret, options.keyStyle ?? 'new');
+    const anonKey = keys.publishableKey;
+    const serviceKey = keys.secretKey;
     const url = `http://127.0.0.1:${options.port}`;
 
     const database = await startDatabase(options.database, log, crashed);
@@ -102,17 +112,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const postgrest = await startPostgrest({
       supervisor,
       authenticatorUrl: database.authenticatorUrl,
-      jwtSecret,
+      jwtSecret: keys.postgrestSecret,
       preparedStatements: database.kind !== 'pglite',
       log: (line) => options.childLog?.('PostgREST', line),
     });
 
-    const functionEnv: FunctionEnv = {
-      SUPABASE_URL: url,
-      SUPABASE_ANON_KEY: anonKey,
-      SUPABASE_SERVICE_ROLE_KEY: serviceKey,
-      SUPABASE_DB_URL: database.url,
-    };
+    // What a deployed function gets: the legacy key names, or the new ones (and the JWKS).
+    const functionEnv: FunctionEnv = { SUPABASE_URL: url, SUPABASE_DB_URL: database.url, ...keys.functionEnv() };
     const served = new Map<string, Promise<ServedFunction>>();
     const serve = (name: string) => {
       let started = served.get(name);
@@ -147,10 +153,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const gateway = new Gateway({
       port: options.port,
       postgrestPort: postgrest.port,
-      auth: createAuthApp({ sql: database.sql, jwtSecret }),
-      anonKey,
-      serviceKey,
-      jwtSecret,
+      auth: createAuthApp({ sql: database.sql, keys }),
+      keys,
       functionTarget,
       dashboardConfig: { supabaseUrl: url, supabaseAnonKey: anonKey },
     });
@@ -167,6 +171,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       url,
       anonKey,
       serviceKey,
+      keyStyle: keys.style,
       jwtSecret,
       dbUrl: database.url,
       databaseKind: database.kind,

@@ -21,12 +21,16 @@ export function readConfig(): DashboardConfig | string {
   const supabaseUrl = String(config.supabaseUrl ?? '').trim();
   const supabaseAnonKey = String(config.supabaseAnonKey ?? '').trim();
   if (!supabaseUrl || !supabaseAnonKey) {
-    return 'config.js has no supabaseUrl or supabaseAnonKey. Set them to your project URL and its publishable (anon) key from Project Settings > API.';
+    return 'config.js has no supabaseUrl or supabaseAnonKey. Set them to your project URL and its publishable key (sb_publishable_..., or the legacy anon key) from Project Settings > API Keys.';
   }
   try {
     new URL(supabaseUrl);
   } catch {
     return `supabaseUrl in config.js is not a URL: ${JSON.stringify(supabaseUrl)}. Use https://<project-ref>.supabase.co.`;
+  }
+  // Supabase refuses a secret key from a browser with a bare 401; say what it is and what to do instead.
+  if (supabaseAnonKey.startsWith('sb_secret_')) {
+    return 'config.js holds a secret key (sb_secret_...), which must never reach a browser. Use the publishable key (sb_publishable_...) from Project Settings > API Keys, and rotate the secret key.';
   }
   if (/service_role/.test(decodeJwtRole(supabaseAnonKey))) {
     return 'config.js holds the service-role key, which must never reach a browser. Use the publishable (anon) key and rotate the service key.';

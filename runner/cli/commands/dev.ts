@@ -31,6 +31,7 @@ interface DevOptions {
   dataDir?: string;
   demo: boolean;
   build: boolean;
+  legacyKeys?: boolean;
 }
 
 function shown(path: string): string {
@@ -82,6 +83,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     port: options.port,
     database,
     jwtSecret: previous?.jwtSecret,
+    keyStyle: options.legacyKeys ? 'legacy' : 'new',
     operator,
     watchFunctions: true,
     log: (line) => console.log(`  · ${line}`),
@@ -124,6 +126,7 @@ export async function runDev(options: DevOptions): Promise<void> {
         url: started.url,
         anonKey: started.anonKey,
         serviceKey: started.serviceKey,
+        keyStyle: started.keyStyle,
         dbUrl: started.dbUrl,
         operator,
         database: started.databaseKind,
@@ -166,8 +169,8 @@ Ready in ${seconds.toFixed(1)} s.
   Dashboard    ${stack.url}/
   Functions    ${stack.functions().join(', ') || 'none yet (supabase/functions/<name>/index.ts)'}
   Database     ${stack.dbUrl}  (${stack.databaseKind}; sweep: ${sweep})
-  anon key     ${stack.anonKey}
-  service key  ${stack.serviceKey}
+  ${stack.keyStyle === 'new' ? 'Publishable' : 'anon key   '}  ${stack.anonKey}
+  ${stack.keyStyle === 'new' ? 'Secret key ' : 'service key'}  ${stack.serviceKey}
                (administrator key: never on agent hosts or in a browser)
   Operator     ${operator.email}  password ${operator.password}
   Demo agents  ${withDemo ? `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)` : 'off'}
@@ -194,5 +197,9 @@ export function registerDevCommand(program: Command): void {
     )
     .option('--no-demo', 'do not start the demo agents')
     .option('--no-build', 'serve web/dist as it is instead of building the dashboard when its sources changed')
+    .option(
+      '--legacy-keys',
+      'issue anon/service_role JWT keys and HS256 sessions instead of sb_publishable_/sb_secret_ keys and ES256 sessions',
+    )
     .action((options: DevOptions) => runDev(options));
 }

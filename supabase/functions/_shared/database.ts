@@ -13,16 +13,41 @@ import type { HeartbeatRequest } from '../../../shared/api/heartbeat.ts';
 import { ApiError, fromSqlError, UNAVAILABLE_HINT } from './errors.ts';
 import { Batcher, BatcherFull } from './batcher.ts';
 
+// A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
+function notConfigured(what: string): ApiError {
+  console.error(
+    `${what} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL and the project's keys (SUPABASE_PUBLISHABLE_KEYS and SUPABASE_SECRET_KEYS, or the legacy SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY)`,
+  );
+  return new ApiError('unavailable', 'the status service is not configured', { hint: 'Tell its operator to check the function logs.' });
+}
+
 function env(name: string): string {
   const value = Deno.env.get(name);
-  if (!value) {
-    // A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
-    console.error(
-      `${name} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY`,
-    );
-    throw new ApiError('unavailable', 'the status service is not configured', { hint: 'Tell its operator to check the function logs.' });
-  }
+  if (!value) throw notConfigured(name);
   return value;
+}
+
+/**
+ * A project key: from the new keys (SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS, JSON objects of
+ * named keys, "default" first) or else the legacy JWT key, so a project works before and after it
+ * moves to the new keys.
+ */
+function projectKey(kind: 'publishable' | 'secret'): string {
+  const [keys, legacy] =
+    kind === 'publishable' ? ['SUPABASE_PUBLISHABLE_KEYS', 'SUPABASE_ANON_KEY'] : ['SUPABASE_SECRET_KEYS', 'SUPABASE_SERVICE_ROLE_KEY'];
+  const named = Deno.env.get(keys);
+  if (named) {
+    try {
+      const parsed = JSON.parse(named) as Record<string, unknown>;
+      const key = parsed.default ?? Object.values(parsed)[0];
+      if (typeof key === 'string' && key) return key;
+    } catch {
+      console.error(`${keys} is not a JSON object of named keys; trying ${legacy}`);
+    }
+  }
+  const key = Deno.env.get(legacy);
+  if (!key) throw notConfigured(`${keys} (or ${legacy})`);
+  return key;
 }
 
 // Connections per function instance; as many heartbeat batches can be in flight at once.
@@ -131,8 +156,9 @@ const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at,
  */
 export async function enqueueCommands(caller: { jwt: string } | { operatorToken: string }, request: CommandRequest): Promise<Command[]> {
   const url = env('SUPABASE_URL');
-  const anonKey = env('SUPABASE_ANON_KEY');
-  const key = 'jwt' in caller ? anonKey : env('SUPABASE_SERVICE_ROLE_KEY');
+  // A session JWT goes with the publishable key (PostgREST then acts as that user); an operator token is
+  // checked by the SQL function, called with the secret key.
+  const key = projectKey('jwt' in caller ? 'publishable' : 'secret');
   const rest = createClient(url, key, {
     auth: { persistSession: false, autoRefreshToken: false },
     global: { headers: { Authorization: `Bearer ${'jwt' in caller ? caller.jwt : key}` } },
