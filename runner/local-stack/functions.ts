@@ -122,5 +122,6 @@ export async function startFunction(
     failed: () => (exited ? 'Deno exited while loading it' : undefined),
   });
   if (failedToLoad) options.log?.(`${name} failed to load (see above); it is served again as soon as its code is fixed`);
+  child.ready();
   return { name, port, verifyJwt: verifiesJwt(name), child };
 }

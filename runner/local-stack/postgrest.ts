@@ -69,5 +69,6 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Postgre
     timeoutMs: 30_000,
     failed: () => (exited ? 'PostgREST exited while starting (see the message above)' : undefined),
   });
+  child.ready();
   return { port, child };
 }

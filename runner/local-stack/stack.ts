@@ -14,6 +14,7 @@ import { Gateway, type FunctionTarget } from './gateway.ts';
 import { createJwtSecret, createStackKeys, type KeyStyle } from './keys.ts';
 import { startSweepTimer } from './sweep.ts';
 import { assertPortFree } from './port-check.ts';
+import { assertNoLeftoverServer } from './postgres-cluster.ts';
 
 export interface StackOptions {
   /** gateway port on 127.0.0.1 (54321 for npm start) */
@@ -40,7 +41,7 @@ export interface StackOptions {
   log?: (line: string) => void;
   /** what the children print, by child name */
   childLog?: (name: string, line: string) => void;
-  /** a child crashed; the stack has already stopped itself */
+  /** a child could not start (or the database is gone for good); the stack has already stopped itself */
   onCrash?: (name: string, reason: string) => void;
 }
 
@@ -62,6 +63,8 @@ export interface Stack {
   gateway: Gateway;
   /** the functions served so far */
   functions(): string[];
+  /** the child processes (PostgREST, functions) with their current process ids */
+  children(): { name: string; pid: number }[];
   createUser(email: string, password: string): Promise<string>;
   stop(): Promise<void>;
 }
@@ -82,9 +85,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     })());
 
   // Exits after stop() began (a Ctrl+C in a terminal also reaches a PostgreSQL server directly) are
-  // part of stopping; any other exit stops the stack and is reported.
-  const crashed = (name: string, reason: string) => {
+  // part of stopping. A child that was up is restarted by the supervisor: one line says which and why.
+  // A child that could not start stops the stack, and is reported.
+  const crashed = (name: string, reason: string, restartInMs?: number) => {
     if (stopping) return;
+    if (restartInMs !== undefined) {
+      log(`${name} ${reason}\n    restarting it in ${(restartInMs / 1000).toFixed(1)} s`);
+      return;
+    }
     void stop().then(() => options.onCrash?.(name, reason));
   };
   const supervisor = new Supervisor(crashed);
@@ -92,6 +100,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   try {
     await assertPortFree(options.port, 'the API gateway', '--port');
+    if (options.database.kind === 'postgres') assertNoLeftoverServer(options.database.dataDir);
     if (options.database.kind !== 'url') await assertPortFree(options.database.port, 'the database', '--db-port');
     const jwtSecret = options.jwtSecret ?? createJwtSecret();
     const keys = await createStackKeys(jwtSecret, options.keyStyle ?? 'new');
@@ -179,6 +188,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       sql: database.sql,
       gateway,
       functions: () => [...served.keys()],
+      children: () => supervisor.running(),
       createUser: (email, password) => createAuthUser(database.sql, email, password),
       stop,
     };
