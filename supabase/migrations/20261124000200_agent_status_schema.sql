@@ -1,4 +1,4 @@
--- The data. Tables are written only through the SQL functions of the next migration; see
+-- The data. Tables are written only through the SQL functions of the next migrations; see
 -- docs/state-machine.md for the statuses and the transitions between them.
 
 create schema if not exists agent_private;

@@ -30,6 +30,9 @@ export interface TestStackOptions {
   sweep?: boolean;
   /** the stack's key style (default 'new': sb_publishable_/sb_secret_ keys, ES256 sessions) */
   keyStyle?: KeyStyle;
+  /** call the alert dispatcher on a timer and on each queued delivery (default false: tests call it themselves) */
+  alerts?: boolean;
+  alertIntervalMs?: number;
 }
 
 /** Registers beforeAll/afterAll hooks that start and stop this file's stack. */
@@ -56,6 +59,8 @@ export function useTestStack(options: TestStackOptions = {}): TestStack {
       functions: options.functions ?? false,
       sweep: options.sweep ?? false,
       keyStyle: options.keyStyle,
+      alerts: options.alerts ?? false,
+      alertIntervalMs: options.alertIntervalMs,
       operator: testStack.operator,
       // What functions print helps a failing test; PostgREST's start-up lines do not (a crash quotes them).
       childLog: (name, line) => name !== 'PostgREST' && console.log(`[${name}] ${line}`),

@@ -16,12 +16,18 @@ declare global {
 export function readConfig(): DashboardConfig | string {
   const config = window.AGENT_STATUS_CONFIG;
   if (!config) {
-    return 'config.js did not load. Put a config.js next to index.html that sets window.AGENT_STATUS_CONFIG = { supabaseUrl, supabaseAnonKey }.';
+    return (
+      'config.js did not load. Put a config.js next to index.html that sets window.AGENT_STATUS_CONFIG = { ' +
+      'supabaseUrl, supabaseAnonKey }.'
+    );
   }
   const supabaseUrl = String(config.supabaseUrl ?? '').trim();
   const supabaseAnonKey = String(config.supabaseAnonKey ?? '').trim();
   if (!supabaseUrl || !supabaseAnonKey) {
-    return 'config.js has no supabaseUrl or supabaseAnonKey. Set them to your project URL and its publishable key (sb_publishable_..., or the legacy anon key) from Project Settings > API Keys.';
+    return (
+      'config.js has no supabaseUrl or supabaseAnonKey. Set them to your project URL and its publishable key ' +
+      '(sb_publishable_..., or the legacy anon key) from Project Settings > API Keys.'
+    );
   }
   try {
     new URL(supabaseUrl);
@@ -30,10 +36,16 @@ export function readConfig(): DashboardConfig | string {
   }
   // Supabase refuses a secret key from a browser with a bare 401; say what it is and what to do instead.
   if (supabaseAnonKey.startsWith('sb_secret_')) {
-    return 'config.js holds a secret key (sb_secret_...), which must never reach a browser. Use the publishable key (sb_publishable_...) from Project Settings > API Keys, and rotate the secret key.';
+    return (
+      'config.js holds a secret key (sb_secret_...), which must never reach a browser. Use the publishable key ' +
+      '(sb_publishable_...) from Project Settings > API Keys, and rotate the secret key.'
+    );
   }
   if (/service_role/.test(decodeJwtRole(supabaseAnonKey))) {
-    return 'config.js holds the service-role key, which must never reach a browser. Use the publishable (anon) key and rotate the service key.';
+    return (
+      'config.js holds the service-role key, which must never reach a browser. Use the publishable (anon) key and ' +
+      'rotate the service key.'
+    );
   }
   return { supabaseUrl: supabaseUrl.replace(/\/+$/, ''), supabaseAnonKey };
 }

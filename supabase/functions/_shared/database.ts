@@ -2,10 +2,10 @@
 // connection (SUPABASE_DB_URL, postgres.js, prepare: false for Supabase's transaction pooler), with
 // concurrent heartbeats batched into one statement: at 32 clients `npm run bench` measured this path
 // at 0.57-0.84 of pgbench on the same database, PostgREST (one statement per heartbeat) at about 0.3
-// (docs/api.md). Operator commands go through PostgREST with the caller's own JWT, so Postgres sees
-// the signed-in user and applies its operator check and RLS.
+// (docs/api.md). Operator commands go through PostgREST with the caller's own identity (session JWT,
+// or operator token with the publishable key), so Postgres applies its own operator check.
 import postgres from 'npm:postgres@3.4.9';
-import { createClient } from 'npm:@supabase/supabase-js@2.109.0';
+import { createClient, type PostgrestError } from 'npm:@supabase/supabase-js@2.109.0';
 import type { AgentState } from '../../../shared/api/agent.ts';
 import type { Command, CommandRequest } from '../../../shared/api/command.ts';
 import type { Report } from '../../../shared/api/report.ts';
@@ -21,32 +21,42 @@ function notConfigured(what: string): ApiError {
   return new ApiError('unavailable', 'the status service is not configured', { hint: 'Tell its operator to check the function logs.' });
 }
 
-function env(name: string): string {
+export function env(name: string): string {
   const value = Deno.env.get(name);
   if (!value) throw notConfigured(name);
   return value;
 }
 
 /**
- * A project key: from the new keys (SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS, JSON objects of
- * named keys, "default" first) or else the legacy JWT key, so a project works before and after it
- * moves to the new keys.
+ * The project's keys of a kind: the new ones (SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS, JSON
+ * objects of named keys, "default" first), then the legacy JWT key, so a project works before, during
+ * and after its move to the new keys.
  */
-function projectKey(kind: 'publishable' | 'secret'): string {
-  const [keys, legacy] =
+export function projectKeys(kind: 'publishable' | 'secret'): string[] {
+  const [named, legacy] =
     kind === 'publishable' ? ['SUPABASE_PUBLISHABLE_KEYS', 'SUPABASE_ANON_KEY'] : ['SUPABASE_SECRET_KEYS', 'SUPABASE_SERVICE_ROLE_KEY'];
-  const named = Deno.env.get(keys);
-  if (named) {
+  const keys: string[] = [];
+  const json = Deno.env.get(named);
+  if (json) {
     try {
-      const parsed = JSON.parse(named) as Record<string, unknown>;
-      const key = parsed.default ?? Object.values(parsed)[0];
-      if (typeof key === 'string' && key) return key;
+      const { default: first, ...others } = JSON.parse(json) as Record<string, unknown>;
+      keys.push(...[first, ...Object.values(others)].filter((key): key is string => typeof key === 'string' && key !== ''));
     } catch {
-      console.error(`${keys} is not a JSON object of named keys; trying ${legacy}`);
+      console.error(`${named} is not a JSON object of named keys; using ${legacy}`);
     }
   }
-  const key = Deno.env.get(legacy);
-  if (!key) throw notConfigured(`${keys} (or ${legacy})`);
+  const legacyKey = Deno.env.get(legacy);
+  if (legacyKey) keys.push(legacyKey);
+  return keys;
+}
+
+/** The project's (default) key of a kind, or a 503 naming what to set. */
+export function projectKey(kind: 'publishable' | 'secret'): string {
+  const [key] = projectKeys(kind);
+  if (!key)
+    throw notConfigured(
+      kind === 'publishable' ? 'SUPABASE_PUBLISHABLE_KEYS (or SUPABASE_ANON_KEY)' : 'SUPABASE_SECRET_KEYS (or SUPABASE_SERVICE_ROLE_KEY)',
+    );
   return key;
 }
 
@@ -54,7 +64,8 @@ function projectKey(kind: 'publishable' | 'secret'): string {
 const POOL = Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 4);
 
 let client: postgres.Sql | undefined;
-function sql(): postgres.Sql {
+/** The function instance's pool on the direct connection. */
+export function sql(): postgres.Sql {
   client ??= postgres(env('SUPABASE_DB_URL'), {
     prepare: false,
     max: POOL,
@@ -117,12 +128,11 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
       const states: AgentState[] = [];
       for (const r of reports) {
         const [row] = await tx`
-          select agent_name, status, health, last_heartbeat, last_error, last_activity, status_reason,
-                 started_at, stopped_at, stale_at, updated_at
+          select agent_private.agent_state_json(r) as agent
           from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
                                    ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
-                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)})`;
-        states.push(toAgentState(row));
+                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)}) r`;
+        states.push(row.agent as AgentState);
       }
       return states;
     });
@@ -131,57 +141,54 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
   }
 }
 
-function toAgentState(row: Record<string, unknown>): AgentState {
-  const time = (value: unknown) => (value instanceof Date ? value.toISOString() : (value as string | null));
-  return {
-    agent_name: row.agent_name as string,
-    status: row.status as AgentState['status'],
-    health: row.health as number,
-    last_heartbeat: time(row.last_heartbeat),
-    last_error: row.last_error as string | null,
-    last_activity: row.last_activity as string | null,
-    status_reason: row.status_reason as string | null,
-    started_at: time(row.started_at),
-    stopped_at: time(row.stopped_at),
-    stale_at: time(row.stale_at),
-    updated_at: time(row.updated_at) as string,
-  };
-}
-
-const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at, expires_at, agent_status(agent_name)';
+const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at, expires_at';
 
 /**
- * Enqueues commands as the caller: a signed-in user's JWT is passed on to PostgREST as it came, an
- * operator token is passed to the SQL function, which checks it before anything else.
+ * Enqueues commands as the caller, through PostgREST with the publishable (anon) key and the same SQL
+ * function the dashboard and the CLI call: a signed-in user's JWT goes on as it came, so Postgres sees
+ * that user; an operator token goes to the SQL function as p_operator_token, which checks it before
+ * anything else. PostgREST (rather than this function's own database connection) because only it
+ * verifies a session JWT; no key here can act for anyone but the caller.
  */
 export async function enqueueCommands(caller: { jwt: string } | { operatorToken: string }, request: CommandRequest): Promise<Command[]> {
-  const url = env('SUPABASE_URL');
-  // A session JWT goes with the publishable key (PostgREST then acts as that user); an operator token is
-  // checked by the SQL function, called with the secret key.
-  const key = projectKey('jwt' in caller ? 'publishable' : 'secret');
-  const rest = createClient(url, key, {
+  // A session JWT goes with the publishable key (PostgREST then acts as that user), and so does an
+  // operator token, which the SQL function checks.
+  const rest = createClient(env('SUPABASE_URL'), projectKey('publishable'), {
     auth: { persistSession: false, autoRefreshToken: false },
-    global: { headers: { Authorization: `Bearer ${'jwt' in caller ? caller.jwt : key}` } },
+    global: { headers: 'jwt' in caller ? { Authorization: `Bearer ${caller.jwt}` } : {} },
   });
-  const { data, error } = await rest
-    .rpc('enqueue_agent_commands', {
-      p_action: request.action,
-      p_agent_name: request.agent_name ?? null,
-      p_host: request.host ?? null,
-      p_operator_token: 'operatorToken' in caller ? caller.operatorToken : null,
-    })
-    .select(COMMAND_COLUMNS);
-  if (error) {
-    if (/^PGRST3/.test(error.code ?? '')) {
-      throw new ApiError('unauthorized', 'the session token is invalid or expired', { hint: 'Sign in again, or send an operator token.' });
-    }
-    if (!error.code) {
-      console.error('PostgREST unreachable:', error.message);
-      throw new ApiError('unavailable', 'the status database is unreachable', { hint: UNAVAILABLE_HINT });
-    }
-    throw fromSqlError(error.code, error.message, error.hint);
-  }
-  return (data as unknown as (Omit<Command, 'agent_name'> & { agent_status: { agent_name: string } })[]).map(
-    ({ agent_status, ...command }) => ({ ...command, agent_name: agent_status.agent_name }),
+  const operatorToken = 'operatorToken' in caller ? caller.operatorToken : null;
+  const queued = restAnswer<Omit<Command, 'agent_name'>[]>(
+    await rest
+      .rpc('enqueue_agent_commands', {
+        p_action: request.action,
+        p_agent_name: request.agent_name ?? null,
+        p_host: request.host ?? null,
+        p_operator_token: operatorToken,
+      })
+      .select(COMMAND_COLUMNS),
   );
+  if (queued.length === 0) return [];
+  // The names come from operator_commands, which checks the caller again: an operator token acts as
+  // anon, which may not read agent_status itself.
+  const named = restAnswer<{ id: number; agent_name: string }[]>(
+    await rest
+      .rpc('operator_commands', { p_ids: queued.map((command) => command.id), p_operator_token: operatorToken })
+      .select('id, agent_name'),
+  );
+  const names = new Map(named.map(({ id, agent_name }) => [id, agent_name]));
+  return queued.map((command) => ({ ...command, agent_name: names.get(command.id) as string }));
+}
+
+// PostgREST's answer, or its error as the ApiError the caller should see.
+function restAnswer<T>({ data, error }: { data: unknown; error: PostgrestError | null }): T {
+  if (!error) return data as T;
+  if (/^PGRST3/.test(error.code ?? '')) {
+    throw new ApiError('unauthorized', 'the session token is invalid or expired', { hint: 'Sign in again, or send an operator token.' });
+  }
+  if (!error.code) {
+    console.error('PostgREST unreachable:', error.message);
+    throw new ApiError('unavailable', 'the status database is unreachable', { hint: UNAVAILABLE_HINT });
+  }
+  throw fromSqlError(error.code, error.message, error.hint);
 }
