@@ -364,8 +364,11 @@ describe('the dashboard against a real stack and runner', () => {
     expect(await page.getByRole('alert').textContent()).toContain('config.js has no supabaseUrl or supabaseAnonKey');
 
     for (const [key, message] of [
-      [stack.serviceKey, 'config.js holds a secret key (sb_secret_...), which must never reach a browser'],
-      [await signApiKey(createJwtSecret(), 'service_role'), 'config.js holds the service-role key, which must never reach a browser'],
+      [stack.serviceKey, 'config.js holds a key that must never reach a browser: it is a secret key (sb_secret_...)'],
+      [
+        await signApiKey(createJwtSecret(), 'service_role'),
+        'config.js holds a key that must never reach a browser: it is the service-role key',
+      ],
     ]) {
       await page.unroute('**/config.js');
       await serve({ supabaseUrl: stack.url, supabaseAnonKey: key });
