@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { startStack, type Stack } from '../../local-stack/stack.ts';
+import type { Stack } from '../../local-stack/stack.ts';
 import type { DatabaseChoice } from '../../local-stack/database.ts';
 import {
   isLocalStackRunning,
@@ -13,8 +13,7 @@ import {
   writeLocalStack,
 } from '../../local-stack/connection-file.ts';
 import { REPO_ROOT } from '../../paths.ts';
-import { buildDashboard, dashboardNeedsBuild } from '../../local-stack/dashboard-build.ts';
-import { DEMO_AGENTS, DEMO_HOST, startDemo, type Demo } from '../../local-stack/demo/demo.ts';
+import type { Demo } from '../../local-stack/demo/demo.ts';
 
 const OPERATOR_EMAIL = 'operator@agent-status.local';
 
@@ -39,8 +38,28 @@ function shown(path: string): string {
   return rel && !rel.startsWith('..') ? rel : path;
 }
 
+// The local stack's modules, loaded only when it runs: they need the development dependencies
+// (PostgREST, Deno, PGlite, Vite), which a checkout has and the installed runner and CLI do not.
+async function localStackModules() {
+  try {
+    const [stack, dashboard, demo] = await Promise.all([
+      import('../../local-stack/stack.ts'),
+      import('../../local-stack/dashboard-build.ts'),
+      import('../../local-stack/demo/demo.ts'),
+    ]);
+    return { ...stack, ...dashboard, ...demo };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    console.error(
+      `agent-status dev runs the local stack from a checkout of the repository (git clone, then npm ci and npm start); this installation has the runner and the CLI only (${(error as Error).message.split('\n')[0]})`,
+    );
+    process.exit(1);
+  }
+}
+
 export async function runDev(options: DevOptions): Promise<void> {
   const startedAt = Date.now();
+  const { startStack, buildDashboard, dashboardNeedsBuild, startDemo, DEMO_AGENTS, DEMO_HOST } = await localStackModules();
   const dataDir = localDataDir(options.dataDir);
   const previous = readLocalStackIfPresent(dataDir);
   // Two stacks on one data folder would open one embedded database twice.
@@ -136,7 +155,8 @@ export async function runDev(options: DevOptions): Promise<void> {
       },
       dataDir,
     );
-    printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000, options.demo);
+    const demoAgents = `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)`;
+    printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000, options.demo ? demoAgents : 'off');
     if (options.demo) {
       demo = startDemo({
         url: started.url,
@@ -160,11 +180,8 @@ export async function runDev(options: DevOptions): Promise<void> {
   process.exit(exitCode);
 }
 
-function printReady(stack: Stack, operator: { email: string; password: string }, file: string, seconds: number, withDemo: boolean) {
+function printReady(stack: Stack, operator: { email: string; password: string }, file: string, seconds: number, demoAgents: string) {
   const sweep = stack.sweepByPgCron ? 'pg_cron, every minute' : 'timer in this process, every 15 s';
-  const demoAgents = withDemo
-    ? `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)`
-    : 'off';
   console.log(`
 Ready in ${seconds.toFixed(1)} s.
 

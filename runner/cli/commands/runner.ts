@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../daemon/config.ts';
 import type { Runner } from '../../daemon/runner.ts';
+import { registerRunnerInstall } from './runner-install.ts';
 
 function timestamped(line: string): void {
   process.stdout.write(`${new Date().toISOString()} ${line}\n`);
@@ -10,16 +11,25 @@ function timestamped(line: string): void {
 
 /** Registers the `runner` subcommand on the agent-status CLI. */
 export function registerRunnerCommand(program: Command): Command {
-  return program
-    .command('runner')
+  // Options after `install` are install's own (both have --config); commander needs positional options
+  // from the top for that.
+  const runner = program.enablePositionalOptions().command('runner').enablePositionalOptions();
+  registerRunnerInstall(runner);
+  return runner
     .description(
       'supervise the agents of this host: carry out start/stop/restart commands and keep the database in line with the processes',
     )
-    .requiredOption('-c, --config <file>', 'the agents file of this host (YAML; see runner/README.md)')
+    // not a required option: `runner install` has its own, and commander would demand this one there too
+    .option('-c, --config <file>', 'the agents file of this host (YAML; see runner/README.md)')
     .option('--state-dir <dir>', 'lock, state and agent logs (overrides runner.state_dir)')
     .option('--stop-agents-on-exit', 'stop the agents when the runner stops (default: leave them running)')
     .option('--check', 'validate the config file and exit')
-    .action(async (options: { config: string; stateDir?: string; stopAgentsOnExit?: boolean; check?: boolean }) => {
+    .action(async (options: { config?: string; stateDir?: string; stopAgentsOnExit?: boolean; check?: boolean }) => {
+      if (!options.config) {
+        process.stderr.write("error: required option '-c, --config <file>' not specified\n");
+        process.exitCode = 2;
+        return;
+      }
       let config: ReturnType<typeof loadConfig>;
       try {
         config = loadConfig(options.config, { stateDir: options.stateDir });
