@@ -14,6 +14,8 @@ import { startStack, type Stack } from '../../runner/local-stack/stack.ts';
 import { waitUntil } from '../../runner/local-stack/wait.ts';
 import { REPO_ROOT } from '../../runner/paths.ts';
 import { createToken } from '../helpers/agents.ts';
+import type { TestStack } from '../helpers/stack.ts';
+import { agent, fixtureAgent, makeHost } from '../runner/host.ts';
 
 const run = promisify(execFile);
 const base = mkdtempSync(join(tmpdir(), 'agent-status-faults-'));
@@ -141,7 +143,15 @@ describe('a child killed with -9', () => {
 });
 
 describe('the database restarted under load', () => {
-  it('pg_ctl restart: the new server is adopted, PostgREST and the functions reconnect', async () => {
+  it('pg_ctl restart: the new server is adopted, PostgREST, the functions and a runner reconnect', async () => {
+    // a runner with one agent, heartbeating every second
+    const entry = fixtureAgent('forever.sh', { autostart: true });
+    const asTestStack = { url: stack.url, anonKey: stack.anonKey, db: { sql: stack.sql } } as unknown as TestStack;
+    const host = await makeHost(asTestStack, [entry], { heartbeat_interval: '1s' });
+    await host.start();
+    await waitUntil('the runner’s agent running', async () => (await agent(stack.sql, entry.name))?.status === 'running', {
+      timeoutMs: 20_000,
+    });
     const traffic = load();
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const before = runningPostmaster(dataDir)!.pid;
@@ -152,6 +162,16 @@ describe('the database restarted under load', () => {
     const after = runningPostmaster(dataDir)!.pid;
     expect(after).not.toBe(before);
     expect(lines.some((l) => /PostgreSQL exited unexpectedly .*started again outside the stack \(pid \d+/.test(l))).toBe(true);
+    // the runner carried on: seen again after the restart, its agent still running
+    await waitUntil(
+      'the runner seen after the restart',
+      async () => {
+        const [row] = await stack.sql`select last_seen_at from public.runners where host = ${host.host}`;
+        return row && row.last_seen_at.getTime() > Date.now() - 2_000;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect((await agent(stack.sql, entry.name))?.status).toBe('running');
   }, 120_000);
 
   it('the server killed with -9: the stack starts it again', async () => {
