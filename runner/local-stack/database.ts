@@ -35,10 +35,11 @@ async function startServer(
   choice: DatabaseChoice,
   log: (line: string) => void,
   onExit?: ExitHandler,
+  onBack?: () => void,
 ): Promise<{ url: string; stop(): Promise<void> }> {
   if (choice.kind === 'url') return { url: choice.url, stop: async () => {} };
   if (choice.kind === 'postgres') {
-    const cluster = await startPostgresCluster({ dataDir: choice.dataDir, port: choice.port, requirePgCron: true, log, onExit });
+    const cluster = await startPostgresCluster({ dataDir: choice.dataDir, port: choice.port, requirePgCron: true, log, onExit, onBack });
     return { url: cluster.url, stop: () => cluster.stop() };
   }
   log(`starting the embedded database (PGlite) in ${choice.dataDir}`);
@@ -56,9 +57,17 @@ async function authenticatorUrl(sql: Sql, superuserUrl: string): Promise<string>
   return url.toString();
 }
 
-/** onExit: the database server stopped without being asked, and is started again (PostgreSQL cluster only). */
-export async function startDatabase(choice: DatabaseChoice, log: (line: string) => void, onExit?: ExitHandler): Promise<Database> {
-  const server = await startServer(choice, log, onExit);
+/**
+ * onExit: the database server stopped without being asked, and is started again; onBack: it takes
+ * connections again (PostgreSQL cluster only).
+ */
+export async function startDatabase(
+  choice: DatabaseChoice,
+  log: (line: string) => void,
+  onExit?: ExitHandler,
+  onBack?: () => void,
+): Promise<Database> {
+  const server = await startServer(choice, log, onExit, onBack);
   const sql = postgres(server.url, { ...clientOptions(choice.kind), max: 4 });
   try {
     const { applied } = await applyMigrations(sql, { log });

@@ -57,6 +57,8 @@ export interface StartClusterOptions {
   log?: (line: string) => void;
   /** the server exited on its own; it is started again after restartInMs */
   onExit?: ExitHandler;
+  /** the server takes connections again after a restart (clients may want a nudge) */
+  onBack?: () => void;
 }
 
 const SETPRIV = process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined;
@@ -98,6 +100,19 @@ export function assertNoLeftoverServer(baseDir: string): void {
     throw new Error(
       `a PostgreSQL server left over from an earlier run still serves ${dataDir} (pid ${left.pid}, port ${left.port}). Stop it with:\n  ${stopCommand(dataDir)}`,
     );
+  }
+}
+
+/** Why the server does not take connections, or undefined when it does. */
+async function refusal(url: string): Promise<string | undefined> {
+  const probe = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 2 });
+  try {
+    await probe`select 1`;
+    await probe.end();
+    return undefined;
+  } catch (error) {
+    await probe.end({ timeout: 0 });
+    return (error as Error).message;
   }
 }
 
@@ -200,13 +215,26 @@ export async function startPostgresCluster(options: StartClusterOptions = {}): P
       exited = `PostgreSQL exited (${signal ?? `code ${code}`})`;
       if (stopping || !ready) return;
       failures = Date.now() - startedAt >= RESTART_BACKOFF.stableMs ? 1 : failures + 1;
-      void gone(`exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`);
+      void gone(
+        code === 0 ? 'was shut down from outside the stack' : `exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`,
+        code === 0,
+      );
     });
   };
-  // The server went away without being asked. After `pg_ctl restart` another one serves the folder
-  // within moments: it is watched and stopped with the stack. Otherwise the stack starts it again.
-  const gone = async (why: string) => {
-    for (const deadline = Date.now() + 5_000; Date.now() < deadline && !stopping; await sleep(100)) {
+  const announceWhenBack = async () => {
+    for (const deadline = Date.now() + 60_000; !stopping && Date.now() < deadline; await sleep(100)) {
+      if ((await refusal(url)) === undefined) {
+        options.log?.('PostgreSQL takes connections again');
+        options.onBack?.();
+        return;
+      }
+    }
+  };
+  // The server went away without being asked. A clean exit is a requested shutdown: after
+  // `pg_ctl restart` another server serves the folder within moments, which is then watched and
+  // stopped with the stack. Otherwise (a crash, or no replacement) the stack starts it again.
+  const gone = async (why: string, clean: boolean) => {
+    for (const deadline = Date.now() + (clean ? 5_000 : 0); Date.now() < deadline && !stopping; await sleep(100)) {
       const other = runningPostmaster(dataDir);
       if (other) {
         options.log?.(
@@ -216,8 +244,9 @@ export async function startPostgresCluster(options: StartClusterOptions = {}): P
           if (stopping || isAlive(other.pid)) return;
           clearInterval(adoptedWatch);
           adoptedWatch = undefined;
-          void gone(`(pid ${other.pid}) exited`);
+          void gone(`(pid ${other.pid}) exited`, false);
         }, 1_000);
+        void announceWhenBack();
         return;
       }
     }
@@ -226,7 +255,9 @@ export async function startPostgresCluster(options: StartClusterOptions = {}): P
     options.onExit?.('PostgreSQL', `${why}; its last output:\n  ${stderr.trim().split('\n').slice(-3).join('\n  ')}`, delay);
     restartTimer = setTimeout(() => {
       restartTimer = undefined;
-      if (!stopping) spawnServer();
+      if (stopping) return;
+      spawnServer();
+      void announceWhenBack();
     }, delay);
   };
   let ready = false;
@@ -236,19 +267,13 @@ export async function startPostgresCluster(options: StartClusterOptions = {}): P
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited) throw new Error(`${exited} while starting: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
-    const probe = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 2 });
-    try {
-      await probe`select 1`;
-      await probe.end();
-      break;
-    } catch (error) {
-      await probe.end({ timeout: 0 });
-      if (Date.now() > deadline) {
-        child!.kill('SIGKILL');
-        throw new Error(`PostgreSQL did not accept connections within 30 s: ${(error as Error).message}\n${stderr}`);
-      }
-      await sleep(100);
+    const refused = await refusal(url);
+    if (refused === undefined) break;
+    if (Date.now() > deadline) {
+      child!.kill('SIGKILL');
+      throw new Error(`PostgreSQL did not accept connections within 30 s: ${refused}\n${stderr}`);
     }
+    await sleep(100);
   }
   options.log?.(`PostgreSQL ${hasPgCron ? 'with pg_cron ' : ''}ready on 127.0.0.1:${port}`);
   ready = true;

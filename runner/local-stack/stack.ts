@@ -113,7 +113,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const serviceKey = keys.secretKey;
     const url = `http://127.0.0.1:${options.port}`;
 
-    const database = await startDatabase(options.database, log, crashed);
+    // PostgREST retries a lost database with a backoff that grows to half a minute; once a restarted
+    // server takes connections, a SIGUSR1 (reload) makes it reconnect at once.
+    let nudgePostgrest = () => {};
+    const database = await startDatabase(options.database, log, crashed, () => nudgePostgrest());
     // The database stops after every child is gone (cleanups run in reverse).
     cleanups.splice(0, 0, () => database.stop());
 
@@ -132,6 +135,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     });
 
     // What a deployed function gets: the legacy key names, or the new ones (and the JWKS).
+    nudgePostgrest = () => {
+      const pid = supervisor.running().find((child) => child.name === 'PostgREST')?.pid;
+      if (pid) process.kill(pid, 'SIGUSR1');
+    };
+
     const functionEnv: FunctionEnv = { SUPABASE_URL: url, SUPABASE_DB_URL: database.url, ...keys.functionEnv() };
     const served = new Map<string, Promise<ServedFunction>>();
     const serve = (name: string) => {
