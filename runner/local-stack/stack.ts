@@ -137,7 +137,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // What a deployed function gets: the legacy key names, or the new ones (and the JWKS).
     nudgePostgrest = () => {
       const pid = supervisor.running().find((child) => child.name === 'PostgREST')?.pid;
-      if (pid) process.kill(pid, 'SIGUSR1');
+      try {
+        if (pid && pid > 0) process.kill(pid, 'SIGUSR1');
+      } catch {
+        // PostgREST is itself being restarted, and connects when it is up
+      }
     };
 
     const functionEnv: FunctionEnv = { SUPABASE_URL: url, SUPABASE_DB_URL: database.url, ...keys.functionEnv() };
