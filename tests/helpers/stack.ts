@@ -62,6 +62,8 @@ export function useTestStack(options: TestStackOptions = {}): TestStack {
       alerts: options.alerts ?? false,
       alertIntervalMs: options.alertIntervalMs,
       operator: testStack.operator,
+      // A child that crashed and is restarted does not fail the file, but says so.
+      log: (line) => /restarting it in/.test(line) && console.error(`local stack: ${line}`),
       // What functions print helps a failing test; PostgREST's start-up lines do not (a crash quotes them).
       childLog: (name, line) => name !== 'PostgREST' && console.log(`[${name}] ${line}`),
       onCrash: (name, reason) => {
