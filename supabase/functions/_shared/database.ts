@@ -16,48 +16,36 @@ import { Batcher, BatcherFull } from './batcher.ts';
 // A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
 function notConfigured(what: string): ApiError {
   console.error(
-    `${what} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL and the project's keys (SUPABASE_PUBLISHABLE_KEYS and SUPABASE_SECRET_KEYS, or the legacy SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY)`,
+    `${what} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL and the project's publishable key (SUPABASE_PUBLISHABLE_KEYS, or the legacy SUPABASE_ANON_KEY)`,
   );
   return new ApiError('unavailable', 'the status service is not configured', { hint: 'Tell its operator to check the function logs.' });
 }
 
-export function env(name: string): string {
+function env(name: string): string {
   const value = Deno.env.get(name);
   if (!value) throw notConfigured(name);
   return value;
 }
 
 /**
- * The project's keys of a kind: the new ones (SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS, JSON
- * objects of named keys, "default" first), then the legacy JWT key, so a project works before, during
- * and after its move to the new keys.
+ * The project's publishable key: the new one (SUPABASE_PUBLISHABLE_KEYS, a JSON object of named keys,
+ * "default" first) or else the legacy SUPABASE_ANON_KEY, so a project works before, during and after
+ * its move to the new keys. No function needs a secret key.
  */
-export function projectKeys(kind: 'publishable' | 'secret'): string[] {
-  const [named, legacy] =
-    kind === 'publishable' ? ['SUPABASE_PUBLISHABLE_KEYS', 'SUPABASE_ANON_KEY'] : ['SUPABASE_SECRET_KEYS', 'SUPABASE_SERVICE_ROLE_KEY'];
-  const keys: string[] = [];
-  const json = Deno.env.get(named);
-  if (json) {
+function publishableKey(): string {
+  const named = Deno.env.get('SUPABASE_PUBLISHABLE_KEYS');
+  if (named) {
     try {
-      const { default: first, ...others } = JSON.parse(json) as Record<string, unknown>;
-      keys.push(...[first, ...Object.values(others)].filter((key): key is string => typeof key === 'string' && key !== ''));
+      const keys = JSON.parse(named) as Record<string, unknown>;
+      const key = keys.default ?? Object.values(keys)[0];
+      if (typeof key === 'string' && key) return key;
     } catch {
-      console.error(`${named} is not a JSON object of named keys; using ${legacy}`);
+      console.error('SUPABASE_PUBLISHABLE_KEYS is not a JSON object of named keys; using SUPABASE_ANON_KEY');
     }
   }
-  const legacyKey = Deno.env.get(legacy);
-  if (legacyKey) keys.push(legacyKey);
-  return keys;
-}
-
-/** The project's (default) key of a kind, or a 503 naming what to set. */
-export function projectKey(kind: 'publishable' | 'secret'): string {
-  const [key] = projectKeys(kind);
-  if (!key)
-    throw notConfigured(
-      kind === 'publishable' ? 'SUPABASE_PUBLISHABLE_KEYS (or SUPABASE_ANON_KEY)' : 'SUPABASE_SECRET_KEYS (or SUPABASE_SERVICE_ROLE_KEY)',
-    );
-  return key;
+  const legacy = Deno.env.get('SUPABASE_ANON_KEY');
+  if (!legacy) throw notConfigured('SUPABASE_PUBLISHABLE_KEYS (or SUPABASE_ANON_KEY)');
+  return legacy;
 }
 
 // Connections per function instance; as many heartbeat batches can be in flight at once.
@@ -131,7 +119,8 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
           select agent_private.agent_state_json(r) as agent
           from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
                                    ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
-                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)}) r`;
+                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)},
+                                   ${r.at ?? null}, ${r.heartbeat_interval_s ?? null}) r`;
         states.push(row.agent as AgentState);
       }
       return states;
@@ -153,7 +142,7 @@ const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at,
 export async function enqueueCommands(caller: { jwt: string } | { operatorToken: string }, request: CommandRequest): Promise<Command[]> {
   // A session JWT goes with the publishable key (PostgREST then acts as that user), and so does an
   // operator token, which the SQL function checks.
-  const rest = createClient(env('SUPABASE_URL'), projectKey('publishable'), {
+  const rest = createClient(env('SUPABASE_URL'), publishableKey(), {
     auth: { persistSession: false, autoRefreshToken: false },
     global: { headers: 'jwt' in caller ? { Authorization: `Bearer ${caller.jwt}` } : {} },
   });
