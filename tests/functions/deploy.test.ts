@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Supervisor } from '../../runner/local-stack/children.ts';
 import { denoBinary, listFunctions, startFunction } from '../../runner/local-stack/functions.ts';
 import { REPO_ROOT } from '../../runner/paths.ts';
+import { useTestDatabase } from '../helpers/database.ts';
 
 const run = promisify(execFile);
 const PROJECT_REF = 'abcdefghijklmnopqrst';
@@ -25,6 +26,8 @@ const uploads = new Map<string, Upload>();
 const requests: string[] = [];
 const work = mkdtempSync(join(tmpdir(), 'agent-status-deploy-'));
 const supervisor = new Supervisor((name, reason) => console.error(`${name} ${reason}`));
+// a migrated database, so each function runs its real checks
+const db = useTestDatabase();
 let api: Server;
 
 // The endpoints `functions deploy --use-api` calls, answered as the Management API answers them.
@@ -133,12 +136,12 @@ describe('supabase functions deploy --use-api', () => {
           SUPABASE_URL: 'http://127.0.0.1:1',
           SUPABASE_ANON_KEY: 'unused',
           SUPABASE_SERVICE_ROLE_KEY: 'unused',
-          SUPABASE_DB_URL: 'postgres://unused@127.0.0.1:1/unused',
+          SUPABASE_DB_URL: db.url,
         },
       });
       // An empty object with a made-up token fails each function's checks (its request schema, zod
-      // through the import map, or its caller check): the module graph loaded and answers in the API's
-      // error shape.
+      // through the import map, or its caller check against the database): the module graph loaded
+      // and answers in the API's error shape.
       const response = await fetch(`http://127.0.0.1:${served.port}/${name}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: 'Bearer aso_unused' },
