@@ -11,7 +11,7 @@ const liveGroups = new Set<number>();
 
 // On Linux the kernel can kill a child when its parent dies, which covers the one exit no handler
 // sees: this process being killed with SIGKILL. util-linux's setpriv sets that up, then execs the child.
-const SETPRIV = process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined;
+export const SETPRIV = process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined;
 let exitHookInstalled = false;
 
 function killGroup(pid: number, signal: NodeJS.Signals) {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { freePort } from './ports.ts';
-import { RESTART_BACKOFF, type ExitHandler } from './children.ts';
+import { RESTART_BACKOFF, SETPRIV, type ExitHandler } from './children.ts';
 
 const INSTALL_HINT = 'Install PostgreSQL 15 and pg_cron: apt-get update && apt-get install -y postgresql-15 postgresql-15-cron';
 
@@ -60,8 +60,6 @@ export interface StartClusterOptions {
   /** the server takes connections again after a restart (clients may want a nudge) */
   onBack?: () => void;
 }
-
-const SETPRIV = process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined;
 
 function isAlive(pid: number): boolean {
   try {
