@@ -4,7 +4,8 @@
 import { retryDelay } from './backoff.ts';
 
 export interface PollerOptions {
-  intervalMs: number;
+  /** The wait between polls; a function when it changes with what the loop sees. */
+  intervalMs: number | (() => number);
   /** Claims and dispatches; returns how many commands it claimed. */
   poll(): Promise<number>;
   /** The most poll() claims at once: a full batch means more may wait, so the next poll is at once. */
@@ -45,7 +46,8 @@ export class Poller {
     let failures = 0;
     while (this.running) {
       this.woken = false;
-      let waitMs = this.options.intervalMs;
+      const intervalMs = typeof this.options.intervalMs === 'function' ? this.options.intervalMs() : this.options.intervalMs;
+      let waitMs = intervalMs;
       try {
         const claimed = await this.options.poll();
         if (failures) this.options.log(`polling works again after ${failures} failed attempt${failures > 1 ? 's' : ''}`);
@@ -53,7 +55,7 @@ export class Poller {
         if (claimed >= this.options.batch) waitMs = 0;
       } catch (error) {
         failures++;
-        waitMs = Math.max(this.options.intervalMs, retryDelay(failures, 500, 30_000));
+        waitMs = Math.max(intervalMs, retryDelay(failures, 500, 30_000));
         if (failures === 1 || failures % 10 === 0) {
           this.options.log(
             `could not poll for ${this.options.what ?? 'commands'} (${(error as Error).message}); attempt ${failures}, next in ${waitMs} ms`,

@@ -25,9 +25,12 @@ const CLAIM_BATCH = 10;
 const COMPLETE_ATTEMPTS = 8;
 // How long shutdown waits for the commands in progress: the longest stop timeout plus the SIGKILL wait.
 const SHUTDOWN_GRACE_MS = 15_000;
-// Operators wait on screen for log lines: a request is claimed within this (one cheap SQL call per
-// host twice a second; the command loop's own interval stays as configured).
-const LOG_POLL_MS = 500;
+// Operators wait on screen for log lines. A runner asks every 2 s whether anyone wants lines (an
+// idle runner's CPU went from 1.1 % to 1.5 % of a core when it asked every 500 ms), and every 500 ms
+// for a minute after a request, while someone is reading or following them.
+const LOG_POLL_IDLE_MS = 2000;
+const LOG_POLL_ACTIVE_MS = 500;
+const LOG_ACTIVE_FOR_MS = 60_000;
 
 export interface RunnerOptions {
   config: RunnerConfig;
@@ -45,6 +48,7 @@ export class Runner {
   private readonly logPoller: Poller;
   private readonly sampler = new ResourceSampler();
   private resourcesSentAt = 0;
+  private logRequestAt = 0;
   private readonly stateFile: string;
   private readonly logDir: string;
   private readonly queues = new Map<string, Promise<void>>();
@@ -63,7 +67,7 @@ export class Runner {
     this.reporter = new Reporter((agent, report) => this.api.report(agent, report), this.log);
     this.poller = new Poller({ intervalMs: this.config.runner.pollIntervalMs, batch: CLAIM_BATCH, poll: () => this.poll(), log: this.log });
     this.logPoller = new Poller({
-      intervalMs: LOG_POLL_MS,
+      intervalMs: () => (Date.now() - this.logRequestAt < LOG_ACTIVE_FOR_MS ? LOG_POLL_ACTIVE_MS : LOG_POLL_IDLE_MS),
       batch: 50,
       poll: () => this.answerLogRequests(),
       log: this.log,
@@ -226,6 +230,7 @@ export class Runner {
   /** Answers operators' requests for an agent's last log lines, read from its files on this host. */
   private async answerLogRequests(): Promise<number> {
     const requests: LogRequest[] = await this.api.claimLogRequests();
+    if (requests.length) this.logRequestAt = Date.now();
     await Promise.all(
       requests.map(async (request) => {
         const supervisor = this.supervisors.get(request.agent_name);

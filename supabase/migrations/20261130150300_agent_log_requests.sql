@@ -1,7 +1,8 @@
 -- Logs on demand. Agents write stdout and stderr to files on their host; nothing ships them anywhere
 -- until an operator asks. The operator asks for the last N lines (request_agent_logs), the agent's
--- runner claims the request on its next log poll (about every half second), reads the files and
--- answers (runner_answer_log_request), and the operator reads the answer (operator_agent_logs). The
+-- runner claims the request on its next log poll (every 2 s; every 500 ms for a minute after a
+-- request), reads the files and answers (runner_answer_log_request), and the operator reads the
+-- answer (operator_agent_logs). The
 -- table is short-lived and bounded: a request lives ten minutes, an answer holds at most 500 lines of
 -- at most 1,000 characters per stream, and one agent has at most 10 requests waiting.
 
