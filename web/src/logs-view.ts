@@ -1,6 +1,7 @@
 // Logs on demand on an agent's page: the operator asks for the last N lines, the agent's runner reads
-// them from the agent's files on its host and answers through the database within about a second;
-// Refresh asks again, Follow asks every 2 s while the page is open. Nothing is shipped unless asked.
+// them from the agent's files on its host and answers through the database within 2 s (half a
+// second while someone reads); Refresh asks again, Follow asks every 2 s while the page is open.
+// Nothing is shipped unless asked.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { fetchLogAnswer, requestLogs, type LogAnswer } from './api.ts';
 import { h, replace, setText } from './dom.ts';
