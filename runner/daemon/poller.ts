@@ -46,16 +46,17 @@ export class Poller {
     let failures = 0;
     while (this.running) {
       this.woken = false;
-      const intervalMs = typeof this.options.intervalMs === 'function' ? this.options.intervalMs() : this.options.intervalMs;
-      let waitMs = intervalMs;
+      // read after the poll: what it found may change the pace
+      const interval = () => (typeof this.options.intervalMs === 'function' ? this.options.intervalMs() : this.options.intervalMs);
+      let waitMs: number;
       try {
         const claimed = await this.options.poll();
         if (failures) this.options.log(`polling works again after ${failures} failed attempt${failures > 1 ? 's' : ''}`);
         failures = 0;
-        if (claimed >= this.options.batch) waitMs = 0;
+        waitMs = claimed >= this.options.batch ? 0 : interval();
       } catch (error) {
         failures++;
-        waitMs = Math.max(intervalMs, retryDelay(failures, 500, 30_000));
+        waitMs = Math.max(interval(), retryDelay(failures, 500, 30_000));
         if (failures === 1 || failures % 10 === 0) {
           this.options.log(
             `could not poll for ${this.options.what ?? 'commands'} (${(error as Error).message}); attempt ${failures}, next in ${waitMs} ms`,
