@@ -145,7 +145,8 @@ export class AgentSupervisor {
     }
     this.cancelRestart();
     this.wanted = true;
-    this.streak = { ...this.streak, quickExits: 0 };
+    // a start someone asked for begins afresh: no backoff carried over from an earlier crash loop
+    this.streak = NO_STREAK;
     const spawned = this.spawn(why);
     if ('error' in spawned) return { ok: false, message: await spawned.error };
     const { tracked } = spawned;
