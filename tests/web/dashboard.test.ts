@@ -220,7 +220,7 @@ describe('the dashboard against a real stack and runner', () => {
     await expect
       .poll(async () => (await sql()`select result from public.agent_commands order by id desc limit 1`)[0]?.result, { timeout: 15_000 })
       .toMatch(/^already running \(pid \d+\)$/);
-    await expect.poll(() => row(name).locator('.command').textContent()).toBe('');
+    await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 15_000 }).toBe('');
     expect(await row(name).locator('.command.failed').count()).toBe(0);
 
     // no runner to claim it: pending on the row, then expired by the sweep with the reason
@@ -240,6 +240,10 @@ describe('the dashboard against a real stack and runner', () => {
     await expect
       .poll(() => row(name).locator('.command.failed').textContent(), { timeout: 10_000 })
       .toBe('start expired: no runner claimed it before it expired');
+    // a later change of the agent's status supersedes the red note
+    await sql()`select public.force_agent_status(${name}, 'error', 0, 'checked by hand')`;
+    await statusShown(name, 'error');
+    await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 15_000 }).toBe('');
     expect(host.host).toBeTruthy();
   }, 60_000);
 
