@@ -6,6 +6,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   dashboard: () => import('./dashboard.ts'),
   runner: () => import('./runner.ts'),
   edges: () => import('./edges.ts'),
+  alerts: () => import('./alerts.ts'),
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);

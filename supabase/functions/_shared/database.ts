@@ -13,7 +13,7 @@ import type { HeartbeatRequest } from '../../../shared/api/heartbeat.ts';
 import { ApiError, fromSqlError, UNAVAILABLE_HINT } from './errors.ts';
 import { Batcher, BatcherFull } from './batcher.ts';
 
-export function env(name: string): string {
+function env(name: string): string {
   const value = Deno.env.get(name);
   if (!value) {
     // A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
