@@ -114,16 +114,19 @@ export class AgentStatus {
 
   /**
    * Proof of life from the agent's own loop. Calling it often is fine: at most one heartbeat per
-   * interval is sent. From the first call the automatic heartbeat stops, so a main loop that hangs
-   * stops proving life and the agent turns stale within its heartbeat timeout; the interval it
-   * declares is the longer of the SDK's and the longest gap between its own calls.
+   * interval is sent. From the second call (when the loop's pace is known) the automatic heartbeat
+   * stops, so a main loop that hangs stops proving life and the agent turns stale within its
+   * heartbeat timeout; the interval it declares is the longer of the SDK's and the longest gap
+   * between its own calls, so a slow loop is not taken for a hung one.
    */
   heartbeat() {
     const now = Date.now();
-    if (this.#ownBeats) this.#longestOwnGapMs = Math.max(this.#longestOwnGapMs, now - this.#lastOwnBeat);
-    this.#ownBeats = true;
+    if (this.#lastOwnBeat) {
+      this.#longestOwnGapMs = Math.max(this.#longestOwnGapMs, now - this.#lastOwnBeat);
+      this.#ownBeats = true;
+      this.#stopTimer();
+    }
     this.#lastOwnBeat = now;
-    this.#stopTimer();
     this.#beat({ agent_name: this.agentName });
   }
 
