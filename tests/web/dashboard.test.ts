@@ -218,7 +218,14 @@ describe('the dashboard against a real stack and runner', () => {
     await page.getByRole('button', { name: 'Start all' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Start all' }).click();
     await expect
-      .poll(async () => (await sql()`select result from public.agent_commands order by id desc limit 1`)[0]?.result, { timeout: 15_000 })
+      .poll(
+        async () =>
+          (
+            await sql()`select c.result from public.agent_commands c join public.agent_status a on a.id = c.agent_id
+                        where a.agent_name = ${name} and c.action = 'start' order by c.id desc limit 1`
+          )[0]?.result ?? '',
+        { timeout: 15_000 },
+      )
       .toMatch(/^already running \(pid \d+\)$/);
     await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 15_000 }).toBe('');
     expect(await row(name).locator('.command.failed').count()).toBe(0);
