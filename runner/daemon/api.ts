@@ -2,6 +2,7 @@
 // publishable (anon) key and the runner's own token as p_token. Never a service or secret key.
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
+import { storable } from '../../shared/api/fields.ts';
 import { keepAliveFetch } from './http-fetch.ts';
 import type { AgentReport } from './supervisor.ts';
 
@@ -95,11 +96,12 @@ export class RunnerApi {
     return this.call('agent_report', {
       p_agent_name: agentName,
       p_event: report.event,
-      p_message: report.message ?? null,
+      // an agent's stderr may hold NUL or broken UTF-8: cleaned, so it never costs the crash report
+      p_message: report.message === undefined ? null : storable(report.message),
       p_pid: report.pid ?? null,
       p_exit_code: report.exitCode ?? null,
       p_exit_signal: report.exitSignal ?? null,
-      p_details: report.logTail ? { log_tail: report.logTail } : null,
+      p_details: report.logTail ? { log_tail: report.logTail.map(storable) } : null,
     });
   }
 

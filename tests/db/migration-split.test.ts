@@ -88,20 +88,22 @@ describe('the migrations split by concern', () => {
   });
 
   it('would notice a dropped grant, a changed function body or a dropped function', async () => {
-    await sql.begin(async (tx) => {
-      await tx.unsafe('revoke execute on function public.whoami() from authenticated');
-      await tx.unsafe(`create or replace function agent_private.is_event(p_event text) returns boolean
+    await sql
+      .begin(async (tx) => {
+        await tx.unsafe('revoke execute on function public.whoami() from authenticated');
+        await tx.unsafe(`create or replace function agent_private.is_event(p_event text) returns boolean
         language sql immutable set search_path = '' as $$ select p_event = 'started' $$`);
-      await tx.unsafe('drop function public.operator_sweep_status(text)');
-      const changed = await catalog(tx as unknown as Sql);
-      const gone = before.filter((line) => !changed.includes(line));
-      expect(gone.map((line) => /"name": "([^"]+)"/.exec(line)?.[1])).toEqual(
-        expect.arrayContaining(['public.whoami', 'agent_private.is_event', 'public.operator_sweep_status']),
-      );
-      throw new Error('rollback');
-    }).catch((error: Error) => {
-      if (error.message !== 'rollback') throw error;
-    });
+        await tx.unsafe('drop function public.operator_sweep_status(text)');
+        const changed = await catalog(tx as unknown as Sql);
+        const gone = before.filter((line) => !changed.includes(line));
+        expect(gone.map((line) => /"name": "([^"]+)"/.exec(line)?.[1])).toEqual(
+          expect.arrayContaining(['public.whoami', 'agent_private.is_event', 'public.operator_sweep_status']),
+        );
+        throw new Error('rollback');
+      })
+      .catch((error: Error) => {
+        if (error.message !== 'rollback') throw error;
+      });
     expect(await catalog(sql)).toEqual(before);
   });
 });

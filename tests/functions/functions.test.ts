@@ -107,6 +107,61 @@ describe('heartbeat', () => {
   });
 });
 
+describe('text and JSON that could poison a batch', () => {
+  // An attacker (or a buggy agent) holding its own agent token sends text Postgres cannot store, while
+  // other agents heartbeat at the same moment through the same batched statement.
+  it('refuses a NUL or lone surrogate in one heartbeat with a 400 naming the field; concurrent heartbeats all apply', async () => {
+    const names = Array.from({ length: 30 }, (_, i) => `poison-${i}`);
+    const tokens = await Promise.all(names.map((agent) => createToken(stack.db.sql, 'agent', { agent })));
+    const bad = ['running\u0000', 'half \ud800 pair', 'tail \udc00'];
+    const answers = await Promise.all(
+      names.map((name, i) => post('heartbeat', { agent_name: name, health: 60, ...(i < 3 ? { last_activity: bad[i] } : {}) }, tokens[i])),
+    );
+    const rows = await stack.db.sql`select agent_name, status, health from public.agent_status where agent_name like 'poison-%'`;
+    const byName = new Map(rows.map((r) => [r.agent_name, r]));
+    answers.forEach((answer, i) => {
+      if (i < 3) {
+        expect(answer.status, answer.text).toBe(400);
+        expect(ErrorBody.parse(answer.json).error.message).toMatch(/^last_activity contains a (NUL character|lone UTF-16 surrogate)/);
+        expect(byName.get(names[i])).toMatchObject({ status: 'stopped', health: 0 });
+      } else {
+        expect(answer.status, answer.text).toBe(200);
+        expect(byName.get(names[i])).toMatchObject({ status: 'running', health: 60 });
+      }
+    });
+  });
+
+  it('refuses NUL in a report message, details text or key, naming the field, and writes nothing', async () => {
+    const before = await snapshot();
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ event: 'warning', message: 'disk\u0000full' }, /message contains a NUL character/],
+      [{ event: 'error', message: 'bad \udfff' }, /message contains a lone UTF-16 surrogate/],
+      [{ event: 'started', details: { log: ['ok', 'x\u0000'] } }, /details has a text that contains a NUL character/],
+      [{ event: 'started', details: { 'k\u0000': 1 } }, /details has a key that contains a NUL character/],
+    ];
+    for (const [report, message] of cases) {
+      const answer = await post('report', { agent_name: 'agent-a', ...report }, tokenA);
+      expect(answer.status, answer.text).toBe(400);
+      expect(answer.json.error).toMatchObject({ code: 'invalid_request', message: expect.stringMatching(message) });
+    }
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('answers a details depth bomb or key bomb with a 400 naming the limit, not a 503', async () => {
+    const before = await snapshot();
+    const deep = `{"agent_name":"agent-a","event":"started","details":{"d":${'['.repeat(16_000)}${']'.repeat(16_000)}}}`;
+    expect(deep.length).toBeLessThan(64 * 1024);
+    const depth = await post('report', deep, tokenA);
+    expect(depth.status, depth.text).toBe(400);
+    expect(depth.json.error.message).toMatch(/details nests deeper than 8 levels, the limit/);
+    const keys = Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`k${i}`, i]));
+    const wide = await post('report', { agent_name: 'agent-a', event: 'started', details: keys }, tokenA);
+    expect(wide.status, wide.text).toBe(400);
+    expect(wide.json.error.message).toMatch(/details has more than 500 keys and array items, the limit/);
+    expect(await snapshot()).toBe(before);
+  });
+});
+
 describe('report', () => {
   it('started, warning, activity, error and stopped, each visible in the database', async () => {
     const name = 'agent-a';

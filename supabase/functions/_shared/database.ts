@@ -27,6 +27,31 @@ function env(name: string): string {
 
 // Connections per function instance; as many heartbeat batches can be in flight at once.
 const POOL = Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 4);
+// Every database call gives up after this and answers 503 (retry with backoff) instead of holding
+// the caller's request open: a /command once waited 15 s on a locked row, and its client retried.
+const DB_TIMEOUT_MS = Number(Deno.env.get('AGENT_STATUS_DB_TIMEOUT_MS') ?? 5000);
+
+function timedOut(what: string): ApiError {
+  return new ApiError('unavailable', `the status database did not answer the ${what} within ${DB_TIMEOUT_MS / 1000} s`, {
+    hint: UNAVAILABLE_HINT,
+  });
+}
+
+/** The query's result, or a timeout error after DB_TIMEOUT_MS; the query is cancelled on the server then. */
+async function withTimeout<T>(what: string, query: Promise<T> & { cancel?: () => unknown }): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      query.cancel?.();
+      reject(timedOut(what));
+    }, DB_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([query, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 let client: postgres.Sql | undefined;
 function sql(): postgres.Sql {
@@ -59,7 +84,7 @@ const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
   async (items) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const [row] = await sql()`select public.agent_heartbeat_batch(${sql().json(items)}) as answers`;
+        const [row] = await withTimeout('heartbeats', sql()`select public.agent_heartbeat_batch(${sql().json(items)}) as answers`);
         return row.answers as BatchAnswer[];
       } catch (error) {
         if (attempt >= 3 || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
@@ -88,19 +113,24 @@ export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatR
 /** Applies reports in order, in one transaction: all of them or, on the first error, none. */
 export async function applyReports(token: string | null, reports: Report[]): Promise<AgentState[]> {
   try {
-    return await sql().begin(async (tx) => {
-      const states: AgentState[] = [];
-      for (const r of reports) {
-        const [row] = await tx`
+    // statement_timeout ends the transaction on the server too, so no lock outlives the answer
+    return await withTimeout(
+      'reports',
+      sql().begin(async (tx) => {
+        await tx.unsafe(`set local statement_timeout = ${DB_TIMEOUT_MS}`);
+        const states: AgentState[] = [];
+        for (const r of reports) {
+          const [row] = await tx`
           select agent_name, status, health, last_heartbeat, last_error, last_activity, status_reason,
                  started_at, stopped_at, stale_at, updated_at
           from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
                                    ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
                                    ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)})`;
-        states.push(toAgentState(row));
-      }
-      return states;
-    });
+          states.push(toAgentState(row));
+        }
+        return states;
+      }),
+    );
   } catch (error) {
     throw fromPostgres(error);
   }
@@ -144,11 +174,13 @@ export async function enqueueCommands(caller: { jwt: string } | { operatorToken:
       p_host: request.host ?? null,
       p_operator_token: 'operatorToken' in caller ? caller.operatorToken : null,
     })
-    .select(COMMAND_COLUMNS);
+    .select(COMMAND_COLUMNS)
+    .abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS));
   if (error) {
     if (/^PGRST3/.test(error.code ?? '')) {
       throw new ApiError('unauthorized', 'the session token is invalid or expired', { hint: 'Sign in again, or send an operator token.' });
     }
+    if (!error.code && /abort|timeout/i.test(error.message)) throw timedOut('command');
     if (!error.code) {
       console.error('PostgREST unreachable:', error.message);
       throw new ApiError('unavailable', 'the status database is unreachable', { hint: UNAVAILABLE_HINT });
