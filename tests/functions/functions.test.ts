@@ -162,6 +162,29 @@ describe('text and JSON that could poison a batch', () => {
   });
 });
 
+describe('database calls that hang', () => {
+  it('answer 503 after the timeout instead of holding the request, and the report is not applied later', async () => {
+    // another transaction holds agent-a's row, as a long sweep or a stuck session would
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = stack.db.sql.begin(async (tx) => {
+      await tx`select 1 from public.agent_status where agent_name = 'agent-a' for update`;
+      locked();
+      await held;
+    });
+    await isLocked;
+    const before = await snapshot();
+    const answer = await post('report', { agent_name: 'agent-a', event: 'warning', message: 'slow' }, tokenA);
+    release();
+    await holder;
+    expect(answer.status, answer.text).toBe(503);
+    expect(answer.json.error.message).toMatch(/did not answer the reports within 5 s/);
+    expect(await snapshot()).toBe(before);
+  });
+});
+
 describe('report', () => {
   it('started, warning, activity, error and stopped, each visible in the database', async () => {
     const name = 'agent-a';
