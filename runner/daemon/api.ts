@@ -3,6 +3,8 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { storable } from '../../shared/api/fields.ts';
+import type { HeartbeatRequest } from '../../shared/api/heartbeat.ts';
+import type { Report } from '../../shared/api/report.ts';
 import { keepAliveFetch } from './http-fetch.ts';
 import type { AgentReport } from './supervisor.ts';
 
@@ -13,13 +15,14 @@ const REQUEST_TIMEOUT_MS = 10_000;
 export class ApiError extends Error {
   constructor(
     readonly fn: string,
-    message: string,
+    /** The database's own message, without the function name and hint */
+    readonly reason: string,
     /** SQLSTATE or PostgREST code; empty when the request never got an answer */
     readonly code: string,
     readonly status: number,
     readonly hint?: string,
   ) {
-    super(`${fn}: ${message}${hint ? ` (${hint})` : ''}`);
+    super(`${fn}: ${reason}${hint ? ` (${hint})` : ''}`);
     this.name = 'ApiError';
   }
 
@@ -102,6 +105,32 @@ export class RunnerApi {
       p_exit_code: report.exitCode ?? null,
       p_exit_signal: report.exitSignal ?? null,
       p_details: report.logTail ? { log_tail: report.logTail.map(storable) } : null,
+    });
+  }
+
+  /** A supervised agent's own heartbeat, from the agent channel; answers the agent's row. */
+  agentHeartbeat(heartbeat: HeartbeatRequest): Promise<Record<string, unknown>> {
+    return this.call('agent_heartbeat', {
+      p_agent_name: heartbeat.agent_name,
+      p_status: heartbeat.status ?? null,
+      p_health: heartbeat.health ?? null,
+      p_activity: heartbeat.last_activity ?? null,
+      p_pid: heartbeat.pid ?? null,
+    });
+  }
+
+  /** A supervised agent's own report, from the agent channel; answers the agent's row. */
+  agentReport(report: Report): Promise<Record<string, unknown>> {
+    return this.call('agent_report', {
+      p_agent_name: report.agent_name,
+      p_event: report.event,
+      p_message: report.message ?? null,
+      p_health: report.health ?? null,
+      p_activity: report.last_activity ?? null,
+      p_pid: report.pid ?? null,
+      p_exit_code: report.exit_code ?? null,
+      p_exit_signal: report.exit_signal ?? null,
+      p_details: report.details ?? null,
     });
   }
 

@@ -1,9 +1,11 @@
 // The host runner: makes the database and this host's processes agree. It registers its agents,
 // adopts the ones already running, carries out start/stop/restart commands, relays the agents'
 // liveness, and on shutdown finishes the command in progress and reports itself offline.
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_VERSION } from '../paths.ts';
+import { AgentChannel } from './agent-channel.ts';
 import { ApiError, RunnerApi, type ClaimedCommand } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { RunnerConfig } from './config.ts';
@@ -11,7 +13,7 @@ import { acquireLock, type Lock } from './lock.ts';
 import { Poller } from './poller.ts';
 import { isSameProcess, listProcesses } from './proc.ts';
 import { subscribeToCommandHints } from './realtime.ts';
-import { findAgentProcesses } from './reconciler.ts';
+import { findAgentProcesses, type RunnerIdentity } from './reconciler.ts';
 import { Reporter } from './reporter.ts';
 import { readState, writeState, type RunnerState } from './state.ts';
 import { AgentSupervisor, type Outcome } from './supervisor.ts';
@@ -41,6 +43,11 @@ export class Runner {
   private readonly queues = new Map<string, Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private lock?: Lock;
+  private channel?: AgentChannel;
+  /** AGENT_STATUS_RUNNER of the processes this runner starts; kept in the state file across restarts. */
+  private instance = '';
+  /** SHA-256 of the channel secret each agent's process holds, saved so adopted agents keep speaking. */
+  private readonly secretHashes = new Map<string, string>();
   private unsubscribe?: () => Promise<void>;
   private scanning = false;
   private shuttingDown?: Promise<void>;
@@ -62,6 +69,7 @@ export class Runner {
     } catch (error) {
       runner.lock?.release();
       runner.reporter.close();
+      await runner.channel?.close();
       throw error;
     }
     return runner;
@@ -74,13 +82,26 @@ export class Runner {
 
     await this.register();
 
-    const childEnv = { AGENT_STATUS_URL: config.supabase.url, AGENT_STATUS_TOKEN: config.supabase.token };
+    const saved = readState(this.stateFile, this.log);
+    this.instance = saved.instance ?? randomUUID();
+    this.channel = await AgentChannel.listen(
+      { heartbeat: (heartbeat) => this.api.agentHeartbeat(heartbeat), report: (report) => this.api.agentReport(report) },
+      saved.channelPort,
+      this.log,
+    );
+    for (const [name, state] of Object.entries(saved.agents)) {
+      if (state.secretHash) {
+        this.channel.restore(name, state.secretHash);
+        this.secretHashes.set(name, state.secretHash);
+      }
+    }
     for (const agent of config.agents) {
       this.supervisors.set(
         agent.name,
         new AgentSupervisor(agent, {
           logDir: join(config.runner.stateDir, 'logs'),
-          env: childEnv,
+          env: (name) => this.agentEnvironment(name),
+          mark: this.instance,
           report: (name, report) => this.reporter.report(name, report),
           log: this.log,
           changed: () => this.saveState(),
@@ -88,7 +109,7 @@ export class Runner {
       );
     }
 
-    await this.reconcileAtStart(readState(this.stateFile, this.log));
+    await this.reconcileAtStart(saved);
 
     this.poller.start();
     if (config.supabase.realtime) {
@@ -113,11 +134,11 @@ export class Runner {
    * restarts, started again; autostart agents are started.
    */
   private async reconcileAtStart(saved: RunnerState): Promise<void> {
-    const found = await findAgentProcesses(this.config.agents, new Set());
+    const found = await findAgentProcesses(this.config.agents, this.identity(), new Set());
     const starts: Promise<Outcome>[] = [];
     for (const supervisor of this.supervisors.values()) {
       const { spec } = supervisor;
-      const state = saved[spec.name];
+      const state = saved.agents[spec.name];
       if (state?.process && isSameProcess(state.process)) {
         supervisor.adopt(state.process, `still running (pid ${state.process.pid}) when the runner started`);
         continue;
@@ -144,8 +165,26 @@ export class Runner {
 
   private async adoptIfRunning(supervisor: AgentSupervisor): Promise<void> {
     // /proc directly, not ps-list: this runs before every start, and `ps` would add 12-15 ms to each
-    const found = (await findAgentProcesses([supervisor.spec], this.supervisedPids(), listProcesses())).get(supervisor.name);
+    const found = (await findAgentProcesses([supervisor.spec], this.identity(), this.supervisedPids(), listProcesses())).get(
+      supervisor.name,
+    );
     if (found) supervisor.adopt(found, found.how);
+  }
+
+  // Agents report to this runner's channel (or, configured so, straight to the project): another
+  // service's URL in a process's environment means it is not one of ours.
+  private identity(): RunnerIdentity {
+    return { mark: this.instance, urls: [this.channel!.url, this.config.supabase.url.replace(/\/+$/, '')] };
+  }
+
+  /**
+   * What each start of an agent gets: the channel's URL and a new secret good for this agent only (the
+   * previous process's secret stops working). Never the runner's own token.
+   */
+  private agentEnvironment(name: string): Record<string, string> {
+    const { secret, hash } = this.channel!.issue(name);
+    this.secretHashes.set(name, hash);
+    return { AGENT_STATUS_URL: this.channel!.url, AGENT_STATUS_TOKEN: secret };
   }
 
   private supervisedPids(): Set<number> {
@@ -160,6 +199,7 @@ export class Runner {
     try {
       const found = await findAgentProcesses(
         idle.map((s) => s.spec),
+        this.identity(),
         this.supervisedPids(),
       );
       for (const supervisor of idle) {
@@ -269,9 +309,14 @@ export class Runner {
   }
 
   private saveState(): void {
-    const state: RunnerState = {};
+    const state: RunnerState = { instance: this.instance, channelPort: this.channel?.port, agents: {} };
     for (const supervisor of this.supervisors.values()) {
-      state[supervisor.name] = { wanted: supervisor.wanted, ...(supervisor.process && { process: supervisor.process }) };
+      const secretHash = this.secretHashes.get(supervisor.name);
+      state.agents[supervisor.name] = {
+        wanted: supervisor.wanted,
+        ...(supervisor.process && { process: supervisor.process }),
+        ...(secretHash && { secretHash }),
+      };
     }
     try {
       writeState(this.stateFile, state);
@@ -319,6 +364,7 @@ export class Runner {
       } catch (error) {
         this.log(`could not report the runner offline (the sweep will): ${(error as Error).message}`);
       }
+      await this.channel?.close();
       this.lock?.release();
       this.log(`runner on ${this.host} stopped; agents ${stopAgents ? 'stopped' : 'left running'}`);
     })();

@@ -27,8 +27,10 @@ export interface Outcome {
 
 export interface SupervisorContext {
   logDir: string;
-  /** Added to every child's environment (AGENT_STATUS_URL, AGENT_STATUS_TOKEN). */
-  env: Record<string, string>;
+  /** Added to the environment of each start (AGENT_STATUS_URL, and AGENT_STATUS_TOKEN good for this agent only); the agent's own env wins. */
+  env(agent: string): Record<string, string>;
+  /** This runner's instance id, AGENT_STATUS_RUNNER in every process it starts: how it recognises its own. */
+  mark: string;
   report(agent: string, report: AgentReport): void;
   log(message: string): void;
   /** Called when the process or the wish to run changed, so the runner can persist it. */
@@ -55,6 +57,9 @@ interface Tracked extends ProcessIdentity {
   exited: Promise<ExitInfo>;
   resolveExit(info: ExitInfo): void;
 }
+
+/** The environment variable carrying the instance id of the runner that started a process. */
+export const RUNNER_MARK = 'AGENT_STATUS_RUNNER';
 
 const STDERR_LINES = 5;
 // agent_report refuses details over 8 kB; the tail must never cost the crash report itself
@@ -271,7 +276,7 @@ export class AgentSupervisor {
     try {
       child = execa(this.spec.command, this.spec.args, {
         cwd: this.spec.cwd,
-        env: { ...this.context.env, ...this.spec.env, AGENT_NAME: this.name },
+        env: { ...this.context.env(this.name), ...this.spec.env, AGENT_NAME: this.name, [RUNNER_MARK]: this.context.mark },
         // its own process group, so a stop reaches the grandchildren too; and no cleanup on our
         // exit: agents keep running while the runner is upgraded or restarted
         detached: true,
