@@ -46,7 +46,7 @@ async function catalog(sql: Sql): Promise<string[]> {
 
 describe('the migrations split by concern', () => {
   const config = inject('postgres');
-  const name = 'split_' + randomUUID().replaceAll('-', '').slice(0, 16);
+  const name = `split_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
   const admin = postgres(config.adminUrl, { max: 1, onnotice: () => {} });
   let sql: Sql;
   const before = readFileSync(join(fixtures, 'catalog-before-split.txt'), 'utf8').trimEnd().split('\n');
