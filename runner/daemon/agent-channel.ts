@@ -42,6 +42,8 @@ const hash = (secret: string) => createHash('sha256').update(secret).digest('hex
 export class AgentChannel {
   /** SHA-256 of each live secret -> the agent it speaks for. */
   private readonly secrets = new Map<string, string>();
+  /** Kept: the server forgets its address once closed, and the state file still records it. */
+  port = 0;
 
   private constructor(
     private readonly server: Server,
@@ -68,11 +70,8 @@ export class AgentChannel {
       log(`agent channel: port ${port} is taken (${(error as Error).message}); agents adopted from before cannot report until restarted`);
       await bind(0);
     }
+    channel.port = (server.address() as AddressInfo).port;
     return channel;
-  }
-
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
   }
 
   /** The AGENT_STATUS_URL of supervised agents. */

@@ -87,8 +87,18 @@ export class RunnerApi {
     return this.call('runner_heartbeat', { p_agents: agents });
   }
 
-  claim(limit: number): Promise<ClaimedCommand[]> {
-    return this.call('runner_claim_commands', { p_limit: limit });
+  /** Takes the host's lease for this runner instance; refused while another instance is live, unless takeover. */
+  lease(
+    instance: string,
+    pid: number,
+    takeover: boolean,
+  ): Promise<{ runner_id: string; took_over: boolean; previous_instance: string | null }> {
+    return this.call('runner_lease', { p_instance: instance, p_pid: pid, p_takeover: takeover });
+  }
+
+  /** Claims pending commands; refused once another instance took the host's lease. */
+  claim(limit: number, instance: string): Promise<ClaimedCommand[]> {
+    return this.call('runner_claim_commands', { p_limit: limit, p_instance: instance });
   }
 
   complete(commandId: number, succeeded: boolean, result: string): Promise<unknown> {
@@ -134,7 +144,7 @@ export class RunnerApi {
     });
   }
 
-  offline(): Promise<unknown> {
-    return this.call('runner_offline', {});
+  offline(instance: string): Promise<unknown> {
+    return this.call('runner_offline', { p_instance: instance });
   }
 }

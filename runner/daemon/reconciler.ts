@@ -11,9 +11,9 @@ export interface FoundProcess extends ProcessIdentity {
   how: string;
 }
 
-/** What makes a process this runner's: its mark, and the URLs its agents report to. */
+/** What makes a process this runner's: its mark (or the mark of the runner it took the host over from), and the URLs its agents report to. */
 export interface RunnerIdentity {
-  mark: string;
+  marks: string[];
   urls: string[];
 }
 
@@ -49,7 +49,7 @@ export async function findAgentProcesses(
     let env: Map<string, string> | undefined;
     if (info.pgid === info.pid) {
       env = processEnvironment(entry.pid);
-      const name = env?.get(RUNNER_MARK) === own.mark ? env.get('AGENT_NAME') : undefined;
+      const name = own.marks.includes(env?.get(RUNNER_MARK) ?? '') ? env?.get('AGENT_NAME') : undefined;
       agent = name ? byName.get(name) : undefined;
       if (agent) how = `found running (pid ${entry.pid}, started by this runner for ${agent.name})`;
     }
@@ -73,7 +73,7 @@ function foreign(env: Map<string, string> | undefined, own: RunnerIdentity): boo
   if (!env) return true; // another user's process: nothing proves it is ours, and we could not signal it
   const mark = env.get(RUNNER_MARK);
   const url = env.get('AGENT_STATUS_URL');
-  return (mark !== undefined && mark !== own.mark) || (url !== undefined && !own.urls.includes(url.replace(/\/+$/, '')));
+  return (mark !== undefined && !own.marks.includes(mark)) || (url !== undefined && !own.urls.includes(url.replace(/\/+$/, '')));
 }
 
 // The runner itself and its ancestors (a shell or `npm` whose command line mentions the agent).

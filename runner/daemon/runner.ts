@@ -29,6 +29,10 @@ const SHUTDOWN_GRACE_MS = 15_000;
 export interface RunnerOptions {
   config: RunnerConfig;
   log?: (line: string) => void;
+  /** Take the host's lease even from a runner that is still live (it stops at its next poll). */
+  takeover?: boolean;
+  /** Called when the runner stopped by itself (another runner took the host over), with why. */
+  onStopped?: (reason: string) => void;
 }
 
 export class Runner {
@@ -36,6 +40,7 @@ export class Runner {
   readonly api: RunnerApi;
   host = '';
   private readonly config: RunnerConfig;
+  private readonly options: RunnerOptions;
   private readonly log: (line: string) => void;
   private readonly reporter: Reporter;
   private readonly poller: Poller;
@@ -46,6 +51,8 @@ export class Runner {
   private channel?: AgentChannel;
   /** AGENT_STATUS_RUNNER of the processes this runner starts; kept in the state file across restarts. */
   private instance = '';
+  /** The mark of the runner this one took the host's lease from: its agents are ours to adopt. */
+  private previousInstance?: string;
   /** SHA-256 of the channel secret each agent's process holds, saved so adopted agents keep speaking. */
   private readonly secretHashes = new Map<string, string>();
   private unsubscribe?: () => Promise<void>;
@@ -54,6 +61,7 @@ export class Runner {
 
   private constructor(options: RunnerOptions) {
     this.config = options.config;
+    this.options = options;
     this.log = options.log ?? ((line) => console.log(line));
     this.api = new RunnerApi(this.config.supabase);
     this.reporter = new Reporter((agent, report) => this.api.report(agent, report), this.log);
@@ -80,10 +88,10 @@ export class Runner {
     mkdirSync(config.runner.stateDir, { recursive: true });
     this.lock = acquireLock(join(config.runner.stateDir, 'runner.lock'));
 
-    await this.register();
-
     const saved = readState(this.stateFile, this.log);
     this.instance = saved.instance ?? randomUUID();
+    // the lease before anything else: a second runner must not register, adopt or start anything
+    await this.register(this.options.takeover ?? false);
     this.channel = await AgentChannel.listen(
       { heartbeat: (heartbeat) => this.api.agentHeartbeat(heartbeat), report: (report) => this.api.agentReport(report) },
       saved.channelPort,
@@ -174,7 +182,10 @@ export class Runner {
   // Agents report to this runner's channel (or, configured so, straight to the project): another
   // service's URL in a process's environment means it is not one of ours.
   private identity(): RunnerIdentity {
-    return { mark: this.instance, urls: [this.channel!.url, this.config.supabase.url.replace(/\/+$/, '')] };
+    return {
+      marks: this.previousInstance ? [this.instance, this.previousInstance] : [this.instance],
+      urls: [this.channel!.url, this.config.supabase.url.replace(/\/+$/, '')],
+    };
   }
 
   /**
@@ -225,7 +236,10 @@ export class Runner {
     }
   }
 
-  private async register(): Promise<void> {
+  private async register(takeover = false): Promise<void> {
+    const lease = await this.api.lease(this.instance, process.pid, takeover);
+    if (lease.took_over) this.log('took the host over from a runner that was still live; it stops at its next poll');
+    this.previousInstance ??= lease.previous_instance ?? undefined;
     const registered = await this.api.register(
       this.config.agents.map((agent) => ({
         name: agent.name,
@@ -240,8 +254,13 @@ export class Runner {
   private async poll(): Promise<number> {
     let commands: ClaimedCommand[];
     try {
-      commands = await this.api.claim(CLAIM_BATCH);
+      commands = await this.api.claim(CLAIM_BATCH, this.instance);
     } catch (error) {
+      if (error instanceof ApiError && error.code === '55000' && /no longer holds the lease/.test(error.message)) {
+        this.log(`${error.reason}: stopping; the agents keep running under the new runner`);
+        void this.shutdown({ stopAgents: false }).then(() => this.options.onStopped?.(error.reason));
+        return 0;
+      }
       // The runner's row is gone (a database restored from before it registered, say): register again.
       if (error instanceof ApiError && error.code === '55000' && /has not registered/.test(error.message)) {
         this.log('the database does not know this runner any more; registering again');
@@ -360,7 +379,7 @@ export class Runner {
       if (!(await this.reporter.flush(5000))) this.log('some reports could not be sent before exiting');
       this.reporter.close();
       try {
-        await this.api.offline();
+        await this.api.offline(this.instance);
       } catch (error) {
         this.log(`could not report the runner offline (the sweep will): ${(error as Error).message}`);
       }

@@ -122,6 +122,7 @@ export class AgentSupervisor {
   private stopping?: Tracked;
   private quickExits = 0;
   private restartTimer?: NodeJS.Timeout;
+  private disposed = false;
   private readonly logs: LogFiles;
   private readonly restartSettings: RestartSettings;
 
@@ -264,9 +265,14 @@ export class AgentSupervisor {
     rotateIfLarge(this.logs.stderr, { maxSize: this.spec.logs.max_size, keep: this.spec.logs.keep });
   }
 
-  /** Forgets timers; processes are left running (the runner's default on exit). */
+  /**
+   * Forgets timers and stops watching; processes are left running (the runner's default on exit).
+   * An exit seen afterwards is the next runner's to handle: restarting it here would undo that
+   * runner's stop (a runner that lost its host's lease lives on in-process until it exits).
+   */
   dispose(): void {
     this.cancelRestart();
+    this.disposed = true;
   }
 
   private spawn(why: string): { tracked: Tracked } | { error: Promise<string> } {
@@ -343,7 +349,7 @@ export class AgentSupervisor {
   }
 
   private handleExit(tracked: Tracked, info: ExitInfo): void {
-    if (this.current !== tracked) return;
+    if (this.current !== tracked || this.disposed) return;
     this.current = undefined;
     if (this.stopping === tracked) return; // stop() reports it
     this.afterExit(info, Date.now() - tracked.startedAt, tracked.stderrOffset);
