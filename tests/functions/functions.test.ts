@@ -318,6 +318,20 @@ describe('command', () => {
     expect(await snapshot()).toBe(before);
   });
 
+  it('a retried request with the same Idempotency-Key queues nothing new and answers the same commands', async () => {
+    const body = { action: 'restart', agent_name: 'managed-1' };
+    const first = await post('command', body, operatorToken, { 'idempotency-key': 'retry-after-timeout-1' });
+    expect(first.status, first.text).toBe(202);
+    const before = await snapshot();
+    const retried = await post('command', body, operatorToken, { 'idempotency-key': 'retry-after-timeout-1' });
+    expect(retried.status, retried.text).toBe(202);
+    expect(retried.json.command_ids).toEqual(first.json.command_ids);
+    expect(await snapshot()).toBe(before);
+    const bad = await post('command', body, operatorToken, { 'idempotency-key': 'x'.repeat(201) });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/Idempotency-Key/);
+  });
+
   it('says what is wrong with a command', async () => {
     const cases: [unknown, number, RegExp][] = [
       [{ action: 'explode', agent_name: 'managed-1' }, 400, /action/],

@@ -37,14 +37,14 @@ function timedOut(what: string): ApiError {
   });
 }
 
-/** The query's result, or a timeout error after DB_TIMEOUT_MS; the query is cancelled on the server then. */
-async function withTimeout<T>(what: string, query: Promise<T> & { cancel?: () => unknown }): Promise<T> {
+/** The query's result, or a timeout error after `ms`; a single query is cancelled on the server then. */
+async function withTimeout<T>(what: string, query: Promise<T> & { cancel?: () => unknown }, ms = DB_TIMEOUT_MS): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       query.cancel?.();
       reject(timedOut(what));
-    }, DB_TIMEOUT_MS);
+    }, ms);
   });
   try {
     return await Promise.race([query, deadline]);
@@ -113,13 +113,17 @@ export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatR
 /** Applies reports in order, in one transaction: all of them or, on the first error, none. */
 export async function applyReports(token: string | null, reports: Report[]): Promise<AgentState[]> {
   try {
-    // statement_timeout ends the transaction on the server too, so no lock outlives the answer
+    // The server gives up first: each statement may take only what is left of the budget, so a
+    // report answered 503 is never applied afterwards (with the timer alone, a report waiting on a
+    // locked row was committed a moment after its 503). The timer, a second later, covers a
+    // connection that stopped answering.
+    const deadline = Date.now() + DB_TIMEOUT_MS;
     return await withTimeout(
       'reports',
       sql().begin(async (tx) => {
-        await tx.unsafe(`set local statement_timeout = ${DB_TIMEOUT_MS}`);
         const states: AgentState[] = [];
         for (const r of reports) {
+          await tx.unsafe(`set local statement_timeout = ${Math.max(1, deadline - Date.now())}`);
           const [row] = await tx`
           select agent_name, status, health, last_heartbeat, last_error, last_activity, status_reason,
                  started_at, stopped_at, stale_at, updated_at
@@ -130,9 +134,11 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
         }
         return states;
       }),
+      DB_TIMEOUT_MS + 1000,
     );
   } catch (error) {
-    throw fromPostgres(error);
+    // 57014: the statement_timeout above
+    throw (error as { code?: string }).code === '57014' ? timedOut('reports') : fromPostgres(error);
   }
 }
 
@@ -157,9 +163,14 @@ const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at,
 
 /**
  * Enqueues commands as the caller: a signed-in user's JWT is passed on to PostgREST as it came, an
- * operator token is passed to the SQL function, which checks it before anything else.
+ * operator token is passed to the SQL function, which checks it before anything else. The same
+ * idempotency key from the same caller answers the first request's commands instead of new ones.
  */
-export async function enqueueCommands(caller: { jwt: string } | { operatorToken: string }, request: CommandRequest): Promise<Command[]> {
+export async function enqueueCommands(
+  caller: { jwt: string } | { operatorToken: string },
+  request: CommandRequest,
+  idempotencyKey: string | null,
+): Promise<Command[]> {
   const url = env('SUPABASE_URL');
   const anonKey = env('SUPABASE_ANON_KEY');
   const key = 'jwt' in caller ? anonKey : env('SUPABASE_SERVICE_ROLE_KEY');
@@ -173,6 +184,7 @@ export async function enqueueCommands(caller: { jwt: string } | { operatorToken:
       p_agent_name: request.agent_name ?? null,
       p_host: request.host ?? null,
       p_operator_token: 'operatorToken' in caller ? caller.operatorToken : null,
+      p_idempotency_key: idempotencyKey,
     })
     .select(COMMAND_COLUMNS)
     .abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS));
