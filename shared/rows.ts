@@ -1,5 +1,6 @@
 // The rows clients read from the database: the dashboard through PostgREST tables, the CLI through
 // the operator read functions. Both get the same columns, so the shapes are written once, here.
+import type { Command } from './api/command.ts';
 import type { AgentStatus, EventSource } from './status.ts';
 
 /** A row of public.agent_status_live: agent_status with its deadline applied at the database's now(). */
@@ -54,4 +55,24 @@ export interface AgentEventRow {
   message: string | null;
   /** log_tail: the last stderr lines a runner captured; exit codes and signals; command ids */
   details: { log_tail?: string[]; exit_code?: number; exit_signal?: string; [key: string]: unknown };
+}
+
+/**
+ * A row of public.agent_commands. The command API's answer (shared/api/command.ts Command) is the
+ * source: the same columns, with the agent's id where Command names it.
+ */
+export interface CommandRow extends Omit<Command, 'agent_name'> {
+  claimed_at: string | null;
+  /** the runner's id */
+  claimed_by: string | null;
+  finished_at: string | null;
+  result: string | null;
+}
+
+/** A command as public.operator_commands returns it: named by its agent and its runner's host. */
+export interface OperatorCommandRow extends Omit<CommandRow, 'agent_id' | 'claimed_by'> {
+  agent_name: string;
+  claimed_by_host: string | null;
+  /** the database's now() when this row was read */
+  observed_at: string;
 }

@@ -21,6 +21,7 @@ const commands: Record<string, () => Promise<Register>> = {
   test: async () => (await import('./commands/test.ts')).registerTest,
   integrate: async () => (await import('./commands/integrate.ts')).registerIntegrate,
   runner: async () => (await import('./commands/runner.ts')).registerRunnerCommand,
+  alerts: async () => (await import('./commands/alerts.ts')).registerAlerts,
 };
 const aliases: Record<string, string> = { start: 'control', stop: 'control', restart: 'control', 'start-all': 'control' };
 

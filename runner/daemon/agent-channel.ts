@@ -19,7 +19,7 @@ import { HEARTBEAT_MAX_BYTES, HeartbeatRequest } from '../../shared/api/heartbea
 import { describeIssues } from '../../shared/api/parse.ts';
 import { parseReportRequest, REPORT_MAX_BYTES, type Report } from '../../shared/api/report.ts';
 import { AGENT_REPORT_EVENTS } from '../../shared/status.ts';
-import { ApiError } from './api.ts';
+import { RunnerCallError } from './api.ts';
 
 /** What the channel needs of the database: the agent's heartbeat or report, sent with the runner's token. */
 export interface Forwarder {
@@ -159,7 +159,7 @@ function refused(what: string): Refusal {
 
 function asRefusal(error: unknown): Refusal {
   if (error instanceof Refusal) return error;
-  if (error instanceof ApiError && !error.retryable) {
+  if (error instanceof RunnerCallError && !error.retryable) {
     const code = SQLSTATE_ERROR[error.code] ?? (/^2[23]/.test(error.code) ? 'invalid_request' : undefined);
     if (code) return new Refusal(code, error.reason, error.hint);
   }

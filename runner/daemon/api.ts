@@ -6,13 +6,14 @@ import { storable } from '../../shared/api/fields.ts';
 import type { HeartbeatRequest } from '../../shared/api/heartbeat.ts';
 import type { Report } from '../../shared/api/report.ts';
 import { keepAliveFetch } from './http-fetch.ts';
+import type { Command } from '../../shared/api/command.ts';
 import type { AgentReport } from './supervisor.ts';
 
 // A request that hangs must not hang a loop: every call gives up after this and is retried.
 const REQUEST_TIMEOUT_MS = 10_000;
 
-/** A failed call, with the SQL error's code and hint when the database answered. */
-export class ApiError extends Error {
+/** A failed call of the runner's SQL functions, with the SQL error's code and hint when the database answered. */
+export class RunnerCallError extends Error {
   constructor(
     readonly fn: string,
     /** The database's own message, without the function name and hint */
@@ -23,7 +24,7 @@ export class ApiError extends Error {
     readonly hint?: string,
   ) {
     super(`${fn}: ${reason}${hint ? ` (${hint})` : ''}`);
-    this.name = 'ApiError';
+    this.name = 'RunnerCallError';
   }
 
   /** Network trouble or a server error: worth retrying. A refusal (bad input, bad token) is not. */
@@ -32,15 +33,8 @@ export class ApiError extends Error {
   }
 }
 
-export interface ClaimedCommand {
-  id: number;
-  agent_id: number;
-  agent_name: string;
-  action: 'start' | 'stop' | 'restart';
-  requested_by: string;
-  created_at: string;
-  expires_at: string;
-}
+/** A command as runner_claim_commands returns it: claimed, so its status goes without saying. */
+export type ClaimedCommand = Omit<Command, 'status'>;
 
 export interface RegisteredAgent {
   name: string;
@@ -74,7 +68,7 @@ export class RunnerApi {
   private async call<T>(fn: string, args: Record<string, unknown>): Promise<T> {
     const { data, error, status } = await this.client.rpc(fn, { p_token: this.token, ...args });
     if (error) {
-      throw new ApiError(fn, error.message || 'request failed', error.code ?? '', status ?? 0, error.hint || undefined);
+      throw new RunnerCallError(fn, error.message || 'request failed', error.code ?? '', status ?? 0, error.hint || undefined);
     }
     return data as T;
   }

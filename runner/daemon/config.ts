@@ -248,7 +248,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       token = readFileSync(tokenFile, 'utf8').trim();
     } catch (error) {
       problems.push(
-        `${file}:${position(doc, lines, ['supabase', 'token_file'])}: supabase.token_file: cannot read ${tokenFile}: ${(error as Error).message}`,
+        `${file}:${position(doc, lines, ['supabase', 'token_file'])}: supabase.token_file: cannot read ${tokenFile}: ` +
+          `${(error as Error).message}`,
       );
     }
   }
@@ -256,7 +257,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (!anonKey) problems.push(`${file}: supabase.anon_key is missing: set the publishable (anon) key in the file or in $SUPABASE_ANON_KEY`);
   if (!token && !problems.some((p) => p.includes('token_file'))) {
     problems.push(
-      `${file}: the runner token is missing: set $AGENT_STATUS_RUNNER_TOKEN or supabase.token_file (create one with: agent-status token create runner --host <host>)`,
+      `${file}: the runner token is missing: set $AGENT_STATUS_RUNNER_TOKEN or supabase.token_file (create one with: ` +
+        `agent-status token create runner --host <host>)`,
     );
   } else if (token && !token.startsWith('asr_')) {
     problems.push(`${file}: the runner token must be a runner token (it starts with asr_); never give the runner a service or secret key`);

@@ -62,6 +62,29 @@ export function groupMembers(pgid: number): number[] {
   return members;
 }
 
+// An agent's group may be signalled while its leader is still the agent, or while no process holds
+// the leader's pid: the kernel never reuses a pid that is still some group's id, so members found
+// then are the agent's leftovers. A pid held by a different process means the group is not ours.
+export function groupIsOurs(identity: ProcessIdentity): boolean {
+  const info = processInfo(identity.pid);
+  return info === undefined || info.startTicks === identity.startTicks;
+}
+
+/** Signals the agent's whole group, unless the group is no longer ours; a group already gone is fine. */
+export function signalGroup(identity: ProcessIdentity, signal: NodeJS.Signals): void {
+  if (!groupIsOurs(identity)) return;
+  try {
+    process.kill(-identity.pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/** True once no live process of the agent's group is left (or the group is no longer ours to wait for). */
+export function groupIsEmpty(identity: ProcessIdentity): boolean {
+  return !groupIsOurs(identity) || !groupExists(identity.pid) || groupMembers(identity.pid).length === 0;
+}
+
 /** The process's environment; undefined when it is gone or belongs to another user. */
 export function processEnvironment(pid: number): Map<string, string> | undefined {
   let raw: string;

@@ -1,7 +1,7 @@
 // Sends what the supervisors observe to the database: per agent in order (a crash is recorded before
 // the restart that follows it), retried with backoff while the database is unreachable, bounded so a
 // long outage cannot eat the runner's memory.
-import { ApiError } from './api.ts';
+import { RunnerCallError } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { AgentReport } from './supervisor.ts';
 
@@ -86,7 +86,7 @@ export class Reporter {
         queue.shift();
         attempt = 0;
       } catch (error) {
-        if (error instanceof ApiError && !error.retryable) {
+        if (error instanceof RunnerCallError && !error.retryable) {
           this.log(`${agent}: the database refused the ${report.event} report: ${error.message}`);
           queue.shift();
           continue;

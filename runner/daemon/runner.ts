@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_VERSION } from '../paths.ts';
 import { AgentChannel } from './agent-channel.ts';
-import { ApiError, RunnerApi, type ClaimedCommand } from './api.ts';
+import { RunnerCallError, RunnerApi, type ClaimedCommand } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { RunnerConfig } from './config.ts';
 import { acquireLock, type Lock } from './lock.ts';
@@ -256,13 +256,13 @@ export class Runner {
     try {
       commands = await this.api.claim(CLAIM_BATCH, this.instance);
     } catch (error) {
-      if (error instanceof ApiError && error.code === '55000' && /no longer holds the lease/.test(error.message)) {
+      if (error instanceof RunnerCallError && error.code === '55000' && /no longer holds the lease/.test(error.message)) {
         this.log(`${error.reason}: stopping; the agents keep running under the new runner`);
         void this.shutdown({ stopAgents: false }).then(() => this.options.onStopped?.(error.reason));
         return 0;
       }
       // The runner's row is gone (a database restored from before it registered, say): register again.
-      if (error instanceof ApiError && error.code === '55000' && /has not registered/.test(error.message)) {
+      if (error instanceof RunnerCallError && error.code === '55000' && /has not registered/.test(error.message)) {
         this.log('the database does not know this runner any more; registering again');
         await this.register();
       }
@@ -306,7 +306,8 @@ export class Runner {
       }
     }
     this.log(
-      `${command.action} ${command.agent_name} (command ${command.id}, by ${command.requested_by}): ${outcome.ok ? 'succeeded' : 'failed'}: ${outcome.message}`,
+      `${command.action} ${command.agent_name} (command ${command.id}, by ${command.requested_by}): ` +
+        `${outcome.ok ? 'succeeded' : 'failed'}: ${outcome.message}`,
     );
     await this.complete(command, outcome);
   }

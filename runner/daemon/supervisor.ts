@@ -2,10 +2,11 @@
 // SIGKILL after the stop timeout), notice when it ends, and start it again as its restart policy says.
 // Every change is told to `report` (which forwards it to the database in order); nothing here waits
 // on the network, so a crashed agent is restarted in milliseconds even when the database is slow.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import type { AgentConfig } from './config.ts';
 import { agentLogFiles, fileSize, linesSince, openLogFiles, rotateIfLarge, type LogFiles } from './logs.ts';
-import { groupExists, groupMembers, isSameProcess, processInfo, type ProcessIdentity } from './proc.ts';
+import { groupExists, groupIsEmpty, groupIsOurs, isSameProcess, processInfo, signalGroup, type ProcessIdentity } from './proc.ts';
 import { decideRestart, type RestartSettings } from './restart-policy.ts';
 
 /** What the runner tells the database about one agent's process (agent_report). */
@@ -83,8 +84,6 @@ const MESSAGE_LIMIT = 4000;
 const KILL_WAIT_MS = 5000;
 const POLL_MS = 20;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 function seconds(ms: number): string {
   if (ms % 1000 === 0) return `${ms / 1000} s`;
   return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
@@ -94,23 +93,6 @@ function describeExit(info: ExitInfo): string {
   if (info.spawnError) return `could not start: ${info.spawnError}`;
   if (!info.known) return 'ended while the runner was not its parent, so its exit code is unknown';
   return info.signal ? `killed by ${info.signal}` : `exited with code ${info.exitCode}`;
-}
-
-// An agent's group may be signalled while its leader is still the agent, or while no process holds
-// the leader's pid: the kernel never reuses a pid that is still some group's id, so members found
-// then are the agent's leftovers. A pid held by a different process means the group is not ours.
-function groupIsOurs(identity: ProcessIdentity): boolean {
-  const info = processInfo(identity.pid);
-  return info === undefined || info.startTicks === identity.startTicks;
-}
-
-function signalGroup(identity: ProcessIdentity, signal: NodeJS.Signals): void {
-  if (!groupIsOurs(identity)) return;
-  try {
-    process.kill(-identity.pid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
 }
 
 /** Supervises one agent of the config. */
@@ -342,7 +324,7 @@ export class AgentSupervisor {
     for (;;) {
       const leaderGone = !isSameProcess(tracked);
       if (leaderGone && tracked.adopted) tracked.resolveExit({ known: false });
-      if (leaderGone && (!groupIsOurs(tracked) || !groupExists(tracked.pid) || groupMembers(tracked.pid).length === 0)) return true;
+      if (leaderGone && groupIsEmpty(tracked)) return true;
       if (Date.now() >= deadline) return false;
       await sleep(POLL_MS);
     }
@@ -391,7 +373,8 @@ export class AgentSupervisor {
       } else {
         this.state = 'backoff';
         this.context.log(
-          `${this.name}: ${summary}; restarting in ${seconds(decision.delayMs)} (quick exit ${decision.quickExits} of ${this.spec.backoff.max_retries})`,
+          `${this.name}: ${summary}; restarting in ${seconds(decision.delayMs)} (quick exit ${decision.quickExits} of ` +
+            `${this.spec.backoff.max_retries})`,
         );
         this.restartTimer = setTimeout(again, decision.delayMs);
       }

@@ -52,7 +52,6 @@ export function verifiesJwt(name: string, configToml = CONFIG_TOML): boolean {
 export interface FunctionEnv {
   SUPABASE_URL: string;
   SUPABASE_ANON_KEY: string;
-  SUPABASE_SERVICE_ROLE_KEY: string;
   SUPABASE_DB_URL: string;
 }
 

@@ -175,7 +175,8 @@ export class Gateway {
     server.on('upgrade', (_request, socket) => {
       const body = JSON.stringify({ message: REALTIME_MISSING });
       socket.end(
-        `HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ` +
+          `${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     });
     await new Promise<void>((resolve, reject) => {
@@ -183,7 +184,8 @@ export class Gateway {
         reject(
           error.code === 'EADDRINUSE'
             ? new Error(
-                `port ${this.options.port} on 127.0.0.1 is already in use (another npm start or supabase start?). Stop it, or choose another port with --port.`,
+                `port ${this.options.port} on 127.0.0.1 is already in use (another npm start or supabase start?). Stop ` +
+                  `it, or choose another port with --port.`,
               )
             : error,
         );

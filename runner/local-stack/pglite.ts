@@ -58,7 +58,8 @@ export async function startPglite(options: { dataDir: string; port: number }): P
     await db.close();
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new Error(
-        `port ${options.port} on 127.0.0.1 is already in use, so the embedded database cannot listen there. Stop what uses it, or choose another port with --db-port.`,
+        `port ${options.port} on 127.0.0.1 is already in use, so the embedded database cannot listen there. Stop what ` +
+          `uses it, or choose another port with --db-port.`,
       );
     }
     throw error;

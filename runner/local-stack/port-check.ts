@@ -8,7 +8,8 @@ export function assertPortFree(port: number, what: string, flag: string): Promis
       reject(
         error.code === 'EADDRINUSE'
           ? new Error(
-              `port ${port} on 127.0.0.1 (for ${what}) is already in use, by another npm start or supabase start perhaps. Stop it, or choose another port with ${flag}.`,
+              `port ${port} on 127.0.0.1 (for ${what}) is already in use, by another npm start or supabase start ` +
+                `perhaps. Stop it, or choose another port with ${flag}.`,
             )
           : error,
       );

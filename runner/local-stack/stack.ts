@@ -13,6 +13,7 @@ import { createAuthApp, createAuthUser } from './auth.ts';
 import { Gateway, type FunctionTarget } from './gateway.ts';
 import { createJwtSecret, signApiKey } from './keys.ts';
 import { startSweepTimer } from './sweep.ts';
+import { startAlertTimer } from './alerts.ts';
 import { assertPortFree } from './port-check.ts';
 
 export interface StackOptions {
@@ -27,6 +28,10 @@ export interface StackOptions {
   sweep?: boolean;
   /** how often that timer runs (default SWEEP_INTERVAL_MS) */
   sweepIntervalMs?: number;
+  /** call the alert dispatcher on a timer and on each queued delivery, as pg_cron + pg_net would (default true) */
+  alerts?: boolean;
+  /** how often that timer runs (default ALERT_INTERVAL_MS) */
+  alertIntervalMs?: number;
   /** keep keys stable across restarts by passing the previous secret */
   jwtSecret?: string;
   /** a user who can sign in and is on the operator list */
@@ -110,7 +115,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const functionEnv: FunctionEnv = {
       SUPABASE_URL: url,
       SUPABASE_ANON_KEY: anonKey,
-      SUPABASE_SERVICE_ROLE_KEY: serviceKey,
       SUPABASE_DB_URL: database.url,
     };
     const served = new Map<string, Promise<ServedFunction>>();
@@ -161,6 +165,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (!sweepByPgCron && (options.sweep ?? true)) {
       const timer = startSweepTimer(database.sql, log, options.sweepIntervalMs);
       cleanups.push(() => timer.stop());
+    }
+
+    if (serveFunctions && (options.alerts ?? true)) {
+      const alerts = await startAlertTimer({ sql: database.sql, url, serviceKey, log, intervalMs: options.alertIntervalMs });
+      cleanups.push(() => alerts.stop());
     }
 
     return {

@@ -1,5 +1,6 @@
 // What the functions answer about an agent after applying a heartbeat or report: the agent's row as
-// the database left it, in the table's own column names.
+// the database left it, in the table's own column names. Built once, in SQL, by
+// agent_private.agent_state_json (supabase/migrations/20261130100000_one_agent_state_one_command_path.sql).
 import { z } from 'zod';
 import { AGENT_STATUSES } from '../status.ts';
 import { agentName, timestamp } from './fields.ts';
@@ -20,6 +21,3 @@ export const AgentState = z
   })
   .meta({ id: 'AgentState' });
 export type AgentState = z.infer<typeof AgentState>;
-
-/** The columns of public.agent_status that make up an AgentState, for queries that build one. */
-export const AGENT_STATE_COLUMNS = Object.keys(AgentState.shape) as (keyof AgentState)[];

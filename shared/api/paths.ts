@@ -1,6 +1,8 @@
 // Where the functions live under a Supabase project URL (https://<ref>.supabase.co or the local stack).
 export const FUNCTION_NAMES = ['heartbeat', 'report', 'command'] as const;
-export type FunctionName = (typeof FUNCTION_NAMES)[number];
+/** Functions only the platform calls (pg_cron through pg_net, the local stack's timer): not the public API. */
+export const INTERNAL_FUNCTION_NAMES = ['dispatch'] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number] | (typeof INTERNAL_FUNCTION_NAMES)[number];
 
 /** The URL of one function under a project URL; a trailing slash on the project URL is fine. */
 export function functionUrl(projectUrl: string, name: FunctionName): string {

@@ -136,14 +136,13 @@ export async function run() {
     writeFileSync(script, "select 1 from public.agent_heartbeat('asa_bench_' || :client_id, 'bench-agent-' || :client_id);\n");
 
     const jwtSecret = createJwtSecret();
-    const [anonKey, serviceKey] = await Promise.all([signApiKey(jwtSecret, 'anon'), signApiKey(jwtSecret, 'service_role')]);
+    const anonKey = await signApiKey(jwtSecret, 'anon');
     const postgrest = await startPostgrest({ supervisor, authenticatorUrl: database.authenticatorUrl, jwtSecret, pool: 10 });
     const heartbeat = await startFunction('heartbeat', {
       supervisor,
       env: {
         SUPABASE_URL: `http://127.0.0.1:${postgrest.port}`, // not used by heartbeat
         SUPABASE_ANON_KEY: anonKey,
-        SUPABASE_SERVICE_ROLE_KEY: serviceKey,
         SUPABASE_DB_URL: cluster.urlFor('bench'),
         ...(process.env.AGENT_STATUS_DB_POOL ? { AGENT_STATUS_DB_POOL: process.env.AGENT_STATUS_DB_POOL } : {}),
       },

@@ -1,6 +1,7 @@
 // shared/status.ts mirrors what the database defines; these keep the two from drifting apart.
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
+import { AgentState } from '../../shared/api/agent.ts';
 import { AGENT_STATUSES, COMMAND_ACTIONS, COMMAND_STATUSES, EVENT_SOURCES, LIMITS, TOKEN_KINDS } from '../../shared/status.ts';
 
 describe('shared/status.ts matches the database', () => {
@@ -40,5 +41,12 @@ describe('shared/status.ts matches the database', () => {
     expect(rows.length).toBeGreaterThanOrEqual(5);
     expect(rows[0]).toMatchObject({ version: '20261124000100', name: 'supabase_compat' });
     expect(rows.every((r) => Array.isArray(r.statements) && r.statements.length > 0)).toBe(true);
+  });
+
+  it('agent_private.agent_state_json answers exactly an AgentState (shared/api/agent.ts)', async () => {
+    await db.sql`insert into public.agent_status (agent_name) values ('shape-agent')`;
+    const [{ state }] = await db.sql`
+      select agent_private.agent_state_json(a) as state from public.agent_status a where agent_name = 'shape-agent'`;
+    expect(AgentState.parse(state)).toEqual(state);
   });
 });

@@ -27,6 +27,9 @@ export interface TestStackOptions {
   functions?: boolean;
   /** run the sweep on a 15 s timer (default false: tests call public.agent_status_sweep() themselves) */
   sweep?: boolean;
+  /** call the alert dispatcher on a timer and on each queued delivery (default false: tests call it themselves) */
+  alerts?: boolean;
+  alertIntervalMs?: number;
 }
 
 /** Registers beforeAll/afterAll hooks that start and stop this file's stack. */
@@ -52,6 +55,8 @@ export function useTestStack(options: TestStackOptions = {}): TestStack {
       database: { kind: 'url', url: db.url },
       functions: options.functions ?? false,
       sweep: options.sweep ?? false,
+      alerts: options.alerts ?? false,
+      alertIntervalMs: options.alertIntervalMs,
       operator: testStack.operator,
       // What functions print helps a failing test; PostgREST's start-up lines do not (a crash quotes them).
       childLog: (name, line) => name !== 'PostgREST' && console.log(`[${name}] ${line}`),

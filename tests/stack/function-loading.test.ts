@@ -18,7 +18,6 @@ afterAll(async () => {
 const env: FunctionEnv = {
   SUPABASE_URL: 'http://127.0.0.1:1',
   SUPABASE_ANON_KEY: 'a',
-  SUPABASE_SERVICE_ROLE_KEY: 's',
   SUPABASE_DB_URL: 'postgres://x@127.0.0.1:1/x',
 };
 const BROKEN = 'Deno.serve((request) => new Response("half written"';

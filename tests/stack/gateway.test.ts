@@ -25,7 +25,7 @@ beforeAll(async () => {
   const echo = await startFunction('echo', {
     supervisor,
     dir,
-    env: { SUPABASE_URL: 'http://127.0.0.1:1', SUPABASE_ANON_KEY: '', SUPABASE_SERVICE_ROLE_KEY: '', SUPABASE_DB_URL: '' },
+    env: { SUPABASE_URL: 'http://127.0.0.1:1', SUPABASE_ANON_KEY: '', SUPABASE_DB_URL: '' },
   });
   anonKey = await signApiKey(jwtSecret, 'anon');
   gateway = new Gateway({

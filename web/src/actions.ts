@@ -17,7 +17,7 @@ export class Actions {
 
   async command(agent: AgentRow, action: CommandAction): Promise<void> {
     try {
-      await sendCommand(this.client, agent.id, action);
+      await sendCommand(this.client, agent.agent_name, action);
       this.notices.show(`${action} sent to ${agent.agent_name}; the runner on ${agent.host ?? 'its host'} picks it up within seconds.`);
     } catch (error) {
       this.notices.show((error as Error).message, 'error');
@@ -29,7 +29,8 @@ export class Actions {
     const sure = await confirmAction({
       title: `Force ${agent.agent_name} to stopped?`,
       body: [
-        'This only changes the status in the database. It does not touch the process: if the agent is still running, it keeps running and its next heartbeat marks it running again.',
+        'This only changes the status in the database. It does not touch the process: if the agent is still running, it ' +
+          'keeps running and its next heartbeat marks it running again.',
         'Use it to clear a status that no longer matches reality. To really stop the process, use Stop.',
       ],
       confirm: 'Force stopped in the database',
@@ -49,7 +50,8 @@ export class Actions {
     const sure = await confirmAction({
       title: 'Start all agents?',
       body: [
-        `This sends start to every agent a runner manages (${managed} now). An agent that is already running stays as it is; its row shows the runner's answer.`,
+        `This sends start to every agent a runner manages (${managed} now). An agent that is already running stays as ` +
+          `it is; its row shows the runner's answer.`,
       ],
       confirm: 'Start all',
     });

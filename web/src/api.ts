@@ -2,21 +2,16 @@
 // Row-level security decides what that user sees: a non-operator gets no rows, never an error.
 import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
 import type { AgentStatus, CommandAction, CommandStatus } from '../../shared/status.ts';
-import type { AgentEventRow, AgentLiveRow } from '../../shared/rows.ts';
+import type { AgentEventRow, AgentLiveRow, CommandRow as SharedCommandRow } from '../../shared/rows.ts';
 
 /** A row of agent_status_live. */
 export type AgentRow = AgentLiveRow;
 
-export interface CommandRow {
-  id: number;
-  agent_id: number;
-  action: CommandAction;
-  status: CommandStatus;
-  requested_by: string;
-  created_at: string;
-  finished_at: string | null;
-  result: string | null;
-}
+/** The columns of agent_commands the dashboard reads (COMMAND_COLUMNS). */
+export type CommandRow = Pick<
+  SharedCommandRow,
+  'id' | 'agent_id' | 'action' | 'status' | 'requested_by' | 'created_at' | 'finished_at' | 'result'
+>;
 
 export interface RunnerRow {
   id: string;
@@ -55,16 +50,16 @@ export const IN_FLIGHT: readonly CommandStatus[] = ['pending', 'claimed'];
 /** How long a finished command's outcome stays on its agent's row. */
 export const COMMAND_OUTCOME_SECONDS = 15 * 60;
 
-/** A failed request, with the server's message and hint kept together for the person reading it. */
-export class ApiError extends Error {
+/** A failed dashboard request, with the server's message and hint kept together for the person reading it. */
+export class RequestError extends Error {
   constructor(what: string, error: PostgrestError | { message: string; hint?: string | null }) {
     super(`${what}: ${error.message}${'hint' in error && error.hint ? ` (${error.hint})` : ''}`);
-    this.name = 'ApiError';
+    this.name = 'RequestError';
   }
 }
 
 function check<T>(what: string, answer: { data: T | null; error: PostgrestError | null }): T {
-  if (answer.error) throw new ApiError(what, answer.error);
+  if (answer.error) throw new RequestError(what, answer.error);
   return answer.data as T;
 }
 
@@ -158,9 +153,12 @@ export async function whoami(client: SupabaseClient): Promise<WhoAmI> {
   return check('asking who is signed in', await client.rpc('whoami').abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS))) as WhoAmI;
 }
 
-/** Queues a command; the database fills in who asked, the expiry, and refuses unmanaged agents. */
-export async function sendCommand(client: SupabaseClient, agentId: number, action: CommandAction): Promise<void> {
-  check(`sending ${action}`, await client.from('agent_commands').insert({ agent_id: agentId, action }));
+/**
+ * Queues a command through the one SQL function every client uses; the database fills in who asked,
+ * the expiry, and refuses unmanaged agents.
+ */
+export async function sendCommand(client: SupabaseClient, agentName: string, action: CommandAction): Promise<void> {
+  check(`sending ${action}`, await client.rpc('enqueue_agent_commands', { p_action: action, p_agent_name: agentName }));
 }
 
 export async function startAll(client: SupabaseClient): Promise<number> {

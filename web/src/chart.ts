@@ -40,7 +40,9 @@ export function healthChart(events: EventRow[], nowMs: number): SVGSVGElement | 
     viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
     class: 'health-chart',
     role: 'img',
-    'aria-label': `Health from ${formatTimestamp(new Date(t0).toISOString())} until now: ${points.length} changes, lowest ${Math.min(...points.map((p) => p.health))}, now ${last}`,
+    'aria-label':
+      `Health from ${formatTimestamp(new Date(t0).toISOString())} until now: ${points.length} changes, ` +
+      `lowest ${Math.min(...points.map((p) => p.health))}, now ${last}`,
   });
   for (const level of [0, 50, 100]) {
     chart.append(

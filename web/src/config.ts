@@ -16,12 +16,18 @@ declare global {
 export function readConfig(): DashboardConfig | string {
   const config = window.AGENT_STATUS_CONFIG;
   if (!config) {
-    return 'config.js did not load. Put a config.js next to index.html that sets window.AGENT_STATUS_CONFIG = { supabaseUrl, supabaseAnonKey }.';
+    return (
+      'config.js did not load. Put a config.js next to index.html that sets window.AGENT_STATUS_CONFIG = { ' +
+      'supabaseUrl, supabaseAnonKey }.'
+    );
   }
   const supabaseUrl = String(config.supabaseUrl ?? '').trim();
   const supabaseAnonKey = String(config.supabaseAnonKey ?? '').trim();
   if (!supabaseUrl || !supabaseAnonKey) {
-    return 'config.js has no supabaseUrl or supabaseAnonKey. Set them to your project URL and its publishable (anon) key from Project Settings > API.';
+    return (
+      'config.js has no supabaseUrl or supabaseAnonKey. Set them to your project URL and its publishable (anon) ' +
+      'key from Project Settings > API.'
+    );
   }
   try {
     new URL(supabaseUrl);
@@ -29,7 +35,10 @@ export function readConfig(): DashboardConfig | string {
     return `supabaseUrl in config.js is not a URL: ${JSON.stringify(supabaseUrl)}. Use https://<project-ref>.supabase.co.`;
   }
   if (/service_role/.test(decodeJwtRole(supabaseAnonKey))) {
-    return 'config.js holds the service-role key, which must never reach a browser. Use the publishable (anon) key and rotate the service key.';
+    return (
+      'config.js holds the service-role key, which must never reach a browser. Use the publishable (anon) key and ' +
+      'rotate the service key.'
+    );
   }
   return { supabaseUrl: supabaseUrl.replace(/\/+$/, ''), supabaseAnonKey };
 }

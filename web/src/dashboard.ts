@@ -3,6 +3,7 @@
 // browser's Back button leaves the detail.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { Actions } from './actions.ts';
+import { AlertsPage } from './alerts/page.ts';
 import { ConnectionView } from './connection.ts';
 import { AgentDetail } from './detail.ts';
 import { h, replace, setText } from './dom.ts';
@@ -28,6 +29,7 @@ export class Dashboard {
   private readonly feed: LiveFeed;
   private readonly table: AgentTable;
   private readonly detail: AgentDetail;
+  private readonly alerts: AlertsPage;
   private readonly connection: ConnectionView;
   private readonly runners: HTMLParagraphElement;
   private readonly listView: HTMLElement;
@@ -53,6 +55,7 @@ export class Dashboard {
     };
     this.table = new AgentTable(handlers);
     this.detail = new AgentDetail(client, handlers);
+    this.alerts = new AlertsPage(client, notices);
     const filters = new Filters((patch) => {
       this.table.setFilter(patch);
       if (patch.status !== undefined) summary.select(patch.status);
@@ -98,6 +101,7 @@ export class Dashboard {
         { class: 'top' },
         h('h1', null, 'Agent status'),
         this.connection.indicator,
+        h('a', { href: '#/alerts', class: 'nav' }, 'Alerts'),
         h(
           'div',
           { class: 'user' },
@@ -106,7 +110,7 @@ export class Dashboard {
         ),
       ),
       this.connection.banner,
-      h('main', null, this.listView, this.detail.el, this.runners),
+      h('main', null, this.listView, this.detail.el, this.alerts.el, this.runners),
       notices.el,
     );
   }
@@ -130,6 +134,7 @@ export class Dashboard {
     document.removeEventListener('click', closeMenus);
     document.removeEventListener('keydown', closeMenusOnEscape);
     clearInterval(this.ticker);
+    this.alerts.close();
     this.table.destroy();
     await this.feed.stop();
   }
@@ -165,13 +170,22 @@ export class Dashboard {
     setText(
       this.runners,
       snapshot.runners.length
-        ? `Runners: ${snapshot.runners.map((r) => `${r.host} ${r.status}, seen ${formatAgo(snapshot.clock.since(r.last_seen_at))}`).join('; ')}`
+        ? `Runners: ${snapshot.runners
+            .map((r) => `${r.host} ${r.status}, seen ${formatAgo(snapshot.clock.since(r.last_seen_at))}`)
+            .join('; ')}`
         : "No runner has registered yet: Start and Stop need a runner on the agents' host.",
     );
   }
 
   private route() {
     const match = /^#\/agents\/(.+)$/.exec(location.hash);
+    if (location.hash === '#/alerts') {
+      this.listView.hidden = true;
+      this.detail.close();
+      this.alerts.open();
+      return;
+    }
+    this.alerts.close();
     if (match) {
       const name = decodeURIComponent(match[1]);
       this.listView.hidden = true;

@@ -1,6 +1,6 @@
 // Reading agents, their history and commands through the operator read functions
 // (supabase/migrations/20261124000700_operator_reads.sql), shared by list, doctor, test and the waits.
-import type { AgentEventRow, AgentLiveRow } from '../../../shared/rows.ts';
+import type { AgentEventRow, AgentLiveRow, OperatorCommandRow } from '../../../shared/rows.ts';
 import type { Api } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
@@ -11,20 +11,7 @@ export interface AgentEvent extends AgentEventRow {
   agent_name: string | null;
 }
 
-export interface CommandRow {
-  id: number;
-  agent_name: string;
-  action: string;
-  status: string;
-  requested_by: string;
-  created_at: string;
-  expires_at: string;
-  claimed_at: string | null;
-  claimed_by_host: string | null;
-  finished_at: string | null;
-  result: string | null;
-  observed_at: string;
-}
+export type CommandRow = OperatorCommandRow;
 
 export function listAgents(api: Api): Promise<LiveAgent[]> {
   return api.rpc<LiveAgent[]>('operator_list_agents');
@@ -81,6 +68,7 @@ export function unknownAgent(name: string, names: string[]): CliError {
       ? `Names must match exactly. Did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}?`
       : names.length
         ? 'List agents with: agent-status list'
-        : 'There are no agents yet: a runner registers its agents, or create an agent token (agent-status token create agent --name <name>).',
+        : 'There are no agents yet: a runner registers its agents, or create an agent token ' +
+          '(agent-status token create agent --name <name>).',
   );
 }

@@ -108,7 +108,8 @@ function resolve(flags: ConnectionFlags): Resolved {
     throw new CliError(
       'no API to talk to: no --url, no AGENT_STATUS_URL and no local stack running here',
       EXIT.usage,
-      'Start the local stack with `npm start` in the project, or set AGENT_STATUS_URL and AGENT_STATUS_ANON_KEY to your Supabase project URL and publishable key.',
+      'Start the local stack with `npm start` in the project, or set AGENT_STATUS_URL and AGENT_STATUS_ANON_KEY to your ' +
+        'Supabase project URL and publishable key.',
     );
   }
   if (!/^https?:\/\//.test(url)) throw new CliError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`, EXIT.usage);

@@ -56,7 +56,10 @@ function describe(command: CommandRow): string {
     case 'expired':
       return `${paint.red('✗')} ${what} ${command.status}${seconds}${result}`;
     default:
-      return `${paint.yellow('…')} ${what} still ${command.status}${command.claimed_by_host ? ` by the runner on ${command.claimed_by_host}` : ''}`;
+      return (
+        `${paint.yellow('…')} ${what} still ` +
+        `${command.status}${command.claimed_by_host ? ` by the runner on ${command.claimed_by_host}` : ''}`
+      );
   }
 }
 
@@ -71,7 +74,8 @@ function report(commands: CommandRow[], options: ControlOptions): number {
     process.stderr.write(
       `gave up waiting after ${options.timeout} s: ${unfinished.length} command(s) not finished.\n` +
         (pending.length
-          ? `No runner has claimed ${pending.map((c) => JSON.stringify(c.agent_name)).join(', ')}: is its runner running and online? Check with: agent-status doctor "${pending[0].agent_name}"\n`
+          ? `No runner has claimed ${pending.map((c) => JSON.stringify(c.agent_name)).join(', ')}: is its runner ` +
+            `running and online? Check with: agent-status doctor "${pending[0].agent_name}"\n`
           : 'The runner claimed them but has not answered; check its log.\n'),
     );
     return EXIT.timeout;

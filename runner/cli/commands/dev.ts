@@ -45,7 +45,8 @@ export async function runDev(options: DevOptions): Promise<void> {
   // Two stacks on one data folder would open one embedded database twice.
   if (previous && previous.pid !== process.pid && isLocalStackRunning(previous)) {
     console.error(
-      `npm start failed: another npm start (pid ${previous.pid}) is running on ${shown(dataDir)} at ${previous.url}. Stop it first, or give this one its own folder with --data-dir.`,
+      `npm start failed: another npm start (pid ${previous.pid}) is running on ${shown(dataDir)} at ${previous.url}. ` +
+        'Stop it first, or give this one its own folder with --data-dir.',
     );
     process.exit(1);
   }
@@ -61,9 +62,8 @@ export async function runDev(options: DevOptions): Promise<void> {
   }
   const operator = previous?.operator ?? { email: OPERATOR_EMAIL, password: randomBytes(12).toString('base64url') };
 
-  console.log(
-    `agent-status local stack (${database.kind === 'url' ? 'DATABASE_URL' : database.kind === 'pglite' ? 'embedded PGlite' : 'PostgreSQL with pg_cron'}, data in ${shown(dataDir)})`,
-  );
+  const kind = { url: 'DATABASE_URL', pglite: 'embedded PGlite', postgres: 'PostgreSQL with pg_cron' }[database.kind];
+  console.log(`agent-status local stack (${kind}, data in ${shown(dataDir)})`);
   // Built while the database starts; the stack serves whatever web/dist holds once it is done.
   let dashboard: Promise<void> = Promise.resolve();
   if (options.build && dashboardNeedsBuild()) {
@@ -159,6 +159,9 @@ export async function runDev(options: DevOptions): Promise<void> {
 
 function printReady(stack: Stack, operator: { email: string; password: string }, file: string, seconds: number, withDemo: boolean) {
   const sweep = stack.sweepByPgCron ? 'pg_cron, every minute' : 'timer in this process, every 15 s';
+  const demoAgents = withDemo
+    ? `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)`
+    : 'off';
   console.log(`
 Ready in ${seconds.toFixed(1)} s.
 
@@ -170,7 +173,7 @@ Ready in ${seconds.toFixed(1)} s.
   service key  ${stack.serviceKey}
                (administrator key: never on agent hosts or in a browser)
   Operator     ${operator.email}  password ${operator.password}
-  Demo agents  ${withDemo ? `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)` : 'off'}
+  Demo agents  ${demoAgents}
   All of this  ${shown(file)}
 
 Point an agent at it (the CLI finds this stack and its operator by itself):

@@ -21,6 +21,11 @@ export interface Check {
   fix?: string;
 }
 
+/** A failed check, with what to do about it. */
+function failed(check: string, detail: string, fix: string): Check {
+  return { check, result: 'fail', detail, fix };
+}
+
 interface DoctorOptions extends ConnectionFlags {
   watch: number;
   json?: boolean;
@@ -36,7 +41,8 @@ interface SweepStatus {
 }
 
 const RUNNER_FIX =
-  'Start the runner on that host (e.g. `systemctl start agent-status-runner`, or `agent-status runner --config agents.yaml`) and check its log.';
+  'Start the runner on that host (e.g. `systemctl start agent-status-runner`, ' +
+  'or `agent-status runner --config agents.yaml`) and check its log.';
 
 async function reachable(options: DoctorOptions): Promise<[Check, ExitCode]> {
   const api = await connect(options, { signIn: false });
@@ -68,19 +74,17 @@ async function functionsServed(api: Api): Promise<Check> {
         detail: `/functions/v1/heartbeat answers (${response.status} to an empty request, as it should)`,
       };
     }
-    return {
-      check: 'edge functions deployed',
-      result: 'fail',
-      detail: `/functions/v1/heartbeat answered ${response.status}: ${body.slice(0, 200)}`,
-      fix: 'Deploy them: npx supabase functions deploy heartbeat report command (verify_jwt = false is in supabase/config.toml).',
-    };
+    return failed(
+      'edge functions deployed',
+      `/functions/v1/heartbeat answered ${response.status}: ${body.slice(0, 200)}`,
+      'Deploy them: npx supabase functions deploy heartbeat report command (verify_jwt = false is in supabase/config.toml).',
+    );
   } catch (error) {
-    return {
-      check: 'edge functions deployed',
-      result: 'fail',
-      detail: `no answer from /functions/v1/heartbeat: ${(error as Error).message}`,
-      fix: 'Deploy them: npx supabase functions deploy; locally, npm start serves them.',
-    };
+    return failed(
+      'edge functions deployed',
+      `no answer from /functions/v1/heartbeat: ${(error as Error).message}`,
+      'Deploy them: npx supabase functions deploy; locally, npm start serves them.',
+    );
   }
 }
 
@@ -88,20 +92,19 @@ function sweepCheck(sweep: SweepStatus): Check {
   const check = 'pg_cron sweep';
   if (!sweep.pg_cron) return { check, result: 'warn', detail: sweep.message ?? 'pg_cron is not installed' };
   if (!sweep.job) {
-    return {
+    return failed(
       check,
-      result: 'fail',
-      detail: 'pg_cron is installed but no job runs public.agent_status_sweep()',
-      fix: "Schedule it: select cron.schedule('agent-status-sweep', '* * * * *', 'select public.agent_status_sweep()'); (npx supabase db push applies it)",
-    };
+      'pg_cron is installed but no job runs public.agent_status_sweep()',
+      "Schedule it: select cron.schedule('agent-status-sweep', '* * * * *', 'select public.agent_status_sweep()'); " +
+        '(npx supabase db push applies it)',
+    );
   }
   if (!sweep.job.active) {
-    return {
+    return failed(
       check,
-      result: 'fail',
-      detail: `job ${sweep.job.jobname} is scheduled (${sweep.job.schedule}) but inactive`,
-      fix: `Activate it: select cron.alter_job(job_id := (select jobid from cron.job where jobname = '${sweep.job.jobname}'), active := true);`,
-    };
+      `job ${sweep.job.jobname} is scheduled (${sweep.job.schedule}) but inactive`,
+      `Activate it: select cron.alter_job(job_id := (select jobid from cron.job where jobname = '${sweep.job.jobname}'), active := true);`,
+    );
   }
   const scheduled = `job ${sweep.job.jobname} runs "${sweep.job.schedule}"`;
   if (!sweep.last_run) {
@@ -109,20 +112,18 @@ function sweepCheck(sweep: SweepStatus): Check {
   }
   const age = (Date.parse(sweep.now) - Date.parse(sweep.last_run.start_time)) / 1000;
   if (sweep.last_run.status === 'failed') {
-    return {
+    return failed(
       check,
-      result: 'fail',
-      detail: `${scheduled}; its last run ${ago(age)} failed: ${sweep.last_run.return_message}`,
-      fix: 'Run it by hand to see the error: select public.agent_status_sweep();',
-    };
+      `${scheduled}; its last run ${ago(age)} failed: ${sweep.last_run.return_message}`,
+      'Run it by hand to see the error: select public.agent_status_sweep();',
+    );
   }
   if (age > 180) {
-    return {
+    return failed(
       check,
-      result: 'fail',
-      detail: `${scheduled}, but its last run was ${ago(age)}`,
-      fix: 'pg_cron is not running jobs: check that the pg_cron worker runs (Supabase: Database > Extensions), and cron.database_name.',
-    };
+      `${scheduled}, but its last run was ${ago(age)}`,
+      'pg_cron is not running jobs: check that the pg_cron worker runs (Supabase: Database > Extensions), and cron.database_name.',
+    );
   }
   return { check, result: 'pass', detail: `${scheduled}; last run ${ago(age)}: ${sweep.last_run.status}` };
 }
@@ -137,24 +138,23 @@ function agentsSummary(agents: LiveAgent[]): Check {
       fix: 'A runner registers the agents in its config; `agent-status token create agent --name <name>` creates one.',
     };
   if (!troubled.length) return { check: 'agents', result: 'pass', detail: `${agents.length} agent(s), none in error or stale` };
-  return {
-    check: 'agents',
-    result: 'fail',
-    detail: `${troubled.length} of ${agents.length} in error or stale: ${troubled.map((a) => `${a.agent_name} (${a.status})`).join(', ')}`,
-    fix: `Look closer: agent-status doctor "${troubled[0].agent_name}"`,
-  };
+  return failed(
+    'agents',
+    `${troubled.length} of ${agents.length} in error or stale: ${troubled.map((a) => `${a.agent_name} (${a.status})`).join(', ')}`,
+    `Look closer: agent-status doctor "${troubled[0].agent_name}"`,
+  );
 }
 
 async function heartbeatCheck(api: Api, agent: LiveAgent, watchSeconds: number): Promise<Check> {
   const check = 'heartbeats arriving';
   const timeout = agent.heartbeat_timeout_s;
   if (!agent.last_heartbeat) {
-    return {
+    return failed(
       check,
-      result: 'fail',
-      detail: 'no heartbeat ever arrived for this name',
-      fix: 'The agent must call mark_agent_started / send_heartbeat (or run under `agent-status run`) with this exact name, with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set in its environment.',
-    };
+      'no heartbeat ever arrived for this name',
+      'The agent must call mark_agent_started / send_heartbeat (or run under `agent-status run`) with this exact name, ' +
+        'with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set in its environment.',
+    );
   }
   if (watchSeconds > 0) {
     const progress = startProgress(`watching heartbeats of ${agent.agent_name} for ${watchSeconds} s`);
@@ -172,12 +172,12 @@ async function heartbeatCheck(api: Api, agent: LiveAgent, watchSeconds: number):
     const times = [...seen].map(Date.parse).sort((a, b) => a - b);
     const arrivals = times.length - 1;
     if (arrivals === 0) {
-      return {
+      return failed(
         check,
-        result: 'fail',
-        detail: `no heartbeat in ${watchSeconds} s of watching (last one ${ago(agent.seconds_since_heartbeat)}, timeout ${timeout} s)`,
-        fix: 'Is the agent process alive? Heartbeats stop when its main loop hangs; add send_heartbeat calls in the loop, or run it under `agent-status run`.',
-      };
+        `no heartbeat in ${watchSeconds} s of watching (last one ${ago(agent.seconds_since_heartbeat)}, timeout ${timeout} s)`,
+        'Is the agent process alive? Heartbeats stop when its main loop hangs; add send_heartbeat calls in the loop, or ' +
+          'run it under `agent-status run`.',
+      );
     }
     const every = (times[times.length - 1] - times[0]) / 1000 / arrivals;
     const verdict: Verdict = every > timeout ? 'fail' : 'pass';
@@ -218,19 +218,15 @@ function runnerCheck(agent: LiveAgent): Check {
     };
   }
   if (!agent.runner_online) {
-    return {
-      check,
-      result: 'fail',
-      detail: `the runner on ${agent.host} is offline (last seen ${agent.runner_last_seen_at ?? 'never'})`,
-      fix: RUNNER_FIX,
-    };
+    return failed(check, `the runner on ${agent.host} is offline (last seen ${agent.runner_last_seen_at ?? 'never'})`, RUNNER_FIX);
   }
   return { check, result: 'pass', detail: `the runner on ${agent.host} is online` };
 }
 
 function statusCheck(agent: LiveAgent): Check {
   const check = 'status';
-  const detail = `${agent.status}, health ${agent.health}${agent.status_reason ? `: ${agent.status_reason}` : ''} (set by ${agent.status_source})`;
+  const reason = agent.status_reason ? `: ${agent.status_reason}` : '';
+  const detail = `${agent.status}, health ${agent.health}${reason} (set by ${agent.status_source})`;
   if (agent.status === 'running') return { check, result: 'pass', detail };
   if (agent.status === 'stopped' || agent.status === 'warning') return { check, result: 'warn', detail };
   return {

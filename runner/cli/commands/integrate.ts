@@ -151,12 +151,15 @@ export function registerIntegrate(program: Command): void {
           process.stdout.write(`${paint.bold(files[i])}: ${what}\n`);
           for (const hint of result.hints) {
             process.stdout.write(
-              `  ${paint.yellow('heartbeat:')} line ${hint.line} \`${hint.code}\` looks like the main loop: add ${hint.add} inside it, so a hung loop shows\n`,
+              `  ${paint.yellow('heartbeat:')} line ${hint.line} \`${hint.code}\` looks like the main loop: add ` +
+                `${hint.add} inside it, so a hung loop shows\n`,
             );
           }
           if (changed && !result.hints.length) {
             process.stdout.write(
-              `  ${paint.yellow('heartbeat:')} no main loop found: call ${result.language === 'python' ? 'asu.send_heartbeat(AGENT_NAME)' : 'agentStatus.heartbeat()'} where the agent does its recurring work\n`,
+              `  ${paint.yellow('heartbeat:')} no main loop found: call ` +
+                `${result.language === 'python' ? 'asu.send_heartbeat(AGENT_NAME)' : 'agentStatus.heartbeat()'} where ` +
+                `the agent does its recurring work\n`,
             );
           }
         }

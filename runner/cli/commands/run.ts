@@ -58,7 +58,8 @@ export async function runWrapped(command: string[], options: RunOptions): Promis
     throw new CliError(
       `run needs the token of agent ${JSON.stringify(options.name)}`,
       EXIT.usage,
-      `Create one with: agent-status token create agent --name ${JSON.stringify(options.name)}, then set AGENT_STATUS_TOKEN (or --agent-token).`,
+      `Create one with: agent-status token create agent --name ${JSON.stringify(options.name)}, then set ` +
+        `AGENT_STATUS_TOKEN (or --agent-token).`,
     );
   }
   const status = new AgentStatus({

@@ -102,7 +102,8 @@ export async function testAgent(
     if (!startedHere && !/already running/.test(started.result ?? '')) {
       const why =
         started.status === 'pending'
-          ? `no runner claimed the start command in ${START_WAIT_S} s: is the runner on ${agent.host} running? (agent-status doctor "${name}")`
+          ? `no runner claimed the start command in ${START_WAIT_S} s: is the runner on ${agent.host} running? ` +
+            `(agent-status doctor "${name}")`
           : started.status === 'claimed'
             ? `the runner on ${agent.host} claimed the start command but did not answer in ${START_WAIT_S} s`
             : `the runner on ${agent.host} did not start it: ${started.status}${started.result ? `: ${started.result}` : ''}`;
@@ -179,7 +180,8 @@ export async function testAgent(
   const longestGap = Math.max(...beats.slice(1).map((t, i) => (t - beats[i]) / 1000));
   if (!everAlive && !heartbeats.length)
     problems.push(
-      `it never reported: no started event and no heartbeat in ${options.duration} s (check AGENT_STATUS_URL, AGENT_STATUS_TOKEN and the exact name "${name}")`,
+      `it never reported: no started event and no heartbeat in ${options.duration} s (check AGENT_STATUS_URL, ` +
+        `AGENT_STATUS_TOKEN and the exact name "${name}")`,
     );
   else if (longestGap > timeout) problems.push(`no heartbeat for ${Math.round(longestGap)} s; it goes stale after ${timeout} s`);
   else if (heartbeats.length <= 1 && options.duration >= SDK_HEARTBEAT_S * 1.5)
@@ -190,7 +192,8 @@ export async function testAgent(
   if (statuses.has('stale')) problems.push(`it went stale: ${last.status_reason ?? 'no heartbeat in time'}`);
   if (childExit)
     problems.push(
-      `its process ended by itself after ${((childExit.at - timeline.began) / 1000).toFixed(1)} s (${childExit.signal ?? `exit code ${childExit.code}`})`,
+      `its process ended by itself after ${((childExit.at - timeline.began) / 1000).toFixed(1)} s ` +
+        `(${childExit.signal ?? `exit code ${childExit.code}`})`,
     );
 
   // Stop it again, and check that the stop was recorded.
@@ -225,7 +228,8 @@ export async function testAgent(
       : '';
   const reason = problems.length
     ? problems.join('; ')
-    : `ran ${((watchedUntil - timeline.began) / 1000).toFixed(0)} s with ${heartbeats.length} heartbeat(s),${every} longest silence ${Math.round(longestGap)} s (timeout ${timeout} s)${stopAtEnd ? '; stopped cleanly' : '; left running'}`;
+    : `ran ${((watchedUntil - timeline.began) / 1000).toFixed(0)} s with ${heartbeats.length} heartbeat(s),${every} ` +
+      `longest silence ${Math.round(longestGap)} s (timeout ${timeout} s)${stopAtEnd ? '; stopped cleanly' : '; left running'}`;
   return { pass: problems.length === 0, reason, timeline: timeline.moments };
 }
 

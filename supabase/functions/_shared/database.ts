@@ -2,10 +2,10 @@
 // connection (SUPABASE_DB_URL, postgres.js, prepare: false for Supabase's transaction pooler), with
 // concurrent heartbeats batched into one statement: at 32 clients `npm run bench` measured this path
 // at 0.57-0.84 of pgbench on the same database, PostgREST (one statement per heartbeat) at about 0.3
-// (docs/api.md). Operator commands go through PostgREST with the caller's own JWT, so Postgres sees
-// the signed-in user and applies its operator check and RLS.
+// (docs/api.md). Operator commands go through PostgREST with the caller's own identity (session JWT,
+// or operator token with the publishable key), so Postgres applies its own operator check.
 import postgres from 'npm:postgres@3.4.9';
-import { createClient } from 'npm:@supabase/supabase-js@2.109.0';
+import { createClient, type PostgrestError } from 'npm:@supabase/supabase-js@2.109.0';
 import type { AgentState } from '../../../shared/api/agent.ts';
 import type { Command, CommandRequest } from '../../../shared/api/command.ts';
 import type { Report } from '../../../shared/api/report.ts';
@@ -13,13 +13,11 @@ import type { HeartbeatRequest } from '../../../shared/api/heartbeat.ts';
 import { ApiError, fromSqlError, UNAVAILABLE_HINT } from './errors.ts';
 import { Batcher, BatcherFull } from './batcher.ts';
 
-function env(name: string): string {
+export function env(name: string): string {
   const value = Deno.env.get(name);
   if (!value) {
     // A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
-    console.error(
-      `${name} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY`,
-    );
+    console.error(`${name} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL and SUPABASE_ANON_KEY`);
     throw new ApiError('unavailable', 'the status service is not configured', { hint: 'Tell its operator to check the function logs.' });
   }
   return value;
@@ -54,7 +52,8 @@ async function withTimeout<T>(what: string, query: Promise<T> & { cancel?: () =>
 }
 
 let client: postgres.Sql | undefined;
-function sql(): postgres.Sql {
+/** The function instance's pool on the direct connection. */
+export function sql(): postgres.Sql {
   client ??= postgres(env('SUPABASE_DB_URL'), {
     prepare: false,
     max: POOL,
@@ -125,12 +124,11 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
         for (const r of reports) {
           await tx.unsafe(`set local statement_timeout = ${Math.max(1, deadline - Date.now())}`);
           const [row] = await tx`
-          select agent_name, status, health, last_heartbeat, last_error, last_activity, status_reason,
-                 started_at, stopped_at, stale_at, updated_at
+          select agent_private.agent_state_json(r) as agent
           from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
                                    ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
-                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)})`;
-          states.push(toAgentState(row));
+                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)}) r`;
+          states.push(row.agent as AgentState);
         }
         return states;
       }),
@@ -142,64 +140,61 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
   }
 }
 
-function toAgentState(row: Record<string, unknown>): AgentState {
-  const time = (value: unknown) => (value instanceof Date ? value.toISOString() : (value as string | null));
-  return {
-    agent_name: row.agent_name as string,
-    status: row.status as AgentState['status'],
-    health: row.health as number,
-    last_heartbeat: time(row.last_heartbeat),
-    last_error: row.last_error as string | null,
-    last_activity: row.last_activity as string | null,
-    status_reason: row.status_reason as string | null,
-    started_at: time(row.started_at),
-    stopped_at: time(row.stopped_at),
-    stale_at: time(row.stale_at),
-    updated_at: time(row.updated_at) as string,
-  };
-}
-
-const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at, expires_at, agent_status(agent_name)';
+const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at, expires_at';
 
 /**
- * Enqueues commands as the caller: a signed-in user's JWT is passed on to PostgREST as it came, an
- * operator token is passed to the SQL function, which checks it before anything else. The same
- * idempotency key from the same caller answers the first request's commands instead of new ones.
+ * Enqueues commands as the caller, through PostgREST with the publishable (anon) key and the same SQL
+ * function the dashboard and the CLI call: a signed-in user's JWT goes on as it came, so Postgres sees
+ * that user; an operator token goes to the SQL function as p_operator_token, which checks it before
+ * anything else. PostgREST (rather than this function's own database connection) because only it
+ * verifies a session JWT; no key here can act for anyone but the caller. The same idempotency key
+ * from the same caller answers the first request's commands instead of queuing new ones.
  */
 export async function enqueueCommands(
   caller: { jwt: string } | { operatorToken: string },
   request: CommandRequest,
   idempotencyKey: string | null,
 ): Promise<Command[]> {
-  const url = env('SUPABASE_URL');
-  const anonKey = env('SUPABASE_ANON_KEY');
-  const key = 'jwt' in caller ? anonKey : env('SUPABASE_SERVICE_ROLE_KEY');
-  const rest = createClient(url, key, {
+  const rest = createClient(env('SUPABASE_URL'), env('SUPABASE_ANON_KEY'), {
     auth: { persistSession: false, autoRefreshToken: false },
-    global: { headers: { Authorization: `Bearer ${'jwt' in caller ? caller.jwt : key}` } },
+    global: { headers: 'jwt' in caller ? { Authorization: `Bearer ${caller.jwt}` } : {} },
   });
-  const { data, error } = await rest
-    .rpc('enqueue_agent_commands', {
-      p_action: request.action,
-      p_agent_name: request.agent_name ?? null,
-      p_host: request.host ?? null,
-      p_operator_token: 'operatorToken' in caller ? caller.operatorToken : null,
-      p_idempotency_key: idempotencyKey,
-    })
-    .select(COMMAND_COLUMNS)
-    .abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS));
-  if (error) {
-    if (/^PGRST3/.test(error.code ?? '')) {
-      throw new ApiError('unauthorized', 'the session token is invalid or expired', { hint: 'Sign in again, or send an operator token.' });
-    }
-    if (!error.code && /abort|timeout/i.test(error.message)) throw timedOut('command');
-    if (!error.code) {
-      console.error('PostgREST unreachable:', error.message);
-      throw new ApiError('unavailable', 'the status database is unreachable', { hint: UNAVAILABLE_HINT });
-    }
-    throw fromSqlError(error.code, error.message, error.hint);
-  }
-  return (data as unknown as (Omit<Command, 'agent_name'> & { agent_status: { agent_name: string } })[]).map(
-    ({ agent_status, ...command }) => ({ ...command, agent_name: agent_status.agent_name }),
+  const operatorToken = 'operatorToken' in caller ? caller.operatorToken : null;
+  const queued = restAnswer<Omit<Command, 'agent_name'>[]>(
+    await rest
+      .rpc('enqueue_agent_commands', {
+        p_action: request.action,
+        p_agent_name: request.agent_name ?? null,
+        p_host: request.host ?? null,
+        p_operator_token: operatorToken,
+        p_idempotency_key: idempotencyKey,
+      })
+      .select(COMMAND_COLUMNS)
+      .abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS)),
   );
+  if (queued.length === 0) return [];
+  // The names come from operator_commands, which checks the caller again: an operator token acts as
+  // anon, which may not read agent_status itself.
+  const named = restAnswer<{ id: number; agent_name: string }[]>(
+    await rest
+      .rpc('operator_commands', { p_ids: queued.map((command) => command.id), p_operator_token: operatorToken })
+      .select('id, agent_name')
+      .abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS)),
+  );
+  const names = new Map(named.map(({ id, agent_name }) => [id, agent_name]));
+  return queued.map((command) => ({ ...command, agent_name: names.get(command.id) as string }));
+}
+
+// PostgREST's answer, or its error as the ApiError the caller should see.
+function restAnswer<T>({ data, error }: { data: unknown; error: PostgrestError | null }): T {
+  if (!error) return data as T;
+  if (/^PGRST3/.test(error.code ?? '')) {
+    throw new ApiError('unauthorized', 'the session token is invalid or expired', { hint: 'Sign in again, or send an operator token.' });
+  }
+  if (!error.code && /abort|timeout/i.test(error.message)) throw timedOut('command');
+  if (!error.code) {
+    console.error('PostgREST unreachable:', error.message);
+    throw new ApiError('unavailable', 'the status database is unreachable', { hint: UNAVAILABLE_HINT });
+  }
+  throw fromSqlError(error.code, error.message, error.hint);
 }

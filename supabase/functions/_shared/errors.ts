@@ -2,6 +2,7 @@
 // Whatever fails, the client gets {error: {code, message, hint?}}; stack traces stay in the logs.
 import { ERROR_STATUS, SQLSTATE_ERROR, type ErrorBody, type ErrorCode } from '../../../shared/api/errors.ts';
 
+/** An error answer of the functions' HTTP API (the runner and the dashboard have their own, named for what failed). */
 export class ApiError extends Error {
   readonly code: ErrorCode;
   readonly hint?: string;

@@ -1,0 +1,58 @@
+// The alert dispatcher: claims due deliveries (public.alert_claim, FOR UPDATE SKIP LOCKED, so any
+// number of dispatchers can run at once without sending a notice twice), sends each through its
+// channel, and records every attempt (public.alert_complete), which also schedules the retry or marks
+// the delivery dead. It keeps claiming until nothing is due or its time budget is spent.
+import type { Notice } from '../../../shared/alerts.ts';
+import { CHANNELS } from './channels/index.ts';
+import { send, type SendResult } from './channels/base.ts';
+import { sql } from './database.ts';
+
+export interface DispatchSummary {
+  claimed: number;
+  delivered: number;
+  failed: number;
+}
+
+interface Claimed {
+  id: number;
+  attempt: number;
+  notice: Notice;
+  channel_name: string;
+  channel_kind: string;
+  endpoint: string;
+  secret: string | null;
+  settings: Record<string, unknown>;
+}
+
+async function deliver(row: Claimed): Promise<SendResult> {
+  const channel = CHANNELS[row.channel_kind as keyof typeof CHANNELS];
+  if (!channel) {
+    return { ok: false, httpStatus: null, response: null, error: `no channel module for kind ${row.channel_kind}`, durationMs: 0 };
+  }
+  const config = { name: row.channel_name, kind: row.channel_kind, endpoint: row.endpoint, secret: row.secret, settings: row.settings };
+  return send(channel, row.notice, config);
+}
+
+/** Sends what is due, batch after batch, for at most budgetMs. */
+export async function dispatchDue(options: { dispatcher: string; batch: number; budgetMs: number }): Promise<DispatchSummary> {
+  const summary: DispatchSummary = { claimed: 0, delivered: 0, failed: 0 };
+  const deadline = Date.now() + options.budgetMs;
+  while (Date.now() < deadline) {
+    const rows = (await sql()`
+      select id, attempt, notice, channel_name, channel_kind, endpoint, secret, settings
+      from public.alert_claim(${options.dispatcher}, ${options.batch})`) as unknown as Claimed[];
+    if (rows.length === 0) break;
+    summary.claimed += rows.length;
+    await Promise.all(
+      rows.map(async (row) => {
+        const result = await deliver(row);
+        await sql()`
+          select public.alert_complete(${row.id}, ${row.attempt}, ${result.ok}, ${result.httpStatus}, ${result.response},
+                                       ${result.error}, ${result.durationMs}, ${options.dispatcher})`;
+        if (result.ok) summary.delivered++;
+        else summary.failed++;
+      }),
+    );
+  }
+  return summary;
+}

@@ -1,0 +1,244 @@
+// The dispatcher for real: the dispatch edge function under Deno, this file's own Postgres, and small
+// HTTP servers on 127.0.0.1 standing in for every channel's endpoint. Each test reads what the
+// receivers got and what the outbox recorded.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { describe, expect, it, beforeAll } from 'vitest';
+import { useTestStack } from '../helpers/stack.ts';
+import { setAgentState } from '../helpers/agents.ts';
+import { useReceiver } from './receiver.ts';
+import { signedText, WEBHOOK_HEADERS } from '../../shared/alerts.ts';
+
+const stack = useTestStack({ functions: true });
+const receiver = useReceiver();
+
+async function dispatch(key = stack.serviceKey) {
+  const response = await fetch(`${stack.url}/functions/v1/dispatch`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  return { status: response.status, json: await response.json() };
+}
+
+async function channel(
+  name: string,
+  kind: string,
+  path: string | null,
+  secret: string | null,
+  settings: Record<string, string | number> = {},
+) {
+  const endpoint = path === null ? null : `${receiver.url}${path}`;
+  await stack.db.sql`select public.alert_channel_save(${name}, ${kind}, ${endpoint}, ${secret}, ${stack.db.sql.json(settings)})`;
+  // each channel here listens to its own agents only, so tests do not see each other's flips
+  await stack.db.sql`select public.alert_channel_rules(${name}, ${stack.db.sql.json({ agents: [`${name}-*`], flap_threshold: 0 })})`;
+}
+
+async function flip(agent: string, event: 'error' | 'running', message: string | null = null) {
+  await stack.db.sql`
+    select agent_private.apply_event(id, ${event}, 'agent', 'test', p_message => ${message})
+    from public.agent_status where agent_name = ${agent}`;
+}
+
+async function downAgent(agent: string, message = 'it broke') {
+  await setAgentState(stack.db.sql, agent, 'running');
+  await flip(agent, 'error', message);
+}
+
+async function deliveriesOf(channelName: string) {
+  return stack.db.sql`
+    select d.* from public.alert_deliveries d join public.alert_channels c on c.id = d.channel_id
+    where c.name = ${channelName} order by d.id`;
+}
+
+/** Makes every pending delivery due now, instead of waiting out its backoff. */
+async function makeDue() {
+  await stack.db.sql`update public.alert_deliveries set due_at = now() where status = 'pending'`;
+}
+
+beforeAll(async () => {
+  await stack.db.sql`update public.alert_settings set backoff_base_s = 1, backoff_max_s = 1`;
+});
+
+describe('the dispatch function', () => {
+  it('refuses callers without the service key', async () => {
+    const answer = await dispatch(stack.anonKey);
+    expect(answer.status).toBe(401);
+    expect(answer.json.error.code).toBe('unauthorized');
+  });
+
+  it('sends one notification per flip per channel with two dispatchers running at once', async () => {
+    await channel('twin-a', 'webhook', '/twin-a', 'secret-a-0123456789');
+    await channel('twin-b', 'webhook', '/twin-b', 'secret-b-0123456789');
+    const agents = Array.from({ length: 15 }, (_, i) => i);
+    for (const i of agents) {
+      await downAgent(`twin-a-${i}`);
+      await downAgent(`twin-b-${i}`);
+    }
+    const results = await Promise.all([dispatch(), dispatch(), dispatch()]);
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(results.reduce((sum, r) => sum + r.json.delivered, 0)).toBe(30);
+    for (const name of ['twin-a', 'twin-b']) {
+      const ids = receiver.on(`/${name}`).map((r) => r.headers[WEBHOOK_HEADERS.delivery]);
+      expect(ids).toHaveLength(15);
+      expect(new Set(ids).size).toBe(15);
+      expect((await deliveriesOf(name)).every((d) => d.status === 'delivered' && d.attempts === 1)).toBe(true);
+    }
+  });
+
+  it('signs the webhook body so a receiver can verify it with the documented algorithm', async () => {
+    const [request] = receiver.on('/twin-a');
+    const timestamp = request.headers[WEBHOOK_HEADERS.timestamp] as string;
+    const signature = (request.headers[WEBHOOK_HEADERS.signature] as string).replace(/^v1=/, '');
+    const expected = createHmac('sha256', 'secret-a-0123456789').update(signedText(timestamp, request.body)).digest('hex');
+    expect(timingSafeEqual(Buffer.from(signature, 'hex'), Buffer.from(expected, 'hex'))).toBe(true);
+    expect(Math.abs(Date.now() / 1000 - Number(timestamp))).toBeLessThan(300);
+    const wrongKey = createHmac('sha256', 'secret-b-0123456789').update(signedText(timestamp, request.body)).digest('hex');
+    expect(wrongKey).not.toBe(signature);
+    expect(request.json).toMatchObject({ kind: 'down', severity: 'critical', status: 'error', channel: 'twin-a' });
+  });
+
+  it('tells the recovery after the down notice, in that order', async () => {
+    await flip('twin-a-0', 'running');
+    await dispatch();
+    const last = receiver.on('/twin-a').at(-1)!;
+    expect(last.json).toMatchObject({ kind: 'up', agent: 'twin-a-0', title: 'twin-a-0 recovered: running' });
+    const first = receiver.on('/twin-a').find((r) => r.json.agent === 'twin-a-0')!;
+    expect(last.json.incident).toBe(first.json.incident);
+  });
+
+  it('retries a receiver that answers 500, and delivers once when it answers 200', async () => {
+    receiver.answer('/flaky', { status: 500, body: 'database is restarting' }, { status: 200, body: 'ok' });
+    await channel('flaky', 'webhook', '/flaky', null);
+    await downAgent('flaky-1');
+    expect((await dispatch()).json).toMatchObject({ delivered: 0, failed: 1 });
+    const [pending] = await deliveriesOf('flaky');
+    expect(pending).toMatchObject({ status: 'pending', attempts: 1, last_http_status: 500 });
+    expect(pending.last_error).toMatch(/HTTP 500.*database is restarting/);
+    await makeDue();
+    expect((await dispatch()).json).toMatchObject({ delivered: 1 });
+    const [delivered] = await deliveriesOf('flaky');
+    expect(delivered).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(receiver.on('/flaky')).toHaveLength(2);
+    const attempts = await stack.db
+      .sql`select ok, http_status, response from public.alert_attempts where delivery_id = ${delivered.id} order by id`;
+    expect(attempts).toEqual([
+      { ok: false, http_status: 500, response: 'database is restarting' },
+      { ok: true, http_status: 200, response: 'ok' },
+    ]);
+  });
+
+  it('gives up on a receiver that never answers once the retry window is over, and says so', async () => {
+    receiver.answer('/silent', 'hang');
+    await channel('silent', 'webhook', '/silent', null, { timeout_ms: 1000 });
+    await downAgent('silent-1');
+    expect((await dispatch()).json).toMatchObject({ failed: 1 });
+    let [row] = await deliveriesOf('silent');
+    expect(row).toMatchObject({ status: 'pending', attempts: 1, last_error: 'no answer within 1000 ms' });
+    // the hour-long retry window, passed
+    await stack.db.sql`update public.alert_deliveries set created_at = now() - interval '2 hours' where id = ${row.id}`;
+    await makeDue();
+    await dispatch();
+    [row] = await deliveriesOf('silent');
+    expect(row).toMatchObject({ status: 'dead', attempts: 2 });
+    const [log] = await stack.db.sql`select status from public.operator_alert_deliveries('silent')`;
+    expect(log.status).toBe('dead');
+  });
+
+  it('never stores a channel secret in an error message', async () => {
+    await channel('leaky', 'telegram', null, '123456:bot-token-never-logged', { chat_id: 42 });
+    await stack.db.sql`update public.alert_channels set endpoint = 'http://127.0.0.1:1' where name = 'leaky'`;
+    await downAgent('leaky-1');
+    await dispatch();
+    const [row] = await deliveriesOf('leaky');
+    expect(row.status).toBe('pending');
+    expect(row.last_error).toBeTruthy();
+    expect(row.last_error).not.toContain('bot-token-never-logged');
+  });
+});
+
+describe('channels: each one its own payload, at a configurable endpoint', () => {
+  it('Slack incoming webhook: text and blocks', async () => {
+    await channel('slack', 'slack', '/services/T0/B0/slacksecret', null);
+    await downAgent('slack-1', 'disk <full> & more');
+    await dispatch();
+    const [request] = receiver.on('/services/T0/B0/slacksecret');
+    expect(request.json.text).toBe('🔴 slack-1 is down: error');
+    expect(request.json.blocks[0].text.text).toContain('disk &lt;full&gt; &amp; more');
+  });
+
+  it('Discord webhook: one embed, mentions off', async () => {
+    await channel('discord', 'discord', '/api/webhooks/1/discordsecret', null);
+    await downAgent('discord-1');
+    await dispatch();
+    const [request] = receiver.on('/api/webhooks/1/discordsecret');
+    expect(request.json).toMatchObject({
+      allowed_mentions: { parse: [] },
+      embeds: [{ title: 'discord-1 is down: error', color: 0xd92d20 }],
+    });
+  });
+
+  it('Telegram bot: sendMessage with chat_id, the token in the path', async () => {
+    await channel('telegram', 'telegram', '/tg', '999:telegram-token', { chat_id: '-100123' });
+    await downAgent('telegram-1');
+    await dispatch();
+    const [request] = receiver.on('/tg/bot999:telegram-token/sendMessage');
+    expect(request.json.chat_id).toBe('-100123');
+    expect(request.json.text).toMatch(/^🔴 telegram-1 is down: error\nit broke/);
+  });
+
+  it('ntfy: a JSON message to the server root, with an access token', async () => {
+    await channel('ntfy', 'ntfy', '/ntfy', 'tk_ntfytoken', { topic: 'agents' });
+    await downAgent('ntfy-1');
+    await dispatch();
+    const [request] = receiver.on('/ntfy/');
+    expect(request.headers.authorization).toBe('Bearer tk_ntfytoken');
+    expect(request.json).toMatchObject({ topic: 'agents', title: 'ntfy-1 is down: error', priority: 5, tags: ['rotating_light'] });
+  });
+
+  it('e-mail through Resend and through Postmark', async () => {
+    await channel('resend', 'email', '/emails', 're_key', { from: 'alerts@example.com', to: 'a@example.com, b@example.com' });
+    await channel('postmark', 'email', '/email', 'pm-token', { provider: 'postmark', from: 'alerts@example.com', to: 'ops@example.com' });
+    await downAgent('resend-1');
+    await downAgent('postmark-1');
+    await dispatch();
+    const [resend] = receiver.on('/emails');
+    expect(resend.headers.authorization).toBe('Bearer re_key');
+    expect(resend.json).toMatchObject({
+      from: 'alerts@example.com',
+      to: ['a@example.com', 'b@example.com'],
+      subject: '[agent-status] resend-1 is down: error',
+    });
+    const [postmark] = receiver.on('/email');
+    expect(postmark.headers['x-postmark-server-token']).toBe('pm-token');
+    expect(postmark.json).toMatchObject({ From: 'alerts@example.com', To: 'ops@example.com', MessageStream: 'outbound' });
+    expect(postmark.json.TextBody).toContain('postmark-1 is down');
+  });
+
+  it('PagerDuty Events v2: trigger on down, resolve on recovery, one dedup key per incident', async () => {
+    receiver.answer('/v2/enqueue', { status: 202, body: '{"status":"success"}' });
+    await channel('pagerduty', 'pagerduty', '/v2/enqueue', 'R0UTINGKEY');
+    await downAgent('pagerduty-1');
+    await dispatch();
+    await flip('pagerduty-1', 'running');
+    await dispatch();
+    await flip('pagerduty-1', 'error', 'again');
+    await dispatch();
+    const [trigger, resolve, next] = receiver.on('/v2/enqueue').map((r) => r.json);
+    expect(trigger).toMatchObject({
+      routing_key: 'R0UTINGKEY',
+      event_action: 'trigger',
+      payload: { summary: 'pagerduty-1 is down: error', severity: 'critical', component: 'pagerduty-1' },
+    });
+    expect(resolve).toEqual({ routing_key: 'R0UTINGKEY', dedup_key: trigger.dedup_key, event_action: 'resolve' });
+    expect(next.event_action).toBe('trigger');
+    expect(next.dedup_key).not.toBe(trigger.dedup_key);
+  });
+
+  it('"send test" queues a test notice an operator can watch', async () => {
+    const [{ id }] = await stack.db.sql`select public.alert_channel_test('slack') as id`;
+    await dispatch();
+    const [row] = await stack.db.sql`select status, kind from public.alert_deliveries where id = ${id}`;
+    expect(row).toEqual({ status: 'delivered', kind: 'test' });
+    expect(receiver.on('/services/T0/B0/slacksecret').at(-1)!.json.text).toBe('ℹ️ agent-status test notification');
+  });
+});

@@ -1,0 +1,229 @@
+// The alert rules in Postgres, on this file's own database: which flips become deliveries in the
+// outbox, and which are folded, delayed, cancelled or held back. The dispatcher that sends them runs
+// in dispatch.test.ts; here the outbox itself is the observable.
+import { describe, expect, it, beforeAll } from 'vitest';
+import { useTestDatabase, asRole } from '../helpers/database.ts';
+import { createToken, registerRunner, setAgentState, failure } from '../helpers/agents.ts';
+
+const db = useTestDatabase();
+
+async function channel(name: string, rules: Record<string, unknown> = {}, kind = 'webhook') {
+  await db.sql`select public.alert_channel_save(${name}, ${kind}, ${`http://127.0.0.1:9/${name}`}, 'whsec_0123456789abcdef')`;
+  await db.sql`select public.alert_channel_rules(${name}, ${db.sql.json({ flap_threshold: 0, ...rules })})`;
+}
+
+async function apply(agent: string, event: string, message: string | null = null) {
+  await db.sql`
+    select agent_private.apply_event(id, ${event}, 'agent', 'test', p_message => ${message}) from public.agent_status
+    where agent_name = ${agent}`;
+}
+
+/** Makes an agent go stale the way the sweep does: its deadline passes, the sweep persists it. */
+async function goStale(agent: string) {
+  await db.sql`update public.agent_status set stale_at = now() - interval '1 second' where agent_name = ${agent}`;
+  await db.sql`select public.agent_status_sweep()`;
+}
+
+async function deliveries(channelName: string) {
+  return db.sql`
+    select d.kind, d.status, d.notice, d.due_at > now() as delayed from public.alert_deliveries d
+    join public.alert_channels c on c.id = d.channel_id where c.name = ${channelName} order by d.id`;
+}
+
+describe('flips into the outbox', () => {
+  beforeAll(async () => {
+    await channel('all');
+    await channel('errors-only', { flips: ['error'], agents: ['scraper-*'] });
+  });
+
+  it('a flip to error writes one delivery per matching channel, in the same transaction', async () => {
+    await setAgentState(db.sql, 'scraper-1', 'running');
+    await apply('scraper-1', 'error', 'database refused the connection');
+    const all = await deliveries('all');
+    expect(all).toHaveLength(1);
+    expect(all[0]).toMatchObject({ kind: 'down', status: 'pending', delayed: false });
+    expect(all[0].notice).toMatchObject({
+      kind: 'down',
+      severity: 'critical',
+      title: 'scraper-1 is down: error',
+      text: 'database refused the connection',
+      agent: 'scraper-1',
+      status: 'error',
+      previous_status: 'running',
+    });
+    expect(await deliveries('errors-only')).toHaveLength(1);
+  });
+
+  it('a rolled back flip leaves no delivery behind', async () => {
+    await setAgentState(db.sql, 'scraper-2', 'running');
+    const rollback = new Error('rollback');
+    await expect(
+      db.sql.begin(async (tx) => {
+        await tx`select agent_private.apply_event(id, 'error', 'agent', 'test') from public.agent_status where agent_name = 'scraper-2'`;
+        throw rollback;
+      }),
+    ).rejects.toBe(rollback);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.alert_deliveries where notice ->> 'agent' = 'scraper-2'`;
+    expect(n).toBe(0);
+  });
+
+  it('filters by flip kind and agent pattern', async () => {
+    await setAgentState(db.sql, 'mailer', 'running');
+    await apply('mailer', 'error');
+    await setAgentState(db.sql, 'scraper-3', 'running');
+    await goStale('scraper-3');
+    const errorsOnly = (await deliveries('errors-only')).map((d) => d.notice.agent);
+    expect(errorsOnly).not.toContain('mailer');
+    expect(errorsOnly).not.toContain('scraper-3');
+    const all = (await deliveries('all')).map((d) => `${d.notice.agent}:${d.notice.status}`);
+    expect(all).toEqual(expect.arrayContaining(['mailer:error', 'scraper-3:stale']));
+  });
+
+  it('error after stale is the same incident: no second notice', async () => {
+    const before = (await deliveries('all')).length;
+    await apply('scraper-3', 'error', 'it woke up failing');
+    expect(await deliveries('all')).toHaveLength(before);
+  });
+
+  it('recovery after a down notice is always told, with the same incident key', async () => {
+    await apply('scraper-1', 'running');
+    const rows = (await deliveries('all')).filter((d) => d.notice.agent === 'scraper-1');
+    expect(rows.map((d) => d.kind)).toEqual(['down', 'up']);
+    expect(rows[1].notice).toMatchObject({ title: 'scraper-1 recovered: running', severity: 'resolved' });
+    expect(rows[1].notice.incident).toBe(rows[0].notice.incident);
+  });
+});
+
+describe('grace delay', () => {
+  beforeAll(() => channel('patient', { grace_s: 300, agents: ['graceful'] }));
+
+  it('holds the down notice until the grace delay is over', async () => {
+    await setAgentState(db.sql, 'graceful', 'running');
+    await apply('graceful', 'error', 'blip');
+    expect(await deliveries('patient')).toEqual([expect.objectContaining({ kind: 'down', status: 'pending', delayed: true })]);
+  });
+
+  it('a recovery within the grace delay cancels it silently', async () => {
+    await apply('graceful', 'running');
+    const rows = await deliveries('patient');
+    expect(rows.map((d) => `${d.kind}:${d.status}`)).toEqual(['down:cancelled']);
+  });
+});
+
+describe('flapping', () => {
+  beforeAll(() => channel('flaps', { flap_threshold: 3, flap_window_s: 600, agents: ['flappy'] }));
+
+  it('the third down flip within the window becomes one "flapping" notice; further flips stay quiet', async () => {
+    await setAgentState(db.sql, 'flappy', 'running');
+    for (let i = 0; i < 6; i++) {
+      await apply('flappy', 'error', `crash ${i}`);
+      await apply('flappy', 'running');
+    }
+    const kinds = (await deliveries('flaps')).map((d) => d.kind);
+    expect(kinds).toEqual(['down', 'up', 'down', 'up', 'flapping']);
+  });
+
+  it('when it calms down, one notice says how it ended', async () => {
+    await db.sql`update agent_private.alert_states set flapping_until = now() - interval '1 second'
+                 where agent_id = (select id from public.agent_status where agent_name = 'flappy')`;
+    await db.sql`select agent_private.alert_tick()`;
+    const last = (await deliveries('flaps')).at(-1)!;
+    expect(last).toMatchObject({ kind: 'up' });
+    expect(last.notice.text).toMatch(/stable again/);
+  });
+});
+
+describe('host grouping', () => {
+  beforeAll(() => channel('hosts', { hosts: ['rack-7'] }));
+
+  it('a runner with 50 agents going silent makes one "host silent" notice per channel, not 50', async () => {
+    const names = Array.from({ length: 50 }, (_, i) => `worker-${i}`);
+    const token = await registerRunner(db.sql, 'rack-7', names);
+    await db.sql`update public.agent_status set host = 'rack-7' where agent_name like 'worker-%'`;
+    for (const name of names) await setAgentState(db.sql, name, 'running');
+    await db.sql`select public.runner_heartbeat(${token}, null)`;
+    // The runner stops answering; its agents' deadlines and its own pass, and the sweep runs.
+    await db.sql`update public.runners set last_seen_at = now() - interval '10 minutes' where host = 'rack-7'`;
+    await db.sql`update public.agent_status set stale_at = now() - interval '1 second' where agent_name like 'worker-%'`;
+    await db.sql`select public.agent_status_sweep()`;
+    const rows = await deliveries('hosts');
+    expect(rows.map((d) => d.kind)).toEqual(['host_down']);
+    expect(rows[0].notice).toMatchObject({ title: 'host rack-7 is silent: 50 agents', agents: 50, host: 'rack-7' });
+  });
+
+  it('its return is one "host back" notice, and its agents recover without one each', async () => {
+    const [{ token }] = await db.sql`select token from public.create_api_token('runner', null, null, 'rack-7', null)`;
+    await db.sql`select public.runner_heartbeat(${token}, ${db.sql.json(Array.from({ length: 50 }, (_, i) => ({ name: `worker-${i}` })))})`;
+    const rows = await deliveries('hosts');
+    expect(rows.map((d) => d.kind)).toEqual(['host_down', 'host_up']);
+    expect(rows[1].notice.title).toBe('host rack-7 is back: 50 agents');
+  });
+});
+
+describe('snooze and maintenance', () => {
+  beforeAll(() => channel('pager', { agents: ['nightly'] }));
+
+  it('flips during a pause are recorded but not sent, and the pause is an event', async () => {
+    await setAgentState(db.sql, 'nightly', 'running');
+    await db.sql`select public.alert_pause('nightly', null, now() + interval '1 hour', 'migrating the database')`;
+    await apply('nightly', 'error', 'maintenance');
+    expect(await deliveries('pager')).toEqual([]);
+    const events = await db.sql`
+      select kind, message from public.agent_events where agent_id = (select id from public.agent_status where agent_name = 'nightly')
+      order by id`;
+    expect(events.map((e) => e.kind)).toEqual(expect.arrayContaining(['alerts_paused', 'error']));
+    const [paused] = await db.sql`select * from public.agent_alerts_paused where agent_name = 'nightly'`;
+    expect(paused).toMatchObject({ reason: 'migrating the database' });
+  });
+
+  it('a still-down agent alerts when the pause ends', async () => {
+    await db.sql`update public.alert_pauses set until = now() - interval '1 second' where ended_at is null`;
+    await db.sql`select agent_private.alert_tick()`;
+    const rows = await deliveries('pager');
+    expect(rows.map((d) => d.kind)).toEqual(['down']);
+    expect(rows[0].notice.after_pause).toBe(true);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.agent_alerts_paused where agent_name = 'nightly'`;
+    expect(n).toBe(0);
+  });
+
+  it('a recovery is told even during a pause once its down notice went out', async () => {
+    await db.sql`select public.alert_pause('nightly', null, null, 'quiet please')`;
+    await apply('nightly', 'running');
+    expect((await deliveries('pager')).map((d) => d.kind)).toEqual(['down', 'up']);
+    expect((await db.sql`select public.alert_resume('nightly') as n`)[0].n).toBe(1);
+  });
+});
+
+describe('secrets', () => {
+  it('operators read channels back only masked', async () => {
+    await db.sql`select public.alert_channel_save('slack-ops', 'slack', 'https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX9f2a')`;
+    const operatorToken = await createToken(db.sql, 'operator', { email: 'ops@example.com' }).catch(async () => {
+      await db.sql`select public.add_operator('ops@example.com')`;
+      return createToken(db.sql, 'operator', { email: 'ops@example.com' });
+    });
+    const rows = await asRole(db.sql, 'anon', {}, (tx) => tx`select * from public.operator_alert_channels(${operatorToken})`);
+    const slack = rows.find((r) => r.name === 'slack-ops')!;
+    expect(slack.endpoint).toBe('https://hooks.slack.com/••••9f2a');
+    const hook = rows.find((r) => r.name === 'all')!;
+    expect(hook.secret).toBe('••••cdef');
+    expect(JSON.stringify(rows)).not.toMatch(/XXXXsecret|whsec_0123/);
+  });
+
+  it('signed-in operators cannot select the channels table, anon cannot call the operator functions', async () => {
+    const [{ id: userId }] = await db.sql`select gen_random_uuid() as id`;
+    const denied = await failure(
+      asRole(db.sql, 'authenticated', { sub: userId, email: 'ops@example.com' }, (tx) => tx`select secret from public.alert_channels`),
+    );
+    expect(denied?.code).toBe('42501');
+    const anon = await failure(asRole(db.sql, 'anon', {}, (tx) => tx`select * from public.operator_alert_channels()`));
+    expect(anon?.code).toBe('42501');
+    const claim = await failure(asRole(db.sql, 'authenticated', { sub: userId }, (tx) => tx`select * from public.alert_claim('x', 1)`));
+    expect(claim?.code).toBe('42501');
+  });
+
+  it('refuses a channel that cannot work, saying what is missing', async () => {
+    const bad = await failure(db.sql`select public.alert_channel_save('tg', 'telegram', null, 'bot-token')`);
+    expect(bad).toMatchObject({ code: '22023' });
+    expect(bad!.message).toMatch(/chat_id/);
+  });
+});
