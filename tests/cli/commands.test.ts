@@ -209,6 +209,18 @@ describe('tokens and operators', { timeout: 120_000 }, () => {
     expect(badLifetime.stderr).toContain('--expires must be a lifetime like 90d');
   });
 
+  it('archives a stopped agent: gone from the list, its token revoked, its name free', async () => {
+    const token = await cli(['token', 'create', 'agent', '--name', 'Old Agent'], stackEnv(stack));
+    expect(token.exitCode).toBe(0);
+    const archived = await cli(['archive', 'Old Agent'], stackEnv(stack));
+    expect(archived.exitCode, archived.stderr).toBe(0);
+    expect(archived.stdout).toMatch(/^Archived "Old Agent": its history stays under "Old Agent \[archived \d+\]"; 1 token\(s\) revoked/);
+    const listed = JSON.parse((await cli(['list', '--json'], stackEnv(stack))).stdout) as { agent_name: string }[];
+    expect(listed.map((agent) => agent.agent_name)).not.toContain('Old Agent');
+    const again = await cli(['archive', 'Old Agent'], stackEnv(stack));
+    expect(again.exitCode).toBe(EXIT.notFound);
+  });
+
   it('adds and removes operators', async () => {
     const added = await cli(['operator', 'add', 'Second@Example.com'], stackEnv(stack));
     expect(added.exitCode).toBe(0);

@@ -35,6 +35,7 @@ describe('row level security and grants', () => {
     operatorToken = await createToken(db.sql, 'operator', { email: 'ops@example.com' });
     await db.sql`select * from public.enqueue_agent_commands('start', 'rls-agent')`;
     [{ id: agentId }] = await db.sql`select id from public.agent_status where agent_name = 'rls-agent'`;
+    await setAgentState(db.sql, 'rls-archivable', 'stopped');
   });
 
   async function run(who: Who, statement: (tx: Sql) => PromiseLike<readonly unknown[]>): Promise<Outcome> {
@@ -114,6 +115,7 @@ describe('row level security and grants', () => {
     operator_agent_events: (tx) => tx`select * from public.operator_agent_events('rls-agent')`,
     operator_commands: (tx) => tx`select * from public.operator_commands(array[1, 2]::bigint[])`,
     operator_sweep_status: (tx) => tx`select public.operator_sweep_status()`,
+    archive_agent: (tx) => tx`select public.archive_agent('rls-archivable')`,
   };
 
   describe.each(Object.keys(operatorFunctions))('operator function %s', (fn) => {
@@ -335,6 +337,40 @@ describe('row level security and grants', () => {
       await db.sql`select public.runner_offline(${token}, 'instance-a')`;
       const [row] = await db.sql`select status, instance from public.runners where host = 'lease-host'`;
       expect(row).toEqual({ status: 'online', instance: 'instance-b' });
+    });
+  });
+
+  describe('archiving an agent', () => {
+    it('hides it from every list, keeps its history, revokes its tokens and frees its name; a live agent is refused', async () => {
+      await setAgentState(db.sql, 'rls-retired', 'stopped');
+      const token = await createToken(db.sql, 'agent', { agent: 'rls-retired' });
+      await db.sql`select public.agent_report(${token}, 'rls-retired', 'started')`;
+      await db.sql`select public.agent_report(${token}, 'rls-retired', 'stopped')`;
+      const [{ id }] = await db.sql`select id from public.agent_status where agent_name = 'rls-retired'`;
+      const [{ count: history }] = await db.sql`select count(*)::int from public.agent_events where agent_id = ${id}`;
+
+      const refused = await failure(db.sql`select public.archive_agent('rls-agent', ${operatorToken})`);
+      expect(refused).toMatchObject({ code: '55000', message: "agent 'rls-agent' is running; stop it before archiving it" });
+
+      const [{ archived }] = await db.sql`select public.archive_agent('rls-retired', ${operatorToken}) as archived`;
+      expect(archived).toMatchObject({ agent_name: 'rls-retired', archived_as: `rls-retired [archived ${id}]`, tokens_revoked: 1 });
+      const seen = await asRole(db.sql, 'authenticated', identities.operator.claims, async (tx) => ({
+        live: (await tx`select id from public.agent_status_live where id = ${id}`).length,
+        table: (await tx`select id from public.agent_status where id = ${id}`).length,
+        events: (await tx`select id from public.agent_events where agent_id = ${id}`).length,
+        listed: (await tx`select id from public.operator_list_agents() where id = ${id}`).length,
+      }));
+      expect(seen).toEqual({ live: 0, table: 0, events: history + 1, listed: 0 });
+      expect((await failure(db.sql`select public.agent_heartbeat(${token}, 'rls-retired')`))?.code).toBe('28000');
+      expect((await failure(db.sql`select public.archive_agent('rls-retired', ${operatorToken})`))?.code).toBe('P0002');
+      // the name is free for a new agent
+      await createToken(db.sql, 'agent', { agent: 'rls-retired' });
+      const rows =
+        await db.sql`select id, archived_at is not null as archived from public.agent_status where agent_name like 'rls-retired%' order by id`;
+      expect(rows).toEqual([
+        { id, archived: true },
+        { id: expect.any(Number), archived: false },
+      ]);
     });
   });
 });
