@@ -77,6 +77,56 @@ describe('bad input changes nothing and says why', () => {
     await refused(db.sql`select public.agent_report(${tokenA}, 'agent-a', 'error', ${huge})`, '22023', /message is 100000 characters long/);
   });
 
+  // Text Postgres cannot store: NUL in any text argument, NUL or a lone surrogate in any JSON text. The
+  // functions and the SDKs refuse or clean them first (tests/functions, tests/sdk); this is the floor.
+  it.each([
+    ['agent_heartbeat agent_name', (nul: string) => db.sql`select public.agent_heartbeat(${tokenA}, ${`agent-a${nul}`})`],
+    ['agent_heartbeat activity', (nul: string) => db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_activity => ${nul})`],
+    ['agent_report message', (nul: string) => db.sql`select public.agent_report(${tokenA}, 'agent-a', 'warning', ${`slow${nul}`})`],
+    ['agent_report activity', (nul: string) => db.sql`select public.agent_report(${tokenA}, 'agent-a', 'activity', p_activity => ${nul})`],
+    [
+      'agent_report exit_signal',
+      (nul: string) => db.sql`select public.agent_report(${tokenA}, 'agent-a', 'stopped', p_exit_signal => ${nul})`,
+    ],
+    ['force_agent_status reason', (nul: string) => db.sql`select public.force_agent_status('agent-a', 'error', 1, ${nul})`],
+    ['create_api_token label', (nul: string) => db.sql`select * from public.create_api_token('agent', ${nul}, 'agent-a')`],
+    [
+      'enqueue idempotency key',
+      (nul: string) => db.sql`select * from public.enqueue_agent_commands('start', 'agent-a', p_idempotency_key => ${nul})`,
+    ],
+  ])('NUL in %s', async (_field, statement) => {
+    await refused(statement('a\u0000b') as Promise<unknown>, '22021', /invalid byte sequence/);
+  });
+
+  it.each([
+    ['NUL', '\\u0000', '22P05'],
+    ['a lone surrogate', '\\ud800', '22P02'],
+  ])('%s in JSON: report details, a runner agent list', async (_what, escape, code) => {
+    const runner = await createToken(db.sql, 'runner', { host: 'host-json' });
+    await refused(
+      db.sql`select public.agent_report(${tokenA}, 'agent-a', 'started', p_details => ${`{"log": "x${escape}"}`}::text::jsonb)`,
+      code,
+      /./,
+    );
+    await refused(db.sql`select public.runner_register(${runner}, ${`[{"name": "x${escape}"}]`}::text::jsonb)`, code, /./);
+    await refused(db.sql`select public.runner_heartbeat(${runner}, ${`[{"name": "x${escape}"}]`}::text::jsonb)`, code, /./);
+  });
+
+  it('a depth bomb in report details or a runner agent list', async () => {
+    const bomb = `${'['.repeat(16_000)}${']'.repeat(16_000)}`;
+    const runner = await createToken(db.sql, 'runner', { host: 'host-bomb' });
+    await refused(
+      db.sql`select public.agent_report(${tokenA}, 'agent-a', 'started', p_details => ${`{"d": ${bomb}}`}::text::jsonb)`,
+      '54001',
+      /stack depth/,
+    );
+    await refused(
+      db.sql`select public.runner_register(${runner}, ${`[{"name": "x", "metadata": ${bomb}}]`}::text::jsonb)`,
+      '54001',
+      /stack depth/,
+    );
+  });
+
   it('an empty or 1,000-character agent name', async () => {
     await refused(db.sql`select public.agent_heartbeat(${tokenA}, '')`, '22023', /agent_name is required/);
     await refused(
