@@ -101,15 +101,15 @@ describe('bad input changes nothing and says why', () => {
   it.each([
     ['NUL', '\\u0000', '22P05'],
     ['a lone surrogate', '\\ud800', '22P02'],
-  ])('%s in JSON: report details, a runner agent list', async (_what, escape, code) => {
+  ])('%s in JSON: report details, a runner agent list', async (_what, sequence, code) => {
     const runner = await createToken(db.sql, 'runner', { host: 'host-json' });
     await refused(
-      db.sql`select public.agent_report(${tokenA}, 'agent-a', 'started', p_details => ${`{"log": "x${escape}"}`}::text::jsonb)`,
+      db.sql`select public.agent_report(${tokenA}, 'agent-a', 'started', p_details => ${`{"log": "x${sequence}"}`}::text::jsonb)`,
       code,
       /./,
     );
-    await refused(db.sql`select public.runner_register(${runner}, ${`[{"name": "x${escape}"}]`}::text::jsonb)`, code, /./);
-    await refused(db.sql`select public.runner_heartbeat(${runner}, ${`[{"name": "x${escape}"}]`}::text::jsonb)`, code, /./);
+    await refused(db.sql`select public.runner_register(${runner}, ${`[{"name": "x${sequence}"}]`}::text::jsonb)`, code, /./);
+    await refused(db.sql`select public.runner_heartbeat(${runner}, ${`[{"name": "x${sequence}"}]`}::text::jsonb)`, code, /./);
   });
 
   it('a depth bomb in report details or a runner agent list', async () => {
