@@ -185,6 +185,33 @@ describe('database calls that hang', () => {
   });
 });
 
+describe('PostgREST answers of the SQL API', () => {
+  // what the CLI, the dashboard and the runner get: the HTTP status means what happened, the body keeps
+  // the SQLSTATE, message and hint they branch on and show
+  async function rpc(fn: string, args: Record<string, unknown>) {
+    const response = await fetch(`${stack.url}/rest/v1/rpc/${fn}`, {
+      method: 'POST',
+      headers: { apikey: stack.anonKey, authorization: `Bearer ${stack.anonKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify(args),
+    });
+    return { status: response.status, body: await response.json() };
+  }
+
+  it('not found is 404 and a conflict 409, with the message and hint kept', async () => {
+    const ghost = await rpc('force_agent_status', { p_agent_name: 'ghost', p_status: 'stopped', p_operator_token: operatorToken });
+    expect(ghost).toEqual({
+      status: 404,
+      body: { code: 'P0002', message: "no agent named 'ghost'", details: null, hint: 'List agents with: agent-status list' },
+    });
+    expect((await rpc('revoke_api_token', { p_token_id_or_prefix: 'aso_nothing', p_operator_token: operatorToken })).status).toBe(404);
+    const unmanaged = await rpc('enqueue_agent_commands', { p_action: 'start', p_agent_name: 'agent-a', p_operator_token: operatorToken });
+    expect(unmanaged.status).toBe(409);
+    expect(unmanaged.body).toMatchObject({ code: '55000', message: "no runner manages agent 'agent-a', so nothing can start it" });
+    const late = await rpc('runner_complete_command', { p_token: runnerToken, p_command_id: 999_999, p_succeeded: true });
+    expect(late).toMatchObject({ status: 409, body: { code: '55000' } });
+  });
+});
+
 describe('report', () => {
   it('started, warning, activity, error and stopped, each visible in the database', async () => {
     const name = 'agent-a';

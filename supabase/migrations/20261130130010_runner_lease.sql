@@ -27,12 +27,11 @@ begin
   live := found and r.instance is distinct from p_instance and r.instance is not null and r.status = 'online'
           and r.last_seen_at > now() - make_interval(secs => silent_after);
   if live and not coalesce(p_takeover, false) then
-    raise exception using errcode = '55000',
-      message = format('another runner is live on host %L: pid %s, running since %s, last seen %s s ago',
+    perform agent_private.refuse('55000', format('another runner is live on host %L: pid %s, running since %s, last seen %s s ago',
         t.host, coalesce(r.pid::text, 'unknown'), to_char(r.started_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
         floor(extract(epoch from now() - r.last_seen_at))),
-      hint = format('One runner per host: stop that one first, or wait until it has been silent for %s s, or start this one with --takeover.',
-        silent_after);
+      format('One runner per host: stop that one first, or wait until it has been silent for %s s, or start this one with --takeover.',
+        silent_after));
   end if;
   previous := case when r.instance is distinct from p_instance then r.instance end;
   insert into public.runners (host, instance, pid, status, last_seen_at)
@@ -59,9 +58,8 @@ declare
   r public.runners := agent_private.authorize_runner(p_token);
 begin
   if p_instance is not null and r.instance is distinct from p_instance then
-    raise exception using errcode = '55000',
-      message = format('this runner no longer holds the lease of host %L: pid %s took over', r.host, coalesce(r.pid::text, 'unknown')),
-      hint = 'Stop this runner; one runner per host.';
+    perform agent_private.refuse('55000', format('this runner no longer holds the lease of host %L: pid %s took over', r.host, coalesce(r.pid::text, 'unknown')),
+      'Stop this runner; one runner per host.');
   end if;
   return r;
 end

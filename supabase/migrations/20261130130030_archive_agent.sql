@@ -29,13 +29,12 @@ begin
   where agent_name = agent_private.check_agent_name(p_agent_name) and archived_at is null
   for update;
   if a.id is null then
-    raise exception using errcode = 'P0002', message = format('no agent named %L', p_agent_name),
-      hint = 'List agents with: agent-status list';
+    perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
+      'List agents with: agent-status list');
   end if;
   if a.status in ('running', 'warning') and a.stale_at > now() then
-    raise exception using errcode = '55000',
-      message = format('agent %L is %s; stop it before archiving it', a.agent_name, a.status),
-      hint = format('agent-status stop %s, then archive it (and remove it from its runner''s config).', a.agent_name);
+    perform agent_private.refuse('55000', format('agent %L is %s; stop it before archiving it', a.agent_name, a.status),
+      format('agent-status stop %s, then archive it (and remove it from its runner''s config).', a.agent_name));
   end if;
 
   v_name := format('%s [archived %s]', left(a.agent_name, 100 - char_length(format(' [archived %s]', a.id))), a.id);

@@ -90,8 +90,8 @@ begin
     end if;
     select o.id into v_operator_id from public.operators o where lower(o.email) = lower(v_email);
     if v_operator_id is null then
-      raise exception using errcode = 'P0002', message = format('no operator with email %L', v_email),
-        hint = 'Add the operator first: agent-status operator add <email>';
+      perform agent_private.refuse('P0002', format('no operator with email %L', v_email),
+      'Add the operator first: agent-status operator add <email>');
     end if;
     v_label := coalesce(p_label, lower(v_email));
   end if;
@@ -144,13 +144,12 @@ begin
   end if;
   select s.agent_name, s.runner_id into a from public.agent_status s where s.id = new.agent_id;
   if a.agent_name is null then
-    raise exception using errcode = 'P0002', message = format('no agent with id %s', new.agent_id),
-      hint = 'List agents with: agent-status list';
+    perform agent_private.refuse('P0002', format('no agent with id %s', new.agent_id),
+      'List agents with: agent-status list');
   end if;
   if a.runner_id is null then
-    raise exception using errcode = '55000',
-      message = format('no runner manages agent %L, so nothing can %s it', a.agent_name, new.action),
-      hint = 'Add the agent to the config file of the runner on its host, or start it by hand.';
+    perform agent_private.refuse('55000', format('no runner manages agent %L, so nothing can %s it', a.agent_name, new.action),
+      'Add the agent to the config file of the runner on its host, or start it by hand.');
   end if;
   new.status := 'pending';
   new.requested_by := agent_private.command_actor();
@@ -205,15 +204,15 @@ begin
   if p_agent_name is not null then
     select id into v_agent_id from public.agent_status where agent_name = agent_private.check_agent_name(p_agent_name);
     if v_agent_id is null then
-      raise exception using errcode = 'P0002', message = format('no agent named %L', p_agent_name),
-        hint = 'List agents with: agent-status list';
+      perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
+      'List agents with: agent-status list');
     end if;
     return query insert into public.agent_commands (agent_id, action, idempotency_key)
       values (v_agent_id, p_action, p_idempotency_key) returning *;
   else
     if p_host is not null and not exists (select 1 from public.runners where host = p_host) then
-      raise exception using errcode = 'P0002', message = format('no runner has registered for host %L', p_host),
-        hint = 'List runners in the dashboard, or check the host name in the runner''s config.';
+      perform agent_private.refuse('P0002', format('no runner has registered for host %L', p_host),
+      'List runners in the dashboard, or check the host name in the runner''s config.');
     end if;
     return query insert into public.agent_commands (agent_id, action, idempotency_key)
       select a.id, p_action, p_idempotency_key from public.agent_status a join public.runners r on r.id = a.runner_id
