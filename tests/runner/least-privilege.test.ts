@@ -3,6 +3,7 @@
 // agent. And which processes a runner takes for its own: a name in the environment proves nothing.
 import { createClient } from '@supabase/supabase-js';
 import { execa } from 'execa';
+import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { processEnvironment } from '../../runner/daemon/proc.ts';
@@ -12,6 +13,7 @@ import { agent, enqueue, events, finished, fixtureAgent, makeHost } from './host
 
 // no edge functions in this stack: supervised agents reach the database through their runner only
 const stack = useTestStack();
+const REPO = resolve(import.meta.dirname, '../..');
 
 const byHand: { kill(signal: NodeJS.Signals): unknown; pid?: number }[] = [];
 afterEach(() => {
@@ -74,6 +76,26 @@ describe('an agent under a runner', () => {
     const own = await post(url, 'heartbeat', { agent_name: attacker.name, status: 'warning', health: 42, last_activity: 'working' }, token);
     expect(own.status).toBe(200);
     expect(own.json.agent).toMatchObject({ agent_name: attacker.name, status: 'warning', health: 42, last_activity: 'working' });
+  });
+
+  it('`agent-status run` works unchanged under a runner: it reports through the channel with what the runner gave it', async () => {
+    const wrapped = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [
+      {
+        ...wrapped,
+        command: process.execPath,
+        args: [join(REPO, 'runner/bin/agent-status.js'), 'run', '--name', wrapped.name, '--', wrapped.command],
+      },
+    ]);
+    await host.start();
+    const { sql } = stack.db;
+    await finished(sql, await enqueue(sql, 'start', wrapped.name));
+    const wrapper = (await agent(sql, wrapped.name)).pid!;
+    // the wrapper's own "started" carries its child's pid, which only it knows
+    await waitFor('the wrapper to report its child', async () =>
+      (await events(sql, wrapped.name)).some((e) => e.kind === 'started' && e.details.pid !== wrapper),
+    );
+    expect((await agent(sql, wrapped.name)).status).toBe('running');
   });
 
   it("a restarted agent's previous secret stops working", async () => {
