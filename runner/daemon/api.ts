@@ -114,31 +114,25 @@ export class RunnerApi {
 
   /** A supervised agent's own heartbeat, from the agent channel; answers the agent's row. */
   agentHeartbeat(heartbeat: HeartbeatRequest): Promise<Record<string, unknown>> {
-    return this.call('agent_heartbeat', {
-      p_agent_name: heartbeat.agent_name,
-      p_status: heartbeat.status ?? null,
-      p_health: heartbeat.health ?? null,
-      p_activity: heartbeat.last_activity ?? null,
-      p_pid: heartbeat.pid ?? null,
-    });
+    return this.call('agent_heartbeat', sqlArguments(heartbeat));
   }
 
   /** A supervised agent's own report, from the agent channel; answers the agent's row. */
   agentReport(report: Report): Promise<Record<string, unknown>> {
-    return this.call('agent_report', {
-      p_agent_name: report.agent_name,
-      p_event: report.event,
-      p_message: report.message ?? null,
-      p_health: report.health ?? null,
-      p_activity: report.last_activity ?? null,
-      p_pid: report.pid ?? null,
-      p_exit_code: report.exit_code ?? null,
-      p_exit_signal: report.exit_signal ?? null,
-      p_details: report.details ?? null,
-    });
+    return this.call('agent_report', sqlArguments(report));
   }
 
   offline(instance: string): Promise<unknown> {
     return this.call('runner_offline', { p_instance: instance });
   }
+}
+
+// A request's fields as the SQL function's arguments of the same names (last_activity is p_activity),
+// absent ones left to the function's defaults: what the API gains, the channel forwards unchanged.
+function sqlArguments(fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(fields)
+      .filter(([, value]) => value !== undefined && value !== null)
+      .map(([key, value]) => [key === 'last_activity' ? 'p_activity' : `p_${key}`, value]),
+  );
 }
