@@ -204,6 +204,13 @@ describe('tokens and operators', { timeout: 120_000 }, () => {
     const someoneElse = await cli(['token', 'create', 'operator', '--email', 'nobody@example.com'], stackEnv(stack));
     expect(someoneElse.exitCode).toBe(EXIT.auth);
     expect(someoneElse.stderr).toContain('an operator token can only be made for yourself');
+    const scoped = await cli(
+      ['token', 'create', 'runner', '--host', 'cli-host', '--agents', 'scraper-*, Tweet Agent', '--json'],
+      stackEnv(stack),
+    );
+    expect(JSON.parse(scoped.stdout)).toMatchObject({ kind: 'runner', host: 'cli-host', agents: ['scraper-*', 'Tweet Agent'] });
+    const misplaced = await cli(['token', 'create', 'agent', '--name', 'x', '--agents', 'y'], stackEnv(stack));
+    expect(misplaced.exitCode).toBe(EXIT.usage);
     const badLifetime = await cli(['token', 'create', 'agent', '--name', 'x', '--expires', 'soon'], stackEnv(stack));
     expect(badLifetime.exitCode).toBe(EXIT.usage);
     expect(badLifetime.stderr).toContain('--expires must be a lifetime like 90d');

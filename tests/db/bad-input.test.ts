@@ -200,6 +200,33 @@ describe('bad input changes nothing and says why', () => {
     expect(clash!.message).toMatch(/managed by the runner on host 'host-a'/);
   });
 
+  it('a runner token registering names it was not given: refused, naming the token, the agent and what it allows', async () => {
+    const [{ token }] = await db.sql`select token from public.create_api_token('runner', p_host => 'host-scoped',
+                                                                            p_agents => array['scraper-*', 'Tweet Agent'])`;
+    const planted = Array.from({ length: 500 }, (_, i) => ({ name: `planted-${i}` }));
+    for (const agents of [planted, [{ name: 'scraper-1' }, { name: 'planted' }], [{ name: 'scraper_1' }]]) {
+      const error = await failure(db.sql`select public.runner_register(${token}, ${db.sql.json(agents)})`);
+      expect(error?.code).toBe('42501');
+      expect(error?.message).toMatch(
+        /^runner token host-scoped may not register agent '(planted|scraper_1)\S*': it may register only scraper-\*, Tweet Agent$/,
+      );
+    }
+    expect(await db.sql`select 1 from public.agent_status where agent_name like 'planted%' or agent_name = 'scraper_1'`).toHaveLength(0);
+    expect(await db.sql`select 1 from public.runners where host = 'host-scoped'`).toHaveLength(0);
+    // what it was given
+    const [ok] =
+      await db.sql`select public.runner_register(${token}, ${db.sql.json([{ name: 'scraper-1' }, { name: 'Tweet Agent' }])}) as r`;
+    expect(ok.r.agents).toEqual(['scraper-1', 'Tweet Agent']);
+    snapshot = await state();
+    const [listed] = await db.sql`select agents from public.list_api_tokens() where host = 'host-scoped'`;
+    expect(listed.agents).toEqual(['scraper-*', 'Tweet Agent']);
+    expect(
+      await failure(db.sql`select * from public.create_api_token('agent', p_agent_name => 'agent-a', p_agents => array['x'])`),
+    ).toMatchObject({
+      code: '22023',
+    });
+  });
+
   it('bad runner agent lists and settings', async () => {
     const token = await createToken(db.sql, 'runner', { host: 'host-c' });
     for (const [agents, message] of [

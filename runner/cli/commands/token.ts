@@ -19,6 +19,7 @@ interface CreatedToken {
   host: string | null;
   operator_email: string | null;
   expires_at: string | null;
+  agents: string[] | null;
 }
 
 interface ListedToken {
@@ -34,6 +35,7 @@ interface ListedToken {
   revoked_at: string | null;
   last_used_at: string | null;
   expires_at: string | null;
+  agents: string[] | null;
 }
 
 interface CreateOptions extends ConnectionFlags {
@@ -42,6 +44,7 @@ interface CreateOptions extends ConnectionFlags {
   email?: string;
   label?: string;
   expires?: string;
+  agents?: string;
   json?: boolean;
 }
 
@@ -58,7 +61,7 @@ function expiresIn(text: string): string {
 
 const SCOPE_FLAG: Record<TokenKind, { flag: string; example: string }> = {
   agent: { flag: '--name <agent>', example: 'agent-status token create agent --name "Tweet Scraping Agent"' },
-  runner: { flag: '--host <host>', example: 'agent-status token create runner --host $(hostname)' },
+  runner: { flag: '--host <host>', example: "agent-status token create runner --host $(hostname) --agents 'scraper-*,Tweet Agent'" },
   operator: { flag: '--email <email>', example: 'agent-status token create operator' },
 };
 
@@ -70,6 +73,7 @@ export function registerToken(program: Command): void {
   connectionOptions(subcommand(token, 'create <kind>', `create a token (${TOKEN_KINDS.join('|')}); it is printed once`))
     .option('--name <agent>', 'agent token: the agent it speaks for (created, stopped, if new)')
     .option('--host <host>', 'runner token: the host whose runner uses it')
+    .option('--agents <list>', "runner token: the agents it may register, comma-separated names or patterns ('scraper-*'); default: any")
     .option('--email <email>', 'operator token: the operator it acts as; only yourself (the default), unless signed in as the service')
     .option('--expires <lifetime>', 'the token stops working after this long: 90d, 12h, 2w, 1y (default: never)')
     .option('--label <label>', 'a label to recognise it by in `token list`')
@@ -81,6 +85,12 @@ export function registerToken(program: Command): void {
         }
         const scope = { agent: options.name, runner: options.host, operator: options.email ?? 'yourself' }[kind as TokenKind];
         const expires = options.expires === undefined ? null : expiresIn(options.expires);
+        const agents =
+          options.agents
+            ?.split(',')
+            .map((name) => name.trim())
+            .filter(Boolean) ?? null;
+        if (agents && kind !== 'runner') throw new CliError('--agents is for runner tokens: the agents a runner may register', EXIT.usage);
         if (!scope) {
           const { flag, example } = SCOPE_FLAG[kind as TokenKind];
           throw new CliError(`a ${kind} token needs ${flag}`, EXIT.usage, `For example: ${example}`);
@@ -93,6 +103,7 @@ export function registerToken(program: Command): void {
           p_host: options.host ?? null,
           p_operator_email: options.email ?? null,
           p_expires_in: expires,
+          p_agents: agents,
         });
         if (options.json) return printJson(created);
         if (!process.stdout.isTTY) {
@@ -104,7 +115,8 @@ export function registerToken(program: Command): void {
           kind === 'runner' ? 'AGENT_STATUS_RUNNER_TOKEN' : kind === 'operator' ? 'AGENT_STATUS_OPERATOR_TOKEN' : 'AGENT_STATUS_TOKEN';
         process.stdout.write(
           `Created ${kind} token ${JSON.stringify(created.label)} (id ${created.id}, prefix ${created.token_prefix}` +
-            `${created.expires_at ? `, expires ${date(created.expires_at)}` : ''}).\n` +
+            `${created.expires_at ? `, expires ${date(created.expires_at)}` : ''}` +
+            `${kind === 'runner' ? `, may register ${created.agents ? created.agents.join(', ') : 'any agent name'}` : ''}).\n` +
             `Copy it now: it is not shown again.\n\n  ${paint.bold(created.token)}\n\n` +
             `Give it to the ${kind} as ${env}. Revoke it with: agent-status token revoke ${created.token_prefix}\n`,
         );
@@ -128,7 +140,7 @@ export function registerToken(program: Command): void {
             rows.map((t) => [
               t.token_prefix,
               t.kind,
-              t.agent_name ?? t.host ?? t.operator_email ?? '-',
+              t.agent_name ?? (t.host && `${t.host} (${t.agents ? t.agents.join(', ') : 'any agent'})`) ?? t.operator_email ?? '-',
               t.label,
               date(t.created_at),
               date(t.last_used_at),
