@@ -10,7 +10,8 @@ export async function startAlertTimer(options: {
   sql: Sql;
   /** the gateway's URL */
   url: string;
-  serviceKey: string;
+  /** the key the dispatch function accepts (public.alert_configure_dispatch) */
+  dispatchKey: string;
   log: (line: string) => void;
   intervalMs?: number;
 }): Promise<{ stop(): Promise<void> }> {
@@ -24,7 +25,7 @@ export async function startAlertTimer(options: {
     try {
       const response = await fetch(`${options.url}/functions/v1/dispatch`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${options.serviceKey}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${options.dispatchKey}`, 'content-type': 'application/json' },
         body: '{}',
         signal: aborter.signal,
       });

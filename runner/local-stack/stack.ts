@@ -1,6 +1,7 @@
 // The local stack: database, PostgREST, edge functions under Deno, the auth stand-in and the gateway
 // in front of them, started in order and stopped in reverse. `npm start` (dev.ts) and the test harness
 // (tests/helpers/stack.ts) both run exactly this.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
@@ -168,7 +169,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     }
 
     if (serveFunctions && (options.alerts ?? true)) {
-      const alerts = await startAlertTimer({ sql: database.sql, url, serviceKey, log, intervalMs: options.alertIntervalMs });
+      // The key the timer presents to the dispatch function, which asks the database whether it is the one set here.
+      const dispatchKey = randomBytes(32).toString('base64url');
+      await database.sql`select public.alert_configure_dispatch(${`${url}/functions/v1/dispatch`}, ${dispatchKey})`;
+      const alerts = await startAlertTimer({ sql: database.sql, url, dispatchKey, log, intervalMs: options.alertIntervalMs });
       cleanups.push(() => alerts.stop());
     }
 

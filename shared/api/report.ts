@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { AGENT_REPORT_EVENTS, RUNNER_REPORT_EVENTS } from '../status.ts';
 import { AgentState } from './agent.ts';
-import { agentName, details, health, lastActivity, message, pid } from './fields.ts';
+import { agentName, details, health, heartbeatIntervalS, lastActivity, madeAt, message, pid } from './fields.ts';
 
 export const REPORT_EVENTS = [...AGENT_REPORT_EVENTS, ...RUNNER_REPORT_EVENTS] as const;
 
@@ -21,6 +21,8 @@ export const Report = z
       .regex(/^SIG[A-Z0-9]{1,12}$/, 'exit_signal must be a signal name like SIGTERM')
       .nullish(),
     details: details.nullish(),
+    heartbeat_interval_s: heartbeatIntervalS.nullish(),
+    at: madeAt.nullish(),
   })
   .check((ctx) => {
     const report = ctx.value;

@@ -2,17 +2,21 @@
 // HTTP servers on 127.0.0.1 standing in for every channel's endpoint. Each test reads what the
 // receivers got and what the outbox recorded.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { describe, expect, it, beforeAll } from 'vitest';
+import { afterAll, describe, expect, it, beforeAll } from 'vitest';
+import { Supervisor } from '../../runner/local-stack/children.ts';
+import { startFunction } from '../../runner/local-stack/functions.ts';
 import { useTestStack } from '../helpers/stack.ts';
-import { setAgentState } from '../helpers/agents.ts';
+import { registerRunner, setAgentState } from '../helpers/agents.ts';
 import { useReceiver } from './receiver.ts';
 import { signedText, WEBHOOK_HEADERS } from '../../shared/alerts.ts';
 
 const stack = useTestStack({ functions: true });
 const receiver = useReceiver();
 
-async function dispatch(key = stack.serviceKey) {
-  const response = await fetch(`${stack.url}/functions/v1/dispatch`, {
+const DISPATCH_KEY = 'dispatch-key-for-this-test-0123456789';
+
+async function dispatch(key = DISPATCH_KEY, url = `${stack.url}/functions/v1/dispatch`) {
+  const response = await fetch(url, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: '{}',
@@ -55,18 +59,32 @@ async function makeDue() {
   await stack.db.sql`update public.alert_deliveries set due_at = now() where status = 'pending'`;
 }
 
+let stopSecond: (() => Promise<void>) | undefined;
+afterAll(() => stopSecond?.());
+
 beforeAll(async () => {
   await stack.db.sql`update public.alert_settings set backoff_base_s = 1, backoff_max_s = 1`;
+  await stack.db.sql`select public.alert_configure_dispatch(${`${stack.url}/functions/v1/dispatch`}, ${DISPATCH_KEY})`;
 });
 
 describe('the dispatch function', () => {
-  it('refuses callers without the service key', async () => {
-    const answer = await dispatch(stack.anonKey);
-    expect(answer.status).toBe(401);
-    expect(answer.json.error.code).toBe('unauthorized');
+  it('refuses callers without the dispatch key, the service key included', async () => {
+    for (const key of [stack.anonKey, stack.serviceKey, `${DISPATCH_KEY}x`]) {
+      const answer = await dispatch(key);
+      expect(answer.status).toBe(401);
+      expect(answer.json.error.code).toBe('unauthorized');
+    }
   });
 
   it('sends one notification per flip per channel with two dispatchers running at once', async () => {
+    // a second dispatcher: its own Deno process, its own connections, beside the stack's
+    const supervisor = new Supervisor((name, reason) => console.error(`${name} ${reason}`));
+    stopSecond = () => supervisor.stopAll();
+    const second = await startFunction('dispatch', {
+      supervisor,
+      env: { SUPABASE_URL: stack.url, SUPABASE_ANON_KEY: stack.anonKey, SUPABASE_DB_URL: stack.db.url },
+    });
+    const secondUrl = `http://127.0.0.1:${second.port}/dispatch`;
     await channel('twin-a', 'webhook', '/twin-a', 'secret-a-0123456789');
     await channel('twin-b', 'webhook', '/twin-b', 'secret-b-0123456789');
     const agents = Array.from({ length: 15 }, (_, i) => i);
@@ -74,8 +92,8 @@ describe('the dispatch function', () => {
       await downAgent(`twin-a-${i}`);
       await downAgent(`twin-b-${i}`);
     }
-    const results = await Promise.all([dispatch(), dispatch(), dispatch()]);
-    expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+    const results = await Promise.all([dispatch(), dispatch(DISPATCH_KEY, secondUrl), dispatch(), dispatch(DISPATCH_KEY, secondUrl)]);
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect(results.reduce((sum, r) => sum + r.json.delivered, 0)).toBe(30);
     for (const name of ['twin-a', 'twin-b']) {
       const ids = receiver.on(`/${name}`).map((r) => r.headers[WEBHOOK_HEADERS.delivery]);
@@ -240,5 +258,56 @@ describe('channels: each one its own payload, at a configurable endpoint', () =>
     const [row] = await stack.db.sql`select status, kind from public.alert_deliveries where id = ${id}`;
     expect(row).toEqual({ status: 'delivered', kind: 'test' });
     expect(receiver.on('/services/T0/B0/slacksecret').at(-1)!.json.text).toBe('ℹ️ agent-status test notification');
+  });
+});
+
+describe('rules, end to end: what the receiver gets', () => {
+  it('a runner with 50 agents going silent: one "host silent" request per channel, not 50', async () => {
+    await channel('rack', 'webhook', '/rack', null);
+    await stack.db.sql`select public.alert_channel_rules('rack', '{"agents": null, "hosts": ["rack-9"]}')`;
+    const names = Array.from({ length: 50 }, (_, i) => `rack-agent-${i}`);
+    await registerRunner(stack.db.sql, 'rack-9', names);
+    await stack.db.sql`update public.agent_status set host = 'rack-9' where agent_name like 'rack-agent-%'`;
+    for (const name of names) await setAgentState(stack.db.sql, name, 'running');
+    await stack.db.sql`update public.runners set last_seen_at = now() - interval '10 minutes' where host = 'rack-9'`;
+    await stack.db.sql`update public.agent_status set stale_at = now() - interval '1 second' where agent_name like 'rack-agent-%'`;
+    await stack.db.sql`select public.agent_status_sweep()`;
+    await dispatch();
+    expect(receiver.on('/rack').map((r) => r.json.title)).toEqual(['host rack-9 is silent: 50 agents']);
+  });
+
+  it('a recovery within the grace delay: the receiver gets nothing at all', async () => {
+    await channel('patient', 'webhook', '/patient', null);
+    await stack.db.sql`select public.alert_channel_rules('patient', '{"grace_s": 60}')`;
+    await downAgent('patient-1');
+    await dispatch();
+    await flip('patient-1', 'running');
+    await stack.db.sql`update public.alert_deliveries set due_at = now() where status = 'pending'`;
+    await dispatch();
+    expect(receiver.on('/patient')).toEqual([]);
+  });
+
+  it('an agent flapping: down, up, down, up, then one "flapping" request', async () => {
+    await channel('flap', 'webhook', '/flap', null);
+    await stack.db.sql`select public.alert_channel_rules('flap', '{"flap_threshold": 3}')`;
+    await setAgentState(stack.db.sql, 'flap-1', 'running');
+    for (let i = 0; i < 5; i++) {
+      await flip('flap-1', 'error', `crash ${i}`);
+      await flip('flap-1', 'running');
+      await dispatch();
+    }
+    expect(receiver.on('/flap').map((r) => r.json.kind)).toEqual(['down', 'up', 'down', 'up', 'flapping']);
+  });
+
+  it('a snoozed agent that went down alerts once when the snooze ends', async () => {
+    await channel('snooze', 'webhook', '/snooze', null);
+    await setAgentState(stack.db.sql, 'snooze-1', 'running');
+    await stack.db.sql`select public.alert_pause('snooze-1', null, now() + interval '1 hour', 'deploy')`;
+    await flip('snooze-1', 'error', 'deploy broke it');
+    await dispatch();
+    expect(receiver.on('/snooze')).toEqual([]);
+    await stack.db.sql`update public.alert_pauses set until = now() where ended_at is null`;
+    await dispatch();
+    expect(receiver.on('/snooze').map((r) => [r.json.kind, r.json.after_pause])).toEqual([['down', true]]);
   });
 });

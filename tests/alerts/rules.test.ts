@@ -227,3 +227,15 @@ describe('secrets', () => {
     expect(bad!.message).toMatch(/chat_id/);
   });
 });
+
+describe('the outbox stays cheap to prune', () => {
+  it('pruning history and deleting agents find their deliveries by index, not by scanning the outbox', async () => {
+    for (const lookup of ['event_id', 'agent_id']) {
+      const plan = await db.sql.begin(async (tx) => {
+        await tx`set local enable_seqscan = off`;
+        return tx.unsafe(`explain (format json) select 1 from public.alert_deliveries where ${lookup} = 1`);
+      });
+      expect(JSON.stringify(plan), lookup).not.toContain('Seq Scan');
+    }
+  });
+});

@@ -72,14 +72,17 @@ describe('the Alerts page', { timeout: 90_000 }, () => {
 
   it('shows failed deliveries first in the log', async () => {
     // the webhook answers 503 until the retry window (5 s here) is over: then it is dead
-    await stack.db
-      .sql`update public.alert_deliveries set created_at = now() - interval '1 minute', due_at = now() where status = 'pending'`;
+    await stack.db.sql`
+      update public.alert_deliveries set created_at = now() - interval '1 minute', due_at = now()
+      where status = 'pending' and channel_id = (select id from public.alert_channels where name = 'ops-hook')`;
     await expect.poll(() => page.locator('.alerts-log tbody tr').first().textContent(), { timeout: 30_000 }).toMatch(/^dead/);
     expect(await page.locator('.alerts-log tbody tr').first().textContent()).toContain('HTTP 503');
   });
 
-  it('"Pause alerts" pauses an agent, and the screenshot shows the whole page', async () => {
-    await page.getByLabel('Agent or host').fill('scraper-1');
+  it('"Pause alerts" on the agent\'s page pauses it, and the screenshot shows the whole Alerts page', async () => {
+    await page.goto(`${served!.url}#/agents/scraper-1`);
+    await page.getByRole('link', { name: 'Pause alerts…' }).click();
+    await expect.poll(() => page.getByLabel('Agent or host').inputValue(), { timeout: 30_000 }).toBe('scraper-1');
     await page.getByLabel('Reason').fill('rotating credentials');
     await page.getByRole('button', { name: 'Pause alerts' }).click();
     await expect.poll(() => page.locator('.alerts-paused').textContent(), { timeout: 30_000 }).toContain('scraper-1 paused until');

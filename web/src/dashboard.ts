@@ -179,10 +179,10 @@ export class Dashboard {
 
   private route() {
     const match = /^#\/agents\/(.+)$/.exec(location.hash);
-    if (location.hash === '#/alerts') {
+    if (location.hash.startsWith('#/alerts')) {
       this.listView.hidden = true;
       this.detail.close();
-      this.alerts.open();
+      this.alerts.open(location.hash);
       return;
     }
     this.alerts.close();

@@ -1,5 +1,6 @@
 // One agent in full: what it is doing, its controls, the last error, the log lines its runner
 // captured, health over time and the history that explains every status it had.
+import { PauseLinks } from './alerts/pause-links.ts';
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { CommandAction } from '../../shared/status.ts';
 import { fetchEvents, fetchLastLogTail, type AgentRow, type CommandRow, type EventRow } from './api.ts';
@@ -33,6 +34,7 @@ export class AgentDetail {
   private clock: DbClock | undefined;
   private factsKey = '';
   private readonly ages = { status: h('span'), heartbeat: h('span'), uptime: h('span'), activity: h('span') };
+  private readonly pauseLinks = new PauseLinks();
 
   constructor(
     private readonly client: SupabaseClient,
@@ -70,6 +72,7 @@ export class AgentDetail {
           { type: 'button', class: 'btn btn-danger', on: { click: () => this.agent && handlers.forceStop(this.agent) } },
           'Force stop…',
         ),
+        this.pauseLinks.el,
         this.commandText,
       ),
       this.facts,
@@ -123,6 +126,7 @@ export class AgentDetail {
     }
     if (this.agent?.id !== undefined && this.agent.id !== agent.id) this.open(agent.agent_name);
     this.agent = agent;
+    this.pauseLinks.show(agent.agent_name, agent.host);
     const command = commands.find((c) => c.agent_id === agent.id);
     this.paintAgent(agent, command, clock);
     this.loading ??= this.loadEvents(agent.id, clock).finally(() => {
@@ -161,7 +165,7 @@ export class AgentDetail {
       this.buttons[action].disabled = blocked[action] !== '';
       this.buttons[action].title = blocked[action];
     }
-    const note = commandNote(command);
+    const note = commandNote(command, agent);
     setText(this.commandText, note.text || (agent.runner_id === null ? blocked.start : ''));
     this.commandText.classList.toggle('failed', note.failed);
 

@@ -33,26 +33,37 @@ async function deliver(row: Claimed): Promise<SendResult> {
   return send(channel, row.notice, config);
 }
 
-/** Sends what is due, batch after batch, for at most budgetMs. */
-export async function dispatchDue(options: { dispatcher: string; batch: number; budgetMs: number }): Promise<DispatchSummary> {
+/**
+ * Sends what is due, batch after batch, for at most budgetMs. `workers` loops claim and send side by
+ * side, so a receiver that takes its full timeout holds up only its own batch, not every notice behind it.
+ */
+export async function dispatchDue(options: {
+  dispatcher: string;
+  batch: number;
+  workers: number;
+  budgetMs: number;
+}): Promise<DispatchSummary> {
   const summary: DispatchSummary = { claimed: 0, delivered: 0, failed: 0 };
   const deadline = Date.now() + options.budgetMs;
-  while (Date.now() < deadline) {
-    const rows = (await sql()`
-      select id, attempt, notice, channel_name, channel_kind, endpoint, secret, settings
-      from public.alert_claim(${options.dispatcher}, ${options.batch})`) as unknown as Claimed[];
-    if (rows.length === 0) break;
-    summary.claimed += rows.length;
-    await Promise.all(
-      rows.map(async (row) => {
-        const result = await deliver(row);
-        await sql()`
-          select public.alert_complete(${row.id}, ${row.attempt}, ${result.ok}, ${result.httpStatus}, ${result.response},
-                                       ${result.error}, ${result.durationMs}, ${options.dispatcher})`;
-        if (result.ok) summary.delivered++;
-        else summary.failed++;
-      }),
-    );
-  }
+  const loop = async () => {
+    while (Date.now() < deadline) {
+      const rows = (await sql()`
+        select id, attempt, notice, channel_name, channel_kind, endpoint, secret, settings
+        from public.alert_claim(${options.dispatcher}, ${options.batch})`) as unknown as Claimed[];
+      if (rows.length === 0) return;
+      summary.claimed += rows.length;
+      await Promise.all(
+        rows.map(async (row) => {
+          const result = await deliver(row);
+          await sql()`
+            select public.alert_complete(${row.id}, ${row.attempt}, ${result.ok}, ${result.httpStatus}, ${result.response},
+                                         ${result.error}, ${result.durationMs}, ${options.dispatcher})`;
+          if (result.ok) summary.delivered++;
+          else summary.failed++;
+        }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: options.workers }, loop));
   return summary;
 }

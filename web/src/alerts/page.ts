@@ -4,6 +4,7 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { h, replace } from '../dom.ts';
 import type { Notices } from '../notices.ts';
+import { pauseRequest } from './pause-links.ts';
 import { formatTimestamp } from '../time.ts';
 import './alerts.css';
 
@@ -82,6 +83,9 @@ export class AlertsPage {
   private readonly log = h('div', { class: 'alerts-log' });
   private readonly targets = h('datalist', { id: 'alert-targets' });
   private readonly problem = h('p', { class: 'notice notice-error', role: 'alert', hidden: true });
+  private readonly scope: HTMLSelectElement;
+  private readonly target: HTMLInputElement;
+  private readonly reason: HTMLInputElement;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private opened = false;
 
@@ -119,6 +123,9 @@ export class AlertsPage {
       this.targets,
       h('button', { type: 'submit', class: 'btn btn-primary' }, 'Pause alerts'),
     );
+    this.scope = scope;
+    this.target = target;
+    this.reason = reason;
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       void this.pause(
@@ -144,8 +151,15 @@ export class AlertsPage {
     );
   }
 
-  open(): void {
+  /** Shows the page; `hash` may ask for the pause form to be filled in (pause-links.ts). */
+  open(hash = ''): void {
     this.el.hidden = false;
+    const prefill = pauseRequest(hash);
+    if (prefill) {
+      this.scope.value = prefill.scope;
+      this.target.value = prefill.target;
+      this.reason.focus();
+    }
     if (this.opened) return;
     this.opened = true;
     void this.refresh();
