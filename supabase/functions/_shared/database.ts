@@ -36,7 +36,7 @@ function timedOut(what: string): ApiError {
 }
 
 /** The query's result, or a timeout error after `ms`; a single query is cancelled on the server then. */
-async function withTimeout<T>(what: string, query: Promise<T> & { cancel?: () => unknown }, ms = DB_TIMEOUT_MS): Promise<T> {
+export async function withTimeout<T>(what: string, query: Promise<T> & { cancel?: () => unknown }, ms = DB_TIMEOUT_MS): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
