@@ -163,6 +163,27 @@ describe('text and JSON that could poison a batch', () => {
 });
 
 describe('database calls that hang', () => {
+  it('a command waiting on a locked agent answers 503 and queues nothing, then or later', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = stack.db.sql.begin(async (tx) => {
+      await tx`select 1 from public.agent_status where agent_name = 'managed-2' for update`;
+      locked();
+      await held;
+    });
+    await isLocked;
+    const before = await snapshot();
+    const answer = await post('command', { action: 'restart', agent_name: 'managed-2' }, operatorToken);
+    release();
+    await holder;
+    expect(answer.status, answer.text).toBe(503);
+    expect(answer.json.error.message).toMatch(/gave up waiting; nothing was changed/);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await snapshot()).toBe(before);
+  });
+
   it('answer 503 after the timeout instead of holding the request, and the report is not applied later', async () => {
     // another transaction holds agent-a's row, as a long sweep or a stuck session would
     let release!: () => void;
