@@ -28,6 +28,7 @@ import math
 import logging
 import os
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -297,8 +298,13 @@ class _Sender:
 _sender = _Sender()
 
 
+# NUL and lone surrogates (any surrogate code point in a Python str) cannot be stored and get the
+# whole report refused; they are replaced, so a character never costs a state change.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _clip(text, limit):
-    return None if text is None else str(text)[:limit]
+    return None if text is None else _UNSTORABLE.sub("\ufffd", str(text)[:limit])
 
 
 def _now():

@@ -5,6 +5,7 @@
 import { ErrorBody } from '../api/errors.ts';
 import { HeartbeatRequest, type HeartbeatRequest as HeartbeatBody } from '../api/heartbeat.ts';
 import { Report, type Report as ReportBody } from '../api/report.ts';
+import { storable } from '../api/fields.ts';
 import { describeIssues } from '../api/parse.ts';
 import { functionUrl } from '../api/paths.ts';
 import { LIMITS, type SettableStatus } from '../status.ts';
@@ -98,7 +99,7 @@ export class AgentStatus {
       agent_name: this.agentName,
       status: update.status,
       health: update.health,
-      last_activity: update.lastActivity,
+      last_activity: update.lastActivity === undefined ? undefined : storable(update.lastActivity),
     };
     const changed =
       (update.status !== undefined && update.status !== this.#known.status) ||
@@ -132,19 +133,19 @@ export class AgentStatus {
 
   /** What the agent is doing now; sent with the next heartbeat. */
   activity(text: string) {
-    this.#beat({ agent_name: this.agentName, last_activity: text.slice(0, LIMITS.activity) });
+    this.#beat({ agent_name: this.agentName, last_activity: storable(text.slice(0, LIMITS.activity)) });
   }
 
   /** An error: status error with this message (an Error's message, or the text). */
   reportError(error: unknown) {
     const message = (error instanceof Error ? error.message || error.name : String(error)) || 'unknown error';
-    this.#report({ event: 'error', message: message.slice(0, LIMITS.message) });
+    this.#report({ event: 'error', message: storable(message.slice(0, LIMITS.message)) });
     this.#known = { status: 'error' };
   }
 
   /** A warning: status warning with this message and, optionally, a lowered health. */
   reportWarning(message: string, health?: number) {
-    this.#report({ event: 'warning', message: (message || 'warning').slice(0, LIMITS.message), health });
+    this.#report({ event: 'warning', message: storable((message || 'warning').slice(0, LIMITS.message)), health });
     this.#known = { status: 'warning', health: health ?? this.#known.health };
   }
 
