@@ -82,8 +82,8 @@ describe('the Alerts page', { timeout: 90_000 }, () => {
   it('"Pause alerts" on the agent\'s page pauses it, and the screenshot shows the whole Alerts page', async () => {
     await page.goto(`${served!.url}#/agents/scraper-1`);
     await page.getByRole('link', { name: 'Pause alerts…' }).click();
-    await expect.poll(() => page.getByLabel('Agent or host').inputValue(), { timeout: 30_000 }).toBe('scraper-1');
-    await page.getByLabel('Reason').fill('rotating credentials');
+    await expect.poll(() => page.getByLabel('Pause target').inputValue(), { timeout: 30_000 }).toBe('scraper-1');
+    await page.getByLabel('Pause note').fill('rotating credentials');
     await page.getByRole('button', { name: 'Pause alerts' }).click();
     await expect.poll(() => page.locator('.alerts-paused').textContent(), { timeout: 30_000 }).toContain('scraper-1 paused until');
     const [row] = await stack.db.sql`select reason from public.agent_alerts_paused where agent_name = 'scraper-1'`;
