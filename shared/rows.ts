@@ -37,8 +37,56 @@ export interface AgentLiveRow {
   /** the database's now() when this row was read: ages are computed against it, never a local clock */
   observed_at: string;
   seconds_since_heartbeat: number | null;
-  /** null unless the agent is up (counted from started_at) */
+  /** null unless a process runs (counted from started_at); an agent whose process ended is down, not up */
   uptime_s: number | null;
+  /** seconds since its process ended, while it reads stopped or error */
+  down_s: number | null;
+  /** its runner's liveness at read time: silent once two of the runner's heartbeat intervals pass */
+  runner_status: 'online' | 'silent' | 'offline' | null;
+  /** seconds since its runner was last heard from, when the runner is silent or offline */
+  runner_silent_s: number | null;
+  runner_heartbeat_interval_s: number | null;
+  /** restarts after a crash: ever, and in the last 10 minutes */
+  restarts_total: number;
+  restarts_10m: number;
+  last_restart_at: string | null;
+  /** crashed and not stable since: it reads error while waiting to restart, warning while it runs again */
+  crash_looping: boolean;
+  unstable_since: string | null;
+  /** when its runner will start it again, while it waits (backoff) */
+  next_restart_at: string | null;
+  /** the latest warning (reported, or the sweep's "no activity") and error, kept after it recovers */
+  last_warning: string | null;
+  last_warning_at: string | null;
+  last_error_at: string | null;
+  warnings_1h: number;
+  warnings_24h: number;
+  /** errors reported and crashes, counting the repeats a crash loop folded into one history row */
+  errors_1h: number;
+  errors_24h: number;
+  /** the heartbeat interval its SDK declared */
+  heartbeat_interval_s: number | null;
+  /** where heartbeat_timeout_s comes from */
+  heartbeat_timeout_source: 'operator' | 'config' | 'interval' | 'default';
+}
+
+/** A row of public.runner_status_live: a runner with its liveness deadline applied at read time. */
+export interface RunnerLiveRow {
+  id: string;
+  host: string;
+  /** silent once two of its heartbeat intervals pass without a word; offline once stopped or swept */
+  status: 'online' | 'silent' | 'offline';
+  recorded_status: 'online' | 'offline';
+  version: string | null;
+  pid: number | null;
+  started_at: string;
+  last_seen_at: string;
+  stopped_at: string | null;
+  heartbeat_interval_s: number | null;
+  silent_after_s: number;
+  silent_s: number | null;
+  metadata: Record<string, unknown>;
+  observed_at: string;
 }
 
 /** A row of public.agent_events, the append-only history. */

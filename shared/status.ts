@@ -27,6 +27,7 @@ export const AGENT_EVENTS = [
   'exited',
   'crashed',
   'terminated',
+  'stable',
   'deadline',
   'inactive',
   'force',
@@ -36,7 +37,7 @@ export type AgentEvent = (typeof AGENT_EVENTS)[number];
 /** What agents report about themselves through /functions/v1/report (agent_report). */
 export const AGENT_REPORT_EVENTS = ['started', 'stopped', 'running', 'warning', 'error', 'activity', 'heartbeat'] as const;
 /** What a runner reports about the processes it supervises (agent_report with a runner token). */
-export const RUNNER_REPORT_EVENTS = ['adopted', 'exited', 'crashed', 'terminated'] as const;
+export const RUNNER_REPORT_EVENTS = ['adopted', 'exited', 'crashed', 'terminated', 'stable'] as const;
 
 export const COMMAND_ACTIONS = ['start', 'stop', 'restart'] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];

@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<Register>> = {
   dev: async () => (await import('./commands/dev.ts')).registerDevCommand,
   list: async () => (await import('./commands/list.ts')).registerList,
   set: async () => (await import('./commands/set.ts')).registerSet,
+  timeouts: async () => (await import('./commands/timeouts.ts')).registerTimeouts,
   // start, stop, restart and start-all
   control: async () => (await import('./commands/control.ts')).registerControl,
   token: async () => (await import('./commands/token.ts')).registerToken,

@@ -73,8 +73,9 @@ export class RunnerApi {
     return this.call('runner_register', { p_agents: agents, p_version: version, p_pid: pid });
   }
 
-  heartbeat(agents: { name: string; pid: number }[]): Promise<{ runner_id: string; relayed: number }> {
-    return this.call('runner_heartbeat', { p_agents: agents });
+  /** intervalS: how often the runner heartbeats; the database reads it silent after two intervals. */
+  heartbeat(agents: { name: string; pid: number }[], intervalS: number): Promise<{ runner_id: string; relayed: number }> {
+    return this.call('runner_heartbeat', { p_agents: agents, p_interval_s: intervalS });
   }
 
   claim(limit: number): Promise<ClaimedCommand[]> {
@@ -93,7 +94,13 @@ export class RunnerApi {
       p_pid: report.pid ?? null,
       p_exit_code: report.exitCode ?? null,
       p_exit_signal: report.exitSignal ?? null,
-      p_details: report.logTail ? { log_tail: report.logTail } : null,
+      p_details:
+        report.logTail || report.restartInMs !== undefined
+          ? {
+              ...(report.logTail && { log_tail: report.logTail }),
+              ...(report.restartInMs !== undefined && { restart_in_s: report.restartInMs / 1000 }),
+            }
+          : null,
     });
   }
 

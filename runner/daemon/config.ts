@@ -73,6 +73,8 @@ const agentSchema = z.strictObject({
       max: duration.prefault('60s'),
       /** Quick exits in a row before the runner gives up and reports the crash loop. */
       max_retries: z.number().int().min(0).max(1000).prefault(5),
+      /** A run this long ends a crash loop: the backoff starts again from nothing, and the agent reads running. */
+      reset_after: duration.prefault('30s'),
     })
     .prefault({}),
   heartbeat_timeout: duration.refine((ms) => ms >= 5000 && ms <= 86_400_000, { error: 'must be between 5s and 24h' }).optional(),

@@ -1,5 +1,6 @@
-// One runner per host: a lock file holding the runner's pid and start time. A lock left by a runner
-// that died (SIGKILL, power loss) is taken over, since its pid no longer names that runner.
+// One runner per host (and one `npm start` per data folder): a lock file holding the holder's pid and
+// start time. A lock left by a holder that died (SIGKILL, power loss) is taken over, since its pid no
+// longer names that process.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { isSameProcess, processInfo, type ProcessIdentity } from './proc.ts';
 
@@ -8,8 +9,17 @@ export interface Lock {
   release(): void;
 }
 
-/** Takes the lock or throws an error naming the runner that holds it. */
-export function acquireLock(file: string): Lock {
+/** Who holds a lock, for the refusal: "another runner (pid 42) is running with this state folder". */
+export interface LockHolder {
+  what: string;
+  where: string;
+  hint: string;
+}
+
+const RUNNER: LockHolder = { what: 'runner', where: 'this state folder', hint: 'stop it first: one runner per host' };
+
+/** Takes the lock or throws an error naming the process that holds it. */
+export function acquireLock(file: string, holderName: LockHolder = RUNNER): Lock {
   const me: ProcessIdentity = { pid: process.pid, startTicks: processInfo(process.pid)?.startTicks ?? 0 };
   for (let attempt = 0; attempt < 2; attempt++) {
     let fd: number;
@@ -25,7 +35,7 @@ export function acquireLock(file: string): Lock {
       }
       if (holder && isSameProcess(holder)) {
         throw new Error(
-          `another runner (pid ${holder.pid}) is running with this state folder (lock ${file}); stop it first: one runner per host`,
+          `another ${holderName.what} (pid ${holder.pid}) is running with ${holderName.where} (lock ${file}); ${holderName.hint}`,
         );
       }
       try {
@@ -49,5 +59,5 @@ export function acquireLock(file: string): Lock {
       },
     };
   }
-  throw new Error(`could not take the lock ${file}: another runner took it at the same moment; one runner per host`);
+  throw new Error(`could not take the lock ${file}: another ${holderName.what} took it at the same moment; ${holderName.hint}`);
 }

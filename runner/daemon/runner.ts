@@ -44,6 +44,8 @@ export class Runner {
   private unsubscribe?: () => Promise<void>;
   private scanning = false;
   private shuttingDown?: Promise<void>;
+  /** how often it heartbeats, declared with each heartbeat so the database knows when it is silent */
+  private heartbeatIntervalMs = 30_000;
 
   private constructor(options: RunnerOptions) {
     this.config = options.config;
@@ -96,7 +98,8 @@ export class Runner {
     }
     // Relayed heartbeats must come well within the shortest heartbeat timeout of the agents.
     const shortestTimeout = Math.min(...config.agents.map((agent) => agent.heartbeat_timeout ?? Infinity));
-    this.every(Math.min(config.runner.heartbeatIntervalMs, shortestTimeout / 3), () => this.heartbeat());
+    this.heartbeatIntervalMs = Math.min(config.runner.heartbeatIntervalMs, shortestTimeout / 3);
+    this.every(this.heartbeatIntervalMs, () => this.heartbeat());
     this.every(config.runner.checkIntervalMs, () => {
       for (const supervisor of this.supervisors.values()) supervisor.check();
     });
@@ -178,7 +181,10 @@ export class Runner {
     try {
       // the list is made once no report is in flight: a crash reported before is not relayed as alive
       await this.reporter.exclusive(() =>
-        this.api.heartbeat([...this.supervisors.values()].flatMap((s) => (s.process ? [{ name: s.name, pid: s.process.pid }] : []))),
+        this.api.heartbeat(
+          [...this.supervisors.values()].flatMap((s) => (s.process ? [{ name: s.name, pid: s.process.pid }] : [])),
+          Math.ceil(this.heartbeatIntervalMs / 1000),
+        ),
       );
     } catch (error) {
       this.log(`heartbeat failed: ${(error as Error).message}`);

@@ -7,17 +7,19 @@ import { execa, type ResultPromise } from 'execa';
 import type { AgentConfig } from './config.ts';
 import { agentLogFiles, fileSize, linesSince, openLogFiles, rotateIfLarge, type LogFiles } from './logs.ts';
 import { groupExists, groupIsEmpty, groupIsOurs, isSameProcess, processInfo, signalGroup, type ProcessIdentity } from './proc.ts';
-import { decideRestart, type RestartSettings } from './restart-policy.ts';
+import { decideRestart, NO_STREAK, type RestartSettings, type Streak } from './restart-policy.ts';
 
 /** What the runner tells the database about one agent's process (agent_report). */
 export interface AgentReport {
-  event: 'started' | 'adopted' | 'exited' | 'crashed' | 'terminated';
+  event: 'started' | 'adopted' | 'exited' | 'crashed' | 'terminated' | 'stable';
   pid?: number;
   exitCode?: number;
   exitSignal?: string;
   message?: string;
   /** the last lines of its stderr, kept with the event (details.log_tail) for the dashboard */
   logTail?: string[];
+  /** with a crash: when the runner starts it again (details.restart_in_s), so the row can say so */
+  restartInMs?: number;
 }
 
 /** How a command ended, with the reason the dashboard shows. */
@@ -97,8 +99,9 @@ export class AgentSupervisor {
   wanted = false;
   private current?: Tracked;
   private stopping?: Tracked;
-  private quickExits = 0;
+  private streak: Streak = NO_STREAK;
   private restartTimer?: NodeJS.Timeout;
+  private stableTimer?: NodeJS.Timeout;
   private readonly logs: LogFiles;
   private readonly restartSettings: RestartSettings;
 
@@ -110,7 +113,12 @@ export class AgentSupervisor {
     this.restartSettings = {
       restart: spec.restart,
       minUptimeMs: spec.min_uptime,
-      backoff: { initialMs: spec.backoff.initial, maxMs: spec.backoff.max, maxRetries: spec.backoff.max_retries },
+      backoff: {
+        initialMs: spec.backoff.initial,
+        maxMs: spec.backoff.max,
+        maxRetries: spec.backoff.max_retries,
+        resetAfterMs: spec.backoff.reset_after,
+      },
     };
   }
 
@@ -129,10 +137,15 @@ export class AgentSupervisor {
 
   /** Starts the agent unless it runs; waits min_uptime to tell a good start from one that dies at once. */
   async start(why = 'started by command'): Promise<Outcome> {
-    if (this.current) return { ok: false, message: `already running (pid ${this.current.pid})` };
+    // Starting what runs is what the user asked for already: a no-op that succeeds (supervisorctl
+    // and PM2 say "already started"), so start-all over running agents exits 0.
+    if (this.current) {
+      this.wanted = true;
+      return { ok: true, message: `already running (pid ${this.current.pid})` };
+    }
     this.cancelRestart();
     this.wanted = true;
-    this.quickExits = 0;
+    this.streak = { ...this.streak, quickExits: 0 };
     const spawned = this.spawn(why);
     if ('error' in spawned) return { ok: false, message: await spawned.error };
     const { tracked } = spawned;
@@ -244,6 +257,7 @@ export class AgentSupervisor {
   /** Forgets timers; processes are left running (the runner's default on exit). */
   dispose(): void {
     this.cancelRestart();
+    this.cancelStable();
   }
 
   private spawn(why: string): { tracked: Tracked } | { error: Promise<string> } {
@@ -297,6 +311,22 @@ export class AgentSupervisor {
     this.current = tracked;
     this.state = 'running';
     void tracked.exited.then((info) => this.handleExit(tracked, info));
+    // After a crash, a run that lasts the stable period ends the loop: the backoff starts from
+    // nothing again and the database lets the agent read running (the `stable` event).
+    this.cancelStable();
+    if (this.streak.failures > 0) {
+      this.stableTimer = setTimeout(() => {
+        this.stableTimer = undefined;
+        if (this.current !== tracked) return;
+        this.streak = NO_STREAK;
+        this.context.report(this.name, {
+          event: 'stable',
+          pid: tracked.pid,
+          message: `up for ${seconds(this.spec.backoff.reset_after)} after a crash`,
+        });
+      }, this.spec.backoff.reset_after);
+      this.stableTimer.unref?.();
+    }
   }
 
   /** Verifies the tracked pid still is the agent; when it is not, the agent has ended. */
@@ -322,6 +352,7 @@ export class AgentSupervisor {
   private handleExit(tracked: Tracked, info: ExitInfo): void {
     if (this.current !== tracked) return;
     this.current = undefined;
+    this.cancelStable();
     if (this.stopping === tracked) return; // stop() reports it
     this.afterExit(info, Date.now() - tracked.startedAt, tracked.stderrOffset);
     // Grandchildren of an agent that ended on its own are orphans of a dead agent: clean them up.
@@ -335,11 +366,13 @@ export class AgentSupervisor {
     const failed = !info.known || !!info.spawnError || info.exitCode !== 0 || !!info.signal;
     const lines = linesSince(this.logs.stderr, stderrOffset, STDERR_LINES);
     const summary = `${describeExit(info)}${info.spawnError ? '' : ` after ${seconds(uptimeMs)}`}`;
-    const decision = this.wanted ? decideRestart(this.restartSettings, { failed, uptimeMs }, this.quickExits) : { action: 'none' as const };
+    const decision = this.wanted
+      ? decideRestart(this.restartSettings, { failed, uptimeMs }, this.streak)
+      : { action: 'none' as const, streak: NO_STREAK };
     let message = summary;
     if (decision.action === 'give-up') {
       message =
-        `crash loop: ended ${decision.quickExits} times in a row within ${seconds(this.spec.min_uptime)} of starting; ` +
+        `crash loop: ended ${decision.streak.quickExits} times in a row within ${seconds(this.spec.min_uptime)} of starting; ` +
         `gave up restarting (restart: ${this.spec.restart}). Last: ${summary}`;
     }
     if (lines.length) message += `\nlast stderr:\n${lines.join('\n')}`;
@@ -349,10 +382,11 @@ export class AgentSupervisor {
       exitSignal: info.signal,
       message: message.slice(0, MESSAGE_LIMIT),
       logTail: lines.length ? boundedTail(lines) : undefined,
+      restartInMs: decision.action === 'restart' && failed ? decision.delayMs : undefined,
     });
 
     if (decision.action === 'restart') {
-      this.quickExits = decision.quickExits;
+      this.streak = decision.streak;
       const again = () => {
         this.restartTimer = undefined;
         this.spawn(`restarted by policy ${this.spec.restart} after: ${summary}`);
@@ -362,14 +396,14 @@ export class AgentSupervisor {
       } else {
         this.state = 'backoff';
         this.context.log(
-          `${this.name}: ${summary}; restarting in ${seconds(decision.delayMs)} (quick exit ${decision.quickExits} of ` +
-            `${this.spec.backoff.max_retries})`,
+          `${this.name}: ${summary}; restarting in ${seconds(decision.delayMs)} (failure ${decision.streak.failures} in a row, ` +
+            `quick exit ${decision.streak.quickExits} of ${this.spec.backoff.max_retries})`,
         );
         this.restartTimer = setTimeout(again, decision.delayMs);
       }
     } else if (decision.action === 'give-up') {
       // given up until someone starts it again, also across a runner restart
-      this.quickExits = 0;
+      this.streak = { ...decision.streak, quickExits: 0 };
       this.wanted = false;
       this.state = 'fatal';
       this.context.log(`${this.name}: ${message.split('\n')[0]}`);
@@ -389,5 +423,10 @@ export class AgentSupervisor {
   private cancelRestart(): void {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
+  }
+
+  private cancelStable(): void {
+    if (this.stableTimer) clearTimeout(this.stableTimer);
+    this.stableTimer = undefined;
   }
 }

@@ -45,7 +45,17 @@ export interface PgliteServer {
 
 export async function startPglite(options: { dataDir: string; port: number }): Promise<PgliteServer> {
   mkdirSync(options.dataDir, { recursive: true });
-  const db = await PGlite.create({ dataDir: options.dataDir, extensions: { pgcrypto } });
+  let db: PGlite;
+  try {
+    db = await PGlite.create({ dataDir: options.dataDir, extensions: { pgcrypto } });
+  } catch (error) {
+    // PGlite says "Aborted()" or names a block: the folder is damaged (two starts that wrote it at
+    // once did this), and every later start fails the same way until it is removed.
+    throw new Error(
+      `the embedded database in ${options.dataDir} cannot be opened (${(error as Error).message || String(error)}): the folder ` +
+        `is damaged. Delete it to start from an empty database (rm -rf ${options.dataDir}), or move it aside to keep it.`,
+    );
+  }
   const server = new PGLiteSocketServer({
     db: keepExtendedQueriesTogether(db),
     host: '127.0.0.1',

@@ -40,3 +40,15 @@ export const pid = z
 export const liveStatus = z.enum(SETTABLE_STATUSES.filter((s) => s !== 'stopped') as ['running', 'warning', 'error']);
 
 export const timestamp = z.iso.datetime({ offset: true });
+
+/** When a report was made, as the agent saw it: the database records it (never in the future, never before the previous event). */
+export const madeAt = timestamp.describe(
+  'When the agent made this report (ISO 8601). Sent for reports buffered through an outage; the database clamps it to [previous event, now].',
+);
+
+/** How often the agent heartbeats; without an explicit timeout it goes stale after 2.5 of these. */
+export const heartbeatIntervalS = z
+  .int('heartbeat_interval_s must be a whole number of seconds')
+  .min(1, 'heartbeat_interval_s must be between 1 and 86400')
+  .max(86_400, 'heartbeat_interval_s must be between 1 and 86400')
+  .describe("Seconds between this agent's heartbeats. Its heartbeat timeout is 2.5 of these unless one is set.");

@@ -2,7 +2,7 @@
 // busy agent needs one request, not three.
 import { z } from 'zod';
 import { AgentState } from './agent.ts';
-import { agentName, health, lastActivity, liveStatus, pid } from './fields.ts';
+import { agentName, health, heartbeatIntervalS, lastActivity, liveStatus, madeAt, pid } from './fields.ts';
 
 export const HeartbeatRequest = z
   .strictObject({
@@ -11,6 +11,8 @@ export const HeartbeatRequest = z
     health: health.nullish(),
     last_activity: lastActivity.nullish(),
     pid: pid.nullish(),
+    heartbeat_interval_s: heartbeatIntervalS.nullish(),
+    at: madeAt.nullish(),
   })
   .meta({ id: 'HeartbeatRequest' });
 export type HeartbeatRequest = z.input<typeof HeartbeatRequest>;

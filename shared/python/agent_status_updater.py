@@ -13,12 +13,17 @@ it with environment variables:
 Every function returns at once and never raises: what the agent says goes into a bounded buffer that
 a background thread delivers, retrying with backoff and jitter while the service is down. Only
 mark_agent_stopped (and the exit handler) waits for delivery, never longer than the flush timeout.
-Once mark_agent_started was called, a heartbeat goes out every interval by itself.
+Once mark_agent_started was called, a heartbeat goes out every interval by itself, until the agent
+calls send_heartbeat: from then on it is judged by its own calls, so a main loop that hangs turns
+stale within its heartbeat timeout (2.5 heartbeat intervals unless an operator set one). Reports
+carry the time they were made, so ones buffered through an outage are recorded at that time.
 """
 
 import atexit
 import collections
+import datetime
 import json
+import math
 import logging
 import os
 import random
@@ -64,6 +69,7 @@ class _Sender:
         self.states = collections.deque()  # (endpoint, body) in order
         self.beats = {}  # agent_name -> heartbeat body waiting
         self.running = set()  # agents that get automatic heartbeats
+        self.own_beats = {}  # agent_name -> [monotonic time of its last send_heartbeat, longest gap] once it calls it
         self.stopped = set()
         self.known = {}  # agent_name -> (status, health) last said
         self.last_contact = {}  # agent_name -> monotonic time of the last delivered request
@@ -135,6 +141,11 @@ class _Sender:
     def pending(self):
         return len(self.states) + len(self.beats)
 
+    def declared_interval(self, name, interval):
+        """Seconds between heartbeats, declared so the service derives the heartbeat timeout from them."""
+        seconds = max(interval, self.own_beats.get(name, (0, 0))[1])
+        return min(86400, math.ceil(seconds)) if seconds > 0 else None
+
     # What to send next, and when: (delay, request) where request is (endpoint, payload, items).
     def next_request(self, config):
         now = time.monotonic()
@@ -154,7 +165,7 @@ class _Sender:
         interval = config["interval"]
         for name in self.running:
             if interval > 0 and name not in self.beats and now >= self.last_contact.get(name, 0) + interval:
-                self.beats[name] = {"agent_name": name}
+                self.beats[name] = {"agent_name": name, "heartbeat_interval_s": self.declared_interval(name, interval)}
         wait = None
         for name, beat in self.beats.items():
             due = self.last_contact.get(name, 0) + interval
@@ -289,6 +300,11 @@ def _clip(text, limit):
     return None if text is None else str(text)[:limit]
 
 
+def _now():
+    # when a report was made; the service records it (clamped) instead of when it arrived
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
 def _health(value):
     # 95.0 is meant as 95; anything else is sent as given and the service says what is wrong
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -299,9 +315,15 @@ def mark_agent_started(agent_name):
     with _sender.cond:
         _sender.final_deadline = None  # started again: a later stop gets its own flush deadline
         _sender.stopped.discard(agent_name)
-        _sender.running.add(agent_name)
+        if agent_name not in _sender.own_beats:
+            _sender.running.add(agent_name)
         _sender.known[agent_name] = ("running", None)
-    return _sender.push_state("report", {"agent_name": agent_name, "event": "started", "pid": os.getpid()})
+        config = _sender.config()
+        interval = _sender.declared_interval(agent_name, config["interval"]) if config else None
+    body = {"agent_name": agent_name, "event": "started", "pid": os.getpid(), "at": _now()}
+    if interval:
+        body["heartbeat_interval_s"] = interval
+    return _sender.push_state("report", body)
 
 
 def mark_agent_stopped(agent_name):
@@ -315,7 +337,7 @@ def mark_agent_stopped(agent_name):
         _sender.stopped.add(agent_name)
         _sender.running.discard(agent_name)
         _sender.known[agent_name] = ("stopped", 0)
-    if not _sender.push_state("report", {"agent_name": agent_name, "event": "stopped"}):
+    if not _sender.push_state("report", {"agent_name": agent_name, "event": "stopped", "at": _now()}):
         return False
     return _sender.final_flush()
 
@@ -334,7 +356,13 @@ def update_agent_status(agent_name, status=None, health=None, last_activity=None
         with _sender.cond:
             _sender.running.discard(agent_name)
             _sender.known[agent_name] = ("stopped", 0)
-        report = {"agent_name": agent_name, "event": "stopped", "health": health, "last_activity": _clip(last_activity, _MAX_ACTIVITY)}
+        report = {
+            "agent_name": agent_name,
+            "event": "stopped",
+            "health": health,
+            "last_activity": _clip(last_activity, _MAX_ACTIVITY),
+            "at": _now(),
+        }
         return _sender.push_state("report", {k: v for k, v in report.items() if v is not None})
     body = {"agent_name": agent_name, "status": status, "health": health, "last_activity": _clip(last_activity, _MAX_ACTIVITY)}
     with _sender.cond:
@@ -343,13 +371,26 @@ def update_agent_status(agent_name, status=None, health=None, last_activity=None
         if changed:
             _sender.known[agent_name] = (status or known_status, known_health if health is None else health)
     if changed:
+        body["at"] = _now()
         return _sender.push_state("heartbeat", {k: v for k, v in body.items() if v is not None})
     return _sender.push_beat(body)
 
 
 def send_heartbeat(agent_name):
-    """Proof of life. Calling it in every loop is fine: at most one heartbeat per interval is sent."""
-    return _sender.push_beat({"agent_name": agent_name})
+    """Proof of life from the agent's own loop. Calling it in every loop is fine: at most one heartbeat per interval is sent.
+
+    From the first call the automatic heartbeat stops for this agent: it is judged by these calls, so
+    a main loop that hangs turns stale within its heartbeat timeout. The interval it declares is the
+    longer of the configured one and the longest gap between its own calls.
+    """
+    now = time.monotonic()
+    with _sender.cond:
+        last, longest = _sender.own_beats.get(agent_name, (None, 0))
+        _sender.own_beats[agent_name] = (now, longest if last is None else max(longest, now - last))
+        _sender.running.discard(agent_name)
+        config = _sender.config()
+        interval = _sender.declared_interval(agent_name, config["interval"]) if config else None
+    return _sender.push_beat({"agent_name": agent_name, "heartbeat_interval_s": interval})
 
 
 def report_error(agent_name, error_message):
@@ -357,14 +398,14 @@ def report_error(agent_name, error_message):
     with _sender.cond:
         _sender.known[agent_name] = ("error", None)
     message = _clip(error_message, _MAX_MESSAGE) or "unknown error"
-    return _sender.push_state("report", {"agent_name": agent_name, "event": "error", "message": message})
+    return _sender.push_state("report", {"agent_name": agent_name, "event": "error", "message": message, "at": _now()})
 
 
 def report_warning(agent_name, warning_message, health=None):
     """Report a warning: status warning with the message and, optionally, a lowered health."""
     with _sender.cond:
         _sender.known[agent_name] = ("warning", health)
-    body = {"agent_name": agent_name, "event": "warning", "message": _clip(warning_message, _MAX_MESSAGE) or "warning"}
+    body = {"agent_name": agent_name, "event": "warning", "message": _clip(warning_message, _MAX_MESSAGE) or "warning", "at": _now()}
     if health is not None:
         body["health"] = _health(health)
     return _sender.push_state("report", body)

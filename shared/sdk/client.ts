@@ -36,6 +36,10 @@ export class AgentStatus {
   #stopped = false;
   #disabled: string | undefined;
   #closed = false;
+  /** The agent calls heartbeat() itself: it is judged by those calls, and the automatic timer is off. */
+  #ownBeats = false;
+  #lastOwnBeat = 0;
+  #longestOwnGapMs = 0;
 
   constructor(options: AgentStatusOptions = {}) {
     this.config = resolveConfig(options);
@@ -61,17 +65,24 @@ export class AgentStatus {
   markStarted(pid?: number) {
     this.#stopped = false;
     this.#closed = false;
-    this.#report({ event: 'started', pid: pid ?? (globalThis as { process?: { pid?: number } }).process?.pid });
+    this.#report({
+      event: 'started',
+      pid: pid ?? (globalThis as { process?: { pid?: number } }).process?.pid,
+      heartbeat_interval_s: this.#declaredInterval(),
+    });
     this.#known = { status: 'running' };
-    this.#startTimer();
+    if (!this.#ownBeats) this.#startTimer();
   }
 
-  /** The agent is stopping: status stopped (an earlier error stays visible), heartbeats end. */
-  markStopped() {
+  /**
+   * The agent is stopping: status stopped (an earlier error stays visible), heartbeats end. A wrapper
+   * that saw the process end (`agent-status run`) passes its exit code or signal, recorded as a runner's are.
+   */
+  markStopped(exit: { exitCode?: number; exitSignal?: string } = {}) {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#stopTimer();
-    this.#report({ event: 'stopped' });
+    this.#report({ event: 'stopped', exit_code: exit.exitCode, exit_signal: exit.exitSignal });
     this.#known = { status: 'stopped' };
   }
 
@@ -95,14 +106,24 @@ export class AgentStatus {
     if (!this.#valid(HeartbeatRequest, body)) return;
     if (changed) {
       this.#known = { status: update.status ?? this.#known.status, health: update.health ?? this.#known.health };
-      this.#enqueue({ endpoint: 'heartbeat', body });
+      this.#enqueue({ endpoint: 'heartbeat', body: { ...body, at: new Date().toISOString() } });
     } else {
       this.#beat(body);
     }
   }
 
-  /** Proof of life. Calling it often is fine: at most one heartbeat per interval is sent. */
+  /**
+   * Proof of life from the agent's own loop. Calling it often is fine: at most one heartbeat per
+   * interval is sent. From the first call the automatic heartbeat stops, so a main loop that hangs
+   * stops proving life and the agent turns stale within its heartbeat timeout; the interval it
+   * declares is the longer of the SDK's and the longest gap between its own calls.
+   */
   heartbeat() {
+    const now = Date.now();
+    if (this.#ownBeats) this.#longestOwnGapMs = Math.max(this.#longestOwnGapMs, now - this.#lastOwnBeat);
+    this.#ownBeats = true;
+    this.#lastOwnBeat = now;
+    this.#stopTimer();
     this.#beat({ agent_name: this.agentName });
   }
 
@@ -163,7 +184,7 @@ export class AgentStatus {
   #startTimer() {
     this.#stopTimer();
     if (this.config.heartbeatIntervalMs <= 0 || this.#disabled) return;
-    this.#timer = setInterval(() => this.heartbeat(), this.config.heartbeatIntervalMs);
+    this.#timer = setInterval(() => this.#beat({ agent_name: this.agentName }), this.config.heartbeatIntervalMs);
     unref(this.#timer);
   }
 
@@ -178,13 +199,21 @@ export class AgentStatus {
     return result.success;
   }
 
+  // Seconds between heartbeats, declared so the database derives the heartbeat timeout (2.5 of them).
+  #declaredInterval(): number | undefined {
+    const ms = Math.max(this.config.heartbeatIntervalMs, this.#longestOwnGapMs);
+    return ms > 0 ? Math.min(86_400, Math.ceil(ms / 1000)) : undefined;
+  }
+
   #report(fields: Omit<ReportBody, 'agent_name'>) {
-    const body = { agent_name: this.agentName, ...fields } as ReportBody;
+    // `at`: when it was said, so a report buffered through an outage is recorded at its own time
+    const body = { agent_name: this.agentName, ...fields, at: new Date().toISOString() } as ReportBody;
     if (this.#valid(Report, body)) this.#enqueue({ endpoint: 'report', body });
   }
 
   #beat(body: HeartbeatBody) {
     // a stopped agent is not alive: proof of life waits for markStarted
+    body = { ...body, heartbeat_interval_s: this.#declaredInterval() };
     if (this.#disabled || this.#stopped || !this.#valid(HeartbeatRequest, body)) return;
     this.#outbox.pushBeat(body);
     this.#wake(false);

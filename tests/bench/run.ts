@@ -5,6 +5,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   heartbeat: () => import('./heartbeat.ts'),
   dashboard: () => import('./dashboard.ts'),
   runner: () => import('./runner.ts'),
+  edges: () => import('./edges.ts'),
   alerts: () => import('./alerts.ts'),
 };
 

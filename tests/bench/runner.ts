@@ -209,6 +209,9 @@ export async function run() {
             command: join(FIXTURES, 'exits-after.sh'),
             restart: 'always',
             env: { TIMES: files.runnerCrash, RUN_SECONDS: '1.5', EXIT_CODE: '1' },
+            // each 1.5 s run counts as stable, so every crash is "after a healthy run" (restarted at
+            // once) as supervisord's autorestart does; at the default (30 s) the runner backs off
+            backoff: { reset_after: '1s' },
           },
         ],
       }),

@@ -29,9 +29,9 @@ describe('list and set', { timeout: 120_000 }, () => {
 
     const human = await cli(['list'], stackEnv(stack));
     expect(human.exitCode).toBe(0);
-    expect(human.stdout).toMatch(/^AGENT\s+STATUS\s+HEALTH\s+HOST\s+HEARTBEAT\s+ACTIVITY/);
-    expect(human.stdout).toMatch(/Tweet Scraping Agent\s+running\s+100\s+-\s+\d+ s ago\s+Fetching tweets/);
-    expect(human.stdout).toMatch(/Silent Agent\s+stale\s+100\s+-\s+\d+ s ago\s+no heartbeat for \d+ s/);
+    expect(human.stdout).toMatch(/^AGENT\s+STATUS\s+HEALTH\s+UP\s+RESTARTS\s+HOST\s+HEARTBEAT\s+NOTE/);
+    expect(human.stdout).toMatch(/Tweet Scraping Agent\s+running\s+100\s+up \d+ s\s+-\s+-\s+\d+ s ago\s+Fetching tweets/);
+    expect(human.stdout).toMatch(/Silent Agent\s+stale\s+100\s+up \d+ s\s+-\s+-\s+\d+ s ago\s+no heartbeat for \d+ s/);
     expect(human.stdout).not.toContain('\x1b['); // no colour when stdout is not a terminal
 
     const json = await cli(['list', '--json'], stackEnv(stack));
@@ -140,6 +140,24 @@ describe('the local stack, found without any configuration', { timeout: 120_000 
       expect(found.exitCode).toBe(0);
       expect(JSON.parse(found.stdout).map((a: { agent_name: string }) => a.agent_name)).toContain('Tweet Scraping Agent');
 
+      // the quick start: AGENT_STATUS_URL exported for the agents names the same stack (localhost
+      // for 127.0.0.1, a trailing slash): its keys and operator still apply, so the token comes out
+      const sameUrl = `${stack.url.replace('127.0.0.1', 'localhost')}/`;
+      const created = await cli(['token', 'create', 'agent', '--name', 'Quick Start Agent'], {
+        AGENT_STATUS_DATA_DIR: dataDir,
+        AGENT_STATUS_URL: sameUrl,
+      });
+      expect(created.stderr).toBe('');
+      expect(created.exitCode).toBe(0);
+      expect(created.stdout.trim()).toMatch(/^asa_[\w-]+$/);
+      // another URL is another API: the local keys are not sent there, and the error exits non-zero
+      const other = await cli(['token', 'create', 'agent', '--name', 'Quick Start Agent'], {
+        AGENT_STATUS_DATA_DIR: dataDir,
+        AGENT_STATUS_URL: 'http://127.0.0.1:9',
+      });
+      expect(other.exitCode).toBe(EXIT.usage);
+      expect(other.stderr).toContain('error: no publishable key for http://127.0.0.1:9');
+
       // the npm start that wrote it is gone: say so instead of timing out on a dead port
       writeLocalStack({ ...details, pid: 2 ** 22 + 1 }, dataDir);
       const gone = await cli(['list'], { AGENT_STATUS_DATA_DIR: dataDir });
@@ -213,7 +231,7 @@ describe('tokens and operators', { timeout: 120_000 }, () => {
 });
 
 describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
-  it('waits for the runner and prints each result; exit 1 when a command fails', async () => {
+  it('waits for the runner and prints each result; starting what runs succeeds as a no-op', async () => {
     const forever = fixtureAgent('forever.sh');
     const host = await makeHost(stack, [forever]);
     await host.start();
@@ -222,9 +240,10 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
     expect(start.exitCode).toBe(0);
     expect(start.stdout).toMatch(new RegExp(`^✓ start "${forever.name}" succeeded in \\d+\\.\\d s on ${host.host}`));
 
+    // starting what runs is a no-op that succeeds, so start-all over running agents exits 0
     const again = await cli(['start', forever.name], stackEnv(stack));
-    expect(again.exitCode).toBe(EXIT.failed);
-    expect(again.stdout).toMatch(/✗ start ".*" failed in [\d.]+ s: already running \(pid \d+\)/);
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toMatch(/✓ start ".*" succeeded in [\d.]+ s on .*: already running \(pid \d+\)/);
 
     const restart = await cli(['restart', forever.name, '--json'], stackEnv(stack));
     expect(restart.exitCode).toBe(0);
@@ -232,9 +251,17 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
       expect.objectContaining({ action: 'restart', status: 'succeeded', claimed_by_host: host.host }),
     ]);
 
+    // start-all over agents that already run: exit 0, each one "already running"
+    const allRunning = await cli(['start-all', '--host', host.host], stackEnv(stack));
+    expect(allRunning.exitCode).toBe(0);
+    expect(allRunning.stdout).toMatch(/✓ start ".*" succeeded .*: already running \(pid \d+\)/);
+
     const stop = await cli(['stop', forever.name], stackEnv(stack));
     expect(stop.exitCode).toBe(0);
     expect(stop.stdout).toMatch(/✓ stop ".*" succeeded .*stopped \(pid \d+\)/);
+    const stopAgain = await cli(['stop', forever.name], stackEnv(stack));
+    expect(stopAgain.exitCode).toBe(0);
+    expect(stopAgain.stdout).toMatch(/✓ stop ".*" succeeded .*: already stopped/);
 
     const all = await cli(['start-all', '--host', host.host], stackEnv(stack));
     expect(all.exitCode).toBe(0);

@@ -118,7 +118,7 @@ describe('test', { timeout: 120_000 }, () => {
     // an agent that was already running is watched and left running
     expect((await cli(['start', forever.name], stackEnv(stack))).exitCode).toBe(0);
     const watched = await cli(['test', forever.name, '--duration', '3'], stackEnv(stack));
-    expect(watched.stdout).toMatch(/start failed +already running \(pid \d+\)/);
+    expect(watched.stdout).toMatch(/start succeeded +already running \(pid \d+\)/);
     expect(watched.stdout).toMatch(/; left running$/m);
     expect(watched.exitCode).toBe(0);
     expect((await stack.db.sql`select status from public.agent_status where agent_name = ${forever.name}`)[0].status).toBe('running');

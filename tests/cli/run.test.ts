@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { waitFor } from '../runner/helpers.ts';
 import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
-import { CLI_FIXTURES, cli } from './helpers.ts';
+import { CLI_FIXTURES, cli, stackEnv } from './helpers.ts';
 
 const stack = useTestStack({ functions: true });
 
@@ -47,6 +47,15 @@ describe('agent-status run', { timeout: 120_000 }, () => {
     expect(row.status).toBe('error');
     expect(row.last_error).toBe('exited with code 3; last stderr lines:\nconnecting to the queue\nTraceback: queue.example is unreachable');
     expect(await kinds(name)).toEqual(['started', 'error', 'stopped']);
+    // the exit code is recorded as the runner records it; no health and no uptime once it ended
+    const [live] = await stack.db.sql`select * from public.agent_status_live where agent_name = ${name}`;
+    expect(live).toMatchObject({ exit_code: 3, health: 0, uptime_s: null });
+    expect(live.down_s).toBeGreaterThanOrEqual(0);
+    // and `list` shows the agent's own error text, down since it ended
+    const list = await cli(['list'], stackEnv(stack));
+    expect(list.stdout).toMatch(
+      /Failing Job\s+error\s+0\s+down \d+ s\s+-\s+-\s+\d+ s ago\s+exited with code 3; last stderr lines: connecting.*/,
+    );
   });
 
   it('heartbeats while the program lives; SIGTERM to the wrapper is passed on and recorded as a stop (exit 143)', async () => {

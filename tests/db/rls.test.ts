@@ -114,6 +114,7 @@ describe('row level security and grants', () => {
     operator_agent_events: (tx) => tx`select * from public.operator_agent_events('rls-agent')`,
     operator_commands: (tx) => tx`select * from public.operator_commands(array[1, 2]::bigint[])`,
     operator_sweep_status: (tx) => tx`select public.operator_sweep_status()`,
+    set_agent_timeouts: (tx) => tx`select public.set_agent_timeouts('rls-agent', 60)`,
   };
 
   describe.each(Object.keys(operatorFunctions))('operator function %s', (fn) => {

@@ -11,6 +11,8 @@ interface Column {
   label: string;
   status: AgentStatus;
   source: EventSource;
+  /** crashed and not stable since: `warning (restarting)` and `error (crashed)` */
+  restarting: boolean;
 }
 
 function readTable() {
@@ -27,7 +29,9 @@ function readTable() {
     );
   const columns: Column[] = rows[0].slice(1).map((label) => {
     const status = label.split(' ')[0] as AgentStatus;
-    return { label, status, source: label.includes('(sweep)') || status === 'stale' ? 'sweep' : 'agent' };
+    const restarting = label.includes('(restarting)') || label.includes('(crashed)');
+    const source = label.includes('(sweep)') || status === 'stale' ? 'sweep' : restarting ? 'runner' : 'agent';
+    return { label, status, source, restarting };
   });
   const cells = rows.slice(2).map(([event, ...outcomes]) => ({ event: event.replaceAll('`', ''), outcomes }));
   return { columns, cells };
@@ -40,6 +44,7 @@ describe('the documented state table', () => {
     const events = table.cells.map((c) => c.event.replace(' S', ''));
     expect(events.sort()).toEqual([...AGENT_EVENTS].sort());
     expect(new Set(table.columns.map((c) => c.status))).toEqual(new Set(['running', 'warning', 'error', 'stopped', 'stale']));
+    expect(table.columns.filter((c) => c.restarting).map((c) => c.label)).toEqual(['warning (restarting)', 'error (crashed)']);
   });
 });
 
@@ -65,6 +70,9 @@ describe('every cell, through the public API', () => {
   beforeAll(async () => {
     for (const c of cases) {
       await setAgentState(db.sql, c.name, c.column.status, c.column.source);
+      if (c.column.restarting) {
+        await db.sql`update public.agent_status set unstable_since = now() - interval '5 seconds' where agent_name = ${c.name}`;
+      }
       agentTokens.set(c.name, await createToken(db.sql, 'agent', { agent: c.name }));
     }
     runnerToken = await registerRunner(
@@ -99,6 +107,8 @@ describe('every cell, through the public API', () => {
         return sql`select public.agent_report(${runnerToken}, ${c.name}, 'crashed', p_exit_code => 2, p_message => 'exited with code 2: boom')`;
       case 'terminated':
         return sql`select public.agent_report(${runnerToken}, ${c.name}, 'terminated', p_exit_signal => 'SIGTERM')`;
+      case 'stable':
+        return sql`select public.agent_report(${runnerToken}, ${c.name}, 'stable')`;
       case 'force':
         return sql`select public.force_agent_status(${c.name}, ${c.forced!}, 10, 'test')`;
       case 'deadline':

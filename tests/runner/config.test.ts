@@ -53,7 +53,7 @@ describe('a valid config', () => {
       stop_signal: 'SIGTERM',
       stop_timeout: 500,
       min_uptime: 1000,
-      backoff: { initial: 1000, max: 60_000, max_retries: 5 },
+      backoff: { initial: 1000, max: 60_000, max_retries: 5, reset_after: 30_000 },
       heartbeat_timeout: 120_000,
       match: 'python3 .*scraper\\.py',
       logs: { max_size: 512 * 1024, keep: 2 },

@@ -52,11 +52,11 @@ describe('start and stop', () => {
     await waitFor('stdout in the log file', () => readFileSync(supervisor.logFiles.stdout, 'utf8').includes(`started as ${pid}`));
   });
 
-  it('refuses to start an agent that runs, and keeps one process', async () => {
+  it('starting an agent that runs is a no-op that succeeds, and keeps one process', async () => {
     const { supervisor } = supervise('forever.sh');
     await supervisor.start();
     const pid = supervisor.process!.pid;
-    expect(await supervisor.start()).toEqual({ ok: false, message: `already running (pid ${pid})` });
+    expect(await supervisor.start()).toEqual({ ok: true, message: `already running (pid ${pid})` });
     expect(supervisor.process!.pid).toBe(pid);
   });
 

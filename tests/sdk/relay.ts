@@ -9,7 +9,8 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-export async function startRelay(targetUrl: string): Promise<Relay> {
+/** port 0: any free port; a given port lets a test bring the "service" up where an SDK already points. */
+export async function startRelay(targetUrl: string, port = 0): Promise<Relay> {
   const target = new URL(targetUrl);
   const sent: string[] = [];
   const server = createServer((request, response) => {
@@ -24,7 +25,7 @@ export async function startRelay(targetUrl: string): Promise<Relay> {
     upstream.on('error', () => response.destroy());
     request.pipe(upstream);
   });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  await new Promise<void>((done) => server.listen(port, '127.0.0.1', done));
   return {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     sent,

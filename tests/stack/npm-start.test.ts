@@ -2,7 +2,7 @@
 // with a token made through the stack, read back with supabase-js as the operator, then Ctrl+C and
 // nothing left running. Once on embedded PGlite (also across a restart), once on PostgreSQL + pg_cron.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -269,5 +269,50 @@ describe('npm start', () => {
     } finally {
       blocker.close();
     }
+  }, 60_000);
+
+  it('two npm start at once on a new folder: one runs, the other is told and touches nothing', async () => {
+    const dataDir = freshDataDir();
+    const args = async () => [
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(await freePort()),
+      '--db-port',
+      String(await freePort()),
+      '--no-demo',
+      '--no-build',
+    ];
+    const [first, second] = [spawnNpmStart(await args()), spawnNpmStart(await args())];
+    // whichever took the folder's lock first runs; the other exits 1 naming it
+    const loser = await Promise.race([first.closed.then(() => first), second.closed.then(() => second)]);
+    const winner = loser === first ? second : first;
+    expect(loser.output()).toMatch(
+      /npm start failed: another npm start \(pid \d+\) is running with .* \(lock .*npm-start\.lock\); stop it first/,
+    );
+    await waitUntil('the other to be ready', async () => /^Ready in /m.test(winner.output()), { timeoutMs: READY_TIMEOUT_MS });
+    const started: NpmStart = { dataDir, child: winner.child, output: winner.output, readyAfterMs: 0, info: readLocalStack(dataDir) };
+    await pressCtrlC(started);
+    // the folder it made is sound: a later start opens it
+    await pressCtrlC(await npmStart(dataDir));
+  }, 240_000);
+
+  it('a damaged data folder is reported with the path to delete', async () => {
+    const dataDir = freshDataDir();
+    mkdirSync(join(dataDir, 'pglite', 'base'), { recursive: true });
+    writeFileSync(join(dataDir, 'pglite', 'PG_VERSION'), 'not a version\n');
+    const run = spawnNpmStart([
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(await freePort()),
+      '--db-port',
+      String(await freePort()),
+      '--no-demo',
+      '--no-build',
+    ]);
+    expect(await run.closed).toBe(1);
+    expect(run.output()).toContain(`the embedded database in ${join(dataDir, 'pglite')} cannot be opened`);
+    expect(run.output()).toContain(`Delete it to start from an empty database (rm -rf ${join(dataDir, 'pglite')})`);
   }, 60_000);
 });

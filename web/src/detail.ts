@@ -165,7 +165,7 @@ export class AgentDetail {
       this.buttons[action].disabled = blocked[action] !== '';
       this.buttons[action].title = blocked[action];
     }
-    const note = commandNote(command);
+    const note = commandNote(command, agent);
     setText(this.commandText, note.text || (agent.runner_id === null ? blocked.start : ''));
     this.commandText.classList.toggle('failed', note.failed);
 

@@ -16,13 +16,17 @@ export function agentHref(name: string): string {
   return `#/agents/${encodeURIComponent(name)}`;
 }
 
-/** What a row says about its latest command: in flight, or why it failed. Empty when nothing to say. */
-export function commandNote(command: CommandRow | undefined): { text: string; failed: boolean } {
+/**
+ * What a row says about its latest command: in flight, or why it failed. Empty when nothing to say,
+ * and once the agent's status changed after the failure: the note would describe a past state.
+ */
+export function commandNote(command: CommandRow | undefined, agent: { status_changed_at: string }): { text: string; failed: boolean } {
   if (!command) return { text: '', failed: false };
   if (isInFlight(command)) {
     return { text: `${command.action} ${command.status === 'claimed' ? 'in progress' : 'pending'}…`, failed: false };
   }
-  if (command.status === 'failed' || command.status === 'expired') {
+  const superseded = command.finished_at !== null && Date.parse(agent.status_changed_at) > Date.parse(command.finished_at);
+  if ((command.status === 'failed' || command.status === 'expired') && !superseded) {
     return { text: `${command.action} ${command.status}: ${command.result ?? 'no reason given'}`, failed: true };
   }
   return { text: '', failed: false };
@@ -154,7 +158,7 @@ export class AgentRowView {
     this.hostNote.title = !managed ? NO_RUNNER : agent.runner_online === false ? 'commands wait until the runner is back, then expire' : '';
     setText(this.reason, agent.status === 'running' || agent.status === 'stopped' ? '' : (agent.status_reason ?? ''));
     this.reason.title = agent.status_reason ?? '';
-    const note = commandNote(command);
+    const note = commandNote(command, agent);
     setText(this.commandText, note.text);
     this.commandText.classList.toggle('failed', note.failed);
     this.commandText.title = note.text;

@@ -93,8 +93,24 @@ interface Resolved {
   password?: string;
 }
 
+/** The same API: scheme, port and host, with localhost and 127.0.0.1 taken as one, trailing slashes ignored. */
+export function sameApi(a: string, b: string): boolean {
+  const key = (url: string) => {
+    try {
+      const u = new URL(url);
+      return `${u.protocol}//${u.hostname === 'localhost' ? '127.0.0.1' : u.hostname}:${u.port}${u.pathname.replace(/\/+$/, '')}`;
+    } catch {
+      return url;
+    }
+  };
+  return key(a) === key(b);
+}
+
 function resolve(flags: ConnectionFlags): Resolved {
-  const local = flags.url ? undefined : readLocalStackIfPresent();
+  // A running `npm start` gives its keys and operator to the CLI also when AGENT_STATUS_URL names it
+  // (as the quick start exports it); a URL of another API ignores it.
+  const found = readLocalStackIfPresent();
+  const local = !flags.url || (found && sameApi(flags.url, found.url)) ? found : undefined;
   if (local && !isLocalStackRunning(local)) {
     throw new CliError(
       `the local stack is not running (${localStackFile()} names process ${local.pid}, which is gone)`,

@@ -1,6 +1,7 @@
 // `agent-status dev` (what `npm start` runs): the whole Supabase surface of agent-status on
 // 127.0.0.1:54321 without Docker, printed and written to .agent-status/local.json.
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { startStack, type Stack } from '../../local-stack/stack.ts';
@@ -13,6 +14,7 @@ import {
   writeLocalStack,
 } from '../../local-stack/connection-file.ts';
 import { REPO_ROOT } from '../../paths.ts';
+import { acquireLock, type Lock } from '../../daemon/lock.ts';
 import { buildDashboard, dashboardNeedsBuild } from '../../local-stack/dashboard-build.ts';
 import { DEMO_AGENTS, DEMO_HOST, startDemo, type Demo } from '../../local-stack/demo/demo.ts';
 
@@ -41,6 +43,21 @@ function shown(path: string): string {
 export async function runDev(options: DevOptions): Promise<void> {
   const startedAt = Date.now();
   const dataDir = localDataDir(options.dataDir);
+  // Before anything touches the folder: two starts at once on a new folder both created the embedded
+  // database in it and corrupted it ("Aborted()", "unexpected data beyond EOF"). local.json below is
+  // written only once a stack is ready, too late to keep a second start out.
+  mkdirSync(dataDir, { recursive: true });
+  let lock: Lock;
+  try {
+    lock = acquireLock(join(dataDir, 'npm-start.lock'), {
+      what: 'npm start',
+      where: shown(dataDir),
+      hint: 'stop it first (Ctrl+C in its terminal), or give this one its own folder with --data-dir',
+    });
+  } catch (error) {
+    console.error(`npm start failed: ${(error as Error).message}`);
+    process.exit(1);
+  }
   const previous = readLocalStackIfPresent(dataDir);
   // Two stacks on one data folder would open one embedded database twice.
   if (previous && previous.pid !== process.pid && isLocalStackRunning(previous)) {
@@ -153,6 +170,7 @@ export async function runDev(options: DevOptions): Promise<void> {
   // stopped once it has started.
   await (await demo)?.stop();
   await started?.stop();
+  lock.release();
   if (exitCode === 0) console.log('stopped.');
   process.exit(exitCode);
 }

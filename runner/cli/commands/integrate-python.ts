@@ -95,8 +95,27 @@ function heartbeatHints(lines: string[]): HeartbeatHint[] {
   return hints;
 }
 
+// A top-level statement that does something when the file runs: a loop, a with/try block, a call
+// (main(), asyncio.run(...), Agent().run()), an await. Definitions, imports and assignments do not.
+const TOP_LEVEL_ACTION = /^(while|for|with|try|async\s+(with|for)|await)\b|^[A-Za-z_][\w.]*(\([^)]*\))?(\.[A-Za-z_]\w*)*\s*\(/;
+
+/**
+ * Why a file is not an agent, or undefined when it is one: the status module itself (integrating it
+ * made it import itself, and every agent died at import), or a module that only defines things.
+ */
+export function notAnAgent(source: string): string | undefined {
+  if (/^def mark_agent_started\(/m.test(source) && /^def send_heartbeat\(/m.test(source)) {
+    return 'the agent_status_updater module itself, which the agents import: left alone';
+  }
+  const lines = source.split(/\r?\n/);
+  if (lines.some((line) => MAIN_GUARD.test(line) || TOP_LEVEL_ACTION.test(line))) return undefined;
+  return 'not an agent (no `if __name__ == "__main__":` and nothing that runs at the top level): left alone';
+}
+
 export function integratePython(source: string, agentName: string): Integration {
   if (source.includes(PYTHON_MARKER)) return { source, status: 'already integrated', hints: [] };
+  const skip = notAnAgent(source);
+  if (skip) return { source, status: skip, hints: [] };
   if (/^\s*(import agent_status_updater|from agent_status_updater import)/m.test(source)) {
     return {
       source,

@@ -163,11 +163,32 @@ export function registerIntegrate(program: Command): void {
             );
           }
         }
+        // The Python agents import agent_status_updater: beside them unless it is there already (or
+        // the agents would die with ModuleNotFoundError at their first run).
+        const pythonFolders = new Set(
+          report.filter((r) => r.language === 'python' && r.status === 'integrated').map((r) => dirname(resolve(r.file))),
+        );
+        const copied: string[] = [];
+        for (const folder of pythonFolders) {
+          const target = join(folder, 'agent_status_updater.py');
+          if (existsSync(target)) continue;
+          if (!options.dryRun) copyFileSync(join(REPO_ROOT, 'shared', 'python', 'agent_status_updater.py'), target);
+          copied.push(relative(process.cwd(), target) || target);
+        }
         if (options.json) printJson(report);
+        for (const target of copied) {
+          if (!options.json) {
+            process.stdout.write(
+              `${options.dryRun ? 'would copy' : 'copied'} the Python module the agents import to ${target} ` +
+                `(or pip install ${join(REPO_ROOT, 'shared', 'python')})\n`,
+            );
+          }
+        }
         if (report.some((r) => r.changed) && !options.json) {
           process.stdout.write(
             `\nRun the agent with AGENT_STATUS_URL and AGENT_STATUS_TOKEN set (agent-status token create agent --name "<agent>").\n` +
-              `Between marker lines the added code is yours to edit; the SDK also heartbeats every 30 s by itself once started.\n`,
+              `Between marker lines the added code is yours to edit. Once started, the SDK heartbeats every 30 s by itself until ` +
+              `the agent calls send_heartbeat (heartbeat()) itself; from then on it is judged by those calls.\n`,
           );
         }
       }),

@@ -4,10 +4,52 @@ import type { Command } from 'commander';
 import { action, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
 import { listAgents } from './agents.ts';
-import { ago, oneLine, paintStatus, painter, printJson, table } from './output.ts';
+import type { LiveAgent } from './agents.ts';
+import { ago, oneLine, paintStatus, painter, printJson, span, table } from './output.ts';
+
+const secondsSince = (agent: LiveAgent, time: string) => (Date.parse(agent.observed_at) - Date.parse(time)) / 1000;
+
+/** Up 3 min, or down since: uptime counts only while a process runs. */
+function upOrDown(agent: LiveAgent): string {
+  if (agent.uptime_s !== null) return `up ${span(agent.uptime_s)}`;
+  if (agent.down_s !== null) return `down ${span(agent.down_s)}`;
+  return '-';
+}
+
+/** What the row says beside its status: why it is not running, what it does, and a recent warning. */
+function note(agent: LiveAgent): string {
+  const dim = painter().dim;
+  if (agent.status === 'running') {
+    const warned =
+      agent.last_warning && agent.last_warning_at && agent.warnings_1h > 0
+        ? dim(` (warning ${ago(secondsSince(agent, agent.last_warning_at))}: ${oneLine(agent.last_warning, 40)})`)
+        : '';
+    return oneLine(agent.last_activity) + warned;
+  }
+  // an error reported by the agent keeps its text even after its exit handler said stopped
+  const why = agent.status_reason ?? (agent.status === 'error' ? agent.last_error : null) ?? agent.last_activity;
+  const exit = agent.status === 'error' && agent.exit_code !== null ? dim(` (exit code ${agent.exit_code})`) : '';
+  return oneLine(why) + exit;
+}
+
+function restarts(agent: LiveAgent): string {
+  if (agent.restarts_total === 0) return '-';
+  return `${agent.restarts_total}${agent.restarts_10m ? ` (${agent.restarts_10m} in 10 min)` : ''}`;
+}
+
+function host(agent: LiveAgent): string {
+  const dim = painter().dim;
+  if (!agent.host) return dim('-');
+  if (agent.runner_status === 'silent' || agent.runner_status === 'offline') {
+    return agent.host + dim(` (runner ${agent.runner_status}${agent.runner_silent_s !== null ? ` ${span(agent.runner_silent_s)}` : ''})`);
+  }
+  return agent.host;
+}
 
 export function registerList(program: Command): void {
-  connectionOptions(subcommand(program, 'list', 'list all agents: status, health, host, last heartbeat, last activity'))
+  connectionOptions(
+    subcommand(program, 'list', 'list all agents: status, health, uptime, restarts, host, last heartbeat, why (or what it does)'),
+  )
     .option('--json', 'print the rows as JSON')
     .action(
       action(async (options: ConnectionFlags & { json?: boolean }) => {
@@ -17,17 +59,18 @@ export function registerList(program: Command): void {
           process.stdout.write('No agents yet. A runner registers the agents in its config; an agent token creates its agent.\n');
           return;
         }
-        const dim = painter().dim;
         process.stdout.write(
           `${table(
-            ['AGENT', 'STATUS', 'HEALTH', 'HOST', 'HEARTBEAT', 'ACTIVITY'],
+            ['AGENT', 'STATUS', 'HEALTH', 'UP', 'RESTARTS', 'HOST', 'HEARTBEAT', 'NOTE'],
             agents.map((a) => [
               a.agent_name,
               paintStatus(a.status),
               String(a.health),
-              a.host ? a.host + (a.runner_online === false ? dim(' (runner offline)') : '') : dim('-'),
+              upOrDown(a),
+              restarts(a),
+              host(a),
               ago(a.seconds_since_heartbeat),
-              oneLine(a.status === 'running' ? a.last_activity : (a.status_reason ?? a.last_activity)),
+              note(a),
             ]),
           )}\n`,
         );

@@ -113,7 +113,7 @@ export async function runWrapped(command: string[], options: RunOptions): Promis
     const lastLines = tail.toString();
     status.reportError(lastLines ? `${how}; last stderr lines:\n${lastLines}` : how);
   }
-  status.markStopped();
+  status.markStopped(child.pid ? { exitCode: result.exitCode ?? undefined, exitSignal: signal ?? undefined } : {});
   await status.close();
   for (const remove of handlers) remove();
   return code;

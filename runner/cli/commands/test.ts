@@ -98,8 +98,10 @@ export async function testAgent(
     });
   } else if (agent.runner_id) {
     const started = await startThroughRunner(api, agent, timeline, 'start');
-    startedHere = started.status === 'succeeded';
-    if (!startedHere && !/already running/.test(started.result ?? '')) {
+    // a start of what runs succeeds as a no-op ("already running (pid N)"): watched, and left running
+    const alreadyRunning = /^already running/.test(started.result ?? '');
+    startedHere = started.status === 'succeeded' && !alreadyRunning;
+    if (started.status !== 'succeeded') {
       const why =
         started.status === 'pending'
           ? `no runner claimed the start command in ${START_WAIT_S} s: is the runner on ${agent.host} running? ` +

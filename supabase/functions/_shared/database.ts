@@ -94,7 +94,8 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
           select agent_private.agent_state_json(r) as agent
           from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
                                    ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
-                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)}) r`;
+                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)},
+                                   ${r.at ?? null}, ${r.heartbeat_interval_s ?? null}) r`;
         states.push(row.agent as AgentState);
       }
       return states;

@@ -1,0 +1,151 @@
+// Time until the truth shows, at the defaults (issue 11): each fault made for real, then the live
+// view polled until it tells it, all four at once (the slowest sets the length, about 75 s):
+//   - an SDK agent (the TypeScript SDK, heartbeat every 30 s) killed with SIGKILL -> stale;
+//   - an agent supervised by the runner, SIGKILLed -> its crash in the history (restarted at once);
+//   - a program under `agent-status run`, SIGKILLed -> error (the wrapper's report);
+//   - the runner itself SIGKILLed -> its agents' rows read runner_status silent.
+// Times are from the kill; the SDK agent's also from its last heartbeat, since where in its 30 s
+// cycle the kill lands decides most of it.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import postgres from 'postgres';
+import { stringify } from 'yaml';
+import { startPostgresCluster } from '../../runner/local-stack/postgres-cluster.ts';
+import { freePort } from '../../runner/local-stack/ports.ts';
+import { startStack } from '../../runner/local-stack/stack.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const FIXTURES = join(REPO, 'tests/fixtures');
+const CLI = join(REPO, 'runner/bin/agent-status.js');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+export async function run() {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-status-bench-edges-'));
+  const cluster = await startPostgresCluster({});
+  let stack: Awaited<ReturnType<typeof startStack>> | undefined;
+  const children: ResultPromise[] = [];
+  try {
+    const admin = postgres(cluster.url, { max: 1, onnotice: () => {} });
+    await admin`create database bench_edges`;
+    await admin.end();
+    stack = await startStack({
+      port: await freePort(),
+      database: { kind: 'url', url: cluster.urlFor('bench_edges') },
+      functions: true,
+      sweep: false,
+    });
+    const { sql } = stack;
+    const token = async (kind: string, scope: { agent?: string; host?: string }) =>
+      (await sql`select token from public.create_api_token(${kind}, null, ${scope.agent ?? null}, ${scope.host ?? null})`)[0]
+        .token as string;
+    const live = async (name: string) => (await sql`select * from public.agent_status_live where agent_name = ${name}`)[0];
+    const spawn = (file: string, args: string[], env: Record<string, string>) => {
+      const child = execa(file, args, { cwd: REPO, env, reject: false, stdio: 'ignore', detached: true });
+      children.push(child);
+      return child;
+    };
+
+    // the runner, all defaults, with one agent
+    const runnerToken = await token('runner', { host: 'edges-host' });
+    const configFile = join(dir, 'agents.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        supabase: { url: stack.url, anon_key: stack.anonKey },
+        runner: { state_dir: join(dir, 'state') },
+        agents: [{ name: 'supervised', command: join(FIXTURES, 'forever.sh'), autostart: true }],
+      }),
+    );
+    const runner = spawn(process.execPath, [CLI, 'runner', '--config', configFile], { AGENT_STATUS_RUNNER_TOKEN: runnerToken });
+    // an SDK agent and a wrapped program, all defaults
+    const sdk = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'tests/sdk/fixtures/node-agent.ts')], {
+      AGENT_STATUS_URL: stack.url,
+      AGENT_STATUS_TOKEN: await token('agent', { agent: 'sdk' }),
+      AGENT_NAME: 'sdk',
+    });
+    spawn(process.execPath, [CLI, 'run', '--name', 'wrapped', '--', join(FIXTURES, 'forever.sh')], {
+      AGENT_STATUS_URL: stack.url,
+      AGENT_STATUS_TOKEN: await token('agent', { agent: 'wrapped' }),
+    });
+    const ready = async (name: string) =>
+      until(
+        `${name} running`,
+        async () => ((await live(name))?.status === 'running' && (await live(name)).pid ? await live(name) : undefined),
+        60_000,
+      );
+    const [supervised, wrapped] = await Promise.all([ready('supervised'), ready('wrapped'), ready('sdk')]);
+    // the runner has declared its interval once its first heartbeat went out
+    await until(
+      'the runner to declare its interval',
+      async () => ((await live('supervised')).runner_heartbeat_interval_s ? true : undefined),
+      60_000,
+    );
+    await sleep(Math.random() * 30_000); // land the kills anywhere in the heartbeat cycles
+
+    const killedAt = Date.now();
+    sdk.kill('SIGKILL');
+    process.kill(supervised.pid, 'SIGKILL');
+    process.kill(wrapped.pid, 'SIGKILL');
+    const sdkLastHeartbeat = (await live('sdk')).last_heartbeat as Date;
+    const timed = async (what: string, probe: () => Promise<boolean>) => {
+      await until(what, async () => ((await probe()) ? true : undefined), 180_000);
+      return (Date.now() - killedAt) / 1000;
+    };
+    const [crashS, wrappedS] = await Promise.all([
+      // its restart follows at once (on-failure), so the crash is looked for in the history
+      timed(
+        'the runner to report the crash',
+        async () =>
+          (
+            await sql`select 1 from public.agent_events e join public.agent_status a on a.id = e.agent_id
+                     where a.agent_name = 'supervised' and e.kind = 'crashed'`
+          ).length > 0,
+      ),
+      timed('the wrapper to report the kill', async () => (await live('wrapped')).status === 'error'),
+    ]);
+    const runnerKilledAt = Date.now();
+    runner.kill('SIGKILL');
+    const [staleS, silentS] = await Promise.all([
+      timed('the SDK agent to read stale', async () => (await live('sdk')).status === 'stale'),
+      until(
+        'the runner to read silent',
+        async () => ((await live('supervised')).runner_status === 'silent' ? true : undefined),
+        180_000,
+      ).then(() => (Date.now() - runnerKilledAt) / 1000),
+    ]);
+    const sdkRow = await live('sdk');
+    console.log('  fault (defaults)                                  | time until the live view tells it');
+    console.log(`  runner-supervised agent SIGKILLed -> crashed      | ${crashS.toFixed(2)} s`);
+    console.log(`  agent-status run program SIGKILLed -> error       | ${wrappedS.toFixed(2)} s`);
+    console.log(
+      `  SDK agent SIGKILLed -> stale (timeout ${sdkRow.heartbeat_timeout_s} s, ${sdkRow.heartbeat_timeout_source}) | ${staleS.toFixed(1)} s ` +
+        `(${((killedAt + staleS * 1000 - sdkLastHeartbeat.getTime()) / 1000).toFixed(1)} s after its last heartbeat)`,
+    );
+    console.log(
+      `  runner SIGKILLed -> its agents' runner silent     | ${silentS.toFixed(1)} s (interval ${sdkRow ? (await live('supervised')).runner_heartbeat_interval_s : '?'} s)`,
+    );
+  } finally {
+    for (const child of children) {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await stack?.stop();
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
