@@ -239,3 +239,36 @@ describe('the outbox stays cheap to prune', () => {
     }
   });
 });
+
+describe('crash loops (the runner restarting an agent that keeps dying)', () => {
+  beforeAll(async () => {
+    await channel('loops', { agents: ['looper'] });
+    await channel('loops-only', { agents: ['looper'], flips: ['crash_loop'] });
+  });
+
+  async function crash(exitCode: number) {
+    await db.sql`
+      select agent_private.apply_event(id, 'crashed', 'runner', 'test', p_exit_code => ${exitCode},
+                                       p_message => ${`exit ${exitCode}`}, p_details => '{"restart_in_s": 1}')
+      from public.agent_status where agent_name = 'looper'`;
+  }
+
+  it('one down notice at the first crash, one crash-looping notice, none per restart, one recovery when stable', async () => {
+    await setAgentState(db.sql, 'looper', 'running');
+    await crash(1);
+    for (let i = 0; i < 4; i++) {
+      await apply('looper', 'started');
+      await crash(i < 2 ? 1 : 2);
+    }
+    await apply('looper', 'started');
+    expect((await db.sql`select status from public.agent_status where agent_name = 'looper'`)[0].status).toBe('warning');
+    await apply('looper', 'stable');
+    const rows = await deliveries('loops');
+    expect(rows.map((d) => d.kind)).toEqual(['down', 'down', 'up']);
+    expect(rows[1].notice).toMatchObject({ crash_loop: true });
+    expect(rows[1].notice.title).toMatch(/^looper is crash-looping: \d+ restarts in 10 min$/);
+    expect(new Set(rows.map((d) => d.notice.incident)).size).toBe(1);
+    const only = await deliveries('loops-only');
+    expect(only.map((d) => d.kind)).toEqual(['down', 'up']);
+  });
+});
