@@ -272,3 +272,30 @@ describe('crash loops (the runner restarting an agent that keeps dying)', () => 
     expect(only.map((d) => d.kind)).toEqual(['down', 'up']);
   });
 });
+
+describe('waking the dispatcher through pg_net', () => {
+  // pg_net is not installed here: a stand-in with net.http_post's signature records the calls it gets.
+  beforeAll(async () => {
+    await db.sql.unsafe(`
+      create schema if not exists net;
+      create table net.calls (url text, headers jsonb);
+      create function net.http_post(url text, body jsonb default '{}', params jsonb default '{}',
+                                    headers jsonb default '{}', timeout_milliseconds integer default 5000)
+        returns bigint language sql as $$ insert into net.calls values (url, headers) returning 1::bigint $$;`);
+    await db.sql`select public.alert_configure_dispatch('https://project.example/functions/v1/dispatch', 'wake-key-0123456789')`;
+    await channel('woken', { agents: ['wake-*'] });
+  });
+
+  it('once per transaction, with the dispatch key, however many deliveries it queued', async () => {
+    await db.sql`insert into public.agent_status (agent_name, status) select 'wake-' || i, 'running' from generate_series(1, 20) i`;
+    await db.sql`select agent_private.apply_event(id, 'error', 'agent', 'test') from public.agent_status where agent_name like 'wake-%'`;
+    expect((await deliveries('woken')).length).toBe(20);
+    const calls = await db.sql`select url, headers from net.calls`;
+    expect(calls).toEqual([
+      {
+        url: 'https://project.example/functions/v1/dispatch',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer wake-key-0123456789' },
+      },
+    ]);
+  });
+});
