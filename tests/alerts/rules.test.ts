@@ -273,6 +273,42 @@ describe('crash loops (the runner restarting an agent that keeps dying)', () => 
   });
 });
 
+describe('reminders and host pauses', () => {
+  beforeAll(async () => {
+    await channel('nag', { agents: ['stuck'], reminder_s: 600 });
+    await channel('racks', { hosts: ['rack-3'], agents: ['nobody-*'] });
+  });
+
+  it('reminds while still down, only after the down notice was delivered, then every reminder_s', async () => {
+    await setAgentState(db.sql, 'stuck', 'running');
+    await apply('stuck', 'error', 'disk full');
+    const tickAfter = async (minutes: number) => {
+      await db.sql`update agent_private.alert_states set last_notified_at = now() - make_interval(mins => ${minutes})
+                   where agent_id = (select id from public.agent_status where agent_name = 'stuck')`;
+      await db.sql`select agent_private.alert_tick()`;
+    };
+    await tickAfter(11);
+    expect((await deliveries('nag')).map((d) => d.kind)).toEqual(['down']);
+    await db.sql`update public.alert_deliveries set status = 'delivered', finished_at = now() where notice ->> 'agent' = 'stuck'`;
+    await tickAfter(11);
+    await tickAfter(5);
+    const rows = await deliveries('nag');
+    expect(rows.map((d) => d.kind)).toEqual(['down', 'reminder']);
+    expect(rows[1].notice).toMatchObject({ title: 'stuck is still down: error', incident: rows[0].notice.incident });
+  });
+
+  it('a paused host going offline is not told; it is when the pause ends and it is still silent', async () => {
+    const token = await registerRunner(db.sql, 'rack-3', []);
+    await db.sql`select public.alert_pause(null, 'rack-3', null, 'moving racks')`;
+    await db.sql`select public.runner_offline(${token})`;
+    expect(await deliveries('racks')).toEqual([]);
+    await db.sql`select public.alert_resume(null, 'rack-3')`;
+    const rows = await deliveries('racks');
+    expect(rows.map((d) => d.kind)).toEqual(['host_down']);
+    expect(rows[0].notice.text).toBe('still silent when the pause ended');
+  });
+});
+
 describe('waking the dispatcher through pg_net', () => {
   // pg_net is not installed here: a stand-in with net.http_post's signature records the calls it gets.
   beforeAll(async () => {
