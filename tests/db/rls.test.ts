@@ -197,6 +197,7 @@ describe('row level security and grants', () => {
     expect(await run(who, (tx) => tx`select * from public.alert_claim('rls', 1)`)).toBe(expected === 'rows' ? 'empty' : expected);
     expect(await run(who, (tx) => tx`select public.alert_complete(1, 1, true)`)).toBe(expected);
     expect(await run(who, (tx) => tx`select public.alert_dispatch_authorized('x')`)).toBe(expected);
+    expect(await run(who, (tx) => tx`select public.alert_complete_batch('[]')`)).toBe(expected);
   });
 
   it.each(['anon', 'user', 'operator'] as const)('%s cannot call private helpers', async (who) => {
