@@ -51,6 +51,8 @@ describe('agent-status alerts', { timeout: 120_000 }, () => {
     expect(snooze.stdout).toMatch(/^Alerts paused for cli-agent until \d{4}-\d\d-\d\d/);
     const [paused] = await stack.db.sql`select reason from public.agent_alerts_paused where agent_name = 'cli-agent'`;
     expect(paused.reason).toBe('disk swap');
+    const listed = await cli(['list'], stackEnv(stack));
+    expect(listed.stdout).toMatch(/cli-agent .*\(alerts paused until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)/);
     const resume = await cli(['alerts', 'resume', '--agent', 'cli-agent'], stackEnv(stack));
     expect(resume.stdout).toBe('Alerts resumed for cli-agent.');
     const bad = await cli(['alerts', 'snooze', '--for', '2h'], stackEnv(stack));
