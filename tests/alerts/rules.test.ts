@@ -85,6 +85,15 @@ describe('flips into the outbox', () => {
     expect(await deliveries('all')).toHaveLength(before);
   });
 
+  it('a recovery is told even when the channel stopped matching the agent during the incident', async () => {
+    await channel('narrowed', { agents: ['narrow-*'] });
+    await setAgentState(db.sql, 'narrow-1', 'running');
+    await apply('narrow-1', 'error');
+    await db.sql`select public.alert_channel_rules('narrowed', '{"agents": ["other-*"]}')`;
+    await apply('narrow-1', 'running');
+    expect((await deliveries('narrowed')).map((d) => d.kind)).toEqual(['down', 'up']);
+  });
+
   it('recovery after a down notice is always told, with the same incident key', async () => {
     await apply('scraper-1', 'running');
     const rows = (await deliveries('all')).filter((d) => d.notice.agent === 'scraper-1');
