@@ -53,6 +53,8 @@ export interface FunctionEnv {
   SUPABASE_URL: string;
   SUPABASE_ANON_KEY: string;
   SUPABASE_DB_URL: string;
+  /** the key the dispatch function accepts from the stack's alert timer (runner/local-stack/alerts.ts) */
+  AGENT_STATUS_DISPATCH_KEY?: string;
 }
 
 export interface ServedFunction {

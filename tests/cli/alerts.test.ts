@@ -30,6 +30,9 @@ describe('agent-status alerts', { timeout: 120_000 }, () => {
     expect(test.stderr).toBe('');
     expect(test.stdout).toMatch(/^Delivered test notice \d+ to ops-hook \(HTTP 200\)/);
     expect(receiver.on('/hook').at(-1)!.json.kind).toBe('test');
+    // the stack's timer holds its own key: a project's database (DATABASE_URL) keeps its dispatch settings
+    const [{ n }] = await stack.db.sql`select count(*)::int as n from agent_private.alert_dispatch_target`;
+    expect(n).toBe(0);
   });
 
   it('a flip reaches the receiver without anyone calling the dispatcher', async () => {
