@@ -6,6 +6,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { LIMITS } from '../../shared/status.ts';
+import { secretKeyProblem } from '../../shared/keys.ts';
 
 const UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 const UNITS_BYTES = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 } as const;
@@ -95,7 +96,7 @@ const configSchema = z
       .strictObject({
         /** Project URL; else $SUPABASE_URL. */
         url: z.url({ error: 'must be the project URL, like https://xyz.supabase.co or http://127.0.0.1:54321' }).optional(),
-        /** Publishable (anon) key; else $SUPABASE_ANON_KEY. Never a service or secret key. */
+        /** Publishable key (sb_publishable_... or the legacy anon key); else $SUPABASE_PUBLISHABLE_KEY or $SUPABASE_ANON_KEY. Never a secret key. */
         anon_key: z.string().min(1).optional(),
         /** File holding the runner token; else $AGENT_STATUS_RUNNER_TOKEN. Relative to the config file. */
         token_file: z.string().min(1).optional(),
@@ -242,7 +243,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
 
   const problems: string[] = [];
   const url = parsed.supabase.url ?? env.SUPABASE_URL;
-  const anonKey = parsed.supabase.anon_key ?? env.SUPABASE_ANON_KEY;
+  const anonKey = parsed.supabase.anon_key ?? env.SUPABASE_PUBLISHABLE_KEY ?? env.SUPABASE_ANON_KEY;
   let token = env.AGENT_STATUS_RUNNER_TOKEN;
   if (parsed.supabase.token_file) {
     const tokenFile = fromBase(parsed.supabase.token_file);
@@ -256,7 +257,14 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     }
   }
   if (!url) problems.push(`${file}: supabase.url is missing: set it in the file or in $SUPABASE_URL`);
-  if (!anonKey) problems.push(`${file}: supabase.anon_key is missing: set the publishable (anon) key in the file or in $SUPABASE_ANON_KEY`);
+  if (!anonKey) {
+    problems.push(`${file}: supabase.anon_key is missing: set the publishable key in the file or in $SUPABASE_PUBLISHABLE_KEY`);
+  } else if (secretKeyProblem(anonKey)) {
+    problems.push(
+      `${file}: supabase.anon_key must be the publishable key (sb_publishable_... or the legacy anon key), but ${secretKeyProblem(anonKey)}: ` +
+        'a host never holds a secret key; rotate it if it was copied here',
+    );
+  }
   if (!token && !problems.some((p) => p.includes('token_file'))) {
     problems.push(
       `${file}: the runner token is missing: set $AGENT_STATUS_RUNNER_TOKEN or supabase.token_file (create one with: ` +

@@ -1,12 +1,13 @@
 // The smallest stand-in for Supabase Auth (GoTrue) that supabase-js needs for email sign-in:
 // signInWithPassword, getUser, refreshing a session and signOut. Supabase Auth has no npm package, so
 // locally users live in the `local_auth` schema that only this stack creates (never a migration: a
-// real project has auth.users instead). Sessions are HS256 JWTs from keys.ts, like Supabase's.
+// real project has auth.users instead). Sessions are JWTs from keys.ts: ES256 with a JWKS by default, as
+// Supabase signs them now, or HS256 with the legacy keys.
 import { randomBytes, randomUUID, scrypt as scryptCallback, timingSafeEqual, createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Hono, type Context } from 'hono';
 import type { Sql } from 'postgres';
-import { signAccessToken, verifyJwt } from './keys.ts';
+import type { StackKeys } from './keys.ts';
 
 const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
 
@@ -97,13 +98,13 @@ function authError(c: Context, status: 400 | 401 | 403 | 404 | 405, code: string
   return c.json({ code: status, error_code: code, msg: message }, status);
 }
 
-export function createAuthApp(options: { sql: Sql; jwtSecret: string }): Hono {
-  const { sql, jwtSecret } = options;
+export function createAuthApp(options: { sql: Sql; keys: StackKeys }): Hono {
+  const { sql, keys } = options;
   const app = new Hono().basePath('/auth/v1');
 
   async function issueSession(user: UserRow, sessionId: string, refreshToken: string) {
     const expiresAt = Math.floor(Date.now() / 1000) + ACCESS_TOKEN_SECONDS;
-    const accessToken = await signAccessToken(jwtSecret, { sub: user.id, email: user.email, sessionId }, expiresAt);
+    const accessToken = await keys.signSession({ sub: user.id, email: user.email, sessionId }, expiresAt);
     return {
       access_token: accessToken,
       token_type: 'bearer',
@@ -117,7 +118,7 @@ export function createAuthApp(options: { sql: Sql; jwtSecret: string }): Hono {
   // The signed-in user behind a request's bearer token, with its session, or why there is none.
   async function bearer(c: Context) {
     const token = /^Bearer (.+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
-    const claims = token ? await verifyJwt(jwtSecret, token) : undefined;
+    const claims = token ? await keys.verify(token) : undefined;
     if (!claims?.sub || claims.role !== 'authenticated') return undefined;
     const sessionId = typeof claims.session_id === 'string' ? claims.session_id : null;
     const [row] = await sql<(UserRow & { revoked: boolean })[]>`
@@ -127,6 +128,8 @@ export function createAuthApp(options: { sql: Sql; jwtSecret: string }): Hono {
     return row && sessionId ? { user: row, sessionId, revoked: row.revoked } : undefined;
   }
 
+  // Where clients and functions find the public keys of session tokens, as on Supabase.
+  app.get('/.well-known/jwks.json', (c) => c.json(keys.jwks));
   app.get('/health', (c) => c.json({ name: 'agent-status local auth', description: 'local stand-in for Supabase Auth' }));
   app.get('/settings', (c) =>
     c.json({ external: { email: true }, disable_signup: true, mailer_autoconfirm: true, phone_autoconfirm: false }),

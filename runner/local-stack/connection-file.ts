@@ -8,8 +8,12 @@ import { REPO_ROOT } from '../paths.ts';
 export interface LocalStackInfo {
   /** gateway base URL: /rest/v1, /functions/v1, /auth/v1 and the dashboard at / */
   url: string;
+  /** the publishable key: sb_publishable_..., or the anon JWT with legacy keys */
   anonKey: string;
+  /** the secret key: sb_secret_..., or the service_role JWT with legacy keys */
   serviceKey: string;
+  /** which kind of keys the stack issues (absent in files of older versions: legacy) */
+  keyStyle?: 'new' | 'legacy';
   /** superuser connection string of the database */
   dbUrl: string;
   /** the local operator's sign-in */

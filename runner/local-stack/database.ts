@@ -3,6 +3,7 @@
 // the same preparation for all three: migrations, the auth stand-in's schema, the authenticator login.
 import postgres, { type Sql } from 'postgres';
 import { startPostgresCluster } from './postgres-cluster.ts';
+import type { ExitHandler } from './children.ts';
 import { startPglite } from './pglite.ts';
 import { applyMigrations } from './migrate.ts';
 import { prepareAuthSchema } from './auth.ts';
@@ -33,22 +34,13 @@ export function clientOptions(kind: DatabaseChoice['kind']) {
 async function startServer(
   choice: DatabaseChoice,
   log: (line: string) => void,
-  onCrash?: (name: string, reason: string) => void,
+  onExit?: ExitHandler,
+  onBack?: () => void,
 ): Promise<{ url: string; stop(): Promise<void> }> {
   if (choice.kind === 'url') return { url: choice.url, stop: async () => {} };
   if (choice.kind === 'postgres') {
-    const cluster = await startPostgresCluster({ dataDir: choice.dataDir, port: choice.port, requirePgCron: true, log });
-    let stopping = false;
-    cluster.process.once('exit', (code, signal) => {
-      if (!stopping) onCrash?.('PostgreSQL', `exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`);
-    });
-    return {
-      url: cluster.url,
-      stop: () => {
-        stopping = true;
-        return cluster.stop();
-      },
-    };
+    const cluster = await startPostgresCluster({ dataDir: choice.dataDir, port: choice.port, requirePgCron: true, log, onExit, onBack });
+    return { url: cluster.url, stop: () => cluster.stop() };
   }
   log(`starting the embedded database (PGlite) in ${choice.dataDir}`);
   return startPglite({ dataDir: choice.dataDir, port: choice.port });
@@ -65,13 +57,17 @@ async function authenticatorUrl(sql: Sql, superuserUrl: string): Promise<string>
   return url.toString();
 }
 
-/** onCrash: the database server stopped without being asked (PostgreSQL cluster only). */
+/**
+ * onExit: the database server stopped without being asked, and is started again; onBack: it takes
+ * connections again (PostgreSQL cluster only).
+ */
 export async function startDatabase(
   choice: DatabaseChoice,
   log: (line: string) => void,
-  onCrash?: (name: string, reason: string) => void,
+  onExit?: ExitHandler,
+  onBack?: () => void,
 ): Promise<Database> {
-  const server = await startServer(choice, log, onCrash);
+  const server = await startServer(choice, log, onExit, onBack);
   const sql = postgres(server.url, { ...clientOptions(choice.kind), max: 4 });
   try {
     const { applied } = await applyMigrations(sql, { log });

@@ -49,13 +49,13 @@ export function verifiesJwt(name: string, configToml = CONFIG_TOML): boolean {
   return true;
 }
 
-export interface FunctionEnv {
-  SUPABASE_URL: string;
-  SUPABASE_ANON_KEY: string;
-  SUPABASE_DB_URL: string;
-  /** the key the dispatch function accepts from the stack's alert timer (runner/local-stack/alerts.ts) */
-  AGENT_STATUS_DISPATCH_KEY?: string;
-}
+/**
+ * What the platform gives every function: the URL, the database, and the keys of one style; and, from
+ * the local stack only, the key its alert timer presents to the dispatch function.
+ */
+export type FunctionEnv = { SUPABASE_URL: string; SUPABASE_DB_URL: string; AGENT_STATUS_DISPATCH_KEY?: string } & Partial<
+  Record<'SUPABASE_ANON_KEY' | 'SUPABASE_SERVICE_ROLE_KEY' | 'SUPABASE_PUBLISHABLE_KEYS' | 'SUPABASE_SECRET_KEYS' | 'SUPABASE_JWKS', string>
+>;
 
 export interface ServedFunction {
   name: string;
@@ -70,6 +70,11 @@ export async function startFunction(
     supervisor: Supervisor;
     env: FunctionEnv;
     dir?: string;
+    /**
+     * Deno's working folder, whose deno.json is the import map (default: the repository). The deploy
+     * test points it at the files the Supabase CLI uploaded, unpacked on their own.
+     */
+    root?: string;
     log?: (line: string) => void;
     /**
      * Reload the function when its code (or shared/) changes, like `supabase functions serve`. A
@@ -97,7 +102,7 @@ export async function startFunction(
       join(REPO_ROOT, 'runner', 'local-stack', 'deno', 'serve-function.ts'),
       join(dir, name, 'index.ts'),
     ],
-    cwd: REPO_ROOT,
+    cwd: options.root ?? REPO_ROOT,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -120,5 +125,6 @@ export async function startFunction(
     failed: () => (exited ? 'Deno exited while loading it' : undefined),
   });
   if (failedToLoad) options.log?.(`${name} failed to load (see above); it is served again as soon as its code is fixed`);
+  child.ready();
   return { name, port, verifyJwt: verifiesJwt(name), child };
 }

@@ -1,20 +1,20 @@
-// One port for the whole API, routed the way Supabase's gateway (Kong) routes it:
-//   /rest/v1/*            -> PostgREST (requires an apikey, like Kong)
+// One port for the whole API, routed the way Supabase's gateway routes it:
+//   /rest/v1/*            -> PostgREST (requires an API key; a publishable or secret key is swapped
+//                            for a role JWT, as the hosted gateway does)
 //   /functions/v1/<name>* -> that function's Deno process (JWT checked unless verify_jwt = false)
 //   /auth/v1/*            -> the local auth stand-in (auth.ts)
-//   /config.js            -> the dashboard's configuration: this stack's URL and anon key
+//   /config.js            -> the dashboard's configuration: this stack's URL and publishable key
 //   /realtime/v1/*        -> 404 at once (no Realtime here), so clients fall back to polling quickly
 //   /*                    -> the dashboard's static files
-import {
-  createServer,
-  request as httpRequest,
-  type IncomingMessage,
-  type ServerResponse,
-  type Server,
-  type OutgoingHttpHeaders,
-} from 'node:http';
+// Forwarding goes through Hono's proxy helper, which drops hop-by-hop headers (Connection,
+// Keep-Alive, Transfer-Encoding, ...) both ways: a client's `Connection: close` ends the client's
+// connection, not the pooled one to PostgREST or a function.
+import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Hono } from 'hono';
-import { verifyJwt } from './keys.ts';
+import { proxy } from 'hono/proxy';
+import type { StackKeys } from './keys.ts';
 import { serveStatic } from './static-files.ts';
 
 export interface FunctionTarget {
@@ -26,9 +26,7 @@ export interface GatewayOptions {
   port: number;
   postgrestPort: number;
   auth: Hono;
-  anonKey: string;
-  serviceKey: string;
-  jwtSecret: string;
+  keys: StackKeys;
   /** Where a function is served, or a message saying why it is not. */
   functionTarget(name: string): Promise<FunctionTarget | string>;
   /** What the dashboard needs to connect, served as its /config.js. */
@@ -44,47 +42,46 @@ const CORS_HEADERS = {
   'access-control-max-age': '3600',
 };
 
-function sendJson(response: ServerResponse, status: number, body: unknown) {
-  response.writeHead(status, { 'content-type': 'application/json', 'access-control-allow-origin': '*' });
-  response.end(JSON.stringify(body));
+function json(status: number, body: unknown): Response {
+  return Response.json(body, { status });
 }
 
-function withCors(headers: OutgoingHttpHeaders | IncomingMessage['headers']): OutgoingHttpHeaders {
-  return headers['access-control-allow-origin'] ? headers : { ...headers, 'access-control-allow-origin': '*' };
+function bearerToken(request: Request): string | undefined {
+  return /^Bearer\s+(.+)$/i.exec(request.headers.get('authorization') ?? '')?.[1];
 }
 
-function proxy(request: IncomingMessage, response: ServerResponse, port: number, path: string, headers = request.headers) {
-  const upstream = httpRequest({ host: '127.0.0.1', port, method: request.method, path, headers }, (answer) => {
-    response.writeHead(answer.statusCode ?? 502, withCors(answer.headers));
-    answer.pipe(response);
-  });
-  upstream.on('error', (error) => {
-    if (response.headersSent) response.destroy(error);
-    else sendJson(response, 502, { message: `the local service behind ${request.url} is not reachable: ${error.message}` });
-  });
-  request.pipe(upstream);
+// Supabase refuses secret keys from browsers, which it recognises by their User-Agent.
+function fromBrowser(request: Request): boolean {
+  return /^Mozilla\//.test(request.headers.get('user-agent') ?? '');
 }
 
-async function serveHono(app: Hono, request: IncomingMessage, response: ServerResponse) {
-  const chunks: Buffer[] = [];
-  for await (const chunk of request) chunks.push(chunk as Buffer);
+/** The Node request as a Fetch Request, its body streamed. */
+function toRequest(request: IncomingMessage): Request {
   const headers = new Headers();
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
-  }
-  const answer = await app.fetch(
-    new Request(`http://${request.headers.host ?? 'localhost'}${request.url}`, {
-      method: request.method,
-      headers,
-      body: chunks.length ? Buffer.concat(chunks) : undefined,
-    }),
-  );
-  response.writeHead(answer.status, withCors(Object.fromEntries(answer.headers)));
-  response.end(Buffer.from(await answer.arrayBuffer()));
+  for (let i = 0; i < request.rawHeaders.length; i += 2) headers.append(request.rawHeaders[i], request.rawHeaders[i + 1]);
+  const hasBody = request.method !== 'GET' && request.method !== 'HEAD';
+  return new Request(`http://${request.headers.host ?? '127.0.0.1'}${request.url ?? '/'}`, {
+    method: request.method,
+    headers,
+    body: hasBody ? (Readable.toWeb(request) as ReadableStream) : undefined,
+    duplex: 'half',
+  } as RequestInit);
 }
 
-function bearerToken(request: IncomingMessage): string | undefined {
-  return /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+async function writeResponse(answer: Response, response: ServerResponse) {
+  const headers: OutgoingHttpHeaders = {};
+  answer.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') headers[name] = value;
+  });
+  const cookies = answer.headers.getSetCookie();
+  if (cookies.length) headers['set-cookie'] = cookies;
+  headers['access-control-allow-origin'] ??= '*';
+  response.writeHead(answer.status, headers);
+  if (!answer.body) {
+    response.end();
+    return;
+  }
+  await pipeline(Readable.fromWeb(answer.body as import('node:stream/web').ReadableStream), response);
 }
 
 export class Gateway {
@@ -96,79 +93,105 @@ export class Gateway {
     return `http://127.0.0.1:${this.options.port}`;
   }
 
-  private async route(request: IncomingMessage, response: ServerResponse) {
-    const url = new URL(request.url ?? '/', 'http://local');
-    if (request.method === 'OPTIONS') {
-      response.writeHead(204, {
-        ...CORS_HEADERS,
-        'access-control-allow-headers': request.headers['access-control-request-headers'] ?? '*',
+  private async forward(target: string, request: Request, headers = request.headers): Promise<Response> {
+    try {
+      return await proxy(target, { raw: headers === request.headers ? request : new Request(request, { headers }) });
+    } catch (error) {
+      const cause = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+      return json(502, { message: `the local service behind ${new URL(request.url).pathname} is not reachable: ${cause}` });
+    }
+  }
+
+  private rest(request: Request, url: URL): Promise<Response> | Response {
+    const { keys } = this.options;
+    const apikey = request.headers.get('apikey') ?? url.searchParams.get('apikey');
+    if (!apikey) {
+      return json(401, {
+        message: 'No API key found in request',
+        hint: 'Send the publishable key in the apikey header (supabase-js does this).',
       });
-      response.end();
-      return;
     }
-    if (url.pathname === '/rest/v1' || url.pathname.startsWith('/rest/v1/')) {
-      const apikey = (request.headers.apikey as string | undefined) ?? url.searchParams.get('apikey') ?? undefined;
-      if (!apikey) {
-        return sendJson(response, 401, {
-          message: 'No API key found in request',
-          hint: 'Send the anon key in the apikey header (supabase-js does this).',
-        });
-      }
-      if (apikey !== this.options.anonKey && apikey !== this.options.serviceKey) {
-        return sendJson(response, 401, {
-          message: 'Invalid API key',
-          hint: 'Use the anon key printed by npm start (also in .agent-status/local.json).',
-        });
-      }
-      const headers = { ...request.headers };
-      headers.authorization ??= `Bearer ${apikey}`;
-      // The key is the gateway's business (Kong hides it too): as a query parameter it would reach
-      // PostgREST as a filter on a column named apikey. Other queries pass byte for byte.
-      let forwarded = (request.url ?? '/').slice('/rest/v1'.length);
-      if (url.searchParams.has('apikey')) {
-        url.searchParams.delete('apikey');
-        forwarded = url.pathname.slice('/rest/v1'.length) + url.search;
-      }
-      return proxy(request, response, this.options.postgrestPort, forwarded.startsWith('/') ? forwarded : `/${forwarded}`, headers);
+    const role = keys.apiKeyRole(apikey);
+    if (!role) {
+      return json(401, {
+        message: 'Invalid API key',
+        hint: `Use the ${keys.style === 'new' ? 'publishable (sb_publishable_...)' : 'anon'} key printed by npm start (also in .agent-status/local.json).`,
+      });
     }
+    if (role === 'service_role' && apikey.startsWith('sb_secret_') && fromBrowser(request)) {
+      return json(401, {
+        message: 'Forbidden use of secret API key in browser',
+        hint: 'Secret keys are for servers only; a browser uses the publishable key.',
+      });
+    }
+    const headers = new Headers(request.headers);
+    // An API key in Authorization (or none) becomes the role's JWT, as on Supabase; a user's session
+    // token passes as it is.
+    const bearer = bearerToken(request);
+    if (!bearer || bearer === apikey) headers.set('authorization', `Bearer ${keys.roleToken(role)}`);
+    // The key is the gateway's business: as a query parameter it would reach PostgREST as a filter on a
+    // column named apikey. Other queries pass byte for byte.
+    let forwarded = request.url.slice(url.origin.length + '/rest/v1'.length);
+    if (url.searchParams.has('apikey')) {
+      url.searchParams.delete('apikey');
+      forwarded = url.pathname.slice('/rest/v1'.length) + url.search;
+    }
+    return this.forward(
+      `http://127.0.0.1:${this.options.postgrestPort}${forwarded.startsWith('/') ? '' : '/'}${forwarded}`,
+      request,
+      headers,
+    );
+  }
+
+  private async functions(request: Request, url: URL, name: string): Promise<Response> {
+    const target = await this.options.functionTarget(name);
+    if (typeof target === 'string') return json(404, { code: 'NOT_FOUND', message: target });
+    if (target.verifyJwt) {
+      const token = bearerToken(request);
+      if (!token) return json(401, { code: 401, message: 'Missing authorization header' });
+      if (!(await this.options.keys.verify(token))) return json(401, { code: 401, message: 'Invalid JWT' });
+    }
+    const rest = request.url.slice(url.origin.length + '/functions/v1'.length);
+    return this.forward(`http://127.0.0.1:${target.port}${rest}`, request);
+  }
+
+  /** The answer for a request, or undefined for the dashboard's static files. */
+  private async route(request: Request): Promise<Response | undefined> {
+    const url = new URL(request.url);
+    if (request.method === 'OPTIONS') {
+      return new Response(null, {
+        status: 204,
+        headers: { ...CORS_HEADERS, 'access-control-allow-headers': request.headers.get('access-control-request-headers') ?? '*' },
+      });
+    }
+    if (url.pathname === '/rest/v1' || url.pathname.startsWith('/rest/v1/')) return this.rest(request, url);
     const fn = /^\/functions\/v1\/([^/?]+)/.exec(url.pathname);
-    if (fn) {
-      const target = await this.options.functionTarget(fn[1]);
-      if (typeof target === 'string') return sendJson(response, 404, { code: 'NOT_FOUND', message: target });
-      if (target.verifyJwt) {
-        const token = bearerToken(request);
-        if (!token) return sendJson(response, 401, { code: 401, message: 'Missing authorization header' });
-        if (!(await verifyJwt(this.options.jwtSecret, token))) return sendJson(response, 401, { code: 401, message: 'Invalid JWT' });
-      }
-      return proxy(request, response, target.port, (request.url ?? '/').slice('/functions/v1'.length));
-    }
-    if (url.pathname === '/auth/v1' || url.pathname.startsWith('/auth/v1/')) {
-      return serveHono(this.options.auth, request, response);
-    }
-    if (url.pathname.startsWith('/realtime/')) {
-      return sendJson(response, 404, { message: REALTIME_MISSING });
-    }
+    if (fn) return this.functions(request, url, fn[1]);
+    if (url.pathname === '/auth/v1' || url.pathname.startsWith('/auth/v1/')) return this.options.auth.fetch(request);
+    if (url.pathname.startsWith('/realtime/')) return json(404, { message: REALTIME_MISSING });
     if (url.pathname === '/config.js') {
-      // In place of the dashboard's own config.js: this stack's URL and anon key (public anyway).
-      response.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' });
-      response.end(`window.AGENT_STATUS_CONFIG = ${JSON.stringify(this.options.dashboardConfig)};\n`);
-      return;
+      // In place of the dashboard's own config.js: this stack's URL and publishable key (public anyway).
+      return new Response(`window.AGENT_STATUS_CONFIG = ${JSON.stringify(this.options.dashboardConfig)};\n`, {
+        headers: { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' },
+      });
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      return sendJson(response, 404, {
-        message: `nothing at ${request.method} ${url.pathname}: the API is under /rest/v1, /functions/v1 and /auth/v1`,
-      });
+      return json(404, { message: `nothing at ${request.method} ${url.pathname}: the API is under /rest/v1, /functions/v1 and /auth/v1` });
     }
-    serveStatic(request, response);
+    return undefined;
   }
 
   async start(): Promise<void> {
     if (this.server) return;
-    const server = createServer((request, response) => {
-      this.route(request, response).catch((error: Error) => {
-        if (response.headersSent) response.destroy(error);
-        else sendJson(response, 500, { message: `local gateway error: ${error.message}` });
-      });
+    const server = createServer(async (request, response) => {
+      try {
+        const answer = await this.route(toRequest(request));
+        if (answer) await writeResponse(answer, response);
+        else serveStatic(request, response);
+      } catch (error) {
+        if (response.headersSent) response.destroy(error as Error);
+        else await writeResponse(json(500, { message: `local gateway error: ${(error as Error).message}` }), response);
+      }
     });
     // A WebSocket upgrade (Realtime) is refused at once instead of being answered with a page, which
     // a client would only give up on after its own timeout.

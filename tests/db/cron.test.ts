@@ -33,6 +33,23 @@ describe('pg_cron', () => {
     expect(await clone.sql`select 1 from supabase_migrations.schema_migrations where name = 'agent_status_cron'`).toHaveLength(1);
   });
 
+  it("prunes only this project's cron history, never other applications' jobs", async () => {
+    await sql`select cron.schedule('another-application', '0 0 1 1 *', 'select 1')`;
+    try {
+      await sql`insert into cron.job_run_details (jobid, runid, database, username, command, status, start_time, end_time)
+                select jobid, case jobname when 'another-application' then -2 else -3 end, 'postgres', 'postgres', 'old run',
+                       'succeeded', now() - interval '3 days', now() - interval '3 days'
+                from cron.job where jobname in ('another-application', 'agent-status-sweep')`;
+      const [{ summary }] = await sql`select public.agent_status_sweep() as summary`;
+      expect(summary.cron_runs_pruned).toBeGreaterThanOrEqual(1);
+      const left = await sql`select runid from cron.job_run_details where runid in (-2, -3)`;
+      expect(left.map((r) => Number(r.runid))).toEqual([-2]);
+    } finally {
+      await sql`delete from cron.job_run_details where runid = -2`;
+      await sql`select cron.unschedule('another-application')`;
+    }
+  });
+
   it('really runs the sweep: a silent agent is persisted stale by the job, and old run history is pruned', {
     timeout: 150_000,
   }, async () => {

@@ -6,6 +6,7 @@ import { beforeAll, afterAll } from 'vitest';
 import { useTestDatabase, type TestDatabase } from './database.ts';
 import { startStack, type Stack } from '../../runner/local-stack/stack.ts';
 import { freePort } from '../../runner/local-stack/ports.ts';
+import type { KeyStyle } from '../../runner/local-stack/keys.ts';
 
 export interface TestStack {
   /** gateway base, http://127.0.0.1:<port> (/rest/v1, /functions/v1, /auth/v1) */
@@ -27,6 +28,8 @@ export interface TestStackOptions {
   functions?: boolean;
   /** run the sweep on a 15 s timer (default false: tests call public.agent_status_sweep() themselves) */
   sweep?: boolean;
+  /** the stack's key style (default 'new': sb_publishable_/sb_secret_ keys, ES256 sessions) */
+  keyStyle?: KeyStyle;
   /** call the alert dispatcher on a timer and on each queued delivery (default false: tests call it themselves) */
   alerts?: boolean;
   alertIntervalMs?: number;
@@ -55,9 +58,12 @@ export function useTestStack(options: TestStackOptions = {}): TestStack {
       database: { kind: 'url', url: db.url },
       functions: options.functions ?? false,
       sweep: options.sweep ?? false,
+      keyStyle: options.keyStyle,
       alerts: options.alerts ?? false,
       alertIntervalMs: options.alertIntervalMs,
       operator: testStack.operator,
+      // A child that crashed and is restarted does not fail the file, but says so.
+      log: (line) => /restarting it in/.test(line) && console.error(`local stack: ${line}`),
       // What functions print helps a failing test; PostgREST's start-up lines do not (a crash quotes them).
       childLog: (name, line) => name !== 'PostgREST' && console.log(`[${name}] ${line}`),
       onCrash: (name, reason) => {

@@ -1,5 +1,6 @@
 // The local stack's child processes: a missing binary says what to install, an unexpected exit is a
-// crash with the child's name and last output, and stopping takes the whole process group.
+// crash with the child's name and last output (restarted with backoff once the child was ready), and
+// stopping takes the whole process group.
 import { describe, it, expect } from 'vitest';
 import psList from 'ps-list';
 import { Supervisor } from '../../runner/local-stack/children.ts';
@@ -26,6 +27,19 @@ describe('Supervisor', () => {
     expect(crashes).toHaveLength(1);
     expect(crashes[0]).toMatch(/^edge function heartbeat exited unexpectedly \(code 3\); its last output:/);
     expect(crashes[0]).toMatch(/boom/);
+  });
+
+  it('restarts a child that exits once it was ready, with a growing delay, until it is stopped', async () => {
+    const exits: string[] = [];
+    const supervisor = new Supervisor((name, reason, restartInMs) => exits.push(`${name} ${reason.split(';')[0]} +${restartInMs}`));
+    const child = supervisor.spawn({ name: 'flaky', command: '/bin/sh', args: ['-c', 'sleep 0.2; exit 4'], installHint: '' });
+    const firstPid = child.pid;
+    child.ready();
+    await waitUntil('two restarts', async () => exits.length >= 2, { timeoutMs: 10_000 });
+    expect(exits.slice(0, 2)).toEqual(['flaky exited unexpectedly (code 4) +500', 'flaky exited unexpectedly (code 4) +1000']);
+    expect(child.pid).not.toBe(firstPid);
+    await supervisor.stopAll();
+    await child.exited;
   });
 
   it('stops the whole process group, grandchildren included, and calls that no crash', async () => {

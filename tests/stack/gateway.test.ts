@@ -8,7 +8,7 @@ import { Hono } from 'hono';
 import { Supervisor } from '../../runner/local-stack/children.ts';
 import { startFunction, verifiesJwt } from '../../runner/local-stack/functions.ts';
 import { Gateway } from '../../runner/local-stack/gateway.ts';
-import { createJwtSecret, signApiKey } from '../../runner/local-stack/keys.ts';
+import { createJwtSecret, createStackKeys, signApiKey } from '../../runner/local-stack/keys.ts';
 import { freePort } from '../../runner/local-stack/ports.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'agent-status-gateway-'));
@@ -27,14 +27,13 @@ beforeAll(async () => {
     dir,
     env: { SUPABASE_URL: 'http://127.0.0.1:1', SUPABASE_ANON_KEY: '', SUPABASE_DB_URL: '' },
   });
-  anonKey = await signApiKey(jwtSecret, 'anon');
+  const keys = await createStackKeys(jwtSecret, 'legacy');
+  anonKey = keys.publishableKey;
   gateway = new Gateway({
     port: await freePort(),
     postgrestPort: await freePort(),
     auth: new Hono(),
-    anonKey,
-    serviceKey: await signApiKey(jwtSecret, 'service_role'),
-    jwtSecret,
+    keys,
     functionTarget: async (name) =>
       name === 'echo' ? { port: echo.port, verifyJwt: true } : name === 'open' ? { port: echo.port, verifyJwt: false } : `no ${name}`,
     dashboardConfig: { supabaseUrl: '', supabaseAnonKey: '' },

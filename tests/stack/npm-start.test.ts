@@ -247,14 +247,23 @@ describe('npm start', () => {
     await pressCtrlC(started, 'SIGTERM');
   }, 240_000);
 
-  it('stops everything and names the child when one crashes', async () => {
-    const started = await npmStart(freshDataDir());
+  it('restarts a child that crashes, with a line naming it, and still stops everything it started', async () => {
+    const started = await npmStart(freshDataDir(), [], { demo: false });
     const before = await descendants(started.child.pid!);
     const postgrest = before.find((p) => p.name === 'postgrest')!;
-    const closed = new Promise<number | null>((resolve) => started.child.once('close', (code) => resolve(code)));
     process.kill(postgrest.pid, 'SIGKILL');
-    expect(await closed).toBe(1);
-    expect(started.output()).toMatch(/The local stack stopped because PostgREST exited unexpectedly \(signal SIGKILL\)/);
+    await waitUntil('a line about PostgREST', async () => /PostgREST exited unexpectedly \(signal SIGKILL\)/.test(started.output()), {
+      timeoutMs: 10_000,
+    });
+    expect(started.output()).toMatch(/restarting it in 0\.5 s/);
+    const { url, anonKey } = started.info;
+    await waitUntil('PostgREST answering again', async () => (await fetch(`${url}/rest/v1/`, { headers: { apikey: anonKey } })).ok, {
+      timeoutMs: 20_000,
+    });
+    await heartbeatRoundTrip(started.info, 'npm-start-after-crash');
+    const after = await descendants(started.child.pid!);
+    expect(after.find((p) => p.name === 'postgrest')?.pid).not.toBe(postgrest.pid);
+    await pressCtrlC(started, 'SIGTERM');
     expect(await processesLeft(before)).toEqual([]);
   }, 240_000);
 

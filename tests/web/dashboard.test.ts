@@ -3,6 +3,7 @@
 // agent processes. Every assertion is on what the page shows, checked against the database.
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { createJwtSecret, signApiKey } from '../../runner/local-stack/keys.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { agentProcesses, fixtureAgent, makeHost } from '../runner/host.ts';
 import {
@@ -354,7 +355,7 @@ describe('the dashboard against a real stack and runner', () => {
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
   }, 60_000);
 
-  it('says what to fix when config.js is empty, and refuses a service-role key', async () => {
+  it('says what to fix when config.js is empty, and refuses a secret key of either style', async () => {
     const serve = (config: object) =>
       page.route('**/config.js', (route) =>
         route.fulfill({ contentType: 'text/javascript', body: `window.AGENT_STATUS_CONFIG = ${JSON.stringify(config)};` }),
@@ -364,12 +365,20 @@ describe('the dashboard against a real stack and runner', () => {
     await page.getByRole('heading', { name: 'The dashboard is not configured' }).waitFor();
     expect(await page.getByRole('alert').textContent()).toContain('config.js has no supabaseUrl or supabaseAnonKey');
 
-    await page.unroute('**/config.js');
-    await serve({ supabaseUrl: stack.url, supabaseAnonKey: stack.serviceKey });
-    await page.reload();
-    await page.getByRole('heading', { name: 'The dashboard is not configured' }).waitFor();
-    expect(await page.getByRole('alert').textContent()).toContain('config.js holds the service-role key, which must never reach a browser');
-    expect(await page.getByLabel('Password').count()).toBe(0);
+    for (const [key, message] of [
+      [stack.serviceKey, 'config.js holds a key that must never reach a browser: it is a secret key (sb_secret_...)'],
+      [
+        await signApiKey(createJwtSecret(), 'service_role'),
+        'config.js holds a key that must never reach a browser: it is the service-role key',
+      ],
+    ]) {
+      await page.unroute('**/config.js');
+      await serve({ supabaseUrl: stack.url, supabaseAnonKey: key });
+      await page.reload();
+      await page.getByRole('heading', { name: 'The dashboard is not configured' }).waitFor();
+      expect(await page.getByRole('alert').textContent()).toContain(message);
+      expect(await page.getByLabel('Password').count()).toBe(0);
+    }
   }, 60_000);
 
   it('refuses a wrong password with a message, and fits a narrow screen', async () => {

@@ -1,5 +1,6 @@
 // Reads the runtime configuration that config.js (next to index.html) puts on window. Nothing else
 // configures the dashboard, so one build serves every project.
+import { secretKeyProblem } from '../../shared/keys.ts';
 
 export interface DashboardConfig {
   supabaseUrl: string;
@@ -25,8 +26,8 @@ export function readConfig(): DashboardConfig | string {
   const supabaseAnonKey = String(config.supabaseAnonKey ?? '').trim();
   if (!supabaseUrl || !supabaseAnonKey) {
     return (
-      'config.js has no supabaseUrl or supabaseAnonKey. Set them to your project URL and its publishable (anon) ' +
-      'key from Project Settings > API.'
+      'config.js has no supabaseUrl or supabaseAnonKey. Set them to your project URL and its publishable key ' +
+      '(sb_publishable_..., or the legacy anon key) from Project Settings > API Keys.'
     );
   }
   try {
@@ -34,20 +35,13 @@ export function readConfig(): DashboardConfig | string {
   } catch {
     return `supabaseUrl in config.js is not a URL: ${JSON.stringify(supabaseUrl)}. Use https://<project-ref>.supabase.co.`;
   }
-  if (/service_role/.test(decodeJwtRole(supabaseAnonKey))) {
+  // Supabase refuses a secret key from a browser with a bare 401; say what it is and what to do instead.
+  const secret = secretKeyProblem(supabaseAnonKey);
+  if (secret) {
     return (
-      'config.js holds the service-role key, which must never reach a browser. Use the publishable (anon) key and ' +
-      'rotate the service key.'
+      `config.js holds a key that must never reach a browser: ${secret}. Use the publishable key (sb_publishable_..., ` +
+      'or the legacy anon key) from Project Settings > API Keys, and rotate the key that was exposed.'
     );
   }
   return { supabaseUrl: supabaseUrl.replace(/\/+$/, ''), supabaseAnonKey };
-}
-
-function decodeJwtRole(key: string): string {
-  try {
-    const payload = key.split('.')[1];
-    return String(JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))).role ?? '');
-  } catch {
-    return '';
-  }
 }

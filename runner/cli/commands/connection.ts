@@ -7,6 +7,7 @@ import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { Option, type Command } from 'commander';
 import { SQLSTATE_ERROR, type ErrorCode } from '../../../shared/api/errors.ts';
+import { secretKeyProblem } from '../../../shared/keys.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
 import { isLocalStackRunning, localStackFile, readLocalStackIfPresent } from '../../local-stack/connection-file.ts';
 
@@ -133,7 +134,17 @@ function resolve(flags: ConnectionFlags): Resolved {
     throw new CliError(
       `no publishable key for ${url}`,
       EXIT.usage,
-      "Set AGENT_STATUS_ANON_KEY (or --anon-key) to the project's publishable (anon) key: Supabase dashboard > Project Settings > API.",
+      "Set AGENT_STATUS_ANON_KEY (or --anon-key) to the project's publishable key (sb_publishable_..., or the legacy anon key): " +
+        'Supabase dashboard > Project Settings > API Keys.',
+    );
+  }
+  const secret = secretKeyProblem(anonKey);
+  if (secret) {
+    throw new CliError(
+      `the key given as the publishable key is not one: ${secret}`,
+      EXIT.usage,
+      "Set AGENT_STATUS_ANON_KEY (or --anon-key) to the project's publishable key (sb_publishable_..., or the legacy anon key); " +
+        'operators sign in or use an operator token, never a secret key.',
     );
   }
   const email = flags.user ?? (flags.token ? undefined : local?.operator?.email);

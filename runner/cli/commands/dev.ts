@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { startStack, type Stack } from '../../local-stack/stack.ts';
+import type { Stack } from '../../local-stack/stack.ts';
 import type { DatabaseChoice } from '../../local-stack/database.ts';
 import {
   isLocalStackRunning,
@@ -15,8 +15,7 @@ import {
 } from '../../local-stack/connection-file.ts';
 import { REPO_ROOT } from '../../paths.ts';
 import { acquireLock, type Lock } from '../../daemon/lock.ts';
-import { buildDashboard, dashboardNeedsBuild } from '../../local-stack/dashboard-build.ts';
-import { DEMO_AGENTS, DEMO_HOST, startDemo, type Demo } from '../../local-stack/demo/demo.ts';
+import type { Demo } from '../../local-stack/demo/demo.ts';
 
 const OPERATOR_EMAIL = 'operator@agent-status.local';
 
@@ -33,6 +32,7 @@ interface DevOptions {
   dataDir?: string;
   demo: boolean;
   build: boolean;
+  legacyKeys?: boolean;
 }
 
 function shown(path: string): string {
@@ -40,8 +40,28 @@ function shown(path: string): string {
   return rel && !rel.startsWith('..') ? rel : path;
 }
 
+// The local stack's modules, loaded only when it runs: they need the development dependencies
+// (PostgREST, Deno, PGlite, Vite), which a checkout has and the installed runner and CLI do not.
+async function localStackModules() {
+  try {
+    const [stack, dashboard, demo] = await Promise.all([
+      import('../../local-stack/stack.ts'),
+      import('../../local-stack/dashboard-build.ts'),
+      import('../../local-stack/demo/demo.ts'),
+    ]);
+    return { ...stack, ...dashboard, ...demo };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    console.error(
+      `agent-status dev runs the local stack from a checkout of the repository (git clone, then npm ci and npm start); this installation has the runner and the CLI only (${(error as Error).message.split('\n')[0]})`,
+    );
+    process.exit(1);
+  }
+}
+
 export async function runDev(options: DevOptions): Promise<void> {
   const startedAt = Date.now();
+  const { startStack, buildDashboard, dashboardNeedsBuild, startDemo, DEMO_AGENTS, DEMO_HOST } = await localStackModules();
   const dataDir = localDataDir(options.dataDir);
   // Before anything touches the folder: two starts at once on a new folder both created the embedded
   // database in it and corrupted it ("Aborted()", "unexpected data beyond EOF"). local.json below is
@@ -99,6 +119,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     port: options.port,
     database,
     jwtSecret: previous?.jwtSecret,
+    keyStyle: options.legacyKeys ? 'legacy' : 'new',
     operator,
     watchFunctions: true,
     log: (line) => console.log(`  · ${line}`),
@@ -141,6 +162,7 @@ export async function runDev(options: DevOptions): Promise<void> {
         url: started.url,
         anonKey: started.anonKey,
         serviceKey: started.serviceKey,
+        keyStyle: started.keyStyle,
         dbUrl: started.dbUrl,
         operator,
         database: started.databaseKind,
@@ -150,7 +172,8 @@ export async function runDev(options: DevOptions): Promise<void> {
       },
       dataDir,
     );
-    printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000, options.demo);
+    const demoAgents = `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)`;
+    printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000, options.demo ? demoAgents : 'off');
     if (options.demo) {
       demo = startDemo({
         url: started.url,
@@ -175,11 +198,8 @@ export async function runDev(options: DevOptions): Promise<void> {
   process.exit(exitCode);
 }
 
-function printReady(stack: Stack, operator: { email: string; password: string }, file: string, seconds: number, withDemo: boolean) {
+function printReady(stack: Stack, operator: { email: string; password: string }, file: string, seconds: number, demoAgents: string) {
   const sweep = stack.sweepByPgCron ? 'pg_cron, every minute' : 'timer in this process, every 15 s';
-  const demoAgents = withDemo
-    ? `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)`
-    : 'off';
   console.log(`
 Ready in ${seconds.toFixed(1)} s.
 
@@ -187,8 +207,8 @@ Ready in ${seconds.toFixed(1)} s.
   Dashboard    ${stack.url}/
   Functions    ${stack.functions().join(', ') || 'none yet (supabase/functions/<name>/index.ts)'}
   Database     ${stack.dbUrl}  (${stack.databaseKind}; sweep: ${sweep})
-  anon key     ${stack.anonKey}
-  service key  ${stack.serviceKey}
+  ${stack.keyStyle === 'new' ? 'Publishable' : 'anon key   '}  ${stack.anonKey}
+  ${stack.keyStyle === 'new' ? 'Secret key ' : 'service key'}  ${stack.serviceKey}
                (administrator key: never on agent hosts or in a browser)
   Operator     ${operator.email}  password ${operator.password}
   Demo agents  ${demoAgents}
@@ -215,5 +235,9 @@ export function registerDevCommand(program: Command): void {
     )
     .option('--no-demo', 'do not start the demo agents')
     .option('--no-build', 'serve web/dist as it is instead of building the dashboard when its sources changed')
+    .option(
+      '--legacy-keys',
+      'issue anon/service_role JWT keys and HS256 sessions instead of sb_publishable_/sb_secret_ keys and ES256 sessions',
+    )
     .action((options: DevOptions) => runDev(options));
 }

