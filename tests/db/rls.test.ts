@@ -221,16 +221,6 @@ describe('row level security and grants', () => {
         'runner_offline',
         'runner_complete_command',
         ...Object.keys(operatorFunctions),
-        // the alerts' operator functions (issue 12; their own tests check who may call them)
-        'alert_channel_remove',
-        'alert_channel_rules',
-        'alert_channel_save',
-        'alert_channel_test',
-        'alert_pause',
-        'alert_resume',
-        'operator_alert_channels',
-        'operator_alert_deliveries',
-        'operator_alert_pauses',
       ].sort(),
     );
   });
