@@ -67,5 +67,6 @@ describe('agent-status alerts', { timeout: 120_000 }, () => {
     const removed = await cli(['alerts', 'channel', 'remove', 'nope'], stackEnv(stack));
     expect(removed.exitCode).toBe(EXIT.notFound);
     expect(removed.stderr).toContain("no alert channel named 'nope'");
+    expect(removed.stderr).toContain('agent-status alerts channel list');
   });
 });
