@@ -117,6 +117,31 @@ describe('row level security and grants', () => {
     operator_sweep_status: (tx) => tx`select public.operator_sweep_status()`,
     archive_agent: (tx) => tx`select public.archive_agent('rls-archivable')`,
     set_agent_timeouts: (tx) => tx`select public.set_agent_timeouts('rls-agent', 60)`,
+    alert_channel_save: (tx) => tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook', 'whsec_rls_0123')`,
+    alert_channel_rules: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`.then(
+        () => tx`select public.alert_channel_rules('rls-hook', '{"grace_s": 60}')`,
+      ),
+    alert_channel_remove: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`.then(
+        () => tx`select public.alert_channel_remove('rls-hook')`,
+      ),
+    alert_channel_test: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`.then(
+        () => tx`select public.alert_channel_test('rls-hook')`,
+      ),
+    operator_alert_channels: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`.then(
+        () => tx`select * from public.operator_alert_channels()`,
+      ),
+    operator_alert_deliveries: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`
+        .then(() => tx`select public.alert_channel_test('rls-hook')`)
+        .then(() => tx`select * from public.operator_alert_deliveries()`),
+    operator_alert_pauses: (tx) =>
+      tx`select public.alert_pause('rls-agent', null, null, 'maintenance')`.then(() => tx`select * from public.operator_alert_pauses()`),
+    alert_pause: (tx) => tx`select public.alert_pause('rls-agent', null, null, 'maintenance')`,
+    alert_resume: (tx) => tx`select public.alert_resume('rls-agent')`,
   };
 
   describe.each(Object.keys(operatorFunctions))('operator function %s', (fn) => {
@@ -165,6 +190,18 @@ describe('row level security and grants', () => {
     expect(await run(who, (tx) => tx`select public.agent_status_sweep()`)).toBe(expected);
   });
 
+  it.each([
+    ['anon', 'denied'],
+    ['user', 'denied'],
+    ['operator', 'denied'],
+    ['service', 'rows'],
+  ] as const)("the alert dispatcher's functions: %s -> %s", async (who, expected) => {
+    expect(await run(who, (tx) => tx`select * from public.alert_claim('rls', 1)`)).toBe(expected === 'rows' ? 'empty' : expected);
+    expect(await run(who, (tx) => tx`select public.alert_complete(1, 1, true)`)).toBe(expected);
+    expect(await run(who, (tx) => tx`select public.alert_dispatch_authorized('x')`)).toBe(expected);
+    expect(await run(who, (tx) => tx`select public.alert_complete_batch('[]')`)).toBe(expected);
+  });
+
   it.each(['anon', 'user', 'operator'] as const)('%s cannot call private helpers', async (who) => {
     expect(await run(who, (tx) => tx`select agent_private.apply_event(${agentId}, 'force', 'operator', 'me', 'running')`)).toBe('denied');
     expect(await run(who, (tx) => tx`select agent_private.hash_token('x')`)).toBe('denied');
@@ -184,16 +221,6 @@ describe('row level security and grants', () => {
         'runner_offline',
         'runner_complete_command',
         ...Object.keys(operatorFunctions),
-        // the alerts' operator functions (issue 12; their own tests check who may call them)
-        'alert_channel_remove',
-        'alert_channel_rules',
-        'alert_channel_save',
-        'alert_channel_test',
-        'alert_pause',
-        'alert_resume',
-        'operator_alert_channels',
-        'operator_alert_deliveries',
-        'operator_alert_pauses',
       ].sort(),
     );
   });

@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { request as httpRequest } from 'node:http';
-import { useTestStack } from '../helpers/stack.ts';
+import { postgrestRpc, useTestStack } from '../helpers/stack.ts';
 import { createToken, registerRunner, setAgentState } from '../helpers/agents.ts';
 import { type AgentState, CommandResponse, ErrorBody, HeartbeatResponse, ReportResponse } from '../../shared/api/index.ts';
 
@@ -209,14 +209,7 @@ describe('database calls that hang', () => {
 describe('PostgREST answers of the SQL API', () => {
   // what the CLI, the dashboard and the runner get: the HTTP status means what happened, the body keeps
   // the SQLSTATE, message and hint they branch on and show
-  async function rpc(fn: string, args: Record<string, unknown>) {
-    const response = await fetch(`${stack.url}/rest/v1/rpc/${fn}`, {
-      method: 'POST',
-      headers: { apikey: stack.anonKey, authorization: `Bearer ${stack.anonKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify(args),
-    });
-    return { status: response.status, body: await response.json() };
-  }
+  const rpc = (fn: string, args: Record<string, unknown>) => postgrestRpc(stack, fn, args);
 
   it('not found is 404 and a conflict 409, with the message and hint kept', async () => {
     const ghost = await rpc('force_agent_status', { p_agent_name: 'ghost', p_status: 'stopped', p_operator_token: operatorToken });

@@ -55,19 +55,27 @@ export async function dispatchDue(options: {
       )) as unknown as Claimed[];
       if (rows.length === 0) return;
       summary.claimed += rows.length;
-      await Promise.all(
-        rows.map(async (row) => {
-          const result = await deliver(row);
-          await withTimeout(
-            'alert result',
-            sql()`
-            select public.alert_complete(${row.id}, ${row.attempt}, ${result.ok}, ${result.httpStatus}, ${result.response},
-                                         ${result.error}, ${result.durationMs}, ${options.dispatcher})`,
-          );
-          if (result.ok) summary.delivered++;
-          else summary.failed++;
-        }),
+      const results = await Promise.all(rows.map(deliver));
+      // one transaction for the batch's attempts, not one per delivery
+      await withTimeout(
+        'alert results',
+        sql()`
+        select public.alert_complete_batch(${sql().json(
+          results.map((result, i) => ({
+            id: rows[i].id,
+            attempt: rows[i].attempt,
+            ok: result.ok,
+            http_status: result.httpStatus,
+            response: result.response,
+            error: result.error,
+            duration_ms: result.durationMs,
+          })),
+        )}, ${options.dispatcher})`,
       );
+      for (const result of results) {
+        if (result.ok) summary.delivered++;
+        else summary.failed++;
+      }
     }
   };
   await Promise.all(Array.from({ length: options.workers }, loop));
