@@ -30,10 +30,6 @@ alter table public.agent_status
   add column operator_heartbeat_timeout_s integer check (operator_heartbeat_timeout_s between 5 and 86400),
   add column operator_activity_timeout_s integer check (operator_activity_timeout_s between 10 and 604800);
 
--- The live view counts each agent's warnings and errors of the last day: only those rows are read.
-create index agent_events_problems_idx on public.agent_events (agent_id, at)
-  where kind in ('warning', 'inactive', 'error', 'crashed');
-
 -- The interval a runner heartbeats at (runner_heartbeat's p_interval_s): it is silent after two.
 alter table public.runners
   add column heartbeat_interval_s integer check (heartbeat_interval_s between 1 and 86400);
@@ -228,8 +224,7 @@ begin
     else
       new.next_restart_at := null;
     end if;
-  elsif p_event in ('started', 'adopted') and old.unstable_since is not null and p_source = 'runner' then
-    -- the runner's start is the restart; the agent's own "started" from inside it is not another one
+  elsif p_event in ('started', 'adopted') and old.unstable_since is not null then
     recent := (recent || v_at)[greatest(1, cardinality(recent) - 98):];
     new.restarts_total := old.restarts_total + 1;
     new.next_restart_at := null;
