@@ -8,19 +8,18 @@
 --    those rows.
 do $migration$
 declare
-  definition text := pg_get_functiondef(
-    'agent_private.apply_event(integer, text, public.agent_event_source, text, public.agent_status_value, integer, text, text, integer, integer, text, jsonb, timestamptz, integer)'::regprocedure);
   every_start constant text := 'elsif p_event in (''started'', ''adopted'') and old.unstable_since is not null then';
   runner_start constant text := 'elsif p_event in (''started'', ''adopted'') and old.unstable_since is not null and p_source = ''runner'' then';
+  definition text := pg_get_functiondef(
+    'agent_private.apply_event(integer, text, public.agent_event_source, text, public.agent_status_value, integer, text, text, integer, integer, text, jsonb, timestamptz, integer)'::regprocedure);
+  patched text := replace(definition, every_start, runner_start);
 begin
-  if position(runner_start in definition) > 0 then
-    return;  -- already counted by the runner only
-  end if;
-  if position(every_start in definition) = 0 then
+  -- nothing replaced and not patched already: apply_event changed shape, and this must not pass silently
+  if patched = definition and strpos(definition, runner_start) = 0 then
     raise exception 'agent_private.apply_event no longer counts restarts the way this migration expects'
       using hint = 'Count a restart only for a start whose p_source is runner, by hand.';
   end if;
-  execute replace(definition, every_start, runner_start);
+  execute patched;
 end
 $migration$;
 
