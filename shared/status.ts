@@ -54,4 +54,7 @@ export const LIMITS = {
   activity: 1000,
   message: 4000,
   health: { min: 0, max: 100 },
+  /** A report's details object: nesting levels, and keys plus array items counted over all levels. */
+  detailsDepth: 8,
+  detailsEntries: 500,
 } as const;

@@ -13,6 +13,7 @@ const commands: Record<string, () => Promise<Register>> = {
   list: async () => (await import('./commands/list.ts')).registerList,
   logs: async () => (await import('./commands/logs.ts')).registerLogs,
   set: async () => (await import('./commands/set.ts')).registerSet,
+  archive: async () => (await import('./commands/archive.ts')).registerArchive,
   timeouts: async () => (await import('./commands/timeouts.ts')).registerTimeouts,
   // start, stop, restart and start-all
   control: async () => (await import('./commands/control.ts')).registerControl,

@@ -2,6 +2,9 @@
 // publishable (anon) key and the runner's own token as p_token. Never a service or secret key.
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
+import { storable } from '../../shared/api/fields.ts';
+import type { HeartbeatRequest } from '../../shared/api/heartbeat.ts';
+import type { Report } from '../../shared/api/report.ts';
 import { keepAliveFetch } from './http-fetch.ts';
 import type { Command } from '../../shared/api/command.ts';
 import type { ResourceSample } from './resources.ts';
@@ -14,13 +17,14 @@ const REQUEST_TIMEOUT_MS = 10_000;
 export class RunnerCallError extends Error {
   constructor(
     readonly fn: string,
-    message: string,
+    /** The database's own message, without the function name and hint */
+    readonly reason: string,
     /** SQLSTATE or PostgREST code; empty when the request never got an answer */
     readonly code: string,
     readonly status: number,
     readonly hint?: string,
   ) {
-    super(`${fn}: ${message}${hint ? ` (${hint})` : ''}`);
+    super(`${fn}: ${reason}${hint ? ` (${hint})` : ''}`);
     this.name = 'RunnerCallError';
   }
 
@@ -86,8 +90,18 @@ export class RunnerApi {
     return this.call('runner_heartbeat', { p_agents: agents, p_interval_s: intervalS });
   }
 
-  claim(limit: number): Promise<ClaimedCommand[]> {
-    return this.call('runner_claim_commands', { p_limit: limit });
+  /** Takes the host's lease for this runner instance; refused while another instance is live, unless takeover. */
+  lease(
+    instance: string,
+    pid: number,
+    takeover: boolean,
+  ): Promise<{ runner_id: string; took_over: boolean; previous_instance: string | null }> {
+    return this.call('runner_lease', { p_instance: instance, p_pid: pid, p_takeover: takeover });
+  }
+
+  /** Claims pending commands; refused once another instance took the host's lease. */
+  claim(limit: number, instance: string): Promise<ClaimedCommand[]> {
+    return this.call('runner_claim_commands', { p_limit: limit, p_instance: instance });
   }
 
   complete(commandId: number, succeeded: boolean, result: string): Promise<unknown> {
@@ -98,14 +112,15 @@ export class RunnerApi {
     return this.call('agent_report', {
       p_agent_name: agentName,
       p_event: report.event,
-      p_message: report.message ?? null,
+      // an agent's stderr may hold NUL or broken UTF-8: cleaned, so it never costs the crash report
+      p_message: report.message === undefined ? null : storable(report.message),
       p_pid: report.pid ?? null,
       p_exit_code: report.exitCode ?? null,
       p_exit_signal: report.exitSignal ?? null,
       p_details:
         report.logTail || report.restartInMs !== undefined
           ? {
-              ...(report.logTail && { log_tail: report.logTail }),
+              ...(report.logTail && { log_tail: report.logTail.map(storable) }),
               ...(report.restartInMs !== undefined && { restart_in_s: report.restartInMs / 1000 }),
             }
           : null,
@@ -129,7 +144,27 @@ export class RunnerApi {
     });
   }
 
-  offline(): Promise<unknown> {
-    return this.call('runner_offline', {});
+  /** A supervised agent's own heartbeat, from the agent channel; answers the agent's row. */
+  agentHeartbeat(heartbeat: HeartbeatRequest): Promise<Record<string, unknown>> {
+    return this.call('agent_heartbeat', sqlArguments(heartbeat));
   }
+
+  /** A supervised agent's own report, from the agent channel; answers the agent's row. */
+  agentReport(report: Report): Promise<Record<string, unknown>> {
+    return this.call('agent_report', sqlArguments(report));
+  }
+
+  offline(instance: string): Promise<unknown> {
+    return this.call('runner_offline', { p_instance: instance });
+  }
+}
+
+// A request's fields as the SQL function's arguments of the same names (last_activity is p_activity),
+// absent ones left to the function's defaults: what the API gains, the channel forwards unchanged.
+function sqlArguments(fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(fields)
+      .filter(([, value]) => value !== undefined && value !== null)
+      .map(([key, value]) => [key === 'last_activity' ? 'p_activity' : `p_${key}`, value]),
+  );
 }

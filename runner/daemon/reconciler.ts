@@ -4,20 +4,32 @@
 import psList from 'ps-list';
 import type { AgentConfig } from './config.ts';
 import { processEnvironment, processInfo, type ProcessIdentity } from './proc.ts';
+import { RUNNER_MARK } from './supervisor.ts';
 
 export interface FoundProcess extends ProcessIdentity {
   /** How it was recognised, for the history. */
   how: string;
 }
 
+/** What makes a process this runner's: its mark (or the mark of the runner it took the host over from), and the URLs its agents report to. */
+export interface RunnerIdentity {
+  marks: string[];
+  urls: string[];
+}
+
 /**
- * For each agent, the process that is it, if any: a process group leader whose environment carries
- * the AGENT_NAME a runner gave it, or else a process whose command line matches the agent's `match`
- * pattern. Several candidates: the oldest wins (the one that has been doing the work).
- * `exclude` holds pids already supervised. `table` is the process table to search (ps-list's by default).
+ * For each agent, the process that is it, if any: a process group leader carrying this runner's mark
+ * (AGENT_STATUS_RUNNER) and the agent's AGENT_NAME, or else a process whose command line matches the
+ * agent's explicit `match` rule. A name alone proves nothing (a `sleep` started by hand with
+ * AGENT_NAME set was adopted, and killed by a stop), and a process carrying another runner's mark,
+ * or reporting to another service (AGENT_STATUS_URL not ours), or whose environment we cannot read,
+ * is never taken, whatever its command line. Several candidates: the oldest wins (the one that has
+ * been doing the work). `exclude` holds pids already supervised. `table` is the process table to
+ * search (ps-list's by default).
  */
 export async function findAgentProcesses(
   agents: AgentConfig[],
+  own: RunnerIdentity,
   exclude: Set<number>,
   table?: { pid: number; cmd?: string }[],
 ): Promise<Map<string, FoundProcess>> {
@@ -34,14 +46,16 @@ export async function findAgentProcesses(
     if (!info || info.state === 'Z' || exclude.has(info.pgid)) continue;
     let agent: AgentConfig | undefined;
     let how = '';
+    let env: Map<string, string> | undefined;
     if (info.pgid === info.pid) {
-      const name = processEnvironment(entry.pid)?.get('AGENT_NAME');
+      env = processEnvironment(entry.pid);
+      const name = own.marks.includes(env?.get(RUNNER_MARK) ?? '') ? env?.get('AGENT_NAME') : undefined;
       agent = name ? byName.get(name) : undefined;
-      if (agent) how = `found running (pid ${entry.pid}, started by a runner for ${agent.name})`;
+      if (agent) how = `found running (pid ${entry.pid}, started by this runner for ${agent.name})`;
     }
     if (!agent) {
       const hit = patterns.find(({ pattern }) => pattern.test(entry.cmd ?? ''));
-      if (hit) {
+      if (hit && !foreign(env ?? processEnvironment(entry.pid), own)) {
         agent = hit.agent;
         how = `found running (pid ${entry.pid}, command line matches ${hit.agent.match})`;
       }
@@ -53,6 +67,13 @@ export async function findAgentProcesses(
     }
   }
   return found;
+}
+
+function foreign(env: Map<string, string> | undefined, own: RunnerIdentity): boolean {
+  if (!env) return true; // another user's process: nothing proves it is ours, and we could not signal it
+  const mark = env.get(RUNNER_MARK);
+  const url = env.get('AGENT_STATUS_URL');
+  return (mark !== undefined && !own.marks.includes(mark)) || (url !== undefined && !own.urls.includes(url.replace(/\/+$/, '')));
 }
 
 // The runner itself and its ancestors (a shell or `npm` whose command line mentions the agent).

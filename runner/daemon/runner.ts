@@ -1,9 +1,11 @@
 // The host runner: makes the database and this host's processes agree. It registers its agents,
 // adopts the ones already running, carries out start/stop/restart commands, relays the agents'
 // liveness, and on shutdown finishes the command in progress and reports itself offline.
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_VERSION } from '../paths.ts';
+import { AgentChannel } from './agent-channel.ts';
 import { RunnerCallError, RunnerApi, type ClaimedCommand, type LogRequest } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { RunnerConfig } from './config.ts';
@@ -12,7 +14,7 @@ import { agentLogFiles, tailForOperator } from './logs.ts';
 import { Poller } from './poller.ts';
 import { isSameProcess, listProcesses } from './proc.ts';
 import { subscribeToCommandHints } from './realtime.ts';
-import { findAgentProcesses } from './reconciler.ts';
+import { findAgentProcesses, type RunnerIdentity } from './reconciler.ts';
 import { Reporter } from './reporter.ts';
 import { ResourceSampler } from './resources.ts';
 import { readState, writeState, type RunnerState } from './state.ts';
@@ -35,6 +37,10 @@ const LOG_ACTIVE_FOR_MS = 60_000;
 export interface RunnerOptions {
   config: RunnerConfig;
   log?: (line: string) => void;
+  /** Take the host's lease even from a runner that is still live (it stops at its next poll). */
+  takeover?: boolean;
+  /** Called when the runner stopped by itself (another runner took the host over), with why. */
+  onStopped?: (reason: string) => void;
 }
 
 export class Runner {
@@ -42,6 +48,7 @@ export class Runner {
   readonly api: RunnerApi;
   host = '';
   private readonly config: RunnerConfig;
+  private readonly options: RunnerOptions;
   private readonly log: (line: string) => void;
   private readonly reporter: Reporter;
   private readonly poller: Poller;
@@ -54,6 +61,13 @@ export class Runner {
   private readonly queues = new Map<string, Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private lock?: Lock;
+  private channel?: AgentChannel;
+  /** AGENT_STATUS_RUNNER of the processes this runner starts; kept in the state file across restarts. */
+  private instance = '';
+  /** The mark of the runner this one took the host's lease from: its agents are ours to adopt. */
+  private previousInstance?: string;
+  /** SHA-256 of the channel secret each agent's process holds, saved so adopted agents keep speaking. */
+  private readonly secretHashes = new Map<string, string>();
   private unsubscribe?: () => Promise<void>;
   private scanning = false;
   private shuttingDown?: Promise<void>;
@@ -62,6 +76,7 @@ export class Runner {
 
   private constructor(options: RunnerOptions) {
     this.config = options.config;
+    this.options = options;
     this.log = options.log ?? ((line) => console.log(line));
     this.api = new RunnerApi(this.config.supabase);
     this.reporter = new Reporter((agent, report) => this.api.report(agent, report), this.log);
@@ -85,6 +100,7 @@ export class Runner {
     } catch (error) {
       runner.lock?.release();
       runner.reporter.close();
+      await runner.channel?.close();
       throw error;
     }
     return runner;
@@ -95,15 +111,28 @@ export class Runner {
     mkdirSync(config.runner.stateDir, { recursive: true });
     this.lock = acquireLock(join(config.runner.stateDir, 'runner.lock'));
 
-    await this.register();
-
-    const childEnv = { AGENT_STATUS_URL: config.supabase.url, AGENT_STATUS_TOKEN: config.supabase.token };
+    const saved = readState(this.stateFile, this.log);
+    this.instance = saved.instance ?? randomUUID();
+    // the lease before anything else: a second runner must not register, adopt or start anything
+    await this.register(this.options.takeover ?? false);
+    this.channel = await AgentChannel.listen(
+      { heartbeat: (heartbeat) => this.api.agentHeartbeat(heartbeat), report: (report) => this.api.agentReport(report) },
+      saved.channelPort,
+      this.log,
+    );
+    for (const [name, state] of Object.entries(saved.agents)) {
+      if (state.secretHash) {
+        this.channel.restore(name, state.secretHash);
+        this.secretHashes.set(name, state.secretHash);
+      }
+    }
     for (const agent of config.agents) {
       this.supervisors.set(
         agent.name,
         new AgentSupervisor(agent, {
           logDir: this.logDir,
-          env: childEnv,
+          env: (name) => this.agentEnvironment(name),
+          mark: this.instance,
           report: (name, report) => this.reporter.report(name, report),
           log: this.log,
           changed: () => this.saveState(),
@@ -111,7 +140,7 @@ export class Runner {
       );
     }
 
-    await this.reconcileAtStart(readState(this.stateFile, this.log));
+    await this.reconcileAtStart(saved);
 
     this.poller.start();
     this.logPoller.start();
@@ -140,11 +169,11 @@ export class Runner {
    * restarts, started again; autostart agents are started.
    */
   private async reconcileAtStart(saved: RunnerState): Promise<void> {
-    const found = await findAgentProcesses(this.config.agents, new Set());
+    const found = await findAgentProcesses(this.config.agents, this.identity(), new Set());
     const starts: Promise<Outcome>[] = [];
     for (const supervisor of this.supervisors.values()) {
       const { spec } = supervisor;
-      const state = saved[spec.name];
+      const state = saved.agents[spec.name];
       if (state?.process && isSameProcess(state.process)) {
         supervisor.adopt(state.process, `still running (pid ${state.process.pid}) when the runner started`);
         continue;
@@ -171,8 +200,29 @@ export class Runner {
 
   private async adoptIfRunning(supervisor: AgentSupervisor): Promise<void> {
     // /proc directly, not ps-list: this runs before every start, and `ps` would add 12-15 ms to each
-    const found = (await findAgentProcesses([supervisor.spec], this.supervisedPids(), listProcesses())).get(supervisor.name);
+    const found = (await findAgentProcesses([supervisor.spec], this.identity(), this.supervisedPids(), listProcesses())).get(
+      supervisor.name,
+    );
     if (found) supervisor.adopt(found, found.how);
+  }
+
+  // Agents report to this runner's channel (or, configured so, straight to the project): another
+  // service's URL in a process's environment means it is not one of ours.
+  private identity(): RunnerIdentity {
+    return {
+      marks: this.previousInstance ? [this.instance, this.previousInstance] : [this.instance],
+      urls: [this.channel!.url, this.config.supabase.url.replace(/\/+$/, '')],
+    };
+  }
+
+  /**
+   * What each start of an agent gets: the channel's URL and a new secret good for this agent only (the
+   * previous process's secret stops working). Never the runner's own token.
+   */
+  private agentEnvironment(name: string): Record<string, string> {
+    const { secret, hash } = this.channel!.issue(name);
+    this.secretHashes.set(name, hash);
+    return { AGENT_STATUS_URL: this.channel!.url, AGENT_STATUS_TOKEN: secret };
   }
 
   private supervisedPids(): Set<number> {
@@ -187,6 +237,7 @@ export class Runner {
     try {
       const found = await findAgentProcesses(
         idle.map((s) => s.spec),
+        this.identity(),
         this.supervisedPids(),
       );
       for (const supervisor of idle) {
@@ -250,7 +301,10 @@ export class Runner {
     return requests.length;
   }
 
-  private async register(): Promise<void> {
+  private async register(takeover = false): Promise<void> {
+    const lease = await this.api.lease(this.instance, process.pid, takeover);
+    if (lease.took_over) this.log('took the host over from a runner that was still live; it stops at its next poll');
+    this.previousInstance ??= lease.previous_instance ?? undefined;
     const registered = await this.api.register(
       this.config.agents.map((agent) => ({
         name: agent.name,
@@ -265,8 +319,13 @@ export class Runner {
   private async poll(): Promise<number> {
     let commands: ClaimedCommand[];
     try {
-      commands = await this.api.claim(CLAIM_BATCH);
+      commands = await this.api.claim(CLAIM_BATCH, this.instance);
     } catch (error) {
+      if (error instanceof RunnerCallError && error.code === '55000' && /no longer holds the lease/.test(error.message)) {
+        this.log(`${error.reason}: stopping; the agents keep running under the new runner`);
+        void this.shutdown({ stopAgents: false }).then(() => this.options.onStopped?.(error.reason));
+        return 0;
+      }
       // The runner's row is gone (a database restored from before it registered, say): register again.
       if (error instanceof RunnerCallError && error.code === '55000' && /has not registered/.test(error.message)) {
         this.log('the database does not know this runner any more; registering again');
@@ -335,9 +394,14 @@ export class Runner {
   }
 
   private saveState(): void {
-    const state: RunnerState = {};
+    const state: RunnerState = { instance: this.instance, channelPort: this.channel?.port, agents: {} };
     for (const supervisor of this.supervisors.values()) {
-      state[supervisor.name] = { wanted: supervisor.wanted, ...(supervisor.process && { process: supervisor.process }) };
+      const secretHash = this.secretHashes.get(supervisor.name);
+      state.agents[supervisor.name] = {
+        wanted: supervisor.wanted,
+        ...(supervisor.process && { process: supervisor.process }),
+        ...(secretHash && { secretHash }),
+      };
     }
     try {
       writeState(this.stateFile, state);
@@ -381,10 +445,11 @@ export class Runner {
       if (!(await this.reporter.flush(5000))) this.log('some reports could not be sent before exiting');
       this.reporter.close();
       try {
-        await this.api.offline();
+        await this.api.offline(this.instance);
       } catch (error) {
         this.log(`could not report the runner offline (the sweep will): ${(error as Error).message}`);
       }
+      await this.channel?.close();
       this.lock?.release();
       this.log(`runner on ${this.host} stopped; agents ${stopAgents ? 'stopped' : 'left running'}`);
     })();

@@ -8,9 +8,17 @@ import type { ProcessIdentity } from './proc.ts';
 export interface AgentState {
   wanted: boolean;
   process?: ProcessIdentity;
+  /** SHA-256 of the agent channel secret its process was given, so it can speak after a runner restart. */
+  secretHash?: string;
 }
 
-export type RunnerState = Record<string, AgentState>;
+export interface RunnerState {
+  /** This runner's mark (AGENT_STATUS_RUNNER in its agents' environment), kept across its restarts. */
+  instance?: string;
+  /** The agent channel's port, which the agents it started know. */
+  channelPort?: number;
+  agents: Record<string, AgentState>;
+}
 
 /** The saved state; empty when there is none or it is unreadable (then nothing is assumed). */
 export function readState(file: string, log: (message: string) => void): RunnerState {
@@ -18,14 +26,14 @@ export function readState(file: string, log: (message: string) => void): RunnerS
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    return {};
+    return { agents: {} };
   }
   try {
-    const parsed = JSON.parse(text) as { agents?: RunnerState };
-    return parsed.agents ?? {};
+    const parsed = JSON.parse(text) as Partial<RunnerState>;
+    return { instance: parsed.instance, channelPort: parsed.channelPort, agents: parsed.agents ?? {} };
   } catch (error) {
     log(`ignoring the unreadable state file ${file}: ${(error as Error).message}`);
-    return {};
+    return { agents: {} };
   }
 }
 
@@ -33,6 +41,6 @@ export function readState(file: string, log: (message: string) => void): RunnerS
 export function writeState(file: string, state: RunnerState): void {
   mkdirSync(dirname(file), { recursive: true });
   const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, JSON.stringify({ agents: state }, null, 1));
+  writeFileSync(temporary, JSON.stringify(state, null, 1));
   renameSync(temporary, file);
 }

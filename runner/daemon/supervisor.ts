@@ -30,8 +30,10 @@ export interface Outcome {
 
 export interface SupervisorContext {
   logDir: string;
-  /** Added to every child's environment (AGENT_STATUS_URL, AGENT_STATUS_TOKEN). */
-  env: Record<string, string>;
+  /** Added to the environment of each start (AGENT_STATUS_URL, and AGENT_STATUS_TOKEN good for this agent only); the agent's own env wins. */
+  env(agent: string): Record<string, string>;
+  /** This runner's instance id, AGENT_STATUS_RUNNER in every process it starts: how it recognises its own. */
+  mark: string;
   report(agent: string, report: AgentReport): void;
   log(message: string): void;
   /** Called when the process or the wish to run changed, so the runner can persist it. */
@@ -58,6 +60,9 @@ interface Tracked extends ProcessIdentity {
   exited: Promise<ExitInfo>;
   resolveExit(info: ExitInfo): void;
 }
+
+/** The environment variable carrying the instance id of the runner that started a process. */
+export const RUNNER_MARK = 'AGENT_STATUS_RUNNER';
 
 const STDERR_LINES = 5;
 // agent_report refuses details over 8 kB; the tail must never cost the crash report itself
@@ -101,6 +106,7 @@ export class AgentSupervisor {
   private stopping?: Tracked;
   private streak: Streak = NO_STREAK;
   private restartTimer?: NodeJS.Timeout;
+  private disposed = false;
   private stableTimer?: NodeJS.Timeout;
   private readonly logs: LogFiles;
   private readonly restartSettings: RestartSettings;
@@ -145,7 +151,8 @@ export class AgentSupervisor {
     }
     this.cancelRestart();
     this.wanted = true;
-    this.streak = { ...this.streak, quickExits: 0 };
+    // a start someone asked for begins afresh: no backoff carried over from an earlier crash loop
+    this.streak = NO_STREAK;
     const spawned = this.spawn(why);
     if ('error' in spawned) return { ok: false, message: await spawned.error };
     const { tracked } = spawned;
@@ -254,9 +261,14 @@ export class AgentSupervisor {
     rotateIfLarge(this.logs.stderr, { maxSize: this.spec.logs.max_size, keep: this.spec.logs.keep });
   }
 
-  /** Forgets timers; processes are left running (the runner's default on exit). */
+  /**
+   * Forgets timers and stops watching; processes are left running (the runner's default on exit).
+   * An exit seen afterwards is the next runner's to handle: restarting it here would undo that
+   * runner's stop (a runner that lost its host's lease lives on in-process until it exits).
+   */
   dispose(): void {
     this.cancelRestart();
+    this.disposed = true;
     this.cancelStable();
   }
 
@@ -267,7 +279,7 @@ export class AgentSupervisor {
     try {
       child = execa(this.spec.command, this.spec.args, {
         cwd: this.spec.cwd,
-        env: { ...this.context.env, ...this.spec.env, AGENT_NAME: this.name },
+        env: { ...this.context.env(this.name), ...this.spec.env, AGENT_NAME: this.name, [RUNNER_MARK]: this.context.mark },
         // its own process group, so a stop reaches the grandchildren too; and no cleanup on our
         // exit: agents keep running while the runner is upgraded or restarted
         detached: true,
@@ -350,7 +362,7 @@ export class AgentSupervisor {
   }
 
   private handleExit(tracked: Tracked, info: ExitInfo): void {
-    if (this.current !== tracked) return;
+    if (this.current !== tracked || this.disposed) return;
     this.current = undefined;
     this.cancelStable();
     if (this.stopping === tracked) return; // stop() reports it

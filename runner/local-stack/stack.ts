@@ -145,7 +145,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
     };
 
-    const functionEnv: FunctionEnv = { SUPABASE_URL: url, SUPABASE_DB_URL: database.url, ...keys.functionEnv() };
+    // The alert timer's key for the dispatch function: given to the function, not stored in the
+    // database, which may be a project's own (DATABASE_URL) with its own dispatch key and target.
+    const dispatchKey = randomBytes(32).toString('base64url');
+    const functionEnv: FunctionEnv = {
+      SUPABASE_URL: url,
+      SUPABASE_DB_URL: database.url,
+      AGENT_STATUS_DISPATCH_KEY: dispatchKey,
+      ...keys.functionEnv(),
+    };
     const served = new Map<string, Promise<ServedFunction>>();
     const serve = (name: string) => {
       let started = served.get(name);
@@ -195,9 +203,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     }
 
     if (serveFunctions && (options.alerts ?? true)) {
-      // The key the timer presents to the dispatch function, which asks the database whether it is the one set here.
-      const dispatchKey = randomBytes(32).toString('base64url');
-      await database.sql`select public.alert_configure_dispatch(${`${url}/functions/v1/dispatch`}, ${dispatchKey})`;
       const alerts = await startAlertTimer({ sql: database.sql, url, dispatchKey, log, intervalMs: options.alertIntervalMs });
       cleanups.push(() => alerts.stop());
     }

@@ -1,13 +1,13 @@
 // POST /functions/v1/command: an operator asks the runners to start, stop or restart agents.
 import { z } from 'zod';
 import { COMMAND_ACTIONS, COMMAND_STATUSES } from '../status.ts';
-import { agentName, timestamp } from './fields.ts';
+import { agentName, storableText, timestamp } from './fields.ts';
 
 export const CommandRequest = z
   .strictObject({
     action: z.enum(COMMAND_ACTIONS),
     agent_name: agentName.optional().describe('One agent.'),
-    host: z.string().min(1).max(255).optional().describe('Every agent the runner on this host manages.'),
+    host: storableText(z.string().min(1).max(255), 'host').optional().describe('Every agent the runner on this host manages.'),
     all: z.literal(true).optional().describe('Every agent any runner manages.'),
   })
   .refine((request) => [request.agent_name, request.host, request.all].filter((target) => target !== undefined).length === 1, {

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { AGENT_REPORT_EVENTS, RUNNER_REPORT_EVENTS } from '../status.ts';
 import { AgentState } from './agent.ts';
-import { agentName, health, heartbeatIntervalS, lastActivity, madeAt, message, pid } from './fields.ts';
+import { agentName, details, health, heartbeatIntervalS, lastActivity, madeAt, message, pid } from './fields.ts';
 
 export const REPORT_EVENTS = [...AGENT_REPORT_EVENTS, ...RUNNER_REPORT_EVENTS] as const;
 
@@ -20,7 +20,7 @@ export const Report = z
       .string()
       .regex(/^SIG[A-Z0-9]{1,12}$/, 'exit_signal must be a signal name like SIGTERM')
       .nullish(),
-    details: z.record(z.string(), z.unknown()).nullish().describe('A small JSON object kept with the event (at most 8 kB).'),
+    details: details.nullish(),
     heartbeat_interval_s: heartbeatIntervalS.nullish(),
     at: madeAt.nullish(),
   })

@@ -14,8 +14,9 @@ Every function returns at once and never raises: what the agent says goes into a
 a background thread delivers, retrying with backoff and jitter while the service is down. Only
 mark_agent_stopped (and the exit handler) waits for delivery, never longer than the flush timeout.
 Once mark_agent_started was called, a heartbeat goes out every interval by itself, until the agent
-calls send_heartbeat: from then on it is judged by its own calls, so a main loop that hangs turns
-stale within its heartbeat timeout (2.5 heartbeat intervals unless an operator set one). Reports
+calls send_heartbeat a second time: from then on it is judged by its own calls, so a main loop that
+hangs turns stale within its heartbeat timeout (2.5 heartbeat intervals, or of the longest gap
+between its calls, unless an operator set one). Reports
 carry the time they were made, so ones buffered through an outage are recorded at that time.
 """
 
@@ -27,6 +28,7 @@ import math
 import logging
 import os
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -296,8 +298,13 @@ class _Sender:
 _sender = _Sender()
 
 
+# NUL and lone surrogates (any surrogate code point in a Python str) cannot be stored and get the
+# whole report refused; they are replaced, so a character never costs a state change.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _clip(text, limit):
-    return None if text is None else str(text)[:limit]
+    return None if text is None else _UNSTORABLE.sub("\ufffd", str(text)[:limit])
 
 
 def _now():
@@ -315,7 +322,7 @@ def mark_agent_started(agent_name):
     with _sender.cond:
         _sender.final_deadline = None  # started again: a later stop gets its own flush deadline
         _sender.stopped.discard(agent_name)
-        if agent_name not in _sender.own_beats:
+        if _sender.own_beats.get(agent_name, (None, 0))[1] == 0:
             _sender.running.add(agent_name)
         _sender.known[agent_name] = ("running", None)
         config = _sender.config()
@@ -379,15 +386,17 @@ def update_agent_status(agent_name, status=None, health=None, last_activity=None
 def send_heartbeat(agent_name):
     """Proof of life from the agent's own loop. Calling it in every loop is fine: at most one heartbeat per interval is sent.
 
-    From the first call the automatic heartbeat stops for this agent: it is judged by these calls, so
-    a main loop that hangs turns stale within its heartbeat timeout. The interval it declares is the
-    longer of the configured one and the longest gap between its own calls.
+    From the second call (when the loop's pace is known) the automatic heartbeat stops for this agent:
+    it is judged by these calls, so a main loop that hangs turns stale within its heartbeat timeout.
+    The interval it declares is the longer of the configured one and the longest gap between its own
+    calls, so a slow loop is not taken for a hung one.
     """
     now = time.monotonic()
     with _sender.cond:
         last, longest = _sender.own_beats.get(agent_name, (None, 0))
         _sender.own_beats[agent_name] = (now, longest if last is None else max(longest, now - last))
-        _sender.running.discard(agent_name)
+        if last is not None:
+            _sender.running.discard(agent_name)
         config = _sender.config()
         interval = _sender.declared_interval(agent_name, config["interval"]) if config else None
     return _sender.push_beat({"agent_name": agent_name, "heartbeat_interval_s": interval})

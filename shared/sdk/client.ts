@@ -5,6 +5,7 @@
 import { ErrorBody } from '../api/errors.ts';
 import { HeartbeatRequest, type HeartbeatRequest as HeartbeatBody } from '../api/heartbeat.ts';
 import { Report, type Report as ReportBody } from '../api/report.ts';
+import { storable } from '../api/fields.ts';
 import { describeIssues } from '../api/parse.ts';
 import { functionUrl } from '../api/paths.ts';
 import { LIMITS, type SettableStatus } from '../status.ts';
@@ -98,7 +99,7 @@ export class AgentStatus {
       agent_name: this.agentName,
       status: update.status,
       health: update.health,
-      last_activity: update.lastActivity,
+      last_activity: update.lastActivity === undefined ? undefined : storable(update.lastActivity),
     };
     const changed =
       (update.status !== undefined && update.status !== this.#known.status) ||
@@ -114,34 +115,37 @@ export class AgentStatus {
 
   /**
    * Proof of life from the agent's own loop. Calling it often is fine: at most one heartbeat per
-   * interval is sent. From the first call the automatic heartbeat stops, so a main loop that hangs
-   * stops proving life and the agent turns stale within its heartbeat timeout; the interval it
-   * declares is the longer of the SDK's and the longest gap between its own calls.
+   * interval is sent. From the second call (when the loop's pace is known) the automatic heartbeat
+   * stops, so a main loop that hangs stops proving life and the agent turns stale within its
+   * heartbeat timeout; the interval it declares is the longer of the SDK's and the longest gap
+   * between its own calls, so a slow loop is not taken for a hung one.
    */
   heartbeat() {
     const now = Date.now();
-    if (this.#ownBeats) this.#longestOwnGapMs = Math.max(this.#longestOwnGapMs, now - this.#lastOwnBeat);
-    this.#ownBeats = true;
+    if (this.#lastOwnBeat) {
+      this.#longestOwnGapMs = Math.max(this.#longestOwnGapMs, now - this.#lastOwnBeat);
+      this.#ownBeats = true;
+      this.#stopTimer();
+    }
     this.#lastOwnBeat = now;
-    this.#stopTimer();
     this.#beat({ agent_name: this.agentName });
   }
 
   /** What the agent is doing now; sent with the next heartbeat. */
   activity(text: string) {
-    this.#beat({ agent_name: this.agentName, last_activity: text.slice(0, LIMITS.activity) });
+    this.#beat({ agent_name: this.agentName, last_activity: storable(text.slice(0, LIMITS.activity)) });
   }
 
   /** An error: status error with this message (an Error's message, or the text). */
   reportError(error: unknown) {
     const message = (error instanceof Error ? error.message || error.name : String(error)) || 'unknown error';
-    this.#report({ event: 'error', message: message.slice(0, LIMITS.message) });
+    this.#report({ event: 'error', message: storable(message.slice(0, LIMITS.message)) });
     this.#known = { status: 'error' };
   }
 
   /** A warning: status warning with this message and, optionally, a lowered health. */
   reportWarning(message: string, health?: number) {
-    this.#report({ event: 'warning', message: (message || 'warning').slice(0, LIMITS.message), health });
+    this.#report({ event: 'warning', message: storable((message || 'warning').slice(0, LIMITS.message)), health });
     this.#known = { status: 'warning', health: health ?? this.#known.health };
   }
 

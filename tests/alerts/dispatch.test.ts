@@ -162,6 +162,24 @@ describe('the dispatch function', () => {
     expect(log.status).toBe('dead');
   });
 
+  it('a delivery claimed by a dispatcher that died is sent once its lease is over, not lost', async () => {
+    await channel('orphan', 'webhook', '/orphan', null);
+    await downAgent('orphan-1');
+    // a dispatcher claims it and dies before sending
+    const [claimed] = await stack.db.sql`select id, attempt from public.alert_claim('dies-mid-send', 50) where channel_name = 'orphan'`;
+    expect(claimed.attempt).toBe(1);
+    await dispatch();
+    expect((await deliveriesOf('orphan'))[0].status, 'still leased to the dead dispatcher').toBe('sending');
+    await stack.db.sql`update public.alert_deliveries set locked_until = now() - interval '1 second' where id = ${claimed.id}`;
+    expect((await dispatch()).json).toMatchObject({ delivered: 1 });
+    const [row] = await deliveriesOf('orphan');
+    expect(row).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(receiver.on('/orphan')).toHaveLength(1);
+    // the dead dispatcher's late answer cannot overwrite the result
+    const [{ late }] = await stack.db.sql`select public.alert_complete(${claimed.id}, 1, false, 500) as late`;
+    expect(late).toBe('stale');
+  });
+
   it('never stores a channel secret in an error message', async () => {
     await channel('leaky', 'telegram', null, '123456:bot-token-never-logged', { chat_id: 42 });
     await stack.db.sql`update public.alert_channels set endpoint = 'http://127.0.0.1:1' where name = 'leaky'`;

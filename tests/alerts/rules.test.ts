@@ -85,6 +85,15 @@ describe('flips into the outbox', () => {
     expect(await deliveries('all')).toHaveLength(before);
   });
 
+  it('a recovery is told even when the channel stopped matching the agent during the incident', async () => {
+    await channel('narrowed', { agents: ['narrow-*'] });
+    await setAgentState(db.sql, 'narrow-1', 'running');
+    await apply('narrow-1', 'error');
+    await db.sql`select public.alert_channel_rules('narrowed', '{"agents": ["other-*"]}')`;
+    await apply('narrow-1', 'running');
+    expect((await deliveries('narrowed')).map((d) => d.kind)).toEqual(['down', 'up']);
+  });
+
   it('recovery after a down notice is always told, with the same incident key', async () => {
     await apply('scraper-1', 'running');
     const rows = (await deliveries('all')).filter((d) => d.notice.agent === 'scraper-1');
@@ -237,5 +246,101 @@ describe('the outbox stays cheap to prune', () => {
       });
       expect(JSON.stringify(plan), lookup).not.toContain('Seq Scan');
     }
+  });
+});
+
+describe('crash loops (the runner restarting an agent that keeps dying)', () => {
+  beforeAll(async () => {
+    await channel('loops', { agents: ['looper'] });
+    await channel('loops-only', { agents: ['looper'], flips: ['crash_loop'] });
+  });
+
+  async function crash(exitCode: number) {
+    await db.sql`
+      select agent_private.apply_event(id, 'crashed', 'runner', 'test', p_exit_code => ${exitCode},
+                                       p_message => ${`exit ${exitCode}`}, p_details => '{"restart_in_s": 1}')
+      from public.agent_status where agent_name = 'looper'`;
+  }
+
+  it('one down notice at the first crash, one crash-looping notice, none per restart, one recovery when stable', async () => {
+    await setAgentState(db.sql, 'looper', 'running');
+    await crash(1);
+    for (let i = 0; i < 4; i++) {
+      await apply('looper', 'started');
+      await crash(i < 2 ? 1 : 2);
+    }
+    await apply('looper', 'started');
+    expect((await db.sql`select status from public.agent_status where agent_name = 'looper'`)[0].status).toBe('warning');
+    await apply('looper', 'stable');
+    const rows = await deliveries('loops');
+    expect(rows.map((d) => d.kind)).toEqual(['down', 'down', 'up']);
+    expect(rows[1].notice).toMatchObject({ crash_loop: true });
+    expect(rows[1].notice.title).toMatch(/^looper is crash-looping: \d+ restarts in 10 min$/);
+    expect(new Set(rows.map((d) => d.notice.incident)).size).toBe(1);
+    const only = await deliveries('loops-only');
+    expect(only.map((d) => d.kind)).toEqual(['down', 'up']);
+  });
+});
+
+describe('reminders and host pauses', () => {
+  beforeAll(async () => {
+    await channel('nag', { agents: ['stuck'], reminder_s: 600 });
+    await channel('racks', { hosts: ['rack-3'], agents: ['nobody-*'] });
+  });
+
+  it('reminds while still down, only after the down notice was delivered, then every reminder_s', async () => {
+    await setAgentState(db.sql, 'stuck', 'running');
+    await apply('stuck', 'error', 'disk full');
+    const tickAfter = async (minutes: number) => {
+      await db.sql`update agent_private.alert_states set last_notified_at = now() - make_interval(mins => ${minutes})
+                   where agent_id = (select id from public.agent_status where agent_name = 'stuck')`;
+      await db.sql`select agent_private.alert_tick()`;
+    };
+    await tickAfter(11);
+    expect((await deliveries('nag')).map((d) => d.kind)).toEqual(['down']);
+    await db.sql`update public.alert_deliveries set status = 'delivered', finished_at = now() where notice ->> 'agent' = 'stuck'`;
+    await tickAfter(11);
+    await tickAfter(5);
+    const rows = await deliveries('nag');
+    expect(rows.map((d) => d.kind)).toEqual(['down', 'reminder']);
+    expect(rows[1].notice).toMatchObject({ title: 'stuck is still down: error', incident: rows[0].notice.incident });
+  });
+
+  it('a paused host going offline is not told; it is when the pause ends and it is still silent', async () => {
+    const token = await registerRunner(db.sql, 'rack-3', []);
+    await db.sql`select public.alert_pause(null, 'rack-3', null, 'moving racks')`;
+    await db.sql`select public.runner_offline(${token})`;
+    expect(await deliveries('racks')).toEqual([]);
+    await db.sql`select public.alert_resume(null, 'rack-3')`;
+    const rows = await deliveries('racks');
+    expect(rows.map((d) => d.kind)).toEqual(['host_down']);
+    expect(rows[0].notice.text).toBe('still silent when the pause ended');
+  });
+});
+
+describe('waking the dispatcher through pg_net', () => {
+  // pg_net is not installed here: a stand-in with net.http_post's signature records the calls it gets.
+  beforeAll(async () => {
+    await db.sql.unsafe(`
+      create schema if not exists net;
+      create table net.calls (url text, headers jsonb);
+      create function net.http_post(url text, body jsonb default '{}', params jsonb default '{}',
+                                    headers jsonb default '{}', timeout_milliseconds integer default 5000)
+        returns bigint language sql as $$ insert into net.calls values (url, headers) returning 1::bigint $$;`);
+    await db.sql`select public.alert_configure_dispatch('https://project.example/functions/v1/dispatch', 'wake-key-0123456789')`;
+    await channel('woken', { agents: ['wake-*'] });
+  });
+
+  it('once per transaction, with the dispatch key, however many deliveries it queued', async () => {
+    await db.sql`insert into public.agent_status (agent_name, status) select 'wake-' || i, 'running' from generate_series(1, 20) i`;
+    await db.sql`select agent_private.apply_event(id, 'error', 'agent', 'test') from public.agent_status where agent_name like 'wake-%'`;
+    expect((await deliveries('woken')).length).toBe(20);
+    const calls = await db.sql`select url, headers from net.calls`;
+    expect(calls).toEqual([
+      {
+        url: 'https://project.example/functions/v1/dispatch',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer wake-key-0123456789' },
+      },
+    ]);
   });
 });

@@ -30,6 +30,9 @@ describe('agent-status alerts', { timeout: 120_000 }, () => {
     expect(test.stderr).toBe('');
     expect(test.stdout).toMatch(/^Delivered test notice \d+ to ops-hook \(HTTP 200\)/);
     expect(receiver.on('/hook').at(-1)!.json.kind).toBe('test');
+    // the stack's timer holds its own key: a project's database (DATABASE_URL) keeps its dispatch settings
+    const [{ n }] = await stack.db.sql`select count(*)::int as n from agent_private.alert_dispatch_target`;
+    expect(n).toBe(0);
   });
 
   it('a flip reaches the receiver without anyone calling the dispatcher', async () => {
@@ -51,6 +54,8 @@ describe('agent-status alerts', { timeout: 120_000 }, () => {
     expect(snooze.stdout).toMatch(/^Alerts paused for cli-agent until \d{4}-\d\d-\d\d/);
     const [paused] = await stack.db.sql`select reason from public.agent_alerts_paused where agent_name = 'cli-agent'`;
     expect(paused.reason).toBe('disk swap');
+    const listed = await cli(['list'], stackEnv(stack));
+    expect(listed.stdout).toMatch(/cli-agent .*\(alerts paused until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)/);
     const resume = await cli(['alerts', 'resume', '--agent', 'cli-agent'], stackEnv(stack));
     expect(resume.stdout).toBe('Alerts resumed for cli-agent.');
     const bad = await cli(['alerts', 'snooze', '--for', '2h'], stackEnv(stack));
@@ -62,5 +67,6 @@ describe('agent-status alerts', { timeout: 120_000 }, () => {
     const removed = await cli(['alerts', 'channel', 'remove', 'nope'], stackEnv(stack));
     expect(removed.exitCode).toBe(EXIT.notFound);
     expect(removed.stderr).toContain("no alert channel named 'nope'");
+    expect(removed.stderr).toContain('agent-status alerts channel list');
   });
 });

@@ -179,7 +179,7 @@ describe('the local stack, found without any configuration', { timeout: 120_000 
 
 describe('tokens and operators', { timeout: 120_000 }, () => {
   it('creates a token printed alone when piped, lists it by prefix, uses it, revokes it', async () => {
-    const created = await cli(['token', 'create', 'operator', '--email', stack.operator.email, '--label', 'ci'], stackEnv(stack));
+    const created = await cli(['token', 'create', 'operator', '--label', 'ci', '--expires', '90d'], stackEnv(stack));
     expect(created.exitCode).toBe(0);
     expect(created.stdout).toMatch(/^aso_[\w-]{43}$/);
     const token = created.stdout;
@@ -195,8 +195,13 @@ describe('tokens and operators', { timeout: 120_000 }, () => {
     expect(JSON.parse(agent.stdout)).toMatchObject({ kind: 'agent', agent_name: 'Token Agent', label: 'Token Agent' });
 
     const table = await cli(['token', 'list'], stackEnv(stack, { token }));
-    expect(table.stdout).toMatch(/^PREFIX\s+KIND\s+FOR\s+LABEL\s+CREATED\s+LAST USED\s+REVOKED/);
+    expect(table.stdout).toMatch(/^PREFIX\s+KIND\s+FOR\s+LABEL\s+CREATED\s+LAST USED\s+EXPIRES\s+REVOKED/);
     expect(table.stdout).toMatch(/asa_\S+\s+agent\s+Token Agent\s+Token Agent/);
+    // the operator token: made for oneself, expiring in 90 days, used a moment ago
+    const expires = new Date(Date.now() + 90 * 86_400_000).toISOString().slice(0, 10);
+    expect(table.stdout).toMatch(
+      new RegExp(`${token.slice(0, 10)}\\s+operator\\s+${stack.operator.email}\\s+ci\\s+\\S+ \\S+\\s+\\S+ \\S+\\s+${expires}`),
+    );
 
     const revoked = await cli(['token', 'revoke', token.slice(0, 10)], stackEnv(stack));
     expect(revoked.exitCode).toBe(0);
@@ -214,9 +219,31 @@ describe('tokens and operators', { timeout: 120_000 }, () => {
     const unknownPrefix = await cli(['token', 'revoke', 'asa_nothing'], stackEnv(stack));
     expect(unknownPrefix.exitCode).toBe(EXIT.notFound);
     expect(unknownPrefix.stderr).toContain("no token with id or prefix 'asa_nothing'");
-    const unknownOperator = await cli(['token', 'create', 'operator', '--email', 'nobody@example.com'], stackEnv(stack));
-    expect(unknownOperator.exitCode).toBe(EXIT.notFound);
-    expect(unknownOperator.stderr).toContain('hint: Add the operator first');
+    const someoneElse = await cli(['token', 'create', 'operator', '--email', 'nobody@example.com'], stackEnv(stack));
+    expect(someoneElse.exitCode).toBe(EXIT.auth);
+    expect(someoneElse.stderr).toContain('an operator token can only be made for yourself');
+    const scoped = await cli(
+      ['token', 'create', 'runner', '--host', 'cli-host', '--agents', 'scraper-*, Tweet Agent', '--json'],
+      stackEnv(stack),
+    );
+    expect(JSON.parse(scoped.stdout)).toMatchObject({ kind: 'runner', host: 'cli-host', agents: ['scraper-*', 'Tweet Agent'] });
+    const misplaced = await cli(['token', 'create', 'agent', '--name', 'x', '--agents', 'y'], stackEnv(stack));
+    expect(misplaced.exitCode).toBe(EXIT.usage);
+    const badLifetime = await cli(['token', 'create', 'agent', '--name', 'x', '--expires', 'soon'], stackEnv(stack));
+    expect(badLifetime.exitCode).toBe(EXIT.usage);
+    expect(badLifetime.stderr).toContain('--expires must be a lifetime like 90d');
+  });
+
+  it('archives a stopped agent: gone from the list, its token revoked, its name free', async () => {
+    const token = await cli(['token', 'create', 'agent', '--name', 'Old Agent'], stackEnv(stack));
+    expect(token.exitCode).toBe(0);
+    const archived = await cli(['archive', 'Old Agent'], stackEnv(stack));
+    expect(archived.exitCode, archived.stderr).toBe(0);
+    expect(archived.stdout).toMatch(/^Archived "Old Agent": its history stays under "Old Agent \[archived \d+\]"; 1 token\(s\) revoked/);
+    const listed = JSON.parse((await cli(['list', '--json'], stackEnv(stack))).stdout) as { agent_name: string }[];
+    expect(listed.map((agent) => agent.agent_name)).not.toContain('Old Agent');
+    const again = await cli(['archive', 'Old Agent'], stackEnv(stack));
+    expect(again.exitCode).toBe(EXIT.notFound);
   });
 
   it('adds and removes operators', async () => {

@@ -77,6 +77,56 @@ describe('bad input changes nothing and says why', () => {
     await refused(db.sql`select public.agent_report(${tokenA}, 'agent-a', 'error', ${huge})`, '22023', /message is 100000 characters long/);
   });
 
+  // Text Postgres cannot store: NUL in any text argument, NUL or a lone surrogate in any JSON text. The
+  // functions and the SDKs refuse or clean them first (tests/functions, tests/sdk); this is the floor.
+  it.each([
+    ['agent_heartbeat agent_name', (nul: string) => db.sql`select public.agent_heartbeat(${tokenA}, ${`agent-a${nul}`})`],
+    ['agent_heartbeat activity', (nul: string) => db.sql`select public.agent_heartbeat(${tokenA}, 'agent-a', p_activity => ${nul})`],
+    ['agent_report message', (nul: string) => db.sql`select public.agent_report(${tokenA}, 'agent-a', 'warning', ${`slow${nul}`})`],
+    ['agent_report activity', (nul: string) => db.sql`select public.agent_report(${tokenA}, 'agent-a', 'activity', p_activity => ${nul})`],
+    [
+      'agent_report exit_signal',
+      (nul: string) => db.sql`select public.agent_report(${tokenA}, 'agent-a', 'stopped', p_exit_signal => ${nul})`,
+    ],
+    ['force_agent_status reason', (nul: string) => db.sql`select public.force_agent_status('agent-a', 'error', 1, ${nul})`],
+    ['create_api_token label', (nul: string) => db.sql`select * from public.create_api_token('agent', ${nul}, 'agent-a')`],
+    [
+      'enqueue idempotency key',
+      (nul: string) => db.sql`select * from public.enqueue_agent_commands('start', 'agent-a', p_idempotency_key => ${nul})`,
+    ],
+  ])('NUL in %s', async (_field, statement) => {
+    await refused(statement('a\u0000b') as Promise<unknown>, '22021', /invalid byte sequence/);
+  });
+
+  it.each([
+    ['NUL', '\\u0000', '22P05'],
+    ['a lone surrogate', '\\ud800', '22P02'],
+  ])('%s in JSON: report details, a runner agent list', async (_what, sequence, code) => {
+    const runner = await createToken(db.sql, 'runner', { host: 'host-json' });
+    await refused(
+      db.sql`select public.agent_report(${tokenA}, 'agent-a', 'started', p_details => ${`{"log": "x${sequence}"}`}::text::jsonb)`,
+      code,
+      /./,
+    );
+    await refused(db.sql`select public.runner_register(${runner}, ${`[{"name": "x${sequence}"}]`}::text::jsonb)`, code, /./);
+    await refused(db.sql`select public.runner_heartbeat(${runner}, ${`[{"name": "x${sequence}"}]`}::text::jsonb)`, code, /./);
+  });
+
+  it('a depth bomb in report details or a runner agent list', async () => {
+    const bomb = `${'['.repeat(16_000)}${']'.repeat(16_000)}`;
+    const runner = await createToken(db.sql, 'runner', { host: 'host-bomb' });
+    await refused(
+      db.sql`select public.agent_report(${tokenA}, 'agent-a', 'started', p_details => ${`{"d": ${bomb}}`}::text::jsonb)`,
+      '54001',
+      /stack depth/,
+    );
+    await refused(
+      db.sql`select public.runner_register(${runner}, ${`[{"name": "x", "metadata": ${bomb}}]`}::text::jsonb)`,
+      '54001',
+      /stack depth/,
+    );
+  });
+
   it('an empty or 1,000-character agent name', async () => {
     await refused(db.sql`select public.agent_heartbeat(${tokenA}, '')`, '22023', /agent_name is required/);
     await refused(
@@ -148,6 +198,33 @@ describe('bad input changes nothing and says why', () => {
     const clash = await failure(db.sql`select public.runner_register(${hostB}, ${db.sql.json([{ name: 'agent-a' }])})`);
     expect(clash).toMatchObject({ code: '55000' });
     expect(clash!.message).toMatch(/managed by the runner on host 'host-a'/);
+  });
+
+  it('a runner token registering names it was not given: refused, naming the token, the agent and what it allows', async () => {
+    const [{ token }] = await db.sql`select token from public.create_api_token('runner', p_host => 'host-scoped',
+                                                                            p_agents => array['scraper-*', 'Tweet Agent'])`;
+    const planted = Array.from({ length: 500 }, (_, i) => ({ name: `planted-${i}` }));
+    for (const agents of [planted, [{ name: 'scraper-1' }, { name: 'planted' }], [{ name: 'scraper_1' }]]) {
+      const error = await failure(db.sql`select public.runner_register(${token}, ${db.sql.json(agents)})`);
+      expect(error?.code).toBe('42501');
+      expect(error?.message).toMatch(
+        /^runner token host-scoped may not register agent '(planted|scraper_1)\S*': it may register only scraper-\*, Tweet Agent$/,
+      );
+    }
+    expect(await db.sql`select 1 from public.agent_status where agent_name like 'planted%' or agent_name = 'scraper_1'`).toHaveLength(0);
+    expect(await db.sql`select 1 from public.runners where host = 'host-scoped'`).toHaveLength(0);
+    // what it was given
+    const [ok] =
+      await db.sql`select public.runner_register(${token}, ${db.sql.json([{ name: 'scraper-1' }, { name: 'Tweet Agent' }])}) as r`;
+    expect(ok.r.agents).toEqual(['scraper-1', 'Tweet Agent']);
+    snapshot = await state();
+    const [listed] = await db.sql`select agents from public.list_api_tokens() where host = 'host-scoped'`;
+    expect(listed.agents).toEqual(['scraper-*', 'Tweet Agent']);
+    expect(
+      await failure(db.sql`select * from public.create_api_token('agent', p_agent_name => 'agent-a', p_agents => array['x'])`),
+    ).toMatchObject({
+      code: '22023',
+    });
   });
 
   it('bad runner agent lists and settings', async () => {

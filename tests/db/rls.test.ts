@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { Sql } from 'postgres';
 import { asRole, useTestDatabase, type Role } from '../helpers/database.ts';
-import { createToken, registerRunner, setAgentState } from '../helpers/agents.ts';
+import { createToken, failure, registerRunner, setAgentState } from '../helpers/agents.ts';
 
 type Who = 'anon' | 'user' | 'operator' | 'service';
 const operatorId = randomUUID();
@@ -38,6 +38,7 @@ describe('row level security and grants', () => {
     [{ id: agentId }] = await db.sql`select id from public.agent_status where agent_name = 'rls-agent'`;
     await db.sql`select public.runner_report_resources(${runnerToken}, '[{"name": "rls-agent", "cpu_percent": 1, "memory_bytes": 1}]')`;
     [{ id: logRequestId }] = await db.sql`select public.request_agent_logs('rls-agent') as id`;
+    await setAgentState(db.sql, 'rls-archivable', 'stopped');
   });
 
   async function run(who: Who, statement: (tx: Sql) => PromiseLike<readonly unknown[]>): Promise<Outcome> {
@@ -132,7 +133,33 @@ describe('row level security and grants', () => {
     agent_history: (tx) => tx`select * from public.agent_history('rls-agent')`,
     request_agent_logs: (tx) => tx`select public.request_agent_logs('rls-agent')`,
     operator_agent_logs: (tx) => tx`select * from public.operator_agent_logs(${logRequestId})`,
+    archive_agent: (tx) => tx`select public.archive_agent('rls-archivable')`,
     set_agent_timeouts: (tx) => tx`select public.set_agent_timeouts('rls-agent', 60)`,
+    alert_channel_save: (tx) => tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook', 'whsec_rls_0123')`,
+    alert_channel_rules: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`.then(
+        () => tx`select public.alert_channel_rules('rls-hook', '{"grace_s": 60}')`,
+      ),
+    alert_channel_remove: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`.then(
+        () => tx`select public.alert_channel_remove('rls-hook')`,
+      ),
+    alert_channel_test: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`.then(
+        () => tx`select public.alert_channel_test('rls-hook')`,
+      ),
+    operator_alert_channels: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`.then(
+        () => tx`select * from public.operator_alert_channels()`,
+      ),
+    operator_alert_deliveries: (tx) =>
+      tx`select public.alert_channel_save('rls-hook', 'webhook', 'http://127.0.0.1:9/hook')`
+        .then(() => tx`select public.alert_channel_test('rls-hook')`)
+        .then(() => tx`select * from public.operator_alert_deliveries()`),
+    operator_alert_pauses: (tx) =>
+      tx`select public.alert_pause('rls-agent', null, null, 'maintenance')`.then(() => tx`select * from public.operator_alert_pauses()`),
+    alert_pause: (tx) => tx`select public.alert_pause('rls-agent', null, null, 'maintenance')`,
+    alert_resume: (tx) => tx`select public.alert_resume('rls-agent')`,
   };
 
   describe.each(Object.keys(operatorFunctions))('operator function %s', (fn) => {
@@ -184,6 +211,18 @@ describe('row level security and grants', () => {
     expect(await run(who, (tx) => tx`select public.agent_status_sweep()`)).toBe(expected);
   });
 
+  it.each([
+    ['anon', 'denied'],
+    ['user', 'denied'],
+    ['operator', 'denied'],
+    ['service', 'rows'],
+  ] as const)("the alert dispatcher's functions: %s -> %s", async (who, expected) => {
+    expect(await run(who, (tx) => tx`select * from public.alert_claim('rls', 1)`)).toBe(expected === 'rows' ? 'empty' : expected);
+    expect(await run(who, (tx) => tx`select public.alert_complete(1, 1, true)`)).toBe(expected);
+    expect(await run(who, (tx) => tx`select public.alert_dispatch_authorized('x')`)).toBe(expected);
+    expect(await run(who, (tx) => tx`select public.alert_complete_batch('[]')`)).toBe(expected);
+  });
+
   it.each(['anon', 'user', 'operator'] as const)('%s cannot call private helpers', async (who) => {
     expect(await run(who, (tx) => tx`select agent_private.apply_event(${agentId}, 'force', 'operator', 'me', 'running')`)).toBe('denied');
     expect(await run(who, (tx) => tx`select agent_private.hash_token('x')`)).toBe('denied');
@@ -199,19 +238,10 @@ describe('row level security and grants', () => {
       [
         ...Object.keys(machineFunctions),
         'runner_register',
+        'runner_lease',
         'runner_offline',
         'runner_complete_command',
         'runner_answer_log_request',
-        // alerts (tests/alerts/rules.test.ts): each checks the operator or the token itself
-        'alert_channel_remove',
-        'alert_channel_rules',
-        'alert_channel_save',
-        'alert_channel_test',
-        'alert_pause',
-        'alert_resume',
-        'operator_alert_channels',
-        'operator_alert_deliveries',
-        'operator_alert_pauses',
         ...Object.keys(operatorFunctions),
       ].sort(),
     );
@@ -250,6 +280,147 @@ describe('row level security and grants', () => {
       actor: 'operator ops@example.com',
       to_status: 'stopped',
       message: 'process was killed by hand',
+    });
+  });
+
+  describe('a signed-in non-operator probing', () => {
+    it('gets the same refusal for every agent id when inserting a command, naming no agent', async () => {
+      const [{ max }] = await db.sql`select max(id)::int as max from public.agent_status`;
+      const messages = new Set<string>();
+      for (const id of [agentId, max + 1000, -1]) {
+        const error = await asRole(db.sql, 'authenticated', identities.user.claims, (tx) =>
+          tx`insert into public.agent_commands (agent_id, action) values (${id}, 'stop')`.then(
+            () => undefined,
+            (e: { code: string; message: string }) => e,
+          ),
+        );
+        expect(error?.code).toBe('42501');
+        messages.add(error!.message);
+      }
+      // one answer for every id (no insert privilege at all since the one command path), naming nothing
+      expect(messages.size).toBe(1);
+      expect([...messages][0]).not.toMatch(/rls-|agent '/);
+    });
+
+    it.each(Object.keys(operatorFunctions))('%s answers a refusal that names no row', async (fn) => {
+      const error = await asRole(db.sql, 'authenticated', identities.user.claims, (tx) =>
+        operatorFunctions[fn](tx).then(
+          () => undefined,
+          (e: { code: string; message: string }) => e,
+        ),
+      );
+      expect(error?.code).toBe('42501');
+      expect(error!.message).not.toMatch(/rls-|ops@|second@/);
+    });
+  });
+
+  describe('operator tokens', () => {
+    it("are made only for oneself: another operator's email is refused and no token is made", async () => {
+      await db.sql`select public.add_operator('other@example.com')`;
+      const [{ count: before }] = await db.sql`select count(*)::int from public.api_tokens`;
+      for (const [role, claims, token] of [
+        ['authenticated', identities.operator.claims, null],
+        ['anon', {}, operatorToken],
+      ] as const) {
+        const error = await asRole(db.sql, role, claims, (tx) =>
+          tx`select * from public.create_api_token('operator', p_operator_email => 'other@example.com', p_operator_token => ${token})`.then(
+            () => undefined,
+            (e: { code: string; message: string }) => e,
+          ),
+        );
+        expect(error).toMatchObject({ code: '42501', message: 'an operator token can only be made for yourself' });
+      }
+      const [{ count: after }] = await db.sql`select count(*)::int from public.api_tokens`;
+      expect(after).toBe(before);
+      // one's own, with the email left out
+      const own = await asRole(
+        db.sql,
+        'anon',
+        {},
+        (tx) => tx`select operator_email from public.create_api_token('operator', p_operator_token => ${operatorToken})`,
+      );
+      expect(own).toEqual([{ operator_email: 'ops@example.com' }]);
+    });
+
+    it('expire: an expired token is refused like a revoked one, and the list shows when', async () => {
+      const [made] = await db.sql`
+        select id, token, expires_at > now() + interval '89 days' as later
+        from public.create_api_token('agent', p_agent_name => 'rls-agent', p_expires_in => '90 days')`;
+      expect(made.later).toBe(true);
+      await db.sql`select public.agent_heartbeat(${made.token}, 'rls-agent')`;
+      // 91 days later
+      await db.sql`update public.api_tokens set created_at = created_at - interval '91 days', expires_at = expires_at - interval '91 days'
+                   where id = ${made.id}`;
+      expect(await run('anon', (tx) => tx`select public.agent_heartbeat(${made.token}, 'rls-agent')`)).toBe('sqlstate 28000');
+      const [listed] = await db.sql`select expires_at, last_used_at from public.list_api_tokens() where id = ${made.id}`;
+      expect(listed.expires_at.getTime()).toBeLessThan(Date.now());
+      expect(listed.last_used_at).not.toBeNull();
+    });
+  });
+
+  it('a command sent again with the same idempotency key queues nothing new', async () => {
+    const send = () => db.sql`select id from public.enqueue_agent_commands('restart', 'rls-agent', p_operator_token => ${operatorToken},
+                                                                        p_idempotency_key => 'retry-1')`;
+    const [first, second] = [await send(), await send()];
+    expect(second).toEqual(first);
+    const [{ count }] = await db.sql`select count(*)::int from public.agent_commands where idempotency_key = 'retry-1'`;
+    expect(count).toBe(1);
+    // another requester's same key is their own
+    const [other] = await db.sql`select id from public.enqueue_agent_commands('restart', 'rls-agent', p_idempotency_key => 'retry-1')`;
+    expect(other.id).not.toBe(first[0].id);
+  });
+
+  describe('the host lease', () => {
+    it('refuses a second runner instance while the first is live, naming it; a takeover refuses the first at its next claim', async () => {
+      const token = await registerRunner(db.sql, 'lease-host', []);
+      await db.sql`select public.runner_lease(${token}, 'instance-a', 4242)`;
+      const refused = await failure(db.sql`select public.runner_lease(${token}, 'instance-b', 5151)`);
+      expect(refused?.code).toBe('55000');
+      expect(refused?.message).toMatch(/another runner is live on host 'lease-host': pid 4242, running since .*, last seen \d+ s ago/);
+      // the same instance (a restarted runner with its state folder) takes it back at once
+      await db.sql`select public.runner_lease(${token}, 'instance-a', 4343)`;
+      const [taken] = await db.sql`select public.runner_lease(${token}, 'instance-b', 5151, true) as lease`;
+      expect(taken.lease).toMatchObject({ took_over: true, previous_instance: 'instance-a' });
+      expect((await failure(db.sql`select * from public.runner_claim_commands(${token}, 10, 'instance-a')`))?.message).toMatch(
+        /this runner no longer holds the lease of host 'lease-host': pid 5151 took over/,
+      );
+      await db.sql`select public.runner_offline(${token}, 'instance-a')`;
+      const [row] = await db.sql`select status, instance from public.runners where host = 'lease-host'`;
+      expect(row).toEqual({ status: 'online', instance: 'instance-b' });
+    });
+  });
+
+  describe('archiving an agent', () => {
+    it('hides it from every list, keeps its history, revokes its tokens and frees its name; a live agent is refused', async () => {
+      await setAgentState(db.sql, 'rls-retired', 'stopped');
+      const token = await createToken(db.sql, 'agent', { agent: 'rls-retired' });
+      await db.sql`select public.agent_report(${token}, 'rls-retired', 'started')`;
+      await db.sql`select public.agent_report(${token}, 'rls-retired', 'stopped')`;
+      const [{ id }] = await db.sql`select id from public.agent_status where agent_name = 'rls-retired'`;
+      const [{ count: history }] = await db.sql`select count(*)::int from public.agent_events where agent_id = ${id}`;
+
+      const refused = await failure(db.sql`select public.archive_agent('rls-agent', ${operatorToken})`);
+      expect(refused).toMatchObject({ code: '55000', message: "agent 'rls-agent' is running; stop it before archiving it" });
+
+      const [{ archived }] = await db.sql`select public.archive_agent('rls-retired', ${operatorToken}) as archived`;
+      expect(archived).toMatchObject({ agent_name: 'rls-retired', archived_as: `rls-retired [archived ${id}]`, tokens_revoked: 1 });
+      const seen = await asRole(db.sql, 'authenticated', identities.operator.claims, async (tx) => ({
+        live: (await tx`select id from public.agent_status_live where id = ${id}`).length,
+        table: (await tx`select id from public.agent_status where id = ${id}`).length,
+        events: (await tx`select id from public.agent_events where agent_id = ${id}`).length,
+        listed: (await tx`select id from public.operator_list_agents() where id = ${id}`).length,
+      }));
+      expect(seen).toEqual({ live: 0, table: 0, events: history + 1, listed: 0 });
+      expect((await failure(db.sql`select public.agent_heartbeat(${token}, 'rls-retired')`))?.code).toBe('28000');
+      expect((await failure(db.sql`select public.archive_agent('rls-retired', ${operatorToken})`))?.code).toBe('P0002');
+      // the name is free for a new agent
+      await createToken(db.sql, 'agent', { agent: 'rls-retired' });
+      const rows =
+        await db.sql`select id, archived_at is not null as archived from public.agent_status where agent_name like 'rls-retired%' order by id`;
+      expect(rows).toEqual([
+        { id, archived: true },
+        { id: expect.any(Number), archived: false },
+      ]);
     });
   });
 });

@@ -28,6 +28,10 @@ describe('truth at the edges, in the database', () => {
       expect(again).toMatchObject({ restarts_total: cycle, restarts_10m: cycle, crash_looping: true, next_restart_at: null });
       expect(again.status_reason).toMatch(new RegExp(`^restart ${cycle} in 10 min`));
     }
+    // the agent's own "started" from inside the restarted process is not one more restart
+    const agentToken = await createToken(db.sql, 'agent', { agent: 'looper' });
+    await db.sql`select public.agent_report(${agentToken}, 'looper', 'started')`;
+    expect(await liveRow(db.sql, 'looper')).toMatchObject({ status: 'warning', restarts_total: 5 });
     const events = await eventsOf(db.sql, 'looper');
     // started, crashed, started, crashed (crash_loop, counting the other three)
     expect(events.map((e) => e.kind)).toEqual(['started', 'crashed', 'started', 'crashed']);

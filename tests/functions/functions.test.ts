@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { request as httpRequest } from 'node:http';
-import { useTestStack } from '../helpers/stack.ts';
+import { postgrestRpc, useTestStack } from '../helpers/stack.ts';
 import { createToken, registerRunner, setAgentState } from '../helpers/agents.ts';
 import { type AgentState, CommandResponse, ErrorBody, HeartbeatResponse, ReportResponse } from '../../shared/api/index.ts';
 
@@ -104,6 +104,125 @@ describe('heartbeat', () => {
     const answer = await post('heartbeat', { agent_name: 'managed-1' }, runnerToken);
     expect(answer.status).toBe(200);
     expect(answer.json.agent.status).toBe('running');
+  });
+});
+
+describe('text and JSON that could poison a batch', () => {
+  // An attacker (or a buggy agent) holding its own agent token sends text Postgres cannot store, while
+  // other agents heartbeat at the same moment through the same batched statement.
+  it('refuses a NUL or lone surrogate in one heartbeat with a 400 naming the field; concurrent heartbeats all apply', async () => {
+    const names = Array.from({ length: 30 }, (_, i) => `poison-${i}`);
+    const tokens = await Promise.all(names.map((agent) => createToken(stack.db.sql, 'agent', { agent })));
+    const bad = ['running\u0000', 'half \ud800 pair', 'tail \udc00'];
+    const answers = await Promise.all(
+      names.map((name, i) => post('heartbeat', { agent_name: name, health: 60, ...(i < 3 ? { last_activity: bad[i] } : {}) }, tokens[i])),
+    );
+    const rows = await stack.db.sql`select agent_name, status, health from public.agent_status where agent_name like 'poison-%'`;
+    const byName = new Map(rows.map((r) => [r.agent_name, r]));
+    answers.forEach((answer, i) => {
+      if (i < 3) {
+        expect(answer.status, answer.text).toBe(400);
+        expect(ErrorBody.parse(answer.json).error.message).toMatch(/^last_activity contains a (NUL character|lone UTF-16 surrogate)/);
+        expect(byName.get(names[i])).toMatchObject({ status: 'stopped', health: 0 });
+      } else {
+        expect(answer.status, answer.text).toBe(200);
+        expect(byName.get(names[i])).toMatchObject({ status: 'running', health: 60 });
+      }
+    });
+  });
+
+  it('refuses NUL in a report message, details text or key, naming the field, and writes nothing', async () => {
+    const before = await snapshot();
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ event: 'warning', message: 'disk\u0000full' }, /message contains a NUL character/],
+      [{ event: 'error', message: 'bad \udfff' }, /message contains a lone UTF-16 surrogate/],
+      [{ event: 'started', details: { log: ['ok', 'x\u0000'] } }, /details has a text that contains a NUL character/],
+      [{ event: 'started', details: { 'k\u0000': 1 } }, /details has a key that contains a NUL character/],
+    ];
+    for (const [report, message] of cases) {
+      const answer = await post('report', { agent_name: 'agent-a', ...report }, tokenA);
+      expect(answer.status, answer.text).toBe(400);
+      expect(answer.json.error).toMatchObject({ code: 'invalid_request', message: expect.stringMatching(message) });
+    }
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('answers a details depth bomb or key bomb with a 400 naming the limit, not a 503', async () => {
+    const before = await snapshot();
+    const deep = `{"agent_name":"agent-a","event":"started","details":{"d":${'['.repeat(16_000)}${']'.repeat(16_000)}}}`;
+    expect(deep.length).toBeLessThan(64 * 1024);
+    const depth = await post('report', deep, tokenA);
+    expect(depth.status, depth.text).toBe(400);
+    expect(depth.json.error.message).toMatch(/details nests deeper than 8 levels, the limit/);
+    const keys = Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`k${i}`, i]));
+    const wide = await post('report', { agent_name: 'agent-a', event: 'started', details: keys }, tokenA);
+    expect(wide.status, wide.text).toBe(400);
+    expect(wide.json.error.message).toMatch(/details has more than 500 keys and array items, the limit/);
+    expect(await snapshot()).toBe(before);
+  });
+});
+
+describe('database calls that hang', () => {
+  it('a command waiting on a locked agent answers 503 and queues nothing, then or later', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = stack.db.sql.begin(async (tx) => {
+      await tx`select 1 from public.agent_status where agent_name = 'managed-2' for update`;
+      locked();
+      await held;
+    });
+    await isLocked;
+    const before = await snapshot();
+    const answer = await post('command', { action: 'restart', agent_name: 'managed-2' }, operatorToken);
+    release();
+    await holder;
+    expect(answer.status, answer.text).toBe(503);
+    expect(answer.json.error.message).toMatch(/gave up waiting; nothing was changed/);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('answer 503 after the timeout instead of holding the request, and the report is not applied later', async () => {
+    // another transaction holds agent-a's row, as a long sweep or a stuck session would
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = stack.db.sql.begin(async (tx) => {
+      await tx`select 1 from public.agent_status where agent_name = 'agent-a' for update`;
+      locked();
+      await held;
+    });
+    await isLocked;
+    const before = await snapshot();
+    const answer = await post('report', { agent_name: 'agent-a', event: 'warning', message: 'slow' }, tokenA);
+    release();
+    await holder;
+    expect(answer.status, answer.text).toBe(503);
+    expect(answer.json.error.message).toMatch(/did not answer the reports within 5 s/);
+    expect(await snapshot()).toBe(before);
+  });
+});
+
+describe('PostgREST answers of the SQL API', () => {
+  // what the CLI, the dashboard and the runner get: the HTTP status means what happened, the body keeps
+  // the SQLSTATE, message and hint they branch on and show
+  const rpc = (fn: string, args: Record<string, unknown>) => postgrestRpc(stack, fn, args);
+
+  it('not found is 404 and a conflict 409, with the message and hint kept', async () => {
+    const ghost = await rpc('force_agent_status', { p_agent_name: 'ghost', p_status: 'stopped', p_operator_token: operatorToken });
+    expect(ghost).toEqual({
+      status: 404,
+      body: { code: 'P0002', message: "no agent named 'ghost'", details: null, hint: 'List agents with: agent-status list' },
+    });
+    expect((await rpc('revoke_api_token', { p_token_id_or_prefix: 'aso_nothing', p_operator_token: operatorToken })).status).toBe(404);
+    const unmanaged = await rpc('enqueue_agent_commands', { p_action: 'start', p_agent_name: 'agent-a', p_operator_token: operatorToken });
+    expect(unmanaged.status).toBe(409);
+    expect(unmanaged.body).toMatchObject({ code: '55000', message: "no runner manages agent 'agent-a', so nothing can start it" });
+    const late = await rpc('runner_complete_command', { p_token: runnerToken, p_command_id: 999_999, p_succeeded: true });
+    expect(late).toMatchObject({ status: 409, body: { code: '55000' } });
   });
 });
 
@@ -238,6 +357,20 @@ describe('command', () => {
     );
     expect(forged.status).toBe(401);
     expect(await snapshot()).toBe(before);
+  });
+
+  it('a retried request with the same Idempotency-Key queues nothing new and answers the same commands', async () => {
+    const body = { action: 'restart', agent_name: 'managed-1' };
+    const first = await post('command', body, operatorToken, { 'idempotency-key': 'retry-after-timeout-1' });
+    expect(first.status, first.text).toBe(202);
+    const before = await snapshot();
+    const retried = await post('command', body, operatorToken, { 'idempotency-key': 'retry-after-timeout-1' });
+    expect(retried.status, retried.text).toBe(202);
+    expect(retried.json.command_ids).toEqual(first.json.command_ids);
+    expect(await snapshot()).toBe(before);
+    const bad = await post('command', body, operatorToken, { 'idempotency-key': 'x'.repeat(201) });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/Idempotency-Key/);
   });
 
   it('says what is wrong with a command', async () => {

@@ -81,3 +81,17 @@ export function useTestStack(options: TestStackOptions = {}): TestStack {
 
   return testStack;
 }
+
+/**
+ * Calls a SQL API function through the stack's PostgREST with the publishable key, as the CLI and the
+ * dashboard do: the HTTP status and the body (code, message, details, hint on failure) as answered.
+ */
+export async function postgrestRpc(stack: TestStack, fn: string, args: Record<string, unknown>) {
+  const response = await fetch(`${stack.url}/rest/v1/rpc/${fn}`, {
+    method: 'POST',
+    headers: { apikey: stack.anonKey, authorization: `Bearer ${stack.anonKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify(args),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}

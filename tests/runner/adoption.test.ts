@@ -2,6 +2,7 @@
 // adopted, never started twice; an agent killed while adopted is seen dead and restarted per policy;
 // SIGTERM leaves the agents running and reports the runner offline.
 import { expect, it } from 'vitest';
+import { processEnvironment } from '../../runner/daemon/proc.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { alive, waitFor } from './helpers.ts';
 import { agent, agentProcesses, enqueue, events, finished, fixtureAgent, makeHost } from './host.ts';
@@ -34,6 +35,14 @@ it('a runner SIGKILLed while its agents run is started again: every agent adopte
     expect(await agent(sql, name)).toMatchObject({ status: 'running', pid });
     const kinds = (await events(sql, name)).map((e) => e.kind).filter((k) => k === 'started' || k === 'adopted');
     expect(kinds).toEqual(['started', 'adopted']);
+    // it still reports through the new runner with what the old one gave it (same port, same secret)
+    const env = processEnvironment(pid)!;
+    const heartbeat = await fetch(`${env.get('AGENT_STATUS_URL')}/functions/v1/heartbeat`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${env.get('AGENT_STATUS_TOKEN')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ agent_name: name, health: 77 }),
+    });
+    expect(heartbeat.status).toBe(200);
   }
 
   // killed behind the back of the runner that adopted them (not their parent: no exit status comes)

@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { afterEach } from 'vitest';
 import { parseConfig } from '../../runner/daemon/config.ts';
 import { processEnvironment, processInfo } from '../../runner/daemon/proc.ts';
-import { Runner } from '../../runner/daemon/runner.ts';
+import { Runner, type RunnerOptions } from '../../runner/daemon/runner.ts';
 import type { TestStack } from '../helpers/stack.ts';
 import { FIXTURES, tempDir, waitFor } from './helpers.ts';
 
@@ -46,7 +46,7 @@ export interface Host {
   configFile: string;
   stateDir: string;
   /** runs the runner in this process; its log lines go to `log` */
-  start(log?: (line: string) => void): Promise<Runner>;
+  start(log?: (line: string) => void, options?: Omit<RunnerOptions, 'config' | 'log'>): Promise<Runner>;
   /**
    * Runs the runner as its own process, resolved once it said it is ready. (Wrapped in an object:
    * an async function returning execa's thenable would wait for the process to end.)
@@ -85,9 +85,9 @@ export async function makeHost(
     token,
     configFile,
     stateDir,
-    async start(log = () => {}) {
+    async start(log = () => {}, options = {}) {
       const config = parseConfig(readFileSync(configFile, 'utf8'), configFile, { env });
-      const started = await Runner.start({ config, log });
+      const started = await Runner.start({ config, log, ...options });
       runners.push(started);
       return started;
     },

@@ -80,29 +80,33 @@ describe('commands', () => {
     expect(agentProcesses(forever.name)).toEqual([pid]);
   });
 
-  it('two runners of one host never claim the same command', async () => {
-    const quiet = fixtureAgent('forever.sh');
+  it('a second runner of one host is refused, naming the live one; with takeover the first one stops and never undoes a stop', async () => {
+    const quiet = fixtureAgent('forever.sh', { restart: 'always' });
     const host = await makeHost(stack, [quiet]);
-    await host.start();
-    // the same state folder is refused: one runner per host
+    let stopped: string | undefined;
+    await host.start(() => {}, { onStopped: (reason) => (stopped = reason) });
+    // the same state folder is refused by the lock file
     await expect(host.start()).rejects.toThrow(/another runner \(pid \d+\) is running with this state folder/);
-    // a second runner with the same token but its own state folder, which the lock cannot see: the
-    // database still hands each command to one of them only
-    await (await makeHost(stack, [quiet], {}, host)).start();
+    // the same token with its own state folder, which the lock cannot see: refused by the database's lease
+    const second = await makeHost(stack, [quiet], {}, host);
+    await expect(second.start()).rejects.toThrow(
+      new RegExp(`another runner is live on host '${host.host}': pid ${process.pid}, running since .*, last seen \\d+ s ago.*--takeover`),
+    );
     const { sql } = stack.db;
-    const ids = (
-      await sql`
-      insert into public.agent_commands (agent_id, action)
-      select a.id, 'stop' from public.agent_status a, generate_series(1, 40) where a.agent_name = ${quiet.name}
-      returning id`
-    ).map((row) => Number(row.id));
-    const results = await Promise.all(ids.map((id) => finished(sql, id, 30_000)));
-    expect(results.every((r) => r.status === 'succeeded' && r.result === 'already stopped')).toBe(true);
-    const claims = await sql`
-      select (details ->> 'command_id')::bigint as id, count(*)::int as n from public.agent_events
-      where kind = 'command_claimed' and (details ->> 'command_id')::bigint = any (${ids}) group by 1`;
-    expect(claims).toHaveLength(40);
-    expect(claims.every((c) => c.n === 1)).toBe(true);
+    await finished(sql, await enqueue(sql, 'start', quiet.name));
+    const { pid } = await agent(sql, quiet.name);
+
+    // an explicit takeover: the new runner adopts what the first one started (the lease names its
+    // mark); the first is refused at its next poll and stops, leaving the agent running
+    await second.start(() => {}, { takeover: true });
+    expect(await waitFor('the first runner to stop', () => stopped)).toMatch(/this runner no longer holds the lease of host/);
+    expect(alive(pid!)).toBe(true);
+    await waitFor('the new runner to adopt the agent', async () => (await events(sql, quiet.name)).some((e) => e.kind === 'adopted'));
+    // the new runner alone acts now: a stop stays a stop
+    expect(await finished(sql, await enqueue(sql, 'stop', quiet.name))).toMatchObject({ status: 'succeeded' });
+    expect(alive(pid!)).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await agent(sql, quiet.name)).toMatchObject({ status: 'stopped', pid: null });
   });
 
   it('a copy started by hand is adopted by the next start, not started twice', async () => {

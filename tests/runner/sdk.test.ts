@@ -1,14 +1,15 @@
-// An agent using the SDK under the runner needs no configuration: the runner gives it the project
-// URL, a token that may speak for it, and its name. Real Deno functions serve its reports.
+// An agent using the SDK under the runner needs no configuration: the runner gives it the URL of its
+// agent channel, a secret that may speak for this agent only, and its name. No edge function runs in
+// this stack: a supervised agent's reports cost no invocations.
 import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { FIXTURES, waitFor } from './helpers.ts';
 import { enqueue, finished, fixtureAgent, makeHost } from './host.ts';
 
-const stack = useTestStack({ functions: true });
+const stack = useTestStack();
 
-it('a Python agent reports through the functions with the environment the runner gave it', async () => {
+it('a Python agent reports through its runner with the environment the runner gave it', async () => {
   const agent = fixtureAgent('sdk-agent.py', {
     command: 'python3',
     args: ['-u', join(FIXTURES, 'sdk-agent.py')],

@@ -28,7 +28,8 @@ function supervise(fixture: string, extra: Record<string, unknown> = {}) {
   const logDir = tempDir();
   const supervisor = new AgentSupervisor(agentConfig(fixture, extra), {
     logDir,
-    env: { AGENT_STATUS_URL: 'http://127.0.0.1:9', AGENT_STATUS_TOKEN: 'asr_test' },
+    env: (agent) => ({ AGENT_STATUS_URL: 'http://127.0.0.1:9', AGENT_STATUS_TOKEN: `asl_for_${agent}` }),
+    mark: 'runner-instance-1',
     report: (_agent, report) => reports.push(report),
     log: () => {},
     changed: () => {},
@@ -47,7 +48,8 @@ describe('start and stop', () => {
     expect(reports).toEqual([{ event: 'started', pid, message: 'started by command' }]);
     const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
     expect(env).toContain('AGENT_NAME=agent-foreversh');
-    expect(env).toContain('AGENT_STATUS_TOKEN=asr_test');
+    expect(env).toContain('AGENT_STATUS_TOKEN=asl_for_agent-foreversh');
+    expect(env).toContain('AGENT_STATUS_RUNNER=runner-instance-1');
     expect(env).toContain('AGENT_STATUS_URL=http://127.0.0.1:9');
     await waitFor('stdout in the log file', () => readFileSync(supervisor.logFiles.stdout, 'utf8').includes(`started as ${pid}`));
   });

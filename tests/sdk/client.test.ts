@@ -162,6 +162,16 @@ describe('TypeScript SDK', () => {
     expect(logs).toEqual(['not sent: health must be between 0 and 100']);
   });
 
+  it('replaces NUL and lone surrogates instead of losing the state change they ride on', async () => {
+    const { status, logs } = await agent('unicode-mess');
+    status.markStarted();
+    status.reportWarning('disk\u0000full \ud800', 40);
+    status.updateStatus({ lastActivity: 'page \udc00 3' });
+    expect(await status.close()).toBe(true);
+    expect(logs).toEqual([]);
+    expect(await row('unicode-mess')).toMatchObject({ status: 'warning', health: 40, status_reason: 'disk\ufffdfull \ufffd' });
+  });
+
   it('without configuration it says so once and does nothing', async () => {
     const logs: string[] = [];
     const status = new AgentStatus({ url: '', token: '', agentName: 'nobody', log: (line) => logs.push(line) });

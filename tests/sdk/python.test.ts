@@ -79,6 +79,32 @@ describe('Python module', () => {
     expect(row).toEqual({ status: 'stopped', last_activity: 'finished the batch' });
   });
 
+  it('replaces NUL and lone surrogates, so a warning carrying one still switches the status', async () => {
+    const token = await createToken(stack.db.sql, 'agent', { agent: 'py-unicode' });
+    const script = [
+      'import agent_status_updater as asu',
+      'asu.mark_agent_started("py-unicode")',
+      'asu.report_warning("py-unicode", "disk\\x00full \\ud800", 40)',
+      'print(asu.flush(10))',
+    ].join('\n');
+    const { stdout, stderr } = await promisify(execFile)('python3', ['-c', script], {
+      cwd: ROOT,
+      timeout: 30_000,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        PYTHONPATH: join(ROOT, 'shared', 'python'),
+        PYTHONDONTWRITEBYTECODE: '1',
+        AGENT_STATUS_URL: stack.url,
+        AGENT_STATUS_TOKEN: token,
+      },
+    });
+    expect(stderr).toBe('');
+    expect(stdout.trim()).toBe('True');
+    const [row] = await stack.db.sql`select status, health, status_reason from public.agent_status where agent_name = 'py-unicode'`;
+    expect(row).toEqual({ status: 'warning', health: 40, status_reason: 'disk\ufffdfull \ufffd' });
+  });
+
   it('returns at once from every call while the service is down, and exits within its flush deadline', async () => {
     const nowhere = `http://127.0.0.1:${await freePort()}`;
     const run = await busyAgent('unheard', nowhere, { AGENT_STATUS_HEARTBEAT_INTERVAL: '1', AGENT_STATUS_FLUSH_TIMEOUT: '2' });

@@ -64,6 +64,26 @@ describe('truth at the edges, from the SDKs', () => {
     expect(stale).toBe(true);
   }, 30_000);
 
+  it('TypeScript: a slow loop (a call every 6 s, the SDK interval 1 s) is not taken for a hung one', async () => {
+    const status = await client('ts-slow', { heartbeatIntervalMs: 1000 });
+    status.markStarted();
+    expect(await status.flush()).toBe(true);
+    const seen = new Set<string>();
+    for (let turn = 0; turn < 3; turn++) {
+      status.heartbeat();
+      const until = Date.now() + 6000;
+      while (Date.now() < until) {
+        seen.add((await live('ts-slow'))?.status);
+        await sleep(250);
+      }
+    }
+    expect([...seen].filter(Boolean)).toEqual(['running']);
+    // the gap between its calls (a little over 6 s), rounded up
+    const row = await live('ts-slow');
+    expect(row.heartbeat_interval_s).toBeGreaterThanOrEqual(6);
+    expect(row.heartbeat_timeout_s).toBe(Math.ceil(2.5 * row.heartbeat_interval_s));
+  }, 45_000);
+
   it('TypeScript: an agent that never calls heartbeat() is kept alive by the automatic one past its timeout', async () => {
     const status = await client('ts-auto', { heartbeatIntervalMs: 1000 });
     status.markStarted();

@@ -1,7 +1,7 @@
 // The Alerts page in headless Chromium against a stack whose own timer runs the real dispatcher, with
 // a receiver on 127.0.0.1 as the channels' endpoint: masked secrets, "Send test" reaching the
 // receiver, the log with failures first, and "Pause alerts" recorded in the database.
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -82,14 +82,14 @@ describe('the Alerts page', { timeout: 90_000 }, () => {
   it('"Pause alerts" on the agent\'s page pauses it, and the screenshot shows the whole Alerts page', async () => {
     await page.goto(`${served!.url}#/agents/scraper-1`);
     await page.getByRole('link', { name: 'Pause alerts…' }).click();
-    await expect.poll(() => page.getByLabel('Agent or host').inputValue(), { timeout: 30_000 }).toBe('scraper-1');
-    await page.getByLabel('Reason').fill('rotating credentials');
+    await expect.poll(() => page.getByLabel('Pause target').inputValue(), { timeout: 30_000 }).toBe('scraper-1');
+    await page.getByLabel('Pause note').fill('rotating credentials');
     await page.getByRole('button', { name: 'Pause alerts' }).click();
     await expect.poll(() => page.locator('.alerts-paused').textContent(), { timeout: 30_000 }).toContain('scraper-1 paused until');
     const [row] = await stack.db.sql`select reason from public.agent_alerts_paused where agent_name = 'scraper-1'`;
     expect(row.reason).toBe('rotating credentials');
     const shot = await screenshot(page, 'alerts-page');
-    mkdirSync(join(REPO, 'docs/screenshots'), { recursive: true });
-    copyFileSync(shot, join(REPO, 'docs/screenshots/alerts.png'));
+    // UPDATE_SCREENSHOTS=1 refreshes the README's copy; a plain run leaves the repository alone
+    if (process.env.UPDATE_SCREENSHOTS) copyFileSync(shot, join(REPO, 'docs/screenshots/alerts.png'));
   });
 });

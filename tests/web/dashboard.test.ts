@@ -223,14 +223,12 @@ describe('the dashboard against a real stack and runner', () => {
         async () =>
           (
             await sql()`select c.result from public.agent_commands c join public.agent_status a on a.id = c.agent_id
-                        where a.agent_name = ${name} order by c.id desc limit 1`
+                        where a.agent_name = ${name} and c.action = 'start' order by c.id desc limit 1`
           )[0]?.result ?? '',
         { timeout: 15_000 },
       )
       .toMatch(/^already running \(pid \d+\)$/);
-    // Start all also reached the agents of this file's earlier (stopped) runners: only this row counts.
-    // The page polls every 2.5 s.
-    await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 10_000 }).toBe('');
+    await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 15_000 }).toBe('');
     expect(await row(name).locator('.command.failed').count()).toBe(0);
 
     // no runner to claim it: pending on the row, then expired by the sweep with the reason
@@ -250,6 +248,10 @@ describe('the dashboard against a real stack and runner', () => {
     await expect
       .poll(() => row(name).locator('.command.failed').textContent(), { timeout: 10_000 })
       .toBe('start expired: no runner claimed it before it expired');
+    // a later change of the agent's status supersedes the red note
+    await sql()`select public.force_agent_status(${name}, 'error', 0, 'checked by hand')`;
+    await statusShown(name, 'error');
+    await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 15_000 }).toBe('');
     expect(host.host).toBeTruthy();
   }, 60_000);
 

@@ -6,7 +6,7 @@ import { ALERT_FLIPS, CHANNEL_KINDS } from '../../../shared/alerts.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { type Api, connect, connectionOptions, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
-import { oneLine, printJson, table } from './output.ts';
+import { oneLine, painter, printJson, table } from './output.ts';
 
 interface ChannelRow {
   name: string;
@@ -99,6 +99,24 @@ function secretFrom(options: AddOptions): string | null {
 function target(options: { agent?: string; host?: string }): { p_agent_name: string | null; p_host: string | null } {
   if (!options.agent === !options.host) throw new CliError('name exactly one of --agent <name> or --host <host>', EXIT.usage);
   return { p_agent_name: options.agent ?? null, p_host: options.host ?? null };
+}
+
+interface PauseRow {
+  agent_name: string | null;
+  host: string | null;
+  until: string | null;
+}
+
+/** " (alerts paused ...)" by agent name, for `list`: pauses of the agent itself or of its host. */
+export async function pausedAlerts(api: Api, agents: { agent_name: string; host: string | null }[]): Promise<Map<string, string>> {
+  const pauses = await api.rpc<PauseRow[]>('operator_alert_pauses');
+  const notes = new Map<string, string>();
+  for (const pause of pauses) {
+    const note = painter().dim(` (alerts paused ${pause.until ? `until ${date(pause.until)}` : 'until resumed'})`);
+    for (const agent of agents)
+      if (agent.agent_name === pause.agent_name || (pause.host && agent.host === pause.host)) notes.set(agent.agent_name, note);
+  }
+  return notes;
 }
 
 async function channels(api: Api): Promise<ChannelRow[]> {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { action, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
 import { listAgents } from './agents.ts';
+import { pausedAlerts } from './alerts.ts';
 import type { LiveAgent } from './agents.ts';
 import { ago, oneLine, paintStatus, painter, printJson, span, table } from './output.ts';
 
@@ -53,8 +54,10 @@ export function registerList(program: Command): void {
     .option('--json', 'print the rows as JSON')
     .action(
       action(async (options: ConnectionFlags & { json?: boolean }) => {
-        const agents = await listAgents(await connect(options));
+        const api = await connect(options);
+        const agents = await listAgents(api);
         if (options.json) return printJson(agents);
+        const paused = await pausedAlerts(api, agents);
         if (!agents.length) {
           process.stdout.write('No agents yet. A runner registers the agents in its config; an agent token creates its agent.\n');
           return;
@@ -70,7 +73,7 @@ export function registerList(program: Command): void {
               restarts(a),
               host(a),
               ago(a.seconds_since_heartbeat),
-              note(a),
+              note(a) + (paused.get(a.agent_name) ?? ''),
             ]),
           )}\n`,
         );

@@ -25,7 +25,8 @@ export function registerRunnerCommand(program: Command): Command {
       .option('--state-dir <dir>', 'lock, state and agent logs (overrides runner.state_dir)')
       .option('--stop-agents-on-exit', 'stop the agents when the runner stops (default: leave them running)')
       .option('--check', 'validate the config file and exit')
-      .action(async (options: { config?: string; stateDir?: string; stopAgentsOnExit?: boolean; check?: boolean }) => {
+      .option('--takeover', 'take the host over from a runner that is still live (it stops at its next poll); one runner per host')
+      .action(async (options: { config?: string; stateDir?: string; stopAgentsOnExit?: boolean; check?: boolean; takeover?: boolean }) => {
         if (!options.config) {
           process.stderr.write("error: required option '-c, --config <file>' not specified\n");
           process.exitCode = 2;
@@ -51,7 +52,15 @@ export function registerRunnerCommand(program: Command): Command {
         const { Runner } = await import('../../daemon/runner.ts');
         let runner: Runner;
         try {
-          runner = await Runner.start({ config, log: timestamped });
+          runner = await Runner.start({
+            config,
+            log: timestamped,
+            takeover: options.takeover,
+            onStopped: (reason) => {
+              process.stderr.write(`error: the runner stopped: ${reason}\n`);
+              process.exit(1);
+            },
+          });
         } catch (error) {
           process.stderr.write(`error: the runner could not start: ${(error as Error).message}\n`);
           process.exitCode = 1;

@@ -18,6 +18,8 @@ interface CreatedToken {
   agent_name: string | null;
   host: string | null;
   operator_email: string | null;
+  expires_at: string | null;
+  agents: string[] | null;
 }
 
 interface ListedToken {
@@ -32,6 +34,8 @@ interface ListedToken {
   created_by: string | null;
   revoked_at: string | null;
   last_used_at: string | null;
+  expires_at: string | null;
+  agents: string[] | null;
 }
 
 interface CreateOptions extends ConnectionFlags {
@@ -39,13 +43,26 @@ interface CreateOptions extends ConnectionFlags {
   host?: string;
   email?: string;
   label?: string;
+  expires?: string;
+  agents?: string;
   json?: boolean;
+}
+
+const EXPIRY_UNITS = { m: 'minutes', h: 'hours', d: 'days', w: 'weeks', y: 'years' } as const;
+
+/** `90d`, `12h`, `2w`, `1y` as a Postgres interval. */
+function expiresIn(text: string): string {
+  const match = /^(\d{1,5})([mhdwy])$/.exec(text.trim());
+  if (!match || Number(match[1]) === 0) {
+    throw new CliError(`--expires must be a lifetime like 90d, 12h, 2w or 1y, got ${JSON.stringify(text)}`, EXIT.usage);
+  }
+  return `${match[1]} ${EXPIRY_UNITS[match[2] as keyof typeof EXPIRY_UNITS]}`;
 }
 
 const SCOPE_FLAG: Record<TokenKind, { flag: string; example: string }> = {
   agent: { flag: '--name <agent>', example: 'agent-status token create agent --name "Tweet Scraping Agent"' },
-  runner: { flag: '--host <host>', example: 'agent-status token create runner --host $(hostname)' },
-  operator: { flag: '--email <email>', example: 'agent-status token create operator --email ops@example.com' },
+  runner: { flag: '--host <host>', example: "agent-status token create runner --host $(hostname) --agents 'scraper-*,Tweet Agent'" },
+  operator: { flag: '--email <email>', example: 'agent-status token create operator' },
 };
 
 const date = (value: string | null) => (value ? value.replace('T', ' ').slice(0, 19) : '-');
@@ -56,7 +73,9 @@ export function registerToken(program: Command): void {
   connectionOptions(subcommand(token, 'create <kind>', `create a token (${TOKEN_KINDS.join('|')}); it is printed once`))
     .option('--name <agent>', 'agent token: the agent it speaks for (created, stopped, if new)')
     .option('--host <host>', 'runner token: the host whose runner uses it')
-    .option('--email <email>', 'operator token: the operator it acts as')
+    .option('--agents <list>', "runner token: the agents it may register, comma-separated names or patterns ('scraper-*'); default: any")
+    .option('--email <email>', 'operator token: the operator it acts as; only yourself (the default), unless signed in as the service')
+    .option('--expires <lifetime>', 'the token stops working after this long: 90d, 12h, 2w, 1y (default: never)')
     .option('--label <label>', 'a label to recognise it by in `token list`')
     .option('--json', 'print the created token and its details as JSON')
     .action(
@@ -64,7 +83,14 @@ export function registerToken(program: Command): void {
         if (!(TOKEN_KINDS as readonly string[]).includes(kind)) {
           throw new CliError(`token kind must be ${TOKEN_KINDS.join(', ')}, got ${JSON.stringify(kind)}`, EXIT.usage);
         }
-        const scope = { agent: options.name, runner: options.host, operator: options.email }[kind as TokenKind];
+        const scope = { agent: options.name, runner: options.host, operator: options.email ?? 'yourself' }[kind as TokenKind];
+        const expires = options.expires === undefined ? null : expiresIn(options.expires);
+        const agents =
+          options.agents
+            ?.split(',')
+            .map((name) => name.trim())
+            .filter(Boolean) ?? null;
+        if (agents && kind !== 'runner') throw new CliError('--agents is for runner tokens: the agents a runner may register', EXIT.usage);
         if (!scope) {
           const { flag, example } = SCOPE_FLAG[kind as TokenKind];
           throw new CliError(`a ${kind} token needs ${flag}`, EXIT.usage, `For example: ${example}`);
@@ -76,6 +102,8 @@ export function registerToken(program: Command): void {
           p_agent_name: options.name ?? null,
           p_host: options.host ?? null,
           p_operator_email: options.email ?? null,
+          p_expires_in: expires,
+          p_agents: agents,
         });
         if (options.json) return printJson(created);
         if (!process.stdout.isTTY) {
@@ -86,7 +114,9 @@ export function registerToken(program: Command): void {
         const env =
           kind === 'runner' ? 'AGENT_STATUS_RUNNER_TOKEN' : kind === 'operator' ? 'AGENT_STATUS_OPERATOR_TOKEN' : 'AGENT_STATUS_TOKEN';
         process.stdout.write(
-          `Created ${kind} token ${JSON.stringify(created.label)} (id ${created.id}, prefix ${created.token_prefix}).\n` +
+          `Created ${kind} token ${JSON.stringify(created.label)} (id ${created.id}, prefix ${created.token_prefix}` +
+            `${created.expires_at ? `, expires ${date(created.expires_at)}` : ''}` +
+            `${kind === 'runner' ? `, may register ${created.agents ? created.agents.join(', ') : 'any agent name'}` : ''}).\n` +
             `Copy it now: it is not shown again.\n\n  ${paint.bold(created.token)}\n\n` +
             `Give it to the ${kind} as ${env}. Revoke it with: agent-status token revoke ${created.token_prefix}\n`,
         );
@@ -106,14 +136,15 @@ export function registerToken(program: Command): void {
         }
         process.stdout.write(
           `${table(
-            ['PREFIX', 'KIND', 'FOR', 'LABEL', 'CREATED', 'LAST USED', 'REVOKED'],
+            ['PREFIX', 'KIND', 'FOR', 'LABEL', 'CREATED', 'LAST USED', 'EXPIRES', 'REVOKED'],
             rows.map((t) => [
               t.token_prefix,
               t.kind,
-              t.agent_name ?? t.host ?? t.operator_email ?? '-',
+              t.agent_name ?? (t.host && `${t.host} (${t.agents ? t.agents.join(', ') : 'any agent'})`) ?? t.operator_email ?? '-',
               t.label,
               date(t.created_at),
               date(t.last_used_at),
+              t.expires_at && new Date(t.expires_at).getTime() <= Date.now() ? `expired ${date(t.expires_at)}` : date(t.expires_at),
               date(t.revoked_at),
             ]),
           )}\n`,

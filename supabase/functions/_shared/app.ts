@@ -17,7 +17,7 @@ export function createApp(name: FunctionName, options: { maxBytes: number }) {
     cors({
       origin: '*',
       allowMethods: ['POST', 'OPTIONS'],
-      allowHeaders: ['authorization', 'content-type', 'apikey', 'x-client-info'],
+      allowHeaders: ['authorization', 'content-type', 'apikey', 'x-client-info', 'idempotency-key'],
       maxAge: 86400,
     }),
   );

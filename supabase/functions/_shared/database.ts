@@ -50,6 +50,31 @@ function publishableKey(): string {
 
 // Connections per function instance; as many heartbeat batches can be in flight at once.
 const POOL = Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 4);
+// Every database call gives up after this and answers 503 (retry with backoff) instead of holding
+// the caller's request open: a /command once waited 15 s on a locked row, and its client retried.
+const DB_TIMEOUT_MS = Number(Deno.env.get('AGENT_STATUS_DB_TIMEOUT_MS') ?? 5000);
+
+function timedOut(what: string): ApiError {
+  return new ApiError('unavailable', `the status database did not answer the ${what} within ${DB_TIMEOUT_MS / 1000} s`, {
+    hint: UNAVAILABLE_HINT,
+  });
+}
+
+/** The query's result, or a timeout error after `ms`; a single query is cancelled on the server then. */
+export async function withTimeout<T>(what: string, query: Promise<T> & { cancel?: () => unknown }, ms = DB_TIMEOUT_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      query.cancel?.();
+      reject(timedOut(what));
+    }, ms);
+  });
+  try {
+    return await Promise.race([query, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 let client: postgres.Sql | undefined;
 /** The function instance's pool on the direct connection. */
@@ -83,7 +108,7 @@ const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
   async (items) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const [row] = await sql()`select public.agent_heartbeat_batch(${sql().json(items)}) as answers`;
+        const [row] = await withTimeout('heartbeats', sql()`select public.agent_heartbeat_batch(${sql().json(items)}) as answers`);
         return row.answers as BatchAnswer[];
       } catch (error) {
         if (attempt >= 3 || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
@@ -112,21 +137,32 @@ export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatR
 /** Applies reports in order, in one transaction: all of them or, on the first error, none. */
 export async function applyReports(token: string | null, reports: Report[]): Promise<AgentState[]> {
   try {
-    return await sql().begin(async (tx) => {
-      const states: AgentState[] = [];
-      for (const r of reports) {
-        const [row] = await tx`
+    // The server gives up first: each statement may take only what is left of the budget, so a
+    // report answered 503 is never applied afterwards (with the timer alone, a report waiting on a
+    // locked row was committed a moment after its 503). The timer, a second later, covers a
+    // connection that stopped answering.
+    const deadline = Date.now() + DB_TIMEOUT_MS;
+    return await withTimeout(
+      'reports',
+      sql().begin(async (tx) => {
+        const states: AgentState[] = [];
+        for (const r of reports) {
+          await tx.unsafe(`set local statement_timeout = ${Math.max(1, deadline - Date.now())}`);
+          const [row] = await tx`
           select agent_private.agent_state_json(r) as agent
           from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
                                    ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
                                    ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)},
                                    ${r.at ?? null}, ${r.heartbeat_interval_s ?? null}) r`;
-        states.push(row.agent as AgentState);
-      }
-      return states;
-    });
+          states.push(row.agent as AgentState);
+        }
+        return states;
+      }),
+      DB_TIMEOUT_MS + 1000,
+    );
   } catch (error) {
-    throw fromPostgres(error);
+    // 57014: the statement_timeout above
+    throw (error as { code?: string }).code === '57014' ? timedOut('reports') : fromPostgres(error);
   }
 }
 
@@ -137,9 +173,14 @@ const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at,
  * function the dashboard and the CLI call: a signed-in user's JWT goes on as it came, so Postgres sees
  * that user; an operator token goes to the SQL function as p_operator_token, which checks it before
  * anything else. PostgREST (rather than this function's own database connection) because only it
- * verifies a session JWT; no key here can act for anyone but the caller.
+ * verifies a session JWT; no key here can act for anyone but the caller. The same idempotency key
+ * from the same caller answers the first request's commands instead of queuing new ones.
  */
-export async function enqueueCommands(caller: { jwt: string } | { operatorToken: string }, request: CommandRequest): Promise<Command[]> {
+export async function enqueueCommands(
+  caller: { jwt: string } | { operatorToken: string },
+  request: CommandRequest,
+  idempotencyKey: string | null,
+): Promise<Command[]> {
   // A session JWT goes with the publishable key (PostgREST then acts as that user), and so does an
   // operator token, which the SQL function checks.
   const rest = createClient(env('SUPABASE_URL'), publishableKey(), {
@@ -154,8 +195,10 @@ export async function enqueueCommands(caller: { jwt: string } | { operatorToken:
         p_agent_name: request.agent_name ?? null,
         p_host: request.host ?? null,
         p_operator_token: operatorToken,
+        p_idempotency_key: idempotencyKey,
       })
-      .select(COMMAND_COLUMNS),
+      .select(COMMAND_COLUMNS)
+      .abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS)),
   );
   if (queued.length === 0) return [];
   // The names come from operator_commands, which checks the caller again: an operator token acts as
@@ -163,7 +206,8 @@ export async function enqueueCommands(caller: { jwt: string } | { operatorToken:
   const named = restAnswer<{ id: number; agent_name: string }[]>(
     await rest
       .rpc('operator_commands', { p_ids: queued.map((command) => command.id), p_operator_token: operatorToken })
-      .select('id, agent_name'),
+      .select('id, agent_name')
+      .abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS)),
   );
   const names = new Map(named.map(({ id, agent_name }) => [id, agent_name]));
   return queued.map((command) => ({ ...command, agent_name: names.get(command.id) as string }));
@@ -175,6 +219,7 @@ function restAnswer<T>({ data, error }: { data: unknown; error: PostgrestError |
   if (/^PGRST3/.test(error.code ?? '')) {
     throw new ApiError('unauthorized', 'the session token is invalid or expired', { hint: 'Sign in again, or send an operator token.' });
   }
+  if (!error.code && /abort|timeout/i.test(error.message)) throw timedOut('command');
   if (!error.code) {
     console.error('PostgREST unreachable:', error.message);
     throw new ApiError('unavailable', 'the status database is unreachable', { hint: UNAVAILABLE_HINT });

@@ -5,7 +5,7 @@
 import type { Notice } from '../../../shared/alerts.ts';
 import { CHANNELS } from './channels/index.ts';
 import { send, type SendResult } from './channels/base.ts';
-import { sql } from './database.ts';
+import { sql, withTimeout } from './database.ts';
 
 export interface DispatchSummary {
   claimed: number;
@@ -47,21 +47,35 @@ export async function dispatchDue(options: {
   const deadline = Date.now() + options.budgetMs;
   const loop = async () => {
     while (Date.now() < deadline) {
-      const rows = (await sql()`
+      const rows = (await withTimeout(
+        'alert claim',
+        sql()`
         select id, attempt, notice, channel_name, channel_kind, endpoint, secret, settings
-        from public.alert_claim(${options.dispatcher}, ${options.batch})`) as unknown as Claimed[];
+        from public.alert_claim(${options.dispatcher}, ${options.batch})`,
+      )) as unknown as Claimed[];
       if (rows.length === 0) return;
       summary.claimed += rows.length;
-      await Promise.all(
-        rows.map(async (row) => {
-          const result = await deliver(row);
-          await sql()`
-            select public.alert_complete(${row.id}, ${row.attempt}, ${result.ok}, ${result.httpStatus}, ${result.response},
-                                         ${result.error}, ${result.durationMs}, ${options.dispatcher})`;
-          if (result.ok) summary.delivered++;
-          else summary.failed++;
-        }),
+      const results = await Promise.all(rows.map(deliver));
+      // one transaction for the batch's attempts, not one per delivery
+      await withTimeout(
+        'alert results',
+        sql()`
+        select public.alert_complete_batch(${sql().json(
+          results.map((result, i) => ({
+            id: rows[i].id,
+            attempt: rows[i].attempt,
+            ok: result.ok,
+            http_status: result.httpStatus,
+            response: result.response,
+            error: result.error,
+            duration_ms: result.durationMs,
+          })),
+        )}, ${options.dispatcher})`,
       );
+      for (const result of results) {
+        if (result.ok) summary.delivered++;
+        else summary.failed++;
+      }
     }
   };
   await Promise.all(Array.from({ length: options.workers }, loop));

@@ -9,6 +9,7 @@ const app = createApp('command', { maxBytes: COMMAND_MAX_BYTES });
 
 // Tokens made by create_api_token start with as<kind>_; anything else is taken for a session JWT.
 const API_TOKEN = /^as[aro]_/;
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,200}$/;
 
 app.post('/', async (c) => {
   const token = bearer(c);
@@ -18,7 +19,14 @@ app.post('/', async (c) => {
     });
   }
   const request = await validBody(c, CommandRequest);
-  const commands = await enqueueCommands(API_TOKEN.test(token) ? { operatorToken: token } : { jwt: token }, request);
+  // A client that retries after a timeout sends the same key and gets the commands its first try made.
+  const key = c.req.header('idempotency-key') ?? null;
+  if (key !== null && !IDEMPOTENCY_KEY.test(key)) {
+    throw new ApiError('invalid_request', 'the Idempotency-Key header must be 1 to 200 printable characters', {
+      hint: 'Send a random id (a UUID) per request, the same one when you retry it.',
+    });
+  }
+  const commands = await enqueueCommands(API_TOKEN.test(token) ? { operatorToken: token } : { jwt: token }, request, key);
   return c.json({ command_ids: commands.map((command) => command.id), commands } satisfies CommandResponse, 202);
 });
 refuseOtherMethods(app, 'command');

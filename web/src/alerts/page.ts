@@ -95,7 +95,7 @@ export class AlertsPage {
   ) {
     const scope = h(
       'select',
-      { name: 'scope', 'aria-label': 'Pause alerts for' },
+      { name: 'scope', 'aria-label': 'Pause scope' },
       h('option', { value: 'agent' }, 'agent'),
       h('option', { value: 'host' }, 'host'),
     );
@@ -104,14 +104,19 @@ export class AlertsPage {
       list: 'alert-targets',
       required: true,
       placeholder: 'name',
-      'aria-label': 'Agent or host',
+      'aria-label': 'Pause target',
     });
     const duration = h(
       'select',
-      { name: 'duration', 'aria-label': 'For how long' },
+      { name: 'duration', 'aria-label': 'Pause length' },
       ...DURATIONS.map(([label, seconds]) => h('option', { value: seconds === null ? '' : String(seconds) }, label)),
     );
-    const reason = h('input', { name: 'reason', placeholder: 'reason (maintenance, deploy...)', maxlength: '500', 'aria-label': 'Reason' });
+    const reason = h('input', {
+      name: 'reason',
+      placeholder: 'reason (maintenance, deploy...)',
+      maxlength: '500',
+      'aria-label': 'Pause note',
+    });
     const form = h(
       'form',
       { class: 'alerts-pause-form' },

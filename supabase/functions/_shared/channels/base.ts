@@ -30,6 +30,7 @@ export interface SendResult {
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
+export const MAX_TIMEOUT_MS = 30_000;
 const SNIPPET = 500;
 
 /** A short symbol for the notice's severity, for channels that show plain text. */
@@ -68,7 +69,8 @@ function redact(text: string, config: ChannelConfig, url: string): string {
 /** Builds and sends one notice; never throws. */
 export async function send(channel: Channel, notice: Notice, config: ChannelConfig): Promise<SendResult> {
   const started = performance.now();
-  const timeoutMs = Number(config.settings.timeout_ms ?? DEFAULT_TIMEOUT_MS);
+  // Never longer than the claim's lease (60 s), or another dispatcher would send it a second time.
+  const timeoutMs = Math.min(Number(config.settings.timeout_ms ?? DEFAULT_TIMEOUT_MS), MAX_TIMEOUT_MS);
   let url = config.endpoint;
   const done = (result: Omit<SendResult, 'durationMs'>): SendResult => ({
     ...result,
