@@ -18,6 +18,8 @@ calls send_heartbeat a second time: from then on it is judged by its own calls, 
 hangs turns stale within its heartbeat timeout (2.5 heartbeat intervals, or of the longest gap
 between its calls, unless an operator set one). Reports
 carry the time they were made, so ones buffered through an outage are recorded at that time.
+When the process exits, every agent it kept alive (marked started, or sent heartbeats for) and did
+not mark stopped is marked stopped, so its uptime ends with the process; an earlier error stays.
 """
 
 import atexit
@@ -425,5 +427,18 @@ def flush(timeout=None):
     return _sender.flush(timeout)
 
 
+def _at_exit():
+    # The process that kept these agents alive is ending, so they no longer run: an agent that sent
+    # heartbeats (or was marked started) but never marked itself stopped would otherwise read
+    # "up 15 min" for a program that ran 2 s, until its heartbeat timeout. Stopped keeps an earlier
+    # error (the state machine). A process that only set a status (a one-shot script) is not an
+    # agent's life and stops nothing.
+    with _sender.cond:
+        alive = sorted((set(_sender.own_beats) | _sender.running) - _sender.stopped)
+    for name in alive:
+        mark_agent_stopped(name)
+    return _sender.final_flush()
+
+
 # Registered at import, so it runs after the agent's own atexit handlers (atexit runs in reverse).
-atexit.register(_sender.final_flush)
+atexit.register(_at_exit)

@@ -101,8 +101,13 @@ describe('Python module', () => {
     });
     expect(stderr).toBe('');
     expect(stdout.trim()).toBe('True');
-    const [row] = await stack.db.sql`select status, health, status_reason from public.agent_status where agent_name = 'py-unicode'`;
-    expect(row).toEqual({ status: 'warning', health: 40, status_reason: 'disk\ufffdfull \ufffd' });
+    // the switch to warning is recorded (the process then ended, and its exit marked the agent stopped)
+    const events = await stack.db.sql`
+      select e.kind, e.to_status, e.health, e.message from public.agent_events e join public.agent_status a on a.id = e.agent_id
+      where a.agent_name = 'py-unicode' and e.kind = 'warning'`;
+    expect(events).toEqual([{ kind: 'warning', to_status: 'warning', health: 40, message: 'disk\ufffdfull \ufffd' }]);
+    const [row] = await stack.db.sql`select status, last_warning from public.agent_status_live where agent_name = 'py-unicode'`;
+    expect(row).toEqual({ status: 'stopped', last_warning: 'disk\ufffdfull \ufffd' });
   });
 
   it('returns at once from every call while the service is down, and exits within its flush deadline', async () => {

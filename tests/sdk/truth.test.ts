@@ -135,4 +135,23 @@ describe('truth at the edges, from the SDKs', () => {
       await agent;
     }
   }, 45_000);
+  it('Python: a seed-style agent that reports an error and exits stops its uptime at once and keeps the error', async () => {
+    const token = await createToken(stack.db.sql, 'agent', { agent: 'py-seed' });
+    const agent = await execa('python3', [join(HERE, 'fixtures', 'seed_style_agent.py'), 'py-seed'], {
+      cwd: ROOT,
+      env: {
+        PYTHONPATH: join(ROOT, 'shared', 'python'),
+        PYTHONDONTWRITEBYTECODE: '1',
+        AGENT_STATUS_URL: stack.url,
+        AGENT_STATUS_TOKEN: token,
+      },
+      reject: false,
+    });
+    expect(agent.exitCode).toBe(1);
+    // the exit handler's stop is delivered before the process ends: no waiting for a deadline
+    const row = await live('py-seed');
+    expect(row).toMatchObject({ status: 'error', last_error: 'fatal: credentials expired', uptime_s: null });
+    expect(row.stopped_at).toBeInstanceOf(Date);
+    expect(row.down_s).toBeGreaterThanOrEqual(0);
+  }, 30_000);
 });
