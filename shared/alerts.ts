@@ -18,6 +18,52 @@ export type NoticeKind = (typeof NOTICE_KINDS)[number];
 export const DELIVERY_STATUSES = ['pending', 'sending', 'delivered', 'dead', 'cancelled'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
+/** A channel as operator_alert_channels returns it: the secret masked, rules and the last delivery. */
+export interface AlertChannelRow {
+  name: string;
+  kind: ChannelKind;
+  endpoint: string;
+  secret: string | null;
+  settings: Record<string, unknown>;
+  enabled: boolean;
+  flips: AlertFlip[];
+  hosts: string[] | null;
+  agents: string[] | null;
+  grace_s: number;
+  reminder_s: number | null;
+  flap_threshold: number;
+  flap_window_s: number;
+  last_status: DeliveryStatus | null;
+  last_kind: NoticeKind | null;
+  last_at: string | null;
+  last_http_status: number | null;
+  last_error: string | null;
+}
+
+/** A pause of an agent's or a host's alerts, as operator_alert_pauses returns it. */
+export interface AlertPauseRow {
+  id: number;
+  agent_name: string | null;
+  host: string | null;
+  until: string | null;
+  reason: string | null;
+  created_by: string | null;
+}
+
+/** One delivery of the outbox, as operator_alert_deliveries returns it. */
+export interface AlertDeliveryRow {
+  id: number;
+  channel: string;
+  kind: NoticeKind;
+  status: DeliveryStatus;
+  title: string;
+  attempts: number;
+  created_at: string;
+  finished_at: string | null;
+  last_http_status: number | null;
+  last_error: string | null;
+}
+
 /** The neutral "what happened" object (agent_private.alert_notice); channels build their payloads from it. */
 export interface Notice {
   kind: NoticeKind;

@@ -2,45 +2,17 @@
 // log, through the operator functions of the alerts migration. Secrets go in and never come back out:
 // `channel list` shows them masked, as the database returns them.
 import type { Command } from 'commander';
-import { ALERT_FLIPS, CHANNEL_KINDS } from '../../../shared/alerts.ts';
+import {
+  ALERT_FLIPS,
+  type AlertChannelRow as ChannelRow,
+  type AlertDeliveryRow as DeliveryRow,
+  type AlertPauseRow as PauseRow,
+  CHANNEL_KINDS,
+} from '../../../shared/alerts.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { type Api, connect, connectionOptions, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { oneLine, painter, printJson, table } from './output.ts';
-
-interface ChannelRow {
-  name: string;
-  kind: string;
-  endpoint: string;
-  secret: string | null;
-  settings: Record<string, unknown>;
-  enabled: boolean;
-  flips: string[];
-  hosts: string[] | null;
-  agents: string[] | null;
-  grace_s: number;
-  reminder_s: number | null;
-  flap_threshold: number;
-  flap_window_s: number;
-  last_status: string | null;
-  last_kind: string | null;
-  last_at: string | null;
-  last_http_status: number | null;
-  last_error: string | null;
-}
-
-interface DeliveryRow {
-  id: number;
-  channel: string;
-  kind: string;
-  status: string;
-  title: string;
-  attempts: number;
-  created_at: string;
-  finished_at: string | null;
-  last_http_status: number | null;
-  last_error: string | null;
-}
 
 interface AddOptions extends ConnectionFlags {
   kind: string;
@@ -99,12 +71,6 @@ function secretFrom(options: AddOptions): string | null {
 function target(options: { agent?: string; host?: string }): { p_agent_name: string | null; p_host: string | null } {
   if (!options.agent === !options.host) throw new CliError('name exactly one of --agent <name> or --host <host>', EXIT.usage);
   return { p_agent_name: options.agent ?? null, p_host: options.host ?? null };
-}
-
-interface PauseRow {
-  agent_name: string | null;
-  host: string | null;
-  until: string | null;
 }
 
 /** " (alerts paused ...)" by agent name, for `list`: pauses of the agent itself or of its host. */

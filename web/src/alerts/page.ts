@@ -2,52 +2,12 @@
 // ("Pause alerts" for an agent or a host, and Resume), and the delivery log with failures first. It
 // reads through the operator functions, which return channel secrets masked; it polls while open.
 import type { SupabaseClient } from '@supabase/supabase-js';
+import type { AlertChannelRow as ChannelRow, AlertDeliveryRow as DeliveryRow, AlertPauseRow as PauseRow } from '../../../shared/alerts.ts';
 import { h, replace } from '../dom.ts';
 import type { Notices } from '../notices.ts';
 import { pauseRequest } from './pause-links.ts';
 import { formatTimestamp } from '../time.ts';
 import './alerts.css';
-
-interface ChannelRow {
-  name: string;
-  kind: string;
-  endpoint: string;
-  secret: string | null;
-  enabled: boolean;
-  flips: string[];
-  hosts: string[] | null;
-  agents: string[] | null;
-  grace_s: number;
-  reminder_s: number | null;
-  flap_threshold: number;
-  last_status: string | null;
-  last_kind: string | null;
-  last_at: string | null;
-  last_http_status: number | null;
-  last_error: string | null;
-}
-
-interface PauseRow {
-  id: number;
-  agent_name: string | null;
-  host: string | null;
-  until: string | null;
-  reason: string | null;
-  created_by: string | null;
-}
-
-interface DeliveryRow {
-  id: number;
-  channel: string;
-  kind: string;
-  status: string;
-  title: string;
-  attempts: number;
-  created_at: string;
-  finished_at: string | null;
-  last_http_status: number | null;
-  last_error: string | null;
-}
 
 const POLL_MS = 5000;
 const DURATIONS: [string, number | null][] = [
