@@ -42,12 +42,17 @@ async function reportFrom(venv: string, agentName: string) {
     timeout: 60_000,
     env: { PATH: process.env.PATH, AGENT_STATUS_URL: stack.url, AGENT_STATUS_TOKEN: token, PYTHONDONTWRITEBYTECODE: '1' },
   });
+  // what it said arrived; then its exit marked the agent stopped, as the module does for an agent it kept alive
   const row = await agentRow(stack.db.sql, agentName);
-  expect({ status: row.status, health: row.health, last_activity: row.last_activity }).toEqual({
-    status: 'running',
-    health: 77,
-    last_activity: 'installed with pip',
-  });
+  expect({ status: row.status, last_activity: row.last_activity }).toEqual({ status: 'stopped', last_activity: 'installed with pip' });
+  const kinds = await stack.db.sql`
+    select e.kind, e.to_status, e.health from public.agent_events e join public.agent_status a on a.id = e.agent_id
+    where a.agent_name = ${agentName} order by e.id`;
+  expect(kinds.map((e) => [e.kind, e.to_status, e.health])).toEqual([
+    ['started', 'running', 100],
+    ['running', 'running', 77],
+    ['stopped', 'stopped', 0],
+  ]);
 }
 
 describe('pip install of the Python module', () => {
