@@ -216,7 +216,7 @@ describe('npm start', () => {
     ]);
     expect(await twice.closed).toBe(1);
     expect(twice.output()).toMatch(
-      /another npm start \(pid \d+\) is running on .* Stop it first, or give this one its own folder with --data-dir/,
+      /another npm start \(pid \d+\) is running with .*; stop it first \(Ctrl\+C in its terminal\), or give this one its own folder with --data-dir/,
     );
     await pressCtrlC(first);
 

@@ -6,13 +6,7 @@ import { join, relative } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Stack } from '../../local-stack/stack.ts';
 import type { DatabaseChoice } from '../../local-stack/database.ts';
-import {
-  isLocalStackRunning,
-  localDataDir,
-  localStackFile,
-  readLocalStackIfPresent,
-  writeLocalStack,
-} from '../../local-stack/connection-file.ts';
+import { localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from '../../local-stack/connection-file.ts';
 import { REPO_ROOT } from '../../paths.ts';
 import { acquireLock, type Lock } from '../../daemon/lock.ts';
 import type { Demo } from '../../local-stack/demo/demo.ts';
@@ -78,15 +72,8 @@ export async function runDev(options: DevOptions): Promise<void> {
     console.error(`npm start failed: ${(error as Error).message}`);
     process.exit(1);
   }
+  // The lock above is what keeps a second stack off this folder; local.json only carries the keys over.
   const previous = readLocalStackIfPresent(dataDir);
-  // Two stacks on one data folder would open one embedded database twice.
-  if (previous && previous.pid !== process.pid && isLocalStackRunning(previous)) {
-    console.error(
-      `npm start failed: another npm start (pid ${previous.pid}) is running on ${shown(dataDir)} at ${previous.url}. ` +
-        'Stop it first, or give this one its own folder with --data-dir.',
-    );
-    process.exit(1);
-  }
   const dbPort = options.dbPort ?? options.port + 1;
   let database: DatabaseChoice;
   if (process.env.DATABASE_URL) {
