@@ -50,10 +50,17 @@ export function verifiesJwt(name: string, configToml = CONFIG_TOML): boolean {
 }
 
 /**
- * What the platform gives every function: the URL, the database, and the keys of one style; and, from
- * the local stack only, the key its alert timer presents to the dispatch function.
+ * What the platform gives every function: the URL, the database, and the keys of one style; what a
+ * project sets as secrets of ours: the pooled database URL and the pool size; and, from the local
+ * stack only, the key its alert timer presents to the dispatch function.
  */
-export type FunctionEnv = { SUPABASE_URL: string; SUPABASE_DB_URL: string; AGENT_STATUS_DISPATCH_KEY?: string } & Partial<
+export type FunctionEnv = {
+  SUPABASE_URL: string;
+  SUPABASE_DB_URL: string;
+  AGENT_STATUS_DB_URL?: string;
+  AGENT_STATUS_DB_POOL?: string;
+  AGENT_STATUS_DISPATCH_KEY?: string;
+} & Partial<
   Record<'SUPABASE_ANON_KEY' | 'SUPABASE_SERVICE_ROLE_KEY' | 'SUPABASE_PUBLISHABLE_KEYS' | 'SUPABASE_SECRET_KEYS' | 'SUPABASE_JWKS', string>
 >;
 

@@ -130,8 +130,8 @@ async function stopServer(pid: number): Promise<void> {
   }
 }
 
-// Postgres refuses to run as root; as root we hand the folder to the `postgres` system user.
-function unprivilegedUser(): { uid: number; gid: number } | undefined {
+// Postgres (and PgBouncer) refuse to run as root; as root we hand the folder to the `postgres` system user.
+export function unprivilegedUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   for (const name of ['postgres', 'nobody']) {
     try {

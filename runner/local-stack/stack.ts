@@ -151,6 +151,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const functionEnv: FunctionEnv = {
       SUPABASE_URL: url,
       SUPABASE_DB_URL: database.url,
+      // no pooler here: the one local database is reached directly, as the secret would name the pooler
+      AGENT_STATUS_DB_URL: database.url,
       AGENT_STATUS_DISPATCH_KEY: dispatchKey,
       ...keys.functionEnv(),
     };

@@ -1,5 +1,6 @@
-// How the functions reach Postgres, in one place. Agents' heartbeats and reports go over a direct
-// connection (SUPABASE_DB_URL, postgres.js, prepare: false for Supabase's transaction pooler), with
+// How the functions reach Postgres, in one place. Agents' heartbeats and reports go over the
+// project's transaction pooler (AGENT_STATUS_DB_URL, a secret of ours: SUPABASE_DB_URL is the direct,
+// unpooled address and SUPABASE_* secrets cannot be set), a small postgres.js pool per isolate, with
 // concurrent heartbeats batched into one statement: at 32 clients `npm run bench` measured this path
 // at 0.57-0.84 of pgbench on the same database, PostgREST (one statement per heartbeat) at about 0.3
 // (docs/api.md). Operator commands go through PostgREST with the caller's own identity (session JWT,
@@ -16,7 +17,7 @@ import { Batcher, BatcherFull } from './batcher.ts';
 // A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
 function notConfigured(what: string): ApiError {
   console.error(
-    `${what} is not set; the agent-status functions need SUPABASE_DB_URL, SUPABASE_URL and the project's publishable key (SUPABASE_PUBLISHABLE_KEYS, or the legacy SUPABASE_ANON_KEY)`,
+    `${what} is not set; the agent-status functions need AGENT_STATUS_DB_URL (the pooler's transaction-mode address; SUPABASE_DB_URL is used without it), SUPABASE_URL and the project's publishable key (SUPABASE_PUBLISHABLE_KEYS, or the legacy SUPABASE_ANON_KEY)`,
   );
   return new ApiError('unavailable', 'the status service is not configured', { hint: 'Tell its operator to check the function logs.' });
 }
@@ -48,8 +49,10 @@ function publishableKey(): string {
   return legacy;
 }
 
-// Connections per function instance; as many heartbeat batches can be in flight at once.
-const POOL = Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 4);
+// Connections per function instance; as many heartbeat batches can be in flight at once. Small: the
+// platform runs many isolates, each with its own pool, and the batcher makes one connection carry
+// many heartbeats (docs/api.md has the connection budget).
+const POOL = Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 2);
 // Every database call gives up after this and answers 503 (retry with backoff) instead of holding
 // the caller's request open: a /command once waited 15 s on a locked row, and its client retried.
 const DB_TIMEOUT_MS = Number(Deno.env.get('AGENT_STATUS_DB_TIMEOUT_MS') ?? 5000);
@@ -76,10 +79,29 @@ export async function withTimeout<T>(what: string, query: Promise<T> & { cancel?
   }
 }
 
+/**
+ * The database URL: AGENT_STATUS_DB_URL, the project's pooler in transaction mode (Supavisor, port
+ * 6543), or else SUPABASE_DB_URL, the direct address every function gets, with a warning, since many
+ * isolates on it exhaust a small project's connection limit.
+ */
+function databaseUrl(): string {
+  const pooled = Deno.env.get('AGENT_STATUS_DB_URL');
+  if (pooled) return pooled;
+  const direct = env('SUPABASE_DB_URL');
+  console.warn(
+    'AGENT_STATUS_DB_URL is not set: connecting directly with SUPABASE_DB_URL. Set it to the transaction pooler (`npx supabase secrets set AGENT_STATUS_DB_URL=...`, docs/api.md).',
+  );
+  return direct;
+}
+
 let client: postgres.Sql | undefined;
-/** The function instance's pool on the direct connection. */
+/**
+ * The function instance's pool. Nothing here keeps session state, so a transaction-mode pooler may
+ * hand each transaction to another server connection: no prepared statements (prepare: false), no
+ * session SET (only SET LOCAL inside a transaction), no LISTEN, no session advisory locks.
+ */
 export function sql(): postgres.Sql {
-  client ??= postgres(env('SUPABASE_DB_URL'), {
+  client ??= postgres(databaseUrl(), {
     prepare: false,
     max: POOL,
     connect_timeout: 5,
