@@ -1,12 +1,14 @@
 // The database of the local stack, in the order of choice of the issue: a DATABASE_URL as given; a
 // private PostgreSQL cluster with pg_cron (`--db postgres`); or embedded PGlite (the default). Then
-// the same preparation for all three: migrations, the auth stand-in's schema, the authenticator login.
+// the same preparation for all three: migrations, the auth stand-in's schema, the API roles' timeouts as
+// a Supabase project has them, the authenticator login.
 import postgres, { type Sql } from 'postgres';
 import { startPostgresCluster } from './postgres-cluster.ts';
 import type { ExitHandler } from './children.ts';
 import { startPglite } from './pglite.ts';
 import { applyMigrations } from './migrate.ts';
 import { prepareAuthSchema } from './auth.ts';
+import { applyPlatformRoleSettings } from './platform-roles.ts';
 
 export type DatabaseChoice =
   | { kind: 'url'; url: string }
@@ -73,6 +75,7 @@ export async function startDatabase(
     const { applied } = await applyMigrations(sql, { log });
     log(applied.length ? `applied ${applied.length} migration(s)` : 'database schema is up to date');
     await prepareAuthSchema(sql);
+    await applyPlatformRoleSettings(sql);
     const [{ job }] = await sql`
       select to_regclass('cron.job') is not null
          and exists (select 1 from cron.job where jobname = 'agent-status-sweep') as job`.catch(() => [{ job: false }]);

@@ -47,7 +47,8 @@ export function useTestDatabase(): TestDatabase {
 export type Role = 'anon' | 'authenticated' | 'service_role';
 
 /**
- * Runs fn in a transaction as PostgREST would for a request: SET LOCAL ROLE plus the JWT claims.
+ * Runs fn in a transaction as PostgREST would for a request: SET LOCAL ROLE plus the JWT claims and the
+ * role's own settings (statement_timeout as on Supabase: runner/local-stack/platform-roles.ts).
  * The transaction is rolled back, so a test can try writes without leaving them behind.
  */
 export async function asRole<T>(sql: Sql, role: Role, claims: Record<string, unknown>, fn: (tx: Sql) => PromiseLike<T>): Promise<T> {
@@ -56,6 +57,10 @@ export async function asRole<T>(sql: Sql, role: Role, claims: Record<string, unk
   try {
     await sql.begin(async (tx) => {
       await tx`select set_config('request.jwt.claims', ${JSON.stringify({ role, ...claims })}, true)`;
+      await tx`
+        select set_config(split_part(entry, '=', 1), substr(entry, strpos(entry, '=') + 1), true)
+        from pg_db_role_setting s cross join unnest(s.setconfig) entry
+        where s.setrole = ${role}::regrole and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))`;
       await tx.unsafe(`set local role ${role}`);
       result = await fn(tx as unknown as Sql);
       throw rollback;

@@ -5,6 +5,7 @@ import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { startPostgresCluster, type PostgresCluster } from '../../runner/local-stack/postgres-cluster.ts';
 import { applyMigrations } from '../../runner/local-stack/migrate.ts';
+import { applyPlatformRoleSettings } from '../../runner/local-stack/platform-roles.ts';
 
 export const TEMPLATE_DATABASE = 'agent_status_template';
 
@@ -28,6 +29,8 @@ export async function setup(project: TestProject) {
   const template = postgres(cluster.urlFor(TEMPLATE_DATABASE), { max: 1, onnotice: () => {} });
   try {
     await applyMigrations(template);
+    // the API roles' timeouts as on Supabase, for every database of the cluster
+    await applyPlatformRoleSettings(template);
   } finally {
     await template.end();
   }
