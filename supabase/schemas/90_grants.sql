@@ -192,6 +192,7 @@ revoke all on function public.agent_report(text, text, text, text, integer, text
 grant execute on function public.force_agent_status(text, text, integer, text, text) to anon, authenticated, service_role;
 revoke all on function public.force_agent_status(text, text, integer, text, text) from public;
 revoke all on function agent_private.heartbeat_batch_item(jsonb) from public;
+revoke all on function agent_private.steady_heartbeats(jsonb) from public;
 grant execute on function public.agent_heartbeat_batch(jsonb) to service_role;
 revoke all on function public.agent_heartbeat_batch(jsonb) from public;
 grant execute on function public.set_agent_timeouts(text, integer, integer, text) to anon, authenticated, service_role;

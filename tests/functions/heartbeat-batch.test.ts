@@ -1,5 +1,7 @@
 // public.agent_heartbeat_batch, which the heartbeat function sends concurrent heartbeats through: the
 // same answers as agent_heartbeat one by one, and a refused heartbeat fails alone, writing nothing.
+// Steady heartbeats take a set-based path (agent_private.steady_heartbeats): for every state a
+// heartbeat can meet and every shape it can have, it must leave exactly what apply_event leaves.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { createToken } from '../helpers/agents.ts';
@@ -69,5 +71,111 @@ describe('agent_heartbeat_batch', () => {
              has_function_privilege('authenticated', 'public.agent_heartbeat_batch(jsonb)', 'execute') as authenticated,
              has_function_privilege('service_role', 'public.agent_heartbeat_batch(jsonb)', 'execute') as service_role`;
     expect(grants).toEqual({ anon: false, authenticated: false, service_role: true });
+  });
+});
+
+// Where a heartbeat can find an agent: columns set on both twins by one statement (one now()).
+const STATES: Record<string, string> = {
+  running: "status = 'running', status_source = 'agent'",
+  'running by runner': "status = 'running', status_source = 'runner'",
+  warning: "status = 'warning', status_source = 'agent', status_reason = 'disk almost full'",
+  'warning by sweep': "status = 'warning', status_source = 'sweep', status_reason = 'no activity', inactive_at = null",
+  error: "status = 'error', status_source = 'agent', status_reason = 'boom'",
+  stopped: "status = 'stopped', status_source = 'agent', stale_at = null, inactive_at = null, pid = null",
+  stale: "status = 'stale', status_source = 'sweep', stale_at = null",
+  restarting:
+    "status = 'warning', status_source = 'runner', unstable_since = now() - interval '1 minute', restart_times = array[now() - interval '20 minutes', now() - interval '1 minute']",
+  'old restarts':
+    "status = 'running', status_source = 'agent', restart_times = array[now() - interval '20 minutes', now() - interval '2 minutes']",
+  'no activity deadline': "status = 'running', status_source = 'agent', inactive_at = null, last_activity_at = now() - interval '1 hour'",
+  'long silent activity': "status = 'running', status_source = 'agent', inactive_at = null, last_activity_at = now() - interval '1 day'",
+  'declared interval': "status = 'running', status_source = 'agent', heartbeat_interval_s = 10",
+  'operator timeouts': "status = 'running', status_source = 'agent', operator_heartbeat_timeout_s = 40, operator_activity_timeout_s = 600",
+};
+const SHAPES: Record<string, Record<string, unknown>> = {
+  bare: {},
+  'same health': { health: 50 },
+  'new health': { health: 60 },
+  activity: { last_activity: 'crawling page 3' },
+  running: { status: 'running' },
+  warning: { status: 'warning' },
+  error: { status: 'error' },
+  pid: { pid: 4321 },
+  'same interval': { heartbeat_interval_s: 10 },
+  'new interval': { heartbeat_interval_s: 20 },
+  'running with everything': { status: 'running', health: 50, pid: 99, last_activity: 'idle', heartbeat_interval_s: 10 },
+};
+
+describe('steady heartbeats, applied set-based', () => {
+  it('leave the same row, answer and history as apply_event, for every state and heartbeat shape', async () => {
+    const cases = Object.keys(STATES).flatMap((state) => Object.keys(SHAPES).map((shape) => ({ state, shape })));
+    const twins = cases.map((_, i) => ({ fast: `eq-${i}-fast`, slow: `eq-${i}-slow` }));
+    const tokensOf: Record<string, string> = {};
+    for (const { fast, slow } of twins) {
+      for (const name of [fast, slow]) tokensOf[name] = await createToken(db.sql, 'agent', { agent: name });
+    }
+    // one transaction, so both twins' times are the same now()
+    await db.sql.begin(async (tx) => {
+      for (const [i, { state }] of cases.entries()) {
+        const pair = [twins[i].fast, twins[i].slow];
+        await tx.unsafe(
+          `update public.agent_status set health = 50, last_heartbeat = now() - interval '10 seconds',
+             started_at = now() - interval '1 hour', status_changed_at = now() - interval '1 hour', pid = 1234,
+             stale_at = now() + interval '1 hour', inactive_at = now() + interval '1 hour',
+             last_activity = 'before', last_activity_at = now() - interval '5 minutes', created_at = now()
+           where agent_name in ($1, $2)`,
+          pair,
+        );
+        await tx.unsafe(`update public.agent_status set ${STATES[state]} where agent_name in ($1, $2)`, pair);
+      }
+    });
+    const { fastAnswers, slowAnswers, applyEventCalls } = await db.sql.begin(async (tx) => {
+      await tx`set local track_functions = 'pl'`;
+      const items = cases.map(({ shape }, i) => ({ token: tokensOf[twins[i].fast], agent_name: twins[i].fast, ...SHAPES[shape] }));
+      const fast: unknown[] = [];
+      for (let at = 0; at < items.length; at += 50) {
+        const [{ answers }] = await tx`select public.agent_heartbeat_batch(${tx.json(items.slice(at, at + 50) as never)}) as answers`;
+        fast.push(...answers);
+      }
+      const [{ calls }] = await tx`
+        select coalesce(sum(calls), 0)::int as calls from pg_stat_xact_user_functions where funcname = 'apply_event'`;
+      const slow: unknown[] = [];
+      for (const [i, { shape }] of cases.entries()) {
+        const h = SHAPES[shape] as Record<string, never>;
+        const [row] = await tx`
+          select agent_private.agent_state_json(a) as agent
+          from public.agent_heartbeat(${tokensOf[twins[i].slow]}, ${twins[i].slow}, ${h.status ?? null}, ${h.health ?? null},
+                                      ${h.last_activity ?? null}, ${h.pid ?? null}, ${h.heartbeat_interval_s ?? null}) a`;
+        slow.push({ agent: row.agent });
+      }
+      return { fastAnswers: fast, slowAnswers: slow, applyEventCalls: calls as number };
+    });
+    const strip = (value: unknown) => JSON.parse(JSON.stringify(value).replaceAll(/eq-\d+-(fast|slow)/g, 'twin'));
+    const rows = await db.sql`
+      select agent_name, to_jsonb(a) - 'id' - 'agent_name' as row,
+             (select coalesce(jsonb_agg(jsonb_build_array(e.kind, e.from_status, e.to_status, e.health, e.message, e.at) order by e.id), '[]')
+              from public.agent_events e where e.agent_id = a.id) as events
+      from public.agent_status a where agent_name like 'eq-%'`;
+    const byName = new Map(rows.map((r) => [r.agent_name as string, r]));
+    for (const [i, { state, shape }] of cases.entries()) {
+      const what = `${shape} heartbeat on ${state}`;
+      expect(strip(fastAnswers[i]), what).toEqual(strip(slowAnswers[i]));
+      expect(byName.get(twins[i].fast)!.row, what).toEqual(byName.get(twins[i].slow)!.row);
+      expect(byName.get(twins[i].fast)!.events, what).toEqual(byName.get(twins[i].slow)!.events);
+    }
+    // the set-based path did serve the steady ones: apply_event ran only for the others
+    const steady = cases.filter(
+      ({ state, shape }) =>
+        [
+          'running',
+          'warning',
+          'old restarts',
+          'no activity deadline',
+          'long silent activity',
+          'declared interval',
+          'operator timeouts',
+        ].includes(state) && ['bare', 'same health', 'activity', 'pid'].includes(shape),
+    ).length;
+    expect(applyEventCalls).toBeLessThanOrEqual(cases.length - steady);
   });
 });
