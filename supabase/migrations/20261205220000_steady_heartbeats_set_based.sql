@@ -4,19 +4,25 @@ set local check_function_bodies = off;
 
 CREATE OR REPLACE FUNCTION agent_private.steady_heartbeats(p_heartbeats jsonb)
  RETURNS TABLE(n bigint, agent jsonb)
- LANGUAGE sql
+ LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
+begin
+  return query
   with item as materialized (
-    select e.ordinality as n, e.value ->> 'token' as token, e.value ->> 'agent_name' as agent_name,
+    select e.ordinality as n, agent_private.hash_token(e.value ->> 'token') as token_hash, e.value ->> 'agent_name' as agent_name,
            coalesce(e.value ->> 'status', case when e.value ->> 'last_activity' is not null then 'activity' else 'heartbeat' end) as event,
            case when e.value ->> 'health' ~ '^\d{1,3}$' then (e.value ->> 'health')::integer end as health,
            e.value ->> 'last_activity' as activity,
            case when e.value ->> 'pid' ~ '^[1-9]\d{0,8}$' then (e.value ->> 'pid')::integer end as pid,
            case when e.value ->> 'heartbeat_interval_s' ~ '^\d{1,5}$' then (e.value ->> 'heartbeat_interval_s')::integer end as interval_s,
            e.value ->> 'heartbeat_interval_s' is null as no_interval
-    from jsonb_array_elements(p_heartbeats) with ordinality e
-    where jsonb_typeof(e.value) = 'object'
+    -- mentions: how often the batch names the agent, malformed items included
+    from (select x.*, count(*) over (partition by x.value ->> 'agent_name') as mentions
+          from jsonb_array_elements(p_heartbeats) with ordinality x) e
+    -- an agent named twice goes one by one, in order
+    where e.mentions = 1
+      and jsonb_typeof(e.value) = 'object'
       and char_length(e.value ->> 'token') between 1 and 200
       and coalesce(e.value ->> 'status', 'running') = 'running'
       -- (a CASE, not AND: AND may cast before it tests)
@@ -27,21 +33,23 @@ AS $function$
       and coalesce(char_length(e.value ->> 'last_activity'), 0) <= 1000
       and e.value ->> 'at' is null
   ),
-  once as (
-    select i.* from item i
-    where (select count(*) from jsonb_array_elements(p_heartbeats) e where e.value ->> 'agent_name' = i.agent_name) = 1
-  ),
-  authorized as materialized (
-    select i.*, a.id as agent_id, t.id as token_id, t.last_used_at,
-           case t.kind when 'agent' then 'agent' else 'runner' end::public.agent_event_source as source
-    from once i
-    join public.api_tokens t on t.token_hash = agent_private.hash_token(i.token) and t.revoked_at is null
+  steady as materialized (
+    select i.n, i.activity, i.pid, a.id as agent_id, t.id as token_id, t.last_used_at,
+           (agent_private.heartbeat_timeout(a, s)).timeout_s as heartbeat_timeout_s,
+           agent_private.activity_timeout(a, s) as activity_timeout_s
+    from item i
+    join public.api_tokens t on t.token_hash = i.token_hash and t.revoked_at is null
                             and (t.expires_at is null or t.expires_at > now()) and t.kind in ('agent', 'runner')
     join public.agent_status a on a.agent_name = i.agent_name
-    where (t.kind = 'agent' and a.id = t.agent_id)
-       or (t.kind = 'runner' and exists (select 1 from public.runners r where r.id = a.runner_id and r.host = t.host))
+    cross join (select st from public.agent_status_settings st limit 1) settings (s)
+    where ((t.kind = 'agent' and a.id = t.agent_id)
+           or (t.kind = 'runner' and exists (select 1 from public.runners r where r.id = a.runner_id and r.host = t.host)))
+      and a.status in ('running', 'warning') and a.unstable_since is null
+      and agent_private.next_agent_status(a.status, a.status_source, i.event, null, false) = a.status
+      and (i.event <> 'running' or a.status_source = case t.kind when 'agent' then 'agent' else 'runner' end)
+      and coalesce(i.health, a.health) = a.health
+      and (i.no_interval or i.interval_s = a.heartbeat_interval_s)
   ),
-  settings as (select st from public.agent_status_settings st limit 1),
   applied as (
     update public.agent_status a set
       last_heartbeat = now(),
@@ -49,29 +57,26 @@ AS $function$
       pid = coalesce(i.pid, a.pid),
       last_activity = coalesce(i.activity, a.last_activity),
       last_activity_at = case when i.activity is not null then now() else a.last_activity_at end,
-      restart_times = array(select t from unnest(a.restart_times) t where t > now() - interval '10 minutes' order by t),
-      stale_at = now() + make_interval(secs => (agent_private.heartbeat_timeout(a, settings.st)).timeout_s),
+      restart_times = case when cardinality(a.restart_times) = 0 then a.restart_times
+        else array(select t from unnest(a.restart_times) t where t > now() - interval '10 minutes' order by t) end,
+      stale_at = now() + make_interval(secs => i.heartbeat_timeout_s),
       inactive_at = case
-        when agent_private.activity_timeout(a, settings.st) is null or (a.status = 'warning' and a.status_source = 'sweep') then null
-        when i.activity is not null then now() + make_interval(secs => agent_private.activity_timeout(a, settings.st))
+        when i.activity_timeout_s is null or (a.status = 'warning' and a.status_source = 'sweep') then null
+        when i.activity is not null then now() + make_interval(secs => i.activity_timeout_s)
         when a.inactive_at is not null then a.inactive_at
-        when coalesce(a.last_activity_at, now()) + make_interval(secs => agent_private.activity_timeout(a, settings.st)) < now()
-          then now() + make_interval(secs => agent_private.activity_timeout(a, settings.st))
-        else coalesce(a.last_activity_at, now()) + make_interval(secs => agent_private.activity_timeout(a, settings.st)) end
-    from authorized i, settings
+        when coalesce(a.last_activity_at, now()) + make_interval(secs => i.activity_timeout_s) < now()
+          then now() + make_interval(secs => i.activity_timeout_s)
+        else coalesce(a.last_activity_at, now()) + make_interval(secs => i.activity_timeout_s) end
+    from steady i
     where a.id = i.agent_id
-      and a.status in ('running', 'warning') and a.unstable_since is null
-      and agent_private.next_agent_status(a.status, a.status_source, i.event, null, false) = a.status
-      and (i.event <> 'running' or a.status_source = i.source)
-      and coalesce(i.health, a.health) = a.health
-      and (i.no_interval or i.interval_s = a.heartbeat_interval_s)
     returning i.n, i.token_id, i.last_used_at, agent_private.agent_state_json(a) as agent
   ),
   used as (
     update public.api_tokens t set last_used_at = now()
     where t.id in (select token_id from applied where last_used_at is null or last_used_at < now() - interval '1 minute')
   )
-  select n, agent from applied
+  select applied.n, applied.agent from applied;
+end
 $function$;
 
 ALTER FUNCTION "agent_private"."steady_heartbeats"(jsonb) OWNER TO "postgres";

@@ -5,6 +5,11 @@
 //     client) sent straight into PostgreSQL, the ceiling the issue compares against;
 //   - PostgREST RPC: POST /rpc/agent_heartbeat, one statement per heartbeat; the function could only
 //     be slower than this if it went through PostgREST, which is why it connects directly.
+// Then what a heartbeat costs PostgreSQL inside a batch of 50 (CPU of the cluster's processes per
+// item, pgbench at one client), three ways in the same run: agent_heartbeat_batch; the per-item
+// path it took before (agent_private.heartbeat_batch_item, apply_event, for each); and the floor, a
+// plain set-based UPDATE of the same rows with the token check. And pgbench's batched ceiling (4
+// clients, 50-batches of agent_heartbeat_batch) against the function at 32 clients.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +23,7 @@ import { startPostgrest } from '../../runner/local-stack/postgrest.ts';
 import { startFunction } from '../../runner/local-stack/functions.ts';
 import { createJwtSecret, signApiKey } from '../../runner/local-stack/keys.ts';
 import { closedLoop, percentile, postRequest, type LoadResult } from './load.ts';
+import { runningPostmaster } from '../../runner/local-stack/postgres-cluster.ts';
 
 const LEVELS = [1, 8, 32];
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -41,7 +47,7 @@ function cell(result: LoadResult): Cell {
 }
 
 // pgbench with a per-transaction log, so its p50/p99 are computed the same way as the HTTP ones.
-async function pgbench(url: string, clients: number, script: string, dir: string): Promise<Cell> {
+async function pgbench(url: string, clients: number, script: string, dir: string): Promise<Cell & { transactions: number }> {
   for (const file of readdirSync(dir).filter((f) => f.startsWith('pgbench_log'))) rmSync(join(dir, file));
   const args = [
     '-n',
@@ -62,6 +68,7 @@ async function pgbench(url: string, clients: number, script: string, dir: string
   const { stdout } = await promisify(execFile)(PGBENCH, args, { timeout: (SECONDS + 30) * 1000 });
   const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)?.[1]);
   if (!tps) throw new Error(`could not read tps from pgbench:\n${stdout}`);
+  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
   const latencies: number[] = [];
   for (const file of readdirSync(dir).filter((f) => f.startsWith('pgbench_log'))) {
     for (const line of readFileSync(join(dir, file), 'utf8').split('\n')) {
@@ -70,7 +77,57 @@ async function pgbench(url: string, clients: number, script: string, dir: string
     }
   }
   latencies.sort((a, b) => a - b);
-  return { rps: tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors: 0 };
+  return { rps: tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors: 0, transactions };
+}
+
+// CPU seconds used so far by the cluster's processes (the postmaster and its children), from /proc.
+function clusterCpuSeconds(dataDir: string): number {
+  const postmaster = runningPostmaster(dataDir)?.pid;
+  if (!postmaster) throw new Error(`no PostgreSQL server serves ${dataDir}`);
+  const ticks = 100; // USER_HZ on Linux
+  let total = 0;
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // fields after the command's closing parenthesis: state ppid ... utime(14) stime(15)
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(entry) === postmaster || Number(fields[1]) === postmaster) total += (Number(fields[11]) + Number(fields[12])) / ticks;
+  }
+  return total;
+}
+
+// One batch of 50 steady heartbeats as JSON, built in SQL from pgbench's client id.
+const BATCH_JSON = `(select jsonb_agg(jsonb_build_object('token', 'asa_batch_' || :client_id || '_' || i, 'agent_name', 'bench-batch-' || :client_id || '-' || i))
+  from generate_series(0, 49) i)`;
+const SQL_PATHS: { name: string; sql: string }[] = [
+  { name: 'agent_heartbeat_batch', sql: `select public.agent_heartbeat_batch(${BATCH_JSON});` },
+  { name: 'per item (apply_event each)', sql: `select agent_private.heartbeat_batch_item(x) from jsonb_array_elements(${BATCH_JSON}) x;` },
+  {
+    name: 'set-based floor (UPDATE + token check)',
+    sql: `update public.agent_status a set last_heartbeat = now(), updated_at = now(), stale_at = now() + interval '120 seconds'
+  from public.api_tokens t, jsonb_array_elements(${BATCH_JSON}) x
+  where t.token_hash = sha256(convert_to(x ->> 'token', 'UTF8')) and t.revoked_at is null and a.id = t.agent_id and a.agent_name = x ->> 'agent_name';`,
+  },
+];
+
+/** PostgreSQL CPU per heartbeat item in 50-batches, each path measured ROUNDS times, best kept. */
+async function sqlCostPerItem(url: string, dataDir: string, dir: string): Promise<{ name: string; microseconds: number }[]> {
+  const results = new Map<string, number>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const path of SQL_PATHS) {
+      const script = join(dir, 'batch.sql');
+      writeFileSync(script, `${path.sql}\n`);
+      const before = clusterCpuSeconds(dataDir);
+      const { transactions } = await pgbench(url, 1, script, dir);
+      const perItem = ((clusterCpuSeconds(dataDir) - before) / (transactions * 50)) * 1e6;
+      results.set(path.name, Math.min(results.get(path.name) ?? Number.POSITIVE_INFINITY, perItem));
+    }
+  }
+  return SQL_PATHS.map(({ name }) => ({ name, microseconds: results.get(name)! }));
 }
 
 function table(rows: { clients: number; pgbench: Cell; deno: Cell; postgrest: Cell }[]) {
@@ -132,6 +189,15 @@ export async function run() {
         select 'agent', ${name}, sha256(convert_to(${token}, 'UTF8')), left(${token}, 10), id
         from public.agent_status where agent_name = ${name}`;
     }
+    // 4 clients x 50 agents for the batch measurements (pgbench's client ids 0..3), running already
+    await database.sql`
+      insert into public.agent_status (agent_name, status, status_source, health, last_heartbeat, stale_at)
+      select 'bench-batch-' || c || '-' || i, 'running', 'agent', 0, now(), now() + interval '1 hour'
+      from generate_series(0, 3) c, generate_series(0, 49) i`;
+    await database.sql`
+      insert into public.api_tokens (kind, label, token_hash, token_prefix, agent_id)
+      select 'agent', agent_name, sha256(convert_to('asa_batch_' || replace(substr(agent_name, 13), '-', '_'), 'UTF8')), 'asa_batch', id
+      from public.agent_status where agent_name like 'bench-batch-%'`;
     const script = join(dir, 'heartbeat.sql');
     writeFileSync(script, "select 1 from public.agent_heartbeat('asa_bench_' || :client_id, 'bench-agent-' || :client_id);\n");
 
@@ -193,6 +259,27 @@ export async function run() {
     const ratio = at32.deno.rps / at32.pgbench.rps;
     console.log(
       `\nDeno function at 32 clients: ${ratio.toFixed(2)} of pgbench (target: at least 0.50) -> ${ratio >= 0.5 ? 'met' : 'NOT met'}`,
+    );
+
+    console.log(`\nPostgreSQL CPU per heartbeat item in a batch of 50 (pgbench, 1 client, best of ${ROUNDS} rounds of ${SECONDS} s):`);
+    const costs = await sqlCostPerItem(cluster.urlFor('bench'), cluster.dataDir, dir);
+    for (const { name, microseconds } of costs) console.log(`  ${name.padEnd(42)} ${microseconds.toFixed(1).padStart(7)} µs`);
+    const batchCost = costs[0].microseconds;
+    console.log(
+      `  agent_heartbeat_batch per item: ${batchCost.toFixed(1)} µs (target: at most 50) -> ${batchCost <= 50 ? 'met' : 'NOT met'}`,
+    );
+
+    const batchScript = join(dir, 'batch-ceiling.sql');
+    writeFileSync(batchScript, `${SQL_PATHS[0].sql}\n`);
+    let ceiling = 0;
+    for (let round = 0; round < ROUNDS; round++)
+      ceiling = Math.max(ceiling, (await pgbench(cluster.urlFor('bench'), 4, batchScript, dir)).rps * 50);
+    const share = at32.deno.rps / ceiling;
+    console.log(
+      `pgbench's batched ceiling (4 clients, 50-batches of agent_heartbeat_batch): ${ceiling.toFixed(0)} heartbeats/s; the function at 32 clients: ${at32.deno.rps.toFixed(0)}/s = ${share.toFixed(2)} of it (target: at least 0.8) -> ${share >= 0.8 ? 'met' : 'NOT met'}`,
+    );
+    console.log(
+      `heartbeat p99 at 32 clients through the function: ${at32.deno.p99.toFixed(1)} ms (target: at most 10) -> ${at32.deno.p99 <= 10 ? 'met' : 'NOT met'}`,
     );
   } finally {
     await supervisor.stopAll();

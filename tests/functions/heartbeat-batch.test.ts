@@ -57,6 +57,22 @@ describe('agent_heartbeat_batch', () => {
     expect(after.events - before.events).toBe(1);
   });
 
+  it('applies an agent named twice in one batch in the order sent, beside steady ones', async () => {
+    await batch([{ token: tokens['b-1'], agent_name: 'b-1', health: 40 }]);
+    const answers = await batch([
+      { token: tokens['b-3'], agent_name: 'b-3' },
+      { token: tokens['b-1'], agent_name: 'b-1', health: 41 },
+      { token: tokens['b-1'], agent_name: 'b-1', last_activity: 'second' },
+      { token: tokens['b-1'], agent_name: 'b-1', health: 'forty' },
+    ]);
+    expect(answers[0]).toMatchObject({ agent: { agent_name: 'b-3' } });
+    expect(answers[1]).toMatchObject({ agent: { health: 41 } });
+    expect(answers[2]).toMatchObject({ agent: { health: 41, last_activity: 'second' } });
+    expect(answers[3]).toMatchObject({ error: { sqlstate: '22P02' } });
+    const [b1] = await db.sql`select health, last_activity from public.agent_status where agent_name = 'b-1'`;
+    expect(b1).toEqual({ health: 41, last_activity: 'second' });
+  });
+
   it('refuses more than 50 heartbeats, and anything but an array', async () => {
     await expect(batch(Array.from({ length: 51 }, () => ({})))).rejects.toMatchObject({
       code: '22023',
