@@ -1,29 +1,47 @@
 // The optional early wake-up: a Realtime broadcast on the topic `agent_commands:<host>` makes the
 // poll loop poll now. It is a hint only. Where the project has no Realtime (the local stack), or the
 // socket drops, nothing breaks: the poll loop catches up on its own, so failures are logged once.
+// While the subscription is live the runner polls slowly (a missed hint waits at most that long);
+// when it drops, the loop is woken and goes back to its own pace.
 import type { SupabaseClient } from '@supabase/supabase-js';
 
-/** Subscribes; returns the unsubscribe function. */
+export interface CommandHints {
+  /** Whether hints arrive now (the channel is subscribed). */
+  live(): boolean;
+  unsubscribe(): Promise<void>;
+}
+
+/** Subscribes; wake() is called on each hint and when the subscription is lost. */
 export function subscribeToCommandHints(
   client: SupabaseClient,
   host: string,
   wake: () => void,
   log: (message: string) => void,
-): () => Promise<void> {
+): CommandHints {
   let reported = false;
+  let live = false;
   const channel = client
     .channel(`agent_commands:${host}`)
     .on('broadcast', { event: '*' }, () => wake())
     .subscribe((status, error) => {
-      if (status === 'SUBSCRIBED') {
+      const was = live;
+      live = status === 'SUBSCRIBED';
+      if (live) {
         reported = false;
-        log(`realtime: listening on agent_commands:${host} (polling continues)`);
-      } else if (!reported && (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT')) {
+        log(`realtime: listening on agent_commands:${host} (polling continues, slower)`);
+      } else if (was) {
+        wake(); // back to the fast pace at once
+      }
+      if (!live && !reported && (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT')) {
         reported = true;
         log(`realtime unavailable (${error?.message ?? status}); polling only`);
       }
     });
-  return async () => {
-    await client.removeChannel(channel);
+  return {
+    live: () => live,
+    async unsubscribe() {
+      live = false;
+      await client.removeChannel(channel);
+    },
   };
 }

@@ -13,7 +13,7 @@ import { acquireLock, type Lock } from './lock.ts';
 import { agentLogFiles, tailForOperator } from './logs.ts';
 import { Poller } from './poller.ts';
 import { isSameProcess, listProcesses } from './proc.ts';
-import { subscribeToCommandHints } from './realtime.ts';
+import { type CommandHints, subscribeToCommandHints } from './realtime.ts';
 import { findAgentProcesses, type RunnerIdentity } from './reconciler.ts';
 import { Reporter } from './reporter.ts';
 import { ResourceSampler } from './resources.ts';
@@ -33,6 +33,10 @@ const SHUTDOWN_GRACE_MS = 15_000;
 const LOG_POLL_IDLE_MS = 2000;
 const LOG_POLL_ACTIVE_MS = 500;
 const LOG_ACTIVE_FOR_MS = 60_000;
+// While Realtime hints arrive, a hint wakes the command loop at once, so polling is only the safety
+// net for a lost hint: every 30 s instead of every poll_interval (one host polling every second made
+// 86,400 requests a day doing nothing).
+const HINTED_POLL_MS = 30_000;
 
 export interface RunnerOptions {
   config: RunnerConfig;
@@ -68,7 +72,7 @@ export class Runner {
   private previousInstance?: string;
   /** SHA-256 of the channel secret each agent's process holds, saved so adopted agents keep speaking. */
   private readonly secretHashes = new Map<string, string>();
-  private unsubscribe?: () => Promise<void>;
+  private hints?: CommandHints;
   private scanning = false;
   private shuttingDown?: Promise<void>;
   /** how often it heartbeats, declared with each heartbeat so the database knows when it is silent */
@@ -80,7 +84,13 @@ export class Runner {
     this.log = options.log ?? ((line) => console.log(line));
     this.api = new RunnerApi(this.config.supabase);
     this.reporter = new Reporter((agent, report) => this.api.report(agent, report), this.log);
-    this.poller = new Poller({ intervalMs: this.config.runner.pollIntervalMs, batch: CLAIM_BATCH, poll: () => this.poll(), log: this.log });
+    this.poller = new Poller({
+      intervalMs: () =>
+        this.hints?.live() ? Math.max(HINTED_POLL_MS, this.config.runner.pollIntervalMs) : this.config.runner.pollIntervalMs,
+      batch: CLAIM_BATCH,
+      poll: () => this.poll(),
+      log: this.log,
+    });
     this.logPoller = new Poller({
       intervalMs: () => (Date.now() - this.logRequestAt < LOG_ACTIVE_FOR_MS ? LOG_POLL_ACTIVE_MS : LOG_POLL_IDLE_MS),
       batch: 50,
@@ -145,7 +155,7 @@ export class Runner {
     this.poller.start();
     this.logPoller.start();
     if (config.supabase.realtime) {
-      this.unsubscribe = subscribeToCommandHints(this.api.client, this.host, () => this.poller.wake(), this.log);
+      this.hints = subscribeToCommandHints(this.api.client, this.host, () => this.poller.wake(), this.log);
     }
     // Relayed heartbeats must come well within the shortest heartbeat timeout of the agents.
     const shortestTimeout = Math.min(...config.agents.map((agent) => agent.heartbeat_timeout ?? Infinity));
@@ -432,7 +442,7 @@ export class Runner {
       const stopAgents = options.stopAgents ?? this.config.runner.stopAgentsOnExit;
       for (const timer of this.timers) clearInterval(timer);
       await Promise.all([this.poller.stop(), this.logPoller.stop()]);
-      await this.unsubscribe?.().catch(() => {});
+      await this.hints?.unsubscribe().catch(() => {});
       const inProgress = Promise.all(this.queues.values());
       if (!(await Promise.race([inProgress.then(() => true), sleep(SHUTDOWN_GRACE_MS).then(() => false)]))) {
         this.log(`commands still in progress after ${SHUTDOWN_GRACE_MS / 1000} s; stopping anyway`);

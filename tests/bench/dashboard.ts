@@ -1,11 +1,11 @@
-// Dashboard bench: 2,000 agents in a real stack (private PostgreSQL, PostgREST, auth stand-in), the
-// production build in headless Chromium. Measures (1) opening the dashboard until the table of all
-// 2,000 agents is rendered and painted (it renders the rows in view), and (2) applying a poll in
+// Dashboard bench: BENCH_AGENTS agents (2,000 by default) in a real stack (private PostgreSQL,
+// PostgREST, auth stand-in), the production build in headless Chromium. Measures (1) opening the
+// dashboard until the table of all agents is rendered and painted (it renders the rows in view), and (2) applying a poll in
 // which one agent on screen changed, up to the next paint, with every column filled (CPU and memory
 // too); and (3) logs on demand: from the operator's click to the lines on screen, through a real
 // runner reading a real agent's files (p50 and p95).
 // The page reports them itself through User Timing (web/src/marks.ts).
-// Run alone: BENCH=dashboard npm run bench
+// Run alone: BENCH=dashboard npm run bench; another fleet size: BENCH_AGENTS=10000 BENCH=dashboard npm run bench
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,7 +24,10 @@ export interface Measurement {
   target: number;
 }
 
-const AGENTS = 2000;
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 2000);
+if (!Number.isInteger(AGENTS) || AGENTS < 20) throw new Error(`BENCH_AGENTS must be a whole number of at least 20, got ${process.env.BENCH_AGENTS}`);
+// agent-0001 ... sorted as numbered; wide enough that no two names collide (lpad cuts longer numbers)
+const NAME_DIGITS = Math.max(4, String(AGENTS).length);
 const UPDATES = 10;
 const LOG_REQUESTS = 20;
 const CHATTY = resolve(import.meta.dirname, '../fixtures/chatty.sh');
@@ -56,7 +59,7 @@ export async function benchDashboard(log: (line: string) => void = console.log):
     await stack.sql`
       insert into public.agent_status (agent_name, status, status_source, health, host, last_heartbeat, started_at,
                                        stale_at, last_activity, last_activity_at, status_reason)
-      select format('agent-%s', lpad(i::text, 4, '0')),
+      select format('agent-%s', lpad(i::text, ${NAME_DIGITS}, '0')),
              (array['running', 'running', 'running', 'warning', 'error', 'stopped'])[1 + i % 6], 'agent',
              (i * 37) % 101, format('host-%s', i % 20), now() - make_interval(secs => i % 50),
              now() - make_interval(mins => i % 600), now() + interval '1 hour',

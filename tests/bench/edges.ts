@@ -6,7 +6,7 @@
 //   - the runner itself SIGKILLed -> its agents' rows read runner_status silent.
 // Times are from the kill; the SDK agent's also from its last heartbeat, since where in its 30 s
 // cycle the kill lands decides most of it.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -31,8 +31,22 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
+// Kills every process whose environment holds the marker: the runner's agent runs in a process group
+// of its own (so it outlives a runner restart), and the runner dies here by SIGKILL, so stopping the
+// runner's group does not reach the agent it restarted after the crash (a forever.sh outlived the bench).
+function killMarked(marker: string): void {
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/environ`).includes(marker)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+}
+
 export async function run() {
   const dir = mkdtempSync(join(tmpdir(), 'agent-status-bench-edges-'));
+  const marker = `AGENT_STATUS_BENCH_RUN=${dir}`;
   const cluster = await startPostgresCluster({});
   let stack: Awaited<ReturnType<typeof startStack>> | undefined;
   const children: ResultPromise[] = [];
@@ -52,7 +66,7 @@ export async function run() {
         .token as string;
     const live = async (name: string) => (await sql`select * from public.agent_status_live where agent_name = ${name}`)[0];
     const spawn = (file: string, args: string[], env: Record<string, string>) => {
-      const child = execa(file, args, { cwd: REPO, env, reject: false, stdio: 'ignore', detached: true });
+      const child = execa(file, args, { cwd: REPO, env: { ...env, AGENT_STATUS_BENCH_RUN: dir }, reject: false, stdio: 'ignore', detached: true });
       children.push(child);
       return child;
     };
@@ -65,7 +79,7 @@ export async function run() {
       stringify({
         supabase: { url: stack.url, anon_key: stack.anonKey },
         runner: { state_dir: join(dir, 'state') },
-        agents: [{ name: 'supervised', command: join(FIXTURES, 'forever.sh'), autostart: true }],
+        agents: [{ name: 'supervised', command: join(FIXTURES, 'forever.sh'), autostart: true, env: { AGENT_STATUS_BENCH_RUN: dir } }],
       }),
     );
     const runner = spawn(process.execPath, [CLI, 'runner', '--config', configFile], { AGENT_STATUS_RUNNER_TOKEN: runnerToken });
@@ -160,6 +174,7 @@ export async function run() {
         // already gone
       }
     }
+    killMarked(marker);
     await stack?.stop();
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -80,7 +80,9 @@ async function pgbench(url: string, clients: number, script: string, dir: string
   return { rps: tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors: 0, transactions };
 }
 
-// CPU seconds used so far by the cluster's processes (the postmaster and its children), from /proc.
+// CPU seconds used so far by the cluster's processes, from /proc: the postmaster's own and its live
+// children's, plus those of the children it has reaped (cutime, cstime), so a backend that exits
+// (pgbench's, at its end) still counts.
 function clusterCpuSeconds(dataDir: string): number {
   const postmaster = runningPostmaster(dataDir)?.pid;
   if (!postmaster) throw new Error(`no PostgreSQL server serves ${dataDir}`);
@@ -95,7 +97,8 @@ function clusterCpuSeconds(dataDir: string): number {
     }
     // fields after the command's closing parenthesis: state ppid ... utime(14) stime(15)
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(entry) === postmaster || Number(fields[1]) === postmaster) total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    if (Number(entry) === postmaster) total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / ticks;
+    else if (Number(fields[1]) === postmaster) total += (Number(fields[11]) + Number(fields[12])) / ticks;
   }
   return total;
 }
