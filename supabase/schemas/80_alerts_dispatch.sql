@@ -130,13 +130,22 @@ create or replace function agent_private.alert_wake() returns void
 as $$
 declare
   v_url text := (select url from agent_private.alert_dispatch_target);
+  v_key text;
 begin
   if to_regprocedure('net.http_post(text,jsonb,jsonb,jsonb,integer)') is null or v_url is null then
     return;
   end if;
+  -- A URL without a key would send "authorization: null", which the dispatcher refuses on every
+  -- wake: say what is missing instead.
+  v_key := agent_private.alert_dispatch_key();
+  if v_key is null then
+    raise warning 'agent-status: the dispatch URL is set but there is no dispatch key, so the dispatcher is not called'
+      using hint = 'Create it in Vault: select vault.create_secret(encode(extensions.gen_random_bytes(32), ''hex''), ''agent_status_dispatch_key'');';
+    return;
+  end if;
   execute 'select net.http_post(url => $1, body => $2, headers => $3, timeout_milliseconds => 30000)'
     using v_url, '{}'::jsonb,
-          jsonb_build_object('content-type', 'application/json', 'authorization', 'Bearer ' || agent_private.alert_dispatch_key());
+          jsonb_build_object('content-type', 'application/json', 'authorization', 'Bearer ' || v_key);
 end
 $$;
 

@@ -119,6 +119,11 @@ grant select on table public.agent_log_requests to authenticated;
 grant delete, insert, references, select, trigger, truncate, update on table public.agent_log_requests to service_role;
 -- the service role inserts agents, events and commands directly (tests, administration)
 grant usage on sequence public.agent_status_id_seq, public.agent_events_id_seq, public.agent_commands_id_seq to service_role;
+-- Supabase's default privileges give anon and authenticated USAGE and UPDATE (setval) on every new
+-- sequence in public; nothing here lets them insert, so they get none.
+revoke all on sequence public.agent_status_id_seq, public.agent_events_id_seq, public.agent_commands_id_seq,
+  public.agent_log_requests_id_seq, public.alert_deliveries_id_seq, public.alert_attempts_id_seq, public.alert_pauses_id_seq
+  from anon, authenticated;
 
 -- 20_checks.sql
 revoke all on function agent_private.invalid(text, text) from public;

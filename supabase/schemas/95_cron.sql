@@ -27,9 +27,9 @@ end
 $$;
 
 -------------------------------------------------------------------------------------------------------
--- Schedule: pg_cron calls the dispatcher through pg_net every 10 s on Supabase (pg_cron 1.6 takes
--- second schedules). Where either extension is missing this does nothing and says so; the local
--- stack then calls the same function on a timer.
+-- pg_net, on its own: a schedule that fails must not take it back with it (each flip's wake uses it
+-- too), and in `extensions`, where Supabase keeps extensions (in `public` the Security Advisor flags
+-- it; its functions live in `net` either way).
 -------------------------------------------------------------------------------------------------------
 do $$
 begin
@@ -37,12 +37,30 @@ begin
     raise notice 'pg_net is not available: call the dispatch function on a timer yourself (npm start does)';
     return;
   end if;
+  begin
+    create extension if not exists pg_net with schema extensions;
+  exception when others then
+    raise notice 'pg_net could not be created (%): call the dispatch function on a timer yourself', sqlerrm;
+  end;
+end
+$$;
+
+-------------------------------------------------------------------------------------------------------
+-- Schedule: pg_cron calls the dispatcher through pg_net every 10 s on Supabase (pg_cron 1.6 takes
+-- second schedules). Where either extension is missing this does nothing and says so; the local
+-- stack then calls the same function on a timer.
+-------------------------------------------------------------------------------------------------------
+do $$
+begin
+  if not exists (select 1 from pg_extension where extname = 'pg_net') then
+    raise notice 'pg_net is not installed: call the dispatch function on a timer yourself (npm start does)';
+    return;
+  end if;
   if not exists (select 1 from pg_extension where extname = 'pg_cron') then
     raise notice 'pg_cron is not installed: call the dispatch function on a timer yourself';
     return;
   end if;
   begin
-    create extension if not exists pg_net;
     perform cron.schedule('agent-status-alerts', '10 seconds', 'select agent_private.alert_wake()');
   exception when others then
     raise notice 'the alert dispatch schedule was not created (%): call the dispatch function on a timer yourself', sqlerrm;

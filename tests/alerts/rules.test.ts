@@ -1,6 +1,7 @@
 // The alert rules in Postgres, on this file's own database: which flips become deliveries in the
 // outbox, and which are folded, delayed, cancelled or held back. The dispatcher that sends them runs
 // in dispatch.test.ts; here the outbox itself is the observable.
+import postgres from 'postgres';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { useTestDatabase, asRole } from '../helpers/database.ts';
 import { createToken, registerRunner, setAgentState, failure } from '../helpers/agents.ts';
@@ -342,5 +343,19 @@ describe('waking the dispatcher through pg_net', () => {
         headers: { 'content-type': 'application/json', authorization: 'Bearer wake-key-0123456789' },
       },
     ]);
+  });
+
+  it('not at all while the URL is set and no key is, and says what is missing', async () => {
+    await db.sql`select public.alert_configure_dispatch('https://project.example/functions/v1/dispatch')`;
+    await db.sql`delete from net.calls`;
+    const warnings: string[] = [];
+    const listening = postgres(db.url, { max: 1, onnotice: (notice) => warnings.push(notice.message) });
+    try {
+      await listening`select agent_private.alert_wake()`;
+    } finally {
+      await listening.end();
+    }
+    expect(await db.sql`select * from net.calls`).toEqual([]);
+    expect(warnings).toEqual([expect.stringMatching(/dispatch URL is set but there is no dispatch key/)]);
   });
 });
