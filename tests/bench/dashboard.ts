@@ -25,7 +25,8 @@ export interface Measurement {
 }
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 2000);
-if (!Number.isInteger(AGENTS) || AGENTS < 20) throw new Error(`BENCH_AGENTS must be a whole number of at least 20, got ${process.env.BENCH_AGENTS}`);
+if (!Number.isInteger(AGENTS) || AGENTS < 20)
+  throw new Error(`BENCH_AGENTS must be a whole number of at least 20, got ${process.env.BENCH_AGENTS}`);
 // agent-0001 ... sorted as numbered; wide enough that no two names collide (lpad cuts longer numbers)
 const NAME_DIGITS = Math.max(4, String(AGENTS).length);
 const UPDATES = 10;

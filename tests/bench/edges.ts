@@ -66,7 +66,13 @@ export async function run() {
         .token as string;
     const live = async (name: string) => (await sql`select * from public.agent_status_live where agent_name = ${name}`)[0];
     const spawn = (file: string, args: string[], env: Record<string, string>) => {
-      const child = execa(file, args, { cwd: REPO, env: { ...env, AGENT_STATUS_BENCH_RUN: dir }, reject: false, stdio: 'ignore', detached: true });
+      const child = execa(file, args, {
+        cwd: REPO,
+        env: { ...env, AGENT_STATUS_BENCH_RUN: dir },
+        reject: false,
+        stdio: 'ignore',
+        detached: true,
+      });
       children.push(child);
       return child;
     };
