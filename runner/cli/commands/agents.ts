@@ -13,8 +13,9 @@ export interface AgentEvent extends AgentEventRow {
 
 export type CommandRow = OperatorCommandRow;
 
+/** Every agent, by name, however many (paged past PostgREST's row limit). */
 export function listAgents(api: Api): Promise<LiveAgent[]> {
-  return api.rpc<LiveAgent[]>('operator_list_agents');
+  return api.rpcAll<LiveAgent & Record<string, unknown>>('operator_list_agents', 'agent_name');
 }
 
 /** Case-insensitive edit distance, for "did you mean" suggestions. */

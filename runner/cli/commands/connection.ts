@@ -84,7 +84,16 @@ export interface Api {
   rpc<T>(fn: string, args?: Record<string, unknown>): Promise<T>;
   /** Calls a function that takes no operator identity (verify_api_token). */
   rpcAnonymous<T>(fn: string, args?: Record<string, unknown>): Promise<T>;
+  /**
+   * Every row of an operator function that returns a set, read in pages ordered by `key` (unique),
+   * each page after the last key seen: PostgREST answers at most its max-rows (1,000 on Supabase)
+   * per request, and `list` once stopped there without a word.
+   */
+  rpcAll<T extends Record<string, unknown>>(fn: string, key: keyof T & string, args?: Record<string, unknown>): Promise<T[]>;
 }
+
+// Rows per page: within PostgREST's max-rows on Supabase and in the local stack.
+const PAGE_ROWS = 1000;
 
 interface Resolved {
   url: string;
@@ -204,5 +213,21 @@ export async function connect(flags: ConnectionFlags, options: { signIn?: boolea
     who,
     rpc: (fn, args = {}) => call(fn, { ...args, p_operator_token: token ?? null }),
     rpcAnonymous: (fn, args = {}) => call(fn, args),
+    async rpcAll<T extends Record<string, unknown>>(fn: string, key: keyof T & string, args: Record<string, unknown> = {}) {
+      const rows: T[] = [];
+      for (let last: unknown; ; ) {
+        let query = client
+          .rpc(fn, { ...args, p_operator_token: token ?? null })
+          .order(key)
+          .limit(PAGE_ROWS);
+        if (last !== undefined) query = query.gt(key, last);
+        const { data, error, status } = await query;
+        if (error) throw apiError(url, status, error);
+        const page = data as T[];
+        rows.push(...page);
+        if (page.length < PAGE_ROWS) return rows;
+        last = page[page.length - 1][key];
+      }
+    },
   };
 }
