@@ -23,6 +23,7 @@ import { startPostgrest } from '../../runner/local-stack/postgrest.ts';
 import { startFunction } from '../../runner/local-stack/functions.ts';
 import { createJwtSecret, signApiKey } from '../../runner/local-stack/keys.ts';
 import { closedLoop, percentile, postRequest, type LoadResult } from './load.ts';
+import { createBenchAgents } from './agents.ts';
 import { runningPostmaster } from '../../runner/local-stack/postgres-cluster.ts';
 
 const LEVELS = [1, 8, 32];
@@ -185,15 +186,7 @@ export async function run() {
     database = await startDatabase({ kind: 'url', url: cluster.urlFor('bench') }, log);
 
     // One agent and one token per client; tokens with known text so pgbench can send them too.
-    const clients = Math.max(...LEVELS);
-    const agents = Array.from({ length: clients }, (_, i) => ({ name: `bench-agent-${i}`, token: `asa_bench_${i}` }));
-    for (const { name, token } of agents) {
-      await database.sql`insert into public.agent_status (agent_name) values (${name})`;
-      await database.sql`
-        insert into public.api_tokens (kind, label, token_hash, token_prefix, agent_id)
-        select 'agent', ${name}, sha256(convert_to(${token}, 'UTF8')), left(${token}, 10), id
-        from public.agent_status where agent_name = ${name}`;
-    }
+    const agents = await createBenchAgents(database.sql, 'bench', Math.max(...LEVELS));
     // 4 clients x 50 agents for the batch measurements (pgbench's client ids 0..3), running already
     await database.sql`
       insert into public.agent_status (agent_name, status, status_source, health, last_heartbeat, stale_at)
