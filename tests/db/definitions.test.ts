@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { AgentState } from '../../shared/api/agent.ts';
+import { AGENT_LIVE_COLUMNS } from '../../shared/rows.ts';
 import { AGENT_STATUSES, COMMAND_ACTIONS, COMMAND_STATUSES, EVENT_SOURCES, LIMITS, TOKEN_KINDS } from '../../shared/status.ts';
 
 describe('shared/status.ts matches the database', () => {
@@ -48,5 +49,16 @@ describe('shared/status.ts matches the database', () => {
     const [{ state }] = await db.sql`
       select agent_private.agent_state_json(a) as state from public.agent_status a where agent_name = 'shape-agent'`;
     expect(AgentState.parse(state)).toEqual(state);
+  });
+});
+
+describe('shared/rows.ts matches the database', () => {
+  const db = useTestDatabase();
+
+  it('AGENT_LIVE_COLUMNS are the columns of public.agent_status_live', async () => {
+    const rows = await db.sql`
+      select attname from pg_attribute
+      where attrelid = 'public.agent_status_live'::regclass and attnum > 0 and not attisdropped order by attnum`;
+    expect([...AGENT_LIVE_COLUMNS]).toEqual(rows.map((r) => r.attname as string));
   });
 });

@@ -2,19 +2,60 @@
 // Row-level security decides what that user sees: a non-operator gets no rows, never an error.
 import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
 import type { AgentStatus, CommandStatus } from '../../shared/status.ts';
-import type { AgentEventRow, AgentLiveRow, CommandRow as SharedCommandRow, RunnerLiveRow } from '../../shared/rows.ts';
+import type { AgentEventRow, AgentLiveColumn, AgentLiveRow, CommandRow as SharedCommandRow, RunnerLiveRow } from '../../shared/rows.ts';
 
-/** A row of agent_status_live. */
-export type AgentRow = AgentLiveRow;
+// The columns the dashboard reads; each row type below is picked by its list, so TypeScript refuses
+// a field that is not fetched. metadata is left out: it can be 8 kB per agent and no view shows it.
+export const AGENT_COLUMNS = [
+  'id',
+  'agent_name',
+  'status',
+  'health',
+  'last_heartbeat',
+  'last_error',
+  'last_activity',
+  'last_activity_at',
+  // written at every change of the row: the agent page reads the newest history again when it moves
+  'updated_at',
+  'status_source',
+  'status_reason',
+  'status_changed_at',
+  'host',
+  'runner_id',
+  'pid',
+  'started_at',
+  'stopped_at',
+  'exit_code',
+  'exit_signal',
+  'heartbeat_timeout_s',
+  'stale_at',
+  'observed_at',
+  'uptime_s',
+  'runner_last_seen_at',
+  'runner_status',
+  'runner_silent_s',
+  'restarts_total',
+  'restarts_10m',
+  'last_restart_at',
+  'crash_looping',
+  'next_restart_at',
+  'last_warning',
+  'last_warning_at',
+  'last_error_at',
+  'activity_timeout_s',
+  'heartbeat_timeout_source',
+] as const satisfies readonly AgentLiveColumn[];
+const COMMAND_COLUMNS = ['id', 'agent_id', 'action', 'status', 'requested_by', 'created_at', 'finished_at', 'result'] as const;
+const RUNNER_COLUMNS = ['id', 'host', 'status', 'last_seen_at', 'version', 'pid', 'started_at', 'silent_s'] as const;
+
+/** A row of agent_status_live, in the columns the dashboard reads (AGENT_COLUMNS). */
+export type AgentRow = Pick<AgentLiveRow, (typeof AGENT_COLUMNS)[number]>;
 
 /** The columns of agent_commands the dashboard reads (COMMAND_COLUMNS). */
-export type CommandRow = Pick<
-  SharedCommandRow,
-  'id' | 'agent_id' | 'action' | 'status' | 'requested_by' | 'created_at' | 'finished_at' | 'result'
->;
+export type CommandRow = Pick<SharedCommandRow, (typeof COMMAND_COLUMNS)[number]>;
 
 /** A runner as public.runner_status_live reads it: silent once two of its heartbeat intervals pass. */
-export type RunnerRow = Pick<RunnerLiveRow, 'id' | 'host' | 'status' | 'last_seen_at' | 'version' | 'pid' | 'started_at' | 'silent_s'>;
+export type RunnerRow = Pick<RunnerLiveRow, (typeof RUNNER_COLUMNS)[number]>;
 
 export type EventRow = AgentEventRow;
 
@@ -69,14 +110,6 @@ export interface WhoAmI {
   email?: string;
 }
 
-// metadata is left out: it can be 8 kB per agent and the table does not show it.
-const AGENT_COLUMNS =
-  'id,agent_name,status,health,last_heartbeat,last_error,last_activity,last_activity_at,status_source,status_reason,' +
-  'status_changed_at,host,runner_id,pid,started_at,stopped_at,exit_code,exit_signal,heartbeat_timeout_s,' +
-  'stale_at,observed_at,uptime_s,runner_last_seen_at,runner_status,runner_silent_s,restarts_total,restarts_10m,' +
-  'last_restart_at,crash_looping,next_restart_at,last_warning,last_warning_at,last_error_at,activity_timeout_s,' +
-  'heartbeat_timeout_source';
-const COMMAND_COLUMNS = 'id,agent_id,action,status,requested_by,created_at,finished_at,result';
 const EVENT_COLUMNS = 'id,at,kind,source,actor,from_status,to_status,health,message,details';
 
 // Hosted Supabase answers at most 1000 rows per request (max_rows), so larger fleets come in pages.
@@ -125,7 +158,7 @@ async function allPages<T>(
  */
 export function fetchAgents(client: SupabaseClient, changes?: { writtenSince: string; staleBy: string }): Promise<AgentRow[]> {
   return allPages('reading agents', (from, to) => {
-    let query = client.from('agent_status_live').select(AGENT_COLUMNS);
+    let query = client.from('agent_status_live').select(AGENT_COLUMNS.join(','));
     if (changes) query = query.or(`updated_at.gte."${changes.writtenSince}",stale_at.lte."${changes.staleBy}"`);
     return query.order('id').range(from, to).retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS));
   });
@@ -137,7 +170,7 @@ export function fetchCommands(client: SupabaseClient, since: string): Promise<Co
   return allPages('reading commands', (from, to) =>
     client
       .from('agent_commands')
-      .select(COMMAND_COLUMNS)
+      .select(COMMAND_COLUMNS.join(','))
       .or(`status.in.(${IN_FLIGHT.join(',')}),created_at.gte."${since}"`)
       .order('id', { ascending: false })
       .range(from, to)
@@ -151,11 +184,11 @@ export async function fetchRunners(client: SupabaseClient): Promise<RunnerRow[]>
     'reading runners',
     await client
       .from('runner_status_live')
-      .select('id,host,status,last_seen_at,version,pid,started_at,silent_s')
+      .select(RUNNER_COLUMNS.join(','))
       .order('host')
       .retry(false)
       .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
-  ) as RunnerRow[];
+  ) as unknown as RunnerRow[];
 }
 
 /** An agent's history, newest first; only events after `afterId` when given. */
