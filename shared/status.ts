@@ -42,8 +42,15 @@ export const RUNNER_REPORT_EVENTS = ['adopted', 'exited', 'crashed', 'terminated
 export const COMMAND_ACTIONS = ['start', 'stop', 'restart'] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 
-export const COMMAND_STATUSES = ['pending', 'claimed', 'succeeded', 'failed', 'expired'] as const;
+/** A command waits for its runner while in flight; finished, it has its answer (finished_at set). */
+export const IN_FLIGHT_COMMAND_STATUSES = ['pending', 'claimed'] as const;
+export const FINISHED_COMMAND_STATUSES = ['succeeded', 'failed', 'expired'] as const;
+export const COMMAND_STATUSES = [...IN_FLIGHT_COMMAND_STATUSES, ...FINISHED_COMMAND_STATUSES] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
+
+export function isFinished(status: CommandStatus): boolean {
+  return (FINISHED_COMMAND_STATUSES as readonly CommandStatus[]).includes(status);
+}
 
 export const TOKEN_KINDS = ['agent', 'runner', 'operator'] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];

@@ -3,7 +3,15 @@ import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { AgentState } from '../../shared/api/agent.ts';
 import { AGENT_LIVE_COLUMNS } from '../../shared/rows.ts';
-import { AGENT_STATUSES, COMMAND_ACTIONS, COMMAND_STATUSES, EVENT_SOURCES, LIMITS, TOKEN_KINDS } from '../../shared/status.ts';
+import {
+  AGENT_STATUSES,
+  COMMAND_ACTIONS,
+  COMMAND_STATUSES,
+  EVENT_SOURCES,
+  FINISHED_COMMAND_STATUSES,
+  LIMITS,
+  TOKEN_KINDS,
+} from '../../shared/status.ts';
 
 describe('shared/status.ts matches the database', () => {
   const db = useTestDatabase();
@@ -31,6 +39,13 @@ describe('shared/status.ts matches the database', () => {
     for (const action of COMMAND_ACTIONS) expect(await checkConstraint('agent_commands', 'action')).toContain(`'${action}'`);
     for (const status of COMMAND_STATUSES) expect(await checkConstraint('agent_commands', 'status')).toContain(`'${status}'`);
     for (const kind of TOKEN_KINDS) expect(await checkConstraint('api_tokens', 'kind')).toContain(`'${kind}'`);
+  });
+  it('finished command statuses: those with a finished_at', async () => {
+    const [{ def }] = await db.sql`
+      select pg_get_constraintdef(c.oid) as def from pg_constraint c
+      where c.conrelid = 'public.agent_commands'::regclass and pg_get_constraintdef(c.oid) like '%finished_at IS NOT NULL%'`;
+    const finished = [...(def as string).matchAll(/'([a-z_]+)'::text/g)].map((m) => m[1]);
+    expect(finished).toEqual([...FINISHED_COMMAND_STATUSES]);
   });
   it('text limits', async () => {
     expect(await checkConstraint('agent_status', 'agent_name')).toContain(`${LIMITS.agentName})`);

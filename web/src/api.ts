@@ -1,7 +1,7 @@
 // Every read and write the dashboard makes, through supabase-js under the signed-in user's session.
 // Row-level security decides what that user sees: a non-operator gets no rows, never an error.
 import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
-import type { AgentStatus, CommandStatus } from '../../shared/status.ts';
+import { type AgentStatus, IN_FLIGHT_COMMAND_STATUSES } from '../../shared/status.ts';
 import type { AgentEventRow, AgentLiveColumn, AgentLiveRow, CommandRow as SharedCommandRow, RunnerLiveRow } from '../../shared/rows.ts';
 
 // The columns the dashboard reads; each row type below is picked by its list, so TypeScript refuses
@@ -120,8 +120,6 @@ const PAGE = 1000;
 // feed's poll loop retries, and says so on screen meanwhile.
 const READ_TIMEOUT_MS = 10_000;
 
-/** Commands still waiting for a runner: their agent's row shows them as in flight. */
-export const IN_FLIGHT: readonly CommandStatus[] = ['pending', 'claimed'];
 /** How long a finished command's outcome stays on its agent's row. */
 export const COMMAND_OUTCOME_SECONDS = 15 * 60;
 
@@ -171,7 +169,7 @@ export function fetchCommands(client: SupabaseClient, since: string): Promise<Co
     client
       .from('agent_commands')
       .select(COMMAND_COLUMNS.join(','))
-      .or(`status.in.(${IN_FLIGHT.join(',')}),created_at.gte."${since}"`)
+      .or(`status.in.(${IN_FLIGHT_COMMAND_STATUSES.join(',')}),created_at.gte."${since}"`)
       .order('id', { ascending: false })
       .range(from, to)
       .retry(false)

@@ -1,9 +1,10 @@
 // Which command buttons make sense for an agent, and why the others are off.
-import type { AgentStatus } from '../../shared/status.ts';
-import { IN_FLIGHT, type AgentRow, type CommandRow } from './api.ts';
+import { type AgentStatus, isFinished } from '../../shared/status.ts';
+import type { AgentRow, CommandRow } from './api.ts';
 
+/** Whether the command still waits for its runner: its agent's row shows it as in flight. */
 export function isInFlight(command: CommandRow | undefined): boolean {
-  return command !== undefined && IN_FLIGHT.includes(command.status);
+  return command !== undefined && !isFinished(command.status);
 }
 
 const LIVE: readonly AgentStatus[] = ['running', 'warning', 'stale'];
