@@ -1,6 +1,7 @@
 // The status values, event sources and events of agent-status, as TypeScript constants. The database
-// defines them (domain public.agent_status_value, agent_private.next_status); tests/db/definitions.test.ts
-// fails if these lists and the database ever disagree, so nothing else needs to repeat them.
+// defines them (domain public.agent_status_value, the state machine agent_private.next_agent_status,
+// agent_commands' checks); tests/db/definitions.test.ts fails if these lists and the database ever
+// disagree, so nothing else needs to repeat them.
 
 /** What an agent is doing, as the dashboard shows it. `stale` is inferred: no heartbeat in time. */
 export const AGENT_STATUSES = ['running', 'warning', 'error', 'stopped', 'stale'] as const;
