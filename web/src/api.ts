@@ -2,54 +2,42 @@
 // Row-level security decides what that user sees: a non-operator gets no rows, never an error.
 import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
 import { type AgentStatus, IN_FLIGHT_COMMAND_STATUSES } from '../../shared/status.ts';
-import type { AgentEventRow, AgentLiveColumn, AgentLiveRow, CommandRow as SharedCommandRow, RunnerLiveRow } from '../../shared/rows.ts';
+import {
+  AGENT_LIVE_COLUMNS,
+  type AgentEventRow,
+  type AgentLiveColumn,
+  type AgentLiveRow,
+  type CommandRow as SharedCommandRow,
+  type RunnerLiveRow,
+} from '../../shared/rows.ts';
 
-// The columns the dashboard reads; each row type below is picked by its list, so TypeScript refuses
-// a field that is not fetched. metadata is left out: it can be 8 kB per agent and no view shows it.
-export const AGENT_COLUMNS = [
-  'id',
-  'agent_name',
-  'status',
-  'health',
-  'last_heartbeat',
-  'last_error',
-  'last_activity',
-  'last_activity_at',
-  // written at every change of the row: the agent page reads the newest history again when it moves
-  'updated_at',
-  'status_source',
-  'status_reason',
-  'status_changed_at',
-  'host',
-  'runner_id',
-  'pid',
-  'started_at',
-  'stopped_at',
-  'exit_code',
-  'exit_signal',
-  'heartbeat_timeout_s',
-  'stale_at',
-  'observed_at',
-  'uptime_s',
-  'runner_last_seen_at',
-  'runner_status',
-  'runner_silent_s',
-  'restarts_total',
-  'restarts_10m',
-  'last_restart_at',
-  'crash_looping',
-  'next_restart_at',
-  'last_warning',
-  'last_warning_at',
-  'last_error_at',
-  'activity_timeout_s',
-  'heartbeat_timeout_source',
+// The columns of agent_status_live the dashboard leaves out: metadata can be 8 kB per agent, and no
+// view shows the others. It reads every other column (AGENT_COLUMNS); each row type below is picked by
+// its list, so TypeScript refuses a field that is not fetched.
+const UNREAD_AGENT_COLUMNS = [
+  'metadata',
+  'recorded_status',
+  'runner_online',
+  'inactive_at',
+  'seconds_since_heartbeat',
+  'down_s',
+  'runner_heartbeat_interval_s',
+  'unstable_since',
+  'warnings_1h',
+  'warnings_24h',
+  'errors_1h',
+  'errors_24h',
+  'heartbeat_interval_s',
 ] as const satisfies readonly AgentLiveColumn[];
+type AgentColumn = Exclude<AgentLiveColumn, (typeof UNREAD_AGENT_COLUMNS)[number]>;
+const AGENT_COLUMNS = AGENT_LIVE_COLUMNS.filter(
+  (column): column is AgentColumn => !(UNREAD_AGENT_COLUMNS as readonly AgentLiveColumn[]).includes(column),
+);
 const COMMAND_COLUMNS = ['id', 'agent_id', 'action', 'status', 'requested_by', 'created_at', 'finished_at', 'result'] as const;
 const RUNNER_COLUMNS = ['id', 'host', 'status', 'last_seen_at', 'version', 'pid', 'started_at', 'silent_s'] as const;
 
 /** A row of agent_status_live, in the columns the dashboard reads (AGENT_COLUMNS). */
-export type AgentRow = Pick<AgentLiveRow, (typeof AGENT_COLUMNS)[number]>;
+export type AgentRow = Pick<AgentLiveRow, AgentColumn>;
 
 /** The columns of agent_commands the dashboard reads (COMMAND_COLUMNS). */
 export type CommandRow = Pick<SharedCommandRow, (typeof COMMAND_COLUMNS)[number]>;
