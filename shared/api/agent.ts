@@ -1,7 +1,7 @@
 // What the functions answer about an agent after applying a heartbeat or report: the agent's row as
 // the database left it, in the row's own column names (a part of shared/rows.ts AGENT_LIVE_COLUMNS).
-// Built once, in SQL, by agent_private.agent_state_json; tests/db/definitions.test.ts checks that it
-// answers exactly this shape.
+// Built once, in SQL, by agent_private.agent_state_json (supabase/schemas/40_state_machine.sql);
+// tests/db/definitions.test.ts checks that it answers exactly this shape.
 import { z } from 'zod';
 import type { AgentLiveColumn } from '../rows.ts';
 import { AGENT_STATUSES } from '../status.ts';

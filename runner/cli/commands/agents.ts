@@ -1,5 +1,5 @@
-// Reading agents and their history through the operator read functions (operator_list_agents,
-// operator_agent_events), shared by list, doctor, test and the control commands.
+// Reading agents and their history through the operator read functions (supabase/schemas/65_reads.sql),
+// shared by list, doctor, test and the control commands.
 import type { AgentEventRow, AgentLiveRow } from '../../../shared/rows.ts';
 import type { Api } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
