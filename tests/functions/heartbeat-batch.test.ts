@@ -4,7 +4,7 @@
 // heartbeat can meet and every shape it can have, it must leave exactly what apply_event leaves.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
-import { createToken } from '../helpers/agents.ts';
+import { createToken, registerRunner } from '../helpers/agents.ts';
 
 const db = useTestDatabase();
 const tokens: Record<string, string> = {};
@@ -71,6 +71,31 @@ describe('agent_heartbeat_batch', () => {
     expect(answers[3]).toMatchObject({ error: { sqlstate: '22P02' } });
     const [b1] = await db.sql`select health, last_activity from public.agent_status where agent_name = 'b-1'`;
     expect(b1).toEqual({ health: 41, last_activity: 'second' });
+  });
+
+  it("refuses a steady agent's heartbeat under another agent's, a revoked, or another host's runner token", async () => {
+    const runnerA = await registerRunner(db.sql, 'host-a', ['managed-a']);
+    const runnerB = await registerRunner(db.sql, 'host-b', ['managed-b']);
+    const revoked = await createToken(db.sql, 'agent', { agent: 'b-4' });
+    // all of them running and steady: only the token stands between a heartbeat and the fast path
+    await batch([
+      { token: runnerA, agent_name: 'managed-a' },
+      { token: revoked, agent_name: 'b-4' },
+      { token: tokens['b-3'], agent_name: 'b-3' },
+    ]);
+    await db.sql`update public.api_tokens set revoked_at = now() where token_hash = sha256(convert_to(${revoked}, 'UTF8'))`;
+    const [before] = await db.sql`
+      select json_agg(a order by agent_name)::text as rows from public.agent_status a where agent_name in ('managed-a', 'b-4', 'b-3')`;
+    const answers = await batch([
+      { token: runnerB, agent_name: 'managed-a' },
+      { token: revoked, agent_name: 'b-4' },
+      { token: tokens['b-1'], agent_name: 'b-3' },
+      { token: 'asa_unknown', agent_name: 'b-3-not-there' },
+    ]);
+    for (const answer of answers) expect(answer).toMatchObject({ error: { sqlstate: '28000' } });
+    const [after] = await db.sql`
+      select json_agg(a order by agent_name)::text as rows from public.agent_status a where agent_name in ('managed-a', 'b-4', 'b-3')`;
+    expect(after.rows).toBe(before.rows);
   });
 
   it('refuses more than 50 heartbeats, and anything but an array', async () => {
