@@ -406,4 +406,16 @@ describe('the dashboard against a real stack and runner', () => {
     // The viewport only: rows below it are not painted yet (content-visibility), by design.
     await screenshot(page, 'dashboard-narrow', { fullPage: false });
   }, 60_000);
+
+  // last: it adds a fleet the tests above would count
+  it('holds a fleet of several API pages: every agent in the table, the last page included', async () => {
+    await sql()`insert into public.agent_status (agent_name, status) select format('paged-%s', lpad(i::text, 5, '0')), 'stopped'
+                from generate_series(1, 2345) i`;
+    const [{ total }] = await sql()`select count(*)::int as total from public.agent_status_live`;
+    await openDashboard();
+    // the rows and the header
+    await expect.poll(() => page.locator('[role="table"]').getAttribute('aria-rowcount'), { timeout: 30_000 }).toBe(String(total + 1));
+    await page.getByLabel('Search').fill('paged-02345');
+    await expect.poll(() => page.locator('.rows .row').count(), { timeout: 10_000 }).toBe(1);
+  }, 90_000);
 });
