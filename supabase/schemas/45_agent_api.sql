@@ -394,8 +394,8 @@ begin
   if p_activity_timeout_s is not null then
     a.operator_activity_timeout_s := nullif(p_activity_timeout_s, 0);
   end if;
-  hb := (agent_private.heartbeat_timeout(a, settings.st)).timeout_s;
-  act := agent_private.activity_timeout(a, settings.st);
+  hb := (agent_private.heartbeat_timeout(a, s)).timeout_s;
+  act := agent_private.activity_timeout(a, s);
   update public.agent_status set
     operator_heartbeat_timeout_s = a.operator_heartbeat_timeout_s,
     operator_activity_timeout_s = a.operator_activity_timeout_s,
