@@ -58,7 +58,9 @@ it('a runner SIGKILLed, its agent killed meanwhile, the runner started again: re
   const steady = fixtureAgent('forever.sh', { autostart: true, restart: 'always', backoff: { reset_after: '2s' } });
   const host = await makeHost(stack, [steady]);
   const { process: first } = await host.spawn();
-  const before = await waitFor('the autostart', async () => ((await live(steady.name)).status === 'running' ? live(steady.name) : undefined));
+  const before = await waitFor('the autostart', async () =>
+    (await live(steady.name)).status === 'running' ? live(steady.name) : undefined,
+  );
   first.kill('SIGKILL');
   await first;
   process.kill(-before.pid, 'SIGKILL');
@@ -75,7 +77,9 @@ it('an agent restarted after a crash and adopted by the next runner before it wa
   const steady = fixtureAgent('forever.sh', { autostart: true, restart: 'always', backoff: { reset_after: '6s' } });
   const host = await makeHost(stack, [steady]);
   const { process: first } = await host.spawn();
-  const before = await waitFor('the autostart', async () => ((await live(steady.name)).status === 'running' ? live(steady.name) : undefined));
+  const before = await waitFor('the autostart', async () =>
+    (await live(steady.name)).status === 'running' ? live(steady.name) : undefined,
+  );
   process.kill(before.pid, 'SIGKILL');
   const restarted = await waitFor('the restart', async () => {
     const row = await live(steady.name);

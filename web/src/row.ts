@@ -211,7 +211,7 @@ export class AgentRowView {
       agent.runner_status,
       agent.status_reason,
       agent.crash_looping,
-      agent.restarts_10m,
+      agent.crashes_10m,
       agent.last_activity,
       agent.pid,
       command?.id,
@@ -239,7 +239,7 @@ export class AgentRowView {
         : '';
     this.badge.hidden = !agent.crash_looping;
     this.badge.title = agent.crash_looping
-      ? `crashed ${agent.restarts_10m} time${agent.restarts_10m === 1 ? '' : 's'} in the last 10 minutes and not stable since${agent.next_restart_at ? '; the runner starts it again soon' : ''}`
+      ? `crashed ${agent.crashes_10m} times in the last 10 minutes and not stable since${agent.next_restart_at ? '; the runner starts it again soon' : ''}`
       : '';
     const note = commandNote(command, agent);
     setText(this.commandText, note.text);
