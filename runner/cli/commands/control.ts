@@ -1,14 +1,16 @@
 // `agent-status start|stop|restart <agent>` and `start-all [--host h]`: enqueue commands for the
 // runners and, unless --no-wait, wait for their results. Exit 0 when all succeeded, 1 when any failed
-// or expired, 7 when the wait timed out with commands still pending or claimed.
+// or expired, 7 when the wait timed out with commands still pending or claimed, or at once when the
+// agent's runner is already known to be silent or offline (nothing would answer before the command
+// expires: it waited 132 s for that, issue 19); the command stays queued for a runner that comes back.
 import type { Command } from 'commander';
 import { COMMAND_ACTIONS, type CommandAction } from '../../../shared/status.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
-import { painter, printJson } from './output.ts';
+import { painter, printJson, span } from './output.ts';
 import { startProgress } from './progress.ts';
-import { listAgents, unknownAgent, type CommandRow } from './agents.ts';
+import { listAgents, unknownAgent, type CommandRow, type LiveAgent } from './agents.ts';
 import { isFinished, waitForCommands } from './wait-commands.ts';
 
 interface ControlOptions extends ConnectionFlags {
@@ -63,12 +65,30 @@ function describe(command: CommandRow): string {
   }
 }
 
-/** Prints the outcome and returns the exit code. */
-function report(commands: CommandRow[], options: ControlOptions): number {
-  const unfinished = commands.filter((c) => !isFinished(c));
+/** Why nobody will answer a command: its agent's runner is silent or offline (the database's view, read now). */
+function runnerGone(agent: LiveAgent | undefined): string | undefined {
+  if (!agent || (agent.runner_status !== 'silent' && agent.runner_status !== 'offline')) return undefined;
+  return `its runner on ${agent.host} is ${agent.runner_status}${agent.runner_silent_s !== null ? ` (no word for ${span(agent.runner_silent_s)})` : ''}`;
+}
+
+/** Prints the outcome and returns the exit code; `gone` are commands not waited for, with why. */
+function report(commands: CommandRow[], gone: Map<number, string>, options: ControlOptions): number {
+  const unfinished = commands.filter((c) => !isFinished(c) && !gone.has(c.id));
   const failed = commands.filter((c) => c.status === 'failed' || c.status === 'expired');
   if (options.json) printJson(commands);
   else for (const command of commands) process.stdout.write(`${describe(command)}\n`);
+  if (gone.size) {
+    const first = commands.find((c) => gone.has(c.id))!;
+    process.stderr.write(
+      [...gone.keys()]
+        .map((id) => commands.find((c) => c.id === id)!)
+        .map((c) => `not waiting for ${c.action} ${JSON.stringify(c.agent_name)}: ${gone.get(c.id)}.\n`)
+        .join('') +
+        `The command stays queued until it expires (${first.expires_at}) and runs if the runner is back by then. ` +
+        `Check the host with: agent-status doctor "${first.agent_name}"\n`,
+    );
+    return EXIT.timeout;
+  }
   if (unfinished.length) {
     const pending = unfinished.filter((c) => c.status === 'pending');
     process.stderr.write(
@@ -92,6 +112,14 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
     );
     return EXIT.ok;
   }
+  // commands whose runner is known to be gone are not waited for: they would only expire
+  const agents = new Map((await listAgents(api)).map((a) => [a.agent_name, a]));
+  const gone = new Map(
+    commands.flatMap((c) => {
+      const why = runnerGone(agents.get(c.agent_name));
+      return why ? [[c.id, why] as const] : [];
+    }),
+  );
   if (!options.wait) {
     if (options.json) printJson(commands);
     else
@@ -101,9 +129,10 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
   }
   const progress = startProgress(`waiting for ${commands.length} ${verb} command(s)`);
   try {
+    const waited = commands.filter((c) => !gone.has(c.id));
     const done = await waitForCommands(
       api,
-      commands.map((c) => c.id),
+      waited.map((c) => c.id),
       {
         timeoutMs: options.timeout * 1000,
         onPoll: (rows) => {
@@ -114,7 +143,12 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
       },
     );
     progress.stop();
-    return report(done, options);
+    const latest = new Map(done.map((row) => [row.id, row]));
+    return report(
+      commands.map((c) => latest.get(c.id) ?? c),
+      gone,
+      options,
+    );
   } finally {
     progress.stop();
   }
