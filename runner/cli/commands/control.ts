@@ -4,14 +4,14 @@
 // agent's runner is already known to be silent or offline (nothing would answer before the command
 // expires: it waited 132 s for that, issue 19); the command stays queued for a runner that comes back.
 import type { Command } from 'commander';
-import { COMMAND_ACTIONS, type CommandAction } from '../../../shared/status.ts';
+import { enqueueCommands, type QueuedCommand, waitForCommands } from '../../../shared/process-manager.ts';
+import { COMMAND_ACTIONS, type CommandAction, isFinished } from '../../../shared/status.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { painter, printJson, span } from './output.ts';
 import { startProgress } from './progress.ts';
-import { listAgents, unknownAgent, type CommandRow, type LiveAgent } from './agents.ts';
-import { isFinished, waitForCommands } from './wait-commands.ts';
+import { listAgents, unknownAgent, type LiveAgent } from './agents.ts';
 
 interface ControlOptions extends ConnectionFlags {
   wait: boolean;
@@ -23,16 +23,12 @@ interface ControlOptions extends ConnectionFlags {
 // The sweep expires a pending command after command_ttl_s (120 s by default) and runs every minute,
 // so by 180 s every command has an answer unless a runner claimed it and went silent.
 const DEFAULT_TIMEOUT_S = 180;
+// How often the wait reads the commands again.
+const POLL_MS = 1000;
 
-async function enqueue(api: Api, verb: CommandAction, agent: string | null, host: string | null): Promise<CommandRow[]> {
+async function enqueue(api: Api, verb: CommandAction, agent: string | null, host: string | null): Promise<QueuedCommand[]> {
   try {
-    const created = await api.rpc<{ id: number }[]>('enqueue_agent_commands', {
-      p_action: verb,
-      p_agent_name: agent,
-      p_host: host,
-    });
-    if (!created.length) return [];
-    return await api.rpc<CommandRow[]>('operator_commands', { p_ids: created.map((c) => c.id) });
+    return await enqueueCommands(api.rpc, verb, { agentName: agent, host });
   } catch (error) {
     if (agent && error instanceof CliError && error.exitCode === EXIT.notFound) {
       throw unknownAgent(
@@ -44,7 +40,7 @@ async function enqueue(api: Api, verb: CommandAction, agent: string | null, host
   }
 }
 
-function describe(command: CommandRow): string {
+function describe(command: QueuedCommand): string {
   const paint = painter();
   const seconds = command.finished_at
     ? ` in ${((Date.parse(command.finished_at) - Date.parse(command.created_at)) / 1000).toFixed(1)} s`
@@ -72,8 +68,8 @@ function runnerGone(agent: LiveAgent | undefined): string | undefined {
 }
 
 /** Prints the outcome and returns the exit code; `gone` are commands not waited for, with why. */
-function report(commands: CommandRow[], gone: Map<number, string>, options: ControlOptions): number {
-  const unfinished = commands.filter((c) => !isFinished(c) && !gone.has(c.id));
+function report(commands: QueuedCommand[], gone: Map<number, string>, options: ControlOptions): number {
+  const unfinished = commands.filter((c) => !isFinished(c.status) && !gone.has(c.id));
   const failed = commands.filter((c) => c.status === 'failed' || c.status === 'expired');
   if (options.json) printJson(commands);
   else for (const command of commands) process.stdout.write(`${describe(command)}\n`);
@@ -129,21 +125,23 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
   }
   const progress = startProgress(`waiting for ${commands.length} ${verb} command(s)`);
   try {
-    const waited = commands.filter((c) => !gone.has(c.id));
     const done = await waitForCommands(
-      api,
-      waited.map((c) => c.id),
+      api.rpc,
+      commands.filter((c) => !gone.has(c.id)),
       {
         timeoutMs: options.timeout * 1000,
+        pollMs: POLL_MS,
         onPoll: (rows) => {
-          const finished = rows.filter(isFinished).length;
+          const finished = rows.filter((r) => isFinished(r.status)).length;
           const claimed = rows.filter((r) => r.status === 'claimed').length;
           progress.update(`${verb}: ${finished}/${rows.length} finished, ${claimed} claimed by a runner`);
         },
       },
     );
     progress.stop();
-    const latest = new Map(done.map((row) => [row.id, row]));
+    // the time ran out while the database could not be read: that, not a stale "still pending", is the answer
+    if (done.readError) throw done.readError;
+    const latest = new Map(done.commands.map((row) => [row.id, row]));
     return report(
       commands.map((c) => latest.get(c.id) ?? c),
       gone,
