@@ -89,7 +89,8 @@ export class AgentDetail {
     this.timeouts = new TimeoutsForm(client, () => void this.history.refresh());
     this.el = h(
       'section',
-      { class: 'detail', 'aria-labelledby': 'detail-title', hidden: true },
+      // 'unknown' hides every part about the agent (styles.css) until this page's agent is found
+      { class: 'detail unknown', 'aria-labelledby': 'detail-title', hidden: true },
       h('a', { href: '#/', class: 'back' }, '← All agents'),
       h('header', { class: 'detail-head' }, this.title, this.chip),
       this.problem,
@@ -134,7 +135,7 @@ export class AgentDetail {
   open(name: string, historyFilter: HistoryFilter | '' = ''): void {
     this.generation++;
     this.name = name;
-    this.agent = undefined;
+    this.forgetAgent();
     this.events = [];
     this.logTail = null;
     this.loading = undefined;
@@ -156,6 +157,14 @@ export class AgentDetail {
     this.title.focus();
   }
 
+  /** Drops the agent shown so far, so a page for an unknown name neither shows nor saves to it. */
+  private forgetAgent(): void {
+    this.agent = undefined;
+    this.el.classList.add('unknown');
+    this.timeouts.forget();
+    this.factsKey = '';
+  }
+
   close(): void {
     this.generation++;
     this.logsView.close();
@@ -168,12 +177,14 @@ export class AgentDetail {
     if (this.name === undefined) return;
     const agent = agents.find((a) => a.agent_name === this.name);
     if (!agent) {
-      this.agent = undefined;
+      this.forgetAgent();
       this.showProblem(`No agent named ${this.name} is visible to you: it was deleted, renamed, or the link is wrong.`);
       return;
     }
     if (this.agent?.id !== undefined && this.agent.id !== agent.id) this.open(agent.agent_name);
+    if (!this.agent) this.showProblem(null);
     this.agent = agent;
+    this.el.classList.remove('unknown');
     this.pauseLinks.show(agent.agent_name, agent.host);
     const command = commands.find((c) => c.agent_id === agent.id);
     this.paintAgent(agent, command, clock);
@@ -303,12 +314,13 @@ export class AgentDetail {
           ? fact('Exit', agent.exit_signal ? `signal ${agent.exit_signal}` : `code ${agent.exit_code}`)
           : []),
       );
-      this.timeouts.show(agent);
       replace(
         this.error,
         agent.last_error ? h('pre', { class: 'error-text' }, agent.last_error) : h('p', { class: 'muted' }, 'No error reported.'),
       );
     }
+    // every poll: after a save the form shows the stored values again, even when they did not change
+    this.timeouts.show(agent);
     this.clock = clock;
     this.tick();
   }
