@@ -130,7 +130,16 @@ describe('test', { timeout: 120_000 }, () => {
     const name = 'Direct Agent';
     const env = { ...stackEnv(stack), AGENT_STATUS_TOKEN: await agentToken(name) };
     // long enough for the wrapper (node + tsx) to start on a busy machine and send a few heartbeats
-    const good = await cli(['test', name, '--duration', '8', ...wrapped(name, 'runs-until-signalled.sh')], env);
+    const running = cli(['test', name, '--duration', '8', ...wrapped(name, 'runs-until-signalled.sh')], env);
+    let verdictAt = Infinity;
+    running.stdout!.on('data', (chunk: Buffer) => {
+      if (/^(PASS|FAIL) /m.test(chunk.toString())) verdictAt = Math.min(verdictAt, performance.now());
+    });
+    const good = await running;
+    const exitedAfterVerdict = performance.now() - verdictAt;
+    // exits once the verdict is out: the stop's 10 s grace timer no longer holds it open for ~8 s more
+    // (a liveness bound)
+    expect(exitedAfterVerdict).toBeLessThan(4000);
     expect(good.stdout).toMatch(/process started +pid \d+: node /);
     expect(good.stdout).toMatch(/stop requested +SIGTERM to the process/);
     expect(good.stdout).toMatch(/^PASS {2}Direct Agent: ran (8|9) s with \d+ heartbeat\(s\), about every \d\.\d s, .*; stopped cleanly$/m);
