@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 
 import { PACKAGE_VERSION } from '../paths.ts';
+import { usageExit } from './commands/action.ts';
 
 type Register = (program: Command) => void;
 
@@ -28,7 +29,11 @@ const commands: Record<string, () => Promise<Register>> = {
 };
 const aliases: Record<string, string> = { start: 'control', stop: 'control', restart: 'control', 'start-all': 'control' };
 
-const program = new Command('agent-status').description('status and control of long-running agents, on Supabase').version(PACKAGE_VERSION);
+const program = new Command('agent-status')
+  .description('status and control of long-running agents, on Supabase')
+  .version(PACKAGE_VERSION)
+  // an unknown command or option is bad arguments (2), as for every subcommand, not commander's 1
+  .exitOverride(usageExit);
 
 // Help, --version and mistyped commands need them all, to list them.
 const named = process.argv[2] && (aliases[process.argv[2]] ?? process.argv[2]);
