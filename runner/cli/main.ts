@@ -26,8 +26,19 @@ const commands: Record<string, () => Promise<Register>> = {
   integrate: async () => (await import('./commands/integrate.ts')).registerIntegrate,
   runner: async () => (await import('./commands/runner.ts')).registerRunnerCommand,
   alerts: async () => (await import('./commands/alerts.ts')).registerAlerts,
+  // status (show), history and reset: one agent
+  show: async () => (await import('./commands/show.ts')).registerShow,
 };
-const aliases: Record<string, string> = { start: 'control', stop: 'control', restart: 'control', 'start-all': 'control' };
+const aliases: Record<string, string> = {
+  start: 'control',
+  stop: 'control',
+  restart: 'control',
+  'start-all': 'control',
+  'stop-all': 'control',
+  status: 'show',
+  history: 'show',
+  reset: 'show',
+};
 
 const program = new Command('agent-status')
   .description('status and control of long-running agents, on Supabase')

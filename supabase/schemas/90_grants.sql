@@ -196,6 +196,8 @@ grant execute on function public.agent_heartbeat_batch(jsonb) to service_role;
 revoke all on function public.agent_heartbeat_batch(jsonb) from public;
 grant execute on function public.set_agent_timeouts(text, integer, integer, text) to anon, authenticated, service_role;
 revoke all on function public.set_agent_timeouts(text, integer, integer, text) from public;
+grant execute on function public.reset_agent_restarts(text, text) to anon, authenticated, service_role;
+revoke all on function public.reset_agent_restarts(text, text) from public;
 grant execute on function public.archive_agent(text, text) to anon, authenticated, service_role;
 revoke all on function public.archive_agent(text, text) from public;
 
