@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { fixtureAgent, makeHost } from '../runner/host.ts';
+import { setAgentState } from '../helpers/agents.ts';
 import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
 import { BIN, CLI_FIXTURES, cli, stackEnv } from './helpers.ts';
 
