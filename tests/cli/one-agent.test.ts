@@ -15,7 +15,8 @@ describe('one agent', { timeout: 120_000 }, () => {
     const crashing = fixtureAgent('crashes.sh', { name: 'Crashy Agent', autostart: true, restart: 'always' });
     const steady = fixtureAgent('forever.sh', { name: 'Steady Agent', autostart: true });
     const host = await makeHost(stack, [crashing, steady]);
-    await host.start();
+    const console: string[] = [];
+    await host.start((line) => console.push(line));
     await waitFor(
       'two restarts of the crashing agent',
       async () => {
@@ -23,6 +24,10 @@ describe('one agent', { timeout: 120_000 }, () => {
         return (row?.restarts_total ?? 0) >= 2;
       },
       60_000,
+    );
+    // the runner's console tells every crash, the first one (restarted at once) too
+    expect(console.find((line) => line.startsWith('Crashy Agent: '))).toMatch(
+      /^Crashy Agent: exited with code 2 after [\d.]+ m?s; restarting now \(restart: always\)$/,
     );
     const status = await cli(['status', 'Crashy Agent'], stackEnv(stack));
     expect(status.stderr).toBe('');
