@@ -295,6 +295,8 @@ grant execute on function public.operator_alert_channels(text) to anon, authenti
 revoke all on function public.operator_alert_channels(text) from public;
 grant execute on function public.operator_alert_deliveries(text, integer, text) to anon, authenticated, service_role;
 revoke all on function public.operator_alert_deliveries(text, integer, text) from public;
+grant execute on function public.operator_alert_attempts(bigint[], text) to anon, authenticated, service_role;
+revoke all on function public.operator_alert_attempts(bigint[], text) from public;
 grant execute on function public.alert_pause(text, text, timestamp with time zone, text, text) to anon, authenticated, service_role;
 revoke all on function public.alert_pause(text, text, timestamp with time zone, text, text) from public;
 grant execute on function public.alert_resume(text, text, text) to anon, authenticated, service_role;
