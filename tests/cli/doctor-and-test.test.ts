@@ -71,6 +71,11 @@ describe('doctor', { timeout: 120_000 }, () => {
     const never = await cli(['doctor', 'Never Heard From', '--json'], stackEnv(stack));
     expect(never.exitCode).toBe(EXIT.failed);
     expect(checks(never.stdout)).toMatchObject({ 'heartbeats arriving': 'fail', 'runner manages it': 'warn' });
+    // no runner: the advice is not the restart the runner check says will be refused
+    await setAgentState(stack.db.sql, 'Stale Loner', 'stale');
+    const loner = await cli(['doctor', 'Stale Loner'], stackEnv(stack));
+    expect(loner.stdout).toMatch(/fix: The process may be hung or dead: check it on its host, then start it again on its host \(no runner/);
+    expect(loner.stdout).not.toMatch(/then restart it/);
 
     const forever = fixtureAgent('forever.sh');
     const runner = await (await makeHost(stack, [forever])).start();
