@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { useTestStack } from '../helpers/stack.ts';
-import { setAgentState } from '../helpers/agents.ts';
+import { registerRunner, setAgentState } from '../helpers/agents.ts';
 import { buildDashboard, launchChromium, removeDir, serveDashboard, signIn, watchConsole, type ServedDashboard } from './helpers.ts';
 
 const stack = useTestStack();
@@ -17,7 +17,8 @@ let logs: string[];
 
 beforeAll(async () => {
   dir = await buildDashboard();
-  served = await serveDashboard(dir, { supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey });
+  // as the local stack's own config.js says: no Realtime here
+  served = await serveDashboard(dir, { supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey, realtime: false });
   browser = await launchChromium();
 }, 120_000);
 
@@ -104,5 +105,70 @@ describe('an agent’s page', () => {
     await expect
       .poll(() => page.getByLabel('Heartbeat timeout (s)').inputValue(), { timeout: 15_000 })
       .toBe(String(derived.heartbeat_timeout_s));
+  }, 60_000);
+});
+
+describe('the rest of the first hour', () => {
+  it('opens no Realtime socket where the stack has none: no failed WebSocket in the console, polling said', async () => {
+    await setAgentState(sql(), 'Quiet Console', 'running');
+    await openDashboard();
+    await page.locator('.rows [data-agent="Quiet Console"]').waitFor();
+    await new Promise((done) => setTimeout(done, 3000));
+    expect(logs.filter((line) => /WebSocket|realtime/i.test(line))).toEqual([]);
+    expect(await page.locator('.live').textContent()).toMatch(/Polling/);
+  }, 60_000);
+
+  it('each filter change is a history entry: Back undoes it and stays in the app', async () => {
+    await setAgentState(sql(), 'Back Button Agent', 'running');
+    await openDashboard();
+    await page.locator('.rows [data-agent="Back Button Agent"]').waitFor();
+    const start = page.url();
+    await page.getByLabel('Status', { exact: true }).selectOption('running');
+    await expect.poll(() => page.url()).toContain('status=running');
+    await page.getByRole('button', { name: 'Uptime', exact: true }).click();
+    await expect.poll(() => page.url()).toContain('sort=uptime');
+    await page.goBack();
+    await expect.poll(() => page.url()).not.toContain('sort=uptime');
+    expect(page.url()).toContain('status=running');
+    await page.goBack();
+    await expect.poll(() => page.getByLabel('Status', { exact: true }).inputValue()).toBe('');
+    expect(page.url()).toBe(start);
+    expect(await page.locator('.live').isVisible()).toBe(true);
+  }, 60_000);
+
+  it('shows what is paused: a banner on every page, and on the agent’s page', async () => {
+    await setAgentState(sql(), 'Paused Agent', 'running');
+    await sql()`select public.alert_pause('Paused Agent', null, null, 'deploying')`;
+    await openDashboard();
+    const banner = page.locator('.paused-banner');
+    await expect.poll(() => banner.textContent(), { timeout: 20_000 }).toContain('Alerts paused: Paused Agent until resumed');
+    await page.evaluate(() => (location.hash = '#/agents/Paused%20Agent'));
+    await expect
+      .poll(() => page.locator('section.detail .paused-mark').textContent(), { timeout: 15_000 })
+      .toBe('Alerts paused until resumed');
+    expect(await banner.isVisible()).toBe(true);
+  }, 60_000);
+
+  it('shows a restart reason whole at 1440 px, and the Hosts table scrolls inside its box on a phone', async () => {
+    await setAgentState(sql(), 'Restarting Agent', 'error');
+    const reason = 'exited with code 1 after 0.3 s; restarting in 8 s (restart 3 in 10 min)';
+    await sql()`update public.agent_status set status_reason = ${reason} where agent_name = 'Restarting Agent'`;
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await openDashboard();
+    const shown = page.locator('.rows [data-agent="Restarting Agent"] .reason');
+    await expect.poll(() => shown.textContent(), { timeout: 15_000 }).toBe(reason);
+    const fits = await shown.evaluate((el) => el.scrollHeight <= el.clientHeight + 1 && el.scrollWidth <= el.clientWidth + 1);
+    expect(fits).toBe(true);
+
+    await registerRunner(sql(), 'a-host-with-a-long-name-01', ['Restarting Agent']);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.evaluate(() => (location.hash = '#/hosts'));
+    await page.locator('.hosts table').waitFor();
+    const overflow = await page.evaluate(() => ({
+      page: document.documentElement.scrollWidth - window.innerWidth,
+      tableScrolls: getComputedStyle(document.querySelector('.hosts table')!).overflowX,
+    }));
+    expect(overflow.page).toBeLessThanOrEqual(0);
+    expect(overflow.tableScrolls).toBe('auto');
   }, 60_000);
 });

@@ -2,6 +2,7 @@
 // error, its logs on demand and the lines its runner captured at the last failure, health over time
 // and the history that explains every status it had.
 import { PauseLinks } from './alerts/pause-links.ts';
+import type { PausedAlerts } from './alerts/pauses.ts';
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { columnsKey } from '../../shared/rows.ts';
 import type { CommandAction } from '../../shared/status.ts';
@@ -90,12 +91,14 @@ export class AgentDetail {
   private clock: DbClock | undefined;
   private factsKey = '';
   private readonly ages = { status: h('span'), heartbeat: h('span'), uptime: h('span'), activity: h('span') };
-  private readonly pauseLinks = new PauseLinks();
+  private readonly pauseLinks: PauseLinks;
 
   constructor(
     private readonly client: SupabaseClient,
     handlers: RowHandlers,
+    paused?: PausedAlerts,
   ) {
+    this.pauseLinks = new PauseLinks(paused);
     const act = (action: CommandAction) => () => this.agent && handlers.command(this.agent, action);
     this.buttons = {
       start: h('button', { type: 'button', class: 'btn', on: { click: act('start') } }, 'Start'),

@@ -68,6 +68,8 @@ export class AlertsPage {
   constructor(
     private readonly client: SupabaseClient,
     private readonly notices: Notices,
+    /** a pause was made or ended here: the banner and the agents' pages read them again */
+    private readonly pausesChanged: () => void = () => {},
   ) {
     const scope = h(
       'select',
@@ -388,6 +390,7 @@ export class AlertsPage {
         p_reason: reason || null,
       });
       this.notices.show(`Alerts paused for ${scope === 'host' ? `host ${target}` : target}.`);
+      this.pausesChanged();
       void this.refresh();
     } catch (error) {
       this.notices.show(`Could not pause alerts for ${target}: ${(error as Error).message}`, 'error');
@@ -398,6 +401,7 @@ export class AlertsPage {
     try {
       await this.rpc('alert_resume', { p_agent_name: p.agent_name, p_host: p.agent_name ? null : p.host });
       this.notices.show(`Alerts resumed for ${p.agent_name ?? `host ${p.host}`}.`);
+      this.pausesChanged();
       void this.refresh();
     } catch (error) {
       this.notices.show(`Could not resume: ${(error as Error).message}`, 'error');
