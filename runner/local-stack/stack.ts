@@ -204,7 +204,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     }
 
     if (serveFunctions && (options.alerts ?? true)) {
-      const alerts = await startAlertTimer({ sql: database.sql, url, dispatchKey, log, intervalMs: options.alertIntervalMs });
+      const alerts = await startAlertTimer({ database, url, dispatchKey, log, intervalMs: options.alertIntervalMs });
       cleanups.push(() => alerts.stop());
     }
 

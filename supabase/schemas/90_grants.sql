@@ -175,6 +175,8 @@ grant execute on function agent_private.heartbeat_timeout(public.agent_status, p
 revoke all on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) from public;
 grant execute on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;
 revoke all on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) from public;
+grant execute on function agent_private.crash_looping(public.agent_status) to authenticated, service_role;
+revoke all on function agent_private.crash_looping(public.agent_status) from public;
 grant execute
   on function agent_private.next_agent_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value, boolean)
   to authenticated, service_role;
