@@ -243,9 +243,8 @@ begin
 end
 $$;
 
--- The refusals of the operator and runner functions that came before agent_private.refuse
--- (20261130130000_api_errors.sql), raised through it: not found is 404 and a conflict 409 through
--- PostgREST (they were 500), the same SQLSTATE for direct callers. Bodies otherwise unchanged.
+-- Refusals raise through agent_private.refuse: not found is 404 and a conflict 409 through PostgREST
+-- (a bare raise is 500), the same SQLSTATE for direct callers.
 create or replace function public.revoke_api_token(p_token_id_or_prefix text, p_operator_token text default null)
   returns table (id uuid, label text, revoked_at timestamptz)
   language plpgsql security definer set search_path = ''

@@ -94,7 +94,8 @@ begin
 end
 $$;
 
--- From 20261130100000_one_agent_state_one_command_path.sql, passing the interval and the time on.
+-- One heartbeat of a batch, applied as agent_heartbeat applies it (passing the interval and the time
+-- on), answered by agent_state_json.
 create or replace function agent_private.heartbeat_batch_item(item jsonb) returns jsonb
   language plpgsql set search_path = ''
 as $$

@@ -117,7 +117,7 @@ begin
 end
 $$;
 
--- As before (20261124000340_runners.sql), and only names the token allows; a clash answered through refuse.
+-- Registers the runner's agents (only names its token allows; a clash answered through refuse).
 create or replace function public.runner_register(
   p_token text,
   p_agents jsonb,

@@ -153,8 +153,7 @@ $$;
 -- A command request never waits long on a lock. /functions/v1/command once waited 15 s on its
 -- database call (the agent's row was locked) and its client, retrying, queued a duplicate. The
 -- function now gives up after 5 s, and the database gives up first: a lock wait inside
--- enqueue_agent_commands ends after 4 s (55P03), so a request answered 503 was not applied. Body
--- otherwise as in 20261130130020_operator_least_privilege.sql.
+-- enqueue_agent_commands ends after 4 s (55P03), so a request answered 503 was not applied.
 create or replace function public.enqueue_agent_commands(
   p_action text,
   p_agent_name text default null,

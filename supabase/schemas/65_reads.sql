@@ -264,9 +264,9 @@ as $$
 $$;
 
 -- Not found and conflict from the dashboard's functions (agent_availability, agent_history and the
--- logs on demand) reach PostgREST callers as 404 and 409, like every other function since
--- 20261130130040: the same bodies, raising through agent_private.refuse instead of a bare raise
--- (which PostgREST answers with 500). Direct SQL callers still get P0002 and 55000.
+-- logs on demand) reach PostgREST callers as 404 and 409, like every other function, raising through
+-- agent_private.refuse instead of a bare raise (which PostgREST answers with 500). Direct SQL callers
+-- still get P0002 and 55000.
 create or replace function public.agent_availability(
   p_agent_name text,
   p_until timestamptz default null,
