@@ -45,7 +45,7 @@ export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 export const COMMAND_STATUSES = ['pending', 'claimed', 'succeeded', 'failed', 'expired'] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 
-export const TOKEN_KINDS = ['agent', 'runner', 'operator'] as const;
+export const TOKEN_KINDS = ['agent', 'runner', 'operator', 'metrics', 'badge'] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
 
 /** Limits the database enforces; the API layers check them first to answer with a friendly 400. */

@@ -215,7 +215,8 @@ create unique index operators_email_idx on public.operators (lower(email));
 -- token itself is shown once, when it is created. A token's scope is its agent, its host or its operator.
 create table public.api_tokens (
   id uuid primary key default gen_random_uuid(),
-  kind text not null check (kind in ('agent', 'runner', 'operator')),
+  -- metrics (a Prometheus scrape) and badge (README badges): read-only keys, each good for its one reader
+  kind text not null check (kind in ('agent', 'runner', 'operator', 'metrics', 'badge')),
   label text not null check (char_length(label) between 1 and 200),
   token_hash bytea not null unique check (octet_length(token_hash) = 32),
   token_prefix text not null check (char_length(token_prefix) <= 20),
