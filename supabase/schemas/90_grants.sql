@@ -178,6 +178,7 @@ revoke all
     with time zone, integer)
   from public;
 revoke all on function agent_private.agent_state_json(public.agent_status) from public;
+revoke all on function agent_private.complete_delivered_commands(integer, text) from public;
 grant execute on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;
 revoke all on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) from public;
 grant execute on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;

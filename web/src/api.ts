@@ -75,7 +75,7 @@ const AGENT_COLUMNS =
   'status_changed_at,host,runner_id,pid,started_at,stopped_at,exit_code,exit_signal,heartbeat_timeout_s,' +
   'stale_at,observed_at,uptime_s,runner_last_seen_at,runner_status,runner_silent_s,restarts_total,restarts_10m,' +
   'last_restart_at,crash_looping,next_restart_at,last_warning,last_warning_at,last_error_at,activity_timeout_s,' +
-  'heartbeat_timeout_source';
+  'heartbeat_timeout_source,heartbeat_interval_s';
 const COMMAND_COLUMNS = 'id,agent_id,action,status,requested_by,created_at,finished_at,result';
 const EVENT_COLUMNS = 'id,at,kind,source,actor,from_status,to_status,health,message,details';
 

@@ -63,20 +63,27 @@ function describe(command: CommandRow): string {
   }
 }
 
-/** Prints the outcome and returns the exit code. */
-function report(commands: CommandRow[], options: ControlOptions): number {
+/** Prints the outcome and returns the exit code. `unmanaged`: agents no runner manages, reached through their heartbeat. */
+function report(commands: CommandRow[], options: ControlOptions, unmanaged: Set<string>): number {
   const unfinished = commands.filter((c) => !isFinished(c));
   const failed = commands.filter((c) => c.status === 'failed' || c.status === 'expired');
   if (options.json) printJson(commands);
   else for (const command of commands) process.stdout.write(`${describe(command)}\n`);
   if (unfinished.length) {
     const pending = unfinished.filter((c) => c.status === 'pending');
+    const silent = pending.filter((c) => unmanaged.has(c.agent_name));
+    const unclaimed = pending.filter((c) => !unmanaged.has(c.agent_name));
     process.stderr.write(
       `gave up waiting after ${options.timeout} s: ${unfinished.length} command(s) not finished.\n` +
-        (pending.length
-          ? `No runner has claimed ${pending.map((c) => JSON.stringify(c.agent_name)).join(', ')}: is its runner ` +
-            `running and online? Check with: agent-status doctor "${pending[0].agent_name}"\n`
-          : 'The runner claimed them but has not answered; check its log.\n'),
+        (silent.length
+          ? `${silent.map((c) => JSON.stringify(c.agent_name)).join(', ')} sent no heartbeat to carry it: is the agent running? ` +
+            `Check with: agent-status doctor "${silent[0].agent_name}"\n`
+          : '') +
+        (unclaimed.length
+          ? `No runner has claimed ${unclaimed.map((c) => JSON.stringify(c.agent_name)).join(', ')}: is its runner ` +
+            `running and online? Check with: agent-status doctor "${unclaimed[0].agent_name}"\n`
+          : '') +
+        (pending.length ? '' : 'The runner (or the agent) got them but has not answered; check its log.\n'),
     );
     return EXIT.timeout;
   }
@@ -99,6 +106,20 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
         process.stdout.write(`queued ${c.action} ${JSON.stringify(c.agent_name)} (command ${c.id}, expires ${c.expires_at})\n`);
     return EXIT.ok;
   }
+  // an agent no runner manages gets a stop or restart with its next heartbeat: say how long that can take
+  const unmanaged = new Set<string>();
+  if (agent) {
+    const row = (await listAgents(api)).find((a) => a.agent_name === agent);
+    if (row && row.runner_id === null) {
+      unmanaged.add(agent);
+      if (!options.json) {
+        process.stdout.write(
+          `no runner manages ${JSON.stringify(agent)}: it gets the ${verb} with its next heartbeat, ` +
+            `up to ${row.heartbeat_interval_s ?? row.heartbeat_timeout_s} s from now\n`,
+        );
+      }
+    }
+  }
   const progress = startProgress(`waiting for ${commands.length} ${verb} command(s)`);
   try {
     const done = await waitForCommands(
@@ -114,7 +135,7 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
       },
     );
     progress.stop();
-    return report(done, options);
+    return report(done, options, unmanaged);
   } finally {
     progress.stop();
   }
@@ -130,7 +151,11 @@ function addWaitOptions(command: Command): Command {
 export function registerControl(program: Command): void {
   for (const verb of COMMAND_ACTIONS) {
     addWaitOptions(
-      subcommand(program, `${verb} <agent>`, `${verb} an agent through the runner on its host, and wait for the result`),
+      subcommand(
+        program,
+        `${verb} <agent>`,
+        `${verb} an agent through the runner on its host (stop and restart also reach an agent no runner manages, with its next heartbeat), and wait for the result`,
+      ),
     ).action(action((agent: string, options: ControlOptions) => control(verb, agent, options)));
   }
   addWaitOptions(subcommand(program, 'start-all', 'start every agent a runner manages (or those of one host)'))
