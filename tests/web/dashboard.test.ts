@@ -266,11 +266,8 @@ describe('the dashboard against a real stack and runner', () => {
     expect(await stop.getAttribute('title')).toBe(
       'no runner manages this agent: it gets the stop with its next heartbeat, up to 120 s from now',
     );
-    expect(
-      await row(name)
-        .getByRole('button', { name: `Restart ${name}` })
-        .isDisabled(),
-    ).toBe(false);
+    // Restart sits in the row's menu
+    expect(await row(name).getByRole('menuitem', { name: 'Restart', includeHidden: true }).isDisabled()).toBe(false);
     const start = row(name).getByRole('button', { name: `Start ${name}` });
     expect(await start.isDisabled()).toBe(true);
     expect(await start.getAttribute('title')).toBe('no runner manages this agent, so nothing can start it');
