@@ -134,4 +134,24 @@ describe('a TypeScript agent no runner manages', () => {
     expect((await child).signal).toBe('SIGTERM');
     expect(await status(name)).toBe('stopped');
   }, 90_000);
+
+  it('onCommand handles a restart in place and a stop; the SDK then reports started or stopped', async () => {
+    const name = 'ts-handler';
+    const token = await createToken(stack.db.sql, 'agent', { agent: name });
+    const child = execa(process.execPath, ['--import', 'tsx', join(REPO, 'tests/sdk/fixtures/node-control-agent.ts')], {
+      cwd: REPO,
+      reject: false,
+      env: { AGENT_STATUS_URL: stack.url, AGENT_STATUS_TOKEN: token, AGENT_NAME: name, AGENT_STATUS_HEARTBEAT_INTERVAL: '1' },
+    });
+    started.push(child);
+    await waitFor(`${name} to run`, async () => (await status(name)) === 'running', 20_000);
+    const restart = await cli(['restart', name, '--timeout', '30'], stackEnv(stack));
+    expect(restart.stdout).toMatch(/restart "ts-handler" succeeded/);
+    const stop = await cli(['stop', name, '--timeout', '30'], stackEnv(stack));
+    expect(stop.stdout).toMatch(/stop "ts-handler" succeeded/);
+    const ended = await child;
+    expect(ended.exitCode).toBe(0);
+    expect(ended.stdout).toBe('reloaded\ndrained');
+    expect(await status(name)).toBe('stopped');
+  }, 90_000);
 });
