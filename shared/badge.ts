@@ -51,8 +51,16 @@ export function badgeMessage(facts: BadgeFacts): string {
 
 /** The SVG document. Names longer than 60 characters are cut, so a badge stays a badge. */
 export function renderBadge(facts: BadgeFacts): string {
-  const label = facts.label.length > 60 ? `${facts.label.slice(0, 59)}…` : facts.label;
-  const message = badgeMessage(facts);
+  return drawBadge(facts.label, badgeMessage(facts), BADGE_COLORS[facts.status]);
+}
+
+/** A badge that says why there is no status to show (a revoked key, an unknown name), so the image in a README says it. */
+export function renderProblemBadge(label: string, problem: string): string {
+  return drawBadge(label, problem, '#6e7781');
+}
+
+function drawBadge(fullLabel: string, message: string, color: string): string {
+  const label = fullLabel.length > 60 ? `${fullLabel.slice(0, 59)}…` : fullLabel;
   const left = textWidth(label) + 12;
   const right = textWidth(message) + 12;
   const width = left + right;
@@ -61,7 +69,7 @@ export function renderBadge(facts: BadgeFacts): string {
 <title>${title}</title>
 <linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>
 <clipPath id="r"><rect width="${width}" height="20" rx="3" fill="#fff"/></clipPath>
-<g clip-path="url(#r)"><rect width="${left}" height="20" fill="#555"/><rect x="${left}" width="${right}" height="20" fill="${BADGE_COLORS[facts.status]}"/><rect width="${width}" height="20" fill="url(#s)"/></g>
+<g clip-path="url(#r)"><rect width="${left}" height="20" fill="#555"/><rect x="${left}" width="${right}" height="20" fill="${color}"/><rect width="${width}" height="20" fill="url(#s)"/></g>
 <g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">
 <text x="${left / 2}" y="15" fill="#010101" fill-opacity=".3">${escapeXml(label)}</text><text x="${left / 2}" y="14">${escapeXml(label)}</text>
 <text x="${left + right / 2}" y="15" fill="#010101" fill-opacity=".3">${escapeXml(message)}</text><text x="${left + right / 2}" y="14">${escapeXml(message)}</text>

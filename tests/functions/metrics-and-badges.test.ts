@@ -194,11 +194,15 @@ describe('badges', () => {
     expect(await (await badge('host/quiet-host.svg')).text()).toContain('aria-label="quiet-host: silent · 0/0 up"');
 
     browser = await launchChromium();
-    const page = await browser.newPage({ viewport: { width: 760, height: 420 } });
+    const page = await browser.newPage({ viewport: { width: 760, height: 460 } });
     const images = [...paths, `host/${HOST}.svg`, 'host/quiet-host.svg']
       .map((path) => `<p><img alt="${path}" src="${stack.url}/functions/v1/badge/${path}?key=${encodeURIComponent(badgeKey)}"></p>`)
       .join('\n');
-    await page.setContent(`<!doctype html><body style="font-family: sans-serif; padding: 16px"><h3>Agent badges</h3>${images}</body>`);
+    // and a refusal, drawn with its 401: what a README shows once its key is revoked
+    const refused = `<p><img alt="revoked" src="${stack.url}/functions/v1/badge/agent/${NAMES.running}.svg?key=asb_revoked"></p>`;
+    await page.setContent(
+      `<!doctype html><body style="font-family: sans-serif; padding: 16px"><h3>Agent badges</h3>${images}${refused}</body>`,
+    );
     await page.waitForFunction(() => [...document.images].every((img) => img.complete));
     const widths = await page.$$eval('img', (imgs) => imgs.map((img) => (img as HTMLImageElement).naturalWidth));
     expect(widths.every((width) => width > 60)).toBe(true);
@@ -211,14 +215,18 @@ describe('badges', () => {
     expect((await badge(`agent/${NAMES.running}.svg`, metricsToken)).status).toBe(401);
     expect((await fetch(`${stack.url}/functions/v1/badge/agent/${NAMES.running}.svg`)).status).toBe(401);
     expect((await scrape(badgeKey)).status).toBe(401);
+    // refusals are drawn too (an <img> shows no JSON), with their status code
     const unknown = await badge('agent/nobody-by-that-name.svg');
     expect(unknown.status).toBe(404);
-    expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe(`no agent named 'nobody-by-that-name'`);
+    expect(unknown.headers.get('content-type')).toBe('image/svg+xml; charset=utf-8');
+    expect(await unknown.text()).toContain('aria-label="nobody-by-that-name: no such agent"');
 
     const [key] = await sql`select token, token_prefix from public.create_api_token('badge', 'wiki')`;
     expect((await badge(`agent/${NAMES.running}.svg`, key.token)).status).toBe(200);
     await sql`select public.revoke_api_token(${key.token_prefix})`;
-    expect((await badge(`agent/${NAMES.running}.svg`, key.token)).status).toBe(401);
+    const revoked = await badge(`agent/${NAMES.running}.svg`, key.token);
+    expect(revoked.status).toBe(401);
+    expect(await revoked.text()).toContain(`aria-label="${NAMES.running}: badge key unknown or revoked"`);
     // the other key is untouched
     expect((await badge(`agent/${NAMES.running}.svg`)).status).toBe(200);
   });
