@@ -10,6 +10,8 @@ export interface AgentState {
   process?: ProcessIdentity;
   /** SHA-256 of the agent channel secret its process was given, so it can speak after a runner restart. */
   secretHash?: string;
+  /** A crash was reported and the agent has not been reported stable since (AgentSupervisor.unstable). */
+  unstable?: boolean;
 }
 
 export interface RunnerState {

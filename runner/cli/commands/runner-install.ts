@@ -53,6 +53,13 @@ WantedBy=multi-user.target
 }
 
 function serviceUser(explicit: string | undefined): string {
+  if (explicit === 'root') {
+    throw new CliError(
+      '--user root: the runner and every agent it starts would run as root, which it refuses',
+      EXIT.usage,
+      'Run agents as an unprivileged user (create one with: useradd --system --create-home agents), then --user agents.',
+    );
+  }
   const user = explicit ?? (process.getuid?.() === 0 ? process.env.SUDO_USER : userInfo().username);
   if (!user || user === 'root') {
     throw new CliError(
@@ -103,7 +110,7 @@ function checkPrivateFile(file: string): void {
 }
 
 /** The unit's user: root when the config's agents run as their own users, else the unprivileged runner user. */
-function unitUser(config: string, explicit: string | undefined, envFile: string | undefined): string {
+function unitUser(config: string, explicit: string | undefined, environmentFile: string | undefined): string {
   const { withUser, without } = agentUsers(config);
   if (!withUser.length) return serviceUser(explicit);
   if (explicit && explicit !== 'root') {
@@ -120,7 +127,7 @@ function unitUser(config: string, explicit: string | undefined, envFile: string 
       'Give every agent its own user: (user: root only if it truly needs root).',
     );
   }
-  if (envFile) checkPrivateFile(envFile);
+  if (environmentFile) checkPrivateFile(environmentFile);
   return 'root';
 }
 
@@ -136,7 +143,12 @@ export function registerRunnerInstall(runner: Command): void {
       '--user <name>',
       'the user the runner and its agents run as (default: you, or $SUDO_USER under sudo; root when the agents name their own user:)',
     )
-    .option('--env-file <file>', 'an EnvironmentFile with SUPABASE_URL, SUPABASE_PUBLISHABLE_KEY, AGENT_STATUS_RUNNER_TOKEN')
+    // Not --env-file: Node 20 takes that option for itself wherever it stands on the command line and
+    // exits with "node: <file>: not found" (code 9) before the CLI runs.
+    .option(
+      '--environment-file <file>',
+      "the unit's EnvironmentFile, with SUPABASE_URL, SUPABASE_PUBLISHABLE_KEY, AGENT_STATUS_RUNNER_TOKEN",
+    )
     .option('--stop-agents-on-exit', 'stop the agents when the service stops (default: leave them running)')
     .option('-o, --output <file>', 'where to write the unit', DEFAULT_UNIT)
     .option('--print', 'print the unit instead of writing it')
@@ -145,7 +157,7 @@ export function registerRunnerInstall(runner: Command): void {
         async (options: {
           config: string;
           user?: string;
-          envFile?: string;
+          environmentFile?: string;
           stopAgentsOnExit?: boolean;
           output: string;
           print?: boolean;
@@ -155,7 +167,16 @@ export function registerRunnerInstall(runner: Command): void {
             throw new CliError(
               `no agents file at ${config}`,
               EXIT.usage,
-              'Write one first (see runner/agents.example.yaml), then check it with agent-status runner --check --config <file>.',
+              `Write one first (see ${join(REPO_ROOT, 'runner', 'agents.example.yaml')}), then check it with agent-status runner --check --config <file>.`,
+            );
+          }
+          const environmentFile = options.environmentFile && resolve(options.environmentFile);
+          if (environmentFile && !existsSync(environmentFile)) {
+            throw new CliError(
+              `no environment file at ${environmentFile}`,
+              EXIT.usage,
+              'Write it first (SUPABASE_URL=..., SUPABASE_PUBLISHABLE_KEY=..., AGENT_STATUS_RUNNER_TOKEN=asr_...), ' +
+                'readable by the service user only (chmod 600), then run install again.',
             );
           }
           if (!existsSync(RUNNER_BUNDLE)) {
@@ -165,11 +186,10 @@ export function registerRunnerInstall(runner: Command): void {
               'In a checkout, run npm run build first.',
             );
           }
-          const envFile = options.envFile && resolve(options.envFile);
           const unit = systemdUnit({
-            user: unitUser(config, options.user, envFile),
+            user: unitUser(config, options.user, environmentFile),
             config,
-            envFile,
+            envFile: environmentFile,
             stopAgentsOnExit: options.stopAgentsOnExit,
           });
           if (options.print) {
