@@ -123,6 +123,8 @@ describe('row level security and grants', () => {
 
   const operatorFunctions: Record<string, (tx: Sql) => PromiseLike<readonly unknown[]>> = {
     force_agent_status: (tx) => tx`select public.force_agent_status('rls-agent', 'stopped', 0)`,
+    reset_agent_restarts: (tx) => tx`select public.reset_agent_restarts('rls-agent')`,
+    operator_alert_attempts: (tx) => tx`select count(*) from public.operator_alert_attempts(array[]::bigint[])`,
     enqueue_agent_commands: (tx) => tx`select * from public.enqueue_agent_commands('restart', 'rls-agent')`,
     create_api_token: (tx) => tx`select * from public.create_api_token('agent', p_agent_name => 'rls-new')`,
     list_api_tokens: (tx) => tx`select * from public.list_api_tokens()`,
