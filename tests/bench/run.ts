@@ -7,6 +7,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   runner: () => import('./runner.ts'),
   edges: () => import('./edges.ts'),
   alerts: () => import('./alerts.ts'),
+  control: () => import('./control.ts'),
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);
