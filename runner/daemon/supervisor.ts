@@ -431,6 +431,8 @@ export class AgentSupervisor {
         this.spawn(`restarted by policy ${this.spec.restart} after: ${summary}`);
       };
       if (decision.delayMs === 0) {
+        // said here too: the first crash restarts at once, and the console skipped it
+        this.context.log(`${this.name}: ${summary}; restarting now (restart: ${this.spec.restart})`);
         again();
       } else {
         this.state = 'backoff';
@@ -448,6 +450,7 @@ export class AgentSupervisor {
       this.context.log(`${this.name}: ${message.split('\n')[0]}`);
     } else {
       this.state = 'stopped';
+      if (this.wanted) this.context.log(`${this.name}: ${summary}; not restarted (restart: ${this.spec.restart})`);
       this.wanted = false;
     }
     this.context.changed();

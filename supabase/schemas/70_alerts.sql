@@ -815,6 +815,26 @@ begin
 end
 $$;
 
+-- Every attempt to send the given deliveries, oldest first: when, how long, the HTTP status, the
+-- error. The Alerts page lists them under each delivery (the delivery row keeps only the last).
+create function public.operator_alert_attempts(p_delivery_ids bigint[], p_operator_token text default null)
+  returns table (delivery_id bigint, at timestamptz, duration_ms integer, http_status integer, error text, ok boolean)
+  language plpgsql stable security definer set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+  perform agent_private.require_operator(p_operator_token);
+  if cardinality(p_delivery_ids) > 1000 then
+    perform agent_private.invalid(format('at most 1000 deliveries at a time, got %s', cardinality(p_delivery_ids)));
+  end if;
+  return query
+  select a.delivery_id, a.at, a.duration_ms, a.http_status, a.error, a.ok
+  from public.alert_attempts a
+  where a.delivery_id = any (p_delivery_ids)
+  order by a.delivery_id, a.id;
+end
+$$;
+
 -- Sets a channel's rules; keys missing from p_rules keep their value, JSON null resets to "all"/"off".
 create or replace function public.alert_channel_rules(p_name text, p_rules jsonb, p_operator_token text default null)
   returns void

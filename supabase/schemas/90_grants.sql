@@ -198,6 +198,8 @@ grant execute on function public.agent_heartbeat_batch(jsonb) to service_role;
 revoke all on function public.agent_heartbeat_batch(jsonb) from public;
 grant execute on function public.set_agent_timeouts(text, integer, integer, text) to anon, authenticated, service_role;
 revoke all on function public.set_agent_timeouts(text, integer, integer, text) from public;
+grant execute on function public.reset_agent_restarts(text, text) to anon, authenticated, service_role;
+revoke all on function public.reset_agent_restarts(text, text) from public;
 grant execute on function public.archive_agent(text, text) to anon, authenticated, service_role;
 revoke all on function public.archive_agent(text, text) from public;
 
@@ -295,6 +297,8 @@ grant execute on function public.operator_alert_channels(text) to anon, authenti
 revoke all on function public.operator_alert_channels(text) from public;
 grant execute on function public.operator_alert_deliveries(text, integer, text) to anon, authenticated, service_role;
 revoke all on function public.operator_alert_deliveries(text, integer, text) from public;
+grant execute on function public.operator_alert_attempts(bigint[], text) to anon, authenticated, service_role;
+revoke all on function public.operator_alert_attempts(bigint[], text) from public;
 grant execute on function public.alert_pause(text, text, timestamp with time zone, text, text) to anon, authenticated, service_role;
 revoke all on function public.alert_pause(text, text, timestamp with time zone, text, text) from public;
 grant execute on function public.alert_resume(text, text, text) to anon, authenticated, service_role;

@@ -1,4 +1,4 @@
-// `agent-status start|stop|restart <agent>` and `start-all [--host h]`: enqueue commands for the
+// `agent-status start|stop|restart <agent>` and `start-all|stop-all [--host h]`: enqueue commands for the
 // runners and, unless --no-wait, wait for their results. Exit 0 when all succeeded, 1 when any failed
 // or expired, 7 when the wait timed out with commands still pending or claimed, or at once when the
 // agent's runner is already known to be silent or offline (nothing would answer before the command
@@ -168,4 +168,7 @@ export function registerControl(program: Command): void {
   addWaitOptions(subcommand(program, 'start-all', 'start every agent a runner manages (or those of one host)'))
     .option('--host <host>', 'only the agents of the runner on this host')
     .action(action((options: ControlOptions) => control('start', null, options)));
+  addWaitOptions(subcommand(program, 'stop-all', 'stop every agent a runner manages (or those of one host)'))
+    .option('--host <host>', 'only the agents of the runner on this host')
+    .action(action((options: ControlOptions) => control('stop', null, options)));
 }
