@@ -53,7 +53,7 @@ export function isFinished(status: CommandStatus): boolean {
   return (FINISHED_COMMAND_STATUSES as readonly CommandStatus[]).includes(status);
 }
 
-export const TOKEN_KINDS = ['agent', 'runner', 'operator'] as const;
+export const TOKEN_KINDS = ['agent', 'runner', 'operator', 'metrics', 'badge'] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
 
 /** Limits the database enforces; the API layers check them first to answer with a friendly 400. */

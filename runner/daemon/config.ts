@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { LIMITS } from '../../shared/status.ts';
 import { REPO_ROOT } from '../paths.ts';
 import { secretKeyProblem } from '../../shared/keys.ts';
+import { type Account, exposures, lookupAccount } from './accounts.ts';
 
 // The reference for every field, shipped in the package beside the runner (package.json "files").
 const RUNNER_README = join(REPO_ROOT, 'runner', 'README.md');
@@ -55,6 +56,9 @@ const pattern = z.string().refine(
   { error: 'must be a valid regular expression (JavaScript syntax)' },
 );
 
+/** Where the runner's token comes from when no token_file is set; never passed on to an agent. */
+export const RUNNER_TOKEN_VARIABLE = 'AGENT_STATUS_RUNNER_TOKEN';
+
 export const RESTART_POLICIES = ['never', 'on-failure', 'always'] as const;
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
 
@@ -65,6 +69,10 @@ const agentSchema = z.strictObject({
   /** Relative to the config file's folder. */
   cwd: z.string().optional(),
   env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).prefault({}),
+  /** The user the agent runs as (a name or a uid); needs a root runner. */
+  user: z.union([z.string().min(1), z.number().int().nonnegative()]).optional(),
+  /** Its group (a name or a gid); default the user's own group. */
+  group: z.union([z.string().min(1), z.number().int().nonnegative()]).optional(),
   restart: z.enum(RESTART_POLICIES, { error: 'must be never, on-failure or always' }).prefault('on-failure'),
   /** Start the agent when the runner starts, if it is not running already. */
   autostart: z.boolean().prefault(false),
@@ -136,7 +144,10 @@ const configSchema = z
     });
   });
 
-export type AgentConfig = z.output<typeof agentSchema>;
+export type AgentConfig = z.output<typeof agentSchema> & {
+  /** Who it runs as, from `user:` and `group:`; absent: the runner's own user. */
+  account?: Account;
+};
 
 export interface RunnerConfig {
   file: string;
@@ -251,7 +262,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const problems: string[] = [];
   const url = parsed.supabase.url ?? env.SUPABASE_URL;
   const anonKey = parsed.supabase.anon_key ?? env.SUPABASE_PUBLISHABLE_KEY ?? env.SUPABASE_ANON_KEY;
-  let token = env.AGENT_STATUS_RUNNER_TOKEN;
+  let token = env[RUNNER_TOKEN_VARIABLE];
   if (parsed.supabase.token_file) {
     const tokenFile = fromBase(parsed.supabase.token_file);
     try {
@@ -280,14 +291,29 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   } else if (token && !token.startsWith('asr_')) {
     problems.push(`${file}: the runner token must be a runner token (it starts with asr_); never give the runner a service or secret key`);
   }
+  const accounts = resolveAccounts(parsed.agents, (path) => `${file}:${position(doc, lines, path)}`, problems);
   if (problems.length) throw new ConfigError(file, problems);
 
   const stateHome = env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state');
+  const stateDir = options.stateDir ?? (parsed.runner.state_dir ? fromBase(parsed.runner.state_dir) : join(stateHome, 'agent-status'));
+  // only a root runner has secrets its agents' users could otherwise reach
+  const exposed =
+    process.getuid?.() === 0
+      ? exposures({ config: resolve(file), tokenFile: parsed.supabase.token_file && fromBase(parsed.supabase.token_file), stateDir }, [
+          ...accounts.values(),
+        ])
+      : [];
+  if (exposed.length) {
+    throw new ConfigError(
+      file,
+      exposed.map((line) => `${file}: ${line} (an agent running as that user could take the runner's place)`),
+    );
+  }
   return {
     file: resolve(file),
     supabase: { url: url!, anonKey: anonKey!, token: token!, realtime: parsed.supabase.realtime },
     runner: {
-      stateDir: options.stateDir ?? (parsed.runner.state_dir ? fromBase(parsed.runner.state_dir) : join(stateHome, 'agent-status')),
+      stateDir,
       pollIntervalMs: parsed.runner.poll_interval,
       heartbeatIntervalMs: parsed.runner.heartbeat_interval,
       checkIntervalMs: parsed.runner.check_interval,
@@ -295,8 +321,47 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       resourcesIntervalMs: parsed.runner.resources_interval,
       stopAgentsOnExit: parsed.runner.stop_agents_on_exit,
     },
-    agents: parsed.agents.map((agent) => ({ ...agent, cwd: fromBase(agent.cwd ?? '.') })),
+    agents: parsed.agents.map((agent, index) => ({ ...agent, cwd: fromBase(agent.cwd ?? '.'), account: accounts.get(index) })),
   };
+}
+
+/**
+ * The account of each agent that names a user or group, by its index. Switching users takes root: a
+ * runner that is not root refuses such a config rather than run the agent as itself, which would
+ * silently give the agent everything the runner holds.
+ */
+function resolveAccounts(
+  agents: z.output<typeof agentSchema>[],
+  at: (path: (string | number)[]) => string,
+  problems: string[],
+): Map<number, Account> {
+  const accounts = new Map<number, Account>();
+  const runnerUid = process.getuid?.();
+  agents.forEach((agent, index) => {
+    if (agent.user === undefined && agent.group === undefined) return;
+    const field = agent.user === undefined ? 'group' : 'user';
+    if (agent.user === undefined) {
+      problems.push(
+        `${at(['agents', index, 'group'])}: agents[${index}] (${agent.name}).group: set user: too; group: alone is not supported`,
+      );
+      return;
+    }
+    const account = lookupAccount(agent.user, agent.group);
+    if ('problem' in account) {
+      problems.push(`${at(['agents', index, account.field])}: agents[${index}] (${agent.name}).${account.field}: ${account.problem}`);
+      return;
+    }
+    if (runnerUid !== 0 && (account.uid !== runnerUid || account.gid !== process.getgid?.())) {
+      problems.push(
+        `${at(['agents', index, field])}: agents[${index}] (${agent.name}).${field}: running an agent as user ${account.user} needs a runner ` +
+          `running as root, and this one runs as uid ${runnerUid}: run it as root from the unit \`agent-status runner install\` writes ` +
+          'for such a config, or remove user: and group:',
+      );
+      return;
+    }
+    accounts.set(index, account);
+  });
+  return accounts;
 }
 
 /** Reads, parses and validates the config file. Throws ConfigError with every problem found. */

@@ -1,7 +1,7 @@
 // What the kernel says about one process or one process group (Linux /proc). ps-list gives the
 // process table; this gives what it lacks: the process group, a start time precise enough to tell a
 // reused pid from the process we knew, the zombie state, and the environment we gave our children.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 
 export interface ProcessIdentity {
   pid: number;
@@ -83,6 +83,15 @@ export function signalGroup(identity: ProcessIdentity, signal: NodeJS.Signals): 
 /** True once no live process of the agent's group is left (or the group is no longer ours to wait for). */
 export function groupIsEmpty(identity: ProcessIdentity): boolean {
   return !groupIsOurs(identity) || !groupExists(identity.pid) || groupMembers(identity.pid).length === 0;
+}
+
+/** The uid the process runs as (the owner of its /proc folder); undefined when it is gone. */
+export function processOwner(pid: number): number | undefined {
+  try {
+    return statSync(`/proc/${pid}`).uid;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The process's environment; undefined when it is gone or belongs to another user. */

@@ -3,7 +3,7 @@
 // a second copy.
 import psList from 'ps-list';
 import type { AgentConfig } from './config.ts';
-import { processEnvironment, processInfo, type ProcessIdentity } from './proc.ts';
+import { processEnvironment, processInfo, processOwner, type ProcessIdentity } from './proc.ts';
 import { RUNNER_MARK } from './supervisor.ts';
 
 export interface FoundProcess extends ProcessIdentity {
@@ -23,7 +23,8 @@ export interface RunnerIdentity {
  * agent's explicit `match` rule. A name alone proves nothing (a `sleep` started by hand with
  * AGENT_NAME set was adopted, and killed by a stop), and a process carrying another runner's mark,
  * or reporting to another service (AGENT_STATUS_URL not ours), or whose environment we cannot read,
- * is never taken, whatever its command line. Several candidates: the oldest wins (the one that has
+ * is never taken, whatever its command line; nor, for an agent with its own `user:`, a process of
+ * another user. Several candidates: the oldest wins (the one that has
  * been doing the work). `exclude` holds pids already supervised. `table` is the process table to
  * search (ps-list's by default).
  */
@@ -61,6 +62,8 @@ export async function findAgentProcesses(
       }
     }
     if (!agent) continue;
+    // an agent with its own user is that user's process; one of another user is not it
+    if (agent.account && processOwner(entry.pid) !== agent.account.uid) continue;
     const previous = found.get(agent.name);
     if (!previous || info.startTicks < previous.startTicks) {
       found.set(agent.name, { pid: entry.pid, startTicks: info.startTicks, how });

@@ -4,7 +4,7 @@
 // on the network, so a crashed agent is restarted in milliseconds even when the database is slow.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
-import type { AgentConfig } from './config.ts';
+import { type AgentConfig, RUNNER_TOKEN_VARIABLE } from './config.ts';
 import { agentLogFiles, fileSize, linesSince, openLogFiles, rotateIfLarge, type LogFiles } from './logs.ts';
 import { groupExists, groupIsEmpty, groupIsOurs, isSameProcess, processInfo, signalGroup, type ProcessIdentity } from './proc.ts';
 import { decideRestart, NO_STREAK, type RestartSettings, type Streak } from './restart-policy.ts';
@@ -300,9 +300,19 @@ export class AgentSupervisor {
     const stderrOffset = fileSize(this.logs.stderr);
     let child: ResultPromise;
     try {
+      const { account } = this.spec;
       child = execa(this.spec.command, this.spec.args, {
         cwd: this.spec.cwd,
-        env: { ...this.context.env(this.name), ...this.spec.env, AGENT_NAME: this.name, [RUNNER_MARK]: this.context.mark },
+        env: {
+          // the runner's own token never reaches an agent (a systemd EnvironmentFile puts it in the runner's environment)
+          [RUNNER_TOKEN_VARIABLE]: undefined,
+          ...(account ? { HOME: account.home, USER: account.user, LOGNAME: account.user } : {}),
+          ...this.context.env(this.name),
+          ...this.spec.env,
+          AGENT_NAME: this.name,
+          [RUNNER_MARK]: this.context.mark,
+        },
+        ...(account ? { uid: account.uid, gid: account.gid } : {}),
         // its own process group, so a stop reaches the grandchildren too; and no cleanup on our
         // exit: agents keep running while the runner is upgraded or restarted
         detached: true,

@@ -7,6 +7,15 @@ import type { AgentLiveColumn } from '../rows.ts';
 import { AGENT_STATUSES } from '../status.ts';
 import { agentName, timestamp } from './fields.ts';
 
+/** An operator's stop or restart of an agent no runner manages, carried by the heartbeat and report answers. */
+export const DesiredAction = z
+  .strictObject({
+    action: z.enum(['stop', 'restart']),
+    command_id: z.int().describe('The command this wish belongs to; the agent acts on each id once.'),
+  })
+  .meta({ id: 'DesiredAction' });
+export type DesiredAction = z.infer<typeof DesiredAction>;
+
 export const AgentState = z
   .strictObject({
     agent_name: agentName,
@@ -21,5 +30,11 @@ export const AgentState = z
     stale_at: timestamp.nullable().describe('When the agent turns stale unless it speaks again; null when not expected to.'),
     updated_at: timestamp,
   } satisfies Partial<Record<AgentLiveColumn, z.ZodType>>)
+  .extend({
+    // not a column: an operator's wish, delivered with the answer (agent_state_json)
+    desired: DesiredAction.nullable().describe(
+      "An operator's stop or restart, for an agent no runner manages: act on it (the SDKs do), then report stopped (or, for a restart, started). Null otherwise.",
+    ),
+  })
   .meta({ id: 'AgentState' });
 export type AgentState = z.infer<typeof AgentState>;

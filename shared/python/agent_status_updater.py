@@ -20,6 +20,14 @@ between its calls, unless an operator set one). Reports
 carry the time they were made, so ones buffered through an outage are recorded at that time.
 When the process exits, every agent it kept alive (marked started, or sent heartbeats for) and did
 not mark stopped is marked stopped, so its uptime ends with the process; an earlier error stays.
+
+An operator can stop or restart an agent no runner manages: the wish comes back in the answer to the
+agent's next heartbeat or report (so within one heartbeat interval). With a handler registered by
+on_command, the handler is called (in a thread of its own) and the agent is then marked stopped, or
+for a restart started again. Without one, a stop marks the agent stopped and ends the process the
+way SIGTERM would (the agent's own SIGTERM handler runs, if it has one), and a restart marks it
+stopped and runs the same program again in the same process (os.execv), whose mark_agent_started
+completes the command.
 """
 
 import atexit
@@ -31,6 +39,8 @@ import logging
 import os
 import random
 import re
+import signal
+import sys
 import threading
 import time
 import urllib.error
@@ -44,6 +54,7 @@ __all__ = [
     "report_error",
     "report_warning",
     "flush",
+    "on_command",
 ]
 
 log = logging.getLogger("agent_status_updater")
@@ -87,6 +98,8 @@ class _Sender:
         # Stopping and exiting share one deadline: a signal handler's mark_agent_stopped, the
         # snippet's atexit call and this module's exit flush together wait at most the flush timeout.
         self.final_deadline = None
+        self.command_handler = None
+        self.commands_seen = set()  # ids of the operators' commands acted on, so a repeated answer acts once
 
     # configuration is read when first needed, so an agent may set os.environ before that
     def config(self):
@@ -229,7 +242,7 @@ class _Sender:
         names = {payload["agent_name"]} if "agent_name" in payload else {r["agent_name"] for r in payload["reports"]}
         try:
             with urllib.request.urlopen(request, timeout=config["timeout"]) as response:
-                response.read()
+                answer = response.read()
         except urllib.error.HTTPError as error:
             reason = "HTTP %d" % error.code
             try:
@@ -249,7 +262,25 @@ class _Sender:
             log.warning("reached the service again after %d failed attempt(s)", self.failures)
         self.failures = 0
         self.contact(names)
+        self.take_commands(answer)
         return "delivered"
+
+    def take_commands(self, answer):
+        """Acts on an operator's stop or restart carried by an answer (its agents' `desired`)."""
+        try:
+            body = json.loads(answer.decode("utf-8"))
+            states = body["agents"] if "agents" in body else [body["agent"]]
+        except Exception:
+            return  # not the service's answer shape: nothing to act on
+        for state in states:
+            desired = state.get("desired") if isinstance(state, dict) else None
+            if not desired or desired.get("command_id") in self.commands_seen:
+                continue
+            self.commands_seen.add(desired.get("command_id"))
+            # its own thread: acting waits for delivery, which is this thread's work
+            threading.Thread(
+                target=_act_on_command, args=(state["agent_name"], desired["action"]), name="agent-status-command", daemon=True
+            ).start()
 
     def contact(self, names):
         with self.cond:
@@ -420,6 +451,42 @@ def report_warning(agent_name, warning_message, health=None):
     if health is not None:
         body["health"] = _health(health)
     return _sender.push_state("report", body)
+
+
+def on_command(handler):
+    """Call handler(action, agent_name) when an operator stops ("stop") or restarts ("restart") the agent.
+
+    For agents no runner manages. The handler runs in a thread of its own; when it returns, the
+    agent is marked stopped (for a stop) or started (for a restart), which completes the command.
+    Without a handler, a stop ends the process the way SIGTERM would and a restart runs the program
+    again in place (see the module's description). on_command(None) removes the handler.
+    """
+    _sender.command_handler = handler
+
+
+def _act_on_command(agent_name, action):
+    handler = _sender.command_handler
+    log.warning("an operator asked to %s %s", action, agent_name)
+    if handler is not None:
+        try:
+            handler(action, agent_name)
+        except Exception:
+            log.exception("the on_command handler failed on %s of %s", action, agent_name)
+        if action == "restart":
+            mark_agent_started(agent_name)
+        else:
+            mark_agent_stopped(agent_name)
+        return
+    mark_agent_stopped(agent_name)
+    if action == "restart":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # the same interpreter, options and arguments, in this process (the pid stays)
+        os.execv(sys.executable, [sys.executable] + list(getattr(sys, "orig_argv", [sys.executable] + sys.argv)[1:]))
+    # (signal.signal may only be called from the main thread: an ignored SIGTERM cannot be restored here)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        os._exit(128 + signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def flush(timeout=None):

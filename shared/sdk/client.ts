@@ -2,6 +2,7 @@
 // agent says goes into a bounded outbox (outbox.ts) that a background sender delivers with short
 // timeouts, retrying with exponential backoff and jitter while the service is down. Only close()
 // (and the shutdown handlers that call it) waits, and never longer than its deadline.
+import type { DesiredAction } from '../api/agent.ts';
 import { ErrorBody } from '../api/errors.ts';
 import { HeartbeatRequest, type HeartbeatRequest as HeartbeatBody } from '../api/heartbeat.ts';
 import { Report, type Report as ReportBody } from '../api/report.ts';
@@ -18,6 +19,18 @@ export interface StatusUpdate {
   status?: Exclude<SettableStatus, 'stopped'>;
   health?: number;
   lastActivity?: string;
+}
+
+/** An operator's stop or restart of this agent (one no runner manages), as onCommand hands it over. */
+export interface OperatorCommand {
+  action: DesiredAction['action'];
+  commandId: number;
+}
+
+interface SignalableProcess {
+  pid: number;
+  listenerCount(event: string): number;
+  kill(pid: number, signal: string): unknown;
 }
 
 const unref = (timer: unknown) => (timer as { unref?: () => void })?.unref?.();
@@ -41,6 +54,9 @@ export class AgentStatus {
   #ownBeats = false;
   #lastOwnBeat = 0;
   #longestOwnGapMs = 0;
+  #commandHandler: ((command: OperatorCommand) => void | Promise<void>) | undefined;
+  /** Commands acted on: the answers carry a wish until the agent reports its outcome, but it is acted on once. */
+  readonly #commandsSeen = new Set<number>();
 
   constructor(options: AgentStatusOptions = {}) {
     this.config = resolveConfig(options);
@@ -147,6 +163,25 @@ export class AgentStatus {
   reportWarning(message: string, health?: number) {
     this.#report({ event: 'warning', message: storable((message || 'warning').slice(0, LIMITS.message)), health });
     this.#known = { status: 'warning', health: health ?? this.#known.health };
+  }
+
+  /**
+   * What to do when an operator stops or restarts this agent and no runner manages it: the wish comes
+   * back in the answer to its next heartbeat or report, so within one heartbeat interval. The handler
+   * is called once per command; when it settles, the agent is marked stopped (a stop) or started
+   * again (a restart), which completes the command. Without a handler, a stop or restart ends the
+   * process the way SIGTERM would (the agent's own SIGTERM handlers, run()'s included, do their
+   * work first); a restart then needs whatever started the process (systemd, docker --restart) to
+   * start it again, and its markStarted completes the command.
+   *
+   * @example
+   * status.onCommand(async ({ action }) => {
+   *   await worker.drain();
+   *   if (action === 'restart') await worker.reload();
+   * });
+   */
+  onCommand(handler: ((command: OperatorCommand) => void | Promise<void>) | undefined) {
+    this.#commandHandler = handler;
   }
 
   /**
@@ -318,6 +353,7 @@ export class AgentStatus {
       if (this.#failures > 0) this.config.log(`reached the service again after ${this.#failures} failed attempt(s)`);
       this.#failures = 0;
       this.#lastContact = Date.now();
+      this.#takeCommands(text);
       return 'delivered';
     }
     let reason = `HTTP ${response.status}`;
@@ -332,6 +368,47 @@ export class AgentStatus {
     this.#lastContact = Date.now();
     this.config.log(`${endpoint} refused: ${reason}`);
     return 'refused';
+  }
+
+  // The answer's agent states (one, or a report batch's) may carry an operator's wish.
+  #takeCommands(answer: string) {
+    let states: { desired?: DesiredAction | null }[];
+    try {
+      const body = JSON.parse(answer) as { agent?: { desired?: DesiredAction | null }; agents?: { desired?: DesiredAction | null }[] };
+      states = body.agents ?? (body.agent ? [body.agent] : []);
+    } catch {
+      return; // not the service's answer shape: nothing to act on
+    }
+    for (const { desired } of states) {
+      if (!desired || this.#commandsSeen.has(desired.command_id)) continue;
+      this.#commandsSeen.add(desired.command_id);
+      void this.#actOn({ action: desired.action, commandId: desired.command_id });
+    }
+  }
+
+  async #actOn(command: OperatorCommand) {
+    this.config.log(`an operator asked to ${command.action} ${this.agentName} (command ${command.commandId})`);
+    const handler = this.#commandHandler;
+    if (handler) {
+      try {
+        await handler(command);
+      } catch (error) {
+        this.config.log(`the onCommand handler failed on ${command.action}: ${(error as Error).message}`);
+      }
+      if (command.action === 'restart') this.markStarted();
+      else this.markStopped();
+      await this.flush();
+      return;
+    }
+    const proc = (globalThis as { process?: SignalableProcess }).process;
+    // the agent's own SIGTERM handlers (run()'s among them) mark it stopped and end the process
+    if (proc && proc.listenerCount('SIGTERM') > 0) {
+      proc.kill(proc.pid, 'SIGTERM');
+      return;
+    }
+    this.markStopped();
+    await this.close();
+    proc?.kill(proc.pid, 'SIGTERM');
   }
 
   #failed(reason: string): Outcome {

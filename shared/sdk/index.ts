@@ -4,7 +4,7 @@
 import { AgentStatus, type StatusUpdate } from './client.ts';
 import type { AgentStatusOptions } from './config.ts';
 
-export { AgentStatus, type StatusUpdate } from './client.ts';
+export { AgentStatus, type OperatorCommand, type StatusUpdate } from './client.ts';
 export type { AgentStatusOptions } from './config.ts';
 export { installShutdownHandlers, run } from './lifecycle.ts';
 

@@ -188,7 +188,12 @@ create table public.agent_commands (
   check (status <> 'claimed' or claimed_at is not null),
   check ((status in ('succeeded', 'failed', 'expired')) = (finished_at is not null)),
   -- enqueue_agent_commands(p_idempotency_key): a retried request gets its first commands back
-  idempotency_key text check (char_length(idempotency_key) between 1 and 200)
+  idempotency_key text check (char_length(idempotency_key) between 1 and 200),
+  -- A stop or restart of an agent no runner manages (in a container, on a laptop) travels in the
+  -- answer to the agent's own heartbeats and reports (agent_state_json's `desired`), as Temporal
+  -- delivers cancellation through heartbeats; the agent's SDK acts on it, and its stopped (or, for a
+  -- restart, started) report completes the command.
+  via_heartbeat boolean not null default false
 );
 
 create index agent_commands_claimed_idx on public.agent_commands (claimed_at) where status = 'claimed';
@@ -202,6 +207,11 @@ create unique index agent_commands_idempotency_idx on public.agent_commands (req
 create index agent_commands_pending_expiry_idx on public.agent_commands (expires_at) where status = 'pending';
 
 create index agent_commands_pending_idx on public.agent_commands (agent_id, id) where status = 'pending';
+
+-- Every heartbeat and report answer looks for a wish to deliver (agent_state_json): a probe of this
+-- index, empty but for the stops and restarts in flight to agents no runner manages.
+create index agent_commands_via_heartbeat_idx on public.agent_commands (agent_id, id)
+  where via_heartbeat and status in ('pending', 'claimed');
 
 -- Operators: signed-in users allowed to read the dashboard and send commands. Added by email so an
 -- operator can be allowed before their first sign-in; user_id is filled at that first sign-in.
@@ -219,7 +229,8 @@ create unique index operators_email_idx on public.operators (lower(email));
 -- token itself is shown once, when it is created. A token's scope is its agent, its host or its operator.
 create table public.api_tokens (
   id uuid primary key default gen_random_uuid(),
-  kind text not null check (kind in ('agent', 'runner', 'operator')),
+  -- metrics (a Prometheus scrape) and badge (README badges): read-only keys, each good for its one reader
+  kind text not null check (kind in ('agent', 'runner', 'operator', 'metrics', 'badge')),
   label text not null check (char_length(label) between 1 and 200),
   token_hash bytea not null unique check (octet_length(token_hash) = 32),
   token_prefix text not null check (char_length(token_prefix) <= 20),

@@ -310,8 +310,8 @@ declare
   v_label text;
   v_row public.api_tokens;
 begin
-  if p_kind is null or p_kind not in ('agent', 'runner', 'operator') then
-    perform agent_private.invalid(format('token kind must be agent, runner or operator, got %L', p_kind));
+  if p_kind is null or p_kind not in ('agent', 'runner', 'operator', 'metrics', 'badge') then
+    perform agent_private.invalid(format('token kind must be agent, runner, operator, metrics or badge, got %L', p_kind));
   end if;
   if p_expires_in is not null and (p_expires_in <= interval '0' or p_expires_in > interval '10 years') then
     perform agent_private.invalid(format('expires_in must be between 1 second and 10 years, got %s', p_expires_in));
@@ -333,6 +333,9 @@ begin
       perform agent_private.invalid('agents must be 1 to 100 names or patterns (* any run, ? one character), each 1 to 100 characters');
     end if;
     v_label := coalesce(p_label, p_host);
+  elsif p_kind in ('metrics', 'badge') then
+    -- read-only keys (68_read_keys.sql): no scope, they read every agent's figures and nothing else
+    v_label := coalesce(p_label, p_kind);
   else
     -- who is 'operator <email>' for an operator, 'service' for the administrator
     if who <> 'service' then

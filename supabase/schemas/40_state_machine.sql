@@ -9,15 +9,52 @@
 -- by the heartbeat batch here in SQL and again by the report function as a select list in TypeScript.
 -- agent_private.agent_state_json builds it once; every SQL path that answers an agent's state uses it,
 -- and its keys are shared/api/agent.ts AgentState (tests/functions check answers against that schema).
+--
+-- `desired` carries an operator's stop or restart of an agent no runner manages (via_heartbeat
+-- commands): the oldest one not yet done, with its id. Writing it into the answer is its delivery, so
+-- the builder marks it claimed (when first delivered; it is delivered again until the agent acts, in
+-- case an answer was lost), and the sweep fails it if the agent never reports the outcome.
 create function agent_private.agent_state_json(agent public.agent_status) returns jsonb
-  language sql stable set search_path = ''
+  language sql set search_path = ''
 as $$
+  with wish as (
+    select c.id from public.agent_commands c
+    where c.agent_id = agent.id and c.via_heartbeat
+      and (c.status = 'claimed' or (c.status = 'pending' and c.expires_at > now()))
+    order by c.id limit 1
+  ), delivered as (
+    update public.agent_commands c set status = 'claimed', claimed_at = coalesce(c.claimed_at, now())
+    from wish where c.id = wish.id
+    returning c.id, c.action
+  )
   select jsonb_build_object(
     'agent_name', agent.agent_name, 'status', agent.status, 'health', agent.health,
     'last_heartbeat', agent.last_heartbeat, 'last_error', agent.last_error,
     'last_activity', agent.last_activity, 'status_reason', agent.status_reason,
     'started_at', agent.started_at, 'stopped_at', agent.stopped_at, 'stale_at', agent.stale_at,
-    'updated_at', agent.updated_at)
+    'updated_at', agent.updated_at,
+    'desired', (select jsonb_build_object('action', d.action, 'command_id', d.id) from delivered d))
+$$;
+
+-- A stop or restart delivered through the heartbeat answer is done when the agent says so: its
+-- stopped report ends a stop (one still waiting too: what was wished has happened), its started
+-- report (the fresh process, or the SDK after the agent's restart handler) ends a delivered restart.
+create function agent_private.complete_delivered_commands(p_agent_id integer, p_event text) returns void
+  language sql set search_path = ''
+as $$
+  with done as (
+    update public.agent_commands c set status = 'succeeded', finished_at = now(),
+      result = case c.action when 'stop' then 'the agent stopped: it got the stop with a heartbeat answer'
+                             else 'the agent started again: it got the restart with a heartbeat answer' end
+    where c.agent_id = p_agent_id and c.via_heartbeat
+      and ((p_event = 'stopped' and c.action = 'stop' and c.status in ('pending', 'claimed'))
+           or (p_event = 'started' and c.action = 'restart' and c.status = 'claimed'))
+    returning c.id, c.action, c.result
+  )
+  insert into public.agent_events (agent_id, kind, source, actor, message, details)
+  select p_agent_id, 'command_succeeded', 'agent', 'agent', format('%s succeeded: %s', done.action, done.result),
+         jsonb_build_object('command_id', done.id, 'action', done.action)
+  from done
 $$;
 
 -- The heartbeat timeout that applies to an agent, and where it comes from: an operator's, the

@@ -246,6 +246,7 @@ declare
   who record;
   agent_events constant text[] := array['started', 'stopped', 'running', 'warning', 'error', 'activity', 'heartbeat'];
   runner_events constant text[] := array['adopted', 'exited', 'crashed', 'terminated', 'stable'];
+  v_agent public.agent_status;
 begin
   if p_event is null or not (p_event = any (agent_events || runner_events)) then
     perform agent_private.invalid(format('event must be one of %s, got %s',
@@ -280,10 +281,14 @@ begin
     perform agent_private.invalid(format('%s is reported by the runner that supervises the process', p_event));
   end if;
 
-  return agent_private.apply_event(who.agent_id, p_event, who.source, who.actor,
+  v_agent := agent_private.apply_event(who.agent_id, p_event, who.source, who.actor,
     p_health => p_health, p_message => p_message, p_activity => p_activity, p_pid => p_pid,
     p_exit_code => p_exit_code, p_exit_signal => p_exit_signal, p_details => p_details, p_at => p_at,
     p_heartbeat_interval_s => p_heartbeat_interval_s);
+  if p_event in ('stopped', 'started') then
+    perform agent_private.complete_delivered_commands(who.agent_id, p_event);
+  end if;
+  return v_agent;
 end
 $$;
 

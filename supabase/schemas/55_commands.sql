@@ -89,28 +89,42 @@ create or replace function agent_private.agent_commands_before_insert() returns 
   language plpgsql security definer set search_path = ''
 as $$
 declare
-  a record;
+  a public.agent_status;
+  st public.agent_status_settings;
 begin
   if coalesce(current_setting('agent_status.actor', true), '') = '' then
     perform agent_private.require_operator(null);
   end if;
-  select s.agent_name, s.runner_id into a from public.agent_status s where s.id = new.agent_id;
+  select * into a from public.agent_status s where s.id = new.agent_id;
   if a.agent_name is null then
     perform agent_private.refuse('P0002', format('no agent with id %s', new.agent_id),
       'List agents with: agent-status list');
   end if;
-  if a.runner_id is null then
-    perform agent_private.refuse('55000', format('no runner manages agent %L, so nothing can %s it', a.agent_name, new.action),
-      'Add the agent to the config file of the runner on its host, or start it by hand.');
-  end if;
+  select * into st from public.agent_status_settings;
   new.status := 'pending';
   new.requested_by := agent_private.command_actor();
   new.created_at := now();
-  new.expires_at := now() + make_interval(secs => (select command_ttl_s from public.agent_status_settings));
+  new.expires_at := now() + make_interval(secs => st.command_ttl_s);
   new.claimed_at := null;
   new.claimed_by := null;
   new.finished_at := null;
   new.result := null;
+  -- No runner: a stop or restart waits for the agent's next heartbeat (agent_state_json delivers it),
+  -- so it lives at least as long as the agent's heartbeat timeout. Only a running process can be
+  -- reached that way: nothing can start an agent no runner manages.
+  new.via_heartbeat := a.runner_id is null;
+  if new.via_heartbeat then
+    if new.action = 'start' or (new.action = 'restart' and a.status = 'stopped') then
+      perform agent_private.refuse('55000', format('no runner manages agent %L, so nothing can start it', a.agent_name),
+        'Start it by hand (or add it to the config file of the runner on its host); stop and restart reach a running agent through its heartbeat.');
+    end if;
+    new.expires_at := greatest(new.expires_at, now() + make_interval(secs => (agent_private.heartbeat_timeout(a, st)).timeout_s));
+    if new.action = 'stop' and a.status = 'stopped' then
+      new.status := 'succeeded';
+      new.finished_at := now();
+      new.result := 'already stopped';
+    end if;
+  end if;
   return new;
 end
 $$;

@@ -55,12 +55,15 @@ begin
 
   with expired as (
     update public.agent_commands set status = 'expired', finished_at = now(),
-      result = 'no runner claimed it before it expired'
+      result = case when via_heartbeat then 'the agent sent no heartbeat or report to carry it before it expired'
+                    else 'no runner claimed it before it expired' end
     where status = 'pending' and expires_at <= now()
-    returning agent_id, id, action
+    returning agent_id, id, action, via_heartbeat
   ), logged as (
     insert into public.agent_events (agent_id, kind, source, actor, message, details)
-    select agent_id, 'command_expired', 'sweep', 'sweep', format('%s expired: no runner claimed it in time', action),
+    select agent_id, 'command_expired', 'sweep', 'sweep',
+           format('%s expired: %s', action, case when via_heartbeat then 'the agent sent no heartbeat to carry it in time'
+                                                 else 'no runner claimed it in time' end),
            jsonb_build_object('command_id', id, 'action', action)
     from expired returning 1
   )
@@ -68,7 +71,10 @@ begin
 
   with abandoned as (
     update public.agent_commands set status = 'failed', finished_at = now(),
-      result = format('the runner claimed it but did not report a result within %s s', s.claimed_command_timeout_s)
+      result = case when via_heartbeat
+                    then format('the agent got it with a heartbeat answer but did not report %s within %s s',
+                                case action when 'stop' then 'stopped' else 'started' end, s.claimed_command_timeout_s)
+                    else format('the runner claimed it but did not report a result within %s s', s.claimed_command_timeout_s) end
     where status = 'claimed' and claimed_at <= now() - make_interval(secs => s.claimed_command_timeout_s)
     returning agent_id, id, action, claimed_by, result
   ), logged as (

@@ -161,6 +161,13 @@ grant execute on function public.revoke_api_token(text, text) to anon, authentic
 revoke all on function public.revoke_api_token(text, text) from public;
 grant execute on function public.verify_api_token(text) to anon, authenticated, service_role;
 revoke all on function public.verify_api_token(text) from public;
+-- the read-only keys' readers (68_read_keys.sql) check their key themselves, as the token functions do
+grant execute on function public.agent_metrics(text) to anon, authenticated, service_role;
+revoke all on function public.agent_metrics(text) from public;
+grant execute on function public.agent_badge(text, text, text) to anon, authenticated, service_role;
+revoke all on function public.agent_badge(text, text, text) from public;
+revoke all on function agent_private.read_key(text, text) from public;
+revoke all on function agent_private.up_percent(integer, timestamp with time zone, timestamp with time zone) from public;
 revoke all on function agent_private.glob_to_like(text) from public;
 revoke all on function agent_private.require_service() from public;
 revoke all on function agent_private.authorize_lease(text, text) from public;
@@ -176,6 +183,7 @@ revoke all
     with time zone, integer)
   from public;
 revoke all on function agent_private.agent_state_json(public.agent_status) from public;
+revoke all on function agent_private.complete_delivered_commands(integer, text) from public;
 grant execute on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;
 revoke all on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) from public;
 grant execute on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;

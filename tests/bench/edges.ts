@@ -11,77 +11,19 @@
 //   - from the runner's restart to `stable` for an agent it adopted before it was stable, and for
 //     one it re-started after it died while no runner ran (reset_after is 30 s by default);
 //   - notices queued by a SIGTERM of the runner whose agents were stopped on purpose: 0 critical.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import postgres from 'postgres';
 import { stringify } from 'yaml';
-import { startPostgresCluster } from '../../runner/local-stack/postgres-cluster.ts';
-import { freePort } from '../../runner/local-stack/ports.ts';
-import { startStack } from '../../runner/local-stack/stack.ts';
+import { sleep, until, withBenchStack } from './bench-stack.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const FIXTURES = join(REPO, 'tests/fixtures');
 const CLI = join(REPO, 'runner/bin/agent-status.js');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-// Kills every process whose environment holds the marker (every child spawned here has it, and a
-// runner's agents inherit the runner's environment): the runner's agent runs in a process group
-// of its own (so it outlives a runner restart), and the runner dies here by SIGKILL, so stopping the
-// runner's group does not reach the agent it restarted after the crash (a forever.sh outlived the bench).
-function killMarked(marker: string): void {
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      if (readFileSync(`/proc/${pid}/environ`).includes(marker)) process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-}
 
 export async function run() {
-  const dir = mkdtempSync(join(tmpdir(), 'agent-status-bench-edges-'));
-  const marker = `AGENT_STATUS_BENCH_RUN=${dir}`;
-  const cluster = await startPostgresCluster({});
-  let stack: Awaited<ReturnType<typeof startStack>> | undefined;
-  const children: ResultPromise[] = [];
-  try {
-    const admin = postgres(cluster.url, { max: 1, onnotice: () => {} });
-    await admin`create database bench_edges`;
-    await admin.end();
-    stack = await startStack({
-      port: await freePort(),
-      database: { kind: 'url', url: cluster.urlFor('bench_edges') },
-      functions: true,
-      sweep: false,
-    });
-    const { sql } = stack;
-    const token = async (kind: string, scope: { agent?: string; host?: string }) =>
-      (await sql`select token from public.create_api_token(${kind}, null, ${scope.agent ?? null}, ${scope.host ?? null})`)[0]
-        .token as string;
+  await withBenchStack('edges', async ({ stack, sql, dir, token, spawn: spawnIn }) => {
     const live = async (name: string) => (await sql`select * from public.agent_status_live where agent_name = ${name}`)[0];
-    const spawn = (file: string, args: string[], env: Record<string, string>) => {
-      const child = execa(file, args, {
-        cwd: REPO,
-        env: { ...env, AGENT_STATUS_BENCH_RUN: dir },
-        reject: false,
-        stdio: 'ignore',
-        detached: true,
-      });
-      children.push(child);
-      return child;
-    };
+    const spawn = (file: string, args: string[], env: Record<string, string>) => spawnIn(file, args, env, REPO);
 
     // the runner, all defaults, with one agent
     const runnerToken = await token('runner', { host: 'edges-host' });
@@ -272,17 +214,5 @@ export async function run() {
     console.log(
       `  notices queued by SIGTERM of a runner whose agents were stopped on purpose | ${notices.all} (${notices.critical} critical)`,
     );
-  } finally {
-    for (const child of children) {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    killMarked(marker);
-    await stack?.stop();
-    await cluster.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }

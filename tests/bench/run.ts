@@ -8,6 +8,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   edges: () => import('./edges.ts'),
   alerts: () => import('./alerts.ts'),
   connections: () => import('./connections.ts'),
+  control: () => import('./control.ts'),
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);

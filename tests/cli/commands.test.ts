@@ -217,6 +217,15 @@ describe('tokens and operators', { timeout: 120_000 }, () => {
     expect(noScope.stderr).toContain('a runner token needs --host <host>');
     const badKind = await cli(['token', 'create', 'admin'], stackEnv(stack));
     expect(badKind.exitCode).toBe(EXIT.usage);
+    // the read-only keys need no scope
+    for (const [kind, prefix] of [
+      ['metrics', 'asm_'],
+      ['badge', 'asb_'],
+    ]) {
+      const key = await cli(['token', 'create', kind, '--json'], stackEnv(stack));
+      expect(key.stderr).toBe('');
+      expect(JSON.parse(key.stdout)).toMatchObject({ kind, label: kind, token: expect.stringMatching(new RegExp(`^${prefix}`)) });
+    }
     const unknownPrefix = await cli(['token', 'revoke', 'asa_nothing'], stackEnv(stack));
     expect(unknownPrefix.exitCode).toBe(EXIT.notFound);
     expect(unknownPrefix.stderr).toContain("no token with id or prefix 'asa_nothing'");

@@ -24,6 +24,8 @@ describe('row level security and grants', () => {
   let agentToken: string;
   let runnerToken: string;
   let operatorToken: string;
+  let metricsToken: string;
+  let badgeKey: string;
   let agentId: number;
   let logRequestId: number;
 
@@ -34,6 +36,8 @@ describe('row level security and grants', () => {
     // added by email before their first sign-in; matched case-insensitively
     await db.sql`select public.add_operator('ops@example.com')`;
     operatorToken = await createToken(db.sql, 'operator', { email: 'ops@example.com' });
+    [{ token: metricsToken }] = await db.sql`select token from public.create_api_token('metrics')`;
+    [{ token: badgeKey }] = await db.sql`select token from public.create_api_token('badge')`;
     await db.sql`select * from public.enqueue_agent_commands('start', 'rls-agent')`;
     [{ id: agentId }] = await db.sql`select id from public.agent_status where agent_name = 'rls-agent'`;
     await db.sql`select public.runner_report_resources(${runnerToken}, '[{"name": "rls-agent", "cpu_percent": 1, "memory_bytes": 1}]')`;
@@ -119,6 +123,8 @@ describe('row level security and grants', () => {
 
   const operatorFunctions: Record<string, (tx: Sql) => PromiseLike<readonly unknown[]>> = {
     force_agent_status: (tx) => tx`select public.force_agent_status('rls-agent', 'stopped', 0)`,
+    reset_agent_restarts: (tx) => tx`select public.reset_agent_restarts('rls-agent')`,
+    operator_alert_attempts: (tx) => tx`select count(*) from public.operator_alert_attempts(array[]::bigint[])`,
     enqueue_agent_commands: (tx) => tx`select * from public.enqueue_agent_commands('restart', 'rls-agent')`,
     create_api_token: (tx) => tx`select * from public.create_api_token('agent', p_agent_name => 'rls-new')`,
     list_api_tokens: (tx) => tx`select * from public.list_api_tokens()`,
@@ -188,6 +194,9 @@ describe('row level security and grants', () => {
       tx`select public.runner_report_resources(${runnerToken}, '[{"name": "rls-agent", "cpu_percent": 2, "memory_bytes": 2}]')`,
     runner_claim_log_requests: (tx) => tx`select * from public.runner_claim_log_requests(${runnerToken})`,
     verify_api_token: (tx) => tx`select * from public.verify_api_token(${agentToken})`,
+    // the read-only keys' readers (68_read_keys.sql)
+    agent_metrics: (tx) => tx`select public.agent_metrics(${metricsToken})`,
+    agent_badge: (tx) => tx`select public.agent_badge(${badgeKey}, 'rls-agent')`,
   };
 
   describe.each(Object.keys(machineFunctions))('machine function %s', (fn) => {
@@ -200,6 +209,8 @@ describe('row level security and grants', () => {
     expect(await run(who, (tx) => tx`select public.agent_heartbeat('asa_forged', 'rls-agent')`)).toBe('sqlstate 28000');
     expect(await run(who, (tx) => tx`select * from public.runner_claim_commands('asr_forged')`)).toBe('sqlstate 28000');
     expect(await run(who, (tx) => tx`select public.runner_register('asr_forged', '[]'::jsonb)`)).toBe('sqlstate 28000');
+    expect(await run(who, (tx) => tx`select public.agent_metrics(${agentToken})`)).toBe('sqlstate 28000');
+    expect(await run(who, (tx) => tx`select public.agent_badge(${metricsToken}, 'rls-agent')`)).toBe('sqlstate 28000');
   });
 
   it.each([

@@ -13,6 +13,7 @@ import { Supervisor } from '../../runner/local-stack/children.ts';
 import { denoBinary, listFunctions, startFunction } from '../../runner/local-stack/functions.ts';
 import { REPO_ROOT } from '../../runner/paths.ts';
 import { useTestDatabase } from '../helpers/database.ts';
+import { READ_FUNCTION_NAMES } from '../../shared/api/paths.ts';
 
 const run = promisify(execFile);
 const PROJECT_REF = 'abcdefghijklmnopqrst';
@@ -142,11 +143,13 @@ describe('supabase functions deploy --use-api', () => {
       // An empty object with a made-up token fails each function's checks (its request schema, zod
       // through the import map, or its caller check against the database): the module graph loaded
       // and answers in the API's error shape.
-      const response = await fetch(`http://127.0.0.1:${served.port}/${name}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: 'Bearer aso_unused' },
-        body: '{}',
-      });
+      // (the read-only functions answer GET, with the key as a bearer token or, for badges, in the URL)
+      const response = await fetch(
+        `http://127.0.0.1:${served.port}/${name}${name === 'badge' ? '/agent/any.svg?key=asb_unused' : ''}`,
+        (READ_FUNCTION_NAMES as readonly string[]).includes(name)
+          ? { headers: { authorization: 'Bearer asm_unused' } }
+          : { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer aso_unused' }, body: '{}' },
+      );
       expect([400, 401]).toContain(response.status);
       expect(((await response.json()) as { error: { code: string } }).error.code).toMatch(/^(invalid_request|unauthorized)$/);
       await served.child.stop();

@@ -6,7 +6,7 @@
 // README says (npm install -g ./agent-status-<version>.tgz, here into a temporary global prefix), the
 // `agent-status` on PATH integrates a Python agent in a folder of its own, and that agent runs.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -84,6 +84,37 @@ describe('the installed package', () => {
     const check = await run(['runner', '--check', '--config', join(work, 'agents.yaml')], { AGENT_STATUS_RUNNER_TOKEN: 'asr_example' });
     expect(check.stderr).toBe('');
     expect(check.stdout).toMatch(/agents\.yaml is valid: \d+ agent\(s\)/);
+  });
+
+  it('writes a root unit for a config whose agents run as their own users, and refuses what would undo that', async () => {
+    const config = join(work, 'users.yaml');
+    const agents = [
+      { name: 'scraper', command: join(FIXTURES, 'forever.sh'), user: 'nobody' },
+      { name: 'mailer', command: join(FIXTURES, 'forever.sh'), user: 'daemon', group: 'nogroup' },
+    ];
+    writeFileSync(config, stringify({ agents }));
+    const envFile = join(work, 'runner.env');
+    writeFileSync(envFile, 'AGENT_STATUS_RUNNER_TOKEN=asr_example\n', { mode: 0o600 });
+
+    const unit = await run(['runner', 'install', '--config', config, '--environment-file', envFile, '--print']);
+    expect(unit.stderr).toBe('');
+    expect(unit.stdout).toMatch(/^User=root$/m);
+    expect(unit.stdout).toContain(`EnvironmentFile=${envFile}`);
+
+    const asUser = await run(['runner', 'install', '--config', config, '--user', 'nobody', '--print']);
+    expect(asUser.exitCode).toBe(2);
+    expect(asUser.stderr).toContain('agents scraper, mailer run as their own users');
+    expect(asUser.stderr).toContain('Leave out --user');
+
+    chmodSync(envFile, 0o644);
+    const readable = await run(['runner', 'install', '--config', config, '--environment-file', envFile, '--print']);
+    expect(readable.exitCode).toBe(2);
+    expect(readable.stderr).toContain(`Run: chown root ${envFile} && chmod 600 ${envFile}`);
+
+    writeFileSync(config, stringify({ agents: [...agents, { name: 'forgotten', command: join(FIXTURES, 'forever.sh') }] }));
+    const rootAgent = await run(['runner', 'install', '--config', config, '--print']);
+    expect(rootAgent.exitCode).toBe(2);
+    expect(rootAgent.stderr).toContain('agents forgotten have no user: and would run as root');
   });
 
   it('writes the systemd unit, whose ExecStart runs the runner against the API; prints its idle memory', async () => {

@@ -77,7 +77,8 @@ describe('truth at the edges, through the runner', () => {
   }, 60_000);
 
   it('an agent restarted after a crash reads warning until it has stayed up reset_after, then running', async () => {
-    const steady = fixtureAgent('forever.sh', { restart: 'always', backoff: { reset_after: '2s' } });
+    // 5 s: the poll must see it restarted and not yet stable, on a machine busy with other test files
+    const steady = fixtureAgent('forever.sh', { restart: 'always', backoff: { reset_after: '5s' } });
     const host = await makeHost(stack, [steady]);
     await host.start();
     const { sql } = stack.db;
@@ -91,10 +92,14 @@ describe('truth at the edges, through the runner', () => {
     });
     // one crash is not a loop (issue 19: every single crash showed the badge for its stable period)
     expect(restarted).toMatchObject({ status: 'warning', restarts_total: 1, crashes_10m: 1, crash_looping: false });
-    const stable = await waitFor('stable', async () => {
-      const r = await live(steady.name);
-      return r.status === 'running' ? r : undefined;
-    });
+    const stable = await waitFor(
+      'stable',
+      async () => {
+        const r = await live(steady.name);
+        return r.status === 'running' ? r : undefined;
+      },
+      20_000,
+    );
     expect(stable).toMatchObject({ crash_looping: false, restarts_total: 1, health: 100 });
     expect((await events(sql, steady.name)).map((e) => e.kind)).toContain('stable');
   }, 30_000);

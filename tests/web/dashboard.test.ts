@@ -255,19 +255,22 @@ describe('the dashboard against a real stack and runner', () => {
     expect(host.host).toBeTruthy();
   }, 60_000);
 
-  it('disables Start and Stop for an agent no runner manages, and says so', async () => {
+  it('offers Stop and Restart, not Start, for an agent no runner manages, and says how long they take', async () => {
     const name = 'Unmanaged Agent';
     await (await selfReportingAgent(name)).report('started');
     await openDashboard();
     await statusShown(name, 'running');
     const stop = row(name).getByRole('button', { name: `Stop ${name}` });
-    expect(await stop.isDisabled()).toBe(true);
-    expect(await stop.getAttribute('title')).toBe('no runner manages this agent');
-    expect(
-      await row(name)
-        .getByRole('button', { name: `Start ${name}` })
-        .isDisabled(),
-    ).toBe(true);
+    expect(await stop.isDisabled()).toBe(false);
+    // no interval declared: up to its heartbeat timeout, the database's default 120 s
+    expect(await stop.getAttribute('title')).toBe(
+      'no runner manages this agent: it gets the stop with its next heartbeat, up to 120 s from now',
+    );
+    // Restart sits in the row's menu
+    expect(await row(name).getByRole('menuitem', { name: 'Restart', includeHidden: true }).isDisabled()).toBe(false);
+    const start = row(name).getByRole('button', { name: `Start ${name}` });
+    expect(await start.isDisabled()).toBe(true);
+    expect(await start.getAttribute('title')).toBe('no runner manages this agent, so nothing can start it');
     expect(await row(name).locator('.c-host .note').textContent()).toBe('no runner');
   }, 60_000);
 

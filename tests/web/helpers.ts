@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort } from '../../runner/local-stack/ports.ts';
 import { serveStatic } from '../../runner/local-stack/static-files.ts';
 
@@ -101,4 +102,32 @@ export async function screenshot(page: Page, name: string, options: { fullPage?:
 
 export function removeDir(dir: string | undefined): void {
   if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * For a test file: the dashboard built, served against `stack` and a Chromium to open it, from
+ * beforeAll to afterAll. Read `url` and `browser` inside tests.
+ */
+export function useServedDashboard(stack: { url: string; anonKey: string }): { readonly url: string; readonly browser: Browser } {
+  let dir: string | undefined;
+  let served: ServedDashboard | undefined;
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    dir = await buildDashboard();
+    served = await serveDashboard(dir, { supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey });
+    browser = await launchChromium();
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await served?.close();
+    removeDir(dir);
+  });
+  return {
+    get url() {
+      return served!.url;
+    },
+    get browser() {
+      return browser!;
+    },
+  };
 }

@@ -27,7 +27,6 @@ const UNREAD_AGENT_COLUMNS = [
   'warnings_24h',
   'errors_1h',
   'errors_24h',
-  'heartbeat_interval_s',
 ] as const satisfies readonly AgentLiveColumn[];
 type AgentColumn = Exclude<AgentLiveColumn, (typeof UNREAD_AGENT_COLUMNS)[number]>;
 const AGENT_COLUMNS = AGENT_LIVE_COLUMNS.filter(

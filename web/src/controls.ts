@@ -24,13 +24,33 @@ function canStop(agent: ControlledAgent): boolean {
 
 export const NO_RUNNER = 'no runner manages this agent';
 
+/**
+ * The title of an enabled button: for an agent no runner manages, a stop or restart travels in the
+ * answer to its next heartbeat, and this says how long that can take.
+ */
+export function deliveryNote(
+  agent: Pick<AgentRow, 'runner_id' | 'heartbeat_interval_s' | 'heartbeat_timeout_s'>,
+  action: 'start' | 'stop' | 'restart',
+): string {
+  if (agent.runner_id !== null || action === 'start') return '';
+  return `${NO_RUNNER}: it gets the ${action} with its next heartbeat, up to ${agent.heartbeat_interval_s ?? agent.heartbeat_timeout_s} s from now`;
+}
+
 /** Why each command button is disabled for this agent; '' where it is enabled. */
 export function blockedCommands(agent: ControlledAgent, command: CommandRow | undefined): { start: string; stop: string; restart: string } {
-  const why = agent.runner_id === null ? NO_RUNNER : isInFlight(command) ? `a ${command!.action} is already in flight` : '';
   const state = `${agent.agent_name} is ${agent.status}`;
+  const busy = isInFlight(command) ? `a ${command!.action} is already in flight` : '';
+  if (agent.runner_id === null) {
+    // only a running process can be reached through its heartbeat, and nothing can start one
+    return {
+      start: `${NO_RUNNER}, so nothing can start it`,
+      stop: busy || (canStop(agent) ? '' : state),
+      restart: busy || (canStop(agent) ? '' : state),
+    };
+  }
   return {
-    start: why || (canStart(agent) ? '' : state),
-    stop: why || (canStop(agent) ? '' : state),
-    restart: why,
+    start: busy || (canStart(agent) ? '' : state),
+    stop: busy || (canStop(agent) ? '' : state),
+    restart: busy,
   };
 }

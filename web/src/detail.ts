@@ -24,7 +24,7 @@ import { LogsView } from './logs-view.ts';
 import { TimeoutsForm } from './timeouts.ts';
 import { resourceCharts } from './resource-chart.ts';
 import { commandNote, lifeText, type RowHandlers } from './row.ts';
-import { blockedCommands } from './controls.ts';
+import { blockedCommands, deliveryNote } from './controls.ts';
 import { paintChip } from './status-view.ts';
 import { formatAgo, formatTimestamp, type DbClock } from './time.ts';
 
@@ -287,10 +287,11 @@ export class AgentDetail {
     const blocked = blockedCommands(agent, command);
     for (const action of ['start', 'stop', 'restart'] as const) {
       this.buttons[action].disabled = blocked[action] !== '';
-      this.buttons[action].title = blocked[action];
+      this.buttons[action].title = blocked[action] || deliveryNote(agent, action);
     }
     const note = commandNote(command, agent);
-    setText(this.commandText, note.text || (agent.runner_id === null ? blocked.start : ''));
+    const unmanaged = blocked.stop === '' ? deliveryNote(agent, 'stop') : blocked.start;
+    setText(this.commandText, note.text || (agent.runner_id === null ? unmanaged : ''));
     this.commandText.classList.toggle('failed', note.failed);
 
     // Rebuilt only when something other than an age changed, so a reader's text selection in the

@@ -4,7 +4,7 @@ import type { CommandAction } from '../../shared/status.ts';
 import { columnsKey } from '../../shared/rows.ts';
 import type { AgentRow, CommandRow, ResourceRow } from './api.ts';
 import { h, setText } from './dom.ts';
-import { blockedCommands, isInFlight, NO_RUNNER } from './controls.ts';
+import { blockedCommands, deliveryNote, isInFlight, NO_RUNNER } from './controls.ts';
 import { paintChip } from './status-view.ts';
 import { formatAgo, formatDuration, type DbClock } from './time.ts';
 import { formatBytes, formatCpu } from './units.ts';
@@ -81,10 +81,14 @@ export function resourceText(
  * What a row says about its latest command: in flight, or why it failed. Empty when nothing to say,
  * and once the agent's status changed after the failure: the note would describe a past state.
  */
-export function commandNote(command: CommandRow | undefined, agent: { status_changed_at: string }): { text: string; failed: boolean } {
+export function commandNote(
+  command: CommandRow | undefined,
+  agent: { status_changed_at: string; runner_id: string | null },
+): { text: string; failed: boolean } {
   if (!command) return { text: '', failed: false };
   if (isInFlight(command)) {
-    return { text: `${command.action} ${command.status === 'claimed' ? 'in progress' : 'pending'}…`, failed: false };
+    const how = agent.runner_id === null && command.status === 'pending' ? ' (waits for its next heartbeat)' : '';
+    return { text: `${command.action} ${command.status === 'claimed' ? 'in progress' : 'pending'}…${how}`, failed: false };
   }
   const superseded = command.finished_at !== null && Date.parse(agent.status_changed_at) > Date.parse(command.finished_at);
   if ((command.status === 'failed' || command.status === 'expired') && !superseded) {
@@ -109,6 +113,9 @@ const PAINTED = [
   'restarts_10m',
   'next_restart_at',
   'last_activity',
+  // the title of Stop and Restart for an agent no runner manages (controls.ts deliveryNote)
+  'heartbeat_interval_s',
+  'heartbeat_timeout_s',
 ] as const satisfies readonly (keyof AgentRow)[];
 type PaintedAgent = Pick<AgentRow, (typeof PAINTED)[number]>;
 
@@ -232,6 +239,8 @@ export class AgentRowView {
 
   private paint(agent: PaintedAgent, command: CommandRow | undefined) {
     this.el.dataset.status = agent.status;
+    // for alerts/pauses.ts, whose stylesheet marks the rows of a paused host
+    this.el.dataset.host = agent.host ?? '';
     paintChip(this.chip, agent.status);
     setText(this.host, agent.host ?? '–');
     this.host.title = agent.host ?? '';
@@ -259,13 +268,13 @@ export class AgentRowView {
     this.activity.title = agent.last_activity ?? '';
 
     const blocked = blockedCommands(agent, command);
-    for (const [button, why] of [
-      [this.start, blocked.start],
-      [this.stop, blocked.stop],
-      [this.restart, blocked.restart],
+    for (const [action, button] of [
+      ['start', this.start],
+      ['stop', this.stop],
+      ['restart', this.restart],
     ] as const) {
-      button.disabled = why !== '';
-      button.title = why;
+      button.disabled = blocked[action] !== '';
+      button.title = blocked[action] || deliveryNote(agent, action);
     }
   }
 

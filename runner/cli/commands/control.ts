@@ -67,8 +67,11 @@ function runnerGone(agent: LiveAgent | undefined): string | undefined {
   return `its runner on ${agent.host} is ${agent.runner_status}${agent.runner_silent_s !== null ? ` (no word for ${span(agent.runner_silent_s)})` : ''}`;
 }
 
-/** Prints the outcome and returns the exit code; `gone` are commands not waited for, with why. */
-function report(commands: QueuedCommand[], gone: Map<number, string>, options: ControlOptions): number {
+/**
+ * Prints the outcome and returns the exit code; `gone` are commands not waited for, with why;
+ * `unmanaged` the agents no runner manages, which get their commands with their next heartbeat.
+ */
+function report(commands: QueuedCommand[], gone: Map<number, string>, options: ControlOptions, unmanaged: Set<string>): number {
   const unfinished = commands.filter((c) => !isFinished(c.status) && !gone.has(c.id));
   const failed = commands.filter((c) => c.status === 'failed' || c.status === 'expired');
   if (options.json) printJson(commands);
@@ -87,12 +90,19 @@ function report(commands: QueuedCommand[], gone: Map<number, string>, options: C
   }
   if (unfinished.length) {
     const pending = unfinished.filter((c) => c.status === 'pending');
+    const silent = pending.filter((c) => unmanaged.has(c.agent_name));
+    const unclaimed = pending.filter((c) => !unmanaged.has(c.agent_name));
     process.stderr.write(
       `gave up waiting after ${options.timeout} s: ${unfinished.length} command(s) not finished.\n` +
-        (pending.length
-          ? `No runner has claimed ${pending.map((c) => JSON.stringify(c.agent_name)).join(', ')}: is its runner ` +
-            `running and online? Check with: agent-status doctor "${pending[0].agent_name}"\n`
-          : 'The runner claimed them but has not answered; check its log.\n'),
+        (silent.length
+          ? `${silent.map((c) => JSON.stringify(c.agent_name)).join(', ')} sent no heartbeat to carry it: is the agent running? ` +
+            `Check with: agent-status doctor "${silent[0].agent_name}"\n`
+          : '') +
+        (unclaimed.length
+          ? `No runner has claimed ${unclaimed.map((c) => JSON.stringify(c.agent_name)).join(', ')}: is its runner ` +
+            `running and online? Check with: agent-status doctor "${unclaimed[0].agent_name}"\n`
+          : '') +
+        (pending.length ? '' : 'The runner (or the agent) got them but has not answered; check its log.\n'),
     );
     return EXIT.timeout;
   }
@@ -116,6 +126,19 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
       return why ? [[c.id, why] as const] : [];
     }),
   );
+  // an agent no runner manages gets a stop or restart with its next heartbeat: say how long that can take
+  const unmanaged = new Set<string>();
+  for (const c of commands) {
+    const row = agents.get(c.agent_name);
+    if (!row || row.runner_id !== null) continue;
+    unmanaged.add(c.agent_name);
+    if (!options.json) {
+      process.stdout.write(
+        `no runner manages ${JSON.stringify(c.agent_name)}: it gets the ${verb} with its next heartbeat, ` +
+          `up to ${row.heartbeat_interval_s ?? row.heartbeat_timeout_s} s from now\n`,
+      );
+    }
+  }
   if (!options.wait) {
     if (options.json) printJson(commands);
     else
@@ -146,6 +169,7 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
       commands.map((c) => latest.get(c.id) ?? c),
       gone,
       options,
+      unmanaged,
     );
   } finally {
     progress.stop();
@@ -162,7 +186,11 @@ function addWaitOptions(command: Command): Command {
 export function registerControl(program: Command): void {
   for (const verb of COMMAND_ACTIONS) {
     addWaitOptions(
-      subcommand(program, `${verb} <agent>`, `${verb} an agent through the runner on its host, and wait for the result`),
+      subcommand(
+        program,
+        `${verb} <agent>`,
+        `${verb} an agent through the runner on its host (stop and restart also reach an agent no runner manages, with its next heartbeat), and wait for the result`,
+      ),
     ).action(action((agent: string, options: ControlOptions) => control(verb, agent, options)));
   }
   addWaitOptions(subcommand(program, 'start-all', 'start every agent a runner manages (or those of one host)'))

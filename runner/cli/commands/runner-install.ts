@@ -1,11 +1,14 @@
 // `agent-status runner install`: writes the systemd unit that runs this installation's runner as a
 // service, with the right user, paths and KillMode=process (the agents keep running while the runner
-// restarts, and the runner adopts them when it is back).
+// restarts, and the runner adopts them when it is back). A config whose agents name their own `user:`
+// gets a root unit: only root can start each agent as its user, which keeps the runner's token (in
+// its environment and its files) out of the agents' reach.
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { parse } from 'yaml';
 import { REPO_ROOT } from '../../paths.ts';
 import { action, subcommand } from './action.ts';
 import { CliError, EXIT } from './exit-codes.ts';
@@ -14,6 +17,7 @@ export const RUNNER_BUNDLE = join(REPO_ROOT, 'dist', 'agent-status-runner.mjs');
 const DEFAULT_UNIT = '/etc/systemd/system/agent-status-runner.service';
 
 export interface UnitOptions {
+  /** root when the agents run as their own users */
   user: string;
   config: string;
   envFile?: string;
@@ -31,7 +35,7 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-User=${options.user}
+${options.user === 'root' ? '# root so that each agent runs as its own user: (runner/README.md, "Agents as their own users")\n' : ''}User=${options.user}
 WorkingDirectory=${dirname(options.config)}
 ${options.envFile ? `# SUPABASE_URL, SUPABASE_PUBLISHABLE_KEY, AGENT_STATUS_RUNNER_TOKEN (asr_...): readable by this user only\nEnvironmentFile=${options.envFile}\n` : ''}# --max-semi-space-size=1 keeps V8's young generation small: less memory for a daemon that allocates little
 ExecStart=${exec.join(' ')}
@@ -72,6 +76,61 @@ function serviceUser(explicit: string | undefined): string {
   return user;
 }
 
+/** The agents of the config file by whether they name their own user; [] each when it is not YAML. */
+function agentUsers(config: string): { withUser: string[]; without: string[] } {
+  let agents: unknown;
+  try {
+    agents = (parse(readFileSync(config, 'utf8')) as { agents?: unknown } | null)?.agents;
+  } catch {
+    agents = undefined;
+  }
+  const list = Array.isArray(agents) ? (agents as { name?: unknown; user?: unknown }[]) : [];
+  return {
+    withUser: list.filter((agent) => agent?.user !== undefined).map((agent) => String(agent.name)),
+    without: list.filter((agent) => agent?.user === undefined).map((agent) => String(agent?.name)),
+  };
+}
+
+// Under a root runner the EnvironmentFile holds the token the agents must not read.
+function checkPrivateFile(file: string): void {
+  let mode: number;
+  let owner: number;
+  try {
+    ({ mode, uid: owner } = statSync(file));
+  } catch (error) {
+    throw new CliError(`cannot read ${file}: ${(error as Error).message}`, EXIT.usage, 'Create it first, readable by root only.');
+  }
+  if (owner !== 0 || (mode & 0o077) !== 0) {
+    throw new CliError(
+      `${file} holds the runner token but is not root's alone (owner uid ${owner}, mode 0${(mode & 0o777).toString(8)})`,
+      EXIT.usage,
+      `Run: chown root ${file} && chmod 600 ${file}`,
+    );
+  }
+}
+
+/** The unit's user: root when the config's agents run as their own users, else the unprivileged runner user. */
+function unitUser(config: string, explicit: string | undefined, environmentFile: string | undefined): string {
+  const { withUser, without } = agentUsers(config);
+  if (!withUser.length) return serviceUser(explicit);
+  if (explicit && explicit !== 'root') {
+    throw new CliError(
+      `agents ${withUser.join(', ')} run as their own users (user: in ${config}), which needs the runner to run as root, not as ${explicit}`,
+      EXIT.usage,
+      'Leave out --user (the unit then runs the runner as root), or remove user: from the agents.',
+    );
+  }
+  if (without.length) {
+    throw new CliError(
+      `agents ${without.join(', ')} have no user: and would run as root under the root runner this config needs`,
+      EXIT.usage,
+      'Give every agent its own user: (user: root only if it truly needs root).',
+    );
+  }
+  if (environmentFile) checkPrivateFile(environmentFile);
+  return 'root';
+}
+
 /** Registers `install` under the `runner` command. */
 export function registerRunnerInstall(runner: Command): void {
   subcommand(
@@ -80,7 +139,10 @@ export function registerRunnerInstall(runner: Command): void {
     'write the systemd unit that runs this runner as a service (KillMode=process: agents survive runner restarts)',
   )
     .requiredOption('-c, --config <file>', "this host's agents file")
-    .option('--user <name>', 'the user the runner and its agents run as (default: you, or $SUDO_USER under sudo)')
+    .option(
+      '--user <name>',
+      'the user the runner and its agents run as (default: you, or $SUDO_USER under sudo; root when the agents name their own user:)',
+    )
     // Not --env-file: Node 20 takes that option for itself wherever it stands on the command line and
     // exits with "node: <file>: not found" (code 9) before the CLI runs.
     .option(
@@ -117,6 +179,7 @@ export function registerRunnerInstall(runner: Command): void {
                 'readable by the service user only (chmod 600), then run install again.',
             );
           }
+          const user = unitUser(config, options.user, environmentFile);
           if (!existsSync(RUNNER_BUNDLE)) {
             throw new CliError(
               `the service build of the runner is missing (${RUNNER_BUNDLE})`,
@@ -125,7 +188,7 @@ export function registerRunnerInstall(runner: Command): void {
             );
           }
           const unit = systemdUnit({
-            user: serviceUser(options.user),
+            user,
             config,
             envFile: environmentFile,
             stopAgentsOnExit: options.stopAgentsOnExit,

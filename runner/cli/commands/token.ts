@@ -63,6 +63,17 @@ const SCOPE_FLAG: Record<TokenKind, { flag: string; example: string }> = {
   agent: { flag: '--name <agent>', example: 'agent-status token create agent --name "Tweet Scraping Agent"' },
   runner: { flag: '--host <host>', example: "agent-status token create runner --host $(hostname) --agents 'scraper-*,Tweet Agent'" },
   operator: { flag: '--email <email>', example: 'agent-status token create operator' },
+  metrics: { flag: '', example: 'agent-status token create metrics' },
+  badge: { flag: '', example: 'agent-status token create badge' },
+};
+
+/** Where each kind of token goes, for the message after it is made. */
+const USE: Record<TokenKind, string> = {
+  agent: 'Give it to the agent as AGENT_STATUS_TOKEN.',
+  runner: 'Give it to the runner as AGENT_STATUS_RUNNER_TOKEN.',
+  operator: 'Give it to the operator as AGENT_STATUS_OPERATOR_TOKEN.',
+  metrics: 'Give it to Prometheus as the bearer token of the scrape of /functions/v1/metrics (README: Prometheus).',
+  badge: 'Put it in badge URLs: /functions/v1/badge/agent/<name>.svg?key=<key> (README: Badges).',
 };
 
 const date = (value: string | null) => (value ? value.replace('T', ' ').slice(0, 19) : '-');
@@ -83,7 +94,10 @@ export function registerToken(program: Command): void {
         if (!(TOKEN_KINDS as readonly string[]).includes(kind)) {
           throw new CliError(`token kind must be ${TOKEN_KINDS.join(', ')}, got ${JSON.stringify(kind)}`, EXIT.usage);
         }
-        const scope = { agent: options.name, runner: options.host, operator: options.email ?? 'yourself' }[kind as TokenKind];
+        // the read-only keys have no scope: they read every agent's figures and nothing else
+        const scope = { agent: options.name, runner: options.host, operator: options.email ?? 'yourself', metrics: 'all', badge: 'all' }[
+          kind as TokenKind
+        ];
         const expires = options.expires === undefined ? null : expiresIn(options.expires);
         const agents =
           options.agents
@@ -111,14 +125,12 @@ export function registerToken(program: Command): void {
           return;
         }
         const paint = painter();
-        const env =
-          kind === 'runner' ? 'AGENT_STATUS_RUNNER_TOKEN' : kind === 'operator' ? 'AGENT_STATUS_OPERATOR_TOKEN' : 'AGENT_STATUS_TOKEN';
         process.stdout.write(
           `Created ${kind} token ${JSON.stringify(created.label)} (id ${created.id}, prefix ${created.token_prefix}` +
             `${created.expires_at ? `, expires ${date(created.expires_at)}` : ''}` +
             `${kind === 'runner' ? `, may register ${created.agents ? created.agents.join(', ') : 'any agent name'}` : ''}).\n` +
             `Copy it now: it is not shown again.\n\n  ${paint.bold(created.token)}\n\n` +
-            `Give it to the ${kind} as ${env}. Revoke it with: agent-status token revoke ${created.token_prefix}\n`,
+            `${USE[kind as TokenKind]} Revoke it with: agent-status token revoke ${created.token_prefix}\n`,
         );
       }),
     );

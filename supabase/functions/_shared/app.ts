@@ -9,14 +9,16 @@ import { describeIssues } from '../../../shared/api/parse.ts';
 import type { FunctionName } from '../../../shared/api/paths.ts';
 import { ApiError } from './errors.ts';
 
-export function createApp(name: FunctionName, options: { maxBytes: number }) {
+/** `method`: what the function answers (POST for the agents' and operators' calls, GET for read-only scrapes and badges). */
+export function createApp(name: FunctionName, options: { maxBytes: number; method?: 'POST' | 'GET' }) {
+  const method = options.method ?? 'POST';
   const app = new Hono({ strict: false }).basePath(`/${name}`);
 
   app.use(
     '*',
     cors({
       origin: '*',
-      allowMethods: ['POST', 'OPTIONS'],
+      allowMethods: [method, 'OPTIONS'],
       allowHeaders: ['authorization', 'content-type', 'apikey', 'x-client-info', 'idempotency-key'],
       maxAge: 86400,
     }),
@@ -42,17 +44,19 @@ export function createApp(name: FunctionName, options: { maxBytes: number }) {
     return c.json(internal.body(), 500);
   });
   app.notFound((c) => {
-    throw new ApiError('not_found', `no route ${c.req.method} ${new URL(c.req.url).pathname}`, { hint: `POST to /functions/v1/${name}.` });
+    throw new ApiError('not_found', `no route ${c.req.method} ${new URL(c.req.url).pathname}`, {
+      hint: `${method} /functions/v1/${name}.`,
+    });
   });
   return app;
 }
 
-/** Answers 405 for anything but POST (and CORS preflight) on the function's path. */
-export function refuseOtherMethods(app: Hono, name: FunctionName) {
-  app.all('/', (c) => {
-    c.header('Allow', 'POST, OPTIONS');
+/** Answers 405 for anything but `method` (and CORS preflight) on the function's path, or on `path` under it. */
+export function refuseOtherMethods(app: Hono, name: FunctionName, method: 'POST' | 'GET' = 'POST', path = '/') {
+  app.all(path, (c) => {
+    c.header('Allow', `${method}, OPTIONS`);
     throw new ApiError('method_not_allowed', `${c.req.method} is not supported here`, {
-      hint: `POST a JSON body to /functions/v1/${name}.`,
+      hint: method === 'POST' ? `POST a JSON body to /functions/v1/${name}.` : `GET /functions/v1/${name}${path === '/' ? '' : path}.`,
     });
   });
 }

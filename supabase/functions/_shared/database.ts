@@ -12,6 +12,8 @@ import { Command, type CommandRequest } from '../../../shared/api/command.ts';
 import { enqueueCommands as enqueueShared, type OperatorRpc } from '../../../shared/process-manager.ts';
 import type { Report } from '../../../shared/api/report.ts';
 import type { HeartbeatRequest } from '../../../shared/api/heartbeat.ts';
+import type { BadgeFacts } from '../../../shared/badge.ts';
+import type { MetricsSnapshot } from '../../../shared/metrics.ts';
 import { ApiError, fromSqlError, UNAVAILABLE_HINT } from './errors.ts';
 import { Batcher, BatcherFull } from './batcher.ts';
 
@@ -186,6 +188,29 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
   } catch (error) {
     // 57014: the statement_timeout above
     throw (error as { code?: string }).code === '57014' ? timedOut('reports') : fromPostgres(error);
+  }
+}
+
+/** The figures of a Prometheus scrape, if the token is a metrics token (public.agent_metrics). */
+export async function readMetrics(token: string | null): Promise<MetricsSnapshot> {
+  try {
+    const [row] = await withTimeout('metrics', sql()`select public.agent_metrics(${token}) as snapshot`);
+    return row.snapshot as MetricsSnapshot;
+  } catch (error) {
+    throw fromPostgres(error);
+  }
+}
+
+/** What one badge shows, if the key is a badge key (public.agent_badge). */
+export async function readBadge(key: string | null, of: { agent: string } | { host: string }): Promise<BadgeFacts> {
+  try {
+    const [row] = await withTimeout(
+      'badge',
+      sql()`select public.agent_badge(${key}, ${'agent' in of ? of.agent : null}, ${'host' in of ? of.host : null}) as facts`,
+    );
+    return row.facts as BadgeFacts;
+  } catch (error) {
+    throw fromPostgres(error);
   }
 }
 
