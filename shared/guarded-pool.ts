@@ -10,8 +10,12 @@
 // cut answers nothing until TCP keepalive notices, minutes later). So this guard never cancels: the
 // database gives up first where it can (statement_timeout, lock_timeout), and a call that is still
 // unanswered at its deadline means the pool, not the query, is in trouble: the call answers a
-// timeout, the whole pool is destroyed (its queued calls rejected, so none runs later) and the next
-// call opens fresh connections.
+// timeout, the next call opens a fresh pool, and the old one is ended: idle and wedged connections
+// close at once, calls in flight on healthy ones get one more deadline to finish, then it is destroyed.
+//
+// Pools given to the guard must be opened with fetch_types: false: postgres.js fetches the array types
+// of a new connection in a promise nobody awaits, and destroying the pool at that moment rejects it
+// unhandled, which ends a Deno process (seen under load on PGlite).
 
 /** The part of a postgres.js `Sql` the guard needs. */
 interface Closable {
@@ -83,7 +87,6 @@ export class GuardedPool<Sql extends Closable> {
     this.#current = undefined;
     this.#replaced++;
     this.options.onReplace?.(what);
-    // timeout 0: its connections are terminated and its queued calls rejected now
-    sql.end({ timeout: 0 }).catch(() => {});
+    sql.end({ timeout: this.options.deadlineMs / 1000 }).catch(() => {});
   }
 }

@@ -71,6 +71,8 @@ const pool = new GuardedPool<postgres.Sql>(
       connect_timeout: 5,
       idle_timeout: 60,
       backoff: reconnectBackoff,
+      // no arrays come back from the SQL API; see shared/guarded-pool.ts
+      fetch_types: false,
       onnotice: () => {},
     }),
   {
