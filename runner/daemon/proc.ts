@@ -85,6 +85,25 @@ export function groupIsEmpty(identity: ProcessIdentity): boolean {
   return !groupIsOurs(identity) || !groupExists(identity.pid) || groupMembers(identity.pid).length === 0;
 }
 
+/** The process's real and effective user ids (/proc/<pid>/status); undefined when it is gone. */
+export function processUids(pid: number): { real: number; effective: number } | undefined {
+  try {
+    const line = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return line ? { real: Number(line[1]), effective: Number(line[2]) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process's argument vector (/proc/<pid>/cmdline); undefined when it is gone. */
+export function processArgv(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
+  } catch {
+    return undefined;
+  }
+}
+
 /** The process's environment; undefined when it is gone or belongs to another user. */
 export function processEnvironment(pid: number): Map<string, string> | undefined {
   let raw: string;
