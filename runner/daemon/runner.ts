@@ -5,14 +5,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_VERSION } from '../paths.ts';
-import { AgentChannel } from './agent-channel.ts';
+import { AgentChannel, CHANNEL_URL } from './agent-channel.ts';
 import { RunnerCallError, RunnerApi, type ClaimedCommand, type LogRequest } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { RunnerConfig } from './config.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { agentLogFiles, tailForOperator } from './logs.ts';
 import { Poller } from './poller.ts';
-import { isSameProcess, listProcesses } from './proc.ts';
+import { isSameProcess, listProcesses, processEnvironment, type ProcessIdentity } from './proc.ts';
 import { subscribeToCommandHints } from './realtime.ts';
 import { findAgentProcesses, type RunnerIdentity } from './reconciler.ts';
 import { Reporter } from './reporter.ts';
@@ -66,8 +66,6 @@ export class Runner {
   private instance = '';
   /** The mark of the runner this one took the host's lease from: its agents are ours to adopt. */
   private previousInstance?: string;
-  /** SHA-256 of the channel secret each agent's process holds, saved so adopted agents keep speaking. */
-  private readonly secretHashes = new Map<string, string>();
   private unsubscribe?: () => Promise<void>;
   private scanning = false;
   private shuttingDown?: Promise<void>;
@@ -108,7 +106,7 @@ export class Runner {
 
   private async begin(): Promise<void> {
     const { config } = this;
-    mkdirSync(config.runner.stateDir, { recursive: true });
+    mkdirSync(config.runner.stateDir, { recursive: true, mode: 0o700 });
     this.lock = acquireLock(join(config.runner.stateDir, 'runner.lock'));
 
     const saved = readState(this.stateFile, this.log);
@@ -117,15 +115,8 @@ export class Runner {
     await this.register(this.options.takeover ?? false);
     this.channel = await AgentChannel.listen(
       { heartbeat: (heartbeat) => this.api.agentHeartbeat(heartbeat), report: (report) => this.api.agentReport(report) },
-      saved.channelPort,
-      this.log,
+      join(config.runner.stateDir, 'channel', 'agents.sock'),
     );
-    for (const [name, state] of Object.entries(saved.agents)) {
-      if (state.secretHash) {
-        this.channel.restore(name, state.secretHash);
-        this.secretHashes.set(name, state.secretHash);
-      }
-    }
     for (const agent of config.agents) {
       this.supervisors.set(
         agent.name,
@@ -151,8 +142,9 @@ export class Runner {
     const shortestTimeout = Math.min(...config.agents.map((agent) => agent.heartbeat_timeout ?? Infinity));
     this.heartbeatIntervalMs = Math.min(config.runner.heartbeatIntervalMs, shortestTimeout / 3);
     this.every(this.heartbeatIntervalMs, () => this.heartbeat());
-    this.every(config.runner.checkIntervalMs, () => {
+    this.every(config.runner.checkIntervalMs, async () => {
       for (const supervisor of this.supervisors.values()) supervisor.check();
+      for (const failure of await this.channel!.heal()) this.log(failure);
       // at the check after start, then every resources_interval
       if (Date.now() - this.resourcesSentAt >= config.runner.resourcesIntervalMs) return this.sendResources();
     });
@@ -175,12 +167,12 @@ export class Runner {
       const { spec } = supervisor;
       const state = saved.agents[spec.name];
       if (state?.process && isSameProcess(state.process)) {
-        supervisor.adopt(state.process, `still running (pid ${state.process.pid}) when the runner started`);
+        await this.adopt(supervisor, state.process, `still running (pid ${state.process.pid}) when the runner started`);
         continue;
       }
       const process = found.get(spec.name);
       if (process) {
-        supervisor.adopt(process, process.how);
+        await this.adopt(supervisor, process, process.how);
         continue;
       }
       if (state?.process) {
@@ -203,7 +195,27 @@ export class Runner {
     const found = (await findAgentProcesses([supervisor.spec], this.identity(), this.supervisedPids(), listProcesses())).get(
       supervisor.name,
     );
-    if (found) supervisor.adopt(found, found.how);
+    if (found) await this.adopt(supervisor, found, found.how);
+  }
+
+  /**
+   * Takes a running process as the agent's, and hears it again: the channel accepts the secret in its
+   * environment and serves the socket it knows (another runner's, after a takeover).
+   */
+  private async adopt(supervisor: AgentSupervisor, identity: ProcessIdentity, how: string): Promise<void> {
+    supervisor.adopt(identity, how);
+    const env = processEnvironment(identity.pid);
+    const secret = env?.get('AGENT_STATUS_TOKEN');
+    const socket = env?.get('AGENT_STATUS_SOCKET');
+    if (!secret || !socket) return; // started by hand: it reports on its own, if at all
+    this.channel!.restore(supervisor.name, secret);
+    try {
+      await this.channel!.alsoServe(socket);
+    } catch (error) {
+      this.log(
+        `${supervisor.name} (pid ${identity.pid}) cannot report until it is restarted: its channel ${socket} cannot be served: ${(error as Error).message}`,
+      );
+    }
   }
 
   // Agents report to this runner's channel (or, configured so, straight to the project): another
@@ -211,18 +223,17 @@ export class Runner {
   private identity(): RunnerIdentity {
     return {
       marks: this.previousInstance ? [this.instance, this.previousInstance] : [this.instance],
-      urls: [this.channel!.url, this.config.supabase.url.replace(/\/+$/, '')],
+      urls: [CHANNEL_URL, this.config.supabase.url.replace(/\/+$/, '')],
     };
   }
 
   /**
-   * What each start of an agent gets: the channel's URL and a new secret good for this agent only (the
-   * previous process's secret stops working). Never the runner's own token.
+   * What each start of an agent gets: the channel's socket and a new secret good for this agent only
+   * (the previous process's secret stops working). Never the runner's own token.
    */
   private agentEnvironment(name: string): Record<string, string> {
-    const { secret, hash } = this.channel!.issue(name);
-    this.secretHashes.set(name, hash);
-    return { AGENT_STATUS_URL: this.channel!.url, AGENT_STATUS_TOKEN: secret };
+    const secret = this.channel!.issue(name);
+    return { AGENT_STATUS_URL: CHANNEL_URL, AGENT_STATUS_SOCKET: this.channel!.socket, AGENT_STATUS_TOKEN: secret };
   }
 
   private supervisedPids(): Set<number> {
@@ -243,7 +254,7 @@ export class Runner {
       for (const supervisor of idle) {
         const process = found.get(supervisor.name);
         // a command may have started it while the table was being read
-        if (process && !supervisor.process && !this.queues.has(supervisor.name)) supervisor.adopt(process, process.how);
+        if (process && !supervisor.process && !this.queues.has(supervisor.name)) await this.adopt(supervisor, process, process.how);
       }
     } catch (error) {
       this.log(`could not read the process table: ${(error as Error).message}`);
@@ -394,13 +405,11 @@ export class Runner {
   }
 
   private saveState(): void {
-    const state: RunnerState = { instance: this.instance, channelPort: this.channel?.port, agents: {} };
+    const state: RunnerState = { instance: this.instance, agents: {} };
     for (const supervisor of this.supervisors.values()) {
-      const secretHash = this.secretHashes.get(supervisor.name);
       state.agents[supervisor.name] = {
         wanted: supervisor.wanted,
         ...(supervisor.process && { process: supervisor.process }),
-        ...(secretHash && { secretHash }),
       };
     }
     try {
