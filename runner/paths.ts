@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const FUNCTIONS_DIR = join(REPO_ROOT, 'supabase', 'functions');
 export const MIGRATIONS_DIR = join(REPO_ROOT, 'supabase', 'migrations');
+export const SCHEMAS_DIR = join(REPO_ROOT, 'supabase', 'schemas');
 export const SUPABASE_CONFIG = join(REPO_ROOT, 'supabase', 'config.toml');
 export const CLI_ENTRY = join(REPO_ROOT, 'runner', 'cli', 'main.ts');
 

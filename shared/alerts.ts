@@ -1,5 +1,5 @@
 // Alerts, as TypeScript: the channel kinds, the kinds of notice and the outbox statuses the database
-// defines (supabase/migrations/20261130120000_alerts.sql; tests/alerts/definitions.test.ts keeps the two
+// defines (supabase/schemas/70_alerts.sql; tests/alerts/definitions.test.ts keeps the two
 // equal), the neutral notice every channel lays out, and the webhook signature scheme.
 
 /** Where notifications can go. */

@@ -1,6 +1,6 @@
 // What the functions answer about an agent after applying a heartbeat or report: the agent's row as
 // the database left it, in the table's own column names. Built once, in SQL, by
-// agent_private.agent_state_json (supabase/migrations/20261130100000_one_agent_state_one_command_path.sql).
+// agent_private.agent_state_json (supabase/schemas/40_state_machine.sql).
 import { z } from 'zod';
 import { AGENT_STATUSES } from '../status.ts';
 import { agentName, timestamp } from './fields.ts';

@@ -29,7 +29,7 @@ export const ErrorBody = z
   .meta({ id: 'Error' });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
-/** SQLSTATEs raised by the SQL API (supabase/migrations/20261124000300_input_checks.sql) and the error codes they become. */
+/** SQLSTATEs raised by the SQL API (supabase/schemas/20_checks.sql) and the error codes they become. */
 export const SQLSTATE_ERROR: Record<string, ErrorCode> = {
   '22023': 'invalid_request',
   '28000': 'unauthorized',

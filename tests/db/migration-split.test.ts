@@ -2,12 +2,13 @@
 // schema: an empty database migrated with the split files has the same catalog, object for object,
 // grant for grant and function body for function body, as one migrated with the files before the
 // split. The reference, tests/db/fixtures/catalog-before-split.txt, was dumped from the commit before
-// the split by tests/db/fixtures/dump-catalog.sh with the same query (tests/db/fixtures/catalog.sql).
+// the split by tests/db/fixtures/dump-catalog.sh with the same query (runner/local-stack/catalog.sql, bodies as md5).
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, inject, beforeAll, afterAll } from 'vitest';
 import postgres, { type Sql } from 'postgres';
+import { catalogLines } from '../../runner/local-stack/schema-files.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const migrationsDir = join(root, 'supabase', 'migrations');
@@ -39,10 +40,8 @@ function splitFiles(): string[] {
     .sort();
 }
 
-async function catalog(sql: Sql): Promise<string[]> {
-  const rows = await sql.unsafe(readFileSync(join(fixtures, 'catalog.sql'), 'utf8'));
-  return rows.map((row) => row.line as string);
-}
+// the reference was dumped with function bodies as md5 and length
+const catalog = (sql: Sql) => catalogLines(sql, { bodies: 'md5' });
 
 describe('the migrations split by concern', () => {
   const config = inject('postgres');

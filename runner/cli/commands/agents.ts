@@ -1,5 +1,5 @@
 // Reading agents, their history and commands through the operator read functions
-// (supabase/migrations/20261124000700_operator_reads.sql), shared by list, doctor, test and the waits.
+// (supabase/schemas/65_reads.sql), shared by list, doctor, test and the waits.
 import type { AgentEventRow, AgentLiveRow, OperatorCommandRow } from '../../../shared/rows.ts';
 import type { Api } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';

@@ -1,0 +1,350 @@
+-- The state machine: the events, next_agent_status, apply_event (the only code that writes an agent's status), deadlines, and the heartbeat/report answer.
+--
+-- supabase/schemas/ is the current definition of every SQL object, applied in file-name order
+-- (supabase/README.md). Change it here, then generate the migration: npm run db:diff -- <name>.
+
+-- One source for two shapes that were written several times.
+--
+-- The agent-state answer (what heartbeat and report tell an agent after applying its call) was built
+-- by the heartbeat batch here in SQL and again by the report function as a select list in TypeScript.
+-- agent_private.agent_state_json builds it once; every SQL path that answers an agent's state uses it,
+-- and its keys are shared/api/agent.ts AgentState (tests/functions check answers against that schema).
+create function agent_private.agent_state_json(agent public.agent_status) returns jsonb
+  language sql stable set search_path = ''
+as $$
+  select jsonb_build_object(
+    'agent_name', agent.agent_name, 'status', agent.status, 'health', agent.health,
+    'last_heartbeat', agent.last_heartbeat, 'last_error', agent.last_error,
+    'last_activity', agent.last_activity, 'status_reason', agent.status_reason,
+    'started_at', agent.started_at, 'stopped_at', agent.stopped_at, 'stale_at', agent.stale_at,
+    'updated_at', agent.updated_at)
+$$;
+
+-- The heartbeat timeout that applies to an agent, and where it comes from: an operator's, the
+-- runner config's, 2.5 declared intervals (at least 5 s), or the default.
+create function agent_private.heartbeat_timeout(a public.agent_status, s public.agent_status_settings,
+  out timeout_s integer, out source text)
+  language sql immutable set search_path = ''
+as $$
+  select case
+      when a.operator_heartbeat_timeout_s is not null then a.operator_heartbeat_timeout_s
+      when a.heartbeat_timeout_s is not null then a.heartbeat_timeout_s
+      when a.heartbeat_interval_s is not null then greatest(5, ceil(2.5 * a.heartbeat_interval_s)::integer)
+      else s.default_heartbeat_timeout_s end,
+    case
+      when a.operator_heartbeat_timeout_s is not null then 'operator'
+      when a.heartbeat_timeout_s is not null then 'config'
+      when a.heartbeat_interval_s is not null then 'interval'
+      else 'default' end
+$$;
+
+create function agent_private.activity_timeout(a public.agent_status, s public.agent_status_settings) returns integer
+  language sql immutable set search_path = ''
+as $$
+  select coalesce(a.operator_activity_timeout_s, a.activity_timeout_s, s.default_activity_timeout_s)
+$$;
+
+-- p_restarting: the agent crashed and has not been stable since (unstable_since is set). Whatever
+-- would make it `running` then makes it `warning`: an agent that keeps dying never reads running.
+create function agent_private.next_agent_status(
+  p_current public.agent_status_value,
+  p_current_source public.agent_event_source,
+  p_event text,
+  p_forced public.agent_status_value,
+  p_restarting boolean
+) returns public.agent_status_value
+  language sql immutable set search_path = ''
+as $$
+  select case p_event
+    when 'started' then up
+    when 'adopted' then up
+    when 'running' then up
+    when 'warning' then 'warning'
+    when 'error' then 'error'
+    when 'crashed' then 'error'
+    when 'terminated' then 'stopped'
+    -- the runner: the restarted process stayed up past its stable period, so the crash loop is over
+    when 'stable' then case when p_current = 'warning' and p_restarting then 'running' else p_current end
+    -- A crash followed by the exit handler's "stopped" must not hide the crash.
+    when 'stopped' then case when p_current = 'error' then 'error' else 'stopped' end
+    when 'exited' then case when p_current = 'error' then 'error' else 'stopped' end
+    -- Proof of life revives what was inferred (stale) or recorded as stopped; it never overrides what
+    -- somebody said explicitly. Only activity clears the sweep's own "no activity" warning.
+    when 'heartbeat' then case when p_current in ('stopped', 'stale') then up else p_current end
+    when 'activity' then case
+      when p_current in ('stopped', 'stale') then up
+      when p_current = 'warning' and p_current_source = 'sweep' then up
+      else p_current end
+    when 'deadline' then case when p_current in ('running', 'warning') then 'stale' else p_current end
+    when 'inactive' then case when p_current = 'running' then 'warning' else p_current end
+    when 'force' then p_forced
+  end::public.agent_status_value
+  from (select case when p_restarting then 'warning' else 'running' end as up) alive
+$$;
+
+-- The four-argument form the live view and older callers use: an agent that is not restarting.
+create or replace function agent_private.next_status(
+  p_current public.agent_status_value,
+  p_current_source public.agent_event_source,
+  p_event text,
+  p_forced public.agent_status_value default null
+) returns public.agent_status_value
+  language sql immutable set search_path = ''
+as $$
+  select agent_private.next_agent_status(p_current, p_current_source, p_event, p_forced, false)
+$$;
+
+create or replace function agent_private.is_event(p_event text) returns boolean
+  language sql immutable set search_path = ''
+as $$
+  select p_event = any (array['started', 'adopted', 'heartbeat', 'activity', 'running', 'warning', 'error',
+                              'stopped', 'exited', 'crashed', 'terminated', 'stable', 'deadline', 'inactive', 'force'])
+$$;
+
+-- Applies one event to one agent: the only code that writes agent_status after creation (besides
+-- set_agent_timeouts' own columns). It locks the row, so concurrent heartbeats, reports and the sweep
+-- serialise on it and each sees the last committed state (compare-and-set). It writes an event row for
+-- every flip, reported warning or error, process change and forced status, and for health changes
+-- (the dashboard's health chart). p_at is when the event happened as the caller saw it (clamped).
+-- It also counts restarts and folds crash loops, keeps the latest warning and error, and records the
+-- declared heartbeat interval. Only the runner's start is a restart: an SDK agent under a runner
+-- reports its own "started" from inside the process the runner just restarted.
+create or replace function agent_private.apply_event (
+  p_agent_id             integer,
+  p_event                text,
+  p_source               public.agent_event_source,
+  p_actor                text,
+  p_forced               public.agent_status_value default null::text,
+  p_health               integer                   default null::integer,
+  p_message              text                      default null::text,
+  p_activity             text                      default null::text,
+  p_pid                  integer                   default null::integer,
+  p_exit_code            integer                   default null::integer,
+  p_exit_signal          text                      default null::text,
+  p_details              jsonb                     default '{}'::jsonb,
+  p_at                   timestamp with time zone  default null::timestamp with time zone,
+  p_heartbeat_interval_s integer                   default null::integer
+)
+  returns public.agent_status
+  language plpgsql
+  set search_path to ''
+  AS $function$
+declare
+  old public.agent_status;
+  new public.agent_status;
+  settings public.agent_status_settings;
+  live constant text[] := array['running', 'warning'];
+  alive_evidence boolean := p_event in ('started', 'adopted', 'heartbeat', 'activity', 'running', 'warning', 'error', 'stable');
+  -- events after which the process is known to have ended or been judged by someone: the loop is over
+  loop_ends boolean := p_event in ('stable', 'terminated', 'exited', 'force');
+  heartbeat_timeout integer;
+  activity_timeout integer;
+  v_at timestamptz := now();
+  restart_in numeric;
+  recent timestamptz[];
+  folded boolean := false;
+  loop_row public.agent_events;
+  v_event_id bigint;
+  v_details jsonb;
+begin
+  if not agent_private.is_event(p_event) then
+    perform agent_private.invalid(format('unknown event %L', p_event));
+  end if;
+
+  select * into old from public.agent_status where id = p_agent_id for update;
+  if not found then
+    raise exception using errcode = 'P0002', message = format('no agent with id %s', p_agent_id);
+  end if;
+
+  if (p_event = 'deadline' and (old.stale_at is null or old.stale_at > now()))
+     or (p_event = 'inactive' and (old.inactive_at is null or old.inactive_at > now())) then
+    return old;
+  end if;
+
+  -- When it happened: as the caller saw it (a report buffered through an outage), but never in the
+  -- future and never before this agent's previous event, so history keeps its order.
+  if p_at is not null then
+    v_at := greatest(least(p_at, now()),
+                     coalesce((select e.at from public.agent_events e where e.agent_id = p_agent_id order by e.at desc limit 1),
+                              '-infinity'));
+  end if;
+
+  select * into settings from public.agent_status_settings;
+  new := old;
+  if p_heartbeat_interval_s is not null then
+    new.heartbeat_interval_s := p_heartbeat_interval_s;
+  end if;
+  heartbeat_timeout := (agent_private.heartbeat_timeout(new, settings)).timeout_s;
+  activity_timeout := agent_private.activity_timeout(new, settings);
+
+  new.status := agent_private.next_agent_status(old.status, old.status_source, p_event, p_forced,
+                                                old.unstable_since is not null);
+  new.updated_at := now();
+
+  if new.status is distinct from old.status or p_event not in ('heartbeat', 'activity') then
+    new.status_source := p_source;
+  end if;
+  if new.status is distinct from old.status then
+    new.status_changed_at := v_at;
+  end if;
+
+  -- Restarts and crash loops. A crash sets unstable_since; a start while it is set is a restart.
+  recent := array(select t from unnest(old.restart_times) t where t > now() - interval '10 minutes' order by t);
+  if p_event = 'crashed' then
+    new.unstable_since := coalesce(old.unstable_since, v_at);
+    if p_details is not null and jsonb_typeof(p_details -> 'restart_in_s') = 'number' then
+      restart_in := (p_details ->> 'restart_in_s')::numeric;
+      new.next_restart_at := v_at + make_interval(secs => restart_in);
+    else
+      new.next_restart_at := null;
+    end if;
+  elsif p_event in ('started', 'adopted') and old.unstable_since is not null and p_source = 'runner' then
+    recent := (recent || v_at)[greatest(1, cardinality(recent) - 98):];
+    new.restarts_total := old.restarts_total + 1;
+    new.next_restart_at := null;
+  elsif loop_ends then
+    new.unstable_since := null;
+    new.next_restart_at := null;
+    new.crash_loop_event_id := null;
+  end if;
+  new.restart_times := recent;
+
+  new.status_reason := case
+    when p_event = 'crashed' and restart_in is not null then
+      format('%s; restarting in %s s (restart %s in 10 min)', split_part(p_message, E'\n', 1),
+             trim_scale(round(restart_in, 1)), cardinality(recent) + 1)
+    when p_event in ('started', 'adopted') and new.status = 'warning' and old.unstable_since is not null then
+      format('restart %s in 10 min (%s in all) after a crash; running again, not yet stable',
+             cardinality(recent), new.restarts_total)
+    when p_event in ('warning', 'error', 'crashed', 'force', 'deadline', 'inactive') then p_message
+    -- the same status goes on for the same reason: an error's text stays through the exit handler's stop
+    when new.status = old.status and p_event in ('heartbeat', 'activity', 'running', 'stopped', 'exited') then old.status_reason
+    else null end;
+
+  if p_event in ('error', 'crashed') and p_message is not null then
+    new.last_error := p_message;
+    new.last_error_at := v_at;
+  elsif p_event in ('warning', 'inactive') and p_message is not null then
+    new.last_warning := p_message;
+    new.last_warning_at := v_at;
+  end if;
+  if p_activity is not null then
+    new.last_activity := p_activity;
+    new.last_activity_at := v_at;
+  end if;
+
+  new.health := coalesce(p_health, case
+    when p_event in ('started', 'adopted') and new.status = 'warning' then 50
+    when p_event in ('started', 'adopted') and not (old.status = any (live)) then 100
+    when p_event = 'stable' and new.status = 'running' then 100
+    when new.status = 'stopped' and old.status <> 'stopped' then 0
+    -- an error said without a health is no longer healthy: it must not keep reading 95
+    when p_event in ('crashed', 'error') then 0
+    else old.health end);
+
+  if p_event in ('started', 'adopted') then
+    new.pid := coalesce(p_pid, old.pid);
+    new.exit_code := null;
+    new.exit_signal := null;
+    new.stopped_at := null;
+    if p_event = 'started' or old.started_at is null or old.status not in ('running', 'warning', 'error', 'stale') then
+      new.started_at := v_at;
+    end if;
+  elsif p_event in ('stopped', 'exited', 'crashed', 'terminated') then
+    new.pid := null;
+    new.stopped_at := v_at;
+    new.exit_code := p_exit_code;
+    new.exit_signal := p_exit_signal;
+  elsif alive_evidence and old.status = 'stopped' and new.status = any (live) then
+    new.started_at := v_at;
+    new.stopped_at := null;
+  end if;
+  if p_pid is not null and alive_evidence then
+    new.pid := p_pid;
+  end if;
+
+  if alive_evidence then
+    new.last_heartbeat := now();
+  end if;
+
+  if new.status = any (live) then
+    if alive_evidence or not (old.status = any (live)) or old.stale_at is null then
+      new.stale_at := now() + make_interval(secs => heartbeat_timeout);
+    end if;
+    if activity_timeout is null or p_event = 'inactive' or new.status = 'warning' and new.status_source = 'sweep' then
+      new.inactive_at := null;
+    elsif p_activity is not null or p_event in ('started', 'adopted') or not (old.status = any (live))
+          or old.inactive_at is null then
+      new.inactive_at := coalesce(new.last_activity_at, now()) + make_interval(secs => activity_timeout);
+      if new.inactive_at < now() then
+        new.inactive_at := now() + make_interval(secs => activity_timeout);
+      end if;
+    end if;
+  else
+    new.stale_at := null;
+    new.inactive_at := null;
+  end if;
+
+  v_details := coalesce(p_details, '{}') || jsonb_strip_nulls(jsonb_build_object(
+    'pid', p_pid, 'exit_code', p_exit_code, 'exit_signal', p_exit_signal, 'activity', p_activity));
+
+  -- Bounded history in a crash loop: the second crash before the agent was stable again is written
+  -- with details.crash_loop = true (the row alerts recognise), and later identical crashes (same
+  -- exit code and signal) that the runner will restart from, and the restarts between them, are
+  -- counted on that row (details.repeats, last_at, last_message) instead of adding two rows every
+  -- cycle. A crash the runner gives up on is written: it is the end of the loop.
+  if p_event = 'crashed' and old.crash_loop_event_id is not null and restart_in is not null then
+    select * into loop_row from public.agent_events where id = old.crash_loop_event_id;
+    if loop_row.id is not null
+       and (loop_row.details -> 'exit_code') is not distinct from (v_details -> 'exit_code')
+       and (loop_row.details -> 'exit_signal') is not distinct from (v_details -> 'exit_signal') then
+      update public.agent_events set details = loop_row.details || (v_details - 'pid') || jsonb_build_object(
+          'repeats', coalesce((loop_row.details ->> 'repeats')::integer, 0) + 1,
+          'last_at', v_at, 'last_message', left(p_message, 1000), 'restarts_10m', cardinality(recent),
+          'restarts_total', new.restarts_total)
+      where id = loop_row.id;
+      folded := true;
+    end if;
+  elsif p_event in ('started', 'adopted') and old.crash_loop_event_id is not null then
+    folded := true;  -- the restart between two counted crashes
+  end if;
+  if p_event = 'crashed' and old.unstable_since is not null and not folded then
+    v_details := v_details || jsonb_build_object('crash_loop', true, 'repeats', 0,
+      'restarts_10m', cardinality(recent), 'restarts_total', new.restarts_total);
+  end if;
+  if restart_in is not null then
+    v_details := v_details || jsonb_build_object('restart_in_s', restart_in);
+  end if;
+
+  if not folded and (new.status is distinct from old.status
+     or new.health is distinct from old.health
+     or p_event not in ('heartbeat', 'activity', 'running', 'warning', 'error')
+     or (p_event in ('warning', 'error') and p_message is not null)) then
+    insert into public.agent_events
+      (agent_id, runner_id, at, kind, source, actor, from_status, to_status, health, message, details)
+    values
+      (p_agent_id, old.runner_id, v_at, p_event, p_source, p_actor, old.status, new.status, new.health,
+       p_message, v_details)
+    returning id into v_event_id;
+    if p_event = 'crashed' and old.unstable_since is not null then
+      new.crash_loop_event_id := v_event_id;
+    end if;
+  end if;
+
+  update public.agent_status set
+    status = new.status, health = new.health, last_heartbeat = new.last_heartbeat,
+    last_error = new.last_error, last_activity = new.last_activity, updated_at = new.updated_at,
+    status_source = new.status_source, status_reason = new.status_reason,
+    status_changed_at = new.status_changed_at, pid = new.pid, started_at = new.started_at,
+    stopped_at = new.stopped_at, exit_code = new.exit_code, exit_signal = new.exit_signal,
+    last_activity_at = new.last_activity_at, stale_at = new.stale_at, inactive_at = new.inactive_at,
+    restarts_total = new.restarts_total, restart_times = new.restart_times,
+    unstable_since = new.unstable_since, next_restart_at = new.next_restart_at,
+    crash_loop_event_id = new.crash_loop_event_id, last_warning = new.last_warning,
+    last_warning_at = new.last_warning_at, last_error_at = new.last_error_at,
+    heartbeat_interval_s = new.heartbeat_interval_s
+  where id = p_agent_id;
+
+  return new;
+end
+$function$;

@@ -1,0 +1,303 @@
+-- What agents and operators say about an agent: heartbeats (one and batched), reports, forced status, timeouts, archiving.
+--
+-- supabase/schemas/ is the current definition of every SQL object, applied in file-name order
+-- (supabase/README.md). Change it here, then generate the migration: npm run db:diff -- <name>.
+
+create function public.agent_heartbeat_batch(p_heartbeats jsonb) returns jsonb
+  language plpgsql security definer set search_path = ''
+as $$
+declare
+  item jsonb;
+  n bigint;
+  answers jsonb[];
+  v_state text;
+  v_message text;
+  v_hint text;
+begin
+  if p_heartbeats is null or jsonb_typeof(p_heartbeats) <> 'array' then
+    perform agent_private.invalid('heartbeats must be a JSON array of {"token", "agent_name", ...} objects');
+  end if;
+  -- More than 64 subtransactions overflow a backend's subtransaction cache and slow every snapshot
+  -- on the server, so batches stay below that even when run one by one.
+  if jsonb_array_length(p_heartbeats) > 50 then
+    perform agent_private.invalid(format('at most 50 heartbeats per batch, got %s', jsonb_array_length(p_heartbeats)));
+  end if;
+  answers := array_fill(null::jsonb, array[jsonb_array_length(p_heartbeats)]);
+
+  -- Rows are locked in agent_name order, the same order in every batch, so two batches touching the
+  -- same agents wait for each other instead of deadlocking.
+  begin
+    for item, n in
+      select value, ordinality from jsonb_array_elements(p_heartbeats) with ordinality
+      order by value ->> 'agent_name', ordinality
+    loop
+      answers[n] := agent_private.heartbeat_batch_item(item);
+    end loop;
+    return to_jsonb(answers);
+  exception
+    when data_exception or integrity_constraint_violation or invalid_authorization_specification
+         or no_data_found or object_not_in_prerequisite_state then
+      null;  -- some heartbeat was refused and the whole batch rolled back: go one by one below
+  end;
+
+  for item, n in
+    select value, ordinality from jsonb_array_elements(p_heartbeats) with ordinality
+    order by value ->> 'agent_name', ordinality
+  loop
+    begin
+      answers[n] := agent_private.heartbeat_batch_item(item);
+    exception
+      -- Only the caller's mistakes are answered per item; anything else (a deadlock, a lost
+      -- connection) fails the whole batch so the caller retries it.
+      when data_exception or integrity_constraint_violation or invalid_authorization_specification
+           or no_data_found or object_not_in_prerequisite_state then
+        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
+        answers[n] := jsonb_build_object('error', jsonb_build_object(
+          'sqlstate', v_state, 'message', v_message, 'hint', nullif(v_hint, '')));
+    end;
+  end loop;
+  return to_jsonb(answers);
+end
+$$;
+
+comment on function public.agent_heartbeat_batch(jsonb) is 'Applies [{token, agent_name, status?, health?, last_activity?, pid?}, ...] through agent_heartbeat; answers [{agent: {...}} | {error: {sqlstate, message, hint}}] in the same order.';
+
+create function public.agent_heartbeat(
+  p_token text,
+  p_agent_name text,
+  p_status text default null,
+  p_health integer default null,
+  p_activity text default null,
+  p_pid integer default null,
+  p_heartbeat_interval_s integer default null,
+  p_at timestamptz default null
+) returns public.agent_status
+  language plpgsql security definer set search_path = ''
+as $$
+declare
+  who record;
+  event text;
+begin
+  if p_status is not null then
+    perform agent_private.check_status(p_status, array['running', 'warning', 'error']);
+  end if;
+  perform agent_private.check_health(p_health);
+  perform agent_private.check_text('activity', p_activity, 1000);
+  if p_heartbeat_interval_s is not null and (p_heartbeat_interval_s < 1 or p_heartbeat_interval_s > 86400) then
+    perform agent_private.invalid(format('heartbeat_interval_s must be between 1 and 86400 seconds, got %s', p_heartbeat_interval_s));
+  end if;
+  who := agent_private.authorize_agent(p_token, p_agent_name);
+  event := coalesce(p_status, case when p_activity is not null then 'activity' else 'heartbeat' end);
+  return agent_private.apply_event(who.agent_id, event, who.source, who.actor,
+    p_health => p_health, p_activity => p_activity, p_pid => p_pid, p_at => p_at,
+    p_heartbeat_interval_s => p_heartbeat_interval_s);
+end
+$$;
+
+-- One heartbeat of a batch, applied as agent_heartbeat applies it (passing the interval and the time
+-- on), answered by agent_state_json.
+create or replace function agent_private.heartbeat_batch_item(item jsonb) returns jsonb
+  language plpgsql set search_path = ''
+as $$
+declare
+  agent public.agent_status;
+begin
+  if jsonb_typeof(item) <> 'object' then
+    perform agent_private.invalid('each heartbeat must be a JSON object');
+  end if;
+  agent := public.agent_heartbeat(
+    item ->> 'token', item ->> 'agent_name', item ->> 'status',
+    (item ->> 'health')::integer, item ->> 'last_activity', (item ->> 'pid')::integer,
+    (item ->> 'heartbeat_interval_s')::integer, (item ->> 'at')::timestamptz);
+  return jsonb_build_object('agent', agent_private.agent_state_json(agent));
+end
+$$;
+
+create function public.agent_report(
+  p_token text,
+  p_agent_name text,
+  p_event text,
+  p_message text default null,
+  p_health integer default null,
+  p_activity text default null,
+  p_pid integer default null,
+  p_exit_code integer default null,
+  p_exit_signal text default null,
+  p_details jsonb default null,
+  p_at timestamptz default null,
+  p_heartbeat_interval_s integer default null
+) returns public.agent_status
+  language plpgsql security definer set search_path = ''
+as $$
+declare
+  who record;
+  agent_events constant text[] := array['started', 'stopped', 'running', 'warning', 'error', 'activity', 'heartbeat'];
+  runner_events constant text[] := array['adopted', 'exited', 'crashed', 'terminated', 'stable'];
+begin
+  if p_event is null or not (p_event = any (agent_events || runner_events)) then
+    perform agent_private.invalid(format('event must be one of %s, got %s',
+      array_to_string(agent_events || runner_events, ', '), coalesce(quote_literal(p_event), 'nothing')));
+  end if;
+  perform agent_private.check_health(p_health);
+  perform agent_private.check_text('message', p_message, 4000);
+  perform agent_private.check_text('activity', p_activity, 1000);
+  if p_details is not null and (jsonb_typeof(p_details) <> 'object' or pg_column_size(p_details) > 8192) then
+    perform agent_private.invalid('details must be a JSON object of at most 8 kB');
+  end if;
+  -- (parenthesised: PL/pgSQL ends an IF condition at the first THEN outside parentheses)
+  if p_details -> 'restart_in_s' is not null and (case when jsonb_typeof(p_details -> 'restart_in_s') = 'number'
+     then (p_details ->> 'restart_in_s')::numeric not between 0 and 86400 else true end) then
+    perform agent_private.invalid('details.restart_in_s must be a number of seconds between 0 and 86400');
+  end if;
+  if p_exit_signal is not null and p_exit_signal !~ '^SIG[A-Z0-9]{1,12}$' then
+    perform agent_private.invalid(format('exit_signal must be a signal name like SIGTERM, got %L', p_exit_signal));
+  end if;
+  if p_event in ('warning', 'error') and nullif(btrim(p_message), '') is null then
+    perform agent_private.invalid(format('a %s report needs a message saying what is wrong', p_event));
+  end if;
+  if p_event = 'activity' and p_activity is null then
+    perform agent_private.invalid('an activity report needs activity: what the agent is doing now');
+  end if;
+  if p_heartbeat_interval_s is not null and (p_heartbeat_interval_s < 1 or p_heartbeat_interval_s > 86400) then
+    perform agent_private.invalid(format('heartbeat_interval_s must be between 1 and 86400 seconds, got %s', p_heartbeat_interval_s));
+  end if;
+
+  who := agent_private.authorize_agent(p_token, p_agent_name);
+  if p_event = any (runner_events) and who.source <> 'runner' then
+    perform agent_private.invalid(format('%s is reported by the runner that supervises the process', p_event));
+  end if;
+
+  return agent_private.apply_event(who.agent_id, p_event, who.source, who.actor,
+    p_health => p_health, p_message => p_message, p_activity => p_activity, p_pid => p_pid,
+    p_exit_code => p_exit_code, p_exit_signal => p_exit_signal, p_details => p_details, p_at => p_at,
+    p_heartbeat_interval_s => p_heartbeat_interval_s);
+end
+$$;
+
+create function public.archive_agent(p_agent_name text, p_operator_token text default null)
+  returns jsonb
+  language plpgsql security definer set search_path = ''
+as $$
+declare
+  who text := agent_private.require_operator(p_operator_token);
+  a public.agent_status;
+  v_name text;
+  n_tokens integer;
+  n_commands integer;
+begin
+  select * into a from public.agent_status
+  where agent_name = agent_private.check_agent_name(p_agent_name) and archived_at is null
+  for update;
+  if a.id is null then
+    perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
+      'List agents with: agent-status list');
+  end if;
+  if a.status in ('running', 'warning') and a.stale_at > now() then
+    perform agent_private.refuse('55000', format('agent %L is %s; stop it before archiving it', a.agent_name, a.status),
+      format('agent-status stop %s, then archive it (and remove it from its runner''s config).', a.agent_name));
+  end if;
+
+  v_name := format('%s [archived %s]', left(a.agent_name, 100 - char_length(format(' [archived %s]', a.id))), a.id);
+  update public.agent_status set
+    archived_at = now(), agent_name = v_name, runner_id = null, stale_at = null, inactive_at = null, updated_at = now()
+  where id = a.id;
+  update public.api_tokens set revoked_at = now() where agent_id = a.id and revoked_at is null;
+  get diagnostics n_tokens = row_count;
+  update public.agent_commands set status = 'failed', finished_at = now(), result = format('the agent was archived by %s', who)
+  where agent_id = a.id and status in ('pending', 'claimed');
+  get diagnostics n_commands = row_count;
+  insert into public.agent_events (agent_id, kind, source, actor, from_status, to_status, message, details)
+  values (a.id, 'archived', 'operator', who, a.status, a.status, format('%s archived by %s', a.agent_name, who),
+          jsonb_build_object('agent_name', a.agent_name, 'archived_as', v_name, 'tokens_revoked', n_tokens,
+                             'commands_failed', n_commands));
+  return jsonb_build_object('agent_id', a.id, 'agent_name', a.agent_name, 'archived_as', v_name,
+                            'tokens_revoked', n_tokens, 'commands_failed', n_commands);
+end
+$$;
+
+create or replace function public.force_agent_status(
+  p_agent_name text,
+  p_status text,
+  p_health integer default null,
+  p_reason text default null,
+  p_operator_token text default null
+) returns public.agent_status
+  language plpgsql security definer set search_path = ''
+as $$
+declare
+  who text := agent_private.require_operator(p_operator_token);
+  v_status public.agent_status_value;
+  v_agent_id integer;
+begin
+  v_status := agent_private.check_status(p_status, array['running', 'warning', 'error', 'stopped']);
+  perform agent_private.check_health(p_health);
+  perform agent_private.check_text('reason', p_reason, 4000);
+  select id into v_agent_id from public.agent_status where agent_name = agent_private.check_agent_name(p_agent_name);
+  if v_agent_id is null then
+    perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
+      'List agents with: agent-status list');
+  end if;
+  return agent_private.apply_event(v_agent_id, 'force', 'operator', who, p_forced => v_status,
+    p_health => p_health, p_message => coalesce(p_reason, format('forced to %s by %s', v_status, who)));
+end
+$$;
+
+-- Sets an agent's heartbeat and activity timeouts, in seconds: null leaves one as it is, 0 gives it
+-- back to the runner's config, the declared interval or the default. Recorded as a `timeouts_set`
+-- event; the deadlines move at once (an agent already silent for longer reads stale at once).
+create or replace function public.set_agent_timeouts(
+  p_agent_name text,
+  p_heartbeat_timeout_s integer default null,
+  p_activity_timeout_s integer default null,
+  p_operator_token text default null
+) returns public.agent_status
+  language plpgsql security definer set search_path = ''
+as $$
+declare
+  who text := agent_private.require_operator(p_operator_token);
+  a public.agent_status;
+  s public.agent_status_settings;
+  hb integer;
+  act integer;
+begin
+  if p_heartbeat_timeout_s is not null and p_heartbeat_timeout_s <> 0 and p_heartbeat_timeout_s not between 5 and 86400 then
+    perform agent_private.invalid(format('heartbeat timeout must be 5..86400 seconds (0: back to the default), got %s', p_heartbeat_timeout_s));
+  end if;
+  if p_activity_timeout_s is not null and p_activity_timeout_s <> 0 and p_activity_timeout_s not between 10 and 604800 then
+    perform agent_private.invalid(format('activity timeout must be 10..604800 seconds (0: back to the default), got %s', p_activity_timeout_s));
+  end if;
+  if p_heartbeat_timeout_s is null and p_activity_timeout_s is null then
+    perform agent_private.invalid('give a heartbeat timeout, an activity timeout, or both');
+  end if;
+  select * into a from public.agent_status where agent_name = agent_private.check_agent_name(p_agent_name) for update;
+  if a.id is null then
+    perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
+      'List agents with: agent-status list');
+  end if;
+  select * into s from public.agent_status_settings;
+  if p_heartbeat_timeout_s is not null then
+    a.operator_heartbeat_timeout_s := nullif(p_heartbeat_timeout_s, 0);
+  end if;
+  if p_activity_timeout_s is not null then
+    a.operator_activity_timeout_s := nullif(p_activity_timeout_s, 0);
+  end if;
+  hb := (agent_private.heartbeat_timeout(a, s)).timeout_s;
+  act := agent_private.activity_timeout(a, s);
+  update public.agent_status set
+    operator_heartbeat_timeout_s = a.operator_heartbeat_timeout_s,
+    operator_activity_timeout_s = a.operator_activity_timeout_s,
+    stale_at = case when stale_at is not null then coalesce(last_heartbeat, now()) + make_interval(secs => hb) end,
+    inactive_at = case when inactive_at is not null and act is not null
+                       then coalesce(last_activity_at, started_at, now()) + make_interval(secs => act) end,
+    updated_at = now()
+  where id = a.id
+  returning * into a;
+  insert into public.agent_events (agent_id, runner_id, kind, source, actor, message, details)
+  values (a.id, a.runner_id, 'timeouts_set', 'operator', who,
+          format('heartbeat timeout %s s, activity timeout %s', hb, coalesce(act || ' s', 'none')),
+          jsonb_build_object('heartbeat_timeout_s', hb, 'activity_timeout_s', act,
+                             'operator_heartbeat_timeout_s', a.operator_heartbeat_timeout_s,
+                             'operator_activity_timeout_s', a.operator_activity_timeout_s));
+  return a;
+end
+$$;

@@ -1,0 +1,458 @@
+-- What operators read: the live views (deadlines applied at read time), agent lists, events, commands, availability, history, sweep status.
+--
+-- supabase/schemas/ is the current definition of every SQL object, applied in file-name order
+-- (supabase/README.md). Change it here, then generate the migration: npm run db:diff -- <name>.
+
+-- Commands by id, for waiting on the ones just enqueued.
+create function public.operator_commands(p_ids bigint[], p_operator_token text default null)
+  returns table (id bigint, agent_name text, action text, status text, requested_by text,
+                 created_at timestamptz, expires_at timestamptz, claimed_at timestamptz, claimed_by_host text,
+                 finished_at timestamptz, result text, observed_at timestamptz)
+  language plpgsql security definer set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+  perform agent_private.require_operator(p_operator_token);
+  if p_ids is null or cardinality(p_ids) > 1000 then
+    perform agent_private.invalid('ids must be an array of at most 1000 command ids');
+  end if;
+  return query
+    select c.id, a.agent_name, c.action, c.status, c.requested_by, c.created_at, c.expires_at, c.claimed_at,
+           r.host, c.finished_at, c.result, now()
+    from public.agent_commands c
+    join public.agent_status a on a.id = c.agent_id
+    left join public.runners r on r.id = c.claimed_by
+    where c.id = any (p_ids)
+    order by c.id;
+end
+$$;
+
+-- Whether the sweep runs in this database: pg_cron's job and its latest runs when pg_cron is here;
+-- otherwise says so (the local stack then runs the sweep on a timer, and a project without pg_cron
+-- needs some scheduler calling public.agent_status_sweep() every minute).
+create function public.operator_sweep_status(p_operator_token text default null)
+  returns jsonb
+  language plpgsql security definer set search_path = ''
+as $$
+declare
+  job jsonb;
+  last_run jsonb;
+  last_success timestamptz;
+begin
+  perform agent_private.require_operator(p_operator_token);
+  if to_regclass('cron.job') is null then
+    return jsonb_build_object('pg_cron', false, 'now', now(),
+      'message', 'pg_cron is not installed in this database: something else must call public.agent_status_sweep() every minute (the local stack does it on a timer)');
+  end if;
+  -- Dynamic SQL: the cron schema does not exist where pg_cron is missing, and this function must
+  -- still be created there.
+  execute $q$select to_jsonb(j) from (select jobid, jobname, schedule, command, active
+                                        from cron.job where command ilike '%agent_status_sweep%'
+                                        order by jobid limit 1) j$q$ into job;
+  if job is not null and to_regclass('cron.job_run_details') is not null then
+    execute $q$select to_jsonb(d) from (select runid, status, return_message, start_time, end_time
+                                          from cron.job_run_details where jobid = $1
+                                          order by start_time desc nulls last limit 1) d$q$
+      into last_run using (job ->> 'jobid')::bigint;
+    execute $q$select max(end_time) from cron.job_run_details where jobid = $1 and status = 'succeeded'$q$
+      into last_success using (job ->> 'jobid')::bigint;
+  end if;
+  return jsonb_build_object('pg_cron', true, 'now', now(), 'job', job, 'last_run', last_run,
+                            'last_success_at', last_success);
+end
+$$;
+
+-- Runners with their liveness deadline applied at read time: `status` is silent the moment two of
+-- the runner's heartbeat intervals pass without a word, before the sweep persists it as offline.
+create view public.runner_status_live with (security_invoker = true) as
+select
+  r.id,
+  r.host,
+  case when r.status = 'offline' then 'offline'
+       when r.last_seen_at <= now() - agent_private.runner_silent_after(r, st) then 'silent'
+       else 'online' end as status,
+  r.status as recorded_status,
+  r.version,
+  r.pid,
+  r.started_at,
+  r.last_seen_at,
+  r.stopped_at,
+  r.heartbeat_interval_s,
+  extract(epoch from agent_private.runner_silent_after(r, st))::integer as silent_after_s,
+  case when r.status = 'offline' or r.last_seen_at <= now() - agent_private.runner_silent_after(r, st)
+       then floor(extract(epoch from now() - r.last_seen_at))::integer end as silent_s,
+  r.metadata,
+  now() as observed_at
+from public.runners r
+cross join public.agent_status_settings st;
+
+-- The agents' live view, its earlier columns unchanged in name and order; uptime_s now counts only
+-- while a process runs, and the runner's liveness is the deadline above. New columns at the end.
+create or replace view public.agent_status_live with (security_invoker = true) as
+select
+  a.id,
+  a.agent_name,
+  case when a.stale_at <= now() then agent_private.next_status(a.status, a.status_source, 'deadline')
+       else a.status end::public.agent_status_value as status,
+  a.health,
+  a.last_heartbeat,
+  a.last_error,
+  a.last_activity,
+  a.updated_at,
+  a.status as recorded_status,
+  case when a.stale_at <= now() and a.status in ('running', 'warning') then 'sweep' else a.status_source end
+    ::public.agent_event_source as status_source,
+  case when a.stale_at <= now() and a.status in ('running', 'warning')
+         then format('no heartbeat for %s s', floor(extract(epoch from now() - a.last_heartbeat)))
+       when a.status in ('running', 'warning') and rl.status in ('silent', 'offline')
+         then format('its runner on %s is %s (no word for %s s)', rl.host, rl.status, rl.silent_s)
+       else a.status_reason end as status_reason,
+  a.status_changed_at,
+  a.host,
+  a.runner_id,
+  rl.status = 'online' as runner_online,
+  rl.last_seen_at as runner_last_seen_at,
+  a.pid,
+  a.started_at,
+  a.stopped_at,
+  a.exit_code,
+  a.exit_signal,
+  a.last_activity_at,
+  hb.timeout_s as heartbeat_timeout_s,
+  agent_private.activity_timeout(a, st) as activity_timeout_s,
+  a.stale_at,
+  a.inactive_at,
+  a.metadata,
+  now() as observed_at,
+  extract(epoch from now() - a.last_heartbeat)::double precision as seconds_since_heartbeat,
+  -- only while a process runs: an agent that reported an error and exited is down, not up
+  case when a.status <> 'stopped' and a.stopped_at is null and a.started_at is not null
+       then extract(epoch from now() - a.started_at)::double precision end as uptime_s,
+  -- new in issue 11
+  case when a.stopped_at is not null and a.status in ('stopped', 'error')
+       then extract(epoch from now() - a.stopped_at)::double precision end as down_s,
+  rl.status as runner_status,
+  rl.silent_s as runner_silent_s,
+  rl.heartbeat_interval_s as runner_heartbeat_interval_s,
+  a.restarts_total,
+  (select count(*) from unnest(a.restart_times) t where t > now() - interval '10 minutes')::integer as restarts_10m,
+  a.restart_times[cardinality(a.restart_times)] as last_restart_at,
+  a.unstable_since is not null as crash_looping,
+  a.unstable_since,
+  case when a.next_restart_at > now() then a.next_restart_at end as next_restart_at,
+  a.last_warning,
+  a.last_warning_at,
+  a.last_error_at,
+  coalesce(c.warnings_1h, 0)::integer as warnings_1h,
+  coalesce(c.warnings_24h, 0)::integer as warnings_24h,
+  coalesce(c.errors_1h, 0)::integer as errors_1h,
+  coalesce(c.errors_24h, 0)::integer as errors_24h,
+  a.heartbeat_interval_s,
+  hb.source as heartbeat_timeout_source
+from public.agent_status a
+cross join public.agent_status_settings st
+cross join lateral agent_private.heartbeat_timeout(a, st) hb
+left join public.runner_status_live rl on rl.id = a.runner_id
+-- Warnings (reported, or the sweep's "no activity") and errors (reported, or crashes, with the
+-- repeats a crash loop folded into one row) in the last hour and day.
+left join lateral (
+  select sum(1) filter (where e.kind in ('warning', 'inactive') and e.at > now() - interval '1 hour') as warnings_1h,
+         sum(1) filter (where e.kind in ('warning', 'inactive')) as warnings_24h,
+         sum(1 + coalesce((e.details ->> 'repeats')::integer, 0))
+           filter (where e.kind in ('error', 'crashed') and e.at > now() - interval '1 hour') as errors_1h,
+         sum(1 + coalesce((e.details ->> 'repeats')::integer, 0)) filter (where e.kind in ('error', 'crashed')) as errors_24h
+  from public.agent_events e
+  where e.agent_id = a.id and e.at > now() - interval '1 day' and e.kind in ('warning', 'inactive', 'error', 'crashed')
+) c on true;
+
+-- The operator's list leaves archived agents out too (it reads as the owner, past the policy).
+create or replace function public.operator_list_agents(p_operator_token text default null)
+  returns setof public.agent_status_live
+  language plpgsql security definer set search_path = ''
+as $$
+begin
+  perform agent_private.require_operator(p_operator_token);
+  return query select l.* from public.agent_status_live l
+    join public.agent_status a on a.id = l.id
+    where a.archived_at is null
+    order by l.agent_name;
+end
+$$;
+
+create or replace function public.operator_agent_events(
+  p_agent_name text default null,
+  p_after_id bigint default 0,
+  p_limit integer default 100,
+  p_since timestamptz default null,
+  p_operator_token text default null
+) returns table (id bigint, agent_name text, at timestamptz, kind text, source text, actor text,
+                 from_status text, to_status text, health integer, message text, details jsonb)
+  language plpgsql security definer set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+  perform agent_private.require_operator(p_operator_token);
+  if p_limit is null or p_limit < 1 or p_limit > 1000 then
+    perform agent_private.invalid(format('limit must be between 1 and 1000, got %s', p_limit));
+  end if;
+  if p_agent_name is not null and not exists (select 1 from public.agent_status where agent_name = p_agent_name) then
+    perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
+      'List agents with: agent-status list');
+  end if;
+  return query
+    select e.id, a.agent_name, e.at, e.kind, e.source::text, e.actor, e.from_status::text, e.to_status::text,
+           e.health, e.message, e.details
+    from public.agent_events e
+    left join public.agent_status a on a.id = e.agent_id
+    where e.id > coalesce(p_after_id, 0) and (p_since is null or e.at >= p_since)
+      and (p_agent_name is null or a.agent_name = p_agent_name)
+    order by e.id
+    limit p_limit;
+end
+$$;
+
+-- Availability: how long an agent spent in each status over the last 24 hours, 7 days and 30 days,
+-- read from its history (every status change is an agent_events row with from_status and to_status),
+-- and its last 24 hours as a strip of segments for the dashboard. Time before the agent existed, or
+-- before the oldest history kept (event_retention, 30 days by default), is not counted: percentages
+-- are of the time that is known.
+create function agent_private.status_segments(p_agent_id integer, p_since timestamptz, p_until timestamptz)
+  returns table (seg_from timestamptz, seg_to timestamptz, status text)
+  language sql stable set search_path = ''
+as $$
+  with agent as (
+    select a.id, a.created_at, a.status, a.stale_at from public.agent_status a where a.id = p_agent_id
+  ), changes as (
+    -- the status in force when the window opens: the last change before it ...
+    (select p_since as at, 0::bigint as id, e.to_status::text as status
+     from public.agent_events e
+     where e.agent_id = p_agent_id and e.to_status is not null and e.at < p_since
+     order by e.at desc, e.id desc limit 1)
+    union all
+    -- ... or, for an agent younger than the window, what it was before its first change
+    (select greatest(ag.created_at, p_since), 0::bigint, coalesce(
+       (select e.from_status::text from public.agent_events e
+        where e.agent_id = p_agent_id and e.to_status is not null order by e.at, e.id limit 1),
+       ag.status::text)
+     from agent ag
+     where not exists (select 1 from public.agent_events e
+                       where e.agent_id = p_agent_id and e.to_status is not null and e.at < p_since)
+       and ag.created_at < p_until)
+    union all
+    select e.at, e.id, e.to_status::text
+    from public.agent_events e
+    where e.agent_id = p_agent_id and e.to_status is not null and e.at >= p_since and e.at < p_until
+    union all
+    -- a live agent past its heartbeat deadline is stale from then on, as the live view says, even
+    -- before the sweep writes the change
+    select ag.stale_at, 9223372036854775807, 'stale' from agent ag
+    where ag.status in ('running', 'warning') and ag.stale_at < p_until and ag.stale_at >= p_since
+  ), ordered as (
+    select c.at, c.status,
+           lead(c.at, 1, p_until) over (order by c.at, c.id) as next_at,
+           c.status is distinct from lag(c.status) over (order by c.at, c.id) as changed
+    from changes c
+  ), runs as (
+    select o.at, o.next_at, o.status, count(*) filter (where o.changed) over (order by o.at rows unbounded preceding) as run
+    from ordered o
+  )
+  select min(r.at), max(r.next_at), min(r.status)
+  from runs r
+  group by r.run
+  having max(r.next_at) > min(r.at)
+  order by min(r.at)
+$$;
+
+-- Not found and conflict from the dashboard's functions (agent_availability, agent_history and the
+-- logs on demand) reach PostgREST callers as 404 and 409, like every other function, raising through
+-- agent_private.refuse instead of a bare raise (which PostgREST answers with 500). Direct SQL callers
+-- still get P0002 and 55000.
+create or replace function public.agent_availability(
+  p_agent_name text,
+  p_until timestamptz default null,
+  p_operator_token text default null
+) returns jsonb
+  language plpgsql stable security definer set search_path = ''
+as $$
+declare
+  v_agent_id integer;
+  v_until timestamptz := coalesce(p_until, now());
+  v_windows jsonb := '{}';
+  w record;
+begin
+  perform agent_private.require_operator(p_operator_token);
+  select id into v_agent_id from public.agent_status where agent_name = agent_private.check_agent_name(p_agent_name);
+  if v_agent_id is null then
+    perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
+      'List agents with: agent-status list');
+  end if;
+  for w in select * from (values ('24h', interval '24 hours'), ('7d', interval '7 days'), ('30d', interval '30 days')) v(label, span) loop
+    v_windows := v_windows || jsonb_build_object(w.label, (
+      select jsonb_build_object(
+        'seconds', coalesce(jsonb_object_agg(s.status, s.seconds), '{}'),
+        'known_s', coalesce(sum(s.seconds), 0),
+        'up_percent', case when sum(s.seconds) > 0
+          then round((100 * coalesce(sum(s.seconds) filter (where s.status in ('running', 'warning')), 0) / sum(s.seconds))::numeric, 2)
+          end)
+      from (select g.status, sum(extract(epoch from g.seg_to - g.seg_from))::double precision as seconds
+            from agent_private.status_segments(v_agent_id, v_until - w.span, v_until) g
+            group by g.status) s));
+  end loop;
+  return jsonb_build_object(
+    'until', v_until,
+    'windows', v_windows,
+    'strip', coalesce((select jsonb_agg(jsonb_build_object('from', g.seg_from, 'to', g.seg_to, 'status', g.status) order by g.seg_from)
+                       from agent_private.status_segments(v_agent_id, v_until - interval '24 hours', v_until) g), '[]'));
+end
+$$;
+
+create or replace function public.agent_history(
+  p_agent_name text,
+  p_before_id bigint default null,
+  p_kinds text default null,
+  p_limit integer default 50,
+  p_operator_token text default null
+) returns table (id bigint, oldest_id bigint, count integer, cycle text[], first_at timestamptz, at timestamptz,
+                 kind text, source text, actor text, from_status text, to_status text, health integer,
+                 message text, details jsonb)
+  language plpgsql stable security definer set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  v_agent_id integer;
+  r record;
+  ev public.agent_events;
+  sig text;
+  -- the run being read (newest event first): its newest and oldest events, size, cycle length
+  -- (0 while it holds one event), the signatures of its first two events and its first events
+  g_newest public.agent_events;
+  g_oldest public.agent_events;
+  g_count integer := 0;
+  g_period integer := 0;
+  g_sig1 text;
+  g_sig2 text;
+  g_kind2 text;
+  g_early public.agent_events[] := '{}';
+  -- runs read to the end, waiting to be returned
+  q_newest public.agent_events[] := '{}';
+  q_oldest public.agent_events[] := '{}';
+  q_count integer[] := '{}';
+  q_cycle text[] := '{}';
+  emitted integer := 0;
+  -- events still to read: the current one, and those of a run that turned out to be none
+  todo public.agent_events[];
+  have boolean;
+  i integer;
+begin
+  perform agent_private.require_operator(p_operator_token);
+  if p_limit is null or p_limit < 1 or p_limit > 500 then
+    perform agent_private.invalid(format('limit must be between 1 and 500, got %s', p_limit));
+  end if;
+  if p_kinds is not null and p_kinds not in ('status', 'problems', 'commands', 'operator') then
+    perform agent_private.invalid(format('kinds must be status, problems, commands or operator, got %L', p_kinds));
+  end if;
+  select a.id into v_agent_id from public.agent_status a where a.agent_name = agent_private.check_agent_name(p_agent_name);
+  if v_agent_id is null then
+    perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
+      'List agents with: agent-status list');
+  end if;
+
+  -- At most 5,000 events per page are read; a longer run is continued by the next page. The last
+  -- row (is_end) closes the run in progress.
+  for r in
+    select t.ev, t.is_end from (
+      (select x as ev, false as is_end, x.id
+       from public.agent_events x
+       where x.agent_id = v_agent_id and (p_before_id is null or x.id < p_before_id)
+         and case p_kinds
+           when 'status' then x.to_status is distinct from x.from_status and x.to_status is not null
+           when 'problems' then x.kind in ('warning', 'error', 'crashed', 'deadline', 'inactive')
+           when 'commands' then x.kind like 'command\_%'
+           when 'operator' then x.source = 'operator'
+           else true end
+       order by x.id desc
+       limit 5000)
+      union all
+      select null, true, null
+    ) t
+    order by t.is_end, t.id desc
+  loop
+    todo := case when r.is_end then '{}' else array[r.ev] end;
+    loop
+      have := cardinality(todo) > 0;
+      exit when not have and not r.is_end;
+      if have then
+        ev := todo[1];
+        todo := todo[2:];
+        sig := concat_ws('|', ev.kind, ev.source, ev.from_status, ev.to_status, regexp_replace(coalesce(ev.message, ''), '[0-9]+', '#', 'g'));
+      end if;
+      if have and g_count > 0 and (
+           g_period = 0
+           or (g_period = 1 and sig = g_sig1)
+           or (g_period = 2 and sig = case when g_count % 2 = 0 then g_sig1 else g_sig2 end)) then
+        -- the event continues the run
+        if g_period = 0 then
+          g_period := case when sig = g_sig1 then 1 else 2 end;
+          g_sig2 := sig;
+          g_kind2 := ev.kind;
+        end if;
+        g_oldest := ev;
+        g_count := g_count + 1;
+        if g_count <= 3 then g_early := g_early || ev; end if;
+        continue;
+      end if;
+      -- the run ends here. A two-event cycle shorter than two rounds is no run: its first event goes
+      -- alone and the others are read again (they may start a run of their own).
+      if g_count > 0 and g_period = 2 and g_count < 4 then
+        q_newest := q_newest || g_early[1];
+        q_oldest := q_oldest || g_early[1];
+        q_count := q_count || 1;
+        q_cycle := q_cycle || (g_early[1]).kind;
+        todo := g_early[2:] || case when have then array[ev] else '{}' end || todo;
+        have := false;
+      elsif g_count > 0 then
+        q_newest := q_newest || g_newest;
+        q_oldest := q_oldest || g_oldest;
+        q_count := q_count || g_count;
+        q_cycle := q_cycle || case when g_period = 2
+          then g_oldest.kind || ',' || case when g_oldest.kind = g_newest.kind then g_kind2 else g_newest.kind end
+          else g_newest.kind end;
+      end if;
+      g_count := 0;
+      for i in 1 .. cardinality(q_count) loop
+        if emitted >= p_limit then return; end if;
+        id := (q_newest[i]).id;
+        oldest_id := (q_oldest[i]).id;
+        count := q_count[i];
+        cycle := string_to_array(q_cycle[i], ',');
+        first_at := (q_oldest[i]).at;
+        at := (q_newest[i]).at;
+        kind := (q_newest[i]).kind;
+        source := (q_newest[i]).source;
+        actor := (q_newest[i]).actor;
+        from_status := (q_newest[i]).from_status;
+        to_status := (q_newest[i]).to_status;
+        health := (q_newest[i]).health;
+        message := (q_newest[i]).message;
+        details := (q_newest[i]).details;
+        return next;
+        emitted := emitted + 1;
+      end loop;
+      q_newest := '{}';
+      q_oldest := '{}';
+      q_count := '{}';
+      q_cycle := '{}';
+      if have then
+        g_newest := ev;
+        g_oldest := ev;
+        g_count := 1;
+        g_period := 0;
+        g_sig1 := sig;
+        g_early := array[ev];
+      elsif cardinality(todo) = 0 then
+        return;
+      end if;
+    end loop;
+  end loop;
+end
+$$;
