@@ -127,6 +127,7 @@ export class Runner {
           report: (name, report) => this.reporter.report(name, report),
           log: this.log,
           changed: () => this.saveState(),
+          ended: (name) => this.channel?.revoke(name),
         }),
       );
     }

@@ -105,6 +105,23 @@ describe('an agent under a runner', () => {
     expect((await channelPost(second, 'heartbeat', { agent_name: forever.name }, first.get('AGENT_STATUS_TOKEN'))).status).toBe(401);
     expect((await channelPost(second, 'heartbeat', { agent_name: forever.name }, second.get('AGENT_STATUS_TOKEN'))).status).toBe(200);
   });
+
+  it("a stopped agent's secret stops working: the row stays stopped", async () => {
+    const forever = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [forever]);
+    await host.start();
+    const { sql } = stack.db;
+    await finished(sql, await enqueue(sql, 'start', forever.name));
+    const env = await waitFor('the agent running with its environment', async () => {
+      const { pid } = await agent(sql, forever.name);
+      return pid ? processEnvironment(pid) : undefined;
+    });
+    await finished(sql, await enqueue(sql, 'stop', forever.name));
+    const secret = env.get('AGENT_STATUS_TOKEN');
+    expect((await channelPost(env, 'report', { agent_name: forever.name, event: 'started', pid: 1 }, secret)).status).toBe(401);
+    expect((await channelPost(env, 'heartbeat', { agent_name: forever.name, status: 'running', health: 100 }, secret)).status).toBe(401);
+    expect(await agent(sql, forever.name)).toMatchObject({ status: 'stopped', pid: null });
+  });
 });
 
 describe('which processes a runner takes for its own', () => {
