@@ -184,7 +184,10 @@ create table public.agent_commands (
   check (status <> 'claimed' or claimed_at is not null),
   check ((status in ('succeeded', 'failed', 'expired')) = (finished_at is not null)),
   -- enqueue_agent_commands(p_idempotency_key): a retried request gets its first commands back
-  idempotency_key text check (char_length(idempotency_key) between 1 and 200)
+  idempotency_key text check (char_length(idempotency_key) between 1 and 200),
+  -- what the key's first request asked ("restart agent 'x'"): the same key with another request is
+  -- refused (422) instead of silently answering the first one's commands
+  idempotency_request text check (char_length(idempotency_request) <= 300)
 );
 
 create index agent_commands_claimed_idx on public.agent_commands (claimed_at) where status = 'claimed';

@@ -370,6 +370,19 @@ describe('row level security and grants', () => {
     expect(other.id).not.toBe(first[0].id);
   });
 
+  it('the same idempotency key with another request is refused (P0422), queuing nothing', async () => {
+    await db.sql`select id from public.enqueue_agent_commands('restart', 'rls-agent', p_operator_token => ${operatorToken}, p_idempotency_key => 'reused-2')`;
+    const refusal = await failure(
+      db.sql`select id from public.enqueue_agent_commands('stop', 'rls-agent', p_operator_token => ${operatorToken}, p_idempotency_key => 'reused-2')`,
+    );
+    expect(refusal).toEqual({
+      code: 'P0422',
+      message: "idempotency key 'reused-2' was used for restart agent 'rls-agent'; this request is stop agent 'rls-agent'",
+    });
+    const [{ count }] = await db.sql`select count(*)::int from public.agent_commands where idempotency_key = 'reused-2'`;
+    expect(count).toBe(1);
+  });
+
   describe('the host lease', () => {
     it('refuses a second runner instance while the first is live, naming it; a takeover refuses the first at its next claim', async () => {
       const token = await registerRunner(db.sql, 'lease-host', []);

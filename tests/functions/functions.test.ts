@@ -373,6 +373,25 @@ describe('command', () => {
     expect(bad.json.error.message).toMatch(/Idempotency-Key/);
   });
 
+  it('the same Idempotency-Key with another request is refused with 422, and queues nothing', async () => {
+    const first = await post('command', { action: 'restart', agent_name: 'managed-1' }, operatorToken, { 'idempotency-key': 'reused-1' });
+    expect(first.status, first.text).toBe(202);
+    const before = await snapshot();
+    for (const other of [
+      { action: 'stop', agent_name: 'managed-1' },
+      { action: 'restart', all: true },
+    ]) {
+      const reused = await post('command', other, operatorToken, { 'idempotency-key': 'reused-1' });
+      expect(reused.status, reused.text).toBe(422);
+      expect(reused.json.error).toMatchObject({
+        code: 'unprocessable',
+        message: expect.stringContaining("idempotency key 'reused-1' was used for restart agent 'managed-1'"),
+        hint: expect.stringMatching(/new key/),
+      });
+    }
+    expect(await snapshot()).toBe(before);
+  });
+
   it('says what is wrong with a command', async () => {
     const cases: [unknown, number, RegExp][] = [
       [{ action: 'explode', agent_name: 'managed-1' }, 400, /action/],
