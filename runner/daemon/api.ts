@@ -117,6 +117,7 @@ export class RunnerApi {
       p_pid: report.pid ?? null,
       p_exit_code: report.exitCode ?? null,
       p_exit_signal: report.exitSignal ?? null,
+      p_report_id: report.reportId ?? null,
       p_details:
         report.logTail || report.restartInMs !== undefined
           ? {

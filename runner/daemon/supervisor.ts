@@ -12,6 +12,8 @@ import { decideRestart, NO_STREAK, type RestartSettings, type Streak } from './r
 /** What the runner tells the database about one agent's process (agent_report). */
 export interface AgentReport {
   event: 'started' | 'adopted' | 'exited' | 'crashed' | 'terminated' | 'stable';
+  /** given by the Reporter, the same on every retry: the database applies the report once */
+  reportId?: string;
   pid?: number;
   exitCode?: number;
   exitSignal?: string;

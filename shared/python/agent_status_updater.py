@@ -38,6 +38,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 __all__ = [
     "mark_agent_started",
@@ -144,6 +145,9 @@ class _Sender:
             beat = self.beats.pop(body["agent_name"], None)
             if beat and beat.get("last_activity") is not None and body.get("last_activity") is None:
                 body["last_activity"] = beat["last_activity"]
+            if endpoint == "report":
+                # one id for every attempt: a report whose answer was lost is sent again, and applied once
+                body["report_id"] = str(uuid.uuid4())
             self.states.append((endpoint, body))
             while len(self.states) > _MAX_PENDING:
                 self.states.popleft()

@@ -22,6 +22,7 @@ alter table public.alert_deliveries enable row level security;
 alter table public.alert_attempts enable row level security;
 alter table public.alert_pauses enable row level security;
 alter table agent_private.alert_states enable row level security;
+alter table agent_private.applied_reports enable row level security;
 alter table agent_private.alert_dispatch_target enable row level security;
 
 -- Policies
@@ -186,9 +187,9 @@ grant execute
   to anon, authenticated, service_role;
 revoke all on function public.agent_heartbeat(text, text, text, integer, text, integer, integer, timestamp with time zone) from public;
 grant execute
-  on function public.agent_report(text, text, text, text, integer, text, integer, integer, text, jsonb, timestamp with time zone, integer)
+  on function public.agent_report(text, text, text, text, integer, text, integer, integer, text, jsonb, timestamp with time zone, integer, uuid)
   to anon, authenticated, service_role;
-revoke all on function public.agent_report(text, text, text, text, integer, text, integer, integer, text, jsonb, timestamp with time zone, integer) from public;
+revoke all on function public.agent_report(text, text, text, text, integer, text, integer, integer, text, jsonb, timestamp with time zone, integer, uuid) from public;
 grant execute on function public.force_agent_status(text, text, integer, text, text) to anon, authenticated, service_role;
 revoke all on function public.force_agent_status(text, text, integer, text, text) from public;
 revoke all on function agent_private.heartbeat_batch_item(jsonb) from public;

@@ -36,6 +36,7 @@ const EXIT_FOR: Record<ErrorCode, ExitCode> = {
   method_not_allowed: EXIT.failed,
   conflict: EXIT.conflict,
   payload_too_large: EXIT.usage,
+  unprocessable: EXIT.usage,
   internal: EXIT.failed,
   unavailable: EXIT.unreachable,
 };

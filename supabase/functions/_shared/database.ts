@@ -159,7 +159,7 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
             from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
                                      ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
                                      ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)},
-                                     ${r.at ?? null}, ${r.heartbeat_interval_s ?? null}) r`;
+                                     ${r.at ?? null}, ${r.heartbeat_interval_s ?? null}, ${r.report_id ?? null}) r`;
             states.push(row.agent as AgentState);
           }
           return states;
