@@ -219,6 +219,7 @@ revoke all on function public.runner_report_resources(text, jsonb) from public;
 revoke all on function agent_private.command_actor() from public;
 revoke all on function agent_private.agent_commands_before_insert() from public;
 revoke all on function agent_private.agent_commands_after_insert() from public;
+revoke all on function agent_private.refuse_view_write() from public;
 grant execute on function public.enqueue_agent_commands(text, text, text, text, text) to anon, authenticated, service_role;
 revoke all on function public.enqueue_agent_commands(text, text, text, text, text) from public;
 grant execute on function public.runner_claim_commands(text, integer, text) to anon, authenticated, service_role;
