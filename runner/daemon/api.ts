@@ -81,8 +81,14 @@ export class RunnerApi {
     return data as T;
   }
 
-  register(agents: RegisteredAgent[], version: string, pid: number): Promise<{ runner_id: string; host: string; agents: string[] }> {
-    return this.call('runner_register', { p_agents: agents, p_version: version, p_pid: pid });
+  /** Registers the agents; only the instance holding the host's lease may. */
+  register(
+    agents: RegisteredAgent[],
+    version: string,
+    pid: number,
+    instance: string,
+  ): Promise<{ runner_id: string; host: string; agents: string[] }> {
+    return this.call('runner_register', { p_agents: agents, p_version: version, p_pid: pid, p_instance: instance });
   }
 
   /** intervalS: how often the runner heartbeats; the database reads it silent after two intervals. */
@@ -104,8 +110,13 @@ export class RunnerApi {
     return this.call('runner_claim_commands', { p_limit: limit, p_instance: instance });
   }
 
-  complete(commandId: number, succeeded: boolean, result: string): Promise<unknown> {
-    return this.call('runner_complete_command', { p_command_id: commandId, p_succeeded: succeeded, p_result: result.slice(0, 4000) });
+  complete(commandId: number, succeeded: boolean, result: string, instance: string): Promise<unknown> {
+    return this.call('runner_complete_command', {
+      p_command_id: commandId,
+      p_succeeded: succeeded,
+      p_result: result.slice(0, 4000),
+      p_instance: instance,
+    });
   }
 
   report(agentName: string, report: AgentReport): Promise<unknown> {

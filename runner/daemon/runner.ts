@@ -324,6 +324,7 @@ export class Runner {
       })),
       RUNNER_VERSION,
       process.pid,
+      this.instance,
     );
     this.host = registered.host;
   }
@@ -392,7 +393,7 @@ export class Runner {
   private async complete(command: ClaimedCommand, outcome: Outcome): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.api.complete(command.id, outcome.ok, outcome.message);
+        await this.api.complete(command.id, outcome.ok, outcome.message, this.instance);
         return;
       } catch (error) {
         const retryable = (error as { retryable?: boolean }).retryable;

@@ -119,12 +119,13 @@ create or replace function public.runner_complete_command(
   p_token text,
   p_command_id bigint,
   p_succeeded boolean,
-  p_result text default null
+  p_result text default null,
+  p_instance text default null
 ) returns public.agent_commands
   language plpgsql security definer set search_path = ''
 as $$
 declare
-  r public.runners := agent_private.authorize_runner(p_token);
+  r public.runners := agent_private.authorize_lease(p_token, p_instance);
   c public.agent_commands;
 begin
   if p_succeeded is null then

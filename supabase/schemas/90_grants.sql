@@ -160,6 +160,7 @@ revoke all on function public.verify_api_token(text) from public;
 revoke all on function agent_private.glob_to_like(text) from public;
 revoke all on function agent_private.require_service() from public;
 revoke all on function agent_private.authorize_lease(text, text) from public;
+revoke all on function agent_private.check_lease(public.runners, text) from public;
 
 -- 40_state_machine.sql
 grant execute
@@ -201,8 +202,8 @@ grant execute on function public.archive_agent(text, text) to anon, authenticate
 revoke all on function public.archive_agent(text, text) from public;
 
 -- 50_runners.sql
-grant execute on function public.runner_register(text, jsonb, text, integer) to anon, authenticated, service_role;
-revoke all on function public.runner_register(text, jsonb, text, integer) from public;
+grant execute on function public.runner_register(text, jsonb, text, integer, text) to anon, authenticated, service_role;
+revoke all on function public.runner_register(text, jsonb, text, integer, text) from public;
 grant execute on function public.runner_heartbeat(text, jsonb, integer) to anon, authenticated, service_role;
 revoke all on function public.runner_heartbeat(text, jsonb, integer) from public;
 grant execute on function public.runner_offline(text, text) to anon, authenticated, service_role;
@@ -224,8 +225,8 @@ grant execute on function public.enqueue_agent_commands(text, text, text, text, 
 revoke all on function public.enqueue_agent_commands(text, text, text, text, text) from public;
 grant execute on function public.runner_claim_commands(text, integer, text) to anon, authenticated, service_role;
 revoke all on function public.runner_claim_commands(text, integer, text) from public;
-grant execute on function public.runner_complete_command(text, bigint, boolean, text) to anon, authenticated, service_role;
-revoke all on function public.runner_complete_command(text, bigint, boolean, text) from public;
+grant execute on function public.runner_complete_command(text, bigint, boolean, text, text) to anon, authenticated, service_role;
+revoke all on function public.runner_complete_command(text, bigint, boolean, text, text) from public;
 
 -- 60_sweep.sql
 grant execute on function public.agent_status_sweep() to service_role;
