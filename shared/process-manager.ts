@@ -2,9 +2,12 @@
 // forceStopAgent, over any supabase-js client signed in as an operator: a web app's or Node's. A
 // command is queued in the database (enqueue_agent_commands), the agent's runner carries it out, and
 // the promise settles with the runner's answer: resolved with the outcome, rejected with the reason
-// (refused, failed, expired, or no answer in time). The dashboard's buttons go through this module.
+// (refused, failed, expired, or no answer in time). The dashboard's buttons go through this module;
+// the CLI's start/stop/restart/start-all and test, and the command function, queue and wait through
+// its enqueueCommands and waitForCommands with their own credentials.
 import type { SupabaseClient } from '@supabase/supabase-js';
-import type { CommandAction, CommandStatus } from './status.ts';
+import type { OperatorCommandRow } from './rows.ts';
+import { type CommandAction, type CommandStatus, isFinished } from './status.ts';
 
 /** A command as the database recorded it, and what the runner said about it. */
 export interface CommandOutcome {
@@ -57,17 +60,103 @@ export interface ProcessManager {
   forceStopAgent(agentName: string, reason?: string): Promise<void>;
 }
 
-const FINISHED: readonly CommandStatus[] = ['succeeded', 'failed', 'expired'];
+/**
+ * Calls a SQL function of the API through PostgREST as the operator and answers its data; throws with
+ * the server's message (and hint) when refused. Each client adds its own credentials: a signed-in
+ * supabase-js client, the CLI's operator token, the command function's caller.
+ */
+export type OperatorRpc = <T>(fn: string, args: Record<string, unknown>) => Promise<T>;
 
-interface CommandRecord {
-  id: number;
-  agent_id: number;
-  action: CommandAction;
-  status: CommandStatus;
-  result: string | null;
+/** One agent by name, the agents of one host, or (neither) every agent a runner manages. */
+export interface CommandTarget {
+  agentName?: string | null;
+  host?: string | null;
 }
 
-const outcomeOf = (row: CommandRecord): CommandOutcome => ({
+/** A queued command as operator_commands names it, with its agent's id from the queue. */
+export type QueuedCommand = OperatorCommandRow & { agent_id: number };
+
+/**
+ * Queues `action` through enqueue_agent_commands and reads the commands back through
+ * operator_commands, named by agent and host: the one way every client queues a command. The same
+ * idempotency key from the same caller answers the first request's commands instead of new ones.
+ */
+export async function enqueueCommands(
+  rpc: OperatorRpc,
+  action: CommandAction,
+  target: CommandTarget,
+  idempotencyKey: string | null = null,
+): Promise<QueuedCommand[]> {
+  const queued = await rpc<{ id: number; agent_id: number }[]>('enqueue_agent_commands', {
+    p_action: action,
+    p_agent_name: target.agentName ?? null,
+    p_host: target.host ?? null,
+    ...(idempotencyKey === null ? {} : { p_idempotency_key: idempotencyKey }),
+  });
+  if (!queued.length) return [];
+  // operator_commands names them and checks the caller again: an operator token acts as anon, which
+  // may not read agent_commands itself
+  const named = new Map(
+    (await rpc<OperatorCommandRow[]>('operator_commands', { p_ids: queued.map((command) => command.id) })).map((row) => [row.id, row]),
+  );
+  return queued.map(({ id, agent_id }) => ({ ...(named.get(id) as OperatorCommandRow), agent_id }));
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  /** How often to read the commands while waiting. */
+  pollMs: number;
+  /** Called after each read with every command as last read. */
+  onPoll?: (commands: QueuedCommand[]) => void;
+}
+
+export interface Waited {
+  /** every command as last read */
+  commands: QueuedCommand[];
+  /** whether all of them finished before the time was up */
+  finished: boolean;
+  /** why the last read failed, when the time ran out on failing reads */
+  readError?: Error;
+}
+
+/**
+ * Reads the commands through operator_commands until every one has finished (FINISHED_COMMAND_STATUSES)
+ * or the time is up. A failed read is retried at the next poll: only the deadline ends the wait.
+ */
+export async function waitForCommands(rpc: OperatorRpc, queued: QueuedCommand[], options: WaitOptions): Promise<Waited> {
+  const deadline = Date.now() + options.timeoutMs;
+  const latest = new Map(queued.map((command) => [command.id, command]));
+  let readError: Error | undefined;
+  for (;;) {
+    const open = [...latest.values()].filter((command) => !isFinished(command.status)).map((command) => command.id);
+    if (!open.length) return { commands: [...latest.values()], finished: true };
+    if (Date.now() >= deadline) return { commands: [...latest.values()], finished: false, readError };
+    await sleep(Math.min(options.pollMs, Math.max(0, deadline - Date.now())));
+    try {
+      for (const row of await rpc<OperatorCommandRow[]>('operator_commands', { p_ids: open })) {
+        latest.set(row.id, { ...row, agent_id: (latest.get(row.id) as QueuedCommand).agent_id });
+      }
+      readError = undefined;
+    } catch (error) {
+      readError = error as Error;
+    }
+    options.onPoll?.([...latest.values()]);
+  }
+}
+
+/** Queues the commands and waits for their answers. */
+export async function runCommands(
+  rpc: OperatorRpc,
+  action: CommandAction,
+  target: CommandTarget,
+  options: WaitOptions & { onQueued?: (commands: QueuedCommand[]) => void },
+): Promise<Waited> {
+  const queued = await enqueueCommands(rpc, action, target);
+  options.onQueued?.(queued);
+  return waitForCommands(rpc, queued, options);
+}
+
+const outcomeOf = (row: QueuedCommand): CommandOutcome => ({
   commandId: row.id,
   agentId: row.agent_id,
   action: row.action,
@@ -81,6 +170,15 @@ function describe(error: { message: string; hint?: string | null }): string {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** An OperatorRpc over a signed-in supabase-js client. */
+function clientRpc(client: SupabaseClient): OperatorRpc {
+  return async <T>(fn: string, args: Record<string, unknown>) => {
+    const { data, error } = await client.rpc(fn, args);
+    if (error) throw new Error(describe(error));
+    return data as T;
+  };
+}
+
 /**
  * The process manager for one signed-in client.
  * @example
@@ -91,37 +189,23 @@ export function createProcessManager(client: SupabaseClient, options: ProcessMan
   const timeoutMs = options.timeoutMs ?? 30_000;
   const pollMs = options.pollMs ?? 250;
 
-  async function enqueue(action: CommandAction, agentName: string | null, host: string | null = null): Promise<CommandOutcome[]> {
-    const { data, error } = await client.rpc('enqueue_agent_commands', { p_action: action, p_agent_name: agentName, p_host: host });
-    if (error) {
-      const what =
-        agentName !== null ? `${action} ${agentName}` : host !== null ? `${action} all agents on ${host}` : `${action} all agents`;
-      throw new ProcessManagerError('refused', `could not ${what}: ${describe(error)}`);
-    }
-    const queued = (data as CommandRecord[]).map(outcomeOf);
-    options.onQueued?.(queued);
-    return queued;
-  }
+  const rpc = clientRpc(client);
 
-  // Reads the commands until all are finished or the time is up; returns them as last read.
-  async function settle(queued: CommandOutcome[]): Promise<{ outcomes: CommandOutcome[]; finished: boolean }> {
-    const deadline = Date.now() + timeoutMs;
-    const latest = new Map(queued.map((outcome) => [outcome.commandId, outcome]));
-    for (;;) {
-      const open = [...latest.values()].filter((outcome) => !FINISHED.includes(outcome.status)).map((outcome) => outcome.commandId);
-      if (!open.length) return { outcomes: [...latest.values()], finished: true };
-      if (Date.now() >= deadline) return { outcomes: [...latest.values()], finished: false };
-      await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())));
-      // in chunks: an id list in the query string has to stay within URL limits on a large fleet
-      for (let i = 0; i < open.length; i += 200) {
-        const { data, error } = await client
-          .from('agent_commands')
-          .select('id,agent_id,action,status,result')
-          .in('id', open.slice(i, i + 200));
-        // a failed read is retried at the next poll; only the deadline ends the wait
-        if (error) continue;
-        for (const row of data as CommandRecord[]) latest.set(row.id, outcomeOf(row));
-      }
+  // Queues and waits; a refusal rejects at once with the database's reason.
+  async function run(action: CommandAction, target: CommandTarget): Promise<Waited> {
+    try {
+      return await runCommands(rpc, action, target, {
+        timeoutMs,
+        pollMs,
+        onQueued: options.onQueued && ((queued) => options.onQueued?.(queued.map(outcomeOf))),
+      });
+    } catch (error) {
+      const what = target.agentName
+        ? `${action} ${target.agentName}`
+        : target.host
+          ? `${action} all agents on ${target.host}`
+          : `${action} all agents`;
+      throw new ProcessManagerError('refused', `could not ${what}: ${(error as Error).message}`);
     }
   }
 
@@ -137,9 +221,8 @@ export function createProcessManager(client: SupabaseClient, options: ProcessMan
   }
 
   async function one(action: CommandAction, agentName: string): Promise<CommandOutcome> {
-    const [queued] = await enqueue(action, agentName);
-    const { outcomes, finished } = await settle([queued]);
-    const outcome = outcomes[0];
+    const { commands, finished } = await run(action, { agentName });
+    const outcome = outcomeOf(commands[0]);
     if (!finished) {
       throw new ProcessManagerError(
         'timeout',
@@ -158,9 +241,9 @@ export function createProcessManager(client: SupabaseClient, options: ProcessMan
     restartAgent: (agentName) => one('restart', agentName),
 
     async startAllAgents(options = {}) {
-      const queued = await enqueue('start', null, options.host ?? null);
-      const { outcomes, finished } = await settle(queued);
-      const open = outcomes.filter((outcome) => !FINISHED.includes(outcome.status));
+      const { commands, finished } = await run('start', { host: options.host ?? null });
+      const outcomes = commands.map(outcomeOf);
+      const open = commands.filter((command) => !isFinished(command.status));
       if (!finished) {
         throw new ProcessManagerError(
           'timeout',
@@ -169,26 +252,15 @@ export function createProcessManager(client: SupabaseClient, options: ProcessMan
           outcomes,
         );
       }
-      const failed = outcomes.filter((outcome) => outcome.status !== 'succeeded');
+      const failed = commands.filter((command) => command.status !== 'succeeded');
       if (failed.length) {
-        const { data } = await client
-          .from('agent_status')
-          .select('id,agent_name')
-          .in(
-            'id',
-            failed.slice(0, 20).map((outcome) => outcome.agentId),
-          );
-        const names = new Map((data ?? []).map((row: { id: number; agent_name: string }) => [row.id, row.agent_name]));
         throw new ProcessManagerError(
-          failed.some((outcome) => outcome.status === 'failed') ? 'failed' : 'expired',
+          failed.some((command) => command.status === 'failed') ? 'failed' : 'expired',
           `start all${options.host ? ` on ${options.host}` : ''}: ${failed.length} of ${outcomes.length} agents did not start: ${failed
             .slice(0, 20)
-            .map(
-              (outcome) =>
-                `${names.get(outcome.agentId) ?? `agent ${outcome.agentId}`} ${outcome.status}: ${outcome.result ?? 'no reason given'}`,
-            )
+            .map((command) => `${command.agent_name} ${command.status}: ${command.result ?? 'no reason given'}`)
             .join('; ')}${failed.length > 20 ? '; …' : ''}`,
-          failed[0],
+          outcomeOf(failed[0]),
           outcomes,
         );
       }

@@ -1,10 +1,70 @@
 // The rows clients read from the database: the dashboard through PostgREST tables, the CLI through
-// the operator read functions. Both get the same columns, so the shapes are written once, here.
+// the operator read functions. Both get the same columns, so the shapes are written once, here; a
+// client that reads fewer columns picks them from these (web/src/api.ts), so TypeScript refuses a
+// field it does not fetch.
 import type { Command } from './api/command.ts';
 import type { AgentStatus, EventSource } from './status.ts';
 
-/** A row of public.agent_status_live: agent_status with its deadline applied at the database's now(). */
-export interface AgentLiveRow {
+/**
+ * The columns of public.agent_status_live, in the view's order: the one list of the agent row.
+ * tests/db/definitions.test.ts fails when the view and this list disagree; the row types (AgentLiveRow
+ * below, the dashboard's AgentRow) are picked by it.
+ */
+export const AGENT_LIVE_COLUMNS = [
+  'id',
+  'agent_name',
+  'status',
+  'health',
+  'last_heartbeat',
+  'last_error',
+  'last_activity',
+  'updated_at',
+  'recorded_status',
+  'status_source',
+  'status_reason',
+  'status_changed_at',
+  'host',
+  'runner_id',
+  'runner_online',
+  'runner_last_seen_at',
+  'pid',
+  'started_at',
+  'stopped_at',
+  'exit_code',
+  'exit_signal',
+  'last_activity_at',
+  'heartbeat_timeout_s',
+  'activity_timeout_s',
+  'stale_at',
+  'inactive_at',
+  'metadata',
+  'observed_at',
+  'seconds_since_heartbeat',
+  'uptime_s',
+  'down_s',
+  'runner_status',
+  'runner_silent_s',
+  'runner_heartbeat_interval_s',
+  'restarts_total',
+  'restarts_10m',
+  'last_restart_at',
+  'crash_looping',
+  'unstable_since',
+  'next_restart_at',
+  'last_warning',
+  'last_warning_at',
+  'last_error_at',
+  'warnings_1h',
+  'warnings_24h',
+  'errors_1h',
+  'errors_24h',
+  'heartbeat_interval_s',
+  'heartbeat_timeout_source',
+] as const;
+export type AgentLiveColumn = (typeof AGENT_LIVE_COLUMNS)[number];
+
+/** The type of each column of public.agent_status_live. */
+interface AgentLiveFields {
   id: number;
   agent_name: string;
   /** stale as soon as stale_at has passed, before the sweep persists it */
@@ -68,6 +128,17 @@ export interface AgentLiveRow {
   heartbeat_interval_s: number | null;
   /** where heartbeat_timeout_s comes from */
   heartbeat_timeout_source: 'operator' | 'config' | 'interval' | 'default';
+}
+
+/**
+ * A row of public.agent_status_live: agent_status with its deadline applied at the database's now().
+ * Picked by the list, so a column missing from AgentLiveFields does not compile.
+ */
+export type AgentLiveRow = Pick<AgentLiveFields, AgentLiveColumn>;
+
+/** The values of `columns` in `row`, as one string: equal strings, nothing among them changed. */
+export function columnsKey<Row, Column extends keyof Row>(row: Row, columns: readonly Column[]): string {
+  return JSON.stringify(columns.map((column) => row[column]));
 }
 
 /** A row of public.runner_status_live: a runner with its liveness deadline applied at read time. */

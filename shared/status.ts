@@ -1,6 +1,7 @@
 // The status values, event sources and events of agent-status, as TypeScript constants. The database
-// defines them (domain public.agent_status_value, agent_private.next_status); tests/db/definitions.test.ts
-// fails if these lists and the database ever disagree, so nothing else needs to repeat them.
+// defines them (domain public.agent_status_value, the state machine agent_private.next_agent_status,
+// agent_commands' checks); tests/db/definitions.test.ts fails if these lists and the database ever
+// disagree, so nothing else needs to repeat them.
 
 /** What an agent is doing, as the dashboard shows it. `stale` is inferred: no heartbeat in time. */
 export const AGENT_STATUSES = ['running', 'warning', 'error', 'stopped', 'stale'] as const;
@@ -42,8 +43,15 @@ export const RUNNER_REPORT_EVENTS = ['adopted', 'exited', 'crashed', 'terminated
 export const COMMAND_ACTIONS = ['start', 'stop', 'restart'] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 
-export const COMMAND_STATUSES = ['pending', 'claimed', 'succeeded', 'failed', 'expired'] as const;
+/** A command waits for its runner while in flight; finished, it has its answer (finished_at set). */
+export const IN_FLIGHT_COMMAND_STATUSES = ['pending', 'claimed'] as const;
+export const FINISHED_COMMAND_STATUSES = ['succeeded', 'failed', 'expired'] as const;
+export const COMMAND_STATUSES = [...IN_FLIGHT_COMMAND_STATUSES, ...FINISHED_COMMAND_STATUSES] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
+
+export function isFinished(status: CommandStatus): boolean {
+  return (FINISHED_COMMAND_STATUSES as readonly CommandStatus[]).includes(status);
+}
 
 export const TOKEN_KINDS = ['agent', 'runner', 'operator'] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];

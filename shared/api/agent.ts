@@ -1,7 +1,9 @@
 // What the functions answer about an agent after applying a heartbeat or report: the agent's row as
-// the database left it, in the table's own column names. Built once, in SQL, by
-// agent_private.agent_state_json (supabase/schemas/40_state_machine.sql).
+// the database left it, in the row's own column names (a part of shared/rows.ts AGENT_LIVE_COLUMNS).
+// Built once, in SQL, by agent_private.agent_state_json (supabase/schemas/40_state_machine.sql);
+// tests/db/definitions.test.ts checks that it answers exactly this shape.
 import { z } from 'zod';
+import type { AgentLiveColumn } from '../rows.ts';
 import { AGENT_STATUSES } from '../status.ts';
 import { agentName, timestamp } from './fields.ts';
 
@@ -18,6 +20,6 @@ export const AgentState = z
     stopped_at: timestamp.nullable(),
     stale_at: timestamp.nullable().describe('When the agent turns stale unless it speaks again; null when not expected to.'),
     updated_at: timestamp,
-  })
+  } satisfies Partial<Record<AgentLiveColumn, z.ZodType>>)
   .meta({ id: 'AgentState' });
 export type AgentState = z.infer<typeof AgentState>;

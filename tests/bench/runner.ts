@@ -19,6 +19,7 @@ import { stringify } from 'yaml';
 import { startPostgresCluster } from '../../runner/local-stack/postgres-cluster.ts';
 import { freePort } from '../../runner/local-stack/ports.ts';
 import { startStack } from '../../runner/local-stack/stack.ts';
+import { isFinished } from '../../shared/status.ts';
 import { percentile } from './load.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -221,7 +222,7 @@ export async function run() {
     const finished = (id: number) =>
       until(`command ${id}`, async () => {
         const [row] = await sql`select status, result from public.agent_commands where id = ${id}`;
-        return ['succeeded', 'failed', 'expired'].includes(row.status) ? row : undefined;
+        return isFinished(row.status) ? row : undefined;
       });
     const enqueue = async (action: string, agent: string) =>
       Number((await sql`select id from public.enqueue_agent_commands(${action}, ${agent})`)[0].id);

@@ -2,7 +2,16 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { AgentState } from '../../shared/api/agent.ts';
-import { AGENT_STATUSES, COMMAND_ACTIONS, COMMAND_STATUSES, EVENT_SOURCES, LIMITS, TOKEN_KINDS } from '../../shared/status.ts';
+import { AGENT_LIVE_COLUMNS } from '../../shared/rows.ts';
+import {
+  AGENT_STATUSES,
+  COMMAND_ACTIONS,
+  COMMAND_STATUSES,
+  EVENT_SOURCES,
+  FINISHED_COMMAND_STATUSES,
+  LIMITS,
+  TOKEN_KINDS,
+} from '../../shared/status.ts';
 
 describe('shared/status.ts matches the database', () => {
   const db = useTestDatabase();
@@ -31,6 +40,13 @@ describe('shared/status.ts matches the database', () => {
     for (const status of COMMAND_STATUSES) expect(await checkConstraint('agent_commands', 'status')).toContain(`'${status}'`);
     for (const kind of TOKEN_KINDS) expect(await checkConstraint('api_tokens', 'kind')).toContain(`'${kind}'`);
   });
+  it('finished command statuses: those with a finished_at', async () => {
+    const [{ def }] = await db.sql`
+      select pg_get_constraintdef(c.oid) as def from pg_constraint c
+      where c.conrelid = 'public.agent_commands'::regclass and pg_get_constraintdef(c.oid) like '%finished_at IS NOT NULL%'`;
+    const finished = [...(def as string).matchAll(/'([a-z_]+)'::text/g)].map((m) => m[1]);
+    expect(finished).toEqual([...FINISHED_COMMAND_STATUSES]);
+  });
   it('text limits', async () => {
     expect(await checkConstraint('agent_status', 'agent_name')).toContain(`${LIMITS.agentName})`);
     expect(await checkConstraint('agent_status', 'last_activity')).toContain(`<= ${LIMITS.activity}`);
@@ -48,5 +64,16 @@ describe('shared/status.ts matches the database', () => {
     const [{ state }] = await db.sql`
       select agent_private.agent_state_json(a) as state from public.agent_status a where agent_name = 'shape-agent'`;
     expect(AgentState.parse(state)).toEqual(state);
+  });
+});
+
+describe('shared/rows.ts matches the database', () => {
+  const db = useTestDatabase();
+
+  it('AGENT_LIVE_COLUMNS are the columns of public.agent_status_live', async () => {
+    const rows = await db.sql`
+      select attname from pg_attribute
+      where attrelid = 'public.agent_status_live'::regclass and attnum > 0 and not attisdropped order by attnum`;
+    expect([...AGENT_LIVE_COLUMNS]).toEqual(rows.map((r) => r.attname as string));
   });
 });

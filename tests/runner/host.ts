@@ -12,6 +12,7 @@ import { parseConfig } from '../../runner/daemon/config.ts';
 import { processEnvironment, processInfo } from '../../runner/daemon/proc.ts';
 import { Runner, type RunnerOptions } from '../../runner/daemon/runner.ts';
 import { postOverSocket } from '../../shared/sdk/unix-socket.ts';
+import { isFinished } from '../../shared/status.ts';
 import type { TestStack } from '../helpers/stack.ts';
 import { FIXTURES, tempDir, waitFor } from './helpers.ts';
 
@@ -129,9 +130,7 @@ export async function finished(sql: Sql, id: number, timeoutMs = 15_000): Promis
     `command ${id} to finish`,
     async () => {
       const [row] = await sql`select status, result from public.agent_commands where id = ${id}`;
-      return ['succeeded', 'failed', 'expired'].includes(row.status)
-        ? { status: row.status as string, result: row.result as string }
-        : undefined;
+      return isFinished(row.status) ? { status: row.status as string, result: row.result as string } : undefined;
     },
     timeoutMs,
   );

@@ -1,20 +1,49 @@
 // Every read and write the dashboard makes, through supabase-js under the signed-in user's session.
 // Row-level security decides what that user sees: a non-operator gets no rows, never an error.
 import type { SupabaseClient, PostgrestError } from '@supabase/supabase-js';
-import type { AgentStatus, CommandStatus } from '../../shared/status.ts';
-import type { AgentEventRow, AgentLiveRow, CommandRow as SharedCommandRow, RunnerLiveRow } from '../../shared/rows.ts';
+import { type AgentStatus, IN_FLIGHT_COMMAND_STATUSES } from '../../shared/status.ts';
+import {
+  AGENT_LIVE_COLUMNS,
+  type AgentEventRow,
+  type AgentLiveColumn,
+  type AgentLiveRow,
+  type CommandRow as SharedCommandRow,
+  type RunnerLiveRow,
+} from '../../shared/rows.ts';
 
-/** A row of agent_status_live. */
-export type AgentRow = AgentLiveRow;
+// The columns of agent_status_live the dashboard leaves out: metadata can be 8 kB per agent, and no
+// view shows the others. It reads every other column (AGENT_COLUMNS); each row type below is picked by
+// its list, so TypeScript refuses a field that is not fetched.
+const UNREAD_AGENT_COLUMNS = [
+  'metadata',
+  'recorded_status',
+  'runner_online',
+  'inactive_at',
+  'seconds_since_heartbeat',
+  'down_s',
+  'runner_heartbeat_interval_s',
+  'unstable_since',
+  'warnings_1h',
+  'warnings_24h',
+  'errors_1h',
+  'errors_24h',
+  'heartbeat_interval_s',
+] as const satisfies readonly AgentLiveColumn[];
+type AgentColumn = Exclude<AgentLiveColumn, (typeof UNREAD_AGENT_COLUMNS)[number]>;
+const AGENT_COLUMNS = AGENT_LIVE_COLUMNS.filter(
+  (column): column is AgentColumn => !(UNREAD_AGENT_COLUMNS as readonly AgentLiveColumn[]).includes(column),
+);
+const COMMAND_COLUMNS = ['id', 'agent_id', 'action', 'status', 'requested_by', 'created_at', 'finished_at', 'result'] as const;
+const RUNNER_COLUMNS = ['id', 'host', 'status', 'last_seen_at', 'version', 'pid', 'started_at', 'silent_s'] as const;
+
+/** A row of agent_status_live, in the columns the dashboard reads (AGENT_COLUMNS). */
+export type AgentRow = Pick<AgentLiveRow, AgentColumn>;
 
 /** The columns of agent_commands the dashboard reads (COMMAND_COLUMNS). */
-export type CommandRow = Pick<
-  SharedCommandRow,
-  'id' | 'agent_id' | 'action' | 'status' | 'requested_by' | 'created_at' | 'finished_at' | 'result'
->;
+export type CommandRow = Pick<SharedCommandRow, (typeof COMMAND_COLUMNS)[number]>;
 
 /** A runner as public.runner_status_live reads it: silent once two of its heartbeat intervals pass. */
-export type RunnerRow = Pick<RunnerLiveRow, 'id' | 'host' | 'status' | 'last_seen_at' | 'version' | 'pid' | 'started_at' | 'silent_s'>;
+export type RunnerRow = Pick<RunnerLiveRow, (typeof RUNNER_COLUMNS)[number]>;
 
 export type EventRow = AgentEventRow;
 
@@ -69,14 +98,6 @@ export interface WhoAmI {
   email?: string;
 }
 
-// metadata is left out: it can be 8 kB per agent and the table does not show it.
-const AGENT_COLUMNS =
-  'id,agent_name,status,health,last_heartbeat,last_error,last_activity,last_activity_at,status_source,status_reason,' +
-  'status_changed_at,host,runner_id,pid,started_at,stopped_at,exit_code,exit_signal,heartbeat_timeout_s,' +
-  'stale_at,observed_at,uptime_s,runner_last_seen_at,runner_status,runner_silent_s,restarts_total,restarts_10m,' +
-  'last_restart_at,crash_looping,next_restart_at,last_warning,last_warning_at,last_error_at,activity_timeout_s,' +
-  'heartbeat_timeout_source';
-const COMMAND_COLUMNS = 'id,agent_id,action,status,requested_by,created_at,finished_at,result';
 const EVENT_COLUMNS = 'id,at,kind,source,actor,from_status,to_status,health,message,details';
 
 // Hosted Supabase answers at most 1000 rows per request (max_rows), so larger fleets come in pages.
@@ -87,8 +108,6 @@ const PAGE = 1000;
 // feed's poll loop retries, and says so on screen meanwhile.
 const READ_TIMEOUT_MS = 10_000;
 
-/** Commands still waiting for a runner: their agent's row shows them as in flight. */
-export const IN_FLIGHT: readonly CommandStatus[] = ['pending', 'claimed'];
 /** How long a finished command's outcome stays on its agent's row. */
 export const COMMAND_OUTCOME_SECONDS = 15 * 60;
 
@@ -125,7 +144,7 @@ async function allPages<T>(
  */
 export function fetchAgents(client: SupabaseClient, changes?: { writtenSince: string; staleBy: string }): Promise<AgentRow[]> {
   return allPages('reading agents', (from, to) => {
-    let query = client.from('agent_status_live').select(AGENT_COLUMNS);
+    let query = client.from('agent_status_live').select(AGENT_COLUMNS.join(','));
     if (changes) query = query.or(`updated_at.gte."${changes.writtenSince}",stale_at.lte."${changes.staleBy}"`);
     return query.order('id').range(from, to).retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS));
   });
@@ -137,8 +156,8 @@ export function fetchCommands(client: SupabaseClient, since: string): Promise<Co
   return allPages('reading commands', (from, to) =>
     client
       .from('agent_commands')
-      .select(COMMAND_COLUMNS)
-      .or(`status.in.(${IN_FLIGHT.join(',')}),created_at.gte."${since}"`)
+      .select(COMMAND_COLUMNS.join(','))
+      .or(`status.in.(${IN_FLIGHT_COMMAND_STATUSES.join(',')}),created_at.gte."${since}"`)
       .order('id', { ascending: false })
       .range(from, to)
       .retry(false)
@@ -151,11 +170,11 @@ export async function fetchRunners(client: SupabaseClient): Promise<RunnerRow[]>
     'reading runners',
     await client
       .from('runner_status_live')
-      .select('id,host,status,last_seen_at,version,pid,started_at,silent_s')
+      .select(RUNNER_COLUMNS.join(','))
       .order('host')
       .retry(false)
       .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
-  ) as RunnerRow[];
+  ) as unknown as RunnerRow[];
 }
 
 /** An agent's history, newest first; only events after `afterId` when given. */

@@ -3,6 +3,7 @@
 // and the history that explains every status it had.
 import { PauseLinks } from './alerts/pause-links.ts';
 import type { SupabaseClient } from '@supabase/supabase-js';
+import { columnsKey } from '../../shared/rows.ts';
 import type { CommandAction } from '../../shared/status.ts';
 import {
   fetchAvailability,
@@ -32,6 +33,33 @@ const HISTORY_LIMIT = 300;
 const SLOW_READ_MS = 60_000;
 // The history's newest page is read again at most this often while the agent changes.
 const HISTORY_REFRESH_MS = 3000;
+// What paintFacts() reads of an agent, and its type: the facts are rebuilt when one of these changes.
+const FACTS = [
+  'agent_name',
+  'status',
+  'status_source',
+  'status_reason',
+  'health',
+  'host',
+  'runner_id',
+  'runner_status',
+  'pid',
+  'heartbeat_timeout_s',
+  'heartbeat_timeout_source',
+  'activity_timeout_s',
+  'restarts_total',
+  'restarts_10m',
+  'crash_looping',
+  'last_warning',
+  'last_warning_at',
+  'last_error_at',
+  'last_activity',
+  'stopped_at',
+  'exit_code',
+  'exit_signal',
+  'last_error',
+] as const satisfies readonly (keyof AgentRow)[];
+type FactsAgent = Pick<AgentRow, (typeof FACTS)[number]>;
 
 export class AgentDetail {
   readonly el: HTMLElement;
@@ -253,64 +281,45 @@ export class AgentDetail {
 
     // Rebuilt only when something other than an age changed, so a reader's text selection in the
     // error survives the polls; the ages tick in place.
-    const key = JSON.stringify([
-      agent.status,
-      agent.status_source,
-      agent.status_reason,
-      agent.status_changed_at,
-      agent.health,
-      agent.host,
-      agent.runner_id,
-      agent.runner_status,
-      agent.pid,
-      agent.heartbeat_timeout_s,
-      agent.heartbeat_timeout_source,
-      agent.activity_timeout_s,
-      agent.restarts_total,
-      agent.restarts_10m,
-      agent.crash_looping,
-      agent.last_warning,
-      agent.last_warning_at,
-      agent.last_error_at,
-      agent.last_activity,
-      agent.stopped_at,
-      agent.exit_code,
-      agent.exit_signal,
-      agent.last_error,
-    ]);
+    const key = columnsKey(agent, FACTS);
     if (key !== this.factsKey) {
       this.factsKey = key;
-      const fact = (term: string, ...value: (string | HTMLElement)[]) => [h('dt', null, term), h('dd', null, ...value)];
-      replace(
-        this.facts,
-        ...fact('Status', `${agent.status} (set by ${agent.status_source} `, this.ages.status, ')'),
-        ...(agent.status_reason ? fact('Reason', agent.status_reason) : []),
-        ...fact('Health', `${agent.health} / 100`),
-        ...fact('Host', agent.host ?? '–'),
-        ...fact('Runner', agent.runner_id === null ? 'none: no runner manages this agent' : (agent.runner_status ?? 'unknown')),
-        ...fact('Process', agent.pid === null ? 'no process recorded' : `pid ${agent.pid}`),
-        ...fact('Last heartbeat', this.ages.heartbeat),
-        ...fact('Uptime', this.ages.uptime),
-        ...fact(
-          'Restarts',
-          `${agent.restarts_total} after crashes, ${agent.restarts_10m} in the last 10 minutes${agent.crash_looping ? ' (crash loop)' : ''}`,
-        ),
-        ...(agent.last_warning_at ? fact('Last warning', `${formatTimestamp(agent.last_warning_at)}: ${agent.last_warning ?? ''}`) : []),
-        ...(agent.last_error_at ? fact('Last error at', formatTimestamp(agent.last_error_at)) : []),
-        ...fact('Last activity', ...(agent.last_activity ? [`${agent.last_activity} (`, this.ages.activity, ')'] : ['–'])),
-        ...(agent.stopped_at ? fact('Stopped', formatTimestamp(agent.stopped_at)) : []),
-        ...(agent.exit_code !== null || agent.exit_signal
-          ? fact('Exit', agent.exit_signal ? `signal ${agent.exit_signal}` : `code ${agent.exit_code}`)
-          : []),
-      );
-      this.timeouts.show(agent);
-      replace(
-        this.error,
-        agent.last_error ? h('pre', { class: 'error-text' }, agent.last_error) : h('p', { class: 'muted' }, 'No error reported.'),
-      );
+      this.paintFacts(agent);
     }
     this.clock = clock;
     this.tick();
+  }
+
+  /** The facts list, the timeouts form and the last error: everything FACTS names. */
+  private paintFacts(agent: FactsAgent) {
+    const fact = (term: string, ...value: (string | HTMLElement)[]) => [h('dt', null, term), h('dd', null, ...value)];
+    replace(
+      this.facts,
+      ...fact('Status', `${agent.status} (set by ${agent.status_source} `, this.ages.status, ')'),
+      ...(agent.status_reason ? fact('Reason', agent.status_reason) : []),
+      ...fact('Health', `${agent.health} / 100`),
+      ...fact('Host', agent.host ?? '–'),
+      ...fact('Runner', agent.runner_id === null ? 'none: no runner manages this agent' : (agent.runner_status ?? 'unknown')),
+      ...fact('Process', agent.pid === null ? 'no process recorded' : `pid ${agent.pid}`),
+      ...fact('Last heartbeat', this.ages.heartbeat),
+      ...fact('Uptime', this.ages.uptime),
+      ...fact(
+        'Restarts',
+        `${agent.restarts_total} after crashes, ${agent.restarts_10m} in the last 10 minutes${agent.crash_looping ? ' (crash loop)' : ''}`,
+      ),
+      ...(agent.last_warning_at ? fact('Last warning', `${formatTimestamp(agent.last_warning_at)}: ${agent.last_warning ?? ''}`) : []),
+      ...(agent.last_error_at ? fact('Last error at', formatTimestamp(agent.last_error_at)) : []),
+      ...fact('Last activity', ...(agent.last_activity ? [`${agent.last_activity} (`, this.ages.activity, ')'] : ['–'])),
+      ...(agent.stopped_at ? fact('Stopped', formatTimestamp(agent.stopped_at)) : []),
+      ...(agent.exit_code !== null || agent.exit_signal
+        ? fact('Exit', agent.exit_signal ? `signal ${agent.exit_signal}` : `code ${agent.exit_code}`)
+        : []),
+    );
+    this.timeouts.show(agent);
+    replace(
+      this.error,
+      agent.last_error ? h('pre', { class: 'error-text' }, agent.last_error) : h('p', { class: 'muted' }, 'No error reported.'),
+    );
   }
 
   /** Refreshes the ages from the last poll's clock; called every second. */

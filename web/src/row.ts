@@ -1,6 +1,7 @@
 // One agent's row. It keeps references to its cells and writes only what changed, so a poll that
 // changes one agent out of 2,000 touches one row's DOM.
 import type { CommandAction } from '../../shared/status.ts';
+import { columnsKey } from '../../shared/rows.ts';
 import type { AgentRow, CommandRow, ResourceRow } from './api.ts';
 import { h, setText } from './dom.ts';
 import { blockedCommands, isInFlight, NO_RUNNER } from './controls.ts';
@@ -21,7 +22,7 @@ export function agentHref(name: string): string {
 }
 
 /** Whether the agent's runner stopped reporting (the database's verdict, runner_status_live). */
-export function runnerSilent(agent: AgentRow): boolean {
+export function runnerSilent(agent: Pick<AgentRow, 'runner_id' | 'runner_status'>): boolean {
   return agent.runner_id !== null && (agent.runner_status === 'silent' || agent.runner_status === 'offline');
 }
 
@@ -91,6 +92,24 @@ export function commandNote(command: CommandRow | undefined, agent: { status_cha
   }
   return { text: '', failed: false };
 }
+
+// What paint() reads of an agent, and its type: a poll that changes none of these (ages change at
+// every poll; tick() writes those) leaves the row's DOM alone.
+const PAINTED = [
+  'agent_name',
+  'status',
+  'status_changed_at',
+  'health',
+  'host',
+  'runner_id',
+  'runner_status',
+  'pid',
+  'crash_looping',
+  'restarts_10m',
+  'next_restart_at',
+  'last_activity',
+] as const satisfies readonly (keyof AgentRow)[];
+type PaintedAgent = Pick<AgentRow, (typeof PAINTED)[number]>;
 
 export class AgentRowView {
   readonly el: HTMLDivElement;
@@ -202,29 +221,15 @@ export class AgentRowView {
     this.agent = agent;
     this.command = command;
     this.resource = resource;
-    // Most polls change nothing but ages; compare the fields that drive the DOM in one string.
-    const state = [
-      agent.status,
-      agent.health,
-      agent.host,
-      agent.runner_id,
-      agent.runner_status,
-      agent.status_reason,
-      agent.crash_looping,
-      agent.restarts_10m,
-      agent.last_activity,
-      agent.pid,
-      command?.id,
-      command?.status,
-      command?.result,
-    ].join('\u0000');
+    // Most polls change nothing but ages; compare what paint() reads in one string.
+    const state = `${columnsKey(agent, PAINTED)}${JSON.stringify(command ?? null)}`;
     if (state !== this.lastState) {
       this.lastState = state;
       this.paint(agent, command);
     }
   }
 
-  private paint(agent: AgentRow, command: CommandRow | undefined) {
+  private paint(agent: PaintedAgent, command: CommandRow | undefined) {
     this.el.dataset.status = agent.status;
     paintChip(this.chip, agent.status);
     setText(this.host, agent.host ?? '–');

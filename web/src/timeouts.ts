@@ -5,6 +5,9 @@ import type { SupabaseClient } from '@supabase/supabase-js';
 import { setTimeouts, type AgentRow } from './api.ts';
 import { h, setText } from './dom.ts';
 
+/** What the form shows and saves. */
+export type TimedAgent = Pick<AgentRow, 'agent_name' | 'heartbeat_timeout_s' | 'activity_timeout_s' | 'heartbeat_timeout_source'>;
+
 const SOURCE: Record<AgentRow['heartbeat_timeout_source'], string> = {
   operator: 'set by an operator',
   config: "from its runner's config",
@@ -18,7 +21,7 @@ export class TimeoutsForm {
   private readonly activity: HTMLInputElement;
   private readonly state: HTMLSpanElement;
   private readonly source: HTMLSpanElement;
-  private agent: AgentRow | undefined;
+  private agent: TimedAgent | undefined;
   private shownFor = '';
 
   constructor(
@@ -43,7 +46,7 @@ export class TimeoutsForm {
   }
 
   /** Shows the agent's timeouts; a value the operator is editing is left alone. */
-  show(agent: AgentRow): void {
+  show(agent: TimedAgent): void {
     this.agent = agent;
     const key = `${agent.agent_name}|${agent.heartbeat_timeout_s}|${agent.activity_timeout_s}`;
     if (key === this.shownFor) return;

@@ -1,6 +1,6 @@
-// Reading agents, their history and commands through the operator read functions
-// (supabase/schemas/65_reads.sql), shared by list, doctor, test and the waits.
-import type { AgentEventRow, AgentLiveRow, OperatorCommandRow } from '../../../shared/rows.ts';
+// Reading agents and their history through the operator read functions (supabase/schemas/65_reads.sql),
+// shared by list, doctor, test and the control commands.
+import type { AgentEventRow, AgentLiveRow } from '../../../shared/rows.ts';
 import type { Api } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
@@ -10,8 +10,6 @@ export type LiveAgent = AgentLiveRow;
 export interface AgentEvent extends AgentEventRow {
   agent_name: string | null;
 }
-
-export type CommandRow = OperatorCommandRow;
 
 export function listAgents(api: Api): Promise<LiveAgent[]> {
   return api.rpc<LiveAgent[]>('operator_list_agents');

@@ -2,14 +2,14 @@
 // runners and, unless --no-wait, wait for their results. Exit 0 when all succeeded, 1 when any failed
 // or expired, 7 when the wait timed out with commands still pending or claimed.
 import type { Command } from 'commander';
-import { COMMAND_ACTIONS, type CommandAction } from '../../../shared/status.ts';
+import { enqueueCommands, type QueuedCommand, waitForCommands } from '../../../shared/process-manager.ts';
+import { COMMAND_ACTIONS, type CommandAction, isFinished } from '../../../shared/status.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { painter, printJson } from './output.ts';
 import { startProgress } from './progress.ts';
-import { listAgents, unknownAgent, type CommandRow } from './agents.ts';
-import { isFinished, waitForCommands } from './wait-commands.ts';
+import { listAgents, unknownAgent } from './agents.ts';
 
 interface ControlOptions extends ConnectionFlags {
   wait: boolean;
@@ -21,16 +21,12 @@ interface ControlOptions extends ConnectionFlags {
 // The sweep expires a pending command after command_ttl_s (120 s by default) and runs every minute,
 // so by 180 s every command has an answer unless a runner claimed it and went silent.
 const DEFAULT_TIMEOUT_S = 180;
+// How often the wait reads the commands again.
+const POLL_MS = 1000;
 
-async function enqueue(api: Api, verb: CommandAction, agent: string | null, host: string | null): Promise<CommandRow[]> {
+async function enqueue(api: Api, verb: CommandAction, agent: string | null, host: string | null): Promise<QueuedCommand[]> {
   try {
-    const created = await api.rpc<{ id: number }[]>('enqueue_agent_commands', {
-      p_action: verb,
-      p_agent_name: agent,
-      p_host: host,
-    });
-    if (!created.length) return [];
-    return await api.rpc<CommandRow[]>('operator_commands', { p_ids: created.map((c) => c.id) });
+    return await enqueueCommands(api.rpc, verb, { agentName: agent, host });
   } catch (error) {
     if (agent && error instanceof CliError && error.exitCode === EXIT.notFound) {
       throw unknownAgent(
@@ -42,7 +38,7 @@ async function enqueue(api: Api, verb: CommandAction, agent: string | null, host
   }
 }
 
-function describe(command: CommandRow): string {
+function describe(command: QueuedCommand): string {
   const paint = painter();
   const seconds = command.finished_at
     ? ` in ${((Date.parse(command.finished_at) - Date.parse(command.created_at)) / 1000).toFixed(1)} s`
@@ -64,8 +60,8 @@ function describe(command: CommandRow): string {
 }
 
 /** Prints the outcome and returns the exit code. */
-function report(commands: CommandRow[], options: ControlOptions): number {
-  const unfinished = commands.filter((c) => !isFinished(c));
+function report(commands: QueuedCommand[], options: ControlOptions): number {
+  const unfinished = commands.filter((c) => !isFinished(c.status));
   const failed = commands.filter((c) => c.status === 'failed' || c.status === 'expired');
   if (options.json) printJson(commands);
   else for (const command of commands) process.stdout.write(`${describe(command)}\n`);
@@ -101,20 +97,19 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
   }
   const progress = startProgress(`waiting for ${commands.length} ${verb} command(s)`);
   try {
-    const done = await waitForCommands(
-      api,
-      commands.map((c) => c.id),
-      {
-        timeoutMs: options.timeout * 1000,
-        onPoll: (rows) => {
-          const finished = rows.filter(isFinished).length;
-          const claimed = rows.filter((r) => r.status === 'claimed').length;
-          progress.update(`${verb}: ${finished}/${rows.length} finished, ${claimed} claimed by a runner`);
-        },
+    const done = await waitForCommands(api.rpc, commands, {
+      timeoutMs: options.timeout * 1000,
+      pollMs: POLL_MS,
+      onPoll: (rows) => {
+        const finished = rows.filter((r) => isFinished(r.status)).length;
+        const claimed = rows.filter((r) => r.status === 'claimed').length;
+        progress.update(`${verb}: ${finished}/${rows.length} finished, ${claimed} claimed by a runner`);
       },
-    );
+    });
     progress.stop();
-    return report(done, options);
+    // the time ran out while the database could not be read: that, not a stale "still pending", is the answer
+    if (done.readError) throw done.readError;
+    return report(done.commands, options);
   } finally {
     progress.stop();
   }

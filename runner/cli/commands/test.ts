@@ -5,12 +5,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Option, type Command } from 'commander';
 import { execa, type ResultPromise } from 'execa';
+import { type QueuedCommand, runCommands } from '../../../shared/process-manager.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { oneLine, paintStatus, painter, printJson } from './output.ts';
-import { findAgent, listAgents, type AgentEvent, type CommandRow, type LiveAgent } from './agents.ts';
-import { waitForCommands } from './wait-commands.ts';
+import { findAgent, listAgents, type AgentEvent, type LiveAgent } from './agents.ts';
 
 interface TestOptions extends ConnectionFlags {
   duration: number;
@@ -31,6 +31,8 @@ const SDK_HEARTBEAT_S = 30;
 const STOP_GRACE_MS = 10_000;
 /** How long start and stop commands may take through the runner. */
 const START_WAIT_S = 60;
+// How often the wait for them reads the command again.
+const POLL_MS = 1000;
 
 class Timeline {
   readonly moments: Moment[] = [];
@@ -55,10 +57,21 @@ function describeEvent(e: AgentEvent): string {
   return [flip, e.message, e.actor ? `(${e.actor})` : ''].filter(Boolean).join('  ');
 }
 
-async function startThroughRunner(api: Api, agent: LiveAgent, timeline: Timeline, action: 'start' | 'stop'): Promise<CommandRow> {
-  const [queued] = await api.rpc<{ id: number }[]>('enqueue_agent_commands', { p_action: action, p_agent_name: agent.agent_name });
-  timeline.add(`${action} requested`, `command ${queued.id} for the runner on ${agent.host}`);
-  const [done] = await waitForCommands(api, [queued.id], { timeoutMs: START_WAIT_S * 1000 });
+async function startThroughRunner(api: Api, agent: LiveAgent, timeline: Timeline, action: 'start' | 'stop'): Promise<QueuedCommand> {
+  const {
+    commands: [done],
+    readError,
+  } = await runCommands(
+    api.rpc,
+    action,
+    { agentName: agent.agent_name },
+    {
+      timeoutMs: START_WAIT_S * 1000,
+      pollMs: POLL_MS,
+      onQueued: ([queued]) => timeline.add(`${action} requested`, `command ${queued.id} for the runner on ${agent.host}`),
+    },
+  );
+  if (readError) throw readError;
   timeline.add(`${action} ${done.status}`, done.result ?? '');
   return done;
 }

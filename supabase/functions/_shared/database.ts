@@ -7,7 +7,8 @@
 import postgres from 'npm:postgres@3.4.9';
 import { createClient, type PostgrestError } from 'npm:@supabase/supabase-js@2.109.0';
 import type { AgentState } from '../../../shared/api/agent.ts';
-import type { Command, CommandRequest } from '../../../shared/api/command.ts';
+import { Command, type CommandRequest } from '../../../shared/api/command.ts';
+import { enqueueCommands as enqueueShared, type OperatorRpc } from '../../../shared/process-manager.ts';
 import type { Report } from '../../../shared/api/report.ts';
 import type { HeartbeatRequest } from '../../../shared/api/heartbeat.ts';
 import { ApiError, fromSqlError, UNAVAILABLE_HINT } from './errors.ts';
@@ -172,15 +173,14 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
   }
 }
 
-const COMMAND_COLUMNS = 'id, agent_id, action, status, requested_by, created_at, expires_at';
-
 /**
  * Enqueues commands as the caller, through PostgREST with the publishable (anon) key and the same SQL
- * function the dashboard and the CLI call: a signed-in user's JWT goes on as it came, so Postgres sees
- * that user; an operator token goes to the SQL function as p_operator_token, which checks it before
- * anything else. PostgREST (rather than this function's own database connection) because only it
- * verifies a session JWT; no key here can act for anyone but the caller. The same idempotency key
- * from the same caller answers the first request's commands instead of queuing new ones.
+ * functions the dashboard and the CLI call (shared/process-manager.ts enqueueCommands): a signed-in
+ * user's JWT goes on as it came, so Postgres sees that user; an operator token goes to the SQL
+ * functions as p_operator_token, which check it before anything else. PostgREST (rather than this
+ * function's own database connection) because only it verifies a session JWT; no key here can act for
+ * anyone but the caller. The same idempotency key from the same caller answers the first request's
+ * commands instead of queuing new ones.
  */
 export async function enqueueCommands(
   caller: { jwt: string } | { operatorToken: string },
@@ -188,35 +188,18 @@ export async function enqueueCommands(
   idempotencyKey: string | null,
 ): Promise<Command[]> {
   // A session JWT goes with the publishable key (PostgREST then acts as that user), and so does an
-  // operator token, which the SQL function checks.
+  // operator token, which the SQL functions check.
   const rest = createClient(env('SUPABASE_URL'), publishableKey(), {
     auth: { persistSession: false, autoRefreshToken: false },
     global: { headers: 'jwt' in caller ? { Authorization: `Bearer ${caller.jwt}` } : {} },
   });
   const operatorToken = 'operatorToken' in caller ? caller.operatorToken : null;
-  const queued = restAnswer<Omit<Command, 'agent_name'>[]>(
-    await rest
-      .rpc('enqueue_agent_commands', {
-        p_action: request.action,
-        p_agent_name: request.agent_name ?? null,
-        p_host: request.host ?? null,
-        p_operator_token: operatorToken,
-        p_idempotency_key: idempotencyKey,
-      })
-      .select(COMMAND_COLUMNS)
-      .abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS)),
-  );
-  if (queued.length === 0) return [];
-  // The names come from operator_commands, which checks the caller again: an operator token acts as
-  // anon, which may not read agent_status itself.
-  const named = restAnswer<{ id: number; agent_name: string }[]>(
-    await rest
-      .rpc('operator_commands', { p_ids: queued.map((command) => command.id), p_operator_token: operatorToken })
-      .select('id, agent_name')
-      .abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS)),
-  );
-  const names = new Map(named.map(({ id, agent_name }) => [id, agent_name]));
-  return queued.map((command) => ({ ...command, agent_name: names.get(command.id) as string }));
+  const rpc: OperatorRpc = async <T>(fn: string, args: Record<string, unknown>) =>
+    restAnswer<T>(await rest.rpc(fn, { ...args, p_operator_token: operatorToken }).abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS)));
+  const queued = await enqueueShared(rpc, request.action, { agentName: request.agent_name, host: request.host }, idempotencyKey);
+  // the API's Command: the fields it documents, not everything operator_commands reads
+  const fields = Object.keys(Command.shape) as (keyof Command)[];
+  return queued.map((command) => Object.fromEntries(fields.map((field) => [field, command[field]])) as Command);
 }
 
 // PostgREST's answer, or its error as the ApiError the caller should see.
