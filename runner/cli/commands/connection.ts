@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { Option, type Command } from 'commander';
 import { SQLSTATE_ERROR, type ErrorCode } from '../../../shared/api/errors.ts';
 import { secretKeyProblem } from '../../../shared/keys.ts';
+import { retryableStatus } from '../../../shared/process-manager.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
 import { isLocalStackRunning, localStackFile, readLocalStackIfPresent } from '../../local-stack/connection-file.ts';
 
@@ -196,7 +197,8 @@ export async function connect(flags: ConnectionFlags, options: { signIn?: boolea
 
   const call = async <T>(fn: string, args: Record<string, unknown>): Promise<T> => {
     const { data, error, status } = await client.rpc(fn, args);
-    if (error) throw apiError(url, status, error);
+    // retryable: shared/process-manager.ts sends a command again (with its key) after no answer or a 5xx
+    if (error) throw Object.assign(apiError(url, status, error), { retryable: retryableStatus(status) });
     return data as T;
   };
   return {
