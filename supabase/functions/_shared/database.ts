@@ -196,7 +196,12 @@ export async function enqueueCommands(
   const operatorToken = 'operatorToken' in caller ? caller.operatorToken : null;
   const rpc: OperatorRpc = async <T>(fn: string, args: Record<string, unknown>) =>
     restAnswer<T>(await rest.rpc(fn, { ...args, p_operator_token: operatorToken }).abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS)));
-  const queued = await enqueueShared(rpc, request.action, { agentName: request.agent_name, host: request.host }, idempotencyKey);
+  const queued = await enqueueShared(
+    rpc,
+    request.action,
+    { agentName: request.agent_name, host: request.host },
+    idempotencyKey ?? undefined,
+  );
   // the API's Command: the fields it documents, not everything operator_commands reads
   const fields = Object.keys(Command.shape) as (keyof Command)[];
   return queued.map((command) => Object.fromEntries(fields.map((field) => [field, command[field]])) as Command);
