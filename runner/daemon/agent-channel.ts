@@ -45,12 +45,19 @@ const hash = (secret: string) => createHash('sha256').update(secret).digest('hex
 /** AGENT_STATUS_URL under a runner: the Host of requests that travel over AGENT_STATUS_SOCKET. */
 export const CHANNEL_URL = 'http://localhost';
 
+// Requests one agent may have on their way to the database at once; more are refused (429) at once.
+// An agent flooding its channel on 200 connections held every forwarding connection, moving another
+// agent's heartbeat from 20-40 ms to 1-7 s. An SDK sends one request at a time.
+const AGENT_IN_FLIGHT = 2;
+
 // sockaddr_un holds 108 bytes with the terminating zero
 const MAX_SOCKET_PATH = 107;
 
 export class AgentChannel {
   /** SHA-256 of each live secret -> the agent it speaks for. */
   private readonly secrets = new Map<string, string>();
+  /** Requests each agent has on their way to the database. */
+  private readonly inFlight = new Map<string, number>();
   /** Socket path -> its server: this runner's own, then any adopted agents brought from elsewhere. */
   private readonly servers = new Map<string, Server>();
 
@@ -157,29 +164,49 @@ export class AgentChannel {
         throw new Refusal('not_found', `no route ${request.method} ${request.url}`, 'POST to /functions/v1/heartbeat or /report.');
       if (request.method !== 'POST') throw new Refusal('method_not_allowed', `${request.method} is not supported here`);
       const agent = this.agentOf(request.headers.authorization);
-      const body = await readJson(request, endpoint === 'heartbeat' ? HEARTBEAT_MAX_BYTES : REPORT_MAX_BYTES);
-      if (endpoint === 'heartbeat') {
-        const parsed = HeartbeatRequest.safeParse(body);
-        if (!parsed.success) throw new Refusal('invalid_request', describeIssues(parsed.error));
-        this.mustBe(agent, parsed.data.agent_name);
-        return answer(response, 200, { agent: agentState(await this.forward.heartbeat(parsed.data)) });
+      const held = this.inFlight.get(agent) ?? 0;
+      if (held >= AGENT_IN_FLIGHT) {
+        throw new Refusal(
+          'too_many_requests',
+          `agent ${JSON.stringify(agent)} already has ${held} requests on their way`,
+          'Send one at a time; retry with backoff.',
+        );
       }
-      const parsed = parseReportRequest(body);
-      if (!parsed.success) throw new Refusal('invalid_request', describeIssues(parsed.error));
-      for (const report of parsed.reports) {
-        this.mustBe(agent, report.agent_name);
-        // the runner's token may report exits and crashes; an agent speaking through it may not
-        if (!(AGENT_REPORT_EVENTS as readonly string[]).includes(report.event))
-          throw new Refusal('invalid_request', `${report.event} is reported by the runner that supervises the process`);
+      this.inFlight.set(agent, held + 1);
+      try {
+        return await this.forwardRequest(request, response, endpoint, agent);
+      } finally {
+        const left = (this.inFlight.get(agent) ?? 1) - 1;
+        if (left > 0) this.inFlight.set(agent, left);
+        else this.inFlight.delete(agent);
       }
-      const agents: AgentState[] = [];
-      for (const report of parsed.reports) agents.push(agentState(await this.forward.report(report)));
-      return answer(response, 200, parsed.batch ? { agents } : { agent: agents[0] });
     } catch (error) {
       const refusal = asRefusal(error);
       const body: ErrorBody = { error: { code: refusal.code, message: refusal.message, ...(refusal.hint ? { hint: refusal.hint } : {}) } };
       answer(response, ERROR_STATUS[refusal.code], body);
     }
+  }
+
+  // One agent's request, read and forwarded; throws the refusal it gets.
+  private async forwardRequest(request: IncomingMessage, response: ServerResponse, endpoint: string, agent: string): Promise<void> {
+    const body = await readJson(request, endpoint === 'heartbeat' ? HEARTBEAT_MAX_BYTES : REPORT_MAX_BYTES);
+    if (endpoint === 'heartbeat') {
+      const parsed = HeartbeatRequest.safeParse(body);
+      if (!parsed.success) throw new Refusal('invalid_request', describeIssues(parsed.error));
+      this.mustBe(agent, parsed.data.agent_name);
+      return answer(response, 200, { agent: agentState(await this.forward.heartbeat(parsed.data)) });
+    }
+    const parsed = parseReportRequest(body);
+    if (!parsed.success) throw new Refusal('invalid_request', describeIssues(parsed.error));
+    for (const report of parsed.reports) {
+      this.mustBe(agent, report.agent_name);
+      // the runner's token may report exits and crashes; an agent speaking through it may not
+      if (!(AGENT_REPORT_EVENTS as readonly string[]).includes(report.event))
+        throw new Refusal('invalid_request', `${report.event} is reported by the runner that supervises the process`);
+    }
+    const agents: AgentState[] = [];
+    for (const report of parsed.reports) agents.push(agentState(await this.forward.report(report)));
+    return answer(response, 200, parsed.batch ? { agents } : { agent: agents[0] });
   }
 
   private agentOf(authorization: string | undefined): string {

@@ -61,7 +61,8 @@ export class RunnerApi {
   readonly client: SupabaseClient;
   private readonly token: string;
 
-  constructor(options: ApiOptions) {
+  /** sockets: the keep-alive connections this instance may hold to the API, its own. */
+  constructor(options: ApiOptions, sockets = 4) {
     this.token = options.token;
     this.client = createClient(options.url, options.anonKey, {
       // The runner never signs in: its identity is the token it passes to each function. Without
@@ -69,7 +70,7 @@ export class RunnerApi {
       // which was about a fifth of the CPU of one poll.
       accessToken: async () => options.anonKey,
       realtime: { transport: WebSocket as never },
-      global: { fetch: keepAliveFetch(REQUEST_TIMEOUT_MS) },
+      global: { fetch: keepAliveFetch(REQUEST_TIMEOUT_MS, sockets) },
     });
   }
 

@@ -25,6 +25,9 @@ export const RUNNER_VERSION = PACKAGE_VERSION;
 // runner_claim_commands takes at most 100; 10 keeps one poll short when a burst arrives.
 const CLAIM_BATCH = 10;
 const COMPLETE_ATTEMPTS = 8;
+// Connections for forwarding the agents' heartbeats and reports; each agent may hold at most
+// AgentChannel's per-agent limit of them.
+const AGENT_SOCKETS = 8;
 // How long shutdown waits for the commands in progress: the longest stop timeout plus the SIGKILL wait.
 const SHUTDOWN_GRACE_MS = 15_000;
 // Operators wait on screen for log lines. A runner asks every 2 s whether anyone wants lines (an
@@ -113,8 +116,11 @@ export class Runner {
     this.instance = saved.instance ?? randomUUID();
     // the lease before anything else: a second runner must not register, adopt or start anything
     await this.register(this.options.takeover ?? false);
+    // The agents' calls on connections of their own: the runner's heartbeats, polls and command results
+    // never wait behind them.
+    const agentsApi = new RunnerApi(config.supabase, AGENT_SOCKETS);
     this.channel = await AgentChannel.listen(
-      { heartbeat: (heartbeat) => this.api.agentHeartbeat(heartbeat), report: (report) => this.api.agentReport(report) },
+      { heartbeat: (heartbeat) => agentsApi.agentHeartbeat(heartbeat), report: (report) => agentsApi.agentReport(report) },
       join(config.runner.stateDir, 'channel', 'agents.sock'),
     );
     for (const agent of config.agents) {

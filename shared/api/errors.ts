@@ -13,6 +13,7 @@ export const ERROR_STATUS = {
   conflict: 409,
   payload_too_large: 413,
   unprocessable: 422,
+  too_many_requests: 429,
   internal: 500,
   unavailable: 503,
 } as const;

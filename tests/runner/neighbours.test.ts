@@ -94,6 +94,37 @@ describe('a takeover from another state folder', () => {
   });
 });
 
+describe('an agent flooding its channel', () => {
+  it('is held to 2 requests at a time (429 for more); another agent and a restart carry on meanwhile', async () => {
+    const flooder = fixtureAgent('forever.sh');
+    const victim = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [flooder, victim]);
+    await host.start();
+    const { sql } = stack.db;
+    const envOf = async (name: string) => {
+      await finished(sql, await enqueue(sql, 'start', name));
+      return waitFor(`${name} running with its environment`, async () => {
+        const { pid } = await agent(sql, name);
+        return pid ? processEnvironment(pid) : undefined;
+      });
+    };
+    const [flooderEnv, victimEnv] = [await envOf(flooder.name), await envOf(victim.name)];
+    const flood = Promise.all(
+      Array.from({ length: 100 }, () =>
+        channelPost(flooderEnv, 'heartbeat', { agent_name: flooder.name, health: 1 }, flooderEnv.get('AGENT_STATUS_TOKEN')).then(
+          ({ status }) => status,
+        ),
+      ),
+    );
+    // liveness bounds, not speed claims: the victim is answered, and its restart finishes, during the flood
+    const heard = await channelPost(victimEnv, 'heartbeat', { agent_name: victim.name, health: 88 }, victimEnv.get('AGENT_STATUS_TOKEN'));
+    expect(heard.status).toBe(200);
+    expect(await finished(sql, await enqueue(sql, 'restart', victim.name), 15_000)).toMatchObject({ status: 'succeeded' });
+    const statuses = await flood;
+    expect(new Set(statuses)).toEqual(new Set([200, 429]));
+  });
+});
+
 describe('which processes a root runner takes for its own', () => {
   it("another user's process carrying the runner's mark, the agent's name and its command line is not adopted: the real agent starts", async () => {
     const forever = fixtureAgent('forever.sh');

@@ -38,6 +38,7 @@ const EXIT_FOR: Record<ErrorCode, ExitCode> = {
   conflict: EXIT.conflict,
   payload_too_large: EXIT.usage,
   unprocessable: EXIT.usage,
+  too_many_requests: EXIT.unreachable,
   internal: EXIT.failed,
   unavailable: EXIT.unreachable,
 };
