@@ -60,6 +60,7 @@ export const AGENT_LIVE_COLUMNS = [
   'errors_24h',
   'heartbeat_interval_s',
   'heartbeat_timeout_source',
+  'crashes_10m',
 ] as const;
 export type AgentLiveColumn = (typeof AGENT_LIVE_COLUMNS)[number];
 
@@ -97,7 +98,7 @@ interface AgentLiveFields {
   /** the database's now() when this row was read: ages are computed against it, never a local clock */
   observed_at: string;
   seconds_since_heartbeat: number | null;
-  /** null unless a process runs (counted from started_at); an agent whose process ended is down, not up */
+  /** null unless a process is known to run (counted from started_at); one that ended is down, a stale one may be */
   uptime_s: number | null;
   /** seconds since its process ended, while it reads stopped or error */
   down_s: number | null;
@@ -110,10 +111,10 @@ interface AgentLiveFields {
   restarts_total: number;
   restarts_10m: number;
   last_restart_at: string | null;
-  /** crashed and not stable since: it reads error while waiting to restart, warning while it runs again */
+  /** a crash loop: crashes_10m is 3 or more and it has not been stable since (agent_private.crash_looping) */
   crash_looping: boolean;
   unstable_since: string | null;
-  /** when its runner will start it again, while it waits (backoff) */
+  /** when its runner will start it again, while it waits (backoff) and the runner is online */
   next_restart_at: string | null;
   /** the latest warning (reported, or the sweep's "no activity") and error, kept after it recovers */
   last_warning: string | null;
@@ -128,6 +129,8 @@ interface AgentLiveFields {
   heartbeat_interval_s: number | null;
   /** where heartbeat_timeout_s comes from */
   heartbeat_timeout_source: 'operator' | 'config' | 'interval' | 'default';
+  /** unplanned exits (crashes) in the last 10 minutes */
+  crashes_10m: number;
 }
 
 /**

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 
 import { PACKAGE_VERSION } from '../paths.ts';
+import { usageExit } from './commands/action.ts';
 
 type Register = (program: Command) => void;
 
@@ -25,10 +26,25 @@ const commands: Record<string, () => Promise<Register>> = {
   integrate: async () => (await import('./commands/integrate.ts')).registerIntegrate,
   runner: async () => (await import('./commands/runner.ts')).registerRunnerCommand,
   alerts: async () => (await import('./commands/alerts.ts')).registerAlerts,
+  // status (show), history and reset: one agent
+  show: async () => (await import('./commands/show.ts')).registerShow,
 };
-const aliases: Record<string, string> = { start: 'control', stop: 'control', restart: 'control', 'start-all': 'control' };
+const aliases: Record<string, string> = {
+  start: 'control',
+  stop: 'control',
+  restart: 'control',
+  'start-all': 'control',
+  'stop-all': 'control',
+  status: 'show',
+  history: 'show',
+  reset: 'show',
+};
 
-const program = new Command('agent-status').description('status and control of long-running agents, on Supabase').version(PACKAGE_VERSION);
+const program = new Command('agent-status')
+  .description('status and control of long-running agents, on Supabase')
+  .version(PACKAGE_VERSION)
+  // an unknown command or option is bad arguments (2), as for every subcommand, not commander's 1
+  .exitOverride(usageExit);
 
 // Help, --version and mistyped commands need them all, to list them.
 const named = process.argv[2] && (aliases[process.argv[2]] ?? process.argv[2]);

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from './config.ts';
 import type { Runner } from './runner.ts';
+import { EXIT } from '../cli/commands/exit-codes.ts';
 
 function timestamped(line: string): void {
   process.stdout.write(`${new Date().toISOString()} ${line}\n`);
@@ -30,7 +31,7 @@ export function registerRunnerCommand(program: Command): Command {
       .action(async (options: { config?: string; stateDir?: string; stopAgentsOnExit?: boolean; check?: boolean; takeover?: boolean }) => {
         if (!options.config) {
           process.stderr.write("error: required option '-c, --config <file>' not specified\n");
-          process.exitCode = 2;
+          process.exitCode = EXIT.usage;
           return;
         }
         let config: ReturnType<typeof loadConfig>;
@@ -39,7 +40,7 @@ export function registerRunnerCommand(program: Command): Command {
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
           process.stderr.write(`error: ${error.message}\n`);
-          process.exitCode = 2;
+          process.exitCode = EXIT.usage;
           return;
         }
         if (options.check) {
@@ -50,7 +51,11 @@ export function registerRunnerCommand(program: Command): Command {
         }
 
         // Loaded here, not at the top: the other agent-status commands need none of the runner's modules.
-        const { Runner } = await import('./runner.ts');
+        const [{ Runner }, { LockHeldError }, { RunnerCallError }] = await Promise.all([
+          import('./runner.ts'),
+          import('./lock.ts'),
+          import('./api.ts'),
+        ]);
         let runner: Runner;
         try {
           runner = await Runner.start({
@@ -64,7 +69,9 @@ export function registerRunnerCommand(program: Command): Command {
           });
         } catch (error) {
           process.stderr.write(`error: the runner could not start: ${(error as Error).message}\n`);
-          process.exitCode = 1;
+          // another runner holds this host (its lock here, or the lease in the database): refused, 6
+          const refused = error instanceof LockHeldError || (error instanceof RunnerCallError && error.code === '55000');
+          process.exitCode = refused ? EXIT.conflict : EXIT.failed;
           return;
         }
         let signals = 0;

@@ -6,7 +6,11 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { LIMITS } from '../../shared/status.ts';
+import { REPO_ROOT } from '../paths.ts';
 import { secretKeyProblem } from '../../shared/keys.ts';
+
+// The reference for every field, shipped in the package beside the runner (package.json "files").
+const RUNNER_README = join(REPO_ROOT, 'runner', 'README.md');
 
 const UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 const UNITS_BYTES = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 } as const;
@@ -233,7 +237,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
           return (
             `${file}:${keyPosition(doc, lines, issue.path, key)}: ${fieldLabel([...issue.path, key], raw)}: unknown field` +
             (issue.keys.length > 1 ? `s ${issue.keys.join(', ')}` : '') +
-            '; check its spelling against runner/README.md'
+            `; check its spelling against ${RUNNER_README}`
           );
         }
         return `${file}:${position(doc, lines, issue.path)}: ${fieldLabel(issue.path, raw)}: ${issue.message}`;

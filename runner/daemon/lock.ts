@@ -4,6 +4,11 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { isSameProcess, processInfo, type ProcessIdentity } from './proc.ts';
 
+/** Another live process holds the lock: a refusal in the current state, not a failure. */
+export class LockHeldError extends Error {
+  override name = 'LockHeldError';
+}
+
 export interface Lock {
   file: string;
   release(): void;
@@ -34,7 +39,7 @@ export function acquireLock(file: string, holderName: LockHolder = RUNNER): Lock
         holder = undefined; // half-written by a runner that died while taking it
       }
       if (holder && isSameProcess(holder)) {
-        throw new Error(
+        throw new LockHeldError(
           `another ${holderName.what} (pid ${holder.pid}) is running with ${holderName.where} (lock ${file}); ${holderName.hint}`,
         );
       }
@@ -59,5 +64,5 @@ export function acquireLock(file: string, holderName: LockHolder = RUNNER): Lock
       },
     };
   }
-  throw new Error(`could not take the lock ${file}: another ${holderName.what} took it at the same moment; ${holderName.hint}`);
+  throw new LockHeldError(`could not take the lock ${file}: another ${holderName.what} took it at the same moment; ${holderName.hint}`);
 }

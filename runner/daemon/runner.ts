@@ -165,7 +165,9 @@ export class Runner {
   /**
    * What happened while no runner watched: agents still running are adopted (never started twice);
    * an agent whose recorded process is gone is reported crashed and, if it should run and its policy
-   * restarts, started again; autostart agents are started.
+   * restarts, started again, as is one that was waiting to be restarted when the last runner ended;
+   * autostart agents are started. An agent that had crashed and not yet proved stable still has to
+   * (the new runner reports `stable` once it stays up its stable period).
    */
   private async reconcileAtStart(saved: RunnerState): Promise<void> {
     const found = await findAgentProcesses(this.config.agents, this.identity(), new Set());
@@ -173,6 +175,7 @@ export class Runner {
     for (const supervisor of this.supervisors.values()) {
       const { spec } = supervisor;
       const state = saved.agents[spec.name];
+      supervisor.unstable = state?.unstable ?? false;
       if (state?.process && isSameProcess(state.process)) {
         await this.adopt(supervisor, state.process, `still running (pid ${state.process.pid}) when the runner started`);
         continue;
@@ -182,13 +185,9 @@ export class Runner {
         await this.adopt(supervisor, process, process.how);
         continue;
       }
-      if (state?.process) {
-        this.reporter.report(spec.name, {
-          event: 'crashed',
-          message: `pid ${state.process.pid} ended while the runner was not running, so its exit code is unknown`,
-        });
-      }
-      const restartable = state?.wanted && state.process && spec.restart !== 'never';
+      if (state?.process) supervisor.endedWhileAway(state.process.pid);
+      // wanted with no process: it was waiting out its backoff, a restart the last runner promised
+      const restartable = state?.wanted && (state.process || state.unstable) && spec.restart !== 'never';
       if (spec.autostart || restartable) {
         starts.push(supervisor.start(spec.autostart ? 'autostart when the runner started' : 'restarted by policy when the runner started'));
       }
@@ -418,6 +417,7 @@ export class Runner {
       state.agents[supervisor.name] = {
         wanted: supervisor.wanted,
         ...(supervisor.process && { process: supervisor.process }),
+        ...(supervisor.unstable && { unstable: true }),
       };
     }
     try {

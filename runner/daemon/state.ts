@@ -8,6 +8,8 @@ import type { ProcessIdentity } from './proc.ts';
 export interface AgentState {
   wanted: boolean;
   process?: ProcessIdentity;
+  /** A crash was reported and the agent has not been reported stable since (AgentSupervisor.unstable). */
+  unstable?: boolean;
 }
 
 export interface RunnerState {

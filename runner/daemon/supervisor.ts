@@ -112,6 +112,14 @@ export class AgentSupervisor {
   private current?: Tracked;
   private stopping?: Tracked;
   private streak: Streak = NO_STREAK;
+  /**
+   * A crash was reported and no `stable`, clean exit or stop since: the database holds the agent
+   * as restarting (unstable_since) until this runner says it stayed up its stable period. Unlike
+   * the backoff streak, a start someone asks for does not end it (the process must still prove
+   * itself), and the runner keeps it across its own restarts (the state file), or an agent crashed
+   * or restarted while no runner watched would read "not yet stable" for good.
+   */
+  unstable = false;
   private restartTimer?: NodeJS.Timeout;
   private disposed = false;
   private stableTimer?: NodeJS.Timeout;
@@ -181,6 +189,7 @@ export class AgentSupervisor {
       const was = this.state;
       this.cancelRestart();
       this.state = 'stopped';
+      this.unstable = false;
       this.context.report(this.name, {
         event: 'terminated',
         message: `${why} (it was ${was === 'fatal' ? 'given up after a crash loop' : 'waiting to restart'})`,
@@ -211,6 +220,7 @@ export class AgentSupervisor {
     const exit = await tracked.exited;
     this.stopping = undefined;
     this.state = 'stopped';
+    this.unstable = false;
     const took = seconds(Date.now() - began);
     const how = killed
       ? `did not stop within ${seconds(this.spec.stop_timeout)} of ${signal}; killed with SIGKILL`
@@ -235,6 +245,19 @@ export class AgentSupervisor {
       ok: true,
       message: before ? `restarted: pid ${before} -> ${this.current?.pid}` : `started (pid ${this.current?.pid}); it was not running`,
     };
+  }
+
+  /**
+   * The process a previous runner recorded is gone and nobody saw it end: a crash, with its exit
+   * status unknown. Whatever starts it next is a restart that must prove itself stable.
+   */
+  endedWhileAway(pid: number): void {
+    this.unstable = true;
+    this.context.report(this.name, {
+      event: 'crashed',
+      message: `pid ${pid} ended while the runner was not running, so its exit code is unknown`,
+    });
+    this.context.changed();
   }
 
   /** Takes over a running process the runner did not start (or started before it was restarted). */
@@ -333,11 +356,13 @@ export class AgentSupervisor {
     // After a crash, a run that lasts the stable period ends the loop: the backoff starts from
     // nothing again and the database lets the agent read running (the `stable` event).
     this.cancelStable();
-    if (this.streak.failures > 0) {
+    if (this.unstable) {
       this.stableTimer = setTimeout(() => {
         this.stableTimer = undefined;
         if (this.current !== tracked) return;
         this.streak = NO_STREAK;
+        this.unstable = false;
+        this.context.changed();
         this.context.report(this.name, {
           event: 'stable',
           pid: tracked.pid,
@@ -384,6 +409,8 @@ export class AgentSupervisor {
   private afterExit(info: ExitInfo, uptimeMs: number, stderrOffset: number): void {
     this.state = 'stopped';
     const failed = !info.known || !!info.spawnError || info.exitCode !== 0 || !!info.signal;
+    // the database's rule too: a crash makes the agent unstable, a clean exit ends that
+    this.unstable = failed;
     const lines = linesSince(this.logs.stderr, stderrOffset, STDERR_LINES);
     const summary = `${describeExit(info)}${info.spawnError ? '' : ` after ${seconds(uptimeMs)}`}`;
     const decision = this.wanted
@@ -412,6 +439,8 @@ export class AgentSupervisor {
         this.spawn(`restarted by policy ${this.spec.restart} after: ${summary}`);
       };
       if (decision.delayMs === 0) {
+        // said here too: the first crash restarts at once, and the console skipped it
+        this.context.log(`${this.name}: ${summary}; restarting now (restart: ${this.spec.restart})`);
         again();
       } else {
         this.state = 'backoff';
@@ -429,6 +458,7 @@ export class AgentSupervisor {
       this.context.log(`${this.name}: ${message.split('\n')[0]}`);
     } else {
       this.state = 'stopped';
+      if (this.wanted) this.context.log(`${this.name}: ${summary}; not restarted (restart: ${this.spec.restart})`);
       this.wanted = false;
     }
     this.context.changed();

@@ -2,12 +2,13 @@
 // Supabase: on a timer, and at once when a flip queues a delivery (the outbox's pg_notify on
 // agent_status_alerts; a hint only, the timer is the truth). Runs never overlap: a wake during a run
 // makes one more run right after it.
-import type { Sql } from 'postgres';
+import type { Database } from './database.ts';
 
 export const ALERT_INTERVAL_MS = 5_000;
 
 export async function startAlertTimer(options: {
-  sql: Sql;
+  /** its listen(): on PGlite the stack reads notifications off the one backend's answers */
+  database: Pick<Database, 'listen'>;
   /** the gateway's URL */
   url: string;
   /** the key the dispatch function accepts (public.alert_configure_dispatch) */
@@ -55,7 +56,7 @@ export async function startAlertTimer(options: {
 
   let unlisten: (() => Promise<void>) | undefined;
   try {
-    unlisten = (await options.sql.listen('agent_status_alerts', wake)).unlisten;
+    unlisten = (await options.database.listen('agent_status_alerts', wake)).unlisten;
   } catch (error) {
     options.log(`alerts are sent every ${intervalMs / 1000} s (no LISTEN on this database: ${(error as Error).message})`);
   }

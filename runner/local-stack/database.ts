@@ -23,6 +23,8 @@ export interface Database {
   sql: Sql;
   /** whether pg_cron runs the sweep in this database */
   hasSweepJob: boolean;
+  /** Calls onNotify for each NOTIFY on the channel (on PGlite too, where a client's LISTEN hears nothing). */
+  listen(channel: string, onNotify: () => void): Promise<{ unlisten(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -36,7 +38,7 @@ async function startServer(
   log: (line: string) => void,
   onExit?: ExitHandler,
   onBack?: () => void,
-): Promise<{ url: string; stop(): Promise<void> }> {
+): Promise<{ url: string; stop(): Promise<void>; listen?: Database['listen'] }> {
   if (choice.kind === 'url') return { url: choice.url, stop: async () => {} };
   if (choice.kind === 'postgres') {
     const cluster = await startPostgresCluster({ dataDir: choice.dataDir, port: choice.port, requirePgCron: true, log, onExit, onBack });
@@ -82,6 +84,7 @@ export async function startDatabase(
       authenticatorUrl: await authenticatorUrl(sql, server.url),
       sql,
       hasSweepJob: Boolean(job),
+      listen: server.listen ?? ((channel, onNotify) => sql.listen(channel, onNotify)),
       async stop() {
         await sql.end({ timeout: 5 });
         await server.stop();

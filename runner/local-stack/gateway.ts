@@ -30,7 +30,7 @@ export interface GatewayOptions {
   /** Where a function is served, or a message saying why it is not. */
   functionTarget(name: string): Promise<FunctionTarget | string>;
   /** What the dashboard needs to connect, served as its /config.js. */
-  dashboardConfig: { supabaseUrl: string; supabaseAnonKey: string };
+  dashboardConfig: { supabaseUrl: string; supabaseAnonKey: string; realtime: boolean };
 }
 
 const REALTIME_MISSING = 'the local stack has no Realtime server: dashboards and runners use their polling path';

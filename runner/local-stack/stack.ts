@@ -191,7 +191,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       auth: createAuthApp({ sql: database.sql, keys }),
       keys,
       functionTarget,
-      dashboardConfig: { supabaseUrl: url, supabaseAnonKey: anonKey },
+      // no Realtime here (design: the dashboard polls): told, so it does not try the socket
+      dashboardConfig: { supabaseUrl: url, supabaseAnonKey: anonKey, realtime: false },
     });
     await gateway.start();
     cleanups.push(() => gateway.stop());
@@ -203,7 +204,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     }
 
     if (serveFunctions && (options.alerts ?? true)) {
-      const alerts = await startAlertTimer({ sql: database.sql, url, dispatchKey, log, intervalMs: options.alertIntervalMs });
+      const alerts = await startAlertTimer({ database, url, dispatchKey, log, intervalMs: options.alertIntervalMs });
       cleanups.push(() => alerts.stop());
     }
 

@@ -121,7 +121,11 @@ create table public.agent_status (
   --   * revokes its agent tokens, detaches it from its runner, clears its deadlines (the sweep leaves
   --     it alone) and fails its unfinished commands;
   --   * refuses an agent that is alive: stop it first, or it would keep reporting into a hidden row.
-  archived_at timestamptz
+  archived_at timestamptz,
+  -- The times of its recent crashes (none older than 10 minutes, at most 100): a crash loop is three
+  -- of them within the window while not yet stable (agent_private.crash_looping), one rule for the
+  -- row, its badge, `list` and the alerts.
+  crash_times timestamptz[] not null default '{}' check (cardinality(crash_times) <= 100)
 );
 
 create index agent_status_archived_idx on public.agent_status (archived_at) where archived_at is not null;

@@ -101,14 +101,23 @@ as $$
                               'stopped', 'exited', 'crashed', 'terminated', 'stable', 'deadline', 'inactive', 'force'])
 $$;
 
+-- A crash loop is a pattern, not one crash: three or more unplanned exits in the last 10 minutes,
+-- and not stable since (issue 19; a single crash read "crash loop" for 30 s). The one definition the
+-- live view's crash_looping (the row, its badge, `list`) and the alerts' crash_loop flip use.
+create or replace function agent_private.crash_looping(a public.agent_status) returns boolean
+  language sql stable set search_path = ''
+as $$
+  select a.unstable_since is not null
+     and (select count(*) from unnest(a.crash_times) t where t > now() - interval '10 minutes') >= 3
+$$;
+
 -- Applies one event to one agent: the only code that writes agent_status after creation (besides
 -- set_agent_timeouts' own columns). It locks the row, so concurrent heartbeats, reports and the sweep
 -- serialise on it and each sees the last committed state (compare-and-set). It writes an event row for
 -- every flip, reported warning or error, process change and forced status, and for health changes
 -- (the dashboard's health chart). p_at is when the event happened as the caller saw it (clamped).
 -- It also counts restarts and folds crash loops, keeps the latest warning and error, and records the
--- declared heartbeat interval. Only the runner's start is a restart: an SDK agent under a runner
--- reports its own "started" from inside the process the runner just restarted.
+-- declared heartbeat interval.
 create or replace function agent_private.apply_event (
   p_agent_id             integer,
   p_event                text,
@@ -142,6 +151,10 @@ declare
   v_at timestamptz := now();
   restart_in numeric;
   recent timestamptz[];
+  crashes timestamptz[];
+  -- this crash makes (or continues) a crash loop: agent_private.crash_looping of the new row
+  loop_crash boolean := false;
+  same_episode boolean;
   folded boolean := false;
   loop_row public.agent_events;
   v_event_id bigint;
@@ -169,6 +182,11 @@ begin
                               '-infinity'));
   end if;
 
+  -- a warning or error that neither starts an episode nor says something new: its reason stays, and
+  -- it is not counted as another warning (issue 19: 35 "warnings" in 3 minutes of one episode)
+  same_episode := p_event in ('warning', 'error') and old.status = p_event
+                  and (p_message is null or p_message = old.status_reason);
+
   select * into settings from public.agent_status_settings;
   new := old;
   if p_heartbeat_interval_s is not null then
@@ -192,13 +210,20 @@ begin
   recent := array(select t from unnest(old.restart_times) t where t > now() - interval '10 minutes' order by t);
   if p_event = 'crashed' then
     new.unstable_since := coalesce(old.unstable_since, v_at);
+    crashes := array(select t from unnest(old.crash_times) t where t > now() - interval '10 minutes' order by t);
+    new.crash_times := (crashes || v_at)[greatest(1, cardinality(crashes) - 98):];
+    loop_crash := agent_private.crash_looping(new);
     if p_details is not null and jsonb_typeof(p_details -> 'restart_in_s') = 'number' then
       restart_in := (p_details ->> 'restart_in_s')::numeric;
       new.next_restart_at := v_at + make_interval(secs => restart_in);
     else
       new.next_restart_at := null;
     end if;
-  elsif p_event in ('started', 'adopted') and old.unstable_since is not null and p_source = 'runner' then
+  -- One restart per crash: the first start or adoption after the process ended (stopped_at, which a
+  -- start clears). Under a runner an SDK agent reports its own "started" from inside the process the
+  -- runner just restarted, through the runner's channel and token, so the source cannot tell the two
+  -- apart, and either may arrive first; an adoption of a process restarted before is no restart.
+  elsif p_event in ('started', 'adopted') and old.unstable_since is not null and old.stopped_at is not null then
     recent := (recent || v_at)[greatest(1, cardinality(recent) - 98):];
     new.restarts_total := old.restarts_total + 1;
     new.next_restart_at := null;
@@ -216,6 +241,8 @@ begin
     when p_event in ('started', 'adopted') and new.status = 'warning' and old.unstable_since is not null then
       format('restart %s in 10 min (%s in all) after a crash; running again, not yet stable',
              cardinality(recent), new.restarts_total)
+    -- a warning or error repeated without a new message keeps its reason while the status lasts
+    when same_episode then old.status_reason
     when p_event in ('warning', 'error', 'crashed', 'force', 'deadline', 'inactive') then p_message
     -- the same status goes on for the same reason: an error's text stays through the exit handler's stop
     when new.status = old.status and p_event in ('heartbeat', 'activity', 'running', 'stopped', 'exited') then old.status_reason
@@ -288,8 +315,8 @@ begin
   v_details := coalesce(p_details, '{}') || jsonb_strip_nulls(jsonb_build_object(
     'pid', p_pid, 'exit_code', p_exit_code, 'exit_signal', p_exit_signal, 'activity', p_activity));
 
-  -- Bounded history in a crash loop: the second crash before the agent was stable again is written
-  -- with details.crash_loop = true (the row alerts recognise), and later identical crashes (same
+  -- Bounded history in a crash loop: the crash that makes it a loop (agent_private.crash_looping) is
+  -- written with details.crash_loop = true (the row alerts recognise), and later identical crashes (same
   -- exit code and signal) that the runner will restart from, and the restarts between them, are
   -- counted on that row (details.repeats, last_at, last_message) instead of adding two rows every
   -- cycle. A crash the runner gives up on is written: it is the end of the loop.
@@ -308,25 +335,29 @@ begin
   elsif p_event in ('started', 'adopted') and old.crash_loop_event_id is not null then
     folded := true;  -- the restart between two counted crashes
   end if;
-  if p_event = 'crashed' and old.unstable_since is not null and not folded then
+  if loop_crash and not folded then
     v_details := v_details || jsonb_build_object('crash_loop', true, 'repeats', 0,
       'restarts_10m', cardinality(recent), 'restarts_total', new.restarts_total);
   end if;
   if restart_in is not null then
     v_details := v_details || jsonb_build_object('restart_in_s', restart_in);
   end if;
+  -- written for its health change only; the live view's warning and error counts leave it out
+  if same_episode then
+    v_details := v_details || jsonb_build_object('same_episode', true);
+  end if;
 
   if not folded and (new.status is distinct from old.status
      or new.health is distinct from old.health
      or p_event not in ('heartbeat', 'activity', 'running', 'warning', 'error')
-     or (p_event in ('warning', 'error') and p_message is not null)) then
+     or (p_event in ('warning', 'error') and p_message is not null and not same_episode)) then
     insert into public.agent_events
       (agent_id, runner_id, at, kind, source, actor, from_status, to_status, health, message, details)
     values
       (p_agent_id, old.runner_id, v_at, p_event, p_source, p_actor, old.status, new.status, new.health,
        p_message, v_details)
     returning id into v_event_id;
-    if p_event = 'crashed' and old.unstable_since is not null then
+    if loop_crash then
       new.crash_loop_event_id := v_event_id;
     end if;
   end if;
@@ -342,7 +373,7 @@ begin
     unstable_since = new.unstable_since, next_restart_at = new.next_restart_at,
     crash_loop_event_id = new.crash_loop_event_id, last_warning = new.last_warning,
     last_warning_at = new.last_warning_at, last_error_at = new.last_error_at,
-    heartbeat_interval_s = new.heartbeat_interval_s
+    heartbeat_interval_s = new.heartbeat_interval_s, crash_times = new.crash_times
   where id = p_agent_id;
 
   return new;

@@ -183,6 +183,33 @@ begin
 end
 $$;
 
+-- `agent-status reset <agent>` (pm2 reset): forgets the restarts counted after crashes, so an agent
+-- whose crash loop was fixed stops reading "12 restarts (crash loop)". Only the counters: its status,
+-- history and the restarts' events stay; the reset is an event of its own with the counts it cleared.
+create function public.reset_agent_restarts(p_agent_name text, p_operator_token text default null)
+  returns jsonb
+  language plpgsql security definer set search_path = ''
+as $$
+declare
+  who text := agent_private.require_operator(p_operator_token);
+  a public.agent_status;
+begin
+  select * into a from public.agent_status
+  where agent_name = agent_private.check_agent_name(p_agent_name) and archived_at is null
+  for update;
+  if a.id is null then
+    perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
+      'List agents with: agent-status list');
+  end if;
+  update public.agent_status set restarts_total = 0, restart_times = '{}', updated_at = now() where id = a.id;
+  insert into public.agent_events (agent_id, runner_id, kind, source, actor, message, details)
+  values (a.id, a.runner_id, 'restarts_reset', 'operator', who,
+          format('restart count reset by %s (was %s)', who, a.restarts_total),
+          jsonb_build_object('restarts_total', a.restarts_total, 'restart_times', to_jsonb(a.restart_times)));
+  return jsonb_build_object('agent_name', a.agent_name, 'restarts_total', a.restarts_total);
+end
+$$;
+
 create function public.archive_agent(p_agent_name text, p_operator_token text default null)
   returns jsonb
   language plpgsql security definer set search_path = ''

@@ -106,6 +106,10 @@ select
          then format('no heartbeat for %s s', floor(extract(epoch from now() - a.last_heartbeat)))
        when a.status in ('running', 'warning') and rl.status in ('silent', 'offline')
          then format('its runner on %s is %s (no word for %s s)', rl.host, rl.status, rl.silent_s)
+       -- a restart promised by a runner that has gone quiet will not happen: say so, not its plan
+       when a.next_restart_at is not null and rl.status in ('silent', 'offline')
+         then format('%s; it was to be restarted, but its runner on %s is %s (no word for %s s)',
+                     split_part(a.status_reason, '; restarting in ', 1), rl.host, rl.status, rl.silent_s)
        else a.status_reason end as status_reason,
   a.status_changed_at,
   a.host,
@@ -125,8 +129,10 @@ select
   a.metadata,
   now() as observed_at,
   extract(epoch from now() - a.last_heartbeat)::double precision as seconds_since_heartbeat,
-  -- only while a process runs: an agent that reported an error and exited is down, not up
-  case when a.status <> 'stopped' and a.stopped_at is null and a.started_at is not null
+  -- only while a process is known to run: an agent that reported an error and exited is down, and a
+  -- silent one (stale, read or recorded) may be dead; neither is up
+  case when a.status not in ('stopped', 'stale') and a.stopped_at is null and a.started_at is not null
+            and not coalesce(a.stale_at <= now(), false)
        then extract(epoch from now() - a.started_at)::double precision end as uptime_s,
   -- new in issue 11
   case when a.stopped_at is not null and a.status in ('stopped', 'error')
@@ -137,9 +143,10 @@ select
   a.restarts_total,
   (select count(*) from unnest(a.restart_times) t where t > now() - interval '10 minutes')::integer as restarts_10m,
   a.restart_times[cardinality(a.restart_times)] as last_restart_at,
-  a.unstable_since is not null as crash_looping,
+  agent_private.crash_looping(a) as crash_looping,
   a.unstable_since,
-  case when a.next_restart_at > now() then a.next_restart_at end as next_restart_at,
+  -- only while its runner is there to keep the promise
+  case when a.next_restart_at > now() and rl.status = 'online' then a.next_restart_at end as next_restart_at,
   a.last_warning,
   a.last_warning_at,
   a.last_error_at,
@@ -148,13 +155,16 @@ select
   coalesce(c.errors_1h, 0)::integer as errors_1h,
   coalesce(c.errors_24h, 0)::integer as errors_24h,
   a.heartbeat_interval_s,
-  hb.source as heartbeat_timeout_source
+  hb.source as heartbeat_timeout_source,
+  -- new in issue 19: the unplanned exits crash_looping counts
+  (select count(*) from unnest(a.crash_times) t where t > now() - interval '10 minutes')::integer as crashes_10m
 from public.agent_status a
 cross join public.agent_status_settings st
 cross join lateral agent_private.heartbeat_timeout(a, st) hb
 left join public.runner_status_live rl on rl.id = a.runner_id
 -- Warnings (reported, or the sweep's "no activity") and errors (reported, or crashes, with the
--- repeats a crash loop folded into one row) in the last hour and day.
+-- repeats a crash loop folded into one row) in the last hour and day: one per episode or new
+-- message (a row written for a health change within the same warning is marked same_episode).
 left join lateral (
   select sum(1) filter (where e.kind in ('warning', 'inactive') and e.at > now() - interval '1 hour') as warnings_1h,
          sum(1) filter (where e.kind in ('warning', 'inactive')) as warnings_24h,
@@ -163,6 +173,7 @@ left join lateral (
          sum(1 + coalesce((e.details ->> 'repeats')::integer, 0)) filter (where e.kind in ('error', 'crashed')) as errors_24h
   from public.agent_events e
   where e.agent_id = a.id and e.at > now() - interval '1 day' and e.kind in ('warning', 'inactive', 'error', 'crashed')
+    and not e.details ? 'same_episode'
 ) c on true;
 
 -- The live views are read-only. Without a trigger a write was refused before any privilege check, by

@@ -292,6 +292,7 @@ declare
   s agent_private.alert_states;
   cancelled integer;
   n integer;
+  not_well text;
 begin
   select * into s from agent_private.alert_states where channel_id = c.id and subject = p_subject for update;
   if not found or s.down_since is null then
@@ -315,9 +316,21 @@ begin
     return;
   end if;
   if r.id is not null then
-    select count(*) into n from public.agent_status where runner_id = r.id;
+    -- The host is back; its agents need not be (issue 19: "is back: 2 agents" while one of them was
+    -- crash-looping). The ones in error or a crash loop are named, with what is wrong. (Stale ones are
+    -- not: the runner's first heartbeat, in this same transaction after this event, relays them.)
+    select count(*)::integer,
+           string_agg(format('%s %s', l.agent_name, case when l.crash_looping then 'is crash-looping' else 'reads ' || l.status end),
+                      ', ' order by l.agent_name) filter (where l.crash_looping or l.status = 'error')
+      into n, not_well
+    from public.agent_status_live l where l.runner_id = r.id;
     perform agent_private.alert_enqueue(c.id, p_event_id, null, r.id, p_subject, 'host_up',
-      agent_private.alert_notice('host_up', null, r.host, 'online', 'offline', p_reason, now(), s.incident, n));
+      agent_private.alert_notice('host_up', null, r.host, 'online', 'offline',
+        left(concat_ws('; not well: ', coalesce(p_reason, format('the runner on %s answers again', r.host)), not_well), 2000),
+        now(), s.incident, n,
+        p_extra => case when not_well is not null
+          then jsonb_build_object('severity', 'warning', 'title', format('host %s is back: %s agents, not all well', r.host, n))
+          else '{}' end));
   else
     perform agent_private.alert_enqueue(c.id, p_event_id, a.id, null, p_subject, 'up',
       agent_private.alert_notice('up', a, null, p_status, p_previous, p_reason, now(), s.incident));
@@ -713,7 +726,9 @@ create or replace function agent_private.alert_flip(e public.agent_events) retur
   language sql immutable set search_path = ''
 as $$
   select case
-    when e.kind = 'runner_offline' then 'host'
+    -- only a runner that went silent (persisted by the sweep) is a host incident; one that said
+    -- goodbye (runner_offline from the runner itself, on SIGTERM) stopped on purpose (issue 19)
+    when e.kind = 'runner_offline' and e.source = 'sweep' then 'host'
     when e.kind = 'runner_online' then 'host_up'
     when e.agent_id is null then null
     when e.kind = 'crashed' and (e.details ->> 'crash_loop')::boolean then 'crash_loop'
@@ -797,6 +812,26 @@ begin
     end if;
   end loop;
   return null;
+end
+$$;
+
+-- Every attempt to send the given deliveries, oldest first: when, how long, the HTTP status, the
+-- error. The Alerts page lists them under each delivery (the delivery row keeps only the last).
+create function public.operator_alert_attempts(p_delivery_ids bigint[], p_operator_token text default null)
+  returns table (delivery_id bigint, at timestamptz, duration_ms integer, http_status integer, error text, ok boolean)
+  language plpgsql stable security definer set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+  perform agent_private.require_operator(p_operator_token);
+  if cardinality(p_delivery_ids) > 1000 then
+    perform agent_private.invalid(format('at most 1000 deliveries at a time, got %s', cardinality(p_delivery_ids)));
+  end if;
+  return query
+  select a.delivery_id, a.at, a.duration_ms, a.http_status, a.error, a.ok
+  from public.alert_attempts a
+  where a.delivery_id = any (p_delivery_ids)
+  order by a.delivery_id, a.id;
 end
 $$;
 

@@ -177,6 +177,8 @@ grant execute on function agent_private.heartbeat_timeout(public.agent_status, p
 revoke all on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) from public;
 grant execute on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;
 revoke all on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) from public;
+grant execute on function agent_private.crash_looping(public.agent_status) to authenticated, service_role;
+revoke all on function agent_private.crash_looping(public.agent_status) from public;
 grant execute
   on function agent_private.next_agent_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value, boolean)
   to authenticated, service_role;
@@ -198,6 +200,8 @@ grant execute on function public.agent_heartbeat_batch(jsonb) to service_role;
 revoke all on function public.agent_heartbeat_batch(jsonb) from public;
 grant execute on function public.set_agent_timeouts(text, integer, integer, text) to anon, authenticated, service_role;
 revoke all on function public.set_agent_timeouts(text, integer, integer, text) from public;
+grant execute on function public.reset_agent_restarts(text, text) to anon, authenticated, service_role;
+revoke all on function public.reset_agent_restarts(text, text) from public;
 grant execute on function public.archive_agent(text, text) to anon, authenticated, service_role;
 revoke all on function public.archive_agent(text, text) from public;
 
@@ -296,6 +300,8 @@ grant execute on function public.operator_alert_channels(text) to anon, authenti
 revoke all on function public.operator_alert_channels(text) from public;
 grant execute on function public.operator_alert_deliveries(text, integer, text) to anon, authenticated, service_role;
 revoke all on function public.operator_alert_deliveries(text, integer, text) from public;
+grant execute on function public.operator_alert_attempts(bigint[], text) to anon, authenticated, service_role;
+revoke all on function public.operator_alert_attempts(bigint[], text) from public;
 grant execute on function public.alert_pause(text, text, timestamp with time zone, text, text) to anon, authenticated, service_role;
 revoke all on function public.alert_pause(text, text, timestamp with time zone, text, text) from public;
 grant execute on function public.alert_resume(text, text, text) to anon, authenticated, service_role;

@@ -270,6 +270,18 @@ describe('channels: each one its own payload, at a configurable endpoint', () =>
     expect(next.dedup_key).not.toBe(trigger.dedup_key);
   });
 
+  it('"send test" on PagerDuty is a change event, which opens no incident', async () => {
+    receiver.answer('/v2/change/enqueue', { status: 202, body: '{"status":"success"}' });
+    const [{ id }] = await stack.db.sql`select public.alert_channel_test('pagerduty') as id`;
+    await dispatch();
+    const [row] = await stack.db.sql`select status from public.alert_deliveries where id = ${id}`;
+    expect(row.status).toBe('delivered');
+    const [change] = receiver.on('/v2/change/enqueue').map((r) => r.json);
+    expect(change).toMatchObject({ routing_key: 'R0UTINGKEY', payload: { source: 'agent-status' } });
+    expect(change.payload.summary).toMatch(/^agent-status test notification: Sent by /);
+    expect(change).not.toHaveProperty('event_action');
+  });
+
   it('"send test" queues a test notice an operator can watch', async () => {
     const [{ id }] = await stack.db.sql`select public.alert_channel_test('slack') as id`;
     await dispatch();

@@ -5,7 +5,12 @@
 //   - a program under `agent-status run`, SIGKILLed -> error (the wrapper's report);
 //   - the runner itself SIGKILLed -> its agents' rows read runner_status silent.
 // Times are from the kill; the SDK agent's also from its last heartbeat, since where in its 30 s
-// cycle the kill lands decides most of it.
+// cycle the kill lands decides most of it. Then (issue 19), on a second host at the defaults:
+//   - restarts counted per crash of an SDK agent under the runner (it and the runner both report
+//     each start): must be 1.00;
+//   - from the runner's restart to `stable` for an agent it adopted before it was stable, and for
+//     one it re-started after it died while no runner ran (reset_after is 30 s by default);
+//   - notices queued by a SIGTERM of the runner whose agents were stopped on purpose: 0 critical.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -152,6 +157,100 @@ export async function run() {
     console.log('  fault, at the defaults | in the database, s after the kill | seen by a 50 ms poll, s');
     for (const [what, database, poll] of rows) console.log(`  ${what} | ${database} | ${poll}`);
     console.log(`  (the SDK agent's last heartbeat was ${since(sdkStored.last_heartbeat, killedAt)} s from the kill)`);
+
+    // Issue 19, on a second host with its own runner, all defaults but the agents' restart policy.
+    const host2Token = await token('runner', { host: 'edges-restarts' });
+    const config2 = join(dir, 'restarts.yaml');
+    writeFileSync(
+      config2,
+      stringify({
+        supabase: { url: stack.url, anon_key: stack.anonKey },
+        runner: { state_dir: join(dir, 'state-restarts') },
+        agents: [
+          {
+            name: 'sdk-under-runner',
+            command: 'python3',
+            args: ['-u', join(FIXTURES, 'sdk-agent.py')],
+            env: { PYTHONPATH: join(REPO, 'shared/python') },
+            autostart: true,
+            restart: 'always',
+          },
+          { name: 'adopted-unstable', command: join(FIXTURES, 'forever.sh'), autostart: true, restart: 'always' },
+          { name: 'restarted-unstable', command: join(FIXTURES, 'forever.sh'), autostart: true, restart: 'always' },
+        ],
+      }),
+    );
+    const runner2 = () => spawn(process.execPath, [CLI, 'runner', '--config', config2], { AGENT_STATUS_RUNNER_TOKEN: host2Token });
+    let first = runner2();
+    await Promise.all([ready('adopted-unstable'), ready('restarted-unstable')]);
+    // the SDK's own report says health 90; the runner's start alone does not
+    const reported = (pid?: number) =>
+      until(
+        'the SDK agent reporting from a new process',
+        async () => {
+          const row = await live('sdk-under-runner');
+          return row.pid && row.pid !== pid && row.health === 90 ? row : undefined;
+        },
+        120_000,
+      );
+    let sdkRow2 = await reported();
+    const CRASHES = 5;
+    for (let crash = 0; crash < CRASHES; crash++) {
+      process.kill(sdkRow2.pid, 'SIGKILL');
+      sdkRow2 = await reported(sdkRow2.pid);
+    }
+    const perCrash = sdkRow2.restarts_total / CRASHES;
+
+    // one agent crashed and restarted, not yet stable, when the runner is SIGKILLed: adopted; the
+    // other killed while no runner runs: re-started. From the next runner's start to `stable`.
+    const unstable = await live('adopted-unstable');
+    process.kill(unstable.pid, 'SIGKILL');
+    await until('the restart', async () => ((await live('adopted-unstable')).pid !== unstable.pid ? true : undefined), 60_000);
+    first.kill('SIGKILL');
+    await first;
+    process.kill(-(await live('restarted-unstable')).pid, 'SIGKILL');
+    const restartedAt = Date.now();
+    first = runner2();
+    const stableAfter = (name: string) =>
+      until(
+        `${name} stable`,
+        async () => {
+          const [row] = await sql`select e.at from public.agent_events e join public.agent_status a on a.id = e.agent_id
+                                  where a.agent_name = ${name} and e.kind = 'stable' and e.at > ${new Date(restartedAt)}`;
+          return row ? (row.at.getTime() - restartedAt) / 1000 : undefined;
+        },
+        120_000,
+      );
+    const [adoptedS, restartedS] = await Promise.all([stableAfter('adopted-unstable'), stableAfter('restarted-unstable')]);
+
+    // every agent stopped on purpose, then SIGTERM: the notices it queues, past its silence deadline and a sweep
+    await sql`select public.alert_channel_save('edges', 'webhook', 'http://127.0.0.1:9/edges', 'whsec_edges_0123456789')`;
+    const [{ last }] = await sql`select coalesce(max(id), 0) as last from public.alert_deliveries`;
+    const stops =
+      await sql`select id from public.enqueue_agent_commands(p_action => 'stop', p_agent_name => null, p_host => 'edges-restarts')`;
+    await until(
+      'the stops',
+      async () =>
+        (await sql`select 1 from public.agent_commands where id in ${sql(stops.map((c) => c.id))} and status = 'succeeded'`).length ===
+        stops.length
+          ? true
+          : undefined,
+      60_000,
+    );
+    first.kill('SIGTERM');
+    await first;
+    const [{ silent_after_s }] = await sql`select silent_after_s from public.runner_status_live where host = 'edges-restarts'`;
+    await sleep((silent_after_s + 1) * 1000);
+    await sql`select public.agent_status_sweep()`;
+    const [notices] = await sql`select count(*)::int as all, count(*) filter (where notice ->> 'severity' = 'critical')::int as critical
+                                from public.alert_deliveries where id > ${last} and notice ->> 'host' = 'edges-restarts'`;
+    console.log('  issue 19, at the defaults:');
+    console.log(`  restarts counted per crash of an SDK agent under the runner (${CRASHES} SIGKILLs) | ${perCrash.toFixed(2)}`);
+    console.log(`  runner restart -> stable, agent adopted before it was stable | ${adoptedS.toFixed(1)} s`);
+    console.log(`  runner restart -> stable, agent re-started after it died while no runner ran | ${restartedS.toFixed(1)} s`);
+    console.log(
+      `  notices queued by SIGTERM of a runner whose agents were stopped on purpose | ${notices.all} (${notices.critical} critical)`,
+    );
   } finally {
     for (const child of children) {
       try {

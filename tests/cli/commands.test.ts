@@ -31,7 +31,8 @@ describe('list and set', { timeout: 120_000 }, () => {
     expect(human.exitCode).toBe(0);
     expect(human.stdout).toMatch(/^AGENT\s+STATUS\s+HEALTH\s+UP\s+RESTARTS\s+HOST\s+HEARTBEAT\s+NOTE/);
     expect(human.stdout).toMatch(/Tweet Scraping Agent\s+running\s+100\s+up \d+ s\s+-\s+-\s+\d+ s ago\s+Fetching tweets/);
-    expect(human.stdout).toMatch(/Silent Agent\s+stale\s+100\s+up \d+ s\s+-\s+-\s+\d+ s ago\s+no heartbeat for \d+ s/);
+    // a stale agent is not known to run: silent since its last heartbeat, not up (issue 19)
+    expect(human.stdout).toMatch(/Silent Agent\s+stale\s+100\s+silent \d+ s\s+-\s+-\s+\d+ s ago\s+no heartbeat for \d+ s/);
     expect(human.stdout).not.toContain('\x1b['); // no colour when stdout is not a terminal
 
     const json = await cli(['list', '--json'], stackEnv(stack));
@@ -299,9 +300,10 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
   it('--no-wait only queues; a timeout exits 7 and names the agent no runner claimed', async () => {
     const idle = fixtureAgent('forever.sh');
     const host = await makeHost(stack, [idle]);
-    // registered (so a runner manages it) but not running: nobody claims the command
-    const runner = await host.start();
-    await runner.shutdown({ stopAgents: true });
+    // registered and heard from (a runner manages it and reads online), but no runner runs: nobody
+    // claims the command
+    await stack.db.sql`select public.runner_register(${host.token}, ${stack.db.sql.json([{ name: idle.name }])})`;
+    await stack.db.sql`select public.runner_heartbeat(${host.token})`;
 
     const queued = await cli(['start', idle.name, '--no-wait'], stackEnv(stack));
     expect(queued.exitCode).toBe(0);
@@ -330,6 +332,27 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
     const expired = await waiting;
     expect(expired.exitCode).toBe(EXIT.failed);
     expect(expired.stdout).toMatch(/✗ start ".*" expired in [\d.]+ s: no runner claimed it before it expired/);
+  });
+
+  it('a command whose runner is known to be offline is not waited for: exit 7 at once, saying why; it stays queued', async () => {
+    const idle = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [idle]);
+    const runner = await host.start();
+    await runner.shutdown({ stopAgents: true });
+
+    const began = Date.now();
+    const result = await cli(['start', idle.name], stackEnv(stack));
+    // a liveness bound: it waited for the command's expiry (132.7 s seen), and the timeout is 180 s
+    expect(Date.now() - began).toBeLessThan(30_000);
+    expect(result.exitCode).toBe(EXIT.timeout);
+    expect(result.stdout).toMatch(/… start ".*" still pending/);
+    expect(result.stderr).toMatch(
+      new RegExp(`^not waiting for start "${idle.name}": its runner on ${host.host} is offline \\(no word for \\d+ s\\)\\.\n`),
+    );
+    expect(result.stderr).toContain('stays queued until it expires');
+    const [command] = await stack.db.sql`select c.status from public.agent_commands c join public.agent_status a on a.id = c.agent_id
+                                          where a.agent_name = ${idle.name}`;
+    expect(command.status).toBe('pending');
   });
 
   it('refuses an agent no runner manages (6), an unknown agent (5), bad arguments (2)', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { fixtureAgent, makeHost } from '../runner/host.ts';
+import { setAgentState } from '../helpers/agents.ts';
 import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
 import { BIN, CLI_FIXTURES, cli, stackEnv } from './helpers.ts';
 
@@ -70,6 +71,11 @@ describe('doctor', { timeout: 120_000 }, () => {
     const never = await cli(['doctor', 'Never Heard From', '--json'], stackEnv(stack));
     expect(never.exitCode).toBe(EXIT.failed);
     expect(checks(never.stdout)).toMatchObject({ 'heartbeats arriving': 'fail', 'runner manages it': 'warn' });
+    // no runner: the advice is not the restart the runner check says will be refused
+    await setAgentState(stack.db.sql, 'Stale Loner', 'stale');
+    const loner = await cli(['doctor', 'Stale Loner'], stackEnv(stack));
+    expect(loner.stdout).toMatch(/fix: The process may be hung or dead: check it on its host, then start it again on its host \(no runner/);
+    expect(loner.stdout).not.toMatch(/then restart it/);
 
     const forever = fixtureAgent('forever.sh');
     const runner = await (await makeHost(stack, [forever])).start();
@@ -130,7 +136,16 @@ describe('test', { timeout: 120_000 }, () => {
     const name = 'Direct Agent';
     const env = { ...stackEnv(stack), AGENT_STATUS_TOKEN: await agentToken(name) };
     // long enough for the wrapper (node + tsx) to start on a busy machine and send a few heartbeats
-    const good = await cli(['test', name, '--duration', '8', ...wrapped(name, 'runs-until-signalled.sh')], env);
+    const running = cli(['test', name, '--duration', '8', ...wrapped(name, 'runs-until-signalled.sh')], env);
+    let verdictAt = Infinity;
+    running.stdout!.on('data', (chunk: Buffer) => {
+      if (/^(PASS|FAIL) /m.test(chunk.toString())) verdictAt = Math.min(verdictAt, performance.now());
+    });
+    const good = await running;
+    const exitedAfterVerdict = performance.now() - verdictAt;
+    // exits once the verdict is out: the stop's 10 s grace timer no longer holds it open for ~8 s more
+    // (a liveness bound)
+    expect(exitedAfterVerdict).toBeLessThan(4000);
     expect(good.stdout).toMatch(/process started +pid \d+: node /);
     expect(good.stdout).toMatch(/stop requested +SIGTERM to the process/);
     expect(good.stdout).toMatch(/^PASS {2}Direct Agent: ran (8|9) s with \d+ heartbeat\(s\), about every \d\.\d s, .*; stopped cleanly$/m);

@@ -1,7 +1,7 @@
 // `agent-status integrate` on the sample Python and TypeScript agents: dry run, backup, a second run
 // that changes nothing, and then the integrated agents executed for real against the stack (the
 // Python module and the TypeScript SDK posting to the Deno functions): a clean run, a crash, SIGTERM.
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -128,5 +128,24 @@ describe('integrate', { timeout: 120_000 }, () => {
     const names = await integrate('--name', 'X', 'tweet_scraping_agent.py', 'price-watcher.ts');
     expect(names.exitCode).toBe(EXIT.usage);
     expect((await integrate()).exitCode).toBe(EXIT.usage);
+  });
+
+  it('changes no file when any part fails: here the Python module cannot be written beside two agents', async () => {
+    const folder = mkdtempSync(join(dir, 'half-'));
+    for (const file of ['tweet_scraping_agent.py', 'price-watcher.ts']) copyFileSync(join(CLI_FIXTURES, file), join(folder, file));
+    // the module's temporary file cannot be created (a folder stands in its place), after both
+    // agents' backups and new texts were written
+    mkdirSync(join(folder, 'agent_status_updater.py.agent-status.tmp'));
+    const before = Object.fromEntries(
+      readdirSync(folder).map((f) => [f, f.endsWith('.tmp') ? 'dir' : readFileSync(join(folder, f), 'utf8')]),
+    );
+    const result = await cli(['integrate', 'price-watcher.ts', 'tweet_scraping_agent.py'], {}, { cwd: folder });
+    expect(result.exitCode).toBe(EXIT.failed);
+    expect(result.stderr).toContain('no file was changed');
+    expect(result.stdout).toBe('');
+    const after = Object.fromEntries(
+      readdirSync(folder).map((f) => [f, f.endsWith('.tmp') ? 'dir' : readFileSync(join(folder, f), 'utf8')]),
+    );
+    expect(after).toEqual(before);
   });
 });

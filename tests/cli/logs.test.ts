@@ -48,6 +48,19 @@ describe('agent-status logs', { timeout: 60_000 }, () => {
     expect(new Set(numbers).size).toBe(numbers.length);
   });
 
+  it('says so when the agent printed nothing, on stderr, and exits 0', async () => {
+    const quiet = fixtureAgent('exits-after.sh', { autostart: true, env: { RUN_SECONDS: '3600' } });
+    await (await makeHost(stack, [quiet])).start();
+    await waitFor('the agent running', async () => {
+      const [row] = await stack.db.sql`select status from public.agent_status where agent_name = ${quiet.name}`;
+      return row?.status === 'running';
+    });
+    const result = await cli(['logs', quiet.name], stackEnv(stack));
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(`${quiet.name} printed nothing: its runner captured no stdout or stderr lines.`);
+  });
+
   it('refuses an agent no runner manages (6), an unknown one (5) and a bad count (2)', async () => {
     await stack.db.sql`select public.create_api_token('agent', p_agent_name => 'Loner')`;
     const loner = await cli(['logs', 'Loner'], stackEnv(stack));

@@ -2,9 +2,11 @@
 // whose prepack bundles them), installed into an empty prefix with its runtime dependencies only. No
 // Deno, PostgREST, PGlite, Vite, Playwright or vitest comes along. The installed CLI answers --help,
 // checks the example config, writes the systemd unit, and the unit's ExecStart really runs the
-// runner against a stack; its installed size and idle memory are printed.
+// runner against a stack; its installed size and idle memory are printed. Installed globally as the
+// README says (npm install -g ./agent-status-<version>.tgz, here into a temporary global prefix), the
+// `agent-status` on PATH integrates a Python agent in a folder of its own, and that agent runs.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -19,7 +21,10 @@ const work = mkdtempSync(join(tmpdir(), 'agent-status-install-'));
 const prefix = join(work, 'prefix');
 const bin = join(prefix, 'node_modules', '.bin', 'agent-status');
 const installed = join(prefix, 'node_modules', 'agent-status');
-const stack = useTestStack();
+// npm install --global --prefix <dir>: what -g does, with <dir> in place of the system's prefix
+const globalPrefix = join(work, 'global');
+const globalBin = join(globalPrefix, 'bin');
+const stack = useTestStack({ functions: true });
 let runner: ResultPromise | undefined;
 
 beforeAll(async () => {
@@ -28,7 +33,10 @@ beforeAll(async () => {
   execFileSync('npm', ['install', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', tarball], {
     stdio: 'ignore',
   });
-}, 240_000);
+  execFileSync('npm', ['install', '--global', '--prefix', globalPrefix, '--no-audit', '--no-fund', '--prefer-offline', tarball], {
+    stdio: 'ignore',
+  });
+}, 300_000);
 
 afterAll(async () => {
   if (runner) {
@@ -115,4 +123,63 @@ describe('the installed package', () => {
     const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${runner.pid}/status`, 'utf8'))![1];
     console.log(`idle RSS of the installed runner (one agent): ${(Number(rss) / 1024).toFixed(1)} MB`);
   }, 90_000);
+});
+
+describe('installed globally from the tarball (npm install -g ./agent-status-<version>.tgz)', () => {
+  // a folder outside any checkout, with the global bin on PATH and nothing else of this repository
+  const elsewhere = join(work, 'elsewhere');
+  mkdirSync(elsewhere, { recursive: true });
+  const onPath = (args: string[], env: Record<string, string> = {}) =>
+    execa('agent-status', args, {
+      reject: false,
+      env: { PATH: `${globalBin}:${process.env.PATH}`, HOME: work, ...env },
+      extendEnv: false,
+      cwd: elsewhere,
+    });
+
+  it('puts agent-status on PATH', async () => {
+    const version = await onPath(['--version']);
+    expect(version.stderr).toBe('');
+    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version);
+    expect(
+      execFileSync('sh', ['-c', 'command -v agent-status'], { env: { PATH: `${globalBin}:${process.env.PATH}` }, encoding: 'utf8' }).trim(),
+    ).toBe(join(globalBin, 'agent-status'));
+  });
+
+  it('integrates a Python agent from a temporary folder, with the module it imports, and the agent reports', async () => {
+    const agentFile = join(elsewhere, 'tweet_scraping_agent.py');
+    copyFileSync(join(REPO_ROOT, 'tests/fixtures/cli/tweet_scraping_agent.py'), agentFile);
+    const result = await onPath(['integrate', 'tweet_scraping_agent.py']);
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    expect(readdirSync(elsewhere).sort()).toEqual(['agent_status_updater.py', 'tweet_scraping_agent.py', 'tweet_scraping_agent.py.bak']);
+
+    const [{ token }] = await stack.db.sql`select token from public.create_api_token('agent', p_agent_name => 'Tweet Scraping Agent')`;
+    // no PYTHONPATH: the agent finds the module beside it, as it would on a host
+    const agentRun = await execa('python3', ['tweet_scraping_agent.py'], {
+      reject: false,
+      cwd: elsewhere,
+      env: { PATH: process.env.PATH!, AGENT_STATUS_URL: stack.url, AGENT_STATUS_TOKEN: token, ITERATIONS: '2' },
+      extendEnv: false,
+    });
+    expect(agentRun.stderr).not.toContain('ModuleNotFoundError');
+    expect(agentRun.exitCode).toBe(0);
+    const events = await stack.db.sql`
+      select e.kind from public.agent_events e join public.agent_status a on a.id = e.agent_id
+      where a.agent_name = 'Tweet Scraping Agent' order by e.id`;
+    expect(events.map((e) => e.kind)).toEqual(expect.arrayContaining(['started', 'stopped']));
+  }, 60_000);
+
+  it('ships what integrate and its hints name: the Python module, its pip project, the TypeScript SDK, the runner README', () => {
+    const root = join(globalPrefix, 'lib', 'node_modules', 'agent-status');
+    for (const file of [
+      'shared/python/agent_status_updater.py',
+      'shared/python/pyproject.toml',
+      'shared/sdk/index.ts',
+      'runner/README.md',
+      'runner/agents.example.yaml',
+    ]) {
+      expect(existsSync(join(root, file)), file).toBe(true);
+    }
+  });
 });

@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseConfig } from '../../runner/daemon/config.ts';
+import { REPO_ROOT } from '../../runner/paths.ts';
 import { TEST_ENV, tempDir } from './helpers.ts';
 
 function problems(text: string, env: Record<string, string> = TEST_ENV): string[] {
@@ -109,7 +110,7 @@ describe('errors name the line and the field', () => {
 
   it('an unknown field (a typo) at its key', () => {
     expect(problems('agents:\n  - name: a\n    command: sleep\n    restart_policy: always\n')).toEqual([
-      'agents.yaml:4:5: agents[0] (a).restart_policy: unknown field; check its spelling against runner/README.md',
+      `agents.yaml:4:5: agents[0] (a).restart_policy: unknown field; check its spelling against ${join(REPO_ROOT, 'runner', 'README.md')}`,
     ]);
   });
 

@@ -36,7 +36,7 @@ beforeAll(async () => {
     keys,
     functionTarget: async (name) =>
       name === 'echo' ? { port: echo.port, verifyJwt: true } : name === 'open' ? { port: echo.port, verifyJwt: false } : `no ${name}`,
-    dashboardConfig: { supabaseUrl: '', supabaseAnonKey: '' },
+    dashboardConfig: { supabaseUrl: '', supabaseAnonKey: '', realtime: false },
   });
   await gateway.start();
 });

@@ -92,7 +92,9 @@ describe('local stack through the gateway', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     const config = await (await fetch(`${stack.url}/config.js`)).text();
-    expect(config).toBe(`window.AGENT_STATUS_CONFIG = ${JSON.stringify({ supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey })};\n`);
+    expect(config).toBe(
+      `window.AGENT_STATUS_CONFIG = ${JSON.stringify({ supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey, realtime: false })};\n`,
+    );
     const preflight = await fetch(`${stack.url}/rest/v1/agent_status`, {
       method: 'OPTIONS',
       headers: { origin: 'http://example.test', 'access-control-request-headers': 'apikey, authorization' },

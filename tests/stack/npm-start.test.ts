@@ -10,6 +10,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import psList from 'ps-list';
+import { execa } from 'execa';
 import postgres from 'postgres';
 import { freePort } from '../../runner/local-stack/ports.ts';
 import { REPO_ROOT } from '../../runner/paths.ts';
@@ -181,6 +182,18 @@ describe('npm start', () => {
       },
       { timeoutMs: 30_000 },
     );
+
+    // the demo agents log like real agents, so logs on demand shows lines; the banner says how the
+    // CLI finds a stack started with --data-dir, and with that the CLI finds it
+    const cliEnv: NodeJS.ProcessEnv = { ...process.env, AGENT_STATUS_DATA_DIR: started.dataDir };
+    delete cliEnv.AGENT_STATUS_URL;
+    expect(started.output()).toContain(`export AGENT_STATUS_DATA_DIR=${started.dataDir}`);
+    const logs = await execa('node', [join(REPO_ROOT, 'runner/bin/agent-status.js'), 'logs', 'demo-healthy', '-n', '5'], {
+      env: cliEnv,
+      reject: false,
+    });
+    expect(logs.stderr).toBe('');
+    expect(logs.stdout).toMatch(/^\S+ INFO demo-healthy: (starting|processed)/m);
 
     await pressCtrlC(started);
     // the demo agents said goodbye before the API went away

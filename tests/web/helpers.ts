@@ -30,7 +30,10 @@ export interface ServedDashboard {
 }
 
 /** Serves a build on 127.0.0.1, with /config.js naming this stack the way a static host's would. */
-export async function serveDashboard(dir: string, config: { supabaseUrl: string; supabaseAnonKey: string }): Promise<ServedDashboard> {
+export async function serveDashboard(
+  dir: string,
+  config: { supabaseUrl: string; supabaseAnonKey: string; realtime?: boolean },
+): Promise<ServedDashboard> {
   const configJs = `window.AGENT_STATUS_CONFIG = ${JSON.stringify(config)};\n`;
   const server: Server = createServer((request, response) => {
     if (new URL(request.url ?? '/', 'http://local').pathname === '/config.js') {

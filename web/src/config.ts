@@ -5,6 +5,9 @@ import { secretKeyProblem } from '../../shared/keys.ts';
 export interface DashboardConfig {
   supabaseUrl: string;
   supabaseAnonKey: string;
+  /** false where the API has no Realtime (the local stack): the dashboard polls without trying it,
+   * instead of logging a failed WebSocket on every page load */
+  realtime: boolean;
 }
 
 declare global {
@@ -43,5 +46,5 @@ export function readConfig(): DashboardConfig | string {
       'or the legacy anon key) from Project Settings > API Keys, and rotate the key that was exposed.'
     );
   }
-  return { supabaseUrl: supabaseUrl.replace(/\/+$/, ''), supabaseAnonKey };
+  return { supabaseUrl: supabaseUrl.replace(/\/+$/, ''), supabaseAnonKey, realtime: config.realtime !== false };
 }

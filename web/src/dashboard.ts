@@ -1,13 +1,16 @@
 // The operator's page: summary, filters, the agents table, one agent's detail or the hosts, kept live
 // by the feed. Routes are hashes (#/?status=..., #/agents/<name>, #/hosts) so a static host needs no
 // rewrite rules, a link shares exactly what is on screen, and the browser's Back button works:
-// filters and sort are written into the URL as they change (replacing the entry, so Back leaves the
-// page instead of undoing keystrokes), pages are entries of their own.
+// filters and sort are written into the URL as they change, each change an entry of its own so Back
+// undoes it (typing in the search makes one entry per burst, not one per keystroke); pages are entries
+// of their own.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import { Actions } from './actions.ts';
 import { AlertsPage } from './alerts/page.ts';
+import { PausedAlerts } from './alerts/pauses.ts';
 import { HISTORY_FILTERS, type HistoryFilter } from './api.ts';
+import type { DashboardConfig } from './config.ts';
 import { ConnectionView } from './connection.ts';
 import { AgentDetail } from './detail.ts';
 import { h, replace, setText } from './dom.ts';
@@ -53,11 +56,15 @@ function listHash(state: ListState): string {
   return `#/${query ? `?${query}` : ''}`;
 }
 
+// Typing pauses longer than this start a new history entry for the search.
+const SEARCH_BURST_MS = 1500;
+
 export class Dashboard {
   private readonly feed: LiveFeed;
   private readonly table: AgentTable;
   private readonly detail: AgentDetail;
   private readonly alerts: AlertsPage;
+  private readonly paused: PausedAlerts;
   private readonly connection: ConnectionView;
   private readonly runners: HTMLParagraphElement;
   private readonly listView: HTMLElement;
@@ -74,11 +81,14 @@ export class Dashboard {
   /** what to do once the next route shows its page (focus the search after `/` on another page) */
   private afterRoute: (() => void) | undefined;
   private readonly onHash = () => this.route();
+  /** what the last saveList() wrote, and when: keystrokes of one search burst share one entry */
+  private lastChange: 'search' | 'filter' | undefined;
+  private lastChangeAt = -Infinity;
 
   constructor(
     private readonly root: HTMLElement,
     client: SupabaseClient,
-    apiUrl: string,
+    config: DashboardConfig,
     email: string,
     signOut: () => void,
   ) {
@@ -89,17 +99,18 @@ export class Dashboard {
       forceStop: (agent) => void actions.forceStop(agent),
     };
     this.table = new AgentTable(handlers);
-    this.detail = new AgentDetail(client, handlers);
-    this.alerts = new AlertsPage(client, notices);
+    this.paused = new PausedAlerts(client);
+    this.detail = new AgentDetail(client, handlers, this.paused);
+    this.alerts = new AlertsPage(client, notices, () => void this.paused.refresh());
     this.detail.history.onFilter = (filter) => {
       if (this.detail.openName !== undefined) {
-        history.replaceState(null, '', `${agentHref(this.detail.openName)}${filter ? `?history=${filter}` : ''}`);
+        history.pushState(null, '', `${agentHref(this.detail.openName)}${filter ? `?history=${filter}` : ''}`);
       }
     };
     const filters = new Filters((patch) => {
       this.table.setFilter(patch);
       if (patch.status !== undefined) summary.select(patch.status);
-      this.saveList();
+      this.saveList(patch.search !== undefined ? 'search' : 'filter');
     });
     const summary = new Summary((status) => {
       this.table.setFilter({ status });
@@ -118,10 +129,11 @@ export class Dashboard {
       alerts: h('a', { href: '#/alerts' }, 'Alerts'),
     };
     this.feed = new LiveFeed(client, {
+      realtime: config.realtime,
       onSnapshot: (snapshot) => this.apply(snapshot),
       onState: (state) => this.connection.setState(state),
     });
-    this.connection = new ConnectionView(this.feed.pollMs, apiUrl, (old) => {
+    this.connection = new ConnectionView(this.feed.pollMs, config.supabaseUrl, (old) => {
       this.root.classList.toggle('old', old);
     });
     this.startAll = h(
@@ -161,6 +173,7 @@ export class Dashboard {
         ),
       ),
       this.connection.banner,
+      this.paused.banner,
       h('main', null, this.listView, this.detail.el, this.hosts.el, this.alerts.el, this.runners),
       notices.el,
     );
@@ -182,6 +195,7 @@ export class Dashboard {
     ]);
     this.route();
     this.feed.start();
+    this.paused.start();
     this.ticker = setInterval(() => {
       this.table.tick();
       this.detail.tick();
@@ -204,10 +218,20 @@ export class Dashboard {
     location.hash = listHash(this.list);
   }
 
-  /** Writes the list's filters and sort into the URL, replacing the current entry. */
-  private saveList() {
+  /**
+   * Writes the list's filters and sort into the URL as a new history entry, so Back undoes the change
+   * (replacing the entry made Back leave the app). Keystrokes of one search burst share one entry.
+   */
+  private saveList(change: 'search' | 'filter' = 'filter') {
     this.list = { ...this.table.filterState, ...this.table.sortState };
-    if (!this.listView.hidden) history.replaceState(null, '', listHash(this.list));
+    if (this.listView.hidden) return;
+    const hash = listHash(this.list);
+    if (hash === location.hash) return;
+    const sameBurst = change === 'search' && this.lastChange === 'search' && performance.now() - this.lastChangeAt < SEARCH_BURST_MS;
+    if (sameBurst) history.replaceState(null, '', hash);
+    else history.pushState(null, '', hash);
+    this.lastChange = change;
+    this.lastChangeAt = performance.now();
   }
 
   async stop(): Promise<void> {
@@ -218,6 +242,7 @@ export class Dashboard {
     this.stopShortcuts?.();
     this.detail.close();
     this.alerts.close();
+    this.paused.stop();
     this.table.destroy();
     await this.feed.stop();
   }
@@ -279,9 +304,10 @@ export class Dashboard {
       const name = decodeURIComponent(agent![1]);
       const filter = new URLSearchParams(query).get('history') ?? '';
       this.listView.hidden = true;
-      if (this.detail.openName !== name) {
-        this.detail.open(name, (HISTORY_FILTERS as readonly string[]).includes(filter) ? (filter as HistoryFilter) : '');
-      }
+      const historyFilter = (HISTORY_FILTERS as readonly string[]).includes(filter) ? (filter as HistoryFilter) : '';
+      if (this.detail.openName !== name) this.detail.open(name, historyFilter);
+      // Back or Forward between two filters of the same agent's history
+      else if (this.detail.history.currentFilter !== historyFilter) this.detail.history.open(name, historyFilter);
       if (this.snapshot) this.detail.update(this.snapshot.agents, this.snapshot.commands, this.snapshot.clock);
       return;
     }

@@ -2,6 +2,7 @@
 // error, its logs on demand and the lines its runner captured at the last failure, health over time
 // and the history that explains every status it had.
 import { PauseLinks } from './alerts/pause-links.ts';
+import type { PausedAlerts } from './alerts/pauses.ts';
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { columnsKey } from '../../shared/rows.ts';
 import type { CommandAction } from '../../shared/status.ts';
@@ -90,12 +91,14 @@ export class AgentDetail {
   private clock: DbClock | undefined;
   private factsKey = '';
   private readonly ages = { status: h('span'), heartbeat: h('span'), uptime: h('span'), activity: h('span') };
-  private readonly pauseLinks = new PauseLinks();
+  private readonly pauseLinks: PauseLinks;
 
   constructor(
     private readonly client: SupabaseClient,
     handlers: RowHandlers,
+    paused?: PausedAlerts,
   ) {
+    this.pauseLinks = new PauseLinks(paused);
     const act = (action: CommandAction) => () => this.agent && handlers.command(this.agent, action);
     this.buttons = {
       start: h('button', { type: 'button', class: 'btn', on: { click: act('start') } }, 'Start'),
@@ -117,7 +120,8 @@ export class AgentDetail {
     this.timeouts = new TimeoutsForm(client, () => void this.history.refresh());
     this.el = h(
       'section',
-      { class: 'detail', 'aria-labelledby': 'detail-title', hidden: true },
+      // 'unknown' hides every part about the agent (styles.css) until this page's agent is found
+      { class: 'detail unknown', 'aria-labelledby': 'detail-title', hidden: true },
       h('a', { href: '#/', class: 'back' }, '← All agents'),
       h('header', { class: 'detail-head' }, this.title, this.chip),
       this.problem,
@@ -162,7 +166,7 @@ export class AgentDetail {
   open(name: string, historyFilter: HistoryFilter | '' = ''): void {
     this.generation++;
     this.name = name;
-    this.agent = undefined;
+    this.forgetAgent();
     this.events = [];
     this.logTail = null;
     this.loading = undefined;
@@ -184,6 +188,14 @@ export class AgentDetail {
     this.title.focus();
   }
 
+  /** Drops the agent shown so far, so a page for an unknown name neither shows nor saves to it. */
+  private forgetAgent(): void {
+    this.agent = undefined;
+    this.el.classList.add('unknown');
+    this.timeouts.forget();
+    this.factsKey = '';
+  }
+
   close(): void {
     this.generation++;
     this.logsView.close();
@@ -196,12 +208,14 @@ export class AgentDetail {
     if (this.name === undefined) return;
     const agent = agents.find((a) => a.agent_name === this.name);
     if (!agent) {
-      this.agent = undefined;
+      this.forgetAgent();
       this.showProblem(`No agent named ${this.name} is visible to you: it was deleted, renamed, or the link is wrong.`);
       return;
     }
     if (this.agent?.id !== undefined && this.agent.id !== agent.id) this.open(agent.agent_name);
+    if (!this.agent) this.showProblem(null);
     this.agent = agent;
+    this.el.classList.remove('unknown');
     this.pauseLinks.show(agent.agent_name, agent.host);
     const command = commands.find((c) => c.agent_id === agent.id);
     this.paintAgent(agent, command, clock);
@@ -286,11 +300,13 @@ export class AgentDetail {
       this.factsKey = key;
       this.paintFacts(agent);
     }
+    // every poll: after a save the form shows the stored values again, even when they did not change
+    this.timeouts.show(agent);
     this.clock = clock;
     this.tick();
   }
 
-  /** The facts list, the timeouts form and the last error: everything FACTS names. */
+  /** The facts list and the last error: everything FACTS names (the timeouts form is shown every poll). */
   private paintFacts(agent: FactsAgent) {
     const fact = (term: string, ...value: (string | HTMLElement)[]) => [h('dt', null, term), h('dd', null, ...value)];
     replace(
@@ -315,7 +331,6 @@ export class AgentDetail {
         ? fact('Exit', agent.exit_signal ? `signal ${agent.exit_signal}` : `code ${agent.exit_code}`)
         : []),
     );
-    this.timeouts.show(agent);
     replace(
       this.error,
       agent.last_error ? h('pre', { class: 'error-text' }, agent.last_error) : h('p', { class: 'muted' }, 'No error reported.'),

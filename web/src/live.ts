@@ -46,6 +46,8 @@ export interface LiveFeedOptions {
   onState(state: FeedState): void;
   pollMs?: number;
   realtimePollMs?: number;
+  /** false: poll only, never open the Realtime socket (the API has none) */
+  realtime?: boolean;
 }
 
 const FULL_READ_MS = 60_000;
@@ -93,7 +95,8 @@ export class LiveFeed {
     if (this.running) return;
     this.running = true;
     document.addEventListener('visibilitychange', this.onVisibility);
-    this.subscribe();
+    if (this.options.realtime !== false) this.subscribe();
+    else this.setState({ mode: 'polling' });
     this.loop = this.run();
   }
 

@@ -41,7 +41,7 @@ function boot(config: DashboardConfig) {
     if (userId !== session.user.id) return;
     const email = me.email ?? session.user.email ?? 'this account';
     if (!me.operator) return showNotOperator(root, email, signOut);
-    dashboard = new Dashboard(root, client, config.supabaseUrl, email, signOut);
+    dashboard = new Dashboard(root, client, config, email, signOut);
     dashboard.start();
   }
 

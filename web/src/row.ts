@@ -105,6 +105,7 @@ const PAINTED = [
   'runner_status',
   'pid',
   'crash_looping',
+  'crashes_10m',
   'restarts_10m',
   'next_restart_at',
   'last_activity',
@@ -244,7 +245,7 @@ export class AgentRowView {
         : '';
     this.badge.hidden = !agent.crash_looping;
     this.badge.title = agent.crash_looping
-      ? `crashed ${agent.restarts_10m} time${agent.restarts_10m === 1 ? '' : 's'} in the last 10 minutes and not stable since${agent.next_restart_at ? '; the runner starts it again soon' : ''}`
+      ? `crashed ${agent.crashes_10m} times in the last 10 minutes and not stable since${agent.next_restart_at ? '; the runner starts it again soon' : ''}`
       : '';
     const note = commandNote(command, agent);
     setText(this.commandText, note.text);

@@ -28,8 +28,11 @@ export class TimeoutsForm {
     private readonly client: SupabaseClient,
     private readonly saved: () => void,
   ) {
-    this.heartbeat = h('input', { type: 'number', id: 'heartbeat-timeout', min: '5', max: '86400', step: '1', inputmode: 'numeric' });
-    this.activity = h('input', { type: 'number', id: 'activity-timeout', min: '10', max: '604800', step: '1', inputmode: 'numeric' });
+    // min 0, not the smallest timeout: 0 is how an operator returns to the default (set_agent_timeouts
+    // refuses 1 to 4 and 1 to 9 with a message that says the range)
+    const number = { type: 'number', min: '0', step: '1', inputmode: 'numeric', on: { input: () => setText(this.state, '') } };
+    this.heartbeat = h('input', { ...number, id: 'heartbeat-timeout', max: '86400' });
+    this.activity = h('input', { ...number, id: 'activity-timeout', max: '604800' });
     this.state = h('span', { class: 'muted small', role: 'status' });
     this.source = h('span', { class: 'muted small' });
     this.el = h(
@@ -43,6 +46,15 @@ export class TimeoutsForm {
       h('span', { class: 'muted small' }, 'stale after no heartbeat, warning after no activity; 0 returns to the default'),
       h('div', null, h('button', { type: 'submit', class: 'btn' }, 'Save timeouts'), ' ', this.state),
     );
+  }
+
+  /** Leaves the form acting on no agent, until show() gives it one. */
+  forget(): void {
+    this.agent = undefined;
+    this.shownFor = '';
+    this.heartbeat.value = '';
+    this.activity.value = '';
+    setText(this.state, '');
   }
 
   /** Shows the agent's timeouts; a value the operator is editing is left alone. */
@@ -69,12 +81,15 @@ export class TimeoutsForm {
       setText(this.state, 'nothing changed');
       return;
     }
+    this.state.classList.remove('failed');
     setText(this.state, 'saving…');
     try {
       await setTimeouts(this.client, agent.agent_name, { heartbeat, activity });
       setText(this.state, 'saved; the history records it');
+      this.shownFor = '';
       this.saved();
     } catch (error) {
+      this.state.classList.add('failed');
       setText(this.state, (error as Error).message);
     }
   }

@@ -6,7 +6,7 @@ import { InvalidArgumentError, type Command, type CommanderError } from 'command
 import { CliError, EXIT } from './exit-codes.ts';
 import { painter } from './output.ts';
 
-function usageExit(error: CommanderError): never {
+export function usageExit(error: CommanderError): never {
   process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.usage);
 }
 

@@ -1,15 +1,17 @@
-// `agent-status start|stop|restart <agent>` and `start-all [--host h]`: enqueue commands for the
+// `agent-status start|stop|restart <agent>` and `start-all|stop-all [--host h]`: enqueue commands for the
 // runners and, unless --no-wait, wait for their results. Exit 0 when all succeeded, 1 when any failed
-// or expired, 7 when the wait timed out with commands still pending or claimed.
+// or expired, 7 when the wait timed out with commands still pending or claimed, or at once when the
+// agent's runner is already known to be silent or offline (nothing would answer before the command
+// expires: it waited 132 s for that, issue 19); the command stays queued for a runner that comes back.
 import type { Command } from 'commander';
 import { enqueueCommands, type QueuedCommand, waitForCommands } from '../../../shared/process-manager.ts';
 import { COMMAND_ACTIONS, type CommandAction, isFinished } from '../../../shared/status.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
-import { painter, printJson } from './output.ts';
+import { painter, printJson, span } from './output.ts';
 import { startProgress } from './progress.ts';
-import { listAgents, unknownAgent } from './agents.ts';
+import { listAgents, unknownAgent, type LiveAgent } from './agents.ts';
 
 interface ControlOptions extends ConnectionFlags {
   wait: boolean;
@@ -59,12 +61,30 @@ function describe(command: QueuedCommand): string {
   }
 }
 
-/** Prints the outcome and returns the exit code. */
-function report(commands: QueuedCommand[], options: ControlOptions): number {
-  const unfinished = commands.filter((c) => !isFinished(c.status));
+/** Why nobody will answer a command: its agent's runner is silent or offline (the database's view, read now). */
+function runnerGone(agent: LiveAgent | undefined): string | undefined {
+  if (!agent || (agent.runner_status !== 'silent' && agent.runner_status !== 'offline')) return undefined;
+  return `its runner on ${agent.host} is ${agent.runner_status}${agent.runner_silent_s !== null ? ` (no word for ${span(agent.runner_silent_s)})` : ''}`;
+}
+
+/** Prints the outcome and returns the exit code; `gone` are commands not waited for, with why. */
+function report(commands: QueuedCommand[], gone: Map<number, string>, options: ControlOptions): number {
+  const unfinished = commands.filter((c) => !isFinished(c.status) && !gone.has(c.id));
   const failed = commands.filter((c) => c.status === 'failed' || c.status === 'expired');
   if (options.json) printJson(commands);
   else for (const command of commands) process.stdout.write(`${describe(command)}\n`);
+  if (gone.size) {
+    const first = commands.find((c) => gone.has(c.id))!;
+    process.stderr.write(
+      [...gone.keys()]
+        .map((id) => commands.find((c) => c.id === id)!)
+        .map((c) => `not waiting for ${c.action} ${JSON.stringify(c.agent_name)}: ${gone.get(c.id)}.\n`)
+        .join('') +
+        `The command stays queued until it expires (${first.expires_at}) and runs if the runner is back by then. ` +
+        `Check the host with: agent-status doctor "${first.agent_name}"\n`,
+    );
+    return EXIT.timeout;
+  }
   if (unfinished.length) {
     const pending = unfinished.filter((c) => c.status === 'pending');
     process.stderr.write(
@@ -88,6 +108,14 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
     );
     return EXIT.ok;
   }
+  // commands whose runner is known to be gone are not waited for: they would only expire
+  const agents = new Map((await listAgents(api)).map((a) => [a.agent_name, a]));
+  const gone = new Map(
+    commands.flatMap((c) => {
+      const why = runnerGone(agents.get(c.agent_name));
+      return why ? [[c.id, why] as const] : [];
+    }),
+  );
   if (!options.wait) {
     if (options.json) printJson(commands);
     else
@@ -97,19 +125,28 @@ async function control(verb: CommandAction, agent: string | null, options: Contr
   }
   const progress = startProgress(`waiting for ${commands.length} ${verb} command(s)`);
   try {
-    const done = await waitForCommands(api.rpc, commands, {
-      timeoutMs: options.timeout * 1000,
-      pollMs: POLL_MS,
-      onPoll: (rows) => {
-        const finished = rows.filter((r) => isFinished(r.status)).length;
-        const claimed = rows.filter((r) => r.status === 'claimed').length;
-        progress.update(`${verb}: ${finished}/${rows.length} finished, ${claimed} claimed by a runner`);
+    const done = await waitForCommands(
+      api.rpc,
+      commands.filter((c) => !gone.has(c.id)),
+      {
+        timeoutMs: options.timeout * 1000,
+        pollMs: POLL_MS,
+        onPoll: (rows) => {
+          const finished = rows.filter((r) => isFinished(r.status)).length;
+          const claimed = rows.filter((r) => r.status === 'claimed').length;
+          progress.update(`${verb}: ${finished}/${rows.length} finished, ${claimed} claimed by a runner`);
+        },
       },
-    });
+    );
     progress.stop();
     // the time ran out while the database could not be read: that, not a stale "still pending", is the answer
     if (done.readError) throw done.readError;
-    return report(done.commands, options);
+    const latest = new Map(done.commands.map((row) => [row.id, row]));
+    return report(
+      commands.map((c) => latest.get(c.id) ?? c),
+      gone,
+      options,
+    );
   } finally {
     progress.stop();
   }
@@ -131,4 +168,7 @@ export function registerControl(program: Command): void {
   addWaitOptions(subcommand(program, 'start-all', 'start every agent a runner manages (or those of one host)'))
     .option('--host <host>', 'only the agents of the runner on this host')
     .action(action((options: ControlOptions) => control('start', null, options)));
+  addWaitOptions(subcommand(program, 'stop-all', 'stop every agent a runner manages (or those of one host)'))
+    .option('--host <host>', 'only the agents of the runner on this host')
+    .action(action((options: ControlOptions) => control('stop', null, options)));
 }

@@ -160,7 +160,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       dataDir,
     );
     const demoAgents = `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)`;
-    printReady(started, operator, localStackFile(dataDir), (Date.now() - startedAt) / 1000, options.demo ? demoAgents : 'off');
+    printReady(started, operator, dataDir, (Date.now() - startedAt) / 1000, options.demo ? demoAgents : 'off');
     if (options.demo) {
       demo = startDemo({
         url: started.url,
@@ -185,7 +185,14 @@ export async function runDev(options: DevOptions): Promise<void> {
   process.exit(exitCode);
 }
 
-function printReady(stack: Stack, operator: { email: string; password: string }, file: string, seconds: number, demoAgents: string) {
+function printReady(stack: Stack, operator: { email: string; password: string }, dataDir: string, seconds: number, demoAgents: string) {
+  const file = localStackFile(dataDir);
+  // The CLI looks in $AGENT_STATUS_DATA_DIR or the default folder: a stack elsewhere is found only
+  // when that variable names its folder, so say so instead of promising it finds it by itself.
+  const finds =
+    dataDir === localDataDir()
+      ? '(the CLI finds this stack and its operator by itself)'
+      : `(the CLI finds this stack once its folder is in the environment:\n  export AGENT_STATUS_DATA_DIR=${dataDir})`;
   const sweep = stack.sweepByPgCron ? 'pg_cron, every minute' : 'timer in this process, every 15 s';
   console.log(`
 Ready in ${seconds.toFixed(1)} s.
@@ -201,7 +208,7 @@ Ready in ${seconds.toFixed(1)} s.
   Demo agents  ${demoAgents}
   All of this  ${shown(file)}
 
-Point an agent at it (the CLI finds this stack and its operator by itself):
+Point an agent at it ${finds}:
   npx agent-status token create agent --name my-agent     prints the agent's token, once
   AGENT_STATUS_TOKEN=<token> npx agent-status run --name my-agent -- <your program>
   or, for an agent using the SDK: AGENT_STATUS_URL=${stack.url} AGENT_STATUS_TOKEN=<token> AGENT_NAME=my-agent

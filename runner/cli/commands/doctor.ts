@@ -229,14 +229,18 @@ function statusCheck(agent: LiveAgent): Check {
   const detail = `${agent.status}, health ${agent.health}${reason} (set by ${agent.status_source})`;
   if (agent.status === 'running') return { check, result: 'pass', detail };
   if (agent.status === 'stopped' || agent.status === 'warning') return { check, result: 'warn', detail };
+  // without a runner, `agent-status restart` is refused (the runner check says so): do not advise it
+  const restart = agent.runner_id
+    ? `restart it (agent-status restart ${JSON.stringify(agent.agent_name)})`
+    : 'start it again on its host (no runner manages it, so agent-status restart would be refused)';
   return {
     check,
     result: 'fail',
     detail,
     fix:
       agent.status === 'stale'
-        ? 'The process may be hung or dead: check it on its host, then restart it (agent-status restart <agent>).'
-        : `Read the error (last_error: ${agent.last_error ?? 'none'}), fix it, then restart the agent.`,
+        ? `The process may be hung or dead: check it on its host, then ${restart}.`
+        : `Read the error (last_error: ${agent.last_error ?? 'none'}), fix it, then ${restart}.`,
   };
 }
 

@@ -1,7 +1,9 @@
 // `agent-status integrate <files...>`: the seed's add_status_to_agents.py for Python and TypeScript
 // agents. Backs each file up before changing it, is idempotent (a second run changes nothing),
 // shows a unified diff instead with --dry-run, and says where a heartbeat call still needs to go.
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// Nothing is written until every file's new text and the Python module are in hand, and the new files
+// replace the old ones only once all of them are written: a failure leaves every file as it was.
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -37,6 +39,9 @@ export function agentNameFromFile(file: string): string {
     .join(' ');
 }
 
+/** The Python module the integrated agents import; shipped in the package (package.json "files"). */
+export const PYTHON_MODULE = join(REPO_ROOT, 'shared', 'python', 'agent_status_updater.py');
+
 /** The SDK as a relative import from `file`'s folder. */
 function sdkImport(file: string): string {
   const path = relative(dirname(file), join(REPO_ROOT, 'shared', 'sdk', 'index.ts'))
@@ -70,6 +75,46 @@ async function unifiedDiff(file: string, updated: string): Promise<string> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function readPythonModule(): string {
+  try {
+    return readFileSync(PYTHON_MODULE, 'utf8');
+  } catch (error) {
+    throw new CliError(
+      `cannot read the Python module the agents import (${(error as Error).message}); no file was changed`,
+      EXIT.failed,
+      'Reinstall agent-status from its package, or pip install agent-status-updater on the host and run integrate again.',
+    );
+  }
+}
+
+/**
+ * Writes every backup and new text to a temporary file beside its target first, then renames them all
+ * into place: a failure while writing (a full disk, a read-only folder) removes what was written and
+ * leaves every file as it was.
+ */
+function writeAll(writes: { path: string; text: string; mode?: number; backup?: string }[]): void {
+  const written: string[] = [];
+  try {
+    for (const write of writes) {
+      if (write.backup) {
+        writeFileSync(write.backup, readFileSync(write.path), { flag: 'wx' });
+        written.push(write.backup);
+      }
+      const temporary = `${write.path}.agent-status.tmp`;
+      writeFileSync(temporary, write.text, { mode: write.mode });
+      written.push(temporary);
+    }
+  } catch (error) {
+    for (const path of written) rmSync(path, { force: true });
+    throw new CliError(
+      `${(error as Error).message}; no file was changed`,
+      EXIT.failed,
+      'Make the folders writable (and check free space), then run integrate again.',
+    );
+  }
+  for (const write of writes) renameSync(`${write.path}.agent-status.tmp`, write.path);
 }
 
 function integrateFile(file: string, options: IntegrateOptions): Integration & { language: string } {
@@ -118,20 +163,28 @@ export function registerIntegrate(program: Command): void {
           }
         }
         const paint = painter();
+        const results = paths.map((path) => integrateFile(path, options));
+        // The Python agents import agent_status_updater: beside them unless it is there already (or
+        // the agents would die with ModuleNotFoundError at their first run).
+        const pythonFolders = new Set(
+          paths.filter((_, i) => results[i].language === 'python' && results[i].status === 'integrated').map((path) => dirname(path)),
+        );
+        const moduleTargets = [...pythonFolders].map((folder) => join(folder, 'agent_status_updater.py')).filter((t) => !existsSync(t));
+        const pythonModule = moduleTargets.length ? readPythonModule() : '';
+        const writes: { path: string; text: string; mode?: number; backup?: string }[] = [];
+        for (const [i, path] of paths.entries()) {
+          if (results[i].status !== 'integrated') continue;
+          writes.push({ path, text: results[i].source, mode: statSync(path).mode, backup: backupPath(path) });
+        }
+        for (const target of moduleTargets) writes.push({ path: target, text: pythonModule });
+        if (!options.dryRun) writeAll(writes);
+
         const report = [];
         for (const [i, path] of paths.entries()) {
-          const result = integrateFile(path, options);
+          const result = results[i];
           const changed = result.status === 'integrated';
-          let backup: string | undefined;
-          let diff: string | undefined;
-          if (changed && options.dryRun) diff = await unifiedDiff(path, result.source);
-          else if (changed) {
-            backup = backupPath(path);
-            copyFileSync(path, backup);
-            // written whole, then renamed over the original, keeping its permissions
-            writeFileSync(`${path}.agent-status.tmp`, result.source, { mode: statSync(path).mode });
-            renameSync(`${path}.agent-status.tmp`, path);
-          }
+          const backup = options.dryRun ? undefined : writes.find((write) => write.path === path)?.backup;
+          const diff = changed && options.dryRun ? await unifiedDiff(path, result.source) : undefined;
           report.push({
             file: files[i],
             language: result.language,
@@ -163,18 +216,7 @@ export function registerIntegrate(program: Command): void {
             );
           }
         }
-        // The Python agents import agent_status_updater: beside them unless it is there already (or
-        // the agents would die with ModuleNotFoundError at their first run).
-        const pythonFolders = new Set(
-          report.filter((r) => r.language === 'python' && r.status === 'integrated').map((r) => dirname(resolve(r.file))),
-        );
-        const copied: string[] = [];
-        for (const folder of pythonFolders) {
-          const target = join(folder, 'agent_status_updater.py');
-          if (existsSync(target)) continue;
-          if (!options.dryRun) copyFileSync(join(REPO_ROOT, 'shared', 'python', 'agent_status_updater.py'), target);
-          copied.push(relative(process.cwd(), target) || target);
-        }
+        const copied = moduleTargets.map((target) => relative(process.cwd(), target) || target);
         if (options.json) printJson(report);
         for (const target of copied) {
           if (!options.json) {

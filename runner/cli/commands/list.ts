@@ -10,10 +10,11 @@ import { ago, oneLine, paintStatus, painter, printJson, span, table } from './ou
 
 const secondsSince = (agent: LiveAgent, time: string) => (Date.parse(agent.observed_at) - Date.parse(time)) / 1000;
 
-/** Up 3 min, or down since: uptime counts only while a process runs. */
+/** Up 3 min, down since, or silent since: uptime counts only while a process is known to run. */
 function upOrDown(agent: LiveAgent): string {
   if (agent.uptime_s !== null) return `up ${span(agent.uptime_s)}`;
   if (agent.down_s !== null) return `down ${span(agent.down_s)}`;
+  if (agent.status === 'stale' && agent.seconds_since_heartbeat !== null) return `silent ${span(agent.seconds_since_heartbeat)}`;
   return '-';
 }
 
@@ -35,7 +36,7 @@ function note(agent: LiveAgent): string {
 
 function restarts(agent: LiveAgent): string {
   if (agent.restarts_total === 0) return '-';
-  return `${agent.restarts_total}${agent.restarts_10m ? ` (${agent.restarts_10m} in 10 min)` : ''}`;
+  return `${agent.restarts_total}${agent.restarts_10m ? ` (${agent.restarts_10m} in 10 min)` : ''}${agent.crash_looping ? ', crash loop' : ''}`;
 }
 
 function host(agent: LiveAgent): string {

@@ -80,6 +80,12 @@ export function registerLogs(program: Command): void {
           if (stderr.length) process.stderr.write(`${stderr.join('\n')}\n`);
         };
         print(answer.stdout ?? [], answer.stderr ?? []);
+        if (!answer.stdout?.length && !answer.stderr?.length) {
+          // said on stderr, so a pipe still gets exactly the agent's output (none)
+          process.stderr.write(
+            `${agent} printed nothing: its runner captured no stdout or stderr lines${options.follow ? ' yet; waiting for some' : ''}.\n`,
+          );
+        }
         if (!options.follow) return;
         let stopped = false;
         process.once('SIGINT', () => (stopped = true));

@@ -49,6 +49,13 @@ WantedBy=multi-user.target
 }
 
 function serviceUser(explicit: string | undefined): string {
+  if (explicit === 'root') {
+    throw new CliError(
+      '--user root: the runner and every agent it starts would run as root, which it refuses',
+      EXIT.usage,
+      'Run agents as an unprivileged user (create one with: useradd --system --create-home agents), then --user agents.',
+    );
+  }
   const user = explicit ?? (process.getuid?.() === 0 ? process.env.SUDO_USER : userInfo().username);
   if (!user || user === 'root') {
     throw new CliError(
@@ -74,7 +81,12 @@ export function registerRunnerInstall(runner: Command): void {
   )
     .requiredOption('-c, --config <file>', "this host's agents file")
     .option('--user <name>', 'the user the runner and its agents run as (default: you, or $SUDO_USER under sudo)')
-    .option('--env-file <file>', 'an EnvironmentFile with SUPABASE_URL, SUPABASE_PUBLISHABLE_KEY, AGENT_STATUS_RUNNER_TOKEN')
+    // Not --env-file: Node 20 takes that option for itself wherever it stands on the command line and
+    // exits with "node: <file>: not found" (code 9) before the CLI runs.
+    .option(
+      '--environment-file <file>',
+      "the unit's EnvironmentFile, with SUPABASE_URL, SUPABASE_PUBLISHABLE_KEY, AGENT_STATUS_RUNNER_TOKEN",
+    )
     .option('--stop-agents-on-exit', 'stop the agents when the service stops (default: leave them running)')
     .option('-o, --output <file>', 'where to write the unit', DEFAULT_UNIT)
     .option('--print', 'print the unit instead of writing it')
@@ -83,7 +95,7 @@ export function registerRunnerInstall(runner: Command): void {
         async (options: {
           config: string;
           user?: string;
-          envFile?: string;
+          environmentFile?: string;
           stopAgentsOnExit?: boolean;
           output: string;
           print?: boolean;
@@ -93,7 +105,16 @@ export function registerRunnerInstall(runner: Command): void {
             throw new CliError(
               `no agents file at ${config}`,
               EXIT.usage,
-              'Write one first (see runner/agents.example.yaml), then check it with agent-status runner --check --config <file>.',
+              `Write one first (see ${join(REPO_ROOT, 'runner', 'agents.example.yaml')}), then check it with agent-status runner --check --config <file>.`,
+            );
+          }
+          const environmentFile = options.environmentFile && resolve(options.environmentFile);
+          if (environmentFile && !existsSync(environmentFile)) {
+            throw new CliError(
+              `no environment file at ${environmentFile}`,
+              EXIT.usage,
+              'Write it first (SUPABASE_URL=..., SUPABASE_PUBLISHABLE_KEY=..., AGENT_STATUS_RUNNER_TOKEN=asr_...), ' +
+                'readable by the service user only (chmod 600), then run install again.',
             );
           }
           if (!existsSync(RUNNER_BUNDLE)) {
@@ -106,7 +127,7 @@ export function registerRunnerInstall(runner: Command): void {
           const unit = systemdUnit({
             user: serviceUser(options.user),
             config,
-            envFile: options.envFile && resolve(options.envFile),
+            envFile: environmentFile,
             stopAgentsOnExit: options.stopAgentsOnExit,
           });
           if (options.print) {

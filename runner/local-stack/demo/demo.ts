@@ -1,7 +1,9 @@
 // The demo `npm start` runs (unless --no-demo) so the dashboard's first screen is alive: the real
 // host runner (`agent-status runner`) supervising three demo agents (demo/agent.ts, on the SDK),
 // with a runner token made through the SQL API. The flaky agent fails now and then; the runner
-// reports the crash and restarts it, as it would on a real host.
+// reports the crash and restarts it, as it would on a real host. The runner itself is a child like
+// PostgREST and Deno: once up, an exit restarts it with backoff, and the new one adopts the agents
+// still running (their processes are in groups of their own, and its state folder remembers them).
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,14 +74,18 @@ export async function startDemo(options: {
 }): Promise<Demo> {
   const token = await runnerToken(options.sql);
   const config = writeRunnerConfig(options.dir, options.url, options.anonKey, token, options.intervalMs ?? 5_000);
-  // The demo is a nicety: if its runner fails, say so and let the stack run on.
+  // The demo is a nicety: if its runner cannot start, say so and let the stack run on.
   let exitedEarly = '';
-  const supervisor = new Supervisor((name, reason) => {
+  const supervisor = new Supervisor((name, reason, restartInMs) => {
+    if (restartInMs !== undefined) {
+      options.log(`${name} ${reason}\n    restarting it in ${(restartInMs / 1000).toFixed(1)} s; it adopts the demo agents still running`);
+      return;
+    }
     exitedEarly = reason;
     options.log(`the demo stopped: ${name} ${reason}`);
   });
   let supervising = false;
-  supervisor.spawn({
+  const runner = supervisor.spawn({
     name: 'the demo runner',
     command: process.execPath,
     args: ['--import', 'tsx', CLI_ENTRY, 'runner', '--config', config],
@@ -87,7 +93,10 @@ export async function startDemo(options: {
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
     installHint: 'Run npm install.',
     onLine: (line) => {
-      if (/: supervising /.test(line)) supervising = true;
+      if (/: supervising /.test(line)) {
+        supervising = true;
+        runner.ready();
+      }
       options.log(`[demo runner] ${line.replace(/^\S+Z /, '')}`);
     },
     // it stops its agents first (stop_agents_on_exit), each within its stop_timeout

@@ -1,11 +1,13 @@
-// The Alerts page (#/alerts): channels with a "Send test" button and their last delivery, pauses
-// ("Pause alerts" for an agent or a host, and Resume), and the delivery log with failures first. It
-// reads through the operator functions, which return channel secrets masked; it polls while open.
+// The Alerts page (#/alerts): channels (added, edited, tested and deleted here; secrets write-only)
+// with their last delivery, pauses ("Pause alerts" for an agent or a host, and Resume), and the
+// delivery log with failures first, each delivery with its attempts. It reads through the operator
+// functions, which return channel secrets masked; it polls while open.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { AlertChannelRow as ChannelRow, AlertDeliveryRow as DeliveryRow, AlertPauseRow as PauseRow } from '../../../shared/alerts.ts';
 import { h, replace } from '../dom.ts';
 import type { Notices } from '../notices.ts';
 import { pauseRequest } from './pause-links.ts';
+import { ChannelForm, type ChannelDraft } from './channel-form.ts';
 import { formatTimestamp } from '../time.ts';
 import './alerts.css';
 
@@ -30,6 +32,16 @@ function rules(c: ChannelRow): string {
   return `${c.flips.join(', ')} · ${who}${extra ? ` · ${extra}` : ''}`;
 }
 
+/** One attempt to send a delivery, as operator_alert_attempts returns it. */
+interface AttemptRow {
+  delivery_id: number;
+  at: string;
+  duration_ms: number | null;
+  http_status: number | null;
+  error: string | null;
+  ok: boolean;
+}
+
 function result(status: string | null, httpStatus: number | null, error: string | null): string {
   if (!status) return 'never sent';
   // a failure's message already starts with its HTTP status
@@ -46,12 +58,18 @@ export class AlertsPage {
   private readonly scope: HTMLSelectElement;
   private readonly target: HTMLInputElement;
   private readonly reason: HTMLInputElement;
+  private readonly channelForm: ChannelForm;
+  private readonly addChannel: HTMLButtonElement;
+  /** the delivery rows whose attempts are open, kept open across polls */
+  private readonly openAttempts = new Set<number>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private opened = false;
 
   constructor(
     private readonly client: SupabaseClient,
     private readonly notices: Notices,
+    /** a pause was made or ended here: the banner and the agents' pages read them again */
+    private readonly pausesChanged: () => void = () => {},
   ) {
     const scope = h(
       'select',
@@ -100,6 +118,24 @@ export class AlertsPage {
         reason.value.trim(),
       );
     });
+    this.channelForm = new ChannelForm(
+      (draft, isNew) => this.saveChannel(draft, isNew),
+      () => (this.addChannel.hidden = false),
+    );
+    this.addChannel = h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn',
+        on: {
+          click: () => {
+            this.addChannel.hidden = true;
+            this.channelForm.open();
+          },
+        },
+      },
+      'Add channel',
+    );
     this.el = h(
       'section',
       { class: 'alerts', 'aria-labelledby': 'alerts-title', hidden: true },
@@ -108,6 +144,8 @@ export class AlertsPage {
       this.problem,
       h('h3', null, 'Channels'),
       this.channels,
+      this.addChannel,
+      this.channelForm.el,
       h('h3', null, 'Paused'),
       form,
       this.pauses,
@@ -154,7 +192,8 @@ export class AlertsPage {
       this.problem.hidden = true;
       this.paintChannels(channels);
       this.paintPauses(pauses);
-      this.paintLog(log);
+      const attempts = log.length ? await this.rpc<AttemptRow[]>('operator_alert_attempts', { p_delivery_ids: log.map((d) => d.id) }) : [];
+      this.paintLog(log, attempts);
       const names = new Set<string>();
       for (const a of agents.data ?? []) {
         names.add(a.agent_name);
@@ -172,7 +211,11 @@ export class AlertsPage {
     if (!rows.length) {
       replace(
         this.channels,
-        h('p', { class: 'muted' }, 'No channels yet. Add one with: agent-status alerts channel add NAME --kind webhook --endpoint URL'),
+        h(
+          'p',
+          { class: 'muted' },
+          'No channels yet: add one here, or with agent-status alerts channel add NAME --kind webhook --endpoint URL.',
+        ),
       );
       return;
     }
@@ -199,7 +242,13 @@ export class AlertsPage {
                 result(c.last_status, c.last_http_status, c.last_error),
                 c.last_at ? h('span', { class: 'muted' }, ` · ${c.last_kind} ${formatTimestamp(c.last_at)}`) : null,
               ),
-              h('td', null, h('button', { type: 'button', class: 'btn', on: { click: () => void this.test(c.name) } }, 'Send test')),
+              h(
+                'td',
+                { class: 'channel-actions' },
+                h('button', { type: 'button', class: 'btn', on: { click: () => void this.test(c.name) } }, 'Send test'),
+                h('button', { type: 'button', class: 'btn', on: { click: () => this.edit(c) } }, 'Edit'),
+                h('button', { type: 'button', class: 'btn btn-danger', on: { click: () => void this.remove(c.name) } }, 'Delete'),
+              ),
             ),
           ),
         ),
@@ -231,14 +280,45 @@ export class AlertsPage {
     );
   }
 
-  private paintLog(rows: DeliveryRow[]) {
+  private paintLog(rows: DeliveryRow[], attempts: AttemptRow[]) {
+    const byDelivery = new Map<number, AttemptRow[]>();
+    for (const attempt of attempts) byDelivery.set(attempt.delivery_id, [...(byDelivery.get(attempt.delivery_id) ?? []), attempt]);
+    const tries = (d: DeliveryRow) => {
+      const list = byDelivery.get(d.id) ?? [];
+      if (!list.length) return String(d.attempts);
+      const details = h(
+        'details',
+        { class: 'attempts', open: this.openAttempts.has(d.id) },
+        h('summary', null, `${d.attempts}`),
+        h(
+          'ol',
+          null,
+          ...list.map((a) =>
+            h(
+              'li',
+              { class: a.ok ? 'ok' : 'failed' },
+              formatTimestamp(a.at),
+              ` · ${a.http_status ? `HTTP ${a.http_status}` : 'no answer'}`,
+              a.duration_ms !== null ? ` · ${a.duration_ms} ms` : '',
+              a.error ? h('span', { class: 'attempt-error' }, ` · ${a.error}`) : '',
+            ),
+          ),
+        ),
+      );
+      details.addEventListener('toggle', () => (details.open ? this.openAttempts.add(d.id) : this.openAttempts.delete(d.id)));
+      return details;
+    };
     replace(
       this.log,
       rows.length
         ? h(
             'table',
             { class: 'alerts-table' },
-            h('thead', null, h('tr', null, ...['Status', 'Channel', 'Notice', 'Tries', 'Queued', 'Result'].map((t) => h('th', null, t)))),
+            h(
+              'thead',
+              null,
+              h('tr', null, ...['Status', 'Channel', 'Notice', 'Attempts', 'Queued', 'Delivered', 'Result'].map((t) => h('th', null, t))),
+            ),
             h(
               'tbody',
               null,
@@ -249,8 +329,9 @@ export class AlertsPage {
                   h('td', null, h('span', { class: `delivery delivery-${d.status}` }, d.status)),
                   h('td', null, d.channel),
                   h('td', null, d.title),
-                  h('td', { class: 'num' }, String(d.attempts)),
+                  h('td', { class: 'num' }, tries(d)),
                   h('td', null, formatTimestamp(d.created_at)),
+                  h('td', null, d.status === 'delivered' && d.finished_at ? formatTimestamp(d.finished_at) : '–'),
                   h('td', { class: 'result' }, d.last_error ?? (d.last_http_status ? `HTTP ${d.last_http_status}` : '')),
                 ),
               ),
@@ -258,6 +339,36 @@ export class AlertsPage {
           )
         : h('p', { class: 'muted' }, 'No notifications sent yet.'),
     );
+  }
+
+  private edit(channel: ChannelRow) {
+    this.addChannel.hidden = true;
+    this.channelForm.open(channel);
+  }
+
+  private async saveChannel(draft: ChannelDraft, isNew: boolean) {
+    await this.rpc('alert_channel_save', {
+      p_name: draft.name,
+      p_kind: draft.kind,
+      p_endpoint: draft.endpoint,
+      p_secret: draft.secret,
+      p_settings: draft.settings,
+    });
+    await this.rpc('alert_channel_rules', { p_name: draft.name, p_rules: draft.rules });
+    this.addChannel.hidden = false;
+    this.notices.show(`${isNew ? 'Added' : 'Saved'} channel ${draft.name}. Send a test to check it.`);
+    void this.refresh();
+  }
+
+  private async remove(channel: string) {
+    if (!window.confirm(`Delete channel ${channel}? Its delivery log goes with it.`)) return;
+    try {
+      await this.rpc('alert_channel_remove', { p_name: channel });
+      this.notices.show(`Deleted channel ${channel}.`);
+      void this.refresh();
+    } catch (error) {
+      this.notices.show(`Could not delete ${channel}: ${(error as Error).message}`, 'error');
+    }
   }
 
   private async test(channel: string) {
@@ -279,6 +390,7 @@ export class AlertsPage {
         p_reason: reason || null,
       });
       this.notices.show(`Alerts paused for ${scope === 'host' ? `host ${target}` : target}.`);
+      this.pausesChanged();
       void this.refresh();
     } catch (error) {
       this.notices.show(`Could not pause alerts for ${target}: ${(error as Error).message}`, 'error');
@@ -289,6 +401,7 @@ export class AlertsPage {
     try {
       await this.rpc('alert_resume', { p_agent_name: p.agent_name, p_host: p.agent_name ? null : p.host });
       this.notices.show(`Alerts resumed for ${p.agent_name ?? `host ${p.host}`}.`);
+      this.pausesChanged();
       void this.refresh();
     } catch (error) {
       this.notices.show(`Could not resume: ${(error as Error).message}`, 'error');

@@ -98,7 +98,27 @@ export async function send(channel: Channel, notice: Notice, config: ChannelConf
     });
   } catch (error) {
     const e = error as Error;
-    const message = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${e.name}: ${e.message}`;
+    const message = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : describeNetworkError(e, url);
     return done({ ok: false, httpStatus: null, response: null, error: message });
   }
+}
+
+// What failed when no HTTP answer came, in words an operator acts on. Node's fetch says only "fetch
+// failed" and keeps the reason in error.cause (a code such as ECONNREFUSED); Deno puts it in the
+// message ("dns error", "Connection refused", "invalid peer certificate").
+const NETWORK_FAILURES: [RegExp, string][] = [
+  [/ENOTFOUND|EAI_AGAIN|dns error|failed to lookup|Name or service not known/i, 'DNS: the host name does not resolve'],
+  [/ECONNREFUSED|Connection refused/i, 'connection refused: nothing listens at that address and port'],
+  [/ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT|timed out/i, 'connect timeout: the host did not answer'],
+  [/CERT|TLS|SSL|certificate|handshake/i, 'TLS: the certificate or handshake was refused'],
+  [/ECONNRESET|UND_ERR_SOCKET|connection reset|EPIPE/i, 'the connection was closed before an answer'],
+  [/EHOSTUNREACH|ENETUNREACH|unreachable/i, 'the network cannot reach the host'],
+];
+
+export function describeNetworkError(error: Error, url: string): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const detail = [error.message, cause?.code, cause?.message].filter(Boolean).join(' ');
+  const host = URL.canParse(url) ? new URL(url).host : url;
+  const what = NETWORK_FAILURES.find(([pattern]) => pattern.test(detail))?.[1];
+  return `${what ?? `${error.name}: ${error.message}`} (${host}; ${cause?.code ?? cause?.message ?? error.message})`;
 }

@@ -1,6 +1,8 @@
 // PagerDuty Events API v2: POST to /v2/enqueue (events.pagerduty.com, or events.eu.pagerduty.com).
 // A down notice triggers and its recovery resolves the same alert: dedup_key is the notice's incident
 // key, one per agent (or host) incident. The routing (integration) key is the channel's secret.
+// "Send test" is a change event (/v2/change/enqueue, same routing key): PagerDuty shows it and
+// opens nothing, where a trigger opened a real incident nobody would ever resolve (issue 19).
 import { type Channel, jsonRequest } from './base.ts';
 
 const SEVERITY = { critical: 'critical', warning: 'warning', info: 'info', resolved: 'info' } as const;
@@ -8,6 +10,12 @@ const SEVERITY = { critical: 'critical', warning: 'warning', info: 'info', resol
 export const pagerduty: Channel = (notice, config) => {
   const base = { routing_key: config.secret, dedup_key: notice.incident.slice(0, 255) };
   if (notice.kind === 'up' || notice.kind === 'host_up') return jsonRequest(config.endpoint, { ...base, event_action: 'resolve' });
+  if (notice.kind === 'test') {
+    return jsonRequest(config.endpoint.replace(/\/v2\/enqueue\/?$/, '/v2/change/enqueue'), {
+      routing_key: config.secret,
+      payload: { summary: `${notice.title}: ${notice.text}`.slice(0, 1024), timestamp: notice.at, source: 'agent-status' },
+    });
+  }
   return jsonRequest(config.endpoint, {
     ...base,
     event_action: 'trigger',

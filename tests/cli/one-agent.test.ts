@@ -1,0 +1,73 @@
+// The commands users of supervisorctl and PM2 reach for: `status <agent>` (alias `show`), `history
+// <agent>`, `reset <agent>` (pm2 reset) and `stop-all`, the real CLI against a real stack with a real
+// runner supervising a crashing agent.
+import { describe, expect, it } from 'vitest';
+import { useTestStack } from '../helpers/stack.ts';
+import { fixtureAgent, makeHost } from '../runner/host.ts';
+import { waitFor } from '../runner/helpers.ts';
+import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
+import { cli, stackEnv } from './helpers.ts';
+
+const stack = useTestStack();
+
+describe('one agent', { timeout: 120_000 }, () => {
+  it('status and show print one agent with its restarts, timeouts and history; history pages it; reset forgets the restarts', async () => {
+    const crashing = fixtureAgent('crashes.sh', { name: 'Crashy Agent', autostart: true, restart: 'always' });
+    const steady = fixtureAgent('forever.sh', { name: 'Steady Agent', autostart: true });
+    const host = await makeHost(stack, [crashing, steady]);
+    const console: string[] = [];
+    await host.start((line) => console.push(line));
+    await waitFor(
+      'two restarts of the crashing agent',
+      async () => {
+        const [row] = await stack.db.sql`select restarts_total from public.agent_status where agent_name = 'Crashy Agent'`;
+        return (row?.restarts_total ?? 0) >= 2;
+      },
+      60_000,
+    );
+    // the runner's console tells every crash, the first one (restarted at once) too
+    expect(console.find((line) => line.startsWith('Crashy Agent: '))).toMatch(
+      /^Crashy Agent: exited with code 2 after [\d.]+ m?s; restarting now \(restart: always\)$/,
+    );
+    const status = await cli(['status', 'Crashy Agent'], stackEnv(stack));
+    expect(status.stderr).toBe('');
+    expect(status.exitCode).toBe(0);
+    expect(status.stdout).toMatch(/^Crashy Agent\n/);
+    expect(status.stdout).toMatch(/^ {2}restarts +[2-9]\d* after crashes, \d+ in the last 10 min/m);
+    expect(status.stdout).toMatch(/^ {2}heartbeat +.*stale after \d+ s \((config|interval|default|operator)\)/m);
+    expect(status.stdout).toMatch(new RegExp(`^ {2}host +${host.host}$`, 'm'));
+    expect(status.stdout).toMatch(/^history \(newest first\):\n {2}\d{4}-/m);
+    const show = await cli(['show', 'Crashy Agent', '--json'], stackEnv(stack));
+    expect(show.exitCode).toBe(0);
+    expect(JSON.parse(show.stdout).agent.agent_name).toBe('Crashy Agent');
+
+    const history = await cli(['history', 'Crashy Agent', '--limit', '5'], stackEnv(stack));
+    expect(history.exitCode).toBe(0);
+    const lines = history.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length).toBeLessThanOrEqual(5);
+    expect(history.stdout).toMatch(/crash|exit/);
+
+    const reset = await cli(['reset', 'Crashy Agent'], stackEnv(stack));
+    expect(reset.stderr).toBe('');
+    expect(reset.stdout).toMatch(/^Reset the restart count of "Crashy Agent" \(was \d+\)\.$/m);
+    const [event] = await stack.db.sql`
+      select e.kind, e.source, e.actor from public.agent_events e join public.agent_status a on a.id = e.agent_id
+      where a.agent_name = 'Crashy Agent' and e.kind = 'restarts_reset'`;
+    expect(event).toEqual({ kind: 'restarts_reset', source: 'operator', actor: `operator ${stack.operator.email}` });
+    const [after] = await stack.db.sql`select restarts_total, restarts_10m from public.agent_status_live where agent_name = 'Crashy Agent'`;
+    expect(after).toEqual({ restarts_total: 0, restarts_10m: 0 });
+
+    const unknown = await cli(['status', 'crashy agent'], stackEnv(stack));
+    expect(unknown.exitCode).toBe(EXIT.notFound);
+    expect(unknown.stderr).toContain('Did you mean "Crashy Agent"?');
+    expect((await cli(['reset', 'Nobody'], stackEnv(stack))).exitCode).toBe(EXIT.notFound);
+
+    // stop-all stops every agent a runner manages, and waits for the results
+    const stopAll = await cli(['stop-all', '--host', host.host], stackEnv(stack));
+    expect(stopAll.stdout).toMatch(/✓ stop "Steady Agent" succeeded/);
+    expect(stopAll.exitCode).toBe(0);
+    const [steadyRow] = await stack.db.sql`select status from public.agent_status where agent_name = 'Steady Agent'`;
+    expect(steadyRow.status).toBe('stopped');
+  });
+});
