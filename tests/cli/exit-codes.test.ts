@@ -43,6 +43,17 @@ describe('exit codes', () => {
     expect((await cli(['--version'], {})).exitCode).toBe(EXIT.ok);
   });
 
+  it('runner install refuses a missing environment file and --user root with what to do, exiting 2', async () => {
+    const config = join(REPO, 'runner/agents.example.yaml');
+    const missing = await cli(['runner', 'install', '--config', config, '--environment-file', '/nonexistent/runner.env', '--print'], {});
+    expect(missing.stderr).toContain('error: no environment file at /nonexistent/runner.env');
+    expect(missing.stderr).toContain('hint: Write it first');
+    expect(missing.exitCode).toBe(EXIT.usage);
+    const root = await cli(['runner', 'install', '--config', config, '--user', 'root', '--print'], {});
+    expect(root.stderr).toContain('--user root: the runner and every agent it starts would run as root, which it refuses');
+    expect(root.exitCode).toBe(EXIT.usage);
+  });
+
   it('a second runner on a host is refused, by the first one’s lock or by the lease, and exits 6', async () => {
     const host = await makeHost(stack, [fixtureAgent('forever.sh')]);
     const first = await host.spawn();

@@ -136,12 +136,17 @@ describe('the rest of the first hour', () => {
     expect(await page.locator('.live').isVisible()).toBe(true);
   }, 60_000);
 
-  it('shows what is paused: a banner on every page, and on the agent’s page', async () => {
+  it('shows what is paused: a banner on every page, a mark on its row, and on the agent’s page', async () => {
     await setAgentState(sql(), 'Paused Agent', 'running');
+    await setAgentState(sql(), 'Unpaused Agent', 'running');
     await sql()`select public.alert_pause('Paused Agent', null, null, 'deploying')`;
     await openDashboard();
     const banner = page.locator('.paused-banner');
     await expect.poll(() => banner.textContent(), { timeout: 20_000 }).toContain('Alerts paused: Paused Agent until resumed');
+    const mark = (name: string) =>
+      page.locator(`.rows [data-agent="${name}"] .c-name`).evaluate((cell) => getComputedStyle(cell, '::after').content);
+    expect(await mark('Paused Agent')).toBe('"alerts paused"');
+    expect(await mark('Unpaused Agent')).toBe('none');
     await page.evaluate(() => (location.hash = '#/agents/Paused%20Agent'));
     await expect
       .poll(() => page.locator('section.detail .paused-mark').textContent(), { timeout: 15_000 })

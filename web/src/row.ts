@@ -232,6 +232,8 @@ export class AgentRowView {
 
   private paint(agent: PaintedAgent, command: CommandRow | undefined) {
     this.el.dataset.status = agent.status;
+    // for alerts/pauses.ts, whose stylesheet marks the rows of a paused host
+    this.el.dataset.host = agent.host ?? '';
     paintChip(this.chip, agent.status);
     setText(this.host, agent.host ?? '–');
     this.host.title = agent.host ?? '';

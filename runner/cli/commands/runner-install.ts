@@ -117,6 +117,7 @@ export function registerRunnerInstall(runner: Command): void {
                 'readable by the service user only (chmod 600), then run install again.',
             );
           }
+          const user = serviceUser(options.user);
           if (!existsSync(RUNNER_BUNDLE)) {
             throw new CliError(
               `the service build of the runner is missing (${RUNNER_BUNDLE})`,
@@ -125,7 +126,7 @@ export function registerRunnerInstall(runner: Command): void {
             );
           }
           const unit = systemdUnit({
-            user: serviceUser(options.user),
+            user,
             config,
             envFile: environmentFile,
             stopAgentsOnExit: options.stopAgentsOnExit,

@@ -1,5 +1,7 @@
 // What is paused, for every page: a banner under the header naming each paused agent and host (with
-// its end), and the agent's page saying its alerts are paused. Read with operator_alert_pauses while
+// its end), a mark on their rows in the list, and the agent's page saying its alerts are paused. The
+// rows are virtual (table.ts makes and drops them as they scroll), so the mark is a generated style
+// rule keyed by the rows' data-agent and data-host, which holds for every row whenever it is made. Read with operator_alert_pauses while
 // the dashboard runs; a pause changes rarely, so every 15 s (and at once after the Alerts page acts).
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { AlertPauseRow } from '../../../shared/alerts.ts';
@@ -11,6 +13,7 @@ const POLL_MS = 15_000;
 export class PausedAlerts {
   /** the banner: hidden while nothing is paused */
   readonly banner: HTMLElement = h('div', { class: 'paused-banner', role: 'status', hidden: true });
+  private readonly rowMarks = h('style', { id: 'paused-rows' });
   private pauses: AlertPauseRow[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
   private running = false;
@@ -20,11 +23,13 @@ export class PausedAlerts {
 
   start(): void {
     this.running = true;
+    document.head.append(this.rowMarks);
     void this.refresh();
   }
 
   stop(): void {
     this.running = false;
+    this.rowMarks.remove();
     clearTimeout(this.timer);
   }
 
@@ -51,6 +56,12 @@ export class PausedAlerts {
   }
 
   private paint() {
+    const rows = this.pauses.map((p) =>
+      p.agent_name !== null ? `.rows [data-agent="${CSS.escape(p.agent_name)}"]` : `.rows [data-host="${CSS.escape(p.host ?? '')}"]`,
+    );
+    this.rowMarks.textContent = rows.length
+      ? `${rows.map((row) => `${row} .c-name::after`).join(',\n')} { content: "alerts paused"; }`
+      : '';
     this.banner.hidden = this.pauses.length === 0;
     replace(
       this.banner,
