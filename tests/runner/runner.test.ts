@@ -150,9 +150,14 @@ describe('the database', () => {
       await tx`delete from public.agent_events where agent_id is null and runner_id = (select id from public.runners where host = ${host.host})`;
       await tx`delete from public.runners where host = ${host.host}`;
     });
+    // registered: its agent managed again (the lease makes the runner's row a moment before)
     await waitFor(
       'the runner to register again',
-      async () => (await sql`select 1 from public.runners where host = ${host.host}`).length === 1,
+      async () =>
+        (
+          await sql`select 1 from public.agent_status a join public.runners r on r.id = a.runner_id
+                   where r.host = ${host.host} and a.agent_name = ${forever.name}`
+        ).length === 1,
     );
     expect(await finished(sql, await enqueue(sql, 'start', forever.name))).toMatchObject({ status: 'succeeded' });
   });
