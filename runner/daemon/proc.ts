@@ -1,7 +1,7 @@
 // What the kernel says about one process or one process group (Linux /proc). ps-list gives the
 // process table; this gives what it lacks: the process group, a start time precise enough to tell a
 // reused pid from the process we knew, the zombie state, and the environment we gave our children.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 export interface ProcessIdentity {
   pid: number;
