@@ -104,6 +104,16 @@ export class AgentChannel {
     if (this.userSockets.has(account.uid)) return;
     const stateDir = dirname(dirname(this.own));
     const base = join(stateDir, 'agent-channels');
+    for (let folder = dirname(stateDir); ; folder = dirname(folder)) {
+      const stat = lstatSync(folder);
+      const enters = stat.uid === account.uid || (stat.mode & 0o001) !== 0 || (stat.gid === account.gid && (stat.mode & 0o010) !== 0);
+      if (!enters)
+        throw new Error(
+          `agents running as ${account.user} cannot reach the runner's channel: ${folder} (mode ${(stat.mode & 0o777).toString(8)}) does not let them through; ` +
+            `chmod o+x ${folder}, or set runner.state_dir to a folder under a path they may pass (e.g. /var/lib/agent-status)`,
+        );
+      if (folder === dirname(folder)) break;
+    }
     mkdirSync(base, { recursive: true, mode: 0o711 });
     for (const folder of [stateDir, base]) {
       const stat = lstatSync(folder);
