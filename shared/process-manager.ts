@@ -62,10 +62,25 @@ export interface ProcessManager {
 
 /**
  * Calls a SQL function of the API through PostgREST as the operator and answers its data; throws with
- * the server's message (and hint) when refused. Each client adds its own credentials: a signed-in
- * supabase-js client, the CLI's operator token, the command function's caller.
+ * the server's message (and hint) when refused, an error with `retryable: true` when there was no
+ * answer or a 5xx, 408 or 429 one. Each client adds its own credentials: a signed-in supabase-js
+ * client, the CLI's operator token, the command function's caller.
  */
 export type OperatorRpc = <T>(fn: string, args: Record<string, unknown>) => Promise<T>;
+
+/** Whether an HTTP status (0: no answer) says the same request may succeed later. */
+export const retryableStatus = (status: number): boolean => status === 0 || status === 408 || status === 429 || status >= 500;
+
+// A command whose answer was lost (a 503 while the database still applied it, a dropped connection)
+// is sent again with its key, which answers the first request's commands: a retried restart never
+// restarts twice. About 3.5 s of retrying before giving up.
+const ENQUEUE_ATTEMPTS = 4;
+const ENQUEUE_RETRY_MS = 500;
+
+// 128 random bits in hex: getRandomValues, unlike randomUUID, also exists on a dashboard served over
+// plain http from a LAN host (not a secure context).
+const newIdempotencyKey = () =>
+  Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('');
 
 /** One agent by name, the agents of one host, or (neither) every agent a runner manages. */
 export interface CommandTarget {
@@ -78,20 +93,38 @@ export type QueuedCommand = OperatorCommandRow & { agent_id: number };
 
 /**
  * Queues `action` through enqueue_agent_commands and reads the commands back through
- * operator_commands, named by agent and host: the one way every client queues a command. The same
- * idempotency key from the same caller answers the first request's commands instead of new ones.
+ * operator_commands, named by agent and host: the one way every client queues a command. Every
+ * request carries an idempotency key (a new one unless given), and a request that got no answer or a
+ * retryable one is sent again with it: the same key from the same caller answers the first
+ * request's commands instead of queuing new ones.
  */
 export async function enqueueCommands(
   rpc: OperatorRpc,
   action: CommandAction,
   target: CommandTarget,
-  idempotencyKey: string | null = null,
+  idempotencyKey: string = newIdempotencyKey(),
+): Promise<QueuedCommand[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await enqueueOnce(rpc, action, target, idempotencyKey);
+    } catch (error) {
+      if (attempt >= ENQUEUE_ATTEMPTS || (error as { retryable?: boolean }).retryable !== true) throw error;
+      await sleep(ENQUEUE_RETRY_MS * 2 ** (attempt - 1));
+    }
+  }
+}
+
+async function enqueueOnce(
+  rpc: OperatorRpc,
+  action: CommandAction,
+  target: CommandTarget,
+  idempotencyKey: string,
 ): Promise<QueuedCommand[]> {
   const queued = await rpc<{ id: number; agent_id: number }[]>('enqueue_agent_commands', {
     p_action: action,
     p_agent_name: target.agentName ?? null,
     p_host: target.host ?? null,
-    ...(idempotencyKey === null ? {} : { p_idempotency_key: idempotencyKey }),
+    p_idempotency_key: idempotencyKey,
   });
   if (!queued.length) return [];
   // operator_commands names them and checks the caller again: an operator token acts as anon, which
@@ -173,8 +206,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** An OperatorRpc over a signed-in supabase-js client. */
 function clientRpc(client: SupabaseClient): OperatorRpc {
   return async <T>(fn: string, args: Record<string, unknown>) => {
-    const { data, error } = await client.rpc(fn, args);
-    if (error) throw new Error(describe(error));
+    const { data, error, status } = await client.rpc(fn, args);
+    if (error) throw Object.assign(new Error(describe(error)), { retryable: retryableStatus(status) });
     return data as T;
   };
 }

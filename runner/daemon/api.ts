@@ -61,7 +61,8 @@ export class RunnerApi {
   readonly client: SupabaseClient;
   private readonly token: string;
 
-  constructor(options: ApiOptions) {
+  /** sockets: the keep-alive connections this instance may hold to the API, its own. */
+  constructor(options: ApiOptions, sockets = 4) {
     this.token = options.token;
     this.client = createClient(options.url, options.anonKey, {
       // The runner never signs in: its identity is the token it passes to each function. Without
@@ -69,7 +70,7 @@ export class RunnerApi {
       // which was about a fifth of the CPU of one poll.
       accessToken: async () => options.anonKey,
       realtime: { transport: WebSocket as never },
-      global: { fetch: keepAliveFetch(REQUEST_TIMEOUT_MS) },
+      global: { fetch: keepAliveFetch(REQUEST_TIMEOUT_MS, sockets) },
     });
   }
 
@@ -81,8 +82,14 @@ export class RunnerApi {
     return data as T;
   }
 
-  register(agents: RegisteredAgent[], version: string, pid: number): Promise<{ runner_id: string; host: string; agents: string[] }> {
-    return this.call('runner_register', { p_agents: agents, p_version: version, p_pid: pid });
+  /** Registers the agents; only the instance holding the host's lease may. */
+  register(
+    agents: RegisteredAgent[],
+    version: string,
+    pid: number,
+    instance: string,
+  ): Promise<{ runner_id: string; host: string; agents: string[] }> {
+    return this.call('runner_register', { p_agents: agents, p_version: version, p_pid: pid, p_instance: instance });
   }
 
   /** intervalS: how often the runner heartbeats; the database reads it silent after two intervals. */
@@ -104,8 +111,13 @@ export class RunnerApi {
     return this.call('runner_claim_commands', { p_limit: limit, p_instance: instance });
   }
 
-  complete(commandId: number, succeeded: boolean, result: string): Promise<unknown> {
-    return this.call('runner_complete_command', { p_command_id: commandId, p_succeeded: succeeded, p_result: result.slice(0, 4000) });
+  complete(commandId: number, succeeded: boolean, result: string, instance: string): Promise<unknown> {
+    return this.call('runner_complete_command', {
+      p_command_id: commandId,
+      p_succeeded: succeeded,
+      p_result: result.slice(0, 4000),
+      p_instance: instance,
+    });
   }
 
   report(agentName: string, report: AgentReport): Promise<unknown> {
@@ -117,6 +129,7 @@ export class RunnerApi {
       p_pid: report.pid ?? null,
       p_exit_code: report.exitCode ?? null,
       p_exit_signal: report.exitSignal ?? null,
+      p_report_id: report.reportId ?? null,
       p_details:
         report.logTail || report.restartInMs !== undefined
           ? {

@@ -1,7 +1,7 @@
 // What the kernel says about one process or one process group (Linux /proc). ps-list gives the
 // process table; this gives what it lacks: the process group, a start time precise enough to tell a
 // reused pid from the process we knew, the zombie state, and the environment we gave our children.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 export interface ProcessIdentity {
   pid: number;
@@ -85,10 +85,20 @@ export function groupIsEmpty(identity: ProcessIdentity): boolean {
   return !groupIsOurs(identity) || !groupExists(identity.pid) || groupMembers(identity.pid).length === 0;
 }
 
-/** The uid the process runs as (the owner of its /proc folder); undefined when it is gone. */
-export function processOwner(pid: number): number | undefined {
+/** The process's real and effective user ids (/proc/<pid>/status); undefined when it is gone. */
+export function processUids(pid: number): { real: number; effective: number } | undefined {
   try {
-    return statSync(`/proc/${pid}`).uid;
+    const line = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return line ? { real: Number(line[1]), effective: Number(line[2]) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process's argument vector (/proc/<pid>/cmdline); undefined when it is gone. */
+export function processArgv(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
   } catch {
     return undefined;
   }

@@ -3,7 +3,8 @@
 // a second copy.
 import psList from 'ps-list';
 import type { AgentConfig } from './config.ts';
-import { processEnvironment, processInfo, processOwner, type ProcessIdentity } from './proc.ts';
+import { basename } from 'node:path';
+import { processArgv, processEnvironment, processInfo, processUids, type ProcessIdentity } from './proc.ts';
 import { RUNNER_MARK } from './supervisor.ts';
 
 export interface FoundProcess extends ProcessIdentity {
@@ -18,13 +19,15 @@ export interface RunnerIdentity {
 }
 
 /**
- * For each agent, the process that is it, if any: a process group leader carrying this runner's mark
- * (AGENT_STATUS_RUNNER) and the agent's AGENT_NAME, or else a process whose command line matches the
- * agent's explicit `match` rule. A name alone proves nothing (a `sleep` started by hand with
+ * For each agent, the process that is it, if any: a process of the user the runner starts that agent
+ * as (its `user:` under a root runner, else the runner's own) that is either a process group leader carrying this runner's mark
+ * (AGENT_STATUS_RUNNER) and the agent's AGENT_NAME and running the agent's configured command, or
+ * else a process whose command line matches the agent's explicit `match` rule. The mark is no
+ * identity on its own: it was readable in the state file, and a root runner reads every process's
+ * environment, so a `nobody` process carrying it was adopted (and the real agent then never started). A name alone proves nothing (a `sleep` started by hand with
  * AGENT_NAME set was adopted, and killed by a stop), and a process carrying another runner's mark,
  * or reporting to another service (AGENT_STATUS_URL not ours), or whose environment we cannot read,
- * is never taken, whatever its command line; nor, for an agent with its own `user:`, a process of
- * another user. Several candidates: the oldest wins (the one that has
+ * is never taken, whatever its command line. Several candidates: the oldest wins (the one that has
  * been doing the work). `exclude` holds pids already supervised. `table` is the process table to
  * search (ps-list's by default).
  */
@@ -51,7 +54,8 @@ export async function findAgentProcesses(
     if (info.pgid === info.pid) {
       env = processEnvironment(entry.pid);
       const name = own.marks.includes(env?.get(RUNNER_MARK) ?? '') ? env?.get('AGENT_NAME') : undefined;
-      agent = name ? byName.get(name) : undefined;
+      const named = name ? byName.get(name) : undefined;
+      agent = named && runsConfiguredCommand(processArgv(entry.pid) ?? [], named) ? named : undefined;
       if (agent) how = `found running (pid ${entry.pid}, started by this runner for ${agent.name})`;
     }
     if (!agent) {
@@ -62,14 +66,36 @@ export async function findAgentProcesses(
       }
     }
     if (!agent) continue;
-    // an agent with its own user is that user's process; one of another user is not it
-    if (agent.account && processOwner(entry.pid) !== agent.account.uid) continue;
+    // the agent runs as its own user: its configured user: under a root runner, else the runner's
+    if (!runsAs(entry.pid, agent.account?.uid)) continue;
     const previous = found.get(agent.name);
     if (!previous || info.startTicks < previous.startTicks) {
       found.set(agent.name, { pid: entry.pid, startTicks: info.startTicks, how });
     }
   }
   return found;
+}
+
+/** Whether the process runs as uid (by default this runner's user), really and effectively. */
+function runsAs(pid: number, uid = process.getuid?.()): boolean {
+  if (uid === undefined) return true; // no user ids on this platform
+  const uids = processUids(pid);
+  return uids?.real === uid && uids.effective === uid;
+}
+
+/**
+ * Whether argv runs the agent's configured command with exactly its arguments. The command may be
+ * found by its file name: an interpreter runs a script as `sh /path/to/script`, and a command found
+ * on PATH shows as its full path.
+ */
+export function runsConfiguredCommand(argv: string[], agent: Pick<AgentConfig, 'command' | 'args'>): boolean {
+  const name = basename(agent.command);
+  return argv.some(
+    (arg, i) =>
+      (arg === agent.command || basename(arg) === name) &&
+      argv.length - i - 1 === agent.args.length &&
+      agent.args.every((expected, j) => argv[i + 1 + j] === expected),
+  );
 }
 
 function foreign(env: Map<string, string> | undefined, own: RunnerIdentity): boolean {

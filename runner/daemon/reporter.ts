@@ -1,6 +1,7 @@
 // Sends what the supervisors observe to the database: per agent in order (a crash is recorded before
 // the restart that follows it), retried with backoff while the database is unreachable, bounded so a
 // long outage cannot eat the runner's memory.
+import { randomUUID } from 'node:crypto';
 import { RunnerCallError } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { AgentReport } from './supervisor.ts';
@@ -28,7 +29,8 @@ export class Reporter {
   report(agent: string, report: AgentReport): void {
     const queue = this.queues.get(agent) ?? [];
     this.queues.set(agent, queue);
-    queue.push(report);
+    // one id for every attempt: a report whose answer was lost is sent again, and applied once
+    queue.push({ ...report, reportId: randomUUID() });
     if (queue.length > MAX_QUEUED) {
       const dropped = queue.shift()!;
       this.log(`${agent}: the database has been unreachable for a while; dropped the oldest queued report (${dropped.event})`);

@@ -5,14 +5,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_VERSION } from '../paths.ts';
-import { AgentChannel } from './agent-channel.ts';
+import { AgentChannel, CHANNEL_URL } from './agent-channel.ts';
 import { RunnerCallError, RunnerApi, type ClaimedCommand, type LogRequest } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { RunnerConfig } from './config.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { agentLogFiles, tailForOperator } from './logs.ts';
 import { Poller } from './poller.ts';
-import { isSameProcess, listProcesses } from './proc.ts';
+import { isSameProcess, listProcesses, processEnvironment, type ProcessIdentity } from './proc.ts';
 import { type CommandHints, subscribeToCommandHints } from './realtime.ts';
 import { findAgentProcesses, type RunnerIdentity } from './reconciler.ts';
 import { Reporter } from './reporter.ts';
@@ -25,6 +25,9 @@ export const RUNNER_VERSION = PACKAGE_VERSION;
 // runner_claim_commands takes at most 100; 10 keeps one poll short when a burst arrives.
 const CLAIM_BATCH = 10;
 const COMPLETE_ATTEMPTS = 8;
+// Connections for forwarding the agents' heartbeats and reports; each agent may hold at most
+// AgentChannel's per-agent limit of them.
+const AGENT_SOCKETS = 8;
 // How long shutdown waits for the commands in progress: the longest stop timeout plus the SIGKILL wait.
 const SHUTDOWN_GRACE_MS = 15_000;
 // Operators wait on screen for log lines. A runner asks every 2 s whether anyone wants lines (an
@@ -70,8 +73,6 @@ export class Runner {
   private instance = '';
   /** The mark of the runner this one took the host's lease from: its agents are ours to adopt. */
   private previousInstance?: string;
-  /** SHA-256 of the channel secret each agent's process holds, saved so adopted agents keep speaking. */
-  private readonly secretHashes = new Map<string, string>();
   private hints?: CommandHints;
   private scanning = false;
   private shuttingDown?: Promise<void>;
@@ -118,24 +119,21 @@ export class Runner {
 
   private async begin(): Promise<void> {
     const { config } = this;
-    mkdirSync(config.runner.stateDir, { recursive: true });
+    mkdirSync(config.runner.stateDir, { recursive: true, mode: 0o700 });
     this.lock = acquireLock(join(config.runner.stateDir, 'runner.lock'));
 
     const saved = readState(this.stateFile, this.log);
     this.instance = saved.instance ?? randomUUID();
     // the lease before anything else: a second runner must not register, adopt or start anything
     await this.register(this.options.takeover ?? false);
+    // The agents' calls on connections of their own: the runner's heartbeats, polls and command results
+    // never wait behind them.
+    const agentsApi = new RunnerApi(config.supabase, AGENT_SOCKETS);
     this.channel = await AgentChannel.listen(
-      { heartbeat: (heartbeat) => this.api.agentHeartbeat(heartbeat), report: (report) => this.api.agentReport(report) },
-      saved.channelPort,
-      this.log,
+      { heartbeat: (heartbeat) => agentsApi.agentHeartbeat(heartbeat), report: (report) => agentsApi.agentReport(report) },
+      join(config.runner.stateDir, 'channel', 'agents.sock'),
     );
-    for (const [name, state] of Object.entries(saved.agents)) {
-      if (state.secretHash) {
-        this.channel.restore(name, state.secretHash);
-        this.secretHashes.set(name, state.secretHash);
-      }
-    }
+    for (const agent of config.agents) if (agent.account) await this.channel.serveUser(agent.account);
     for (const agent of config.agents) {
       this.supervisors.set(
         agent.name,
@@ -146,6 +144,7 @@ export class Runner {
           report: (name, report) => this.reporter.report(name, report),
           log: this.log,
           changed: () => this.saveState(),
+          ended: (name) => this.channel?.revoke(name),
         }),
       );
     }
@@ -161,8 +160,9 @@ export class Runner {
     const shortestTimeout = Math.min(...config.agents.map((agent) => agent.heartbeat_timeout ?? Infinity));
     this.heartbeatIntervalMs = Math.min(config.runner.heartbeatIntervalMs, shortestTimeout / 3);
     this.every(this.heartbeatIntervalMs, () => this.heartbeat());
-    this.every(config.runner.checkIntervalMs, () => {
+    this.every(config.runner.checkIntervalMs, async () => {
       for (const supervisor of this.supervisors.values()) supervisor.check();
+      for (const failure of await this.channel!.heal()) this.log(failure);
       // at the check after start, then every resources_interval
       if (Date.now() - this.resourcesSentAt >= config.runner.resourcesIntervalMs) return this.sendResources();
     });
@@ -188,12 +188,12 @@ export class Runner {
       const state = saved.agents[spec.name];
       supervisor.unstable = state?.unstable ?? false;
       if (state?.process && isSameProcess(state.process)) {
-        supervisor.adopt(state.process, `still running (pid ${state.process.pid}) when the runner started`);
+        await this.adopt(supervisor, state.process, `still running (pid ${state.process.pid}) when the runner started`);
         continue;
       }
       const process = found.get(spec.name);
       if (process) {
-        supervisor.adopt(process, process.how);
+        await this.adopt(supervisor, process, process.how);
         continue;
       }
       if (state?.process) supervisor.endedWhileAway(state.process.pid);
@@ -212,7 +212,27 @@ export class Runner {
     const found = (await findAgentProcesses([supervisor.spec], this.identity(), this.supervisedPids(), listProcesses())).get(
       supervisor.name,
     );
-    if (found) supervisor.adopt(found, found.how);
+    if (found) await this.adopt(supervisor, found, found.how);
+  }
+
+  /**
+   * Takes a running process as the agent's, and hears it again: the channel accepts the secret in its
+   * environment and serves the socket it knows (another runner's, after a takeover).
+   */
+  private async adopt(supervisor: AgentSupervisor, identity: ProcessIdentity, how: string): Promise<void> {
+    supervisor.adopt(identity, how);
+    const env = processEnvironment(identity.pid);
+    const secret = env?.get('AGENT_STATUS_TOKEN');
+    const socket = env?.get('AGENT_STATUS_SOCKET');
+    if (!secret || !socket) return; // started by hand: it reports on its own, if at all
+    this.channel!.restore(supervisor.name, secret);
+    try {
+      await this.channel!.alsoServe(socket);
+    } catch (error) {
+      this.log(
+        `${supervisor.name} (pid ${identity.pid}) cannot report until it is restarted: its channel ${socket} cannot be served: ${(error as Error).message}`,
+      );
+    }
   }
 
   // Agents report to this runner's channel (or, configured so, straight to the project): another
@@ -220,18 +240,18 @@ export class Runner {
   private identity(): RunnerIdentity {
     return {
       marks: this.previousInstance ? [this.instance, this.previousInstance] : [this.instance],
-      urls: [this.channel!.url, this.config.supabase.url.replace(/\/+$/, '')],
+      urls: [CHANNEL_URL, this.config.supabase.url.replace(/\/+$/, '')],
     };
   }
 
   /**
-   * What each start of an agent gets: the channel's URL and a new secret good for this agent only (the
-   * previous process's secret stops working). Never the runner's own token.
+   * What each start of an agent gets: the channel's socket and a new secret good for this agent only
+   * (the previous process's secret stops working). Never the runner's own token.
    */
   private agentEnvironment(name: string): Record<string, string> {
-    const { secret, hash } = this.channel!.issue(name);
-    this.secretHashes.set(name, hash);
-    return { AGENT_STATUS_URL: this.channel!.url, AGENT_STATUS_TOKEN: secret };
+    const secret = this.channel!.issue(name);
+    const account = this.config.agents.find((agent) => agent.name === name)?.account;
+    return { AGENT_STATUS_URL: CHANNEL_URL, AGENT_STATUS_SOCKET: this.channel!.socketFor(account), AGENT_STATUS_TOKEN: secret };
   }
 
   private supervisedPids(): Set<number> {
@@ -252,7 +272,7 @@ export class Runner {
       for (const supervisor of idle) {
         const process = found.get(supervisor.name);
         // a command may have started it while the table was being read
-        if (process && !supervisor.process && !this.queues.has(supervisor.name)) supervisor.adopt(process, process.how);
+        if (process && !supervisor.process && !this.queues.has(supervisor.name)) await this.adopt(supervisor, process, process.how);
       }
     } catch (error) {
       this.log(`could not read the process table: ${(error as Error).message}`);
@@ -321,6 +341,7 @@ export class Runner {
       })),
       RUNNER_VERSION,
       process.pid,
+      this.instance,
     );
     this.host = registered.host;
   }
@@ -389,7 +410,7 @@ export class Runner {
   private async complete(command: ClaimedCommand, outcome: Outcome): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.api.complete(command.id, outcome.ok, outcome.message);
+        await this.api.complete(command.id, outcome.ok, outcome.message, this.instance);
         return;
       } catch (error) {
         const retryable = (error as { retryable?: boolean }).retryable;
@@ -403,13 +424,11 @@ export class Runner {
   }
 
   private saveState(): void {
-    const state: RunnerState = { instance: this.instance, channelPort: this.channel?.port, agents: {} };
+    const state: RunnerState = { instance: this.instance, agents: {} };
     for (const supervisor of this.supervisors.values()) {
-      const secretHash = this.secretHashes.get(supervisor.name);
       state.agents[supervisor.name] = {
         wanted: supervisor.wanted,
         ...(supervisor.process && { process: supervisor.process }),
-        ...(secretHash && { secretHash }),
         ...(supervisor.unstable && { unstable: true }),
       };
     }

@@ -8,8 +8,6 @@ import type { ProcessIdentity } from './proc.ts';
 export interface AgentState {
   wanted: boolean;
   process?: ProcessIdentity;
-  /** SHA-256 of the agent channel secret its process was given, so it can speak after a runner restart. */
-  secretHash?: string;
   /** A crash was reported and the agent has not been reported stable since (AgentSupervisor.unstable). */
   unstable?: boolean;
 }
@@ -17,8 +15,6 @@ export interface AgentState {
 export interface RunnerState {
   /** This runner's mark (AGENT_STATUS_RUNNER in its agents' environment), kept across its restarts. */
   instance?: string;
-  /** The agent channel's port, which the agents it started know. */
-  channelPort?: number;
   agents: Record<string, AgentState>;
 }
 
@@ -32,17 +28,21 @@ export function readState(file: string, log: (message: string) => void): RunnerS
   }
   try {
     const parsed = JSON.parse(text) as Partial<RunnerState>;
-    return { instance: parsed.instance, channelPort: parsed.channelPort, agents: parsed.agents ?? {} };
+    return { instance: parsed.instance, agents: parsed.agents ?? {} };
   } catch (error) {
     log(`ignoring the unreadable state file ${file}: ${(error as Error).message}`);
     return { agents: {} };
   }
 }
 
-/** Writes the state atomically (a crash mid-write leaves the previous version). */
+/**
+ * Writes the state atomically (a crash mid-write leaves the previous version), readable by the
+ * runner's user alone: its mark, read from a world-readable file, let another user's process pass
+ * for an agent.
+ */
 export function writeState(file: string, state: RunnerState): void {
-  mkdirSync(dirname(file), { recursive: true });
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, JSON.stringify(state, null, 1));
+  writeFileSync(temporary, JSON.stringify(state, null, 1), { mode: 0o600 });
   renameSync(temporary, file);
 }

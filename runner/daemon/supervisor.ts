@@ -12,6 +12,8 @@ import { decideRestart, NO_STREAK, type RestartSettings, type Streak } from './r
 /** What the runner tells the database about one agent's process (agent_report). */
 export interface AgentReport {
   event: 'started' | 'adopted' | 'exited' | 'crashed' | 'terminated' | 'stable';
+  /** given by the Reporter, the same on every retry: the database applies the report once */
+  reportId?: string;
   pid?: number;
   exitCode?: number;
   exitSignal?: string;
@@ -38,6 +40,11 @@ export interface SupervisorContext {
   log(message: string): void;
   /** Called when the process or the wish to run changed, so the runner can persist it. */
   changed(): void;
+  /**
+   * The agent's process is gone (exited, crashed, stopped): what it was given to speak with must stop
+   * working, or a leftover child, or whoever read its environment, could report it running.
+   */
+  ended(agent: string): void;
 }
 
 export type SupervisorState = 'stopped' | 'running' | 'stopping' | 'backoff' | 'fatal';
@@ -399,6 +406,7 @@ export class AgentSupervisor {
   private handleExit(tracked: Tracked, info: ExitInfo): void {
     if (this.current !== tracked || this.disposed) return;
     this.current = undefined;
+    this.context.ended(this.name);
     this.cancelStable();
     if (this.stopping === tracked) return; // stop() reports it
     this.afterExit(info, Date.now() - tracked.startedAt, tracked.stderrOffset);

@@ -35,9 +35,10 @@ export interface GatewayOptions {
 
 const REALTIME_MISSING = 'the local stack has no Realtime server: dashboards and runners use their polling path';
 
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 const CORS_HEADERS = {
   'access-control-allow-origin': '*',
-  'access-control-allow-methods': 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
+  'access-control-allow-methods': ALLOWED_METHODS,
   'access-control-expose-headers': 'content-range, content-profile, x-supabase-api-version',
   'access-control-max-age': '3600',
 };
@@ -184,6 +185,18 @@ export class Gateway {
   async start(): Promise<void> {
     if (this.server) return;
     const server = createServer(async (request, response) => {
+      // fetch's Request cannot even hold TRACE (it answered 500), and nothing here serves it. (Node's
+      // parser answers TRACK 400 itself, and CONNECT never reaches this handler.)
+      if (request.method === 'TRACE') {
+        await writeResponse(
+          new Response(JSON.stringify({ message: `${request.method} is not supported here` }), {
+            status: 405,
+            headers: { 'content-type': 'application/json', allow: ALLOWED_METHODS },
+          }),
+          response,
+        );
+        return;
+      }
       try {
         const answer = await this.route(toRequest(request));
         if (answer) await writeResponse(answer, response);

@@ -201,7 +201,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const sweepByPgCron = database.hasSweepJob;
     if (!sweepByPgCron && (options.sweep ?? true)) {
-      const timer = startSweepTimer(database.sql, log, options.sweepIntervalMs);
+      const timer = startSweepTimer(database, log, options.sweepIntervalMs);
       cleanups.push(() => timer.stop());
     }
 

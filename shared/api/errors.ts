@@ -12,6 +12,8 @@ export const ERROR_STATUS = {
   method_not_allowed: 405,
   conflict: 409,
   payload_too_large: 413,
+  unprocessable: 422,
+  too_many_requests: 429,
   internal: 500,
   unavailable: 503,
 } as const;
@@ -36,4 +38,6 @@ export const SQLSTATE_ERROR: Record<string, ErrorCode> = {
   '42501': 'forbidden',
   P0002: 'not_found',
   '55000': 'conflict',
+  /** an idempotency key sent again with another request */
+  P0422: 'unprocessable',
 };

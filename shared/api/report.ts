@@ -23,6 +23,7 @@ export const Report = z
     details: details.nullish(),
     heartbeat_interval_s: heartbeatIntervalS.nullish(),
     at: madeAt.nullish(),
+    report_id: z.uuid().nullish().describe('A random id for this report, the same on every retry: a report sent again is applied once.'),
   })
   .check((ctx) => {
     const report = ctx.value;

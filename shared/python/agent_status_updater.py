@@ -5,6 +5,7 @@ it with environment variables:
 
     AGENT_STATUS_URL     the project URL, e.g. https://<ref>.supabase.co or http://127.0.0.1:54321
     AGENT_STATUS_TOKEN   the agent's token (asa_...), or its host runner's
+    AGENT_STATUS_SOCKET  a Unix socket to send the requests over (set by a runner for its agents)
     AGENT_STATUS_HEARTBEAT_INTERVAL   seconds between automatic heartbeats (default 30, 0 = off)
     AGENT_STATUS_TIMEOUT              seconds one request may take (default 5)
     AGENT_STATUS_FLUSH_TIMEOUT        seconds mark_agent_stopped and exit wait for delivery (default 5)
@@ -33,6 +34,7 @@ completes the command.
 import atexit
 import collections
 import datetime
+import http.client
 import json
 import math
 import logging
@@ -40,11 +42,13 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 __all__ = [
     "mark_agent_started",
@@ -73,6 +77,28 @@ def _seconds(name, default):
     except ValueError:
         return default
 
+
+
+class _UnixSocketConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket: a runner's agent channel is one, in a folder only its user may enter."""
+
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+class _UnixSocketHandler(urllib.request.HTTPHandler):
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def http_open(self, req):
+        return self.do_open(lambda host, timeout=None, **_: _UnixSocketConnection(self.path, timeout), req)
 
 class _Sender:
     """The buffer and the background thread that empties it."""
@@ -112,6 +138,7 @@ class _Sender:
             return None
         return {
             "url": url,
+            "socket": os.environ.get("AGENT_STATUS_SOCKET") or None,
             "token": token,
             "interval": _seconds("AGENT_STATUS_HEARTBEAT_INTERVAL", 30.0),
             "timeout": _seconds("AGENT_STATUS_TIMEOUT", 5.0) or 5.0,
@@ -131,6 +158,9 @@ class _Sender:
             beat = self.beats.pop(body["agent_name"], None)
             if beat and beat.get("last_activity") is not None and body.get("last_activity") is None:
                 body["last_activity"] = beat["last_activity"]
+            if endpoint == "report":
+                # one id for every attempt: a report whose answer was lost is sent again, and applied once
+                body["report_id"] = str(uuid.uuid4())
             self.states.append((endpoint, body))
             while len(self.states) > _MAX_PENDING:
                 self.states.popleft()
@@ -240,8 +270,9 @@ class _Sender:
             method="POST",
         )
         names = {payload["agent_name"]} if "agent_name" in payload else {r["agent_name"] for r in payload["reports"]}
+        send = urllib.request.build_opener(_UnixSocketHandler(config["socket"])).open if config["socket"] else urllib.request.urlopen
         try:
-            with urllib.request.urlopen(request, timeout=config["timeout"]) as response:
+            with send(request, timeout=config["timeout"]) as response:
                 answer = response.read()
         except urllib.error.HTTPError as error:
             reason = "HTTP %d" % error.code

@@ -12,6 +12,7 @@ import { functionUrl } from '../api/paths.ts';
 import { LIMITS, type SettableStatus } from '../status.ts';
 import { resolveConfig, type AgentStatusConfig, type AgentStatusOptions } from './config.ts';
 import { Outbox, type StateChange } from './outbox.ts';
+import { postOverSocket } from './unix-socket.ts';
 
 type Outcome = 'delivered' | 'refused' | 'retry';
 
@@ -339,14 +340,16 @@ export class AgentStatus {
     const timeout = Math.max(1, Math.min(this.config.requestTimeoutMs, deadline - Date.now()));
     let response: Response;
     try {
-      response = await fetch(functionUrl(this.config.url!, endpoint), {
+      const init = {
         method: 'POST',
         headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(timeout),
-      });
+      };
+      const url = functionUrl(this.config.url!, endpoint);
+      response = await (this.config.socket ? postOverSocket(this.config.socket, url, init) : fetch(url, init));
     } catch (error) {
-      return this.#failed(`cannot reach ${this.config.url}: ${(error as Error).message}`);
+      return this.#failed(`cannot reach ${this.config.socket ?? this.config.url}: ${(error as Error).message}`);
     }
     const text = await response.text().catch(() => '');
     if (response.ok) {

@@ -1,9 +1,11 @@
 // The SDK's settings: options passed in code win, then the environment (AGENT_STATUS_URL,
-// AGENT_STATUS_TOKEN, AGENT_NAME, ...), then cheap defaults.
+// AGENT_STATUS_SOCKET, AGENT_STATUS_TOKEN, AGENT_NAME, ...), then cheap defaults.
 
 export interface AgentStatusOptions {
   /** Project URL (https://<ref>.supabase.co, or http://127.0.0.1:54321 locally); env AGENT_STATUS_URL. */
   url?: string;
+  /** Unix socket the requests travel over (a runner's agent channel; the URL then gives only the path); env AGENT_STATUS_SOCKET. */
+  socket?: string;
   /** The agent's token (asa_...) or its host runner's; env AGENT_STATUS_TOKEN. */
   token?: string;
   /** The agent's name, exactly as in agent_status; env AGENT_NAME. */
@@ -24,6 +26,7 @@ export interface AgentStatusOptions {
 
 export interface AgentStatusConfig {
   url: string | undefined;
+  socket: string | undefined;
   token: string | undefined;
   agentName: string | undefined;
   heartbeatIntervalMs: number;
@@ -52,6 +55,7 @@ function seconds(name: string): number | undefined {
 export function resolveConfig(options: AgentStatusOptions = {}): AgentStatusConfig {
   return {
     url: options.url ?? environment('AGENT_STATUS_URL'),
+    socket: options.socket ?? environment('AGENT_STATUS_SOCKET'),
     token: options.token ?? environment('AGENT_STATUS_TOKEN'),
     agentName: options.agentName ?? environment('AGENT_NAME'),
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? seconds('AGENT_STATUS_HEARTBEAT_INTERVAL') ?? 30_000,

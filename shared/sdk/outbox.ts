@@ -24,6 +24,10 @@ export class Outbox {
   }
 
   pushState(change: StateChange) {
+    // one id for every attempt: a report whose answer was lost is sent again, and applied once
+    if (change.endpoint === 'report' && change.body.report_id == null) {
+      change = { ...change, body: { ...change.body, report_id: crypto.randomUUID() } };
+    }
     if (this.#beat) {
       if (this.#beat.last_activity != null && change.body.last_activity == null) {
         change = { ...change, body: { ...change.body, last_activity: this.#beat.last_activity } } as StateChange;

@@ -189,6 +189,9 @@ create table public.agent_commands (
   check ((status in ('succeeded', 'failed', 'expired')) = (finished_at is not null)),
   -- enqueue_agent_commands(p_idempotency_key): a retried request gets its first commands back
   idempotency_key text check (char_length(idempotency_key) between 1 and 200),
+  -- what the key's first request asked ("restart agent 'x'"): the same key with another request is
+  -- refused (422) instead of silently answering the first one's commands
+  idempotency_request text check (char_length(idempotency_request) <= 300),
   -- A stop or restart of an agent no runner manages (in a container, on a laptop) travels in the
   -- answer to the agent's own heartbeats and reports (agent_state_json's `desired`), as Temporal
   -- delivers cancellation through heartbeats; the agent's SDK acts on it, and its stopped (or, for a
@@ -272,6 +275,19 @@ create table public.api_tokens (
 -- minute per agent. Two tables: the latest figures per agent (what the agents table shows, read
 -- incrementally by sampled_at), and one sample a minute kept a day (the detail page's chart): at
 -- most 1,440 rows per agent, pruned by the same call that adds them.
+-- Reports already applied, by the id their sender gave them (report_id, the same on every retry), so
+-- a report sent again after its answer was lost is applied once: during a 20 s PostgREST freeze one
+-- kill -9 became 2 crashed and 3 started events, restarts_total +4. Private; the sweep forgets ids
+-- after a day (senders retry for minutes).
+create table agent_private.applied_reports (
+  agent_id integer not null references public.agent_status (id) on delete cascade,
+  report_id uuid not null,
+  applied_at timestamptz not null default now(),
+  primary key (agent_id, report_id)
+);
+
+create index applied_reports_applied_at_idx on agent_private.applied_reports (applied_at);
+
 create table public.agent_resources (
   agent_id integer primary key references public.agent_status (id) on delete cascade,
   -- of one core: a process using two cores fully reads 200

@@ -111,11 +111,12 @@ $$;
 -- branch on the code see no difference), and direct database callers (the edge functions' own
 -- connection, psql) as the plain SQLSTATE, as before. PostgREST marks its requests with the
 -- request.method setting; nothing else sets it.
+-- P0422 (ours, in PL/pgSQL's class) is an idempotency key sent again with another request: 422.
 create function agent_private.refuse(p_sqlstate text, p_message text, p_hint text default null) returns void
   language plpgsql stable set search_path = ''
 as $$
 declare
-  http integer := case p_sqlstate when 'P0002' then 404 when '55000' then 409 end;
+  http integer := case p_sqlstate when 'P0002' then 404 when '55000' then 409 when 'P0422' then 422 end;
 begin
   if http is not null and coalesce(current_setting('request.method', true), '') <> '' then
     raise sqlstate 'PGRST' using

@@ -215,11 +215,28 @@ as $$
 declare
   r public.runners := agent_private.authorize_runner(p_token);
 begin
+  perform agent_private.check_lease(r, p_instance);
+  return r;
+end
+$$;
+
+-- Refuses a caller that does not hold the host's lease: one naming another instance than the
+-- holder's, and one naming none while a live runner holds it. (Without this a call with the host's
+-- token and no instance un-managed a live host's agents, or claimed and completed its commands.)
+-- With no live holder, a call without an instance is a runner that has not leased yet.
+create function agent_private.check_lease(r public.runners, p_instance text) returns void
+  language plpgsql stable set search_path = ''
+as $$
+begin
   if p_instance is not null and r.instance is distinct from p_instance then
     perform agent_private.refuse('55000', format('this runner no longer holds the lease of host %L: pid %s took over', r.host, coalesce(r.pid::text, 'unknown')),
       'Stop this runner; one runner per host.');
   end if;
-  return r;
+  if p_instance is null and r.instance is not null and r.status = 'online'
+     and r.last_seen_at > now() - make_interval(secs => (select runner_offline_after_s from public.agent_status_settings)) then
+    perform agent_private.refuse('55000', format('a live runner holds the lease of host %L (pid %s); name its instance', r.host, coalesce(r.pid::text, 'unknown')),
+      'Only the runner holding the lease (runner_lease) may register, claim and complete; one runner per host.');
+  end if;
 end
 $$;
 

@@ -238,7 +238,8 @@ create function public.agent_report(
   p_exit_signal text default null,
   p_details jsonb default null,
   p_at timestamptz default null,
-  p_heartbeat_interval_s integer default null
+  p_heartbeat_interval_s integer default null,
+  p_report_id uuid default null
 ) returns public.agent_status
   language plpgsql security definer set search_path = ''
 as $$
@@ -279,6 +280,14 @@ begin
   who := agent_private.authorize_agent(p_token, p_agent_name);
   if p_event = any (runner_events) and who.source <> 'runner' then
     perform agent_private.invalid(format('%s is reported by the runner that supervises the process', p_event));
+  end if;
+  -- A report sent again (its sender never got the first answer) changes nothing the second time. A
+  -- retry racing its original waits on the key, then finds it.
+  if p_report_id is not null then
+    insert into agent_private.applied_reports (agent_id, report_id) values (who.agent_id, p_report_id) on conflict do nothing;
+    if not found then
+      return (select a from public.agent_status a where a.id = who.agent_id);
+    end if;
   end if;
 
   v_agent := agent_private.apply_event(who.agent_id, p_event, who.source, who.actor,

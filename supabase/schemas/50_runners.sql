@@ -122,7 +122,8 @@ create or replace function public.runner_register(
   p_token text,
   p_agents jsonb,
   p_version text default null,
-  p_pid integer default null
+  p_pid integer default null,
+  p_instance text default null
 ) returns jsonb
   language plpgsql security definer set search_path = ''
 as $$
@@ -132,6 +133,7 @@ declare
   item jsonb;
   names text[] := '{}';
   v_name text;
+  v_owner text;
   clash record;
 begin
   if p_agents is null or jsonb_typeof(p_agents) <> 'array' then
@@ -163,6 +165,26 @@ begin
                          t.label, v_name, array_to_string(t.agent_patterns, ', ')),
         hint = 'Remove the agent from this runner''s config, or give the runner a token that names it: agent-status token create runner --host <host> --agents <names or patterns>';
     end if;
+  else
+    -- A token that names no agents speaks for its own host's: new names, and agents this host's
+    -- runner registered before. An agent of another host, or one that reports with its own agent
+    -- token, is taken only by a token that names it (one without --agents took such an agent and
+    -- reported it crashed).
+    select a.agent_name, case when a.host is not null then format('host %L', a.host) else 'its own agent token' end into v_name, v_owner
+    from public.agent_status a
+    where a.agent_name = any (names) and a.host is distinct from t.host
+      and (a.host is not null or exists (select 1 from public.api_tokens k where k.kind = 'agent' and k.agent_id = a.id and k.revoked_at is null))
+    limit 1;
+    if v_name is not null then
+      raise exception using errcode = '42501',
+        message = format('runner token %s may not take agent %L: it belongs to %s', t.label, v_name, v_owner),
+        hint = 'Give the runner a token that names it: agent-status token create runner --host <host> --agents <names or patterns>';
+    end if;
+  end if;
+  -- the lease, when a live runner holds it, is the caller's to hold
+  select * into r from public.runners where host = t.host for update;
+  if found then
+    perform agent_private.check_lease(r, p_instance);
   end if;
 
   insert into public.runners (host, status, version, pid, started_at, last_seen_at, stopped_at)

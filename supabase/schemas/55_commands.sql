@@ -133,12 +133,13 @@ create or replace function public.runner_complete_command(
   p_token text,
   p_command_id bigint,
   p_succeeded boolean,
-  p_result text default null
+  p_result text default null,
+  p_instance text default null
 ) returns public.agent_commands
   language plpgsql security definer set search_path = ''
 as $$
 declare
-  r public.runners := agent_private.authorize_runner(p_token);
+  r public.runners := agent_private.authorize_lease(p_token, p_instance);
   c public.agent_commands;
 begin
   if p_succeeded is null then
@@ -180,6 +181,11 @@ as $$
 declare
   who text := agent_private.require_operator(p_operator_token);
   v_agent_id integer;
+  v_request text := p_action || ' ' || case
+    when p_agent_name is not null then format('agent %L', p_agent_name)
+    when p_host is not null then format('host %L', p_host)
+    else 'all agents' end;
+  v_first_request text;
 begin
   if p_action is null or p_action not in ('start', 'stop', 'restart') then
     perform agent_private.invalid(format('action must be start, stop or restart, got %s', coalesce(quote_literal(p_action), 'nothing')));
@@ -202,6 +208,14 @@ begin
     -- for it and then finds its commands
     perform pg_advisory_xact_lock(hashtext(who || chr(10) || p_idempotency_key));
     if exists (select 1 from public.agent_commands c where c.requested_by = who and c.idempotency_key = p_idempotency_key) then
+      -- (commands queued before idempotency_request existed say nothing: taken as the same request)
+      select c.idempotency_request into v_first_request from public.agent_commands c
+        where c.requested_by = who and c.idempotency_key = p_idempotency_key order by c.id limit 1;
+      if v_first_request is not null and v_first_request <> left(v_request, 300) then
+        perform agent_private.refuse('P0422',
+          format('idempotency key %L was used for %s; this request is %s', p_idempotency_key, v_first_request, v_request),
+          'Send a new key with a new request, and the same key only to retry the same request.');
+      end if;
       return query select * from public.agent_commands c
         where c.requested_by = who and c.idempotency_key = p_idempotency_key order by c.id;
       return;
@@ -214,15 +228,17 @@ begin
       perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
       'List agents with: agent-status list');
     end if;
-    return query insert into public.agent_commands (agent_id, action, idempotency_key)
-      values (v_agent_id, p_action, p_idempotency_key) returning *;
+    return query insert into public.agent_commands (agent_id, action, idempotency_key, idempotency_request)
+      values (v_agent_id, p_action, p_idempotency_key, case when p_idempotency_key is not null then left(v_request, 300) end)
+      returning *;
   else
     if p_host is not null and not exists (select 1 from public.runners where host = p_host) then
       perform agent_private.refuse('P0002', format('no runner has registered for host %L', p_host),
       'List runners in the dashboard, or check the host name in the runner''s config.');
     end if;
-    return query insert into public.agent_commands (agent_id, action, idempotency_key)
-      select a.id, p_action, p_idempotency_key from public.agent_status a join public.runners r on r.id = a.runner_id
+    return query insert into public.agent_commands (agent_id, action, idempotency_key, idempotency_request)
+      select a.id, p_action, p_idempotency_key, case when p_idempotency_key is not null then left(v_request, 300) end
+      from public.agent_status a join public.runners r on r.id = a.runner_id
       where p_host is null or r.host = p_host
       order by a.agent_name
       returning *;

@@ -26,6 +26,7 @@ declare
   n_events integer := 0;
   n_commands integer := 0;
   n_cron integer := 0;
+  n_report_ids integer := 0;
 begin
   if not pg_try_advisory_xact_lock(hashtext('agent_status_sweep')) then
     return jsonb_build_object('skipped', true);
@@ -107,6 +108,10 @@ begin
     select id from public.agent_commands where finished_at < now() - s.command_retention
     order by finished_at limit s.prune_batch);
   get diagnostics n_commands = row_count;
+  delete from agent_private.applied_reports where (agent_id, report_id) in (
+    select agent_id, report_id from agent_private.applied_reports where applied_at < now() - interval '1 day'
+    order by applied_at limit s.prune_batch);
+  get diagnostics n_report_ids = row_count;
   if to_regclass('cron.job_run_details') is not null then
     begin
       execute 'delete from cron.job_run_details where end_time < now() - $1 and jobid in (select jobid from cron.job where jobname like ''agent-status-%'')' using s.cron_history_retention;
@@ -118,6 +123,7 @@ begin
 
   return jsonb_build_object('skipped', false, 'stale', n_stale, 'inactive', n_inactive,
     'commands_expired', n_expired, 'commands_abandoned', n_abandoned, 'runners_offline', n_offline,
-    'events_pruned', n_events, 'commands_pruned', n_commands, 'cron_runs_pruned', n_cron);
+    'events_pruned', n_events, 'commands_pruned', n_commands, 'cron_runs_pruned', n_cron,
+    'report_ids_pruned', n_report_ids);
 end
 $function$;

@@ -176,6 +176,27 @@ left join lateral (
     and not e.details ? 'same_episode'
 ) c on true;
 
+-- The live views are read-only. Without a trigger a write was refused before any privilege check, by
+-- the rewriter ("cannot insert into view", 55000), which PostgREST answers 500; with this one the
+-- privilege check runs first (401 or 403 for every API role: none may write them), and a role that
+-- may write anything is told the same.
+create function agent_private.refuse_view_write() returns trigger
+  language plpgsql set search_path = ''
+as $$
+begin
+  raise exception using errcode = '42501', message = format('%s is read-only', tg_table_name),
+    hint = 'Change agents with the API: heartbeats and reports, commands, force_agent_status.';
+end
+$$;
+
+create trigger agent_status_live_read_only
+  instead of insert or update or delete on public.agent_status_live
+  for each row execute function agent_private.refuse_view_write();
+
+create trigger runner_status_live_read_only
+  instead of insert or update or delete on public.runner_status_live
+  for each row execute function agent_private.refuse_view_write();
+
 -- The operator's list leaves archived agents out too (it reads as the owner, past the policy).
 create or replace function public.operator_list_agents(p_operator_token text default null)
   returns setof public.agent_status_live

@@ -22,6 +22,7 @@ alter table public.alert_deliveries enable row level security;
 alter table public.alert_attempts enable row level security;
 alter table public.alert_pauses enable row level security;
 alter table agent_private.alert_states enable row level security;
+alter table agent_private.applied_reports enable row level security;
 alter table agent_private.alert_dispatch_target enable row level security;
 
 -- Policies
@@ -171,6 +172,7 @@ revoke all on function agent_private.up_percent(integer, timestamp with time zon
 revoke all on function agent_private.glob_to_like(text) from public;
 revoke all on function agent_private.require_service() from public;
 revoke all on function agent_private.authorize_lease(text, text) from public;
+revoke all on function agent_private.check_lease(public.runners, text) from public;
 
 -- 40_state_machine.sql
 grant execute
@@ -201,9 +203,9 @@ grant execute
   to anon, authenticated, service_role;
 revoke all on function public.agent_heartbeat(text, text, text, integer, text, integer, integer, timestamp with time zone) from public;
 grant execute
-  on function public.agent_report(text, text, text, text, integer, text, integer, integer, text, jsonb, timestamp with time zone, integer)
+  on function public.agent_report(text, text, text, text, integer, text, integer, integer, text, jsonb, timestamp with time zone, integer, uuid)
   to anon, authenticated, service_role;
-revoke all on function public.agent_report(text, text, text, text, integer, text, integer, integer, text, jsonb, timestamp with time zone, integer) from public;
+revoke all on function public.agent_report(text, text, text, text, integer, text, integer, integer, text, jsonb, timestamp with time zone, integer, uuid) from public;
 grant execute on function public.force_agent_status(text, text, integer, text, text) to anon, authenticated, service_role;
 revoke all on function public.force_agent_status(text, text, integer, text, text) from public;
 revoke all on function agent_private.heartbeat_batch_item(jsonb) from public;
@@ -218,8 +220,8 @@ grant execute on function public.archive_agent(text, text) to anon, authenticate
 revoke all on function public.archive_agent(text, text) from public;
 
 -- 50_runners.sql
-grant execute on function public.runner_register(text, jsonb, text, integer) to anon, authenticated, service_role;
-revoke all on function public.runner_register(text, jsonb, text, integer) from public;
+grant execute on function public.runner_register(text, jsonb, text, integer, text) to anon, authenticated, service_role;
+revoke all on function public.runner_register(text, jsonb, text, integer, text) from public;
 grant execute on function public.runner_heartbeat(text, jsonb, integer) to anon, authenticated, service_role;
 revoke all on function public.runner_heartbeat(text, jsonb, integer) from public;
 grant execute on function public.runner_offline(text, text) to anon, authenticated, service_role;
@@ -236,12 +238,13 @@ revoke all on function public.runner_report_resources(text, jsonb) from public;
 revoke all on function agent_private.command_actor() from public;
 revoke all on function agent_private.agent_commands_before_insert() from public;
 revoke all on function agent_private.agent_commands_after_insert() from public;
+revoke all on function agent_private.refuse_view_write() from public;
 grant execute on function public.enqueue_agent_commands(text, text, text, text, text) to anon, authenticated, service_role;
 revoke all on function public.enqueue_agent_commands(text, text, text, text, text) from public;
 grant execute on function public.runner_claim_commands(text, integer, text) to anon, authenticated, service_role;
 revoke all on function public.runner_claim_commands(text, integer, text) from public;
-grant execute on function public.runner_complete_command(text, bigint, boolean, text) to anon, authenticated, service_role;
-revoke all on function public.runner_complete_command(text, bigint, boolean, text) from public;
+grant execute on function public.runner_complete_command(text, bigint, boolean, text, text) to anon, authenticated, service_role;
+revoke all on function public.runner_complete_command(text, bigint, boolean, text, text) from public;
 
 -- 60_sweep.sql
 grant execute on function public.agent_status_sweep() to service_role;

@@ -194,8 +194,10 @@ describe('bad input changes nothing and says why', () => {
     const completing = await failure(db.sql`select public.runner_complete_command(${hostB}, ${command.id}, true)`);
     expect(completing).toMatchObject({ code: '55000' });
     expect((await failure(db.sql`select public.agent_report(${hostB}, 'agent-a', 'crashed', p_exit_code => 1)`))!.code).toBe('28000');
-    // a runner cannot take over an agent that another online runner manages
-    const clash = await failure(db.sql`select public.runner_register(${hostB}, ${db.sql.json([{ name: 'agent-a' }])})`);
+    // a runner cannot take over an agent that another online runner manages, even with a token naming it
+    const [{ token: naming }] = await db.sql`select token from public.create_api_token('runner', p_host => 'host-b',
+                                                                                  p_agents => array['agent-a', 'agent-b'])`;
+    const clash = await failure(db.sql`select public.runner_register(${naming}, ${db.sql.json([{ name: 'agent-a' }])})`);
     expect(clash).toMatchObject({ code: '55000' });
     expect(clash!.message).toMatch(/managed by the runner on host 'host-a'/);
   });

@@ -381,6 +381,19 @@ describe('row level security and grants', () => {
     expect(other.id).not.toBe(first[0].id);
   });
 
+  it('the same idempotency key with another request is refused (P0422), queuing nothing', async () => {
+    await db.sql`select id from public.enqueue_agent_commands('restart', 'rls-agent', p_operator_token => ${operatorToken}, p_idempotency_key => 'reused-2')`;
+    const refusal = await failure(
+      db.sql`select id from public.enqueue_agent_commands('stop', 'rls-agent', p_operator_token => ${operatorToken}, p_idempotency_key => 'reused-2')`,
+    );
+    expect(refusal).toEqual({
+      code: 'P0422',
+      message: "idempotency key 'reused-2' was used for restart agent 'rls-agent'; this request is stop agent 'rls-agent'",
+    });
+    const [{ count }] = await db.sql`select count(*)::int from public.agent_commands where idempotency_key = 'reused-2'`;
+    expect(count).toBe(1);
+  });
+
   describe('the host lease', () => {
     it('refuses a second runner instance while the first is live, naming it; a takeover refuses the first at its next claim', async () => {
       const token = await registerRunner(db.sql, 'lease-host', []);
@@ -398,6 +411,58 @@ describe('row level security and grants', () => {
       await db.sql`select public.runner_offline(${token}, 'instance-a')`;
       const [row] = await db.sql`select status, instance from public.runners where host = 'lease-host'`;
       expect(row).toEqual({ status: 'online', instance: 'instance-b' });
+    });
+
+    it('register, claim and complete need the lease while a live runner holds it: with no instance or another one they are refused and change nothing', async () => {
+      const token = await registerRunner(db.sql, 'held-host', ['held-agent']);
+      await db.sql`select public.runner_lease(${token}, 'holder', 4242)`;
+      await db.sql`select public.runner_register(${token}, ${db.sql.json([{ name: 'held-agent' }])}, '1.0', 4242, 'holder')`;
+      await setAgentState(db.sql, 'held-agent', 'running');
+      await db.sql`select id from public.enqueue_agent_commands('restart', 'held-agent')`;
+      const [claimed] = await db.sql`select * from public.runner_claim_commands(${token}, 10, 'holder')`;
+      await db.sql`select id from public.enqueue_agent_commands('stop', 'held-agent')`;
+      const before = await db.sql`select r.pid, r.version, a.runner_id, c.status
+        from public.runners r join public.agent_status a on a.runner_id = r.id join public.agent_commands c on c.agent_id = a.id
+        where r.host = 'held-host' order by c.id`;
+      for (const instance of [null, 'intruder']) {
+        for (const call of [
+          db.sql`select public.runner_register(${token}, '[]'::jsonb, 'evil', 1, ${instance})`,
+          db.sql`select * from public.runner_claim_commands(${token}, 10, ${instance})`,
+          db.sql`select public.runner_complete_command(${token}, ${claimed.id}, false, 'faked', ${instance})`,
+        ]) {
+          expect((await failure(call))?.code, `instance ${instance}`).toBe('55000');
+        }
+      }
+      const after = await db.sql`select r.pid, r.version, a.runner_id, c.status
+        from public.runners r join public.agent_status a on a.runner_id = r.id join public.agent_commands c on c.agent_id = a.id
+        where r.host = 'held-host' order by c.id`;
+      expect(after).toEqual(before);
+      await db.sql`select public.runner_complete_command(${token}, ${claimed.id}, true, 'restarted', 'holder')`;
+    });
+
+    it('a runner token naming no agents may not take an agent with its own agent token, nor one of another host', async () => {
+      await setAgentState(db.sql, 'self-reporting', 'running');
+      await createToken(db.sql, 'agent', { agent: 'self-reporting' });
+      await registerRunner(db.sql, 'owner-host', ['owned-elsewhere']);
+      const token = await createToken(db.sql, 'runner', { host: 'grabbing-host' });
+      for (const [name, owner] of [
+        ['self-reporting', 'its own agent token'],
+        ['owned-elsewhere', "host 'owner-host'"],
+      ]) {
+        const refused = await failure(db.sql`select public.runner_register(${token}, ${db.sql.json([{ name }])})`);
+        expect(refused).toEqual({
+          code: '42501',
+          message: `runner token ${refused?.message.split(' ')[2]} may not take agent '${name}': it belongs to ${owner}`,
+        });
+      }
+      const [grabbed] =
+        await db.sql`select count(*)::int from public.agent_status a join public.runners r on r.id = a.runner_id where r.host = 'grabbing-host'`;
+      expect(grabbed.count).toBe(0);
+      // new names, and a token that names the agent, are fine
+      await db.sql`select public.runner_register(${token}, ${db.sql.json([{ name: 'brand-new' }])})`;
+      const naming =
+        await db.sql`select token from public.create_api_token('runner', p_host => 'grabbing-host', p_agents => ${['self-reporting']})`;
+      await db.sql`select public.runner_register(${naming[0].token}, ${db.sql.json([{ name: 'self-reporting' }])})`;
     });
   });
 

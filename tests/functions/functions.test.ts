@@ -1,6 +1,7 @@
 // The edge functions served by the real Deno on this file's own database, through the local stack's
 // gateway: every endpoint's success path, bad input refused with {error: {code, message}} and nothing
 // written, the same answer for every wrong token, CORS, body limits.
+import { randomUUID } from 'node:crypto';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
@@ -300,6 +301,31 @@ describe('report', () => {
     expect(await snapshot()).toBe(before);
   });
 
+  it('applies a report sent again with the same report_id once: a runner retrying a crash counts one restart', async () => {
+    const crash = { agent_name: 'managed-2', event: 'crashed', exit_code: 9, message: 'killed', report_id: randomUUID() };
+    const start = { agent_name: 'managed-2', event: 'started', pid: 4242, report_id: randomUUID() };
+    const count = async () => {
+      const [row] = await stack.db.sql`
+        select a.restarts_total, (select count(*)::int from public.agent_events e where e.agent_id = a.id) as events
+        from public.agent_status a where a.agent_name = 'managed-2'`;
+      return row;
+    };
+    expect((await post('report', crash, runnerToken)).status).toBe(200);
+    const started = await post('report', start, runnerToken);
+    expect(started.status).toBe(200);
+    const once = await count();
+    for (const retry of [crash, start, crash]) {
+      const answer = await post('report', retry, runnerToken);
+      expect(answer.status, answer.text).toBe(200);
+      expect(answer.json.agent).toEqual(started.json.agent);
+    }
+    expect(await post('report', { reports: [crash, start] }, runnerToken)).toMatchObject({ status: 200 });
+    expect(await count()).toEqual(once);
+    // the same id from another agent is another report
+    expect((await post('report', { agent_name: 'agent-a', event: 'started', report_id: crash.report_id }, tokenA)).status).toBe(200);
+    expect(await count()).toEqual(once);
+  });
+
   it('lets a runner report a crash of an agent it supervises', async () => {
     const answer = await post(
       'report',
@@ -371,6 +397,25 @@ describe('command', () => {
     const bad = await post('command', body, operatorToken, { 'idempotency-key': 'x'.repeat(201) });
     expect(bad.status).toBe(400);
     expect(bad.json.error.message).toMatch(/Idempotency-Key/);
+  });
+
+  it('the same Idempotency-Key with another request is refused with 422, and queues nothing', async () => {
+    const first = await post('command', { action: 'restart', agent_name: 'managed-1' }, operatorToken, { 'idempotency-key': 'reused-1' });
+    expect(first.status, first.text).toBe(202);
+    const before = await snapshot();
+    for (const other of [
+      { action: 'stop', agent_name: 'managed-1' },
+      { action: 'restart', all: true },
+    ]) {
+      const reused = await post('command', other, operatorToken, { 'idempotency-key': 'reused-1' });
+      expect(reused.status, reused.text).toBe(422);
+      expect(reused.json.error).toMatchObject({
+        code: 'unprocessable',
+        message: expect.stringContaining("idempotency key 'reused-1' was used for restart agent 'managed-1'"),
+        hint: expect.stringMatching(/new key/),
+      });
+    }
+    expect(await snapshot()).toBe(before);
   });
 
   it('says what is wrong with a command', async () => {

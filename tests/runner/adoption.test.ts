@@ -5,7 +5,7 @@ import { expect, it } from 'vitest';
 import { processEnvironment } from '../../runner/daemon/proc.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { alive, waitFor } from './helpers.ts';
-import { agent, agentProcesses, enqueue, events, finished, fixtureAgent, makeHost } from './host.ts';
+import { agent, agentProcesses, channelPost, enqueue, events, finished, fixtureAgent, makeHost } from './host.ts';
 
 const stack = useTestStack();
 
@@ -35,13 +35,9 @@ it('a runner SIGKILLed while its agents run is started again: every agent adopte
     expect(await agent(sql, name)).toMatchObject({ status: 'running', pid });
     const kinds = (await events(sql, name)).map((e) => e.kind).filter((k) => k === 'started' || k === 'adopted');
     expect(kinds).toEqual(['started', 'adopted']);
-    // it still reports through the new runner with what the old one gave it (same port, same secret)
+    // it still reports through the new runner with what the old one gave it (same socket, same secret)
     const env = processEnvironment(pid)!;
-    const heartbeat = await fetch(`${env.get('AGENT_STATUS_URL')}/functions/v1/heartbeat`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${env.get('AGENT_STATUS_TOKEN')}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ agent_name: name, health: 77 }),
-    });
+    const heartbeat = await channelPost(env, 'heartbeat', { agent_name: name, health: 77 }, env.get('AGENT_STATUS_TOKEN'));
     expect(heartbeat.status).toBe(200);
   }
 

@@ -5,7 +5,7 @@
 // agents' users could reach.
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,6 +43,9 @@ describe('an agent with its own user under a root runner', () => {
     const asRunner = fixtureAgent('reads-runner-secrets.sh', probe);
     const host = await makeHost(stack, [asNobody, asRunner], {}, undefined, { token_file: tokenFile });
     writeFileSync(tokenFile, `${host.token}\n`, { mode: 0o600 });
+    // the agent reaches its socket under the state folder: the folders above it let others pass, as
+    // /var/lib does (the runner refuses to start otherwise, saying which folder)
+    chmodSync(dirname(host.stateDir), 0o711);
     // a real runner process as root, the token in its environment as a systemd EnvironmentFile puts it
     const { process: runner } = await host.spawn();
     const { sql } = stack.db;
@@ -89,6 +92,7 @@ describe('an agent with its own user under a root runner', () => {
   it('is not adopted from a process of another user, even one carrying the runner mark and its name', async () => {
     const spec = fixtureAgent('forever.sh', { user: 'nobody', cwd: '/' });
     const host = await makeHost(stack, [spec]);
+    chmodSync(dirname(host.stateDir), 0o711); // as in the test above
     const runner = await host.start();
     const { sql } = stack.db;
     expect(await finished(sql, await enqueue(sql, 'start', spec.name))).toMatchObject({ status: 'succeeded' });

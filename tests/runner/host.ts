@@ -11,6 +11,7 @@ import { afterEach } from 'vitest';
 import { parseConfig } from '../../runner/daemon/config.ts';
 import { processEnvironment, processInfo } from '../../runner/daemon/proc.ts';
 import { Runner, type RunnerOptions } from '../../runner/daemon/runner.ts';
+import { postOverSocket } from '../../shared/sdk/unix-socket.ts';
 import { isFinished } from '../../shared/status.ts';
 import type { TestStack } from '../helpers/stack.ts';
 import { FIXTURES, tempDir, waitFor } from './helpers.ts';
@@ -163,4 +164,14 @@ export function agentProcesses(name: string): number[] {
     if (processEnvironment(info.pid)?.get('AGENT_NAME') === name) pids.push(info.pid);
   }
   return pids;
+}
+
+/** POSTs to the agent channel a supervised process was given (AGENT_STATUS_SOCKET in its environment). */
+export async function channelPost(env: Map<string, string>, path: 'heartbeat' | 'report', body: unknown, token?: string) {
+  const response = await postOverSocket(env.get('AGENT_STATUS_SOCKET')!, `${env.get('AGENT_STATUS_URL')}/functions/v1/${path}`, {
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: response.status, json: await response.json() };
 }

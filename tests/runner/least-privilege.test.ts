@@ -1,5 +1,5 @@
 // What a supervised agent can do with what its runner gave it, from the attacker's side: it holds its
-// environment (AGENT_STATUS_URL, AGENT_STATUS_TOKEN) and tries to act for the runner or for another
+// environment (AGENT_STATUS_SOCKET, AGENT_STATUS_TOKEN) and tries to act for the runner or for another
 // agent. And which processes a runner takes for its own: a name in the environment proves nothing.
 import { createClient } from '@supabase/supabase-js';
 import { execa } from 'execa';
@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { processEnvironment } from '../../runner/daemon/proc.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { alive, waitFor } from './helpers.ts';
-import { agent, enqueue, events, finished, fixtureAgent, makeHost } from './host.ts';
+import { agent, channelPost, enqueue, events, finished, fixtureAgent, makeHost } from './host.ts';
 
 // no edge functions in this stack: supervised agents reach the database through their runner only
 const stack = useTestStack();
@@ -19,15 +19,6 @@ const byHand: { kill(signal: NodeJS.Signals): unknown; pid?: number }[] = [];
 afterEach(() => {
   for (const child of byHand.splice(0)) child.kill('SIGKILL');
 });
-
-async function post(url: string, path: string, body: unknown, token?: string) {
-  const response = await fetch(`${url}/functions/v1/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, json: await response.json() };
-}
 
 describe('an agent under a runner', () => {
   it("holds no token of its runner: with what it holds it can neither claim the host's commands, re-register the host, nor speak for another agent", async () => {
@@ -39,10 +30,9 @@ describe('an agent under a runner', () => {
     await finished(sql, await enqueue(sql, 'start', attacker.name));
     const env = processEnvironment((await agent(sql, attacker.name)).pid!)!;
     const token = env.get('AGENT_STATUS_TOKEN')!;
-    const url = env.get('AGENT_STATUS_URL')!;
     expect(token).not.toBe(host.token);
     expect([...env.values()]).not.toContain(host.token);
-    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(env.get('AGENT_STATUS_SOCKET')).toBe(join(host.stateDir, 'channel', 'agents.sock'));
 
     const pending = await enqueue(sql, 'start', victim.name);
     const snapshot = () => sql`select (select count(*) from public.agent_status)::int as agents,
@@ -60,12 +50,12 @@ describe('an agent under a runner', () => {
       expect(error?.code, `${fn} with the agent's token`).toBe('28000');
     }
     // through its runner's channel: only itself, and only what an agent may say
-    const other = await post(url, 'heartbeat', { agent_name: victim.name, status: 'error' }, token);
+    const other = await channelPost(env, 'heartbeat', { agent_name: victim.name, status: 'error' }, token);
     expect(other.status).toBe(401);
     expect(other.json.error.message).toMatch(/not allowed to speak for agent/);
-    const fakeCrash = await post(url, 'report', { agent_name: attacker.name, event: 'crashed', exit_code: 1 }, token);
+    const fakeCrash = await channelPost(env, 'report', { agent_name: attacker.name, event: 'crashed', exit_code: 1 }, token);
     expect(fakeCrash.status).toBe(400);
-    const guessed = await post(url, 'heartbeat', { agent_name: attacker.name }, host.token);
+    const guessed = await channelPost(env, 'heartbeat', { agent_name: attacker.name }, host.token);
     expect(guessed.status).toBe(401);
     expect(await snapshot()).toEqual(before);
     // the runner, not the attacker, carried the command out
@@ -73,7 +63,12 @@ describe('an agent under a runner', () => {
     expect(await agent(sql, victim.name)).toMatchObject({ status: 'running' });
 
     // what it may do: speak for itself, through the runner, with no edge function in between
-    const own = await post(url, 'heartbeat', { agent_name: attacker.name, status: 'warning', health: 42, last_activity: 'working' }, token);
+    const own = await channelPost(
+      env,
+      'heartbeat',
+      { agent_name: attacker.name, status: 'warning', health: 42, last_activity: 'working' },
+      token,
+    );
     expect(own.status).toBe(200);
     expect(own.json.agent).toMatchObject({ agent_name: attacker.name, status: 'warning', health: 42, last_activity: 'working' });
   });
@@ -107,9 +102,25 @@ describe('an agent under a runner', () => {
     const first = processEnvironment((await agent(sql, forever.name)).pid!)!;
     await finished(sql, await enqueue(sql, 'restart', forever.name));
     const second = processEnvironment((await agent(sql, forever.name)).pid!)!;
-    const url = second.get('AGENT_STATUS_URL')!;
-    expect((await post(url, 'heartbeat', { agent_name: forever.name }, first.get('AGENT_STATUS_TOKEN'))).status).toBe(401);
-    expect((await post(url, 'heartbeat', { agent_name: forever.name }, second.get('AGENT_STATUS_TOKEN'))).status).toBe(200);
+    expect((await channelPost(second, 'heartbeat', { agent_name: forever.name }, first.get('AGENT_STATUS_TOKEN'))).status).toBe(401);
+    expect((await channelPost(second, 'heartbeat', { agent_name: forever.name }, second.get('AGENT_STATUS_TOKEN'))).status).toBe(200);
+  });
+
+  it("a stopped agent's secret stops working: the row stays stopped", async () => {
+    const forever = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [forever]);
+    await host.start();
+    const { sql } = stack.db;
+    await finished(sql, await enqueue(sql, 'start', forever.name));
+    const env = await waitFor('the agent running with its environment', async () => {
+      const { pid } = await agent(sql, forever.name);
+      return pid ? processEnvironment(pid) : undefined;
+    });
+    await finished(sql, await enqueue(sql, 'stop', forever.name));
+    const secret = env.get('AGENT_STATUS_TOKEN');
+    expect((await channelPost(env, 'report', { agent_name: forever.name, event: 'started', pid: 1 }, secret)).status).toBe(401);
+    expect((await channelPost(env, 'heartbeat', { agent_name: forever.name, status: 'running', health: 100 }, secret)).status).toBe(401);
+    expect(await agent(sql, forever.name)).toMatchObject({ status: 'stopped', pid: null });
   });
 });
 

@@ -150,14 +150,13 @@ describe('the database', () => {
       await tx`delete from public.agent_events where agent_id is null and runner_id = (select id from public.runners where host = ${host.host})`;
       await tx`delete from public.runners where host = ${host.host}`;
     });
-    // registered again means its agents are its own again (runner_lease makes the row, runner_register
-    // attaches the agents a moment later): waiting for the row alone raced the enqueue below
+    // registered: its agent managed again (the lease makes the runner's row a moment before)
     await waitFor(
       'the runner to register again',
       async () =>
         (
           await sql`select 1 from public.agent_status a join public.runners r on r.id = a.runner_id
-                    where r.host = ${host.host} and a.agent_name = ${forever.name}`
+                   where r.host = ${host.host} and a.agent_name = ${forever.name}`
         ).length === 1,
     );
     expect(await finished(sql, await enqueue(sql, 'start', forever.name))).toMatchObject({ status: 'succeeded' });

@@ -33,6 +33,7 @@ function supervise(fixture: string, extra: Record<string, unknown> = {}) {
     report: (_agent, report) => reports.push(report),
     log: () => {},
     changed: () => {},
+    ended: () => {},
   });
   supervisors.push(supervisor);
   return { supervisor, reports, logDir };

@@ -3,7 +3,8 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createProcessManager, ProcessManagerError } from '../../shared/process-manager.ts';
+import { createProcessManager, enqueueCommands, type OperatorRpc, ProcessManagerError } from '../../shared/process-manager.ts';
+import { registerRunner } from '../helpers/agents.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { agentProcesses, fixtureAgent, makeHost } from '../runner/host.ts';
 
@@ -105,5 +106,39 @@ describe('createProcessManager', () => {
                                         where a.agent_name = ${agent.name} and e.kind = 'force'`;
     expect(event.actor).toBe(`operator ${stack.operator.email}`);
     expect(agentProcesses(agent.name)).toHaveLength(1);
+  });
+});
+
+describe('enqueueCommands', () => {
+  it('sends a command whose answer was lost again with its idempotency key: queued once, answered with it', async () => {
+    await registerRunner(stack.db.sql, 'lost-host', ['lost-answer']);
+    let lost = 0;
+    const rpc: OperatorRpc = async <T>(fn: string, args: Record<string, unknown>) => {
+      const { data, error } = await operator.rpc(fn, args);
+      if (error) throw new Error(error.message);
+      // applied by the database, but the answer never arrives: twice, as through a frozen proxy
+      if (fn === 'enqueue_agent_commands' && lost++ < 2) throw Object.assign(new Error('no answer'), { retryable: true });
+      return data as T;
+    };
+    const queued = await enqueueCommands(rpc, 'restart', { agentName: 'lost-answer' });
+    expect(lost).toBe(3);
+    const rows = await stack.db.sql`
+      select c.id, c.idempotency_key from public.agent_commands c join public.agent_status a on a.id = c.agent_id
+      where a.agent_name = 'lost-answer'`;
+    expect(rows).toHaveLength(1);
+    expect(rows[0].idempotency_key).toMatch(/^[0-9a-f]{32}$/);
+    expect(queued.map((command) => command.id)).toEqual([Number(rows[0].id)]);
+  });
+
+  it('does not retry a refusal', async () => {
+    let calls = 0;
+    const rpc: OperatorRpc = async <T>(fn: string, args: Record<string, unknown>) => {
+      calls++;
+      const { data, error } = await operator.rpc(fn, args);
+      if (error) throw new Error(error.message);
+      return data as T;
+    };
+    await expect(enqueueCommands(rpc, 'restart', { agentName: 'no-such-agent' })).rejects.toThrow(/no agent named/);
+    expect(calls).toBe(1);
   });
 });

@@ -47,15 +47,24 @@ export function nearestNames(name: string, names: string[]): string[] {
     .map(({ candidate }) => candidate);
 }
 
-/** The agent named exactly `name`, or a not-found error that suggests the nearest names. */
+/**
+ * The agent named exactly `name`, looked up by name (past the API's row cap: doctor, timeouts, set
+ * and test said "no agent named" for agents past the first 1,000), or a not-found error that
+ * suggests the nearest names.
+ */
 export async function findAgent(api: Api, name: string): Promise<LiveAgent> {
-  const agents = await listAgents(api);
-  const agent = agents.find((a) => a.agent_name === name);
+  const [agent] = await api.rpcMatching<LiveAgent>('operator_list_agents', {}, { agent_name: name });
   if (agent) return agent;
   throw unknownAgent(
     name,
-    agents.map((a) => a.agent_name),
+    (await listAgents(api)).map((a) => a.agent_name),
   );
+}
+
+/** The agent with this id as it reads now, or undefined once it is gone (archived). */
+export async function agentById(api: Api, id: number): Promise<LiveAgent | undefined> {
+  const [agent] = await api.rpcMatching<LiveAgent>('operator_list_agents', {}, { id });
+  return agent;
 }
 
 export function unknownAgent(name: string, names: string[]): CliError {

@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { Option, type Command } from 'commander';
 import { SQLSTATE_ERROR, type ErrorCode } from '../../../shared/api/errors.ts';
 import { secretKeyProblem } from '../../../shared/keys.ts';
+import { retryableStatus } from '../../../shared/process-manager.ts';
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
 import { isLocalStackRunning, localStackFile, readLocalStackIfPresent } from '../../local-stack/connection-file.ts';
 
@@ -36,6 +37,8 @@ const EXIT_FOR: Record<ErrorCode, ExitCode> = {
   method_not_allowed: EXIT.failed,
   conflict: EXIT.conflict,
   payload_too_large: EXIT.usage,
+  unprocessable: EXIT.usage,
+  too_many_requests: EXIT.unreachable,
   internal: EXIT.failed,
   unavailable: EXIT.unreachable,
 };
@@ -82,6 +85,11 @@ export interface Api {
   who: string;
   /** Calls an operator function of the SQL API (p_operator_token is added when a token is used). */
   rpc<T>(fn: string, args?: Record<string, unknown>): Promise<T>;
+  /**
+   * Calls a set-returning operator function and keeps the rows whose columns equal `match`, filtered
+   * by PostgREST before its row cap (1,000 on Supabase): how one agent is found among thousands.
+   */
+  rpcMatching<T>(fn: string, args: Record<string, unknown>, match: Record<string, string | number>): Promise<T[]>;
   /** Calls a function that takes no operator identity (verify_api_token). */
   rpcAnonymous<T>(fn: string, args?: Record<string, unknown>): Promise<T>;
   /**
@@ -202,9 +210,11 @@ export async function connect(flags: ConnectionFlags, options: { signIn?: boolea
     who = email;
   }
 
-  const call = async <T>(fn: string, args: Record<string, unknown>): Promise<T> => {
-    const { data, error, status } = await client.rpc(fn, args);
-    if (error) throw apiError(url, status, error);
+  const call = async <T>(fn: string, args: Record<string, unknown>, match?: Record<string, string | number>): Promise<T> => {
+    const request = client.rpc(fn, args);
+    const { data, error, status } = await (match ? request.match(match) : request);
+    // retryable: shared/process-manager.ts sends a command again (with its key) after no answer or a 5xx
+    if (error) throw Object.assign(apiError(url, status, error), { retryable: retryableStatus(status) });
     return data as T;
   };
   return {
@@ -212,6 +222,7 @@ export async function connect(flags: ConnectionFlags, options: { signIn?: boolea
     anonKey,
     who,
     rpc: (fn, args = {}) => call(fn, { ...args, p_operator_token: token ?? null }),
+    rpcMatching: (fn, args, match) => call(fn, { ...args, p_operator_token: token ?? null }, match),
     rpcAnonymous: (fn, args = {}) => call(fn, args),
     async rpcAll<T extends Record<string, unknown>>(fn: string, key: keyof T & string, args: Record<string, unknown> = {}) {
       const rows: T[] = [];

@@ -10,7 +10,7 @@ import { connect, connectionOptions, type Api, type ConnectionFlags } from './co
 import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
 import { ago, painter, printJson } from './output.ts';
 import { startProgress } from './progress.ts';
-import { listAgents, nearestNames, type LiveAgent } from './agents.ts';
+import { agentById, listAgents, nearestNames, type LiveAgent } from './agents.ts';
 
 type Verdict = 'pass' | 'warn' | 'fail';
 
@@ -163,7 +163,7 @@ async function heartbeatCheck(api: Api, agent: LiveAgent, watchSeconds: number):
     try {
       while (Date.now() < deadline) {
         await sleep(Math.min(1000, deadline - Date.now()));
-        const now = (await listAgents(api)).find((a) => a.id === agent.id);
+        const now = await agentById(api, agent.id);
         if (now?.last_heartbeat) seen.add(now.last_heartbeat);
       }
     } finally {
@@ -275,7 +275,8 @@ export async function doctor(agentName: string | undefined, options: DoctorOptio
   if (agentName === undefined) {
     checks.push(agentsSummary(agents));
   } else {
-    const agent = agents.find((a) => a.agent_name === agentName);
+    // by name, not in the list: the list stops at the API's row cap
+    const [agent] = await api.rpcMatching<LiveAgent>('operator_list_agents', {}, { agent_name: agentName });
     if (!agent) {
       const near = nearestNames(
         agentName,

@@ -7,7 +7,7 @@ import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { paintStatus, printJson } from './output.ts';
-import { listAgents, unknownAgent, type LiveAgent } from './agents.ts';
+import { findAgent, type LiveAgent } from './agents.ts';
 
 export function registerSet(program: Command): void {
   connectionOptions(
@@ -36,13 +36,7 @@ export function registerSet(program: Command): void {
         }
         const api = await connect(options);
         // Read first: the answer says what it was, and an unknown name gets the nearest names.
-        const agents = await listAgents(api);
-        const before = agents.find((a) => a.agent_name === agent);
-        if (!before)
-          throw unknownAgent(
-            agent,
-            agents.map((a) => a.agent_name),
-          );
+        const before = await findAgent(api, agent);
         const row = await api.rpc<LiveAgent>('force_agent_status', {
           p_agent_name: agent,
           p_status: status,

@@ -10,7 +10,7 @@ import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { oneLine, paintStatus, painter, printJson } from './output.ts';
-import { findAgent, listAgents, type AgentEvent, type LiveAgent } from './agents.ts';
+import { agentById, findAgent, type AgentEvent, type LiveAgent } from './agents.ts';
 
 interface TestOptions extends ConnectionFlags {
   duration: number;
@@ -158,7 +158,7 @@ export async function testAgent(
       if (events.length) lastEventId = events[events.length - 1].id;
       if (events.length < 500) break;
     }
-    const now = (await listAgents(api)).find((a) => a.id === agent.id)!;
+    const now = (await agentById(api, agent.id))!;
     // A report (started, error, ...) also moves last_heartbeat, in the same transaction as its event.
     if (now.last_heartbeat && now.last_heartbeat !== lastHeartbeat) {
       lastHeartbeat = now.last_heartbeat;

@@ -8,7 +8,7 @@ import { action, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { printJson } from './output.ts';
-import { listAgents, unknownAgent, type LiveAgent } from './agents.ts';
+import { agentById, findAgent, type LiveAgent } from './agents.ts';
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
@@ -47,18 +47,13 @@ export function registerTimeouts(program: Command): void {
           );
         }
         const api = await connect(options);
-        const agents = await listAgents(api);
-        if (!agents.some((a) => a.agent_name === agent))
-          throw unknownAgent(
-            agent,
-            agents.map((a) => a.agent_name),
-          );
+        const { id } = await findAgent(api, agent);
         await api.rpc('set_agent_timeouts', {
           p_agent_name: agent,
           p_heartbeat_timeout_s: options.heartbeat ?? null,
           p_activity_timeout_s: options.activity ?? null,
         });
-        const row = (await listAgents(api)).find((a) => a.agent_name === agent) as LiveAgent;
+        const row = (await agentById(api, id)) as LiveAgent;
         if (options.json) return printJson(row);
         process.stdout.write(
           `${agent}: stale after ${row.heartbeat_timeout_s} s without a heartbeat (${row.heartbeat_timeout_source}), ` +

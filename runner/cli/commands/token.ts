@@ -48,15 +48,33 @@ interface CreateOptions extends ConnectionFlags {
   json?: boolean;
 }
 
-const EXPIRY_UNITS = { m: 'minutes', h: 'hours', d: 'days', w: 'weeks', y: 'years' } as const;
+// Each unit by its short and long spellings: 30m is minutes, months are mo.
+const EXPIRY_UNITS: Record<string, string> = Object.fromEntries(
+  (
+    [
+      ['seconds', 's', 'sec', 'secs', 'second', 'seconds'],
+      ['minutes', 'm', 'min', 'mins', 'minute', 'minutes'],
+      ['hours', 'h', 'hr', 'hrs', 'hour', 'hours'],
+      ['days', 'd', 'day', 'days'],
+      ['weeks', 'w', 'wk', 'wks', 'week', 'weeks'],
+      ['months', 'mo', 'mon', 'month', 'months'],
+      ['years', 'y', 'yr', 'yrs', 'year', 'years'],
+    ] as const
+  ).flatMap(([unit, ...spellings]) => spellings.map((spelling) => [spelling, unit])),
+);
 
-/** `90d`, `12h`, `2w`, `1y` as a Postgres interval. */
-function expiresIn(text: string): string {
-  const match = /^(\d{1,5})([mhdwy])$/.exec(text.trim());
-  if (!match || Number(match[1]) === 0) {
-    throw new CliError(`--expires must be a lifetime like 90d, 12h, 2w or 1y, got ${JSON.stringify(text)}`, EXIT.usage);
+/** `90d`, `12h`, `30m`, `2w`, `6mo`, `1y` (or `90 days`, `1 year`) as a Postgres interval. */
+export function expiresIn(text: string): string {
+  const match = /^(\d{1,6})\s*([a-z]+)$/i.exec(text.trim());
+  const unit = match && EXPIRY_UNITS[match[2].toLowerCase()];
+  if (!match || !unit || Number(match[1]) === 0) {
+    throw new CliError(
+      `--expires must be a lifetime like 90d, 12h, 30m, 2w, 6mo or 1y, got ${JSON.stringify(text)}`,
+      EXIT.usage,
+      'Units: s, m (minutes), h, d, w, mo (months), y; or spelled out, like "90 days".',
+    );
   }
-  return `${match[1]} ${EXPIRY_UNITS[match[2] as keyof typeof EXPIRY_UNITS]}`;
+  return `${match[1]} ${unit}`;
 }
 
 const SCOPE_FLAG: Record<TokenKind, { flag: string; example: string }> = {
@@ -86,7 +104,7 @@ export function registerToken(program: Command): void {
     .option('--host <host>', 'runner token: the host whose runner uses it')
     .option('--agents <list>', "runner token: the agents it may register, comma-separated names or patterns ('scraper-*'); default: any")
     .option('--email <email>', 'operator token: the operator it acts as; only yourself (the default), unless signed in as the service')
-    .option('--expires <lifetime>', 'the token stops working after this long: 90d, 12h, 2w, 1y (default: never)')
+    .option('--expires <lifetime>', 'the token stops working after this long: 90d, 12h, 30m, 2w, 6mo, 1y (default: never)')
     .option('--label <label>', 'a label to recognise it by in `token list`')
     .option('--json', 'print the created token and its details as JSON')
     .action(

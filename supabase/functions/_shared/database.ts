@@ -16,6 +16,7 @@ import type { BadgeFacts } from '../../../shared/badge.ts';
 import type { MetricsSnapshot } from '../../../shared/metrics.ts';
 import { ApiError, fromSqlError, UNAVAILABLE_HINT } from './errors.ts';
 import { Batcher, BatcherFull } from './batcher.ts';
+import { GuardedPool, PoolDeadlineExceeded, reconnectBackoff } from '../../../shared/guarded-pool.ts';
 
 // A deployment mistake, not the caller's: the log says what to set, the caller gets a 503.
 function notConfigured(what: string): ApiError {
@@ -66,22 +67,6 @@ function timedOut(what: string): ApiError {
   });
 }
 
-/** The query's result, or a timeout error after `ms`; a single query is cancelled on the server then. */
-export async function withTimeout<T>(what: string, query: Promise<T> & { cancel?: () => unknown }, ms = DB_TIMEOUT_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      query.cancel?.();
-      reject(timedOut(what));
-    }, ms);
-  });
-  try {
-    return await Promise.race([query, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * The database URL: AGENT_STATUS_DB_URL, the project's pooler in transaction mode (Supavisor, port
  * 6543), or else SUPABASE_DB_URL, the direct address every function gets, with a warning, since many
@@ -97,21 +82,40 @@ function databaseUrl(): string {
   return direct;
 }
 
-let client: postgres.Sql | undefined;
+// The function instance's pool, replaced whenever a call gets no answer in time
+// (shared/guarded-pool.ts says why a late query is never cancelled). Nothing here keeps session
+// state, so a transaction-mode pooler may hand each transaction to another server connection: no
+// prepared statements (prepare: false), no session SET (only SET LOCAL inside a transaction), no
+// LISTEN, no session advisory locks.
+const pool = new GuardedPool<postgres.Sql>(
+  () =>
+    postgres(databaseUrl(), {
+      prepare: false,
+      max: POOL,
+      connect_timeout: 5,
+      idle_timeout: 60,
+      backoff: reconnectBackoff,
+      // no arrays come back from the SQL API; see shared/guarded-pool.ts
+      fetch_types: false,
+      onnotice: () => {},
+    }),
+  {
+    deadlineMs: DB_TIMEOUT_MS,
+    onReplace: (what) => console.error(`the database did not answer the ${what} in time; opening new connections`),
+  },
+);
+
 /**
- * The function instance's pool. Nothing here keeps session state, so a transaction-mode pooler may
- * hand each transaction to another server connection: no prepared statements (prepare: false), no
- * session SET (only SET LOCAL inside a transaction), no LISTEN, no session advisory locks.
+ * Runs work on the function's database pool: its result, or a 503 (unavailable) when the database
+ * is unreachable or gives no answer within the deadline (default AGENT_STATUS_DB_TIMEOUT_MS).
  */
-export function sql(): postgres.Sql {
-  client ??= postgres(databaseUrl(), {
-    prepare: false,
-    max: POOL,
-    connect_timeout: 5,
-    idle_timeout: 60,
-    onnotice: () => {},
-  });
-  return client;
+export async function database<T>(what: string, work: (sql: postgres.Sql) => Promise<T>, deadlineMs?: number): Promise<T> {
+  try {
+    return await pool.run(what, work, deadlineMs);
+  } catch (error) {
+    if (error instanceof PoolDeadlineExceeded) throw timedOut(what);
+    throw error;
+  }
 }
 
 // postgres.js raises PostgresError (with the SQLSTATE in `code`) for the server's errors and
@@ -133,7 +137,7 @@ const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
   async (items) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const [row] = await withTimeout('heartbeats', sql()`select public.agent_heartbeat_batch(${sql().json(items)}) as answers`);
+        const [row] = await database('heartbeats', (sql) => sql`select public.agent_heartbeat_batch(${sql.json(items)}) as answers`);
         return row.answers as BatchAnswer[];
       } catch (error) {
         if (attempt >= 3 || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
@@ -167,22 +171,23 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
     // locked row was committed a moment after its 503). The timer, a second later, covers a
     // connection that stopped answering.
     const deadline = Date.now() + DB_TIMEOUT_MS;
-    return await withTimeout(
+    return await database(
       'reports',
-      sql().begin(async (tx) => {
-        const states: AgentState[] = [];
-        for (const r of reports) {
-          await tx.unsafe(`set local statement_timeout = ${Math.max(1, deadline - Date.now())}`);
-          const [row] = await tx`
-          select agent_private.agent_state_json(r) as agent
-          from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
-                                   ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
-                                   ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)},
-                                   ${r.at ?? null}, ${r.heartbeat_interval_s ?? null}) r`;
-          states.push(row.agent as AgentState);
-        }
-        return states;
-      }),
+      (sql) =>
+        sql.begin(async (tx) => {
+          const states: AgentState[] = [];
+          for (const r of reports) {
+            await tx.unsafe(`set local statement_timeout = ${Math.max(1, deadline - Date.now())}`);
+            const [row] = await tx`
+            select agent_private.agent_state_json(r) as agent
+            from public.agent_report(${token}, ${r.agent_name}, ${r.event}, ${r.message ?? null}, ${r.health ?? null},
+                                     ${r.last_activity ?? null}, ${r.pid ?? null}, ${r.exit_code ?? null},
+                                     ${r.exit_signal ?? null}, ${r.details == null ? null : tx.json(r.details as postgres.JSONValue)},
+                                     ${r.at ?? null}, ${r.heartbeat_interval_s ?? null}, ${r.report_id ?? null}) r`;
+            states.push(row.agent as AgentState);
+          }
+          return states;
+        }),
       DB_TIMEOUT_MS + 1000,
     );
   } catch (error) {
@@ -194,7 +199,7 @@ export async function applyReports(token: string | null, reports: Report[]): Pro
 /** The figures of a Prometheus scrape, if the token is a metrics token (public.agent_metrics). */
 export async function readMetrics(token: string | null): Promise<MetricsSnapshot> {
   try {
-    const [row] = await withTimeout('metrics', sql()`select public.agent_metrics(${token}) as snapshot`);
+    const [row] = await database('metrics', (sql) => sql`select public.agent_metrics(${token}) as snapshot`);
     return row.snapshot as MetricsSnapshot;
   } catch (error) {
     throw fromPostgres(error);
@@ -204,9 +209,9 @@ export async function readMetrics(token: string | null): Promise<MetricsSnapshot
 /** What one badge shows, if the key is a badge key (public.agent_badge). */
 export async function readBadge(key: string | null, of: { agent: string } | { host: string }): Promise<BadgeFacts> {
   try {
-    const [row] = await withTimeout(
+    const [row] = await database(
       'badge',
-      sql()`select public.agent_badge(${key}, ${'agent' in of ? of.agent : null}, ${'host' in of ? of.host : null}) as facts`,
+      (sql) => sql`select public.agent_badge(${key}, ${'agent' in of ? of.agent : null}, ${'host' in of ? of.host : null}) as facts`,
     );
     return row.facts as BadgeFacts;
   } catch (error) {
@@ -237,7 +242,12 @@ export async function enqueueCommands(
   const operatorToken = 'operatorToken' in caller ? caller.operatorToken : null;
   const rpc: OperatorRpc = async <T>(fn: string, args: Record<string, unknown>) =>
     restAnswer<T>(await rest.rpc(fn, { ...args, p_operator_token: operatorToken }).abortSignal(AbortSignal.timeout(DB_TIMEOUT_MS)));
-  const queued = await enqueueShared(rpc, request.action, { agentName: request.agent_name, host: request.host }, idempotencyKey);
+  const queued = await enqueueShared(
+    rpc,
+    request.action,
+    { agentName: request.agent_name, host: request.host },
+    idempotencyKey ?? undefined,
+  );
   // the API's Command: the fields it documents, not everything operator_commands reads
   const fields = Object.keys(Command.shape) as (keyof Command)[];
   return queued.map((command) => Object.fromEntries(fields.map((field) => [field, command[field]])) as Command);

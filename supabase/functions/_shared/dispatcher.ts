@@ -5,7 +5,7 @@
 import type { Notice } from '../../../shared/alerts.ts';
 import { CHANNELS } from './channels/index.ts';
 import { send, type SendResult } from './channels/base.ts';
-import { sql, withTimeout } from './database.ts';
+import { database } from './database.ts';
 
 export interface DispatchSummary {
   claimed: number;
@@ -47,9 +47,9 @@ export async function dispatchDue(options: {
   const deadline = Date.now() + options.budgetMs;
   const loop = async () => {
     while (Date.now() < deadline) {
-      const rows = (await withTimeout(
+      const rows = (await database(
         'alert claim',
-        sql()`
+        (sql) => sql`
         select id, attempt, notice, channel_name, channel_kind, endpoint, secret, settings
         from public.alert_claim(${options.dispatcher}, ${options.batch})`,
       )) as unknown as Claimed[];
@@ -57,10 +57,10 @@ export async function dispatchDue(options: {
       summary.claimed += rows.length;
       const results = await Promise.all(rows.map(deliver));
       // one transaction for the batch's attempts, not one per delivery
-      await withTimeout(
+      await database(
         'alert results',
-        sql()`
-        select public.alert_complete_batch(${sql().json(
+        (sql) => sql`
+        select public.alert_complete_batch(${sql.json(
           results.map((result, i) => ({
             id: rows[i].id,
             attempt: rows[i].attempt,

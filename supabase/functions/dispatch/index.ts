@@ -4,7 +4,7 @@
 // agent_status_dispatch_key, or public.alert_configure_dispatch), or AGENT_STATUS_DISPATCH_KEY.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { bearer, createApp, refuseOtherMethods } from '../_shared/app.ts';
-import { sql, withTimeout } from '../_shared/database.ts';
+import { database } from '../_shared/database.ts';
 import { dispatchDue } from '../_shared/dispatcher.ts';
 import { ApiError } from '../_shared/errors.ts';
 
@@ -22,7 +22,7 @@ async function authorized(token: string | null): Promise<boolean> {
   const own = Deno.env.get('AGENT_STATUS_DISPATCH_KEY');
   // Compared as digests, in constant time, so the answer time says nothing about the key.
   if (own && timingSafeEqual(digest(own), digest(token))) return true;
-  const [row] = await withTimeout('dispatch key check', sql()`select public.alert_dispatch_authorized(${token}) as ok`);
+  const [row] = await database('dispatch key check', (sql) => sql`select public.alert_dispatch_authorized(${token}) as ok`);
   return row.ok === true;
 }
 
