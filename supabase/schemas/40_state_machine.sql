@@ -221,8 +221,10 @@ begin
 
   -- a warning or error that neither starts an episode nor says something new: its reason stays, and
   -- it is not counted as another warning (issue 19: 35 "warnings" in 3 minutes of one episode)
+  -- (is not distinct from: a status without a reason yet must not make the comparison null, which
+  -- wrote no history for the first message of an episode)
   same_episode := p_event in ('warning', 'error') and old.status = p_event
-                  and (p_message is null or p_message = old.status_reason);
+                  and (p_message is null or p_message is not distinct from old.status_reason);
 
   select * into settings from public.agent_status_settings;
   new := old;
