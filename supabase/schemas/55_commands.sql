@@ -198,10 +198,9 @@ begin
   end if;
   perform set_config('agent_status.actor', who, true);
   -- Waiting on a lock (an agent row a long transaction holds, the same key's first request) ends
-  -- before the caller's own 5 s timeout and inside the platform's 3 s statement limit for anon (the
-  -- operator-token path; runner/local-stack/platform-roles.ts): the caller gets a lock refusal it can
-  -- retry rather than a cancelled statement, and nothing is queued behind its back afterwards.
-  perform set_config('lock_timeout', '2s', true);
+  -- before the caller's own 5 s timeout: the caller gets a refusal it can retry, and nothing is
+  -- queued behind its back afterwards.
+  perform set_config('lock_timeout', '4s', true);
 
   if p_idempotency_key is not null then
     -- one requester's requests with one key run one at a time, so a retry racing its original waits
