@@ -128,13 +128,23 @@ describe('rows that cannot mislead', () => {
         timeout: 10_000,
       })
       .toBe(2);
+    const [{ pid }] = await sql()`select pid from public.agent_status where agent_name = 'Orphan Agent'`;
     runner.process.kill('SIGKILL');
-    // two intervals (4 s), plus one poll of the page (2.5 s)
-    await expect
-      .poll(() => cell('Orphan Agent', 'host').locator('.note').textContent(), { timeout: 7_000, interval: 200 })
-      .toMatch(/^runner silent \d+ s$/);
-    await page.goto(`${served!.url}#/hosts`);
-    await expect.poll(() => page.locator(`.hosts tr[data-host="${host.host}"] .host-status`).textContent()).toMatch(/^silent for \d+ s$/);
+    try {
+      // two intervals (4 s), plus one poll of the page (2.5 s)
+      await expect
+        .poll(() => cell('Orphan Agent', 'host').locator('.note').textContent(), { timeout: 7_000, interval: 200 })
+        .toMatch(/^runner silent \d+ s$/);
+      await page.goto(`${served!.url}#/hosts`);
+      await expect.poll(() => page.locator(`.hosts tr[data-host="${host.host}"] .host-status`).textContent()).toMatch(/^silent for \d+ s$/);
+    } finally {
+      // the agent outlives its killed runner, as agents do (KillMode=process): the test ends it
+      try {
+        if (pid > 0) process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
   }, 60_000);
 });
 
