@@ -198,9 +198,9 @@ begin
   end if;
   perform set_config('agent_status.actor', who, true);
   -- Waiting on a lock (an agent row a long transaction holds, the same key's first request) ends
-  -- before the caller's own 5 s timeout: the caller gets a refusal it can retry, and nothing is
-  -- queued behind its back afterwards.
-  perform set_config('lock_timeout', '4s', true);
+  -- inside anon's 3 s statement limit on Supabase and before the caller's own 5 s timeout: the
+  -- caller gets a refusal it can retry (55P03), and nothing is queued behind its back afterwards.
+  perform set_config('lock_timeout', '2s', true);
 
   if p_idempotency_key is not null then
     -- one requester's requests with one key run one at a time, so a retry racing its original waits
