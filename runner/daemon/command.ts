@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from './config.ts';
 import type { Runner } from './runner.ts';
-import { EXIT } from '../cli/commands/exit-codes.ts';
+import { EXIT } from '../exit-codes.ts';
 
 function timestamped(line: string): void {
   process.stdout.write(`${new Date().toISOString()} ${line}\n`);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { setAgentState } from '../helpers/agents.ts';
 import { useReceiver } from '../alerts/receiver.ts';
-import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
+import { EXIT } from '../../runner/exit-codes.ts';
 import { cli, stackEnv } from './helpers.ts';
 
 const stack = useTestStack({ functions: true, alerts: true, alertIntervalMs: 1000 });

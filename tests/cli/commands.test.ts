@@ -8,7 +8,7 @@ import { writeLocalStack } from '../../runner/local-stack/connection-file.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { fixtureAgent, makeHost } from '../runner/host.ts';
 import { waitFor } from '../runner/helpers.ts';
-import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
+import { EXIT } from '../../runner/exit-codes.ts';
 import { cli, stackEnv } from './helpers.ts';
 
 const stack = useTestStack();

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../runner/local-stack/stack.ts';
 import { freePort } from '../../runner/local-stack/ports.ts';
-import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
+import { EXIT } from '../../runner/exit-codes.ts';
 import { cli } from './helpers.ts';
 
 const operator = { email: 'cron-operator@agent-status.test', password: randomBytes(12).toString('base64url') };

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
+import { EXIT } from '../../runner/exit-codes.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { fixtureAgent, makeHost } from '../runner/host.ts';
 import { REPO, cli } from './helpers.ts';

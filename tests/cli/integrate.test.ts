@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { waitFor } from '../runner/helpers.ts';
-import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
+import { EXIT } from '../../runner/exit-codes.ts';
 import { CLI_FIXTURES, REPO, cli } from './helpers.ts';
 
 const stack = useTestStack({ functions: true });

@@ -1,6 +1,6 @@
 // `agent-status logs`: the real CLI as a child process asking a real runner for an agent's last lines.
 import { describe, expect, it } from 'vitest';
-import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
+import { EXIT } from '../../runner/exit-codes.ts';
 import { newLines } from '../../runner/cli/commands/logs.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { fixtureAgent, makeHost } from '../runner/host.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTestStack } from '../helpers/stack.ts';
 import { waitFor } from '../runner/helpers.ts';
-import { EXIT } from '../../runner/cli/commands/exit-codes.ts';
+import { EXIT } from '../../runner/exit-codes.ts';
 import { CLI_FIXTURES, cli, stackEnv } from './helpers.ts';
 
 const stack = useTestStack({ functions: true });

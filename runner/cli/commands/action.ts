@@ -3,7 +3,7 @@
 // errors commander finds exit 2 (EXIT.usage) instead of commander's default 1, so "you typed it
 // wrong" and "it failed" differ in scripts.
 import { InvalidArgumentError, type Command, type CommanderError } from 'commander';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { painter } from './output.ts';
 
 export function usageExit(error: CommanderError): never {

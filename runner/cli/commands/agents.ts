@@ -2,7 +2,7 @@
 // shared by list, doctor, test and the control commands.
 import type { AgentEventRow, AgentLiveRow } from '../../../shared/rows.ts';
 import type { Api } from './connection.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 
 export type LiveAgent = AgentLiveRow;
 

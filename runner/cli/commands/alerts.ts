@@ -11,7 +11,7 @@ import {
 } from '../../../shared/alerts.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { type Api, connect, connectionOptions, type ConnectionFlags } from './connection.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { oneLine, painter, printJson, table } from './output.ts';
 
 interface AddOptions extends ConnectionFlags {

@@ -9,7 +9,7 @@ import { Option, type Command } from 'commander';
 import { SQLSTATE_ERROR, type ErrorCode } from '../../../shared/api/errors.ts';
 import { secretKeyProblem } from '../../../shared/keys.ts';
 import { retryableStatus } from '../../../shared/process-manager.ts';
-import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
+import { CliError, EXIT, type ExitCode } from '../../exit-codes.ts';
 import { isLocalStackRunning, localStackFile, readLocalStackIfPresent } from '../../local-stack/connection-file.ts';
 
 export interface ConnectionFlags {

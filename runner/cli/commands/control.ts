@@ -8,7 +8,7 @@ import { enqueueCommands, type QueuedCommand, waitForCommands } from '../../../s
 import { COMMAND_ACTIONS, type CommandAction, isFinished } from '../../../shared/status.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { painter, printJson, span } from './output.ts';
 import { startProgress } from './progress.ts';
 import { listAgents, unknownAgent, type LiveAgent } from './agents.ts';

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { functionUrl } from '../../../shared/api/paths.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
-import { CliError, EXIT, type ExitCode } from './exit-codes.ts';
+import { CliError, EXIT, type ExitCode } from '../../exit-codes.ts';
 import { ago, painter, printJson } from './output.ts';
 import { startProgress } from './progress.ts';
 import { agentById, listAgents, nearestNames, type LiveAgent } from './agents.ts';

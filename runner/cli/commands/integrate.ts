@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { execa } from 'execa';
 import { REPO_ROOT } from '../../paths.ts';
 import { action, subcommand } from './action.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { painter, printJson } from './output.ts';
 import { integratePython } from './integrate-python.ts';
 import { integrateTypeScript } from './integrate-typescript.ts';

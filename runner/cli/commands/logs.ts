@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { listAgents, unknownAgent } from './agents.ts';
 import { printJson } from './output.ts';
 

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { action, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { printJson } from './output.ts';
 
 export function registerOperator(program: Command): void {

@@ -9,7 +9,7 @@ import { Option, type Command } from 'commander';
 import { execa } from 'execa';
 import { AgentStatus } from '../../../shared/sdk/index.ts';
 import { action, integerIn, subcommand } from './action.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { readLocalStackIfPresent } from '../../local-stack/connection-file.ts';
 
 interface RunOptions {

@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { parse } from 'yaml';
 import { REPO_ROOT } from '../../paths.ts';
 import { action, subcommand } from './action.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 
 export const RUNNER_BUNDLE = join(REPO_ROOT, 'dist', 'agent-status-runner.mjs');
 const DEFAULT_UNIT = '/etc/systemd/system/agent-status-runner.service';

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { SETTABLE_STATUSES } from '../../../shared/status.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { paintStatus, printJson } from './output.ts';
 import { findAgent, type LiveAgent } from './agents.ts';
 

@@ -8,7 +8,7 @@ import { execa, type ResultPromise } from 'execa';
 import { type QueuedCommand, runCommands } from '../../../shared/process-manager.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { oneLine, paintStatus, painter, printJson } from './output.ts';
 import { agentById, findAgent, type AgentEvent, type LiveAgent } from './agents.ts';
 

@@ -6,7 +6,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { action, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { printJson } from './output.ts';
 import { agentById, findAgent, type LiveAgent } from './agents.ts';
 

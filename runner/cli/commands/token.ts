@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { TOKEN_KINDS, type TokenKind } from '../../../shared/status.ts';
 import { action, subcommand } from './action.ts';
 import { connect, connectionOptions, type ConnectionFlags } from './connection.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import { CliError, EXIT } from '../../exit-codes.ts';
 import { painter, printJson, table } from './output.ts';
 
 interface CreatedToken {
