@@ -250,8 +250,11 @@ describe('history', () => {
     const rows = page.locator('.history tbody tr');
     await expect.poll(() => rows.count()).toBe(2);
     expect(await rows.first().textContent()).toContain('crashed and started ×200');
-    const box = await page.locator('.history table').boundingBox();
-    expect(box!.height).toBeLessThan(860);
+    // The history re-renders whenever the agent's row changes; measure the table that is on screen
+    // now rather than one that may have just been replaced (boundingBox of a detached table is null).
+    await expect
+      .poll(async () => (await page.locator('.history table').boundingBox())?.height ?? Infinity)
+      .toBeLessThan(860);
 
     await page.getByLabel('Show').selectOption('commands');
     await expect.poll(() => rows.count()).toBe(1);
