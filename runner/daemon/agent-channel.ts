@@ -6,6 +6,13 @@
 // names). The runner forwards through PostgREST with its own token, so supervised agents cost no edge
 // function invocations at all.
 //
+// Proof of life waits for the runner's next heartbeat: a plain heartbeat (no status, no `at`, the
+// same declared interval) of an agent the database has answered for before is kept (the newest one
+// per agent, its activity carried forward) and answered at once with the agent's state as the
+// database last gave it; the runner sends every kept heartbeat with its own, in one call per
+// interval (takeHeartbeats). Anything that may change what the dashboard shows goes at once, as do
+// reports, each after the agent's kept heartbeat so the database sees them in the agent's order.
+//
 // A Unix socket in a folder only the runner's user may enter (0700), not a loopback port: any local
 // user could bind a port the runner had given up (while it restarted), collect the agents' secrets and
 // report for them, and the agents stayed mute talking to the squatter. The socket's path lives in the
@@ -54,7 +61,24 @@ const AGENT_IN_FLIGHT = 2;
 // sockaddr_un holds 108 bytes with the terminating zero
 const MAX_SOCKET_PATH = 107;
 
+/** The newest heartbeats kept per agent, with how the database answered each (in order). */
+export interface KeptHeartbeats {
+  heartbeats: HeartbeatRequest[];
+  /** Hands the database's answers back (agent_heartbeat_batch's {agent} | {error} items, in order). */
+  settle(answers: { agent?: Record<string, unknown>; error?: { message: string } }[]): void;
+  /** The call failed: keeps them for the next one, unless a newer heartbeat of the agent came meanwhile. */
+  putBack(): void;
+}
+
 export class AgentChannel {
+  /** Plain heartbeats waiting for the runner's next call, newest per agent. */
+  private readonly kept = new Map<string, HeartbeatRequest>();
+  /** What the database last answered for each agent, given to a heartbeat that is kept. */
+  private readonly lastState = new Map<string, AgentState>();
+  /** The interval each agent last declared: a change goes at once (it moves the agent's deadline). */
+  private readonly declared = new Map<string, number | null | undefined>();
+  /** Agents whose kept heartbeats are on their way now, and when that call ends. */
+  private sending?: { agents: Set<string>; done: Promise<void> };
   /** SHA-256 of each live secret -> the agent it speaks for. */
   private readonly secrets = new Map<string, string>();
   /** Requests each agent has on their way to the database. */
@@ -199,7 +223,55 @@ export class AgentChannel {
 
   revoke(agent: string): void {
     for (const [key, name] of this.secrets) if (name === agent) this.secrets.delete(key);
+    // a process that ended is not alive: its last proof of life must not reach the database after its exit
+    this.kept.delete(agent);
+    this.lastState.delete(agent);
+    this.declared.delete(agent);
   }
+
+  /** Whether heartbeats are kept for the runner's next call. */
+  get keeping(): number {
+    return this.kept.size;
+  }
+
+  /**
+   * Takes up to `limit` kept heartbeats for the runner's call (oldest kept first). Until they are
+   * settled or put back, a report of the same agent waits for them.
+   */
+  takeHeartbeats(limit: number): KeptHeartbeats {
+    const taken = [...this.kept].slice(0, limit);
+    for (const [agent] of taken) this.kept.delete(agent);
+    let finish = () => {};
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const sending = { agents: new Set(taken.map(([agent]) => agent)), done };
+    this.sending = sending;
+    const end = () => {
+      if (this.sending === sending) this.sending = undefined;
+      finish();
+    };
+    return {
+      heartbeats: taken.map(([, heartbeat]) => heartbeat),
+      settle: (answers) => {
+        taken.forEach(([agent], i) => {
+          const state = answers[i]?.agent;
+          if (state) this.lastState.set(agent, agentState(state));
+          else {
+            // refused: the agent's next heartbeat goes at once and hears why
+            this.lastState.delete(agent);
+            this.onRefused?.(agent, answers[i]?.error?.message ?? 'no answer');
+          }
+        });
+        end();
+      },
+      putBack: () => {
+        for (const [agent, heartbeat] of taken) if (!this.kept.has(agent) && this.lastState.has(agent)) this.kept.set(agent, heartbeat);
+        end();
+      },
+    };
+  }
+
+  /** Told when the database refused a kept heartbeat (the agent itself only hears at its next one). */
+  onRefused?: (agent: string, message: string) => void;
 
   async close(): Promise<void> {
     await Promise.all([...this.servers.values()].map(closeServer));
@@ -243,7 +315,7 @@ export class AgentChannel {
       const parsed = HeartbeatRequest.safeParse(body);
       if (!parsed.success) throw new Refusal('invalid_request', describeIssues(parsed.error));
       this.mustBe(agent, parsed.data.agent_name);
-      return answer(response, 200, { agent: agentState(await this.forward.heartbeat(parsed.data)) });
+      return answer(response, 200, { agent: await this.heartbeat(agent, parsed.data) });
     }
     const parsed = parseReportRequest(body);
     if (!parsed.success) throw new Refusal('invalid_request', describeIssues(parsed.error));
@@ -253,9 +325,50 @@ export class AgentChannel {
       if (!(AGENT_REPORT_EVENTS as readonly string[]).includes(report.event))
         throw new Refusal('invalid_request', `${report.event} is reported by the runner that supervises the process`);
     }
+    await this.sendKept(agent);
     const agents: AgentState[] = [];
-    for (const report of parsed.reports) agents.push(agentState(await this.forward.report(report)));
+    for (const report of parsed.reports) {
+      agents.push(this.remember(agent, await this.forward.report(report)));
+      if (report.heartbeat_interval_s != null) this.declared.set(agent, report.heartbeat_interval_s);
+    }
     return answer(response, 200, parsed.batch ? { agents } : { agent: agents[0] });
+  }
+
+  // Keeps a plain heartbeat for the runner's next call, or sends it now (merged with any kept one).
+  private async heartbeat(agent: string, heartbeat: HeartbeatRequest): Promise<AgentState> {
+    const kept = this.kept.get(agent);
+    const merged: HeartbeatRequest = {
+      ...kept,
+      ...Object.fromEntries(Object.entries(heartbeat).filter(([, value]) => value !== undefined && value !== null)),
+      agent_name: agent,
+    };
+    const known = this.lastState.get(agent);
+    const plain =
+      merged.status == null && merged.at == null && (merged.heartbeat_interval_s ?? null) === (this.declared.get(agent) ?? null);
+    if (known && plain) {
+      this.kept.set(agent, merged);
+      return known;
+    }
+    this.kept.delete(agent);
+    if (this.sending?.agents.has(agent)) await this.sending.done;
+    const state = this.remember(agent, await this.forward.heartbeat(merged));
+    this.declared.set(agent, merged.heartbeat_interval_s);
+    return state;
+  }
+
+  // A report goes after the agent's kept heartbeat (sent first, or still on its way in the runner's call).
+  private async sendKept(agent: string): Promise<void> {
+    if (this.sending?.agents.has(agent)) await this.sending.done;
+    const kept = this.kept.get(agent);
+    if (!kept) return;
+    this.kept.delete(agent);
+    this.remember(agent, await this.forward.heartbeat(kept));
+  }
+
+  private remember(agent: string, row: Record<string, unknown>): AgentState {
+    const state = agentState(row);
+    this.lastState.set(agent, state);
+    return state;
   }
 
   private agentOf(authorization: string | undefined): string {

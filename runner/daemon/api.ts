@@ -44,6 +44,15 @@ export interface LogRequest {
   lines: number;
 }
 
+/** What runner_heartbeat answers: the agents' heartbeats' answers in order, and what waits for the runner. */
+export interface RunnerHeartbeatAnswer {
+  runner_id: string;
+  relayed: number;
+  heartbeats: { agent?: Record<string, unknown>; error?: { sqlstate: string; message: string; hint: string | null } }[];
+  commands_waiting: boolean;
+  log_requests_waiting: boolean;
+}
+
 export interface RegisteredAgent {
   name: string;
   heartbeat_timeout_s?: number;
@@ -92,9 +101,21 @@ export class RunnerApi {
     return this.call('runner_register', { p_agents: agents, p_version: version, p_pid: pid, p_instance: instance });
   }
 
-  /** intervalS: how often the runner heartbeats; the database reads it silent after two intervals. */
-  heartbeat(agents: { name: string; pid: number }[], intervalS: number): Promise<{ runner_id: string; relayed: number }> {
-    return this.call('runner_heartbeat', { p_agents: agents, p_interval_s: intervalS });
+  /**
+   * The runner's regular call. intervalS: how often the runner heartbeats (the database reads it
+   * silent after two intervals); agents: the supervised processes alive now; heartbeats: what its
+   * agents sent through the agent channel since, applied as theirs (at most 50).
+   */
+  heartbeat(
+    agents: { name: string; pid: number }[] | null,
+    intervalS: number,
+    heartbeats: HeartbeatRequest[],
+  ): Promise<RunnerHeartbeatAnswer> {
+    return this.call('runner_heartbeat', {
+      p_agents: agents,
+      p_interval_s: intervalS,
+      ...(heartbeats.length && { p_heartbeats: heartbeats }),
+    });
   }
 
   /** Takes the host's lease for this runner instance; refused while another instance is live, unless takeover. */

@@ -1,8 +1,9 @@
-// The optional early wake-up: a Realtime broadcast on the topic `agent_commands:<host>` makes the
-// poll loop poll now. It is a hint only. Where the project has no Realtime (the local stack), or the
-// socket drops, nothing breaks: the poll loop catches up on its own, so failures are logged once.
-// While the subscription is live the runner polls slowly (a missed hint waits at most that long);
-// when it drops, the loop is woken and goes back to its own pace.
+// The optional early wake-up: a Realtime broadcast on the topic `agent_commands:<host>` (event
+// `command` or `log_request`) makes the command or the log loop poll now. It is a hint only. Where
+// the project has no Realtime (the local stack), or the socket drops, nothing breaks: the poll loops
+// catch up on their own, so failures are logged once. While the subscription is live the runner
+// polls slowly (a missed hint waits at most one heartbeat, whose answer says what waits); when it
+// drops, the loops are woken and go back to their own pace.
 import type { SupabaseClient } from '@supabase/supabase-js';
 
 export interface CommandHints {
@@ -11,18 +12,21 @@ export interface CommandHints {
   unsubscribe(): Promise<void>;
 }
 
+/** What a hint says waits: a command, a log request, or (the subscription was lost) either. */
+export type Hint = 'command' | 'log_request' | 'lost';
+
 /** Subscribes; wake() is called on each hint and when the subscription is lost. */
 export function subscribeToCommandHints(
   client: SupabaseClient,
   host: string,
-  wake: () => void,
+  wake: (hint: Hint) => void,
   log: (message: string) => void,
 ): CommandHints {
   let reported = false;
   let live = false;
   const channel = client
     .channel(`agent_commands:${host}`)
-    .on('broadcast', { event: '*' }, () => wake())
+    .on('broadcast', { event: '*' }, (message) => wake(message.event === 'log_request' ? 'log_request' : 'command'))
     .subscribe((status, error) => {
       const was = live;
       live = status === 'SUBSCRIBED';
@@ -30,7 +34,7 @@ export function subscribeToCommandHints(
         reported = false;
         log(`realtime: listening on agent_commands:${host} (polling continues, slower)`);
       } else if (was) {
-        wake(); // back to the fast pace at once
+        wake('lost'); // back to the fast pace at once
       }
       if (!live && !reported && (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT')) {
         reported = true;

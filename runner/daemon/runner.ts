@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_VERSION } from '../paths.ts';
 import { AgentChannel, CHANNEL_URL } from './agent-channel.ts';
-import { RunnerCallError, RunnerApi, type ClaimedCommand, type LogRequest } from './api.ts';
+import { RunnerCallError, RunnerApi, type ClaimedCommand, type LogRequest, type RunnerHeartbeatAnswer } from './api.ts';
 import { retryDelay, sleep } from './backoff.ts';
 import type { RunnerConfig } from './config.ts';
 import { acquireLock, type Lock } from './lock.ts';
@@ -30,16 +30,19 @@ const COMPLETE_ATTEMPTS = 8;
 const AGENT_SOCKETS = 8;
 // How long shutdown waits for the commands in progress: the longest stop timeout plus the SIGKILL wait.
 const SHUTDOWN_GRACE_MS = 15_000;
-// Operators wait on screen for log lines. A runner asks every 2 s whether anyone wants lines (an
-// idle runner's CPU went from 1.1 % to 1.5 % of a core when it asked every 500 ms), and every 500 ms
-// for a minute after a request, while someone is reading or following them.
+// Operators wait on screen for log lines. Without Realtime a runner asks every 2 s whether anyone
+// wants lines (an idle runner's CPU went from 1.1 % to 1.5 % of a core when it asked every 500 ms),
+// and every 500 ms for a minute after a request, while someone is reading or following them.
 const LOG_POLL_IDLE_MS = 2000;
 const LOG_POLL_ACTIVE_MS = 500;
 const LOG_ACTIVE_FOR_MS = 60_000;
-// While Realtime hints arrive, a hint wakes the command loop at once, so polling is only the safety
-// net for a lost hint: every 30 s instead of every poll_interval (one host polling every second made
+// While Realtime hints arrive, a hint wakes the command or log loop at once, and the answer to every
+// heartbeat says whether commands or log requests wait (a lost hint costs at most one heartbeat
+// interval), so the loops' own polls are only a last resort (one host polling every second made
 // 86,400 requests a day doing nothing).
-const HINTED_POLL_MS = 30_000;
+const HINTED_POLL_MS = 300_000;
+// agent_heartbeat_batch takes at most 50 heartbeats a call.
+const HEARTBEATS_PER_CALL = 50;
 
 export interface RunnerOptions {
   config: RunnerConfig;
@@ -93,7 +96,8 @@ export class Runner {
       log: this.log,
     });
     this.logPoller = new Poller({
-      intervalMs: () => (Date.now() - this.logRequestAt < LOG_ACTIVE_FOR_MS ? LOG_POLL_ACTIVE_MS : LOG_POLL_IDLE_MS),
+      intervalMs: () =>
+        Date.now() - this.logRequestAt < LOG_ACTIVE_FOR_MS ? LOG_POLL_ACTIVE_MS : this.hints?.live() ? HINTED_POLL_MS : LOG_POLL_IDLE_MS,
       batch: 50,
       poll: () => this.answerLogRequests(),
       log: this.log,
@@ -133,6 +137,7 @@ export class Runner {
       { heartbeat: (heartbeat) => agentsApi.agentHeartbeat(heartbeat), report: (report) => agentsApi.agentReport(report) },
       join(config.runner.stateDir, 'channel', 'agents.sock'),
     );
+    this.channel.onRefused = (agent, message) => this.log(`${agent}: the database refused its heartbeat: ${message}`);
     for (const agent of config.agents) if (agent.account) await this.channel.serveUser(agent.account);
     for (const agent of config.agents) {
       this.supervisors.set(
@@ -154,7 +159,15 @@ export class Runner {
     this.poller.start();
     this.logPoller.start();
     if (config.supabase.realtime) {
-      this.hints = subscribeToCommandHints(this.api.client, this.host, () => this.poller.wake(), this.log);
+      this.hints = subscribeToCommandHints(
+        this.api.client,
+        this.host,
+        (hint) => {
+          if (hint !== 'log_request') this.poller.wake();
+          if (hint !== 'command') this.logPoller.wake();
+        },
+        this.log,
+      );
     }
     // Relayed heartbeats must come well within the shortest heartbeat timeout of the agents.
     const shortestTimeout = Math.min(...config.agents.map((agent) => agent.heartbeat_timeout ?? Infinity));
@@ -281,15 +294,35 @@ export class Runner {
     }
   }
 
+  /**
+   * One call per interval: the runner's liveness, its live processes, and the heartbeats its agents
+   * sent through the channel since the last one (more calls only past 50 of those). Its answer
+   * wakes the command and log loops when something waits for them.
+   */
   private async heartbeat(): Promise<void> {
     try {
       // the list is made once no report is in flight: a crash reported before is not relayed as alive
-      await this.reporter.exclusive(() =>
-        this.api.heartbeat(
-          [...this.supervisors.values()].flatMap((s) => (s.process ? [{ name: s.name, pid: s.process.pid }] : [])),
-          Math.ceil(this.heartbeatIntervalMs / 1000),
-        ),
-      );
+      await this.reporter.exclusive(async () => {
+        let relayed: { name: string; pid: number }[] | null = [...this.supervisors.values()].flatMap((s) =>
+          s.process ? [{ name: s.name, pid: s.process.pid }] : [],
+        );
+        // past 50 kept heartbeats, more calls (not for those that arrive meanwhile: they wait their turn)
+        for (let more = true; more; ) {
+          const kept = this.channel!.takeHeartbeats(HEARTBEATS_PER_CALL);
+          more = kept.heartbeats.length === HEARTBEATS_PER_CALL && this.channel!.keeping > 0;
+          let answer: RunnerHeartbeatAnswer;
+          try {
+            answer = await this.api.heartbeat(relayed, Math.ceil(this.heartbeatIntervalMs / 1000), kept.heartbeats);
+          } catch (error) {
+            kept.putBack();
+            throw error;
+          }
+          kept.settle(answer.heartbeats);
+          relayed = null;
+          if (answer.commands_waiting) this.poller.wake();
+          if (answer.log_requests_waiting) this.logPoller.wake();
+        }
+      });
     } catch (error) {
       this.log(`heartbeat failed: ${(error as Error).message}`);
     }

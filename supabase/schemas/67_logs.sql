@@ -62,8 +62,17 @@ begin
       hint = 'Wait for their answers (or for them to expire after 10 minutes); is the runner on that host running?';
   end if;
   insert into public.agent_log_requests (agent_id, lines, requested_by) values (a.id, p_lines, who) returning id into v_id;
-  -- a hint for runners with a database connection; they poll anyway
+  -- Hints: NOTIFY for runners with a database connection; on Supabase, a Realtime broadcast on the
+  -- topic runners already hear for commands (agent_commands:<host>), so a runner that hears hints
+  -- polls for log requests only as a safety net. They poll anyway.
   perform pg_notify('agent_log_requests', a.host);
+  if to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null then
+    begin
+      perform realtime.send(jsonb_build_object('log_request_id', v_id), 'log_request', 'agent_commands:' || a.host, false);
+    exception when others then
+      null;  -- a hint that cannot be sent must never refuse the request
+    end;
+  end if;
   return v_id;
 end
 $$;

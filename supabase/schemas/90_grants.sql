@@ -222,8 +222,8 @@ revoke all on function public.archive_agent(text, text) from public;
 -- 50_runners.sql
 grant execute on function public.runner_register(text, jsonb, text, integer, text) to anon, authenticated, service_role;
 revoke all on function public.runner_register(text, jsonb, text, integer, text) from public;
-grant execute on function public.runner_heartbeat(text, jsonb, integer) to anon, authenticated, service_role;
-revoke all on function public.runner_heartbeat(text, jsonb, integer) from public;
+grant execute on function public.runner_heartbeat(text, jsonb, integer, jsonb) to anon, authenticated, service_role;
+revoke all on function public.runner_heartbeat(text, jsonb, integer, jsonb) from public;
 grant execute on function public.runner_offline(text, text) to anon, authenticated, service_role;
 revoke all on function public.runner_offline(text, text) from public;
 grant execute on function agent_private.runner_silent_after(public.runners, public.agent_status_settings) to authenticated, service_role;

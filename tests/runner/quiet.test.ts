@@ -1,0 +1,115 @@
+// The quiet runner (issue 22): the heartbeats its agents send through the agent channel reach the
+// database in the runner's own heartbeat call, one per interval, not one PostgREST call each; a
+// report still goes at once and after the agent's kept heartbeat; a process that ended is never
+// made alive again by a heartbeat it sent before. Real runner, real agents, real PostgREST: the
+// runner talks to the stack through a counting proxy (node:http), so the test sees every call.
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { processEnvironment } from '../../runner/daemon/proc.ts';
+import type { Runner } from '../../runner/daemon/runner.ts';
+import { freePort } from '../../runner/local-stack/ports.ts';
+import { useTestStack } from '../helpers/stack.ts';
+import { waitFor } from './helpers.ts';
+import { agent, channelPost, enqueue, events, finished, fixtureAgent, makeHost } from './host.ts';
+
+const stack = useTestStack();
+
+// The SQL functions called through the proxy, in order.
+const calls: string[] = [];
+let proxy: Server;
+let proxyUrl = '';
+
+beforeAll(async () => {
+  const target = new URL(stack.url);
+  proxy = createServer((incoming, outgoing) => {
+    const fn = /^\/rest\/v1\/rpc\/(\w+)/.exec(incoming.url ?? '')?.[1];
+    if (fn) calls.push(fn);
+    const forwarded = httpRequest(
+      { host: target.hostname, port: target.port, path: incoming.url, method: incoming.method, headers: incoming.headers },
+      (answer) => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(outgoing);
+      },
+    );
+    forwarded.on('error', () => outgoing.destroy());
+    incoming.pipe(forwarded);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+  proxyUrl = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  proxy.closeAllConnections();
+  await new Promise((resolve) => proxy.close(resolve));
+});
+
+const count = (fn: string, from = 0) => calls.slice(from).filter((call) => call === fn).length;
+
+async function startHost(agents: Record<string, unknown>[], runner: Record<string, unknown> = {}): Promise<Runner> {
+  const host = await makeHost({ ...stack, url: proxyUrl }, agents, { heartbeat_interval: '2s', ...runner });
+  return host.start();
+}
+
+it('many agents on one runner: every heartbeat applied, in one call per interval', async () => {
+  const agents = Array.from({ length: 6 }, () => fixtureAgent('beats.sh', { autostart: true }));
+  await startHost(agents);
+  const { sql } = stack.db;
+  // each agent heard from once at once (the channel knows no state of it yet); then kept
+  await waitFor(
+    'every agent to be heard',
+    async () => {
+      const rows = await sql`select count(*)::int as n from public.agent_status
+                           where agent_name in ${sql(agents.map((a) => a.name))} and last_activity like 'beat %'`;
+      return rows[0].n === agents.length;
+    },
+    20_000,
+  );
+  const from = calls.length;
+  const startedAt = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  const seconds = (Date.now() - startedAt) / 1000;
+  // 6 agents beating every 0.2 s sent ~180 heartbeats meanwhile; one call each was ~180 calls
+  expect(count('agent_heartbeat', from)).toBe(0);
+  expect(count('runner_heartbeat', from)).toBeGreaterThanOrEqual(2);
+  expect(count('runner_heartbeat', from)).toBeLessThanOrEqual(Math.ceil(seconds / 2) + 1);
+  // and they were applied: each agent's activity is a late beat, not its first
+  const rows = await sql`select agent_name, last_activity from public.agent_status where agent_name in ${sql(agents.map((a) => a.name))}`;
+  for (const row of rows) expect(Number(/beat (\d+)/.exec(row.last_activity)?.[1])).toBeGreaterThan(5);
+}, 90_000);
+
+it("an agent's report goes at once, after its kept heartbeat; a dead agent's kept heartbeat is dropped", async () => {
+  const spec = fixtureAgent('forever.sh', { restart: 'never' });
+  await startHost([spec], { heartbeat_interval: '3s' });
+  const { sql } = stack.db;
+  expect(await finished(sql, await enqueue(sql, 'start', spec.name))).toMatchObject({ status: 'succeeded' });
+  const pid = (await waitFor('the pid', async () => (await agent(sql, spec.name)).pid))!;
+  const env = processEnvironment(pid)!;
+  const token = env.get('AGENT_STATUS_TOKEN');
+  const beat = (text: string) => channelPost(env, 'heartbeat', { agent_name: spec.name, last_activity: text }, token);
+  const lastActivity = async () =>
+    (await sql`select last_activity from public.agent_status where agent_name = ${spec.name}`)[0].last_activity;
+
+  expect((await beat('first')).status).toBe(200); // sent at once: nothing known of it yet
+  expect(await lastActivity()).toBe('first');
+  const from = calls.length;
+  const kept = await beat('second');
+  expect(kept).toMatchObject({ status: 200, json: { agent: { agent_name: spec.name, status: 'running' } } });
+  expect(await lastActivity()).toBe('first'); // kept for the runner's next call
+  expect(count('agent_heartbeat', from)).toBe(0);
+
+  const report = await channelPost(env, 'report', { agent_name: spec.name, event: 'warning', message: 'disk nearly full' }, token);
+  expect(report).toMatchObject({ status: 200, json: { agent: { status: 'warning', last_activity: 'second' } } });
+  expect(await lastActivity()).toBe('second');
+
+  // A heartbeat kept when the process dies is not sent: the crash is the last word.
+  await beat('third');
+  await beat('fourth');
+  process.kill(pid, 'SIGKILL');
+  await waitFor('the crash to be recorded', async () => (await agent(sql, spec.name)).status === 'error', 15_000);
+  const runnerCalls = count('runner_heartbeat');
+  await waitFor('two more runner heartbeats', () => count('runner_heartbeat') >= runnerCalls + 2, 15_000);
+  expect(await agent(sql, spec.name)).toMatchObject({ status: 'error' });
+  expect(await lastActivity()).toBe('second');
+  expect((await events(sql, spec.name)).filter((e) => e.kind === 'crashed')).toHaveLength(1);
+}, 90_000);
