@@ -132,6 +132,8 @@ export class Gateway {
       response.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
       pipeline(answer, response).catch(() => response.destroy());
     });
+    // each request's head and body leave at once, not held back for an ACK (Nagle)
+    upstream.setNoDelay(true);
     upstream.on('error', (error) => {
       if (response.headersSent) {
         response.destroy(error);

@@ -9,6 +9,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   alerts: () => import('./alerts.ts'),
   connections: () => import('./connections.ts'),
   control: () => import('./control.ts'),
+  gateway: () => import('./gateway.ts'),
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);
