@@ -10,6 +10,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   connections: () => import('./connections.ts'),
   control: () => import('./control.ts'),
   gateway: () => import('./gateway.ts'),
+  quiet: () => import('./quiet.ts'),
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);

@@ -3,52 +3,37 @@
 // report still goes at once and after the agent's kept heartbeat; a process that ended is never
 // made alive again by a heartbeat it sent before. Real runner, real agents, real PostgREST: the
 // runner talks to the stack through a counting proxy (node:http), so the test sees every call.
-import { createServer, request as httpRequest, type Server } from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { processEnvironment } from '../../runner/daemon/proc.ts';
 import type { Runner } from '../../runner/daemon/runner.ts';
-import { freePort } from '../../runner/local-stack/ports.ts';
+import { type CountingProxy, countingProxy } from '../helpers/counting-proxy.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { waitFor } from './helpers.ts';
 import { agent, channelPost, enqueue, events, finished, fixtureAgent, makeHost } from './host.ts';
 
 const stack = useTestStack();
 
-// The SQL functions called through the proxy, in order.
-const calls: string[] = [];
-let proxy: Server;
-let proxyUrl = '';
+// The runner's calls, through a proxy that also plays Realtime's part (joins answered, hints sent).
+let proxy: CountingProxy;
+let calls: string[] = [];
 
 beforeAll(async () => {
-  const target = new URL(stack.url);
-  proxy = createServer((incoming, outgoing) => {
-    const fn = /^\/rest\/v1\/rpc\/(\w+)/.exec(incoming.url ?? '')?.[1];
-    if (fn) calls.push(fn);
-    const forwarded = httpRequest(
-      { host: target.hostname, port: target.port, path: incoming.url, method: incoming.method, headers: incoming.headers },
-      (answer) => {
-        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(outgoing);
-      },
-    );
-    forwarded.on('error', () => outgoing.destroy());
-    incoming.pipe(forwarded);
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
-  proxyUrl = `http://127.0.0.1:${port}`;
+  proxy = await countingProxy(stack.url, { realtime: true });
+  calls = proxy.calls;
 });
 
-afterAll(async () => {
-  proxy.closeAllConnections();
-  await new Promise((resolve) => proxy.close(resolve));
-});
+afterAll(() => proxy.stop());
 
 const count = (fn: string, from = 0) => calls.slice(from).filter((call) => call === fn).length;
 
-async function startHost(agents: Record<string, unknown>[], runner: Record<string, unknown> = {}): Promise<Runner> {
-  const host = await makeHost({ ...stack, url: proxyUrl }, agents, { heartbeat_interval: '2s', ...runner });
-  return host.start();
+async function startHost(
+  agents: Record<string, unknown>[],
+  runner: Record<string, unknown> = {},
+  supabase: Record<string, unknown> = {},
+): Promise<{ runner: Runner; host: string; log: string[] }> {
+  const host = await makeHost({ ...stack, url: proxy.url }, agents, { heartbeat_interval: '2s', ...runner }, undefined, supabase);
+  const log: string[] = [];
+  return { runner: await host.start((line) => log.push(line)), host: host.host, log };
 }
 
 it('many agents on one runner: every heartbeat applied, in one call per interval', async () => {
@@ -112,4 +97,38 @@ it("an agent's report goes at once, after its kept heartbeat; a dead agent's kep
   expect(await agent(sql, spec.name)).toMatchObject({ status: 'error' });
   expect(await lastActivity()).toBe('second');
   expect((await events(sql, spec.name)).filter((e) => e.kind === 'crashed')).toHaveLength(1);
+}, 90_000);
+
+it('with Realtime live it barely polls; a hint brings a command or a log request at once, and a lost hint waits one heartbeat', async () => {
+  const spec = fixtureAgent('forever.sh');
+  const { host, log } = await startHost([spec], { heartbeat_interval: '3s' }, { realtime: true });
+  const { sql } = stack.db;
+  await waitFor('the subscription', () => log.some((line) => /realtime: listening/.test(line)), 15_000);
+  const from = calls.length;
+  await new Promise((resolve) => setTimeout(resolve, 5000));
+  // polling every 100 ms (this host's poll_interval) was ~50 claims and ~3 log polls in 5 s
+  expect(count('runner_claim_commands', from)).toBeLessThanOrEqual(1);
+  expect(count('runner_claim_log_requests', from)).toBeLessThanOrEqual(1);
+
+  // a hint: claimed at once, well before the next heartbeat
+  const id = await enqueue(sql, 'start', spec.name);
+  const hinted = Date.now();
+  proxy.hint(`agent_commands:${host}`, 'command');
+  expect(await finished(sql, id)).toMatchObject({ status: 'succeeded' });
+  expect(Date.now() - hinted).toBeLessThan(2500);
+
+  const [{ id: logRequest }] = await sql`select public.request_agent_logs(${spec.name}, 5) as id`;
+  proxy.hint(`agent_commands:${host}`, 'log_request');
+  await waitFor(
+    'the log request answered',
+    async () => {
+      const [row] = await sql`select answered_at from public.agent_log_requests where id = ${logRequest}`;
+      return row.answered_at;
+    },
+    2500,
+  );
+
+  // no hint (lost): the heartbeat's answer says a command waits, and the runner claims it
+  const unhinted = await enqueue(sql, 'stop', spec.name);
+  expect(await finished(sql, unhinted, 10_000)).toMatchObject({ status: 'succeeded' });
 }, 90_000);
