@@ -52,6 +52,12 @@ export class Reporter {
     return this.pumps.size === 0;
   }
 
+  /** Waits until the agent's queued reports are sent, or timeoutMs. */
+  async sent(agent: string, timeoutMs: number): Promise<void> {
+    const pump = this.pumps.get(agent);
+    if (pump) await Promise.race([pump, sleep(timeoutMs)]);
+  }
+
   /**
    * Runs fn while no report is on its way, and holds new reports back until it is done. For the
    * relayed heartbeat: one computed while an agent was alive must not reach the database after the

@@ -41,6 +41,8 @@ const LOG_ACTIVE_FOR_MS = 60_000;
 // interval), so the loops' own polls are only a last resort (one host polling every second made
 // 86,400 requests a day doing nothing).
 const HINTED_POLL_MS = 300_000;
+// How long a command's result waits for the agent's reports (retried while the database is away).
+const REPORT_BEFORE_RESULT_MS = 5000;
 // agent_heartbeat_batch takes at most 50 heartbeats a call.
 const HEARTBEATS_PER_CALL = 50;
 
@@ -437,6 +439,9 @@ export class Runner {
       `${command.action} ${command.agent_name} (command ${command.id}, by ${command.requested_by}): ` +
         `${outcome.ok ? 'succeeded' : 'failed'}: ${outcome.message}`,
     );
+    // what the command did (started, terminated) is recorded before the command reads as done: the
+    // two calls raced, and a finished stop could leave the agent reading running for a moment
+    await this.reporter.sent(command.agent_name, REPORT_BEFORE_RESULT_MS);
     await this.complete(command, outcome);
   }
 
