@@ -6,8 +6,8 @@
 // names). The runner forwards through PostgREST with its own token, so supervised agents cost no edge
 // function invocations at all.
 //
-// Proof of life waits for the runner's next heartbeat: a plain heartbeat (no status, no `at`, the
-// same declared interval) of an agent the database has answered for before is kept (the newest one
+// Proof of life waits for the runner's next heartbeat: a plain heartbeat (no new status or health, no
+// `at`, the same declared interval) of an agent the database has answered for before is kept (the newest one
 // per agent, its activity carried forward) and answered at once with the agent's state as the
 // database last gave it; the runner sends every kept heartbeat with its own, in one call per
 // interval (takeHeartbeats). Anything that may change what the dashboard shows goes at once, as do
@@ -343,9 +343,14 @@ export class AgentChannel {
       agent_name: agent,
     };
     const known = this.lastState.get(agent);
+    // nothing the dashboard shows changes: no new status or health (an SDK repeats both), no `at`
     const plain =
-      merged.status == null && merged.at == null && (merged.heartbeat_interval_s ?? null) === (this.declared.get(agent) ?? null);
-    if (known && plain) {
+      known !== undefined &&
+      (merged.status == null || merged.status === known.status) &&
+      (merged.health == null || merged.health === known.health) &&
+      merged.at == null &&
+      (merged.heartbeat_interval_s ?? null) === (this.declared.get(agent) ?? null);
+    if (plain) {
       this.kept.set(agent, merged);
       return known;
     }
