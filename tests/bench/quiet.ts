@@ -80,8 +80,13 @@ async function measure(stack: Awaited<ReturnType<typeof startStack>>, dir: strin
   });
   runner.all!.on('data', (chunk) => (output += chunk));
   try {
+    // ready (and subscribed, where it should be), then the warm-up: the agents start and say so
+    const ready = realtime ? /realtime: listening/ : /supervising/;
+    for (const deadline = Date.now() + 120_000; !ready.test(output); await sleep(100)) {
+      if (runner.exitCode !== null) throw new Error(`the runner exited:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`the runner was not ready within 120 s:\n${output}`);
+    }
     await sleep(WARMUP_MS);
-    if (runner.exitCode !== null) throw new Error(`the runner exited:\n${output}`);
     const live = /realtime: listening/.test(output);
     const from = proxy.calls.length;
     const ticks = cpuTicks(runner.pid!);
@@ -137,7 +142,9 @@ export async function run() {
             .map(([fn, n]) => `${fn} ${n}`)
             .join(', ')}`,
       );
-    console.log(`\nidle host, 3 SDK agents, default intervals, ${SECONDS} s counted after ${WARMUP_MS / 1000} s warm-up:`);
+    console.log(
+      `\nidle host, 3 SDK agents, default intervals, ${SECONDS} s counted from ${WARMUP_MS / 1000} s after the runner was ready:`,
+    );
     console.log(`${''.padEnd(40)} ${'reqs'.padStart(6)} ${'per day'.padStart(9)} ${'CPU'.padStart(8)} ${'RSS'.padStart(9)}   by function`);
     console.log(
       `${'issue 22 baseline (demo, no Realtime)'.padEnd(40)} ${String(BASELINE.requests).padStart(6)} ${((BASELINE.requests / BASELINE.seconds) * 86_400).toFixed(0).padStart(9)}`,

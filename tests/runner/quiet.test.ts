@@ -81,7 +81,17 @@ it("an agent's report goes at once, after its kept heartbeat; a dead agent's kep
   const kept = await beat('second');
   expect(kept).toMatchObject({ status: 200, json: { agent: { agent_name: spec.name, status: 'running' } } });
   expect(await lastActivity()).toBe('first'); // kept for the runner's next call
+  // the SDK repeats status and health in its heartbeats: the same ones change nothing, so kept too
+  const [{ health }] = await sql`select health from public.agent_status where agent_name = ${spec.name}`;
+  const repeated = await channelPost(
+    env,
+    'heartbeat',
+    { agent_name: spec.name, status: 'running', health, last_activity: 'second' },
+    token,
+  );
+  expect(repeated.status).toBe(200);
   expect(count('agent_heartbeat', from)).toBe(0);
+  expect(await lastActivity()).toBe('first');
 
   const report = await channelPost(env, 'report', { agent_name: spec.name, event: 'warning', message: 'disk nearly full' }, token);
   expect(report).toMatchObject({ status: 200, json: { agent: { status: 'warning', last_activity: 'second' } } });
