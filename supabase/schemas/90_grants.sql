@@ -154,8 +154,8 @@ grant execute on function public.remove_operator(text, text) to anon, authentica
 revoke all on function public.remove_operator(text, text) from public;
 grant execute on function public.whoami() to authenticated, service_role;
 revoke all on function public.whoami() from public;
-grant execute on function public.create_api_token(text, text, text, text, text, text, interval, text[]) to anon, authenticated, service_role;
-revoke all on function public.create_api_token(text, text, text, text, text, text, interval, text[]) from public;
+grant execute on function public.create_api_token(text, text, text, text, text, text, interval, text[], boolean) to anon, authenticated, service_role;
+revoke all on function public.create_api_token(text, text, text, text, text, text, interval, text[], boolean) from public;
 grant execute on function public.list_api_tokens(text) to anon, authenticated, service_role;
 revoke all on function public.list_api_tokens(text) from public;
 grant execute on function public.revoke_api_token(text, text) to anon, authenticated, service_role;
