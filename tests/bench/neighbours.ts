@@ -3,7 +3,7 @@
 // of a third agent, first with the channel quiet (the baseline), then while the flooding agent sends
 // heartbeats on 200 connections at once (channel-flood.ts, its own process). Reported before the fix:
 // 20-40 ms -> 1-7 s, and stop+start 2.0 -> 8.4 s.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { processEnvironment } from '../../runner/daemon/proc.ts';
@@ -17,6 +17,14 @@ const CLI = join(REPO, 'runner/bin/agent-status.js');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const FLOOD_CONNECTIONS = 200;
 const CYCLES = 3;
+const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
 
 export async function run() {
   await withBenchStack('neighbours', async ({ stack, sql, dir, token, spawn: spawnIn }) => {
@@ -30,7 +38,9 @@ export async function run() {
         agents: ['quiet', 'flooder', 'cycled'].map((name) => ({ name, command: FOREVER, autostart: true })),
       }),
     );
-    spawn(process.execPath, [CLI, 'runner', '--config', configFile], { AGENT_STATUS_RUNNER_TOKEN: await token('runner', { host: 'h' }) });
+    const runner = spawn(process.execPath, [CLI, 'runner', '--config', configFile], {
+      AGENT_STATUS_RUNNER_TOKEN: await token('runner', { host: 'h' }),
+    });
     // what the runner gave each agent: the channel's socket and its own secret
     const channelOf = async (name: string) =>
       until(
@@ -86,13 +96,19 @@ export async function run() {
       }
       return seconds;
     };
-    const measure = async () => {
+    // where the two cores go meanwhile: the runner's share of one core, and the flooder's
+    const measure = async (flooderPid?: number) => {
+      const cpuBefore = [cpuSeconds(runner.pid!), flooderPid ? cpuSeconds(flooderPid) : 0];
+      const started = performance.now();
       const [heartbeats, cycles] = await Promise.all([heartbeatLatencies(), stopStart()]);
-      return { ...heartbeats, cycles };
+      const elapsed = (performance.now() - started) / 1000;
+      const share = (now: number, before: number) => `${Math.round((100 * (now - before)) / elapsed)}%`;
+      const cpu = `runner ${share(cpuSeconds(runner.pid!), cpuBefore[0])}${flooderPid ? `, flooder ${share(cpuSeconds(flooderPid), cpuBefore[1])}` : ''}`;
+      return { ...heartbeats, cycles, cpu };
     };
 
     const baseline = await measure();
-    spawn(process.execPath, ['--import', 'tsx', join(REPO, 'tests/bench/channel-flood.ts')], {
+    const flood = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'tests/bench/channel-flood.ts')], {
       PATH: process.env.PATH!,
       FLOOD_SOCKET: flooder.get('AGENT_STATUS_SOCKET')!,
       FLOOD_URL: flooder.get('AGENT_STATUS_URL')!,
@@ -101,15 +117,15 @@ export async function run() {
       FLOOD_CONNECTIONS: String(FLOOD_CONNECTIONS),
     });
     await sleep(3000); // the flood's connections open and fill the channel
-    const flooded = await measure();
+    const flooded = await measure(flood.pid);
 
     const row = (what: string, m: Awaited<ReturnType<typeof measure>>) =>
       `  ${what} | ${percentile(m.latencies, 50).toFixed(1)} | ${percentile(m.latencies, 99).toFixed(1)} | ` +
-      `${m.latencies.length} (${m.failures} not 200) | ${m.cycles.map((s) => s.toFixed(2)).join(', ')}`;
+      `${m.latencies.length} (${m.failures} not 200) | ${m.cycles.map((s) => s.toFixed(2)).join(', ')} | ${m.cpu}`;
     console.log(
       `  another agent's heartbeat through the channel, every 100 ms for ${SECONDS} s; stop+start of a third agent, ${CYCLES} cycles`,
     );
-    console.log('  channel | heartbeat p50 ms | p99 ms | heartbeats | stop+start s');
+    console.log('  channel | heartbeat p50 ms | p99 ms | heartbeats | stop+start s | CPU of one core');
     console.log(row('quiet (baseline)', baseline));
     console.log(row(`one agent flooding on ${FLOOD_CONNECTIONS} connections`, flooded));
   });
