@@ -89,9 +89,14 @@ export function recordRunningStack(dataDir: string, pid = process.pid): () => vo
 /** The data folders of this user's running stacks, as they recorded themselves. */
 export function runningStackDirs(): string[] {
   const dir = runningStacksDir();
-  if (!existsSync(dir)) return [];
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return []; // none recorded yet (or a folder we may not read: then none we could use)
+  }
   const found: string[] = [];
-  for (const name of readdirSync(dir).filter((entry) => entry.endsWith('.json'))) {
+  for (const name of entries.filter((entry) => entry.endsWith('.json'))) {
     const file = join(dir, name);
     try {
       const entry = JSON.parse(readFileSync(file, 'utf8')) as { dataDir: string; pid: number };
