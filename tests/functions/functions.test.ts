@@ -205,6 +205,28 @@ describe('database calls that hang', () => {
     expect(answer.json.error.message).toMatch(/did not answer the reports within 5 s/);
     expect(await snapshot()).toBe(before);
   });
+
+  it('a heartbeat waiting on a locked agent answers 503 and is not applied later (the server gives up first)', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = stack.db.sql.begin(async (tx) => {
+      await tx`select 1 from public.agent_status where agent_name = 'agent-a' for update`;
+      locked();
+      await held;
+    });
+    await isLocked;
+    const before = await snapshot();
+    const answer = await post('heartbeat', { agent_name: 'agent-a', health: 12, last_activity: 'behind a locked row' }, tokenA);
+    // the row comes free after the 503: a batch the server had not rolled back would commit now
+    release();
+    await holder;
+    expect(answer.status, answer.text).toBe(503);
+    expect(answer.json.error.message).toMatch(/gave up waiting; nothing was changed/);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await snapshot()).toBe(before);
+  });
 });
 
 describe('PostgREST answers of the SQL API', () => {

@@ -133,14 +133,42 @@ type BatchAnswer = { agent: AgentState } | { error: { sqlstate: string; message:
 
 const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadlock: run the batch again
 
+/**
+ * One batch in one round trip: BEGIN, SET LOCAL statement_timeout, the batch and COMMIT, pipelined on
+ * one connection (postgres.js sends them without waiting for each answer; a transaction-mode pooler
+ * keeps them on one server connection). The statement may take only what is left of the caller's
+ * deadline, so the server gives up first and a batch answered 503 is never committed afterwards (with
+ * the timer alone, a batch waiting on a locked row committed once the row was free). The SQL function
+ * itself gives up a single lock wait after 2 s.
+ */
+async function heartbeatBatch(sql: postgres.Sql, items: HeartbeatItem[], deadline: number): Promise<BatchAnswer[]> {
+  const connection = await sql.reserve();
+  try {
+    const budgetMs = Math.max(1, Math.floor(deadline - Date.now()));
+    const [begun, limited, batch, committed] = await Promise.allSettled([
+      connection`begin`,
+      connection.unsafe(`set local statement_timeout = ${budgetMs}`),
+      connection<{ answers: BatchAnswer[] }[]>`select public.agent_heartbeat_batch(${connection.json(items)}) as answers`,
+      // after an error this ends the failed transaction (the server answers ROLLBACK)
+      connection`commit`,
+    ]);
+    const failed = [begun, limited, batch, committed].find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    return (batch as PromiseFulfilledResult<{ answers: BatchAnswer[] }[]>).value[0].answers;
+  } finally {
+    connection.release();
+  }
+}
+
 const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
   async (items) => {
+    const deadline = Date.now() + DB_TIMEOUT_MS;
     for (let attempt = 1; ; attempt++) {
       try {
-        const [row] = await database('heartbeats', (sql) => sql`select public.agent_heartbeat_batch(${sql.json(items)}) as answers`);
-        return row.answers as BatchAnswer[];
+        // the timer, a second after the server's own limit, covers a connection that stopped answering
+        return await database('heartbeats', (sql) => heartbeatBatch(sql, items, deadline), deadline - Date.now() + 1000);
       } catch (error) {
-        if (attempt >= 3 || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
+        if (attempt >= 3 || !RETRYABLE.has((error as { code?: string }).code ?? '') || Date.now() >= deadline) throw error;
       }
     }
   },
@@ -157,7 +185,8 @@ export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatR
   } catch (error) {
     if (error instanceof BatcherFull)
       throw new ApiError('unavailable', 'too many heartbeats are waiting for the database', { hint: UNAVAILABLE_HINT });
-    throw fromPostgres(error);
+    // 57014: the statement_timeout of heartbeatBatch
+    throw (error as { code?: string }).code === '57014' ? timedOut('heartbeats') : fromPostgres(error);
   }
   if ('error' in answer) throw fromSqlError(answer.error.sqlstate, answer.error.message, answer.error.hint);
   return answer.agent;
