@@ -134,30 +134,20 @@ type BatchAnswer = { agent: AgentState } | { error: { sqlstate: string; message:
 const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadlock: run the batch again
 
 /**
- * One batch in one round trip: BEGIN, SET LOCAL statement_timeout, the batch and COMMIT, pipelined on
- * one connection (postgres.js sends them without waiting for each answer; a transaction-mode pooler
- * keeps them on one server connection). The statement may take only what is left of the caller's
- * deadline, so the server gives up first and a batch answered 503 is never committed afterwards (with
- * the timer alone, a batch waiting on a locked row committed once the row was free). The SQL function
- * itself gives up a single lock wait after 2 s.
+ * One batch in its own transaction whose statement may take only what is left of the caller's
+ * deadline (SET LOCAL statement_timeout), so the server gives up first and a batch answered 503 is
+ * never committed afterwards (with the timer alone, a batch waiting on a locked row committed once the
+ * row was free). The SQL function itself gives up a single lock wait after 2 s. The SET and the batch
+ * leave together (postgres.js pipelines the queries a transaction returns as an array); BEGIN and
+ * COMMIT are a round trip each. (sql.reserve() could pipeline all four, but in postgres.js 3.4.9 it
+ * never resolves while the pool has no open connection yet.)
  */
 async function heartbeatBatch(sql: postgres.Sql, items: HeartbeatItem[], deadline: number): Promise<BatchAnswer[]> {
-  const connection = await sql.reserve();
-  try {
-    const budgetMs = Math.max(1, Math.floor(deadline - Date.now()));
-    const [begun, limited, batch, committed] = await Promise.allSettled([
-      connection`begin`,
-      connection.unsafe(`set local statement_timeout = ${budgetMs}`),
-      connection<{ answers: BatchAnswer[] }[]>`select public.agent_heartbeat_batch(${connection.json(items)}) as answers`,
-      // after an error this ends the failed transaction (the server answers ROLLBACK)
-      connection`commit`,
-    ]);
-    const failed = [begun, limited, batch, committed].find((result) => result.status === 'rejected');
-    if (failed) throw failed.reason;
-    return (batch as PromiseFulfilledResult<{ answers: BatchAnswer[] }[]>).value[0].answers;
-  } finally {
-    connection.release();
-  }
+  const [, [{ answers }]] = await sql.begin((tx) => [
+    tx.unsafe(`set local statement_timeout = ${Math.max(1, Math.floor(deadline - Date.now()))}`),
+    tx<{ answers: BatchAnswer[] }[]>`select public.agent_heartbeat_batch(${tx.json(items)}) as answers`,
+  ]);
+  return answers;
 }
 
 const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
