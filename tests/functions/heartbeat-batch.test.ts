@@ -178,10 +178,13 @@ describe('steady heartbeats, applied set-based', () => {
         await tx.unsafe(`update public.agent_status set ${STATES[state]} where agent_name in ($1, $2)`, pair);
         const command = COMMANDS[state];
         if (command) {
+          // (a new command is pending whatever the insert says; delivered ones are claimed afterwards)
           await tx`
-            insert into public.agent_commands (agent_id, action, status, claimed_at, via_heartbeat, requested_by)
-            select id, ${command.action}, ${command.status}, case when ${command.status} = 'claimed' then now() end, true, 'test'
-            from public.agent_status where agent_name in ${tx(pair)}`;
+            insert into public.agent_commands (agent_id, action, via_heartbeat, requested_by)
+            select id, ${command.action}, true, 'test' from public.agent_status where agent_name in ${tx(pair)}`;
+          await tx`
+            update public.agent_commands set status = ${command.status}, claimed_at = case when ${command.status} = 'claimed' then now() end
+            where agent_id in (select id from public.agent_status where agent_name in ${tx(pair)})`;
         }
       }
     });
