@@ -60,6 +60,15 @@ describe('heartbeat', () => {
     expect(new Date(agent.last_heartbeat!).getTime()).toBe(row.last_heartbeat.getTime());
   });
 
+  it('keeps quotes, backslashes and dollar quotes in a heartbeat exactly (the batch travels as a dollar-quoted literal)', async () => {
+    const activity = `$$ $hb$ $hb0$ ' " \\ \\n $q$); select 1; -- done`;
+    const answer = await post('heartbeat', { agent_name: 'agent-a', last_activity: activity }, tokenA);
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.json.agent.last_activity).toBe(activity);
+    const [row] = await stack.db.sql`select last_activity from public.agent_status where agent_name = 'agent-a'`;
+    expect(row.last_activity).toBe(activity);
+  });
+
   it('needs nothing but the agent name', async () => {
     const answer = await post('heartbeat', { agent_name: 'agent-b' }, tokenB);
     expect(answer.status).toBe(200);
