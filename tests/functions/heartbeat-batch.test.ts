@@ -210,7 +210,11 @@ describe('steady heartbeats, applied set-based', () => {
       return { fastAnswers: fast, slowAnswers: slow, applyEventCalls: calls as number };
     });
     const strip = (value: unknown) =>
-      JSON.parse(JSON.stringify(value).replaceAll(/eq-\d+-(fast|slow)/g, 'twin').replaceAll(/"command_id":\d+/g, '"command_id":0'));
+      JSON.parse(
+        JSON.stringify(value)
+          .replaceAll(/eq-\d+-(fast|slow)/g, 'twin')
+          .replaceAll(/"command_id":\d+/g, '"command_id":0'),
+      );
     const rows = await db.sql`
       select agent_name, to_jsonb(a) - 'id' - 'agent_name' as row,
              (select coalesce(jsonb_agg(jsonb_build_array(e.kind, e.from_status, e.to_status, e.health, e.message, e.at) order by e.id), '[]')
