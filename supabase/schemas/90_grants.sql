@@ -185,9 +185,15 @@ revoke all
     with time zone, integer)
   from public;
 revoke all on function agent_private.agent_state_json(public.agent_status) from public;
+revoke all on function agent_private.agent_state_answer(public.agent_status, jsonb) from public;
 revoke all on function agent_private.complete_delivered_commands(integer, text) from public;
 grant execute on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;
 revoke all on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) from public;
+-- (heartbeat_timeout calls it, as the live view's reader)
+grant execute on function agent_private.heartbeat_timeout_s(public.agent_status, public.agent_status_settings) to authenticated, service_role;
+revoke all on function agent_private.heartbeat_timeout_s(public.agent_status, public.agent_status_settings) from public;
+revoke all on function agent_private.activity_deadline(integer, boolean, timestamp with time zone, timestamp with time zone, boolean) from public;
+revoke all on function agent_private.recent_restarts(timestamp with time zone[]) from public;
 grant execute on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;
 revoke all on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) from public;
 grant execute on function agent_private.crash_looping(public.agent_status) to authenticated, service_role;
