@@ -423,10 +423,12 @@ as $$
 $$;
 
 -- Creates a channel or replaces one of the same name. A null endpoint or secret keeps the stored one
--- (so renaming a rule never needs the secret again); p_secret '' removes it.
+-- (so renaming a rule never needs the secret again); p_secret '' removes it. p_rules, when given, are
+-- set in the same transaction (alert_channel_rules): a refused rule leaves no channel half saved (the
+-- Alerts page saved a channel, then its rules, and a refused rule left a new channel with defaults).
 create function public.alert_channel_save(
   p_name text, p_kind text, p_endpoint text default null, p_secret text default null, p_settings jsonb default null,
-  p_operator_token text default null
+  p_operator_token text default null, p_rules jsonb default null
 ) returns uuid
   language plpgsql security definer set search_path = ''
 as $$
@@ -456,6 +458,9 @@ begin
   on conflict (name) do update set kind = excluded.kind, endpoint = excluded.endpoint, secret = excluded.secret,
     settings = excluded.settings, updated_at = now()
   returning ch.id into v_id;
+  if p_rules is not null then
+    perform public.alert_channel_rules(p_name, p_rules, p_operator_token);
+  end if;
   return v_id;
 exception
   when check_violation or not_null_violation then

@@ -53,7 +53,7 @@ it('SIGTERM of a runner whose agents were stopped on purpose pages no one; SIGKI
 it('a host back says what is true of each agent: one running, one crash-looping', async () => {
   await channel('hosts');
   const { sql } = stack.db;
-  const [{ token }] = await sql`select token from public.create_api_token('runner', null, null, 'rack-9', null)`;
+  const [{ token }] = await sql`select token from public.create_api_token('runner', null, null, 'rack-9', null, p_new_agents => true)`;
   await sql`select public.runner_register(${token}, ${sql.json([{ name: 'rack9-ok' }, { name: 'rack9-loop' }])})`;
   await sql`select public.runner_heartbeat(${token}, null, 1)`;
   for (const name of ['rack9-ok', 'rack9-loop']) await sql`select public.agent_report(${token}, ${name}, 'started')`;

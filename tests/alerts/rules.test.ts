@@ -31,6 +31,25 @@ async function deliveries(channelName: string) {
     join public.alert_channels c on c.id = d.channel_id where c.name = ${channelName} order by d.id`;
 }
 
+describe('saving a channel with its rules', () => {
+  it('is one transaction: a refused rule leaves neither a new channel nor a change to an old one', async () => {
+    const save = (name: string, endpoint: string, rules: Record<string, string[] | number>) =>
+      failure(
+        db.sql`select public.alert_channel_save(${name}, 'webhook', ${endpoint}, 'whsec_0123456789abcdef', p_rules => ${db.sql.json(rules)})`,
+      );
+    expect(await save('half-saved', 'http://127.0.0.1:9/new', { grace_s: -5 })).toMatchObject({
+      code: '22023',
+      message: expect.stringMatching(/^bad rules/),
+    });
+    expect(await db.sql`select 1 from public.alert_channels where name = 'half-saved'`).toEqual([]);
+
+    expect(await save('kept', 'http://127.0.0.1:9/first', { grace_s: 60, agents: ['scraper-*'] })).toBeUndefined();
+    expect(await save('kept', 'http://127.0.0.1:9/second', { reminder_s: 1 })).toMatchObject({ code: '22023' });
+    const [kept] = await db.sql`select endpoint, grace_s, agent_patterns, reminder_s from public.alert_channels where name = 'kept'`;
+    expect(kept).toEqual({ endpoint: 'http://127.0.0.1:9/first', grace_s: 60, agent_patterns: ['scraper-*'], reminder_s: null });
+  });
+});
+
 describe('flips into the outbox', () => {
   beforeAll(async () => {
     await channel('all');

@@ -236,7 +236,19 @@ describe('tokens and operators', { timeout: 120_000 }, () => {
       ['token', 'create', 'runner', '--host', 'cli-host', '--agents', 'scraper-*, Tweet Agent', '--json'],
       stackEnv(stack),
     );
-    expect(JSON.parse(scoped.stdout)).toMatchObject({ kind: 'runner', host: 'cli-host', agents: ['scraper-*', 'Tweet Agent'] });
+    expect(JSON.parse(scoped.stdout)).toMatchObject({
+      kind: 'runner',
+      host: 'cli-host',
+      agents: ['scraper-*', 'Tweet Agent'],
+      new_agents: false,
+    });
+    const adding = await cli(['token', 'create', 'runner', '--host', 'cli-host', '--new-agents', '--json'], stackEnv(stack));
+    expect(JSON.parse(adding.stdout)).toMatchObject({ kind: 'runner', agents: null, new_agents: true });
+    const listedScopes = await cli(['token', 'list'], stackEnv(stack));
+    expect(listedScopes.stdout).toContain("cli-host (its host's agents and new names)");
+    const both = await cli(['token', 'create', 'runner', '--host', 'cli-host', '--agents', 'x', '--new-agents'], stackEnv(stack));
+    expect(both.exitCode).toBe(EXIT.usage);
+    expect(both.stderr).toContain('--new-agents is for runner tokens without --agents');
     const misplaced = await cli(['token', 'create', 'agent', '--name', 'x', '--agents', 'y'], stackEnv(stack));
     expect(misplaced.exitCode).toBe(EXIT.usage);
     const badLifetime = await cli(['token', 'create', 'agent', '--name', 'x', '--expires', 'soon'], stackEnv(stack));

@@ -6,6 +6,7 @@ import { useTestStack } from '../helpers/stack.ts';
 import { fixtureAgent, makeHost } from '../runner/host.ts';
 import { waitFor } from '../runner/helpers.ts';
 import { EXIT } from '../../runner/exit-codes.ts';
+import { registerRunner, setAgentState } from '../helpers/agents.ts';
 import { cli, stackEnv } from './helpers.ts';
 
 const stack = useTestStack();
@@ -69,5 +70,23 @@ describe('one agent', { timeout: 120_000 }, () => {
     expect(stopAll.exitCode).toBe(0);
     const [steadyRow] = await stack.db.sql`select status from public.agent_status where agent_name = 'Steady Agent'`;
     expect(steadyRow.status).toBe('stopped');
+  });
+
+  it("status says when the agent's alerts are paused, by its own pause or its host's", async () => {
+    await registerRunner(stack.db.sql, 'paused-host', ['Quiet Agent']);
+    await setAgentState(stack.db.sql, 'Quiet Agent', 'running');
+    const alertsLine = async () => {
+      const status = await cli(['status', 'Quiet Agent'], stackEnv(stack));
+      expect(status.exitCode, status.stderr).toBe(0);
+      return status.stdout.split('\n').find((line) => line.startsWith('  alerts '));
+    };
+    expect(await alertsLine()).toMatch(/^ {2}alerts +on$/);
+
+    await stack.db.sql`select public.alert_pause('Quiet Agent', null, '2099-01-02 03:04:05+00', 'migrating the database')`;
+    expect(await alertsLine()).toMatch(/^ {2}alerts +paused until 2099-01-02.*03:04:05.* \(migrating the database\)$/);
+
+    await stack.db.sql`select public.alert_resume('Quiet Agent')`;
+    await stack.db.sql`select public.alert_pause(null, 'paused-host')`;
+    expect(await alertsLine()).toMatch(/^ {2}alerts +paused for its host paused-host until resumed$/);
   });
 });
