@@ -53,7 +53,7 @@ interface Idle {
 
 async function measure(stack: Awaited<ReturnType<typeof startStack>>, dir: string, realtime: boolean, entry: string): Promise<Idle> {
   const host = `quiet-${realtime ? 'realtime' : 'polling'}-${entry.endsWith('.mjs') ? 'bundle' : 'checkout'}`;
-  const [{ token }] = await stack.sql`select token from public.create_api_token('runner', p_host => ${host})`;
+  const [{ token }] = await stack.sql`select token from public.create_api_token('runner', p_host => ${host}, p_new_agents => true)`;
   const proxy = await countingProxy(stack.url, { realtime });
   const configFile = join(dir, `${host}.yaml`);
   writeFileSync(
