@@ -127,6 +127,8 @@ revoke all on sequence public.agent_status_id_seq, public.agent_events_id_seq, p
   from anon, authenticated;
 
 -- 20_checks.sql
+-- it only raises; public.dashboard_agent_page (security invoker) refuses bad arguments with it
+grant execute on function agent_private.invalid(text, text) to authenticated, service_role;
 revoke all on function agent_private.invalid(text, text) from public;
 revoke all on function agent_private.check_agent_name(text) from public;
 revoke all on function agent_private.check_text(text, text, integer) from public;
@@ -253,8 +255,10 @@ revoke all on function public.agent_status_sweep() from public;
 -- 65_reads.sql
 grant select on table public.agent_status_live to authenticated;
 grant select on table public.agent_status_live to service_role;
-grant execute on function public.operator_list_agents(text) to anon, authenticated, service_role;
-revoke all on function public.operator_list_agents(text) from public;
+grant execute on function public.operator_list_agents(text, text, integer) to anon, authenticated, service_role;
+revoke all on function public.operator_list_agents(text, text, integer) from public;
+grant execute on function public.dashboard_agent_page(text, text, boolean, text, text, boolean, integer, integer) to authenticated, service_role;
+revoke all on function public.dashboard_agent_page(text, text, boolean, text, text, boolean, integer, integer) from public;
 grant execute on function public.operator_agent_events(text, bigint, integer, timestamp with time zone, text) to anon, authenticated, service_role;
 revoke all on function public.operator_agent_events(text, bigint, integer, timestamp with time zone, text) from public;
 grant execute on function public.operator_commands(bigint[], text) to anon, authenticated, service_role;

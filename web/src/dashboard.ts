@@ -122,6 +122,7 @@ export class Dashboard {
     this.filters = filters;
     this.table.onRender = (shown, total) => filters.setShown(shown, total);
     this.table.onSort = () => this.saveList();
+    this.table.onWindow = (query, offset, limit) => this.feed.setWindow({ query, offset, limit });
     this.hosts = new HostsView((host, managed) => void actions.startAll(managed, host));
     this.nav = {
       agents: h('a', { href: '#/' }, 'Agents'),
@@ -251,9 +252,10 @@ export class Dashboard {
     const first = this.snapshot === undefined;
     this.snapshot = snapshot;
     const started = performance.now();
-    this.table.apply(snapshot.agents, snapshot.commands, snapshot.resources, snapshot.clock);
-    this.summary.update(snapshot.agents);
-    this.filters.setHosts(snapshot.agents.map((agent) => agent.host));
+    const page = snapshot.page;
+    this.table.apply(snapshot.window.query, page, snapshot.commands, snapshot.resources, snapshot.clock);
+    this.summary.update(page.statuses, page.total);
+    this.filters.setHosts(page.hosts);
     performance.measure(MARKS.applyScript, { start: started, end: performance.now() });
     // Measured up to the frame after, so style, layout and paint of the change count too.
     requestAnimationFrame(() =>
@@ -262,15 +264,28 @@ export class Dashboard {
         if (first) performance.mark(MARKS.firstRender);
       }, 0),
     );
-    this.detail.update(snapshot.agents, snapshot.commands, snapshot.clock);
-    this.hosts.update(snapshot.runners, snapshot.agents, snapshot.clock);
+    this.updateDetail();
+    this.hosts.update(snapshot.runners, page.runners, snapshot.clock);
     this.startAll.disabled = this.managedCount() === 0;
     this.startAll.title = this.startAll.disabled ? 'no runner manages any agent yet' : '';
     this.paintRunners();
   }
 
+  /** The agents a runner manages, as the database counted them. */
   private managedCount(): number {
-    return this.snapshot?.agents.filter((agent) => agent.runner_id !== null).length ?? 0;
+    let managed = 0;
+    for (const tally of Object.values(this.snapshot?.page.runners ?? {})) {
+      for (const count of Object.values(tally)) managed += count ?? 0;
+    }
+    return managed;
+  }
+
+  /** Shows the open agent as the last poll read it by name; nothing until a poll has read it. */
+  private updateDetail() {
+    const snapshot = this.snapshot;
+    const name = this.detail.openName;
+    if (!snapshot || name === undefined || snapshot.agent?.name !== name) return;
+    this.detail.update(snapshot.agent.row ? [snapshot.agent.row] : [], snapshot.commands, snapshot.clock);
   }
 
   private paintRunners() {
@@ -308,11 +323,13 @@ export class Dashboard {
       if (this.detail.openName !== name) this.detail.open(name, historyFilter);
       // Back or Forward between two filters of the same agent's history
       else if (this.detail.history.currentFilter !== historyFilter) this.detail.history.open(name, historyFilter);
-      if (this.snapshot) this.detail.update(this.snapshot.agents, this.snapshot.commands, this.snapshot.clock);
+      this.feed.watchAgent(name);
+      this.updateDetail();
       return;
     }
     const wasOpen = this.detail.openName;
     this.detail.close();
+    this.feed.watchAgent(undefined);
     if (page === 'hosts' || page === 'alerts') {
       this.listView.hidden = true;
       if (page === 'hosts') this.hosts.show();

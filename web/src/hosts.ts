@@ -2,7 +2,7 @@
 // the database, silent once two of the runner's heartbeat intervals pass without a word), version,
 // pid and uptime, its agents counted by status, and "Start all on this host".
 import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
-import type { AgentRow, RunnerRow } from './api.ts';
+import type { AgentPage, RunnerRow } from './api.ts';
 import { h, replace, setText } from './dom.ts';
 import { statusChip } from './status-view.ts';
 import { formatAgo, formatDuration, type DbClock } from './time.ts';
@@ -22,7 +22,7 @@ export class HostsView {
   private readonly body: HTMLTableSectionElement;
   private readonly empty: HTMLParagraphElement;
   private runners: RunnerRow[] = [];
-  private agents: AgentRow[] = [];
+  private tallies: AgentPage['runners'] = {};
   private clock: DbClock | undefined;
   private key = '';
   private readonly liveness = new Map<string, { cell: HTMLElement; uptime: HTMLElement }>();
@@ -57,9 +57,10 @@ export class HostsView {
     );
   }
 
-  update(runners: RunnerRow[], agents: AgentRow[], clock: DbClock): void {
+  /** The runners, and each one's agents per status (counted by the database). */
+  update(runners: RunnerRow[], tallies: AgentPage['runners'], clock: DbClock): void {
     this.runners = runners;
-    this.agents = agents;
+    this.tallies = tallies;
     this.clock = clock;
     if (this.el.hidden) return;
     const counts = this.counts();
@@ -77,7 +78,7 @@ export class HostsView {
   show(): void {
     this.el.hidden = false;
     this.key = '';
-    if (this.clock) this.update(this.runners, this.agents, this.clock);
+    if (this.clock) this.update(this.runners, this.tallies, this.clock);
   }
 
   hide(): void {
@@ -85,14 +86,7 @@ export class HostsView {
   }
 
   private counts(): Map<string, Map<AgentStatus, number>> {
-    const byRunner = new Map<string, Map<AgentStatus, number>>();
-    for (const agent of this.agents) {
-      if (agent.runner_id === null) continue;
-      const tally = byRunner.get(agent.runner_id) ?? new Map<AgentStatus, number>();
-      tally.set(agent.status, (tally.get(agent.status) ?? 0) + 1);
-      byRunner.set(agent.runner_id, tally);
-    }
-    return byRunner;
+    return new Map(Object.entries(this.tallies).map(([id, tally]) => [id, new Map(Object.entries(tally) as [AgentStatus, number][])]));
   }
 
   private paint(counts: Map<string, Map<AgentStatus, number>>) {
