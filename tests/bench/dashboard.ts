@@ -13,6 +13,7 @@ import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createClient } from '@supabase/supabase-js';
+import WebSocket from 'ws';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../runner/daemon/config.ts';
 import { Runner } from '../../runner/daemon/runner.ts';
@@ -216,7 +217,7 @@ export async function benchDashboard(log: (line: string) => void = console.log):
 
 /** Times the first screen's read and, as the baseline, reading every agent, 3 times each, alternating. */
 async function measureReads(url: string, anonKey: string, operator: { email: string; password: string }) {
-  const client = createClient(url, anonKey, { auth: { persistSession: false } });
+  const client = createClient(url, anonKey, { realtime: { transport: WebSocket as never }, auth: { persistSession: false } });
   const { error } = await client.auth.signInWithPassword(operator);
   if (error) throw new Error(`the bench cannot sign in as ${operator.email}: ${error.message}`);
   const timed = async (read: () => Promise<unknown>) => {
