@@ -189,10 +189,12 @@ export interface CommandRow extends Omit<Command, 'agent_name'> {
   claimed_by: string | null;
   finished_at: string | null;
   result: string | null;
+  /** for an agent no runner manages: carried by the answer to its heartbeat */
+  via_heartbeat: boolean;
 }
 
 /** A command as public.operator_commands returns it: named by its agent and its runner's host. */
-export interface OperatorCommandRow extends Omit<CommandRow, 'agent_id' | 'claimed_by'> {
+export interface OperatorCommandRow extends Omit<CommandRow, 'agent_id' | 'claimed_by' | 'via_heartbeat'> {
   agent_name: string;
   claimed_by_host: string | null;
   /** the database's now() when this row was read */

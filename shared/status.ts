@@ -80,6 +80,24 @@ export function isFinished(status: CommandStatus): boolean {
   return (FINISHED_COMMAND_STATUSES as readonly CommandStatus[]).includes(status);
 }
 
+/**
+ * A command as it stands at `nowMs` (the database's clock): one still pending past its expires_at is
+ * expired already, before the sweep records it (within a minute), as an agent past its deadline reads
+ * stale. The dashboard's row and the process manager's answer read commands through this, so a toast
+ * never says "pending" while the row says "expired" (issue 19).
+ */
+export function commandAt<T extends { status: CommandStatus; expires_at: string; result: string | null; via_heartbeat: boolean }>(
+  command: T,
+  nowMs: number,
+): T {
+  if (command.status !== 'pending' || Date.parse(command.expires_at) > nowMs) return command;
+  // the words the sweep records (agent_status_sweep)
+  const result = command.via_heartbeat
+    ? 'the agent sent no heartbeat or report to carry it before it expired'
+    : 'no runner claimed it before it expired';
+  return { ...command, status: 'expired', result };
+}
+
 export const TOKEN_KINDS = ['agent', 'runner', 'operator', 'metrics', 'badge'] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
 
