@@ -393,13 +393,19 @@ begin
     select l.status into live_status from public.agent_status_live l where l.id = st.agent_id;
     v_incident := st.incident;
     if live_status in ('stale', 'error') then
-      perform agent_private.alert_enqueue(st.channel_id, null, a.id, null, st.subject, 'down',
-        agent_private.alert_notice('down', a, null, live_status, null, 'stopped flapping, and is down', now(), v_incident));
+      -- paused: not told now (the pause's end tells it); a flapping notice already out stays open
+      -- under its key, and the recovery resolves it
+      if not agent_private.alerts_paused(a.id, a.host) then
+        perform agent_private.alert_enqueue(st.channel_id, null, a.id, null, st.subject, 'down',
+          agent_private.alert_notice('down', a, null, live_status, null, 'stopped flapping, and is down', now(), v_incident));
+      end if;
       update agent_private.alert_states set flapping_until = null, recent_downs = '{}', down_since = coalesce(down_since, now()),
-        notified = true, last_notified_at = now()
+        notified = st.notified or not agent_private.alerts_paused(a.id, a.host), last_notified_at = now()
       where channel_id = st.channel_id and subject = st.subject;
     else
-      if st.notified and not agent_private.alerts_paused(a.id, a.host) then
+      -- a told flapping incident always gets its recovery, paused or not (a snooze during flapping
+      -- left PagerDuty's incident open for good: issue 19, case 8)
+      if st.notified then
         perform agent_private.alert_enqueue(st.channel_id, null, a.id, null, st.subject, 'up',
           agent_private.alert_notice('up', a, null, live_status, null,
             format('stable again: no down flip for %s s', st.flap_window_s), now(), v_incident));
