@@ -1,6 +1,8 @@
 -- A flapping incident told to a channel always gets its recovery, paused or not: a snooze while the
 -- agent flapped left the PagerDuty incident the flapping notice opened unresolved for good. A flapping
 -- agent that ends down while paused is not paged then; the pause's end tells it (issue 19, case 8).
+-- And an agent found dead (stale to error) after its host came back without it is told on its own,
+-- unless its own down notice is out already.
 
 -- Everything the clock decides. Runs before each claim (so the dispatcher's schedule is its clock),
 -- at most one at a time; a second caller skips it.
@@ -77,4 +79,23 @@ begin
   delete from public.alert_deliveries where id in (
     select id from public.alert_deliveries where finished_at < now() - settings.retention order by finished_at limit 10000);
 end
+$$;
+
+create or replace function agent_private.alert_flip(e public.agent_events) returns text
+  language sql immutable set search_path = ''
+as $$
+  select case
+    -- only a runner that went silent (persisted by the sweep) is a host incident; one that said
+    -- goodbye (runner_offline from the runner itself, on SIGTERM) stopped on purpose (issue 19)
+    when e.kind = 'runner_offline' and e.source = 'sweep' then 'host'
+    when e.kind = 'runner_online' then 'host_up'
+    when e.agent_id is null then null
+    when e.kind = 'crashed' and (e.details ->> 'crash_loop')::boolean then 'crash_loop'
+    when e.to_status is not distinct from e.from_status then null
+    when e.to_status in ('stale', 'error') and coalesce(e.from_status, 'stopped') not in ('stale', 'error') then e.to_status
+    -- found dead after a silence: told unless its own down notice is out already (alert_agent_down
+    -- checks); a stale one folded under its host was "not checked yet" when the host came back
+    when e.to_status = 'error' and e.from_status = 'stale' then 'error'
+    when e.to_status in ('running', 'stopped') then 'agent_up'
+  end
 $$;

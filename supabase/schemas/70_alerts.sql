@@ -771,6 +771,9 @@ as $$
     when e.kind = 'crashed' and (e.details ->> 'crash_loop')::boolean then 'crash_loop'
     when e.to_status is not distinct from e.from_status then null
     when e.to_status in ('stale', 'error') and coalesce(e.from_status, 'stopped') not in ('stale', 'error') then e.to_status
+    -- found dead after a silence: told unless its own down notice is out already (alert_agent_down
+    -- checks); a stale one folded under its host was "not checked yet" when the host came back
+    when e.to_status = 'error' and e.from_status = 'stale' then 'error'
     when e.to_status in ('running', 'stopped') then 'agent_up'
   end
 $$;

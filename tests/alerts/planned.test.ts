@@ -105,3 +105,24 @@ it('agents a stopped runner left running that go stale are told once, under the 
   expect(after[1].notice.title).toBe('host rack-7 is back: 2 agents (2 not checked yet)');
   expect(after[1].notice.text).toMatch(/; rack7-a not checked yet, rack7-b not checked yet$/);
 }, 60_000);
+
+it('an agent the host came back without ("not checked yet") and then found dead is told on its own', async () => {
+  await channel('found');
+  const { sql } = stack.db;
+  const [{ token }] = await sql`select token from public.create_api_token('runner', null, null, 'rack-5', null)`;
+  await sql`select public.runner_register(${token}, ${sql.json([{ name: 'rack5-gone' }])})`;
+  await sql`select public.runner_heartbeat(${token}, null, 1)`;
+  await sql`select public.agent_report(${token}, 'rack5-gone', 'started')`;
+  // the runner falls silent, its agent with it: one host notice, the agent folded under it
+  await sql`update public.runners set last_seen_at = now() - interval '1 minute' where host = 'rack-5'`;
+  await sql`update public.agent_status set stale_at = now() - interval '1 second' where agent_name = 'rack5-gone'`;
+  await sql`select public.agent_status_sweep()`;
+  // a new runner there: the host is back, the agent not checked yet; then it finds the process gone
+  await sql`select public.runner_register(${token}, ${sql.json([{ name: 'rack5-gone' }])})`;
+  await sql`select public.agent_report(${token}, 'rack5-gone', 'crashed', p_message => 'ended while the runner was not running')`;
+  const rows = await sql`select d.kind, d.notice from public.alert_deliveries d join public.alert_channels c on c.id = d.channel_id
+                         where c.name = 'found' order by d.id`;
+  expect(rows.map((d) => d.kind)).toEqual(['host_down', 'host_up', 'down']);
+  expect(rows[1].notice.title).toBe('host rack-5 is back: 1 agents (1 not checked yet)');
+  expect(rows[2].notice).toMatchObject({ title: 'rack5-gone is down: error', agent: 'rack5-gone' });
+}, 60_000);
