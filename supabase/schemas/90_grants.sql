@@ -198,6 +198,8 @@ grant execute on function agent_private.activity_timeout(public.agent_status, pu
 revoke all on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) from public;
 grant execute on function agent_private.crash_looping(public.agent_status) to authenticated, service_role;
 revoke all on function agent_private.crash_looping(public.agent_status) from public;
+grant execute on function agent_private.runner_away(text, text, integer) to authenticated, service_role;
+revoke all on function agent_private.runner_away(text, text, integer) from public;
 grant execute
   on function agent_private.next_agent_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value, boolean)
   to authenticated, service_role;
@@ -303,6 +305,8 @@ revoke all on function agent_private.alert_state(uuid, text, integer, uuid) from
 revoke all on function agent_private.alert_host_down(public.alert_channels, public.runners, bigint, text) from public;
 revoke all on function agent_private.alert_agent_down(public.alert_channels, public.agent_status, text, bigint, text, text, text) from public;
 revoke all on function agent_private.alert_recovered(public.alert_channels, text, public.agent_status, public.runners, bigint, text, text, text) from public;
+revoke all on function agent_private.agent_health_word(public.agent_status_live) from public;
+revoke all on function agent_private.agent_health_rank(public.agent_status_live) from public;
 revoke all on function agent_private.alert_flip(public.agent_events) from public;
 revoke all on function agent_private.alerts_on_event() from public;
 revoke all on function agent_private.alert_pause_end(public.alert_pauses, text) from public;

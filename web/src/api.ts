@@ -32,8 +32,19 @@ type AgentColumn = Exclude<AgentLiveColumn, (typeof UNREAD_AGENT_COLUMNS)[number
 const AGENT_COLUMNS = AGENT_LIVE_COLUMNS.filter(
   (column): column is AgentColumn => !(UNREAD_AGENT_COLUMNS as readonly AgentLiveColumn[]).includes(column),
 );
-const COMMAND_COLUMNS = ['id', 'agent_id', 'action', 'status', 'requested_by', 'created_at', 'finished_at', 'result'] as const;
-const RUNNER_COLUMNS = ['id', 'host', 'status', 'last_seen_at', 'version', 'pid', 'started_at', 'silent_s'] as const;
+const COMMAND_COLUMNS = [
+  'id',
+  'agent_id',
+  'action',
+  'status',
+  'requested_by',
+  'created_at',
+  'expires_at',
+  'via_heartbeat',
+  'finished_at',
+  'result',
+] as const;
+const RUNNER_COLUMNS = ['id', 'host', 'status', 'last_seen_at', 'stopped_at', 'version', 'pid', 'started_at', 'silent_s'] as const;
 
 /** A row of agent_status_live, in the columns the dashboard reads (AGENT_COLUMNS). */
 export type AgentRow = Pick<AgentLiveRow, AgentColumn>;

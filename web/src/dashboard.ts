@@ -9,7 +9,7 @@ import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import { Actions } from './actions.ts';
 import { AlertsPage } from './alerts/page.ts';
 import { PausedAlerts } from './alerts/pauses.ts';
-import { HISTORY_FILTERS, type HistoryFilter } from './api.ts';
+import { type AgentRow, HISTORY_FILTERS, type HistoryFilter } from './api.ts';
 import type { DashboardConfig } from './config.ts';
 import { ConnectionView } from './connection.ts';
 import { AgentDetail } from './detail.ts';
@@ -122,7 +122,7 @@ export class Dashboard {
     this.filters = filters;
     this.table.onRender = (shown, total) => filters.setShown(shown, total);
     this.table.onSort = () => this.saveList();
-    this.hosts = new HostsView((host, managed) => void actions.startAll(managed, host));
+    this.hosts = new HostsView((host) => void actions.startAll(this.managedAgents(host), host));
     this.nav = {
       agents: h('a', { href: '#/' }, 'Agents'),
       hosts: h('a', { href: '#/hosts' }, 'Hosts'),
@@ -142,7 +142,7 @@ export class Dashboard {
         type: 'button',
         class: 'btn btn-primary',
         disabled: true,
-        on: { click: () => void actions.startAll(this.managedCount()) },
+        on: { click: () => void actions.startAll(this.managedAgents()) },
       },
       'Start all',
     );
@@ -270,7 +270,12 @@ export class Dashboard {
   }
 
   private managedCount(): number {
-    return this.snapshot?.agents.filter((agent) => agent.runner_id !== null).length ?? 0;
+    return this.managedAgents().length;
+  }
+
+  /** The agents a runner manages (on one host), as last read. */
+  private managedAgents(host?: string): AgentRow[] {
+    return this.snapshot?.agents.filter((agent) => agent.runner_id !== null && (host === undefined || agent.host === host)) ?? [];
   }
 
   private paintRunners() {

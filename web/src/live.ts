@@ -21,6 +21,7 @@ import {
   type RunnerRow,
 } from './api.ts';
 import { DbClock } from './time.ts';
+import { commandAt } from '../../shared/status.ts';
 
 export interface Snapshot {
   agents: AgentRow[];
@@ -164,8 +165,10 @@ export class LiveFeed {
     const clock = agents.length
       ? new DbClock(Date.parse(agents[0].observed_at), receivedAt)
       : new DbClock(previous ? previous.now() : 0, receivedAt);
-    const commands =
-      agents.length || this.agents.size ? await fetchCommands(this.client, iso(clock.observedAt - COMMAND_OUTCOME_SECONDS * 1000)) : [];
+    // a pending command past its expiry reads expired now, as the process manager's answer does
+    const commands = (
+      agents.length || this.agents.size ? await fetchCommands(this.client, iso(clock.observedAt - COMMAND_OUTCOME_SECONDS * 1000)) : []
+    ).map((command) => commandAt(command, clock.now()));
 
     if (full) {
       this.agents = new Map();
