@@ -71,7 +71,9 @@ export function registerRunnerCommand(program: Command): Command {
           process.stderr.write(`error: the runner could not start: ${(error as Error).message}\n`);
           // another runner holds this host (its lock here, or the lease in the database): refused, 6
           const refused = error instanceof LockHeldError || (error instanceof RunnerCallError && error.code === '55000');
-          process.exitCode = refused ? EXIT.conflict : EXIT.failed;
+          // its token is unknown, or may not register one of its agents: 4, as the CLI says "not allowed"
+          const denied = error instanceof RunnerCallError && (error.code === '42501' || error.code === '28000');
+          process.exitCode = refused ? EXIT.conflict : denied ? EXIT.auth : EXIT.failed;
           return;
         }
         let signals = 0;

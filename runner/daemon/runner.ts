@@ -50,6 +50,16 @@ export interface RunnerOptions {
   onStopped?: (reason: string) => void;
 }
 
+/** AGENT_STATUS_URL as runners before the Unix-socket channel set it: http on a loopback port. */
+export function isOlderRunnersChannel(url: string): boolean {
+  try {
+    const { protocol, hostname, port } = new URL(url);
+    return protocol === 'http:' && port !== '' && ['127.0.0.1', 'localhost', '[::1]'].includes(hostname);
+  } catch {
+    return false;
+  }
+}
+
 export class Runner {
   readonly supervisors = new Map<string, AgentSupervisor>();
   readonly api: RunnerApi;
@@ -224,6 +234,19 @@ export class Runner {
     const env = processEnvironment(identity.pid);
     const secret = env?.get('AGENT_STATUS_TOKEN');
     const socket = env?.get('AGENT_STATUS_SOCKET');
+    const url = env?.get('AGENT_STATUS_URL');
+    if (secret && !socket && url && isOlderRunnersChannel(url)) {
+      // Runners before the Unix-socket channel gave their agents a loopback port, which nothing serves
+      // now (serving it again would reopen the port any local user could take while the runner is
+      // down): such an agent runs on, but its reports are lost until it is restarted with the socket.
+      // Say so where the operator looks: the runner's log, and the agent's row (warning) and history.
+      const message =
+        `started by an older runner, it reports to ${url}, which nothing serves now: its own reports are lost ` +
+        `until it is restarted (agent-status restart ${JSON.stringify(supervisor.name)})`;
+      this.log(`${supervisor.name} (pid ${identity.pid}): ${message}`);
+      this.reporter.report(supervisor.name, { event: 'warning', message });
+      return;
+    }
     if (!secret || !socket) return; // started by hand: it reports on its own, if at all
     this.channel!.restore(supervisor.name, secret);
     try {

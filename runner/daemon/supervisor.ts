@@ -11,7 +11,8 @@ import { decideRestart, NO_STREAK, type RestartSettings, type Streak } from './r
 
 /** What the runner tells the database about one agent's process (agent_report). */
 export interface AgentReport {
-  event: 'started' | 'adopted' | 'exited' | 'crashed' | 'terminated' | 'stable';
+  /** warning: the runner saying what is wrong with an agent's process (an adopted agent that cannot report) */
+  event: 'started' | 'adopted' | 'exited' | 'crashed' | 'terminated' | 'stable' | 'warning';
   /** given by the Reporter, the same on every retry: the database applies the report once */
   reportId?: string;
   pid?: number;

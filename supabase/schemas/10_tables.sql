@@ -36,7 +36,10 @@ create table public.runners (
   id uuid primary key default gen_random_uuid(),
   host text not null unique
     check (char_length(host) between 1 and 255 and host !~ '[[:cntrl:]]' and host = btrim(host)),
-  status text not null default 'online' check (status in ('online', 'offline')),
+  -- What the runner last was: online; offline (the sweep found it silent past its deadline); stopped
+  -- (it said goodbye, on SIGTERM: planned, not an incident). The live status adds silent, read at
+  -- read time (runner_status_live); shared/status.ts RUNNER_STATUSES mirrors both, kept equal by a test.
+  status text not null default 'online' check (status in ('online', 'offline', 'stopped')),
   version text check (char_length(version) <= 100),
   pid integer,
   started_at timestamptz not null default now(),
@@ -267,6 +270,12 @@ create table public.api_tokens (
   -- shows which.
   agent_patterns text[]
     check (agent_patterns is null or (kind = 'runner' and cardinality(agent_patterns) between 1 and 100)),
+  -- A runner token without a list speaks for the agents its host already has; it adds new agent names
+  -- only when it was made to (`token create runner --new-agents`, healthchecks' auto-provisioning made
+  -- explicit): such a token once minted 1,500 agents and took another host's. Tokens made before this
+  -- column existed keep adding names (the migration sets it for them), so no deployed runner breaks.
+  may_add_agents boolean not null default false
+    check (not may_add_agents or (kind = 'runner' and agent_patterns is null)),
   constraint api_tokens_expires_after_creation check (expires_at > created_at)
 );
 

@@ -6,8 +6,10 @@
 -------------------------------------------------------------------------------------------------------
 -- Identity: tokens and operators
 -------------------------------------------------------------------------------------------------------
+-- Stable (convert_to is) and without `set search_path`, so the planner inlines it: a heartbeat batch
+-- hashes every token it carries (see agent_private.agent_state_answer for why that is safe).
 create function agent_private.hash_token(p_token text) returns bytea
-  language sql immutable set search_path = ''
+  language sql stable
 as $$ select sha256(convert_to(p_token, 'UTF8')) $$;
 
 create function agent_private.token_refused(p_what text) returns void
@@ -303,7 +305,8 @@ begin
 end
 $$;
 
--- p_agents: for a runner token, the names or patterns it may register (null: any).
+-- p_agents: for a runner token, the names or patterns it may register (null: its host's agents);
+-- p_new_agents: a runner token without p_agents may also add new agent names (api_tokens.may_add_agents).
 create function public.create_api_token(
   p_kind text,
   p_label text default null,
@@ -312,9 +315,10 @@ create function public.create_api_token(
   p_operator_email text default null,
   p_operator_token text default null,
   p_expires_in interval default null,
-  p_agents text[] default null
+  p_agents text[] default null,
+  p_new_agents boolean default false
 ) returns table (id uuid, kind text, label text, token text, token_prefix text, agent_name text, host text,
-                 operator_email text, expires_at timestamptz, agents text[])
+                 operator_email text, expires_at timestamptz, agents text[], new_agents boolean)
   language plpgsql security definer set search_path = ''
 as $$
 #variable_conflict use_column
@@ -335,6 +339,9 @@ begin
   end if;
   if p_agents is not null and p_kind <> 'runner' then
     perform agent_private.invalid('agents (the names a runner may register) is for runner tokens only');
+  end if;
+  if coalesce(p_new_agents, false) and (p_kind <> 'runner' or p_agents is not null) then
+    perform agent_private.invalid('new_agents (may add new agent names) is for runner tokens without a list of agents: a token naming agents may add those names already');
   end if;
   if p_kind = 'agent' then
     perform agent_private.check_agent_name(p_agent_name);
@@ -376,20 +383,22 @@ begin
   v_token := 'as' || left(p_kind, 1) || '_' ||
     translate(rtrim(encode(extensions.gen_random_bytes(32), 'base64'), '='), '+/', '-_');
   insert into public.api_tokens (kind, label, token_hash, token_prefix, agent_id, host, operator_id, created_by, expires_at,
-                                 agent_patterns)
+                                 agent_patterns, may_add_agents)
   values (p_kind, v_label, agent_private.hash_token(v_token), left(v_token, 10), v_agent_id,
-          case when p_kind = 'runner' then p_host end, v_operator_id, who, now() + p_expires_in, p_agents)
+          case when p_kind = 'runner' then p_host end, v_operator_id, who, now() + p_expires_in, p_agents,
+          coalesce(p_new_agents, false))
   returning * into v_row;
 
   return query select v_row.id, v_row.kind, v_row.label, v_token, v_row.token_prefix,
-    p_agent_name, v_row.host, case when p_kind = 'operator' then lower(v_email) end, v_row.expires_at, v_row.agent_patterns;
+    p_agent_name, v_row.host, case when p_kind = 'operator' then lower(v_email) end, v_row.expires_at, v_row.agent_patterns,
+    v_row.may_add_agents;
 end
 $$;
 
 create function public.list_api_tokens(p_operator_token text default null)
   returns table (id uuid, kind text, label text, token_prefix text, agent_name text, host text,
                  operator_email text, created_at timestamptz, created_by text, revoked_at timestamptz,
-                 last_used_at timestamptz, expires_at timestamptz, agents text[])
+                 last_used_at timestamptz, expires_at timestamptz, agents text[], new_agents boolean)
   language plpgsql security definer set search_path = ''
 as $$
 #variable_conflict use_column
@@ -397,7 +406,7 @@ begin
   perform agent_private.require_operator(p_operator_token);
   return query
     select t.id, t.kind, t.label, t.token_prefix, a.agent_name, t.host, o.email, t.created_at,
-           t.created_by, t.revoked_at, t.last_used_at, t.expires_at, t.agent_patterns
+           t.created_by, t.revoked_at, t.last_used_at, t.expires_at, t.agent_patterns, t.may_add_agents
     from public.api_tokens t
     left join public.agent_status a on a.id = t.agent_id
     left join public.operators o on o.id = t.operator_id

@@ -14,6 +14,26 @@
 -- commands): the oldest one not yet done, with its id. Writing it into the answer is its delivery, so
 -- the builder marks it claimed (when first delivered; it is delivered again until the agent acts, in
 -- case an answer was lost), and the sweep fails it if the agent never reports the outcome.
+-- The answer's shape, given the command to deliver (or null). Apart from agent_state_json so the
+-- batch's set-based path (agent_private.steady_heartbeats) can deliver commands for a whole batch in
+-- one statement and still build the same answer. Like the other small helpers here that run once per
+-- row (activity_timeout, heartbeat_timeout_s, activity_deadline, next_agent_status) it has no
+-- `set search_path` and no FROM, so the planner inlines it into the calling statement: a function
+-- with its own search_path is a real call with a configuration switch every time (about a third of a
+-- steady heartbeat's cost in `npm run bench`). Safe without one: inlined, it is parsed in its caller
+-- (every caller sets search_path = ''), names only schema-qualified objects and pg_catalog, and is
+-- no security definer.
+create function agent_private.agent_state_answer(agent public.agent_status, desired jsonb) returns jsonb
+  language sql stable
+as $$
+  select jsonb_build_object(
+    'agent_name', agent.agent_name, 'status', agent.status, 'health', agent.health,
+    'last_heartbeat', agent.last_heartbeat, 'last_error', agent.last_error,
+    'last_activity', agent.last_activity, 'status_reason', agent.status_reason,
+    'started_at', agent.started_at, 'stopped_at', agent.stopped_at, 'stale_at', agent.stale_at,
+    'updated_at', agent.updated_at, 'desired', desired)
+$$;
+
 create function agent_private.agent_state_json(agent public.agent_status) returns jsonb
   language sql set search_path = ''
 as $$
@@ -27,13 +47,8 @@ as $$
     from wish where c.id = wish.id
     returning c.id, c.action
   )
-  select jsonb_build_object(
-    'agent_name', agent.agent_name, 'status', agent.status, 'health', agent.health,
-    'last_heartbeat', agent.last_heartbeat, 'last_error', agent.last_error,
-    'last_activity', agent.last_activity, 'status_reason', agent.status_reason,
-    'started_at', agent.started_at, 'stopped_at', agent.stopped_at, 'stale_at', agent.stale_at,
-    'updated_at', agent.updated_at,
-    'desired', (select jsonb_build_object('action', d.action, 'command_id', d.id) from delivered d))
+  select agent_private.agent_state_answer(agent,
+    (select jsonb_build_object('action', d.action, 'command_id', d.id) from delivered d))
 $$;
 
 -- A stop or restart delivered through the heartbeat answer is done when the agent says so: its
@@ -59,15 +74,22 @@ $$;
 
 -- The heartbeat timeout that applies to an agent, and where it comes from: an operator's, the
 -- runner config's, 2.5 declared intervals (at least 5 s), or the default.
-create function agent_private.heartbeat_timeout(a public.agent_status, s public.agent_status_settings,
-  out timeout_s integer, out source text)
-  language sql immutable set search_path = ''
+-- heartbeat_timeout_s is the value alone, inlinable (see agent_state_answer).
+create function agent_private.heartbeat_timeout_s(a public.agent_status, s public.agent_status_settings) returns integer
+  language sql immutable
 as $$
   select case
       when a.operator_heartbeat_timeout_s is not null then a.operator_heartbeat_timeout_s
       when a.heartbeat_timeout_s is not null then a.heartbeat_timeout_s
       when a.heartbeat_interval_s is not null then greatest(5, ceil(2.5 * a.heartbeat_interval_s)::integer)
-      else s.default_heartbeat_timeout_s end,
+      else s.default_heartbeat_timeout_s end
+$$;
+
+create function agent_private.heartbeat_timeout(a public.agent_status, s public.agent_status_settings,
+  out timeout_s integer, out source text)
+  language sql immutable set search_path = ''
+as $$
+  select agent_private.heartbeat_timeout_s(a, s),
     case
       when a.operator_heartbeat_timeout_s is not null then 'operator'
       when a.heartbeat_timeout_s is not null then 'config'
@@ -76,13 +98,44 @@ as $$
 $$;
 
 create function agent_private.activity_timeout(a public.agent_status, s public.agent_status_settings) returns integer
-  language sql immutable set search_path = ''
+  language sql immutable
 as $$
   select coalesce(a.operator_activity_timeout_s, a.activity_timeout_s, s.default_activity_timeout_s)
 $$;
 
+-- When a live agent reads "no activity" (inactive_at), after an event: none without an activity
+-- timeout, or when cleared (the sweep's own warning, or the inactive event itself); the current
+-- deadline kept, unless the clock restarts (new activity, a start, the agent coming back to life) or
+-- there is none yet; else the last activity plus the timeout, never in the past. apply_event and the
+-- batch's set-based path (agent_private.steady_heartbeats) both use it.
+create function agent_private.activity_deadline(
+  p_timeout_s integer,
+  p_cleared boolean,
+  p_current timestamptz,
+  p_last_activity_at timestamptz,
+  p_restart boolean
+) returns timestamptz
+  language sql stable
+as $$
+  select case
+    when p_timeout_s is null or p_cleared then null
+    when p_current is not null and not p_restart then p_current
+    when coalesce(p_last_activity_at, now()) + make_interval(secs => p_timeout_s) < now()
+      then now() + make_interval(secs => p_timeout_s)
+    else coalesce(p_last_activity_at, now()) + make_interval(secs => p_timeout_s) end
+$$;
+
+-- An agent's restarts of the last 10 minutes, oldest first: what restart_times keeps.
+create function agent_private.recent_restarts(p_times timestamptz[]) returns timestamptz[]
+  language sql stable
+as $$
+  select array(select t from unnest(p_times) t where t > now() - interval '10 minutes' order by t)
+$$;
+
 -- p_restarting: the agent crashed and has not been stable since (unstable_since is set). Whatever
 -- would make it `running` then makes it `warning`: an agent that keeps dying never reads running.
+-- (`up` below: running, or warning while restarting.) Inlined into its callers (see
+-- agent_state_answer), so one expression without FROM.
 create function agent_private.next_agent_status(
   p_current public.agent_status_value,
   p_current_source public.agent_event_source,
@@ -90,33 +143,27 @@ create function agent_private.next_agent_status(
   p_forced public.agent_status_value,
   p_restarting boolean
 ) returns public.agent_status_value
-  language sql immutable set search_path = ''
+  language sql immutable
 as $$
-  select case p_event
-    when 'started' then up
-    when 'adopted' then up
-    when 'running' then up
-    when 'warning' then 'warning'
-    when 'error' then 'error'
-    when 'crashed' then 'error'
-    when 'terminated' then 'stopped'
+  select case
+    when p_event in ('started', 'adopted', 'running')
+      -- Proof of life revives what was inferred (stale) or recorded as stopped; it never overrides
+      -- what somebody said explicitly. Only activity clears the sweep's own "no activity" warning.
+      or (p_event in ('heartbeat', 'activity') and p_current in ('stopped', 'stale'))
+      or (p_event = 'activity' and p_current = 'warning' and p_current_source = 'sweep')
+      then case when p_restarting then 'warning' else 'running' end
+    when p_event = 'warning' then 'warning'
+    when p_event in ('error', 'crashed') then 'error'
+    when p_event = 'terminated' then 'stopped'
     -- the runner: the restarted process stayed up past its stable period, so the crash loop is over
-    when 'stable' then case when p_current = 'warning' and p_restarting then 'running' else p_current end
+    when p_event = 'stable' then case when p_current = 'warning' and p_restarting then 'running' else p_current end
     -- A crash followed by the exit handler's "stopped" must not hide the crash.
-    when 'stopped' then case when p_current = 'error' then 'error' else 'stopped' end
-    when 'exited' then case when p_current = 'error' then 'error' else 'stopped' end
-    -- Proof of life revives what was inferred (stale) or recorded as stopped; it never overrides what
-    -- somebody said explicitly. Only activity clears the sweep's own "no activity" warning.
-    when 'heartbeat' then case when p_current in ('stopped', 'stale') then up else p_current end
-    when 'activity' then case
-      when p_current in ('stopped', 'stale') then up
-      when p_current = 'warning' and p_current_source = 'sweep' then up
-      else p_current end
-    when 'deadline' then case when p_current in ('running', 'warning') then 'stale' else p_current end
-    when 'inactive' then case when p_current = 'running' then 'warning' else p_current end
-    when 'force' then p_forced
+    when p_event in ('stopped', 'exited') then case when p_current = 'error' then 'error' else 'stopped' end
+    when p_event in ('heartbeat', 'activity') then p_current
+    when p_event = 'deadline' then case when p_current in ('running', 'warning') then 'stale' else p_current end
+    when p_event = 'inactive' then case when p_current = 'running' then 'warning' else p_current end
+    when p_event = 'force' then p_forced
   end::public.agent_status_value
-  from (select case when p_restarting then 'warning' else 'running' end as up) alive
 $$;
 
 -- The four-argument form the live view and older callers use: an agent that is not restarting.
@@ -246,7 +293,7 @@ begin
   end if;
 
   -- Restarts and crash loops. A crash sets unstable_since; a start while it is set is a restart.
-  recent := array(select t from unnest(old.restart_times) t where t > now() - interval '10 minutes' order by t);
+  recent := agent_private.recent_restarts(old.restart_times);
   if p_event = 'crashed' then
     new.unstable_since := coalesce(old.unstable_since, v_at);
     crashes := array(select t from unnest(old.crash_times) t where t > now() - interval '10 minutes' order by t);
@@ -337,15 +384,9 @@ begin
     if alive_evidence or not (old.status = any (live)) or old.stale_at is null then
       new.stale_at := now() + make_interval(secs => heartbeat_timeout);
     end if;
-    if activity_timeout is null or p_event = 'inactive' or new.status = 'warning' and new.status_source = 'sweep' then
-      new.inactive_at := null;
-    elsif p_activity is not null or p_event in ('started', 'adopted') or not (old.status = any (live))
-          or old.inactive_at is null then
-      new.inactive_at := coalesce(new.last_activity_at, now()) + make_interval(secs => activity_timeout);
-      if new.inactive_at < now() then
-        new.inactive_at := now() + make_interval(secs => activity_timeout);
-      end if;
-    end if;
+    new.inactive_at := agent_private.activity_deadline(activity_timeout,
+      p_event = 'inactive' or (new.status = 'warning' and new.status_source = 'sweep'), old.inactive_at,
+      new.last_activity_at, p_activity is not null or p_event in ('started', 'adopted') or not (old.status = any (live)));
   else
     new.stale_at := null;
     new.inactive_at := null;

@@ -10,8 +10,15 @@
 -- goes through agent_heartbeat and apply_event one by one, as before. Measured with `npm run bench`
 -- (docs/api.md): the per-item path cost about 230 µs of PostgreSQL CPU per heartbeat, mostly
 -- PL/pgSQL calls, the constraint checks of one single-row UPDATE each, and search_path switches.
+--
+-- A lock wait gives up after 2 s (55P03, nothing of the batch written): well inside the heartbeat
+-- function's answer deadline (5 s, AGENT_STATUS_DB_TIMEOUT_MS) and anon's 3 s statement limit on
+-- Supabase, so a batch stuck behind a locked row is rolled back by the server instead of committing
+-- after its caller was answered 503 (issue 20). The function also bounds the whole statement by what
+-- is left of its deadline (statement_timeout, supabase/functions/_shared/database.ts), which covers a
+-- batch that meets several locks in turn.
 create function public.agent_heartbeat_batch(p_heartbeats jsonb) returns jsonb
-  language plpgsql security definer set search_path = ''
+  language plpgsql security definer set search_path = '' set lock_timeout = '2s'
 as $$
 declare
   item jsonb;
@@ -45,6 +52,9 @@ begin
   for steady in select * from agent_private.steady_heartbeats(p_heartbeats) loop
     answers[steady.n] := jsonb_build_object('agent', steady.agent);
   end loop;
+  if array_position(answers, null) is null then
+    return to_jsonb(answers);  -- all steady (the usual batch): no subtransaction for the rest
+  end if;
 
   -- The rest, all in one subtransaction (tried: PL/pgSQL variables outlive a rolled-back one)
   begin
@@ -137,19 +147,21 @@ begin
 end
 $$;
 
--- The steady heartbeats of a batch (see agent_heartbeat_batch), applied set-based: one token
--- lookup, one UPDATE of every such agent, one touch of the tokens' last use. Each column is set as
--- apply_event sets it for a heartbeat that keeps a running or warning agent's status and health and
--- writes no event: proof of life now, the deadline moved by the heartbeat timeout, pid and activity
--- taken, the activity deadline moved by new activity, restarts older than 10 minutes let go. The
--- status itself comes from agent_private.next_agent_status, the state machine, which must leave it
--- as it is. An item whose field would be refused, or whose agent appears twice, is not steady and
--- goes the one-by-one way. tests/functions/heartbeat-batch.test.ts applies every status and heartbeat
--- shape both ways in one transaction and requires the same row and answer: a change to apply_event
--- that moves a steady heartbeat's effect fails it until this follows. The caller holds the rows'
--- locks (agent_heartbeat_batch locks them in name order first).
+-- The steady heartbeats of a batch (see agent_heartbeat_batch), applied set-based in one statement:
+-- one token lookup, one UPDATE of every such agent, one delivery of the stop/restart commands waiting
+-- for them, one touch of the tokens' last use. Each column is set as apply_event sets it for a
+-- heartbeat that keeps a running or warning agent's status and health and writes no event, through
+-- the same definitions: the status from agent_private.next_agent_status (the state machine, which
+-- must leave it as it is), the heartbeat deadline from heartbeat_timeout_s, the activity deadline
+-- from activity_deadline, the restarts kept from recent_restarts, the answer from
+-- agent_state_answer; what is left here is proof of life now and the pid and activity taken. An item
+-- whose field would be refused, or whose agent appears twice, is not steady and goes the one-by-one
+-- way. tests/functions/heartbeat-batch.test.ts applies every status and heartbeat shape both ways in
+-- one transaction and requires the same row and answer. The caller holds the rows' locks
+-- (agent_heartbeat_batch locks them in name order first).
 -- PL/pgSQL only so its plan is cached: a SQL function's body is planned again on every call, which
--- took longer than running it.
+-- took longer than running it. Every helper it calls per row is inlined (no function call per row:
+-- see agent_private.agent_state_answer).
 create function agent_private.steady_heartbeats(p_heartbeats jsonb)
   returns table (n bigint, agent jsonb)
   language plpgsql volatile set search_path = ''
@@ -180,15 +192,16 @@ begin
       and coalesce(char_length(e.value ->> 'last_activity'), 0) <= 1000
       and e.value ->> 'at' is null
   ),
+  -- read once (joined per row, the settings table was scanned again for every heartbeat)
+  settings as materialized (select st as s from public.agent_status_settings st limit 1),
   steady as materialized (
     select i.n, i.activity, i.pid, a.id as agent_id, t.id as token_id, t.last_used_at,
-           (agent_private.heartbeat_timeout(a, s)).timeout_s as heartbeat_timeout_s,
-           agent_private.activity_timeout(a, s) as activity_timeout_s
-    from item i
+           agent_private.heartbeat_timeout_s(a, settings.s) as heartbeat_timeout_s,
+           agent_private.activity_timeout(a, settings.s) as activity_timeout_s
+    from settings, item i
     join public.api_tokens t on t.token_hash = i.token_hash and t.revoked_at is null
                             and (t.expires_at is null or t.expires_at > now()) and t.kind in ('agent', 'runner')
     join public.agent_status a on a.agent_name = i.agent_name
-    cross join (select st from public.agent_status_settings st limit 1) settings (s)
     where ((t.kind = 'agent' and a.id = t.agent_id)
            or (t.kind = 'runner' and exists (select 1 from public.runners r where r.id = a.runner_id and r.host = t.host)))
       and a.status in ('running', 'warning') and a.unstable_since is null
@@ -196,6 +209,18 @@ begin
       and (i.event <> 'running' or a.status_source = case t.kind when 'agent' then 'agent' else 'runner' end)
       and coalesce(i.health, a.health) = a.health
       and (i.no_interval or i.interval_s = a.heartbeat_interval_s)
+  ),
+  -- agent_state_json's delivery, for the whole batch: each agent's oldest stop or restart not yet done
+  wish as (
+    select distinct on (c.agent_id) c.id from public.agent_commands c
+    where c.agent_id in (select agent_id from steady) and c.via_heartbeat
+      and (c.status = 'claimed' or (c.status = 'pending' and c.expires_at > now()))
+    order by c.agent_id, c.id
+  ),
+  delivered as (
+    update public.agent_commands c set status = 'claimed', claimed_at = coalesce(c.claimed_at, now())
+    from wish where c.id = wish.id
+    returning c.agent_id, c.id, c.action
   ),
   applied as (
     update public.agent_status a set
@@ -205,24 +230,21 @@ begin
       last_activity = coalesce(i.activity, a.last_activity),
       last_activity_at = case when i.activity is not null then now() else a.last_activity_at end,
       restart_times = case when cardinality(a.restart_times) = 0 then a.restart_times
-        else array(select t from unnest(a.restart_times) t where t > now() - interval '10 minutes' order by t) end,
+                           else agent_private.recent_restarts(a.restart_times) end,
       stale_at = now() + make_interval(secs => i.heartbeat_timeout_s),
-      inactive_at = case
-        when i.activity_timeout_s is null or (a.status = 'warning' and a.status_source = 'sweep') then null
-        when i.activity is not null then now() + make_interval(secs => i.activity_timeout_s)
-        when a.inactive_at is not null then a.inactive_at
-        when coalesce(a.last_activity_at, now()) + make_interval(secs => i.activity_timeout_s) < now()
-          then now() + make_interval(secs => i.activity_timeout_s)
-        else coalesce(a.last_activity_at, now()) + make_interval(secs => i.activity_timeout_s) end
+      inactive_at = agent_private.activity_deadline(i.activity_timeout_s, a.status = 'warning' and a.status_source = 'sweep',
+        a.inactive_at, case when i.activity is not null then now() else a.last_activity_at end, i.activity is not null)
     from steady i
     where a.id = i.agent_id
-    returning i.n, i.token_id, i.last_used_at, agent_private.agent_state_json(a) as agent
+    returning i.n, i.token_id, i.last_used_at, a.id, a as agent
   ),
   used as (
     update public.api_tokens t set last_used_at = now()
     where t.id in (select token_id from applied where last_used_at is null or last_used_at < now() - interval '1 minute')
   )
-  select applied.n, applied.agent from applied;
+  select applied.n, agent_private.agent_state_answer(applied.agent,
+           (select jsonb_build_object('action', d.action, 'command_id', d.id) from delivered d where d.agent_id = applied.id))
+  from applied;
 end
 $$;
 
@@ -301,9 +323,12 @@ begin
 end
 $$;
 
--- `agent-status reset <agent>` (pm2 reset): forgets the restarts counted after crashes, so an agent
--- whose crash loop was fixed stops reading "12 restarts (crash loop)". Only the counters: its status,
--- history and the restarts' events stay; the reset is an event of its own with the counts it cleared.
+-- `agent-status reset <agent>` (pm2 reset): forgets the restarts and crashes counted, so an agent
+-- whose crash loop was fixed stops reading "12 restarts (crash loop)". It ends the crash loop too: the
+-- loop is counted from crash_times (agent_private.crash_looping), and a reset that left them kept the
+-- badge, `list` and the folded history row of a loop the operator had just declared over (issue 19).
+-- Only the counters: its status, history and the crashes' events stay; the reset is an event of its
+-- own with the counts it cleared and whether it ended a loop.
 create function public.reset_agent_restarts(p_agent_name text, p_operator_token text default null)
   returns jsonb
   language plpgsql security definer set search_path = ''
@@ -319,12 +344,18 @@ begin
     perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
       'List agents with: agent-status list');
   end if;
-  update public.agent_status set restarts_total = 0, restart_times = '{}', updated_at = now() where id = a.id;
+  update public.agent_status set restarts_total = 0, restart_times = '{}', crash_times = '{}', crash_loop_event_id = null,
+    updated_at = now()
+  where id = a.id;
   insert into public.agent_events (agent_id, runner_id, kind, source, actor, message, details)
   values (a.id, a.runner_id, 'restarts_reset', 'operator', who,
-          format('restart count reset by %s (was %s)', who, a.restarts_total),
-          jsonb_build_object('restarts_total', a.restarts_total, 'restart_times', to_jsonb(a.restart_times)));
-  return jsonb_build_object('agent_name', a.agent_name, 'restarts_total', a.restarts_total);
+          format('restart count reset by %s (was %s)', who, a.restarts_total)
+            || case when agent_private.crash_looping(a) then format('; crash loop ended (%s crashes in 10 min)',
+                 (select count(*) from unnest(a.crash_times) t where t > now() - interval '10 minutes')) else '' end,
+          jsonb_build_object('restarts_total', a.restarts_total, 'restart_times', to_jsonb(a.restart_times),
+                             'crash_times', to_jsonb(a.crash_times), 'crash_loop_ended', agent_private.crash_looping(a)));
+  return jsonb_build_object('agent_name', a.agent_name, 'restarts_total', a.restarts_total,
+                            'crash_loop_ended', agent_private.crash_looping(a));
 end
 $$;
 

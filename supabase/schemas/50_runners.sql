@@ -27,10 +27,6 @@ begin
   update public.runners set last_seen_at = now(), status = 'online', stopped_at = null,
     heartbeat_interval_s = coalesce(p_interval_s, heartbeat_interval_s)
   where id = r.id;
-  if r.status = 'offline' then
-    insert into public.agent_events (runner_id, kind, source, actor, message)
-    values (r.id, 'runner_online', 'runner', 'runner ' || r.host, format('runner on %s is back', r.host));
-  end if;
   if p_agents is not null then
     if jsonb_typeof(p_agents) <> 'array' or jsonb_array_length(p_agents) > 500 then
       perform agent_private.invalid('agents must be a JSON array of at most 500 {"name", "pid"} objects');
@@ -46,17 +42,26 @@ begin
       relayed := relayed + 1;
     end loop;
   end if;
+  -- after the agents it relays: "host … is back" tells what each of them reads now, not the silence
+  -- this very heartbeat ends (issue 19)
+  if r.status <> 'online' then
+    insert into public.agent_events (runner_id, kind, source, actor, message)
+    values (r.id, 'runner_online', 'runner', 'runner ' || r.host,
+            format('runner on %s is back', r.host) || case when r.status = 'stopped' then ' after it stopped' else '' end);
+  end if;
   return jsonb_build_object('runner_id', r.id, 'relayed', relayed);
 end
 $$;
 
+-- Silent: gone without a word (offline, or online past its deadline). A runner that said goodbye is
+-- stopped, not silent: planned, and no host incident (issue 19).
 create or replace function agent_private.runner_silent(p_runner_id uuid) returns boolean
   language sql stable set search_path = ''
 as $$
   select exists (
     select 1 from public.runners r, public.agent_status_settings st
     where r.id = p_runner_id
-      and (r.status = 'offline' or r.last_seen_at <= now() - agent_private.runner_silent_after(r, st)))
+      and (r.status = 'offline' or (r.status = 'online' and r.last_seen_at <= now() - agent_private.runner_silent_after(r, st))))
 $$;
 
 create function public.runner_lease(p_token text, p_instance text, p_pid integer default null, p_takeover boolean default false)
@@ -109,7 +114,8 @@ begin
   if p_instance is not null and r.instance is distinct from p_instance then
     return;
   end if;
-  update public.runners set status = 'offline', stopped_at = now() where id = r.id and status = 'online';
+  -- stopped, not offline: a goodbye is planned (SIGTERM), and reads so everywhere (issue 19)
+  update public.runners set status = 'stopped', stopped_at = now() where id = r.id and status = 'online';
   if found then
     insert into public.agent_events (runner_id, kind, source, actor, message)
     values (r.id, 'runner_offline', 'runner', 'runner ' || r.host, format('runner on %s stopped', r.host));
@@ -118,6 +124,8 @@ end
 $$;
 
 -- Registers the runner's agents (only names its token allows; a clash answered through refuse).
+-- One call adds at most 100 new agent names (with any token): a token that could add names once
+-- minted 1,500 agents in three calls; a host that needs more adds them over several starts.
 create or replace function public.runner_register(
   p_token text,
   p_agents jsonb,
@@ -132,6 +140,7 @@ declare
   r public.runners;
   item jsonb;
   names text[] := '{}';
+  new_names text[];
   v_name text;
   v_owner text;
   clash record;
@@ -166,10 +175,10 @@ begin
         hint = 'Remove the agent from this runner''s config, or give the runner a token that names it: agent-status token create runner --host <host> --agents <names or patterns>';
     end if;
   else
-    -- A token that names no agents speaks for its own host's: new names, and agents this host's
-    -- runner registered before. An agent of another host, or one that reports with its own agent
-    -- token, is taken only by a token that names it (one without --agents took such an agent and
-    -- reported it crashed).
+    -- A token that names no agents speaks for its own host's: agents this host's runner registered
+    -- before, and new names only when it was made with --new-agents. An agent of another host, or one
+    -- that reports with its own agent token, is taken only by a token that names it (one without
+    -- --agents took such an agent and reported it crashed).
     select a.agent_name, case when a.host is not null then format('host %L', a.host) else 'its own agent token' end into v_name, v_owner
     from public.agent_status a
     where a.agent_name = any (names) and a.host is distinct from t.host
@@ -180,6 +189,23 @@ begin
         message = format('runner token %s may not take agent %L: it belongs to %s', t.label, v_name, v_owner),
         hint = 'Give the runner a token that names it: agent-status token create runner --host <host> --agents <names or patterns>';
     end if;
+    if not t.may_add_agents then
+      select n into v_name from unnest(names) n
+      where not exists (select 1 from public.agent_status a where a.agent_name = n)
+      limit 1;
+      if v_name is not null then
+        raise exception using errcode = '42501',
+          message = format('runner token %s may not add agent %L: it speaks for the agents host %L already has, and adds new names only when made with --new-agents',
+                           t.label, v_name, t.host),
+          hint = 'Give the runner a token that names its agents (agent-status token create runner --host <host> --agents <names or patterns>) or one that may add new names (--new-agents).';
+      end if;
+    end if;
+  end if;
+  select array_agg(n) into new_names from unnest(names) n
+  where not exists (select 1 from public.agent_status a where a.agent_name = n);
+  if cardinality(new_names) > 100 then
+    perform agent_private.invalid(format('one registration may add at most 100 new agents, got %s new names', cardinality(new_names)),
+      'Start the runner with at most 100 agents that are new to the database, then add the rest to its config and restart it.');
   end if;
   -- the lease, when a live runner holds it, is the caller's to hold
   select * into r from public.runners where host = t.host for update;

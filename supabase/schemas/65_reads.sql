@@ -63,12 +63,14 @@ end
 $$;
 
 -- Runners with their liveness deadline applied at read time: `status` is silent the moment two of
--- the runner's heartbeat intervals pass without a word, before the sweep persists it as offline.
+-- the runner's heartbeat intervals pass without a word, before the sweep persists it as offline;
+-- stopped once it said goodbye (runner_offline). `silent_s`: how long without a word, whenever it is
+-- not online. The values: shared/status.ts RUNNER_STATUSES.
 create view public.runner_status_live with (security_invoker = true) as
 select
   r.id,
   r.host,
-  case when r.status = 'offline' then 'offline'
+  case when r.status <> 'online' then r.status
        when r.last_seen_at <= now() - agent_private.runner_silent_after(r, st) then 'silent'
        else 'online' end as status,
   r.status as recorded_status,
@@ -79,12 +81,22 @@ select
   r.stopped_at,
   r.heartbeat_interval_s,
   extract(epoch from agent_private.runner_silent_after(r, st))::integer as silent_after_s,
-  case when r.status = 'offline' or r.last_seen_at <= now() - agent_private.runner_silent_after(r, st)
-       then floor(extract(epoch from now() - r.last_seen_at))::integer end as silent_s,
+  case when r.status <> 'online' or r.last_seen_at <= now() - agent_private.runner_silent_after(r, st)
+       then floor(extract(epoch from now() - greatest(r.last_seen_at, r.stopped_at)))::integer end as silent_s,
   r.metadata,
   now() as observed_at
 from public.runners r
 cross join public.agent_status_settings st;
+
+-- What an agent's note says of its runner when that is not online: "its runner on H is silent (no
+-- word for 95 s)", or "is stopped (said goodbye 95 s ago)" after a planned stop.
+create function agent_private.runner_away(p_host text, p_status text, p_silent_s integer) returns text
+  language sql immutable set search_path = ''
+as $$
+  select format('its runner on %s is %s (%s %s s%s)', p_host, p_status,
+                case when p_status = 'stopped' then 'said goodbye' else 'no word for' end, p_silent_s,
+                case when p_status = 'stopped' then ' ago' else '' end)
+$$;
 
 -- The agents' live view, its earlier columns unchanged in name and order; uptime_s now counts only
 -- while a process runs, and the runner's liveness is the deadline above. New columns at the end.
@@ -104,12 +116,12 @@ select
     ::public.agent_event_source as status_source,
   case when a.stale_at <= now() and a.status in ('running', 'warning')
          then format('no heartbeat for %s s', floor(extract(epoch from now() - a.last_heartbeat)))
-       when a.status in ('running', 'warning') and rl.status in ('silent', 'offline')
-         then format('its runner on %s is %s (no word for %s s)', rl.host, rl.status, rl.silent_s)
+       when a.status in ('running', 'warning') and rl.status <> 'online'
+         then agent_private.runner_away(rl.host, rl.status, rl.silent_s)
        -- a restart promised by a runner that has gone quiet will not happen: say so, not its plan
-       when a.next_restart_at is not null and rl.status in ('silent', 'offline')
-         then format('%s; it was to be restarted, but its runner on %s is %s (no word for %s s)',
-                     split_part(a.status_reason, '; restarting in ', 1), rl.host, rl.status, rl.silent_s)
+       when a.next_restart_at is not null and rl.status <> 'online'
+         then format('%s; it was to be restarted, but %s',
+                     split_part(a.status_reason, '; restarting in ', 1), agent_private.runner_away(rl.host, rl.status, rl.silent_s))
        else a.status_reason end as status_reason,
   a.status_changed_at,
   a.host,

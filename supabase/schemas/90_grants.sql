@@ -156,8 +156,8 @@ grant execute on function public.remove_operator(text, text) to anon, authentica
 revoke all on function public.remove_operator(text, text) from public;
 grant execute on function public.whoami() to authenticated, service_role;
 revoke all on function public.whoami() from public;
-grant execute on function public.create_api_token(text, text, text, text, text, text, interval, text[]) to anon, authenticated, service_role;
-revoke all on function public.create_api_token(text, text, text, text, text, text, interval, text[]) from public;
+grant execute on function public.create_api_token(text, text, text, text, text, text, interval, text[], boolean) to anon, authenticated, service_role;
+revoke all on function public.create_api_token(text, text, text, text, text, text, interval, text[], boolean) from public;
 grant execute on function public.list_api_tokens(text) to anon, authenticated, service_role;
 revoke all on function public.list_api_tokens(text) from public;
 grant execute on function public.revoke_api_token(text, text) to anon, authenticated, service_role;
@@ -187,13 +187,21 @@ revoke all
     with time zone, integer)
   from public;
 revoke all on function agent_private.agent_state_json(public.agent_status) from public;
+revoke all on function agent_private.agent_state_answer(public.agent_status, jsonb) from public;
 revoke all on function agent_private.complete_delivered_commands(integer, text) from public;
 grant execute on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;
 revoke all on function agent_private.heartbeat_timeout(public.agent_status, public.agent_status_settings) from public;
+-- (heartbeat_timeout calls it, as the live view's reader)
+grant execute on function agent_private.heartbeat_timeout_s(public.agent_status, public.agent_status_settings) to authenticated, service_role;
+revoke all on function agent_private.heartbeat_timeout_s(public.agent_status, public.agent_status_settings) from public;
+revoke all on function agent_private.activity_deadline(integer, boolean, timestamp with time zone, timestamp with time zone, boolean) from public;
+revoke all on function agent_private.recent_restarts(timestamp with time zone[]) from public;
 grant execute on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) to authenticated, service_role;
 revoke all on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) from public;
 grant execute on function agent_private.crash_looping(public.agent_status) to authenticated, service_role;
 revoke all on function agent_private.crash_looping(public.agent_status) from public;
+grant execute on function agent_private.runner_away(text, text, integer) to authenticated, service_role;
+revoke all on function agent_private.runner_away(text, text, integer) from public;
 grant execute
   on function agent_private.next_agent_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value, boolean)
   to authenticated, service_role;
@@ -301,13 +309,15 @@ revoke all on function agent_private.alert_state(uuid, text, integer, uuid) from
 revoke all on function agent_private.alert_host_down(public.alert_channels, public.runners, bigint, text) from public;
 revoke all on function agent_private.alert_agent_down(public.alert_channels, public.agent_status, text, bigint, text, text, text) from public;
 revoke all on function agent_private.alert_recovered(public.alert_channels, text, public.agent_status, public.runners, bigint, text, text, text) from public;
+revoke all on function agent_private.agent_health_word(public.agent_status_live) from public;
+revoke all on function agent_private.agent_health_rank(public.agent_status_live) from public;
 revoke all on function agent_private.alert_flip(public.agent_events) from public;
 revoke all on function agent_private.alerts_on_event() from public;
 revoke all on function agent_private.alert_pause_end(public.alert_pauses, text) from public;
 revoke all on function agent_private.alert_tick() from public;
 revoke all on function agent_private.default_endpoint(text, jsonb) from public;
-grant execute on function public.alert_channel_save(text, text, text, text, jsonb, text) to anon, authenticated, service_role;
-revoke all on function public.alert_channel_save(text, text, text, text, jsonb, text) from public;
+grant execute on function public.alert_channel_save(text, text, text, text, jsonb, text, jsonb) to anon, authenticated, service_role;
+revoke all on function public.alert_channel_save(text, text, text, text, jsonb, text, jsonb) from public;
 grant execute on function public.alert_channel_rules(text, jsonb, text) to anon, authenticated, service_role;
 revoke all on function public.alert_channel_rules(text, jsonb, text) from public;
 grant execute on function public.alert_channel_remove(text, text) to anon, authenticated, service_role;

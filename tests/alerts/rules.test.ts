@@ -31,6 +31,25 @@ async function deliveries(channelName: string) {
     join public.alert_channels c on c.id = d.channel_id where c.name = ${channelName} order by d.id`;
 }
 
+describe('saving a channel with its rules', () => {
+  it('is one transaction: a refused rule leaves neither a new channel nor a change to an old one', async () => {
+    const save = (name: string, endpoint: string, rules: Record<string, string[] | number>) =>
+      failure(
+        db.sql`select public.alert_channel_save(${name}, 'webhook', ${endpoint}, 'whsec_0123456789abcdef', p_rules => ${db.sql.json(rules)})`,
+      );
+    expect(await save('half-saved', 'http://127.0.0.1:9/new', { grace_s: -5 })).toMatchObject({
+      code: '22023',
+      message: expect.stringMatching(/^bad rules/),
+    });
+    expect(await db.sql`select 1 from public.alert_channels where name = 'half-saved'`).toEqual([]);
+
+    expect(await save('kept', 'http://127.0.0.1:9/first', { grace_s: 60, agents: ['scraper-*'] })).toBeUndefined();
+    expect(await save('kept', 'http://127.0.0.1:9/second', { reminder_s: 1 })).toMatchObject({ code: '22023' });
+    const [kept] = await db.sql`select endpoint, grace_s, agent_patterns, reminder_s from public.alert_channels where name = 'kept'`;
+    expect(kept).toEqual({ endpoint: 'http://127.0.0.1:9/first', grace_s: 60, agent_patterns: ['scraper-*'], reminder_s: null });
+  });
+});
+
 describe('flips into the outbox', () => {
   beforeAll(async () => {
     await channel('all');
@@ -166,7 +185,8 @@ describe('host grouping', () => {
     await db.sql`select public.runner_heartbeat(${token}, ${db.sql.json(Array.from({ length: 50 }, (_, i) => ({ name: `worker-${i}` })))})`;
     const rows = await deliveries('hosts');
     expect(rows.map((d) => d.kind)).toEqual(['host_down', 'host_up']);
-    expect(rows[1].notice.title).toBe('host rack-7 is back: 50 agents');
+    // what each agent reads once the heartbeat that ends the silence relayed them (issue 19)
+    expect(rows[1].notice.title).toBe('host rack-7 is back: 50 agents (50 running)');
   });
 });
 
@@ -308,9 +328,11 @@ describe('reminders and host pauses', () => {
   });
 
   it('a paused host going offline is not told; it is when the pause ends and it is still silent', async () => {
-    const token = await registerRunner(db.sql, 'rack-3', []);
+    await registerRunner(db.sql, 'rack-3', []);
     await db.sql`select public.alert_pause(null, 'rack-3', null, 'moving racks')`;
-    await db.sql`select public.runner_offline(${token})`;
+    // silent (the sweep finds it past its deadline); a goodbye (runner_offline) is a stop, no incident
+    await db.sql`update public.runners set last_seen_at = now() - interval '10 minutes' where host = 'rack-3'`;
+    await db.sql`select public.agent_status_sweep()`;
     expect(await deliveries('racks')).toEqual([]);
     await db.sql`select public.alert_resume(null, 'rack-3')`;
     const rows = await deliveries('racks');

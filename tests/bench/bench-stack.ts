@@ -28,6 +28,7 @@ export interface BenchStack {
   sql: Awaited<ReturnType<typeof startStack>>['sql'];
   /** a temporary folder, removed at the end */
   dir: string;
+  /** a token; a runner token may add new agent names (the benches' configs name new agents) */
   token(kind: string, scope: { agent?: string; host?: string }): Promise<string>;
   /** a detached child in the repository's folder; it and its group are killed at the end */
   spawn(file: string, args: string[], env: Record<string, string>, cwd: string): ResultPromise;
@@ -69,8 +70,10 @@ export async function withBenchStack(name: string, body: (bench: BenchStack) => 
       sql,
       dir,
       token: async (kind, scope) =>
-        (await sql`select token from public.create_api_token(${kind}, null, ${scope.agent ?? null}, ${scope.host ?? null})`)[0]
-          .token as string,
+        (
+          await sql`select token from public.create_api_token(${kind}, null, ${scope.agent ?? null}, ${scope.host ?? null},
+                      p_new_agents => ${kind === 'runner'})`
+        )[0].token as string,
       spawn: (file, args, env, cwd) => {
         const child = execa(file, args, {
           cwd,

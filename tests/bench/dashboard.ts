@@ -77,7 +77,8 @@ export async function benchDashboard(log: (line: string) => void = console.log):
       insert into public.agent_resources (agent_id, cpu_percent, memory_bytes, processes)
       select id, (id * 7) % 100, (40 + id % 400) * 1048576, 1 + id % 3 from public.agent_status`;
     // One real runner on its own host, supervising an agent that prints a line every 200 ms.
-    const [{ token }] = await stack.sql`select token from public.create_api_token('runner', p_host => 'bench-logs-host')`;
+    const [{ token }] =
+      await stack.sql`select token from public.create_api_token('runner', p_host => 'bench-logs-host', p_agents => ${['agent-logs']})`;
     const config = stringify({
       supabase: { url: stack.url, anon_key: stack.anonKey },
       runner: { state_dir: join(dataDir, 'runner'), stop_agents_on_exit: true },

@@ -9,6 +9,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   alerts: () => import('./alerts.ts'),
   connections: () => import('./connections.ts'),
   control: () => import('./control.ts'),
+  neighbours: () => import('./neighbours.ts'),
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);

@@ -188,7 +188,7 @@ export async function run() {
       sweep: false,
     });
     const { sql } = stack;
-    const [{ token }] = await sql`select token from public.create_api_token('runner', p_host => 'bench-host')`;
+    const [{ token }] = await sql`select token from public.create_api_token('runner', p_host => 'bench-host', p_new_agents => true)`;
 
     const files = {
       runnerLatency: join(dir, 'runner-latency.times'),

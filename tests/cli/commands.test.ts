@@ -236,7 +236,19 @@ describe('tokens and operators', { timeout: 120_000 }, () => {
       ['token', 'create', 'runner', '--host', 'cli-host', '--agents', 'scraper-*, Tweet Agent', '--json'],
       stackEnv(stack),
     );
-    expect(JSON.parse(scoped.stdout)).toMatchObject({ kind: 'runner', host: 'cli-host', agents: ['scraper-*', 'Tweet Agent'] });
+    expect(JSON.parse(scoped.stdout)).toMatchObject({
+      kind: 'runner',
+      host: 'cli-host',
+      agents: ['scraper-*', 'Tweet Agent'],
+      new_agents: false,
+    });
+    const adding = await cli(['token', 'create', 'runner', '--host', 'cli-host', '--new-agents', '--json'], stackEnv(stack));
+    expect(JSON.parse(adding.stdout)).toMatchObject({ kind: 'runner', agents: null, new_agents: true });
+    const listedScopes = await cli(['token', 'list'], stackEnv(stack));
+    expect(listedScopes.stdout).toContain("cli-host (its host's agents and new names)");
+    const both = await cli(['token', 'create', 'runner', '--host', 'cli-host', '--agents', 'x', '--new-agents'], stackEnv(stack));
+    expect(both.exitCode).toBe(EXIT.usage);
+    expect(both.stderr).toContain('--new-agents is for runner tokens without --agents');
     const misplaced = await cli(['token', 'create', 'agent', '--name', 'x', '--agents', 'y'], stackEnv(stack));
     expect(misplaced.exitCode).toBe(EXIT.usage);
     const badLifetime = await cli(['token', 'create', 'agent', '--name', 'x', '--expires', 'soon'], stackEnv(stack));
@@ -343,7 +355,7 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
     expect(expired.stdout).toMatch(/✗ start ".*" expired in [\d.]+ s: no runner claimed it before it expired/);
   });
 
-  it('a command whose runner is known to be offline is not waited for: exit 7 at once, saying why; it stays queued', async () => {
+  it('a command whose runner is known to be stopped is not waited for: exit 7 at once, saying why; it stays queued', async () => {
     const idle = fixtureAgent('forever.sh');
     const host = await makeHost(stack, [idle]);
     const runner = await host.start();
@@ -356,7 +368,7 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
     expect(result.exitCode).toBe(EXIT.timeout);
     expect(result.stdout).toMatch(/… start ".*" still pending/);
     expect(result.stderr).toMatch(
-      new RegExp(`^not waiting for start "${idle.name}": its runner on ${host.host} is offline \\(no word for \\d+ s\\)\\.\n`),
+      new RegExp(`^not waiting for start "${idle.name}": its runner on ${host.host} is stopped \\(said goodbye \\d+ s ago\\)\\.\n`),
     );
     expect(result.stderr).toContain('stays queued until it expires');
     const [command] = await stack.db.sql`select c.status from public.agent_commands c join public.agent_status a on a.id = c.agent_id

@@ -74,4 +74,24 @@ describe('exit codes', () => {
     expect(leased.stderr).toMatch(/another runner is live on host/);
     expect(leased.exitCode).toBe(EXIT.conflict);
   }, 90_000);
+
+  it('a runner whose token may not add its agents says which and how to get one, and exits 4', async () => {
+    const agent = fixtureAgent('forever.sh');
+    const host = await makeHost(stack, [agent]);
+    const [{ token }] = await stack.db.sql`select token from public.create_api_token('runner', p_host => ${host.host})`;
+    const refused = await execa(
+      process.execPath,
+      ['--import', 'tsx', join(REPO, 'runner/daemon/main.ts'), 'runner', '--config', host.configFile],
+      {
+        cwd: REPO,
+        env: { ...process.env, AGENT_STATUS_RUNNER_TOKEN: token },
+        reject: false,
+        timeout: 60_000,
+      },
+    );
+    expect(refused.stderr).toContain(`may not add agent '${agent.name}'`);
+    expect(refused.stderr).toContain('--new-agents');
+    expect(refused.exitCode).toBe(EXIT.auth);
+    expect(await stack.db.sql`select 1 from public.agent_status where agent_name = ${agent.name}`).toEqual([]);
+  }, 90_000);
 });

@@ -6,6 +6,7 @@ import { useTestStack } from '../helpers/stack.ts';
 import { fixtureAgent, makeHost } from '../runner/host.ts';
 import { waitFor } from '../runner/helpers.ts';
 import { EXIT } from '../../runner/exit-codes.ts';
+import { registerRunner, setAgentState } from '../helpers/agents.ts';
 import { cli, stackEnv } from './helpers.ts';
 
 const stack = useTestStack();
@@ -18,10 +19,11 @@ describe('one agent', { timeout: 120_000 }, () => {
     const console: string[] = [];
     await host.start((line) => console.push(line));
     await waitFor(
-      'two restarts of the crashing agent',
+      'a crash loop of the crashing agent (3 crashes in 10 min, two restarts)',
       async () => {
-        const [row] = await stack.db.sql`select restarts_total from public.agent_status where agent_name = 'Crashy Agent'`;
-        return (row?.restarts_total ?? 0) >= 2;
+        const [row] = await stack.db
+          .sql`select restarts_total, crash_looping from public.agent_status_live where agent_name = 'Crashy Agent'`;
+        return (row?.restarts_total ?? 0) >= 2 && row.crash_looping === true;
       },
       60_000,
     );
@@ -48,15 +50,26 @@ describe('one agent', { timeout: 120_000 }, () => {
     expect(lines.length).toBeLessThanOrEqual(5);
     expect(history.stdout).toMatch(/crash|exit/);
 
+    // the reset ends the crash loop too (issue 19): it cleared the restarts and left the crashes, so the
+    // badge and `list` still said "crash loop" for up to 10 min after the operator declared it over
     const reset = await cli(['reset', 'Crashy Agent'], stackEnv(stack));
     expect(reset.stderr).toBe('');
-    expect(reset.stdout).toMatch(/^Reset the restart count of "Crashy Agent" \(was \d+\)\.$/m);
+    expect(reset.stdout).toMatch(
+      /^Reset the restart count of "Crashy Agent" \(was \d+\); its crash loop is over until it crashes 3 more times in 10 min\.$/m,
+    );
     const [event] = await stack.db.sql`
-      select e.kind, e.source, e.actor from public.agent_events e join public.agent_status a on a.id = e.agent_id
+      select e.kind, e.source, e.actor, e.message, e.details from public.agent_events e join public.agent_status a on a.id = e.agent_id
       where a.agent_name = 'Crashy Agent' and e.kind = 'restarts_reset'`;
-    expect(event).toEqual({ kind: 'restarts_reset', source: 'operator', actor: `operator ${stack.operator.email}` });
-    const [after] = await stack.db.sql`select restarts_total, restarts_10m from public.agent_status_live where agent_name = 'Crashy Agent'`;
-    expect(after).toEqual({ restarts_total: 0, restarts_10m: 0 });
+    expect(event).toMatchObject({ kind: 'restarts_reset', source: 'operator', actor: `operator ${stack.operator.email}` });
+    expect(event.message).toMatch(/^restart count reset by .* \(was \d+\); crash loop ended \(\d+ crashes in 10 min\)$/);
+    expect(event.details).toMatchObject({ crash_loop_ended: true });
+    // the runner goes on restarting it with backoff (seconds between crashes by now): one crash may
+    // land before this read, never the three a loop needs
+    const [after] = await stack.db.sql`
+      select restarts_total, restarts_10m, crash_looping, crashes_10m from public.agent_status_live where agent_name = 'Crashy Agent'`;
+    expect(after.crash_looping).toBe(false);
+    expect(after.crashes_10m).toBeLessThanOrEqual(1);
+    expect(after.restarts_total).toBeLessThanOrEqual(1);
 
     const unknown = await cli(['status', 'crashy agent'], stackEnv(stack));
     expect(unknown.exitCode).toBe(EXIT.notFound);
@@ -69,5 +82,23 @@ describe('one agent', { timeout: 120_000 }, () => {
     expect(stopAll.exitCode).toBe(0);
     const [steadyRow] = await stack.db.sql`select status from public.agent_status where agent_name = 'Steady Agent'`;
     expect(steadyRow.status).toBe('stopped');
+  });
+
+  it("status says when the agent's alerts are paused, by its own pause or its host's", async () => {
+    await registerRunner(stack.db.sql, 'paused-host', ['Quiet Agent']);
+    await setAgentState(stack.db.sql, 'Quiet Agent', 'running');
+    const alertsLine = async () => {
+      const status = await cli(['status', 'Quiet Agent'], stackEnv(stack));
+      expect(status.exitCode, status.stderr).toBe(0);
+      return status.stdout.split('\n').find((line) => line.startsWith('  alerts '));
+    };
+    expect(await alertsLine()).toMatch(/^ {2}alerts +on$/);
+
+    await stack.db.sql`select public.alert_pause('Quiet Agent', null, '2099-01-02 03:04:05+00', 'migrating the database')`;
+    expect(await alertsLine()).toMatch(/^ {2}alerts +paused until 2099-01-02.*03:04:05.* \(migrating the database\)$/);
+
+    await stack.db.sql`select public.alert_resume('Quiet Agent')`;
+    await stack.db.sql`select public.alert_pause(null, 'paused-host')`;
+    expect(await alertsLine()).toMatch(/^ {2}alerts +paused for its host paused-host until resumed$/);
   });
 });

@@ -102,7 +102,7 @@ describe('bad input changes nothing and says why', () => {
     ['NUL', '\\u0000', '22P05'],
     ['a lone surrogate', '\\ud800', '22P02'],
   ])('%s in JSON: report details, a runner agent list', async (_what, sequence, code) => {
-    const runner = await createToken(db.sql, 'runner', { host: 'host-json' });
+    const runner = await createToken(db.sql, 'runner', { host: 'host-json', newAgents: true });
     await refused(
       db.sql`select public.agent_report(${tokenA}, 'agent-a', 'started', p_details => ${`{"log": "x${sequence}"}`}::text::jsonb)`,
       code,
@@ -114,7 +114,7 @@ describe('bad input changes nothing and says why', () => {
 
   it('a depth bomb in report details or a runner agent list', async () => {
     const bomb = `${'['.repeat(16_000)}${']'.repeat(16_000)}`;
-    const runner = await createToken(db.sql, 'runner', { host: 'host-bomb' });
+    const runner = await createToken(db.sql, 'runner', { host: 'host-bomb', newAgents: true });
     await refused(
       db.sql`select public.agent_report(${tokenA}, 'agent-a', 'started', p_details => ${`{"d": ${bomb}}`}::text::jsonb)`,
       '54001',
@@ -230,7 +230,7 @@ describe('bad input changes nothing and says why', () => {
   });
 
   it('bad runner agent lists and settings', async () => {
-    const token = await createToken(db.sql, 'runner', { host: 'host-c' });
+    const token = await createToken(db.sql, 'runner', { host: 'host-c', newAgents: true });
     for (const [agents, message] of [
       [{ name: 'x' }, /agents must be a JSON array/],
       [[{ nom: 'x' }], /"name" string/],

@@ -458,11 +458,44 @@ describe('row level security and grants', () => {
       const [grabbed] =
         await db.sql`select count(*)::int from public.agent_status a join public.runners r on r.id = a.runner_id where r.host = 'grabbing-host'`;
       expect(grabbed.count).toBe(0);
-      // new names, and a token that names the agent, are fine
-      await db.sql`select public.runner_register(${token}, ${db.sql.json([{ name: 'brand-new' }])})`;
+      // a token that names the agent is fine
       const naming =
         await db.sql`select token from public.create_api_token('runner', p_host => 'grabbing-host', p_agents => ${['self-reporting']})`;
       await db.sql`select public.runner_register(${naming[0].token}, ${db.sql.json([{ name: 'self-reporting' }])})`;
+    });
+
+    it("a runner token naming no agents speaks for its host's agents, and adds new names only when made to", async () => {
+      await registerRunner(db.sql, 'scoped-host', ['scoped-known']);
+      const scoped = await createToken(db.sql, 'runner', { host: 'scoped-host' });
+      const refused = await failure(
+        db.sql`select public.runner_register(${scoped}, ${db.sql.json([{ name: 'scoped-known' }, { name: 'minted' }])})`,
+      );
+      expect(refused).toEqual({
+        code: '42501',
+        message: `runner token scoped-host may not add agent 'minted': it speaks for the agents host 'scoped-host' already has, and adds new names only when made with --new-agents`,
+      });
+      expect(await db.sql`select 1 from public.agent_status where agent_name = 'minted'`).toHaveLength(0);
+      // its host's agents it registers (the runner restarts with the same config)
+      const [known] = await db.sql`select public.runner_register(${scoped}, ${db.sql.json([{ name: 'scoped-known' }])}) as r`;
+      expect(known.r.agents).toEqual(['scoped-known']);
+      const adding = await createToken(db.sql, 'runner', { host: 'scoped-host', newAgents: true });
+      const [added] =
+        await db.sql`select public.runner_register(${adding}, ${db.sql.json([{ name: 'scoped-known' }, { name: 'minted' }])}) as r`;
+      expect(added.r.agents).toEqual(['scoped-known', 'minted']);
+      const [listed] = await db.sql`select agents, new_agents from public.list_api_tokens() where host = 'scoped-host' order by created_at`;
+      expect(listed).toEqual({ agents: ['*'], new_agents: false });
+    });
+
+    it('one registration adds at most 100 new agent names, whatever its token allows', async () => {
+      const token = await registerRunner(db.sql, 'minting-host', []);
+      const names = (count: number, from = 0) => db.sql.json(Array.from({ length: count }, (_, i) => ({ name: `minted-${from + i}` })));
+      const refused = await failure(db.sql`select public.runner_register(${token}, ${names(101)})`);
+      expect(refused).toEqual({ code: '22023', message: 'one registration may add at most 100 new agents, got 101 new names' });
+      expect(await db.sql`select 1 from public.agent_status where agent_name like 'minted-%'`).toHaveLength(0);
+      await db.sql`select public.runner_register(${token}, ${names(100)})`;
+      // the next start adds the rest: 100 known and 100 new
+      await db.sql`select public.runner_register(${token}, ${names(200)})`;
+      expect(await db.sql`select 1 from public.agent_status where agent_name like 'minted-%'`).toHaveLength(200);
     });
   });
 

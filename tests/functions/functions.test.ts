@@ -60,6 +60,15 @@ describe('heartbeat', () => {
     expect(new Date(agent.last_heartbeat!).getTime()).toBe(row.last_heartbeat.getTime());
   });
 
+  it('keeps quotes, backslashes and dollar quotes in a heartbeat exactly (the batch travels as a dollar-quoted literal)', async () => {
+    const activity = `$$ $hb$ $hb0$ ' " \\ \\n $q$); select 1; -- done`;
+    const answer = await post('heartbeat', { agent_name: 'agent-a', last_activity: activity }, tokenA);
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.json.agent.last_activity).toBe(activity);
+    const [row] = await stack.db.sql`select last_activity from public.agent_status where agent_name = 'agent-a'`;
+    expect(row.last_activity).toBe(activity);
+  });
+
   it('needs nothing but the agent name', async () => {
     const answer = await post('heartbeat', { agent_name: 'agent-b' }, tokenB);
     expect(answer.status).toBe(200);
@@ -203,6 +212,28 @@ describe('database calls that hang', () => {
     await holder;
     expect(answer.status, answer.text).toBe(503);
     expect(answer.json.error.message).toMatch(/did not answer the reports within 5 s/);
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('a heartbeat waiting on a locked agent answers 503 and is not applied later (the server gives up first)', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = stack.db.sql.begin(async (tx) => {
+      await tx`select 1 from public.agent_status where agent_name = 'agent-a' for update`;
+      locked();
+      await held;
+    });
+    await isLocked;
+    const before = await snapshot();
+    const answer = await post('heartbeat', { agent_name: 'agent-a', health: 12, last_activity: 'behind a locked row' }, tokenA);
+    // the row comes free after the 503: a batch the server had not rolled back would commit now
+    release();
+    await holder;
+    expect(answer.status, answer.text).toBe(503);
+    expect(answer.json.error.message).toMatch(/gave up waiting; nothing was changed/);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(await snapshot()).toBe(before);
   });
 });

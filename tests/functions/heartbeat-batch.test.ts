@@ -132,6 +132,14 @@ const STATES: Record<string, string> = {
   'long silent activity': "status = 'running', status_source = 'agent', inactive_at = null, last_activity_at = now() - interval '1 day'",
   'declared interval': "status = 'running', status_source = 'agent', heartbeat_interval_s = 10",
   'operator timeouts': "status = 'running', status_source = 'agent', operator_heartbeat_timeout_s = 40, operator_activity_timeout_s = 600",
+  // with an operator's command waiting for the heartbeat's answer (COMMANDS)
+  'stop waiting': "status = 'running', status_source = 'agent'",
+  'restart delivered': "status = 'running', status_source = 'agent'",
+};
+// The heartbeat's answer delivers these (agent_state_json's desired), on both paths alike.
+const COMMANDS: Record<string, { action: string; status: string }> = {
+  'stop waiting': { action: 'stop', status: 'pending' },
+  'restart delivered': { action: 'restart', status: 'claimed' },
 };
 const SHAPES: Record<string, Record<string, unknown>> = {
   bare: {},
@@ -168,6 +176,16 @@ describe('steady heartbeats, applied set-based', () => {
           pair,
         );
         await tx.unsafe(`update public.agent_status set ${STATES[state]} where agent_name in ($1, $2)`, pair);
+        const command = COMMANDS[state];
+        if (command) {
+          // (a new command is pending whatever the insert says; delivered ones are claimed afterwards)
+          await tx`
+            insert into public.agent_commands (agent_id, action, via_heartbeat, requested_by)
+            select id, ${command.action}, true, 'test' from public.agent_status where agent_name in ${tx(pair)}`;
+          await tx`
+            update public.agent_commands set status = ${command.status}, claimed_at = case when ${command.status} = 'claimed' then now() end
+            where agent_id in (select id from public.agent_status where agent_name in ${tx(pair)})`;
+        }
       }
     });
     const { fastAnswers, slowAnswers, applyEventCalls } = await db.sql.begin(async (tx) => {
@@ -191,11 +209,18 @@ describe('steady heartbeats, applied set-based', () => {
       }
       return { fastAnswers: fast, slowAnswers: slow, applyEventCalls: calls as number };
     });
-    const strip = (value: unknown) => JSON.parse(JSON.stringify(value).replaceAll(/eq-\d+-(fast|slow)/g, 'twin'));
+    const strip = (value: unknown) =>
+      JSON.parse(
+        JSON.stringify(value)
+          .replaceAll(/eq-\d+-(fast|slow)/g, 'twin')
+          .replaceAll(/"command_id":\d+/g, '"command_id":0'),
+      );
     const rows = await db.sql`
       select agent_name, to_jsonb(a) - 'id' - 'agent_name' as row,
              (select coalesce(jsonb_agg(jsonb_build_array(e.kind, e.from_status, e.to_status, e.health, e.message, e.at) order by e.id), '[]')
-              from public.agent_events e where e.agent_id = a.id) as events
+              from public.agent_events e where e.agent_id = a.id) as events,
+             (select coalesce(jsonb_agg(jsonb_build_array(c.action, c.status, c.claimed_at, c.finished_at) order by c.id), '[]')
+              from public.agent_commands c where c.agent_id = a.id) as commands
       from public.agent_status a where agent_name like 'eq-%'`;
     const byName = new Map(rows.map((r) => [r.agent_name as string, r]));
     for (const [i, { state, shape }] of cases.entries()) {
@@ -203,6 +228,8 @@ describe('steady heartbeats, applied set-based', () => {
       expect(strip(fastAnswers[i]), what).toEqual(strip(slowAnswers[i]));
       expect(byName.get(twins[i].fast)!.row, what).toEqual(byName.get(twins[i].slow)!.row);
       expect(byName.get(twins[i].fast)!.events, what).toEqual(byName.get(twins[i].slow)!.events);
+      expect(byName.get(twins[i].fast)!.commands, what).toEqual(byName.get(twins[i].slow)!.commands);
+      if (COMMANDS[state]) expect(fastAnswers[i], what).toMatchObject({ agent: { desired: { action: COMMANDS[state].action } } });
     }
     // the set-based path did serve the steady ones: apply_event ran only for the others
     const steady = cases.filter(
@@ -215,6 +242,8 @@ describe('steady heartbeats, applied set-based', () => {
           'long silent activity',
           'declared interval',
           'operator timeouts',
+          'stop waiting',
+          'restart delivered',
         ].includes(state) && ['bare', 'same health', 'activity', 'pid'].includes(shape),
     ).length;
     expect(applyEventCalls).toBeLessThanOrEqual(cases.length - steady);

@@ -6,10 +6,11 @@ import type { AgentStatus, EventSource } from '../../shared/status.ts';
 export async function createToken(
   sql: Sql,
   kind: 'agent' | 'runner' | 'operator',
-  scope: { agent?: string; host?: string; email?: string },
+  scope: { agent?: string; host?: string; email?: string; newAgents?: boolean },
 ): Promise<string> {
   const [row] = await sql`
-    select token from public.create_api_token(${kind}, null, ${scope.agent ?? null}, ${scope.host ?? null}, ${scope.email ?? null})`;
+    select token from public.create_api_token(${kind}, null, ${scope.agent ?? null}, ${scope.host ?? null}, ${scope.email ?? null},
+      p_new_agents => ${scope.newAgents ?? false})`;
   return row.token as string;
 }
 

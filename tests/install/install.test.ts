@@ -119,7 +119,8 @@ describe('the installed package', () => {
 
   it('writes the systemd unit, whose ExecStart runs the runner against the API; prints its idle memory', async () => {
     const host = 'installed-host';
-    const [{ token }] = await stack.db.sql`select token from public.create_api_token('runner', p_host => ${host})`;
+    const [{ token }] = await stack.db
+      .sql`select token from public.create_api_token('runner', p_host => ${host}, p_agents => ${['installed-agent']})`;
     const config = join(work, 'host.yaml');
     writeFileSync(
       config,

@@ -1,10 +1,14 @@
 // The runner as its own process, killed and started again: what it started keeps running and is
 // adopted, never started twice; an agent killed while adopted is seen dead and restarted per policy;
 // SIGTERM leaves the agents running and reports the runner offline.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import { expect, it } from 'vitest';
-import { processEnvironment } from '../../runner/daemon/proc.ts';
+import { processEnvironment, processInfo } from '../../runner/daemon/proc.ts';
+import { RUNNER_MARK } from '../../runner/daemon/supervisor.ts';
 import { useTestStack } from '../helpers/stack.ts';
-import { alive, waitFor } from './helpers.ts';
+import { alive, FIXTURES, waitFor } from './helpers.ts';
 import { agent, agentProcesses, channelPost, enqueue, events, finished, fixtureAgent, makeHost } from './host.ts';
 
 const stack = useTestStack();
@@ -68,7 +72,7 @@ it('a runner SIGKILLed while its agents run is started again: every agent adopte
   expect(agentProcesses(never.name)).toEqual([]);
 });
 
-it('SIGTERM: the runner finishes, leaves its agents running and reports itself offline', async () => {
+it('SIGTERM: the runner finishes, leaves its agents running and reports itself stopped (planned: not offline)', async () => {
   const forever = fixtureAgent('forever.sh');
   const host = await makeHost(stack, [forever]);
   const { sql } = stack.db;
@@ -81,5 +85,58 @@ it('SIGTERM: the runner finishes, leaves its agents running and reports itself o
   expect(result.all).toMatch(/agents left running/);
   expect(alive(pid!)).toBe(true);
   const [row] = await sql`select status from public.runners where host = ${host.host}`;
-  expect(row.status).toBe('offline');
+  expect(row.status).toBe('stopped');
+});
+
+it('an agent an older runner started (a loopback URL, no socket) is adopted, and its row, its history and the log say it cannot report until restarted', async () => {
+  const forever = fixtureAgent('forever.sh');
+  const host = await makeHost(stack, [forever]);
+  const { sql } = stack.db;
+  const { process: first } = await host.spawn();
+  await finished(sql, await enqueue(sql, 'start', forever.name));
+  const { pid } = await agent(sql, forever.name);
+  const mark = processEnvironment(pid!)!.get(RUNNER_MARK)!;
+  first.kill('SIGTERM');
+  await first;
+  // in its place, the same agent as a runner before the socket channel started it
+  process.kill(-pid!, 'SIGKILL');
+  const legacy = execa(join(FIXTURES, 'forever.sh'), [], {
+    detached: true,
+    reject: false,
+    env: {
+      AGENT_NAME: forever.name,
+      [RUNNER_MARK]: mark,
+      AGENT_STATUS_URL: 'http://127.0.0.1:41999',
+      AGENT_STATUS_TOKEN: 'asl_from_the_older_runner',
+    },
+  });
+  const stateFile = join(host.stateDir, 'state.json');
+  const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+  state.agents[forever.name].process = { pid: legacy.pid, startTicks: processInfo(legacy.pid!)!.startTicks };
+  writeFileSync(stateFile, JSON.stringify(state));
+
+  const log: string[] = [];
+  await host.start((line) => log.push(line));
+  const said = `started by an older runner, it reports to http://127.0.0.1:41999, which nothing serves now: its own reports are lost until it is restarted (agent-status restart "${forever.name}")`;
+  const row = await waitFor(
+    'the agent marked as unable to report',
+    async () => {
+      const current = await agent(sql, forever.name);
+      return current.status === 'warning' ? current : undefined;
+    },
+    10_000,
+  );
+  expect(row).toMatchObject({ pid: legacy.pid, status_reason: said });
+  expect((await events(sql, forever.name)).slice(-2).map((e) => [e.kind, e.to_status])).toEqual([
+    ['adopted', 'running'],
+    ['warning', 'warning'],
+  ]);
+  expect(log).toContain(`${forever.name} (pid ${legacy.pid}): ${said}`);
+
+  // what it says to do works: restarted, it gets the socket and reads running
+  expect((await finished(sql, await enqueue(sql, 'restart', forever.name))).status).toBe('succeeded');
+  const restarted = await agent(sql, forever.name);
+  expect(restarted.status).toBe('running');
+  expect(processEnvironment(restarted.pid!)!.get('AGENT_STATUS_SOCKET')).toBeDefined();
+  await legacy;
 });

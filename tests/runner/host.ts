@@ -69,7 +69,8 @@ export async function makeHost(
 ): Promise<Host> {
   const host = sameHostAs?.host ?? uniqueName('host');
   const token: string =
-    sameHostAs?.token ?? (await stack.db.sql`select token from public.create_api_token('runner', p_host => ${host})`)[0].token;
+    sameHostAs?.token ??
+    (await stack.db.sql`select token from public.create_api_token('runner', p_host => ${host}, p_new_agents => true)`)[0].token;
   const dir = tempDir();
   const stateDir = join(dir, 'state');
   const configFile = join(dir, 'agents.yaml');

@@ -2,7 +2,7 @@
 // with a token made through the stack, read back with supabase-js as the operator, then Ctrl+C and
 // nothing left running. Once on embedded PGlite (also across a restart), once on PostgreSQL + pg_cron.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,11 +14,15 @@ import { execa } from 'execa';
 import postgres from 'postgres';
 import { freePort } from '../../runner/local-stack/ports.ts';
 import { REPO_ROOT } from '../../runner/paths.ts';
-import { readLocalStack, type LocalStackInfo } from '../../runner/local-stack/connection-file.ts';
+import { readLocalStack, runningStacksDir, writeLocalStack, type LocalStackInfo } from '../../runner/local-stack/connection-file.ts';
 import { waitUntil } from '../../runner/local-stack/wait.ts';
 
 const READY_TIMEOUT_MS = 120_000;
-const dataDirs: string[] = [];
+// This file's own per-user state (where running stacks record themselves for the CLI), so stacks
+// other test files or other people start on this machine are not found here.
+const stateHome = mkdtempSync(join(tmpdir(), 'agent-status-state-'));
+process.env.XDG_STATE_HOME = stateHome;
+const dataDirs: string[] = [stateHome];
 const running = new Set<ChildProcess>();
 
 afterAll(async () => {
@@ -127,6 +131,8 @@ async function pressCtrlC(started: NpmStart, signal: NodeJS.Signals = 'SIGINT'):
   process.kill(-started.child.pid!, signal);
   await closed;
   expect(started.output()).toMatch(/^stopped\.$/m);
+  // it no longer tells the CLI it runs
+  expect(existsSync(join(runningStacksDir(), `${started.info.pid}.json`))).toBe(false);
   expect(await processesLeft(before), `processes left after ${signal}:\n${started.output()}`).toEqual([]);
 }
 
@@ -183,17 +189,33 @@ describe('npm start', () => {
       { timeoutMs: 30_000 },
     );
 
-    // the demo agents log like real agents, so logs on demand shows lines; the banner says how the
-    // CLI finds a stack started with --data-dir, and with that the CLI finds it
-    const cliEnv: NodeJS.ProcessEnv = { ...process.env, AGENT_STATUS_DATA_DIR: started.dataDir };
+    // the demo agents log like real agents, so logs on demand shows lines; the CLI finds a stack
+    // started with --data-dir by itself, as the banner says: no AGENT_STATUS_DATA_DIR
+    const cliEnv: NodeJS.ProcessEnv = { ...process.env };
     delete cliEnv.AGENT_STATUS_URL;
-    expect(started.output()).toContain(`export AGENT_STATUS_DATA_DIR=${started.dataDir}`);
-    const logs = await execa('node', [join(REPO_ROOT, 'runner/bin/agent-status.js'), 'logs', 'demo-healthy', '-n', '5'], {
-      env: cliEnv,
-      reject: false,
-    });
+    delete cliEnv.AGENT_STATUS_DATA_DIR;
+    const agentStatus = (args: string[]) =>
+      execa('node', [join(REPO_ROOT, 'runner/bin/agent-status.js'), ...args], { env: cliEnv, reject: false });
+    expect(started.output()).toContain('the CLI finds this stack and its operator by itself while it is the only local stack running');
+    // a record left by a stack that was killed outright is ignored, and removed
+    const stale = join(runningStacksDir(), `${2 ** 22 + 1}.json`);
+    writeFileSync(stale, JSON.stringify({ dataDir: freshDataDir(), pid: 2 ** 22 + 1 }));
+    const logs = await agentStatus(['logs', 'demo-healthy', '-n', '5']);
     expect(logs.stderr).toBe('');
     expect(logs.stdout).toMatch(/^\S+ INFO demo-healthy: (starting|processed)/m);
+    const listed = await agentStatus(['list', '--json']);
+    expect(listed.stderr).toBe('');
+    expect(JSON.parse(listed.stdout).map((agent: { agent_name: string }) => agent.agent_name)).toContain('demo-healthy');
+    expect(existsSync(stale)).toBe(false);
+    // with two stacks running, the CLI asks which instead of guessing
+    const other = freshDataDir();
+    writeLocalStack({ ...started.info, pid: process.pid }, other);
+    writeFileSync(join(runningStacksDir(), `${process.pid}.json`), JSON.stringify({ dataDir: other, pid: process.pid }));
+    const ambiguous = await agentStatus(['list']);
+    expect(ambiguous.exitCode).toBe(2);
+    expect(ambiguous.stderr).toContain('2 local stacks are running');
+    expect(ambiguous.stderr).toContain(`export AGENT_STATUS_DATA_DIR=`);
+    rmSync(join(runningStacksDir(), `${process.pid}.json`));
 
     await pressCtrlC(started);
     // the demo agents said goodbye before the API went away

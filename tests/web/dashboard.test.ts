@@ -231,19 +231,49 @@ describe('the dashboard against a real stack and runner', () => {
     await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 15_000 }).toBe('');
     expect(await row(name).locator('.command.failed').count()).toBe(0);
 
-    // no runner to claim it: pending on the row, then expired by the sweep with the reason
+    // its runner said goodbye: the row, Start all and Start warn at once, naming the runner and how
+    // long (issue 19, case 10; the CLI exits 7 at once)
     await runner.shutdown({ stopAgents: true });
     await statusShown(name, 'stopped');
+    await expect.poll(() => row(name).locator('.c-host .note').textContent()).toMatch(/^runner stopped \d+ s ago$/);
+    await page.getByRole('button', { name: 'Start all' }).click();
+    const startAll = page.getByRole('dialog');
+    await expect
+      .poll(() => startAll.textContent())
+      .toMatch(
+        new RegExp(
+          `The runner on ${host.host} is stopped \\(said goodbye \\d+ s ago\\): nothing will start ${name} until a runner runs there again`,
+        ),
+      );
+    await startAll.getByRole('button', { name: 'Cancel' }).click();
     await row(name)
       .getByRole('button', { name: `Start ${name}` })
       .click();
+    const warning = page.getByRole('dialog');
+    await expect
+      .poll(() => warning.textContent())
+      .toMatch(new RegExp(`is stopped \\(said goodbye \\d+ s ago\\): nothing will start ${name}`));
+    await warning.getByRole('button', { name: 'Queue start anyway' }).click();
     await expect.poll(() => row(name).locator('.command').textContent()).toBe('start pending…');
     expect(
       await row(name)
         .getByRole('button', { name: `Start ${name}` })
         .isDisabled(),
     ).toBe(true);
+    // past its expiry, before any sweep: the row and the notice both say expired, never one pending
+    // while the other says expired (the notice said "no answer within 120 s … is pending" while the row
+    // went on to say expired)
     await sql()`update public.agent_commands set expires_at = now() where status = 'pending'`;
+    await expect
+      .poll(() => row(name).locator('.command.failed').textContent(), { timeout: 10_000 })
+      .toBe('start expired: no runner claimed it before it expired');
+    // (the Start all above may have its own notice: its commands for earlier tests' agents expired too)
+    await expect
+      .poll(() => page.locator('.notice-error', { hasText: `start ${name} expired: no runner claimed it before it expired` }).count(), {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    expect((await page.locator('.notices').textContent()) ?? '').not.toContain('pending');
     await sql()`select public.agent_status_sweep()`;
     await expect
       .poll(() => row(name).locator('.command.failed').textContent(), { timeout: 10_000 })
@@ -252,8 +282,10 @@ describe('the dashboard against a real stack and runner', () => {
     await sql()`select public.force_agent_status(${name}, 'error', 0, 'checked by hand')`;
     await statusShown(name, 'error');
     await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 15_000 }).toBe('');
-    expect(host.host).toBeTruthy();
-  }, 60_000);
+    // the Hosts page: stopped, not offline or silent
+    await page.goto(`${served!.url}#/hosts`);
+    await expect.poll(() => page.locator(`.hosts tr[data-host="${host.host}"] .host-status`).textContent()).toMatch(/^stopped \d+ s ago$/);
+  }, 90_000);
 
   it('offers Stop and Restart, not Start, for an agent no runner manages, and says how long they take', async () => {
     const name = 'Unmanaged Agent';

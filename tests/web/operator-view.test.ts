@@ -252,9 +252,7 @@ describe('history', () => {
     expect(await rows.first().textContent()).toContain('crashed and started ×200');
     // The history re-renders whenever the agent's row changes; measure the table that is on screen
     // now rather than one that may have just been replaced (boundingBox of a detached table is null).
-    await expect
-      .poll(async () => (await page.locator('.history table').boundingBox())?.height ?? Infinity)
-      .toBeLessThan(860);
+    await expect.poll(async () => (await page.locator('.history table').boundingBox())?.height ?? Infinity).toBeLessThan(860);
 
     await page.getByLabel('Show').selectOption('commands');
     await expect.poll(() => rows.count()).toBe(1);

@@ -32,8 +32,19 @@ type AgentColumn = Exclude<AgentLiveColumn, (typeof UNREAD_AGENT_COLUMNS)[number
 const AGENT_COLUMNS = AGENT_LIVE_COLUMNS.filter(
   (column): column is AgentColumn => !(UNREAD_AGENT_COLUMNS as readonly AgentLiveColumn[]).includes(column),
 );
-const COMMAND_COLUMNS = ['id', 'agent_id', 'action', 'status', 'requested_by', 'created_at', 'finished_at', 'result'] as const;
-const RUNNER_COLUMNS = ['id', 'host', 'status', 'last_seen_at', 'version', 'pid', 'started_at', 'silent_s'] as const;
+const COMMAND_COLUMNS = [
+  'id',
+  'agent_id',
+  'action',
+  'status',
+  'requested_by',
+  'created_at',
+  'expires_at',
+  'via_heartbeat',
+  'finished_at',
+  'result',
+] as const;
+const RUNNER_COLUMNS = ['id', 'host', 'status', 'last_seen_at', 'stopped_at', 'version', 'pid', 'started_at', 'silent_s'] as const;
 
 /** A row of agent_status_live, in the columns the dashboard reads (AGENT_COLUMNS). */
 export type AgentRow = Pick<AgentLiveRow, AgentColumn>;
@@ -170,6 +181,19 @@ export async function fetchAgentPage(client: SupabaseClient, query: AgentQuery, 
       })
       .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
   ) as AgentPage;
+}
+
+/**
+ * The agents a runner manages whose runner is away (silent, offline or stopped), on one host or all:
+ * what Start all warns about. At most 1,000; the warning names five.
+ */
+export async function fetchAgentsWithRunnerAway(client: SupabaseClient, host?: string): Promise<AgentRow[]> {
+  let query = client.from('agent_status_live').select(AGENT_COLUMNS.join(',')).not('runner_id', 'is', null).neq('runner_status', 'online');
+  if (host !== undefined) query = query.eq('host', host);
+  return check(
+    'reading the agents whose runner is away',
+    await query.order('agent_name').limit(PAGE).retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as unknown as AgentRow[];
 }
 
 /** One agent by name (its detail page), or null when it is not visible. */

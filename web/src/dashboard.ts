@@ -9,7 +9,7 @@ import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import { Actions } from './actions.ts';
 import { AlertsPage } from './alerts/page.ts';
 import { PausedAlerts } from './alerts/pauses.ts';
-import { HISTORY_FILTERS, type HistoryFilter } from './api.ts';
+import { type AgentRow, fetchAgentsWithRunnerAway, HISTORY_FILTERS, type HistoryFilter } from './api.ts';
 import type { DashboardConfig } from './config.ts';
 import { ConnectionView } from './connection.ts';
 import { AgentDetail } from './detail.ts';
@@ -61,6 +61,7 @@ const SEARCH_BURST_MS = 1500;
 
 export class Dashboard {
   private readonly feed: LiveFeed;
+  private readonly notices: Notices;
   private readonly table: AgentTable;
   private readonly detail: AgentDetail;
   private readonly alerts: AlertsPage;
@@ -87,12 +88,13 @@ export class Dashboard {
 
   constructor(
     private readonly root: HTMLElement,
-    client: SupabaseClient,
+    private readonly client: SupabaseClient,
     config: DashboardConfig,
     email: string,
     signOut: () => void,
   ) {
     const notices = new Notices();
+    this.notices = notices;
     const actions = new Actions(client, notices, () => this.feed.refreshNow(), email);
     const handlers: RowHandlers = {
       command: (agent, action) => void actions.command(agent, action),
@@ -123,7 +125,7 @@ export class Dashboard {
     this.table.onRender = (shown, total) => filters.setShown(shown, total);
     this.table.onSort = () => this.saveList();
     this.table.onWindow = (query, offset, limit) => this.feed.setWindow({ query, offset, limit });
-    this.hosts = new HostsView((host, managed) => void actions.startAll(managed, host));
+    this.hosts = new HostsView((host, managed) => void this.startAllOn(actions, managed, host));
     this.nav = {
       agents: h('a', { href: '#/' }, 'Agents'),
       hosts: h('a', { href: '#/hosts' }, 'Hosts'),
@@ -143,7 +145,7 @@ export class Dashboard {
         type: 'button',
         class: 'btn btn-primary',
         disabled: true,
-        on: { click: () => void actions.startAll(this.managedCount()) },
+        on: { click: () => void this.startAllOn(actions, this.managedCount()) },
       },
       'Start all',
     );
@@ -286,6 +288,21 @@ export class Dashboard {
     const name = this.detail.openName;
     if (!snapshot || name === undefined || snapshot.agent?.name !== name) return;
     this.detail.update(snapshot.agent.row ? [snapshot.agent.row] : [], snapshot.commands, snapshot.clock);
+  }
+
+  /**
+   * Start all (on one host): the dialog names the agents whose runner is away, read when asked (the
+   * page holds only the rows in view), beside the count the database made.
+   */
+  private async startAllOn(actions: Actions, managed: number, host?: string) {
+    let away: AgentRow[];
+    try {
+      away = await fetchAgentsWithRunnerAway(this.client, host);
+    } catch (error) {
+      this.notices.show((error as Error).message, 'error');
+      return;
+    }
+    await actions.startAll(managed, away, host);
   }
 
   private paintRunners() {

@@ -1,5 +1,5 @@
-// The hosts view (#/hosts): each runner with its liveness (online, silent for N s, offline: decided by
-// the database, silent once two of the runner's heartbeat intervals pass without a word), version,
+// The hosts view (#/hosts): each runner with its liveness (online, silent for N s, offline, stopped
+// after its goodbye: decided by the database, silent once two of the runner's heartbeat intervals pass without a word), version,
 // pid and uptime, its agents counted by status, and "Start all on this host".
 import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import type { AgentPage, RunnerRow } from './api.ts';
@@ -12,6 +12,8 @@ export type HostLiveness = RunnerRow['status'];
 /** The runner's liveness as the database decided it (runner_status_live), with its age ticking locally. */
 export function hostLiveness(runner: RunnerRow, clock: DbClock): { status: HostLiveness; text: string } {
   const silentFor = clock.since(runner.last_seen_at) ?? 0;
+  if (runner.status === 'stopped')
+    return { status: 'stopped', text: `stopped ${formatAgo(clock.since(runner.stopped_at ?? runner.last_seen_at))}` };
   if (runner.status === 'offline') return { status: 'offline', text: `offline, last seen ${formatAgo(silentFor)}` };
   if (runner.status === 'silent') return { status: 'silent', text: `silent for ${formatDuration(silentFor)}` };
   return { status: 'online', text: 'online' };
@@ -150,7 +152,7 @@ export class HostsView {
       const { status, text } = hostLiveness(runner, clock);
       cells.cell.dataset.status = status;
       setText(cells.cell, text);
-      setText(cells.uptime, status === 'offline' ? '–' : formatDuration(clock.since(runner.started_at)));
+      setText(cells.uptime, status === 'offline' || status === 'stopped' ? '–' : formatDuration(clock.since(runner.started_at)));
     }
   }
 }

@@ -24,6 +24,7 @@ import {
   type RunnerRow,
 } from './api.ts';
 import { DbClock } from './time.ts';
+import { commandAt } from '../../shared/status.ts';
 
 /** The rows of the list a poll reads: its filters and sort, and the window in view. */
 export interface ListWindow {
@@ -182,10 +183,12 @@ export class LiveFeed {
     const clock = new DbClock(Date.parse(page.observed_at), performance.now());
     const ids = page.rows.map((row) => row.id);
     if (agent && !ids.includes(agent.id)) ids.push(agent.id);
-    const [commands, resources] = await Promise.all([
+    const [fetched, resources] = await Promise.all([
       fetchCommands(this.client, iso(clock.observedAt - COMMAND_OUTCOME_SECONDS * 1000), ids),
       fetchResources(this.client, ids),
     ]);
+    // a pending command past its expiry reads expired now, as the process manager's answer does
+    const commands = fetched.map((command) => commandAt(command, clock.now()));
     return {
       window,
       page,

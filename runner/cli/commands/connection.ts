@@ -10,7 +10,14 @@ import { SQLSTATE_ERROR, type ErrorCode } from '../../../shared/api/errors.ts';
 import { secretKeyProblem } from '../../../shared/keys.ts';
 import { retryableStatus } from '../../../shared/process-manager.ts';
 import { CliError, EXIT, type ExitCode } from '../../exit-codes.ts';
-import { isLocalStackRunning, localStackFile, readLocalStackIfPresent } from '../../local-stack/connection-file.ts';
+import {
+  DEFAULT_DATA_DIR,
+  isLocalStackRunning,
+  localDataDir,
+  localStackFile,
+  readLocalStackIfPresent,
+  runningStackDirs,
+} from '../../local-stack/connection-file.ts';
 
 export interface ConnectionFlags {
   url?: string;
@@ -125,14 +132,35 @@ export function sameApi(a: string, b: string): boolean {
   return key(a) === key(b);
 }
 
+/**
+ * The local stack's data folder: AGENT_STATUS_DATA_DIR when set; else the default folder while a stack
+ * runs there; else the one stack this user started elsewhere (`npm start -- --data-dir`), as it
+ * recorded itself; else the default folder.
+ */
+export function localStackDir(): string {
+  if (process.env.AGENT_STATUS_DATA_DIR) return localDataDir();
+  const inDefault = readLocalStackIfPresent(DEFAULT_DATA_DIR);
+  if (inDefault && isLocalStackRunning(inDefault)) return DEFAULT_DATA_DIR;
+  const elsewhere = runningStackDirs();
+  if (elsewhere.length > 1) {
+    throw new CliError(
+      `${elsewhere.length} local stacks are running, in ${elsewhere.join(', ')}: say which one`,
+      EXIT.usage,
+      `Set AGENT_STATUS_DATA_DIR to its folder, e.g. export AGENT_STATUS_DATA_DIR=${elsewhere[0]}`,
+    );
+  }
+  return elsewhere[0] ?? DEFAULT_DATA_DIR;
+}
+
 function resolve(flags: ConnectionFlags): Resolved {
   // A running `npm start` gives its keys and operator to the CLI also when AGENT_STATUS_URL names it
   // (as the quick start exports it); a URL of another API ignores it.
-  const found = readLocalStackIfPresent();
+  const dataDir = localStackDir();
+  const found = readLocalStackIfPresent(dataDir);
   const local = !flags.url || (found && sameApi(flags.url, found.url)) ? found : undefined;
   if (local && !isLocalStackRunning(local)) {
     throw new CliError(
-      `the local stack is not running (${localStackFile()} names process ${local.pid}, which is gone)`,
+      `the local stack is not running (${localStackFile(dataDir)} names process ${local.pid}, which is gone)`,
       EXIT.unreachable,
       'Start it with `npm start` in the project, or set AGENT_STATUS_URL for a Supabase project.',
     );

@@ -6,7 +6,13 @@ import { join, relative } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Stack } from '../../local-stack/stack.ts';
 import type { DatabaseChoice } from '../../local-stack/database.ts';
-import { localDataDir, localStackFile, readLocalStackIfPresent, writeLocalStack } from '../../local-stack/connection-file.ts';
+import {
+  localDataDir,
+  localStackFile,
+  readLocalStackIfPresent,
+  recordRunningStack,
+  writeLocalStack,
+} from '../../local-stack/connection-file.ts';
 import { REPO_ROOT } from '../../paths.ts';
 import { acquireLock, type Lock } from '../../daemon/lock.ts';
 import type { Demo } from '../../local-stack/demo/demo.ts';
@@ -100,6 +106,7 @@ export async function runDev(options: DevOptions): Promise<void> {
   // Settles with the running stack, or undefined once the start failed (and said why).
   let exitCode = 0;
   let demo: Promise<Demo | undefined> | undefined;
+  let forgetRunningStack = () => {};
   let stopRequested: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
   const stack: Promise<Stack | undefined> = startStack({
@@ -159,6 +166,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       },
       dataDir,
     );
+    forgetRunningStack = recordRunningStack(dataDir);
     const demoAgents = `${DEMO_AGENTS.map((a) => a.name).join(', ')} under a runner for host ${DEMO_HOST} (turn off with --no-demo)`;
     printReady(started, operator, dataDir, (Date.now() - startedAt) / 1000, options.demo ? demoAgents : 'off');
     if (options.demo) {
@@ -180,6 +188,7 @@ export async function runDev(options: DevOptions): Promise<void> {
   // stopped once it has started.
   await (await demo)?.stop();
   await started?.stop();
+  forgetRunningStack();
   lock.release();
   if (exitCode === 0) console.log('stopped.');
   process.exit(exitCode);
@@ -187,12 +196,12 @@ export async function runDev(options: DevOptions): Promise<void> {
 
 function printReady(stack: Stack, operator: { email: string; password: string }, dataDir: string, seconds: number, demoAgents: string) {
   const file = localStackFile(dataDir);
-  // The CLI looks in $AGENT_STATUS_DATA_DIR or the default folder: a stack elsewhere is found only
-  // when that variable names its folder, so say so instead of promising it finds it by itself.
+  // The CLI looks in $AGENT_STATUS_DATA_DIR, the default folder, then the stacks recorded as running
+  // (recordRunningStack): a second stack elsewhere needs the variable to say which.
   const finds =
     dataDir === localDataDir()
       ? '(the CLI finds this stack and its operator by itself)'
-      : `(the CLI finds this stack once its folder is in the environment:\n  export AGENT_STATUS_DATA_DIR=${dataDir})`;
+      : `(the CLI finds this stack and its operator by itself while it is the only local stack running;\n  with several, say which: export AGENT_STATUS_DATA_DIR=${dataDir})`;
   const sweep = stack.sweepByPgCron ? 'pg_cron, every minute' : 'timer in this process, every 15 s';
   console.log(`
 Ready in ${seconds.toFixed(1)} s.

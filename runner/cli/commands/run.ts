@@ -11,6 +11,7 @@ import { AgentStatus } from '../../../shared/sdk/index.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { CliError, EXIT } from '../../exit-codes.ts';
 import { readLocalStackIfPresent } from '../../local-stack/connection-file.ts';
+import { localStackDir } from './connection.ts';
 
 interface RunOptions {
   name: string;
@@ -46,7 +47,7 @@ function signalNumber(signal: string): number {
 }
 
 export async function runWrapped(command: string[], options: RunOptions): Promise<number> {
-  const url = options.url ?? readLocalStackIfPresent()?.url;
+  const url = options.url ?? readLocalStackIfPresent(localStackDir())?.url;
   if (!url) {
     throw new CliError(
       'run needs the project URL',

@@ -20,6 +20,7 @@ interface CreatedToken {
   operator_email: string | null;
   expires_at: string | null;
   agents: string[] | null;
+  new_agents: boolean;
 }
 
 interface ListedToken {
@@ -36,6 +37,7 @@ interface ListedToken {
   last_used_at: string | null;
   expires_at: string | null;
   agents: string[] | null;
+  new_agents: boolean;
 }
 
 interface CreateOptions extends ConnectionFlags {
@@ -45,6 +47,7 @@ interface CreateOptions extends ConnectionFlags {
   label?: string;
   expires?: string;
   agents?: string;
+  newAgents?: boolean;
   json?: boolean;
 }
 
@@ -94,6 +97,10 @@ const USE: Record<TokenKind, string> = {
   badge: 'Put it in badge URLs: /functions/v1/badge/agent/<name>.svg?key=<key> (README: Badges).',
 };
 
+/** What a runner token may register, in the words of `token create`'s options. */
+const runnerScope = (t: { agents: string[] | null; new_agents: boolean }) =>
+  t.agents ? t.agents.join(', ') : t.new_agents ? "its host's agents and new names" : "its host's agents";
+
 const date = (value: string | null) => (value ? value.replace('T', ' ').slice(0, 19) : '-');
 
 export function registerToken(program: Command): void {
@@ -102,7 +109,11 @@ export function registerToken(program: Command): void {
   connectionOptions(subcommand(token, 'create <kind>', `create a token (${TOKEN_KINDS.join('|')}); it is printed once`))
     .option('--name <agent>', 'agent token: the agent it speaks for (created, stopped, if new)')
     .option('--host <host>', 'runner token: the host whose runner uses it')
-    .option('--agents <list>', "runner token: the agents it may register, comma-separated names or patterns ('scraper-*'); default: any")
+    .option(
+      '--agents <list>',
+      "runner token: the agents it may register, comma-separated names or patterns ('scraper-*'); default: its host's agents",
+    )
+    .option('--new-agents', 'runner token without --agents: it may also add agent names the database does not know yet')
     .option('--email <email>', 'operator token: the operator it acts as; only yourself (the default), unless signed in as the service')
     .option('--expires <lifetime>', 'the token stops working after this long: 90d, 12h, 30m, 2w, 6mo, 1y (default: never)')
     .option('--label <label>', 'a label to recognise it by in `token list`')
@@ -123,6 +134,13 @@ export function registerToken(program: Command): void {
             .map((name) => name.trim())
             .filter(Boolean) ?? null;
         if (agents && kind !== 'runner') throw new CliError('--agents is for runner tokens: the agents a runner may register', EXIT.usage);
+        if (options.newAgents && (kind !== 'runner' || agents)) {
+          throw new CliError(
+            '--new-agents is for runner tokens without --agents',
+            EXIT.usage,
+            'A token made with --agents may add the names it lists already.',
+          );
+        }
         if (!scope) {
           const { flag, example } = SCOPE_FLAG[kind as TokenKind];
           throw new CliError(`a ${kind} token needs ${flag}`, EXIT.usage, `For example: ${example}`);
@@ -136,6 +154,7 @@ export function registerToken(program: Command): void {
           p_operator_email: options.email ?? null,
           p_expires_in: expires,
           p_agents: agents,
+          p_new_agents: options.newAgents ?? false,
         });
         if (options.json) return printJson(created);
         if (!process.stdout.isTTY) {
@@ -146,7 +165,7 @@ export function registerToken(program: Command): void {
         process.stdout.write(
           `Created ${kind} token ${JSON.stringify(created.label)} (id ${created.id}, prefix ${created.token_prefix}` +
             `${created.expires_at ? `, expires ${date(created.expires_at)}` : ''}` +
-            `${kind === 'runner' ? `, may register ${created.agents ? created.agents.join(', ') : 'any agent name'}` : ''}).\n` +
+            `${kind === 'runner' ? `, may register ${runnerScope(created)}` : ''}).\n` +
             `Copy it now: it is not shown again.\n\n  ${paint.bold(created.token)}\n\n` +
             `${USE[kind as TokenKind]} Revoke it with: agent-status token revoke ${created.token_prefix}\n`,
         );
@@ -170,7 +189,7 @@ export function registerToken(program: Command): void {
             rows.map((t) => [
               t.token_prefix,
               t.kind,
-              t.agent_name ?? (t.host && `${t.host} (${t.agents ? t.agents.join(', ') : 'any agent'})`) ?? t.operator_email ?? '-',
+              t.agent_name ?? (t.host && `${t.host} (${runnerScope(t)})`) ?? t.operator_email ?? '-',
               t.label,
               date(t.created_at),
               date(t.last_used_at),

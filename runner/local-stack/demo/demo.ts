@@ -27,13 +27,12 @@ export interface Demo {
   stop(): Promise<void>;
 }
 
-// A fresh runner token per start; the previous start's is revoked first.
+// A fresh runner token per start, naming the demo's agents; the previous start's is revoked first.
 async function runnerToken(sql: Sql): Promise<string> {
   const old = await sql<{ id: string }[]>`select id from public.list_api_tokens() where label = ${TOKEN_LABEL} and revoked_at is null`;
   for (const { id } of old) await sql`select from public.revoke_api_token(${id})`;
-  const [{ token }] = await sql<
-    { token: string }[]
-  >`select token from public.create_api_token('runner', ${TOKEN_LABEL}, null, ${DEMO_HOST})`;
+  const [{ token }] = await sql<{ token: string }[]>`select token from public.create_api_token('runner', ${TOKEN_LABEL}, null, ${DEMO_HOST},
+    p_agents => ${DEMO_AGENTS.map((agent) => agent.name)})`;
   return token;
 }
 

@@ -133,14 +133,39 @@ type BatchAnswer = { agent: AgentState } | { error: { sqlstate: string; message:
 
 const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadlock: run the batch again
 
+/**
+ * One batch, in one round trip, in a transaction whose statement may take only what is left of the
+ * caller's deadline: the server gives up first, so a batch answered 503 is never committed afterwards
+ * (with the timer alone, a batch waiting on a locked row committed once the row was free; the SQL
+ * function itself also gives up a single lock wait after 2 s). One simple query of two statements,
+ * SET LOCAL and the batch: PostgreSQL runs it as one implicit transaction and arms each statement's
+ * timeout with the value set before it. A bind parameter would need the extended protocol, where the
+ * SET would be a transaction of its own (BEGIN, SET, batch, COMMIT: three round trips, since
+ * postgres.js waits for BEGIN and COMMIT; its reserve(), which could pipeline them, never resolves in
+ * 3.4.9 while the pool has no open connection yet). So the batch's JSON travels as a dollar-quoted
+ * literal, under a random tag that its text is checked not to contain.
+ */
+async function heartbeatBatch(sql: postgres.Sql, items: HeartbeatItem[], deadline: number): Promise<BatchAnswer[]> {
+  const json = JSON.stringify(items);
+  let tag: string;
+  do tag = `$hb${crypto.randomUUID().replaceAll('-', '')}$`;
+  while (json.includes(tag));
+  const budgetMs = Math.max(1, Math.floor(deadline - Date.now()));
+  const [, [{ answers }]] = (await sql.unsafe(
+    `set local statement_timeout = ${budgetMs}; select public.agent_heartbeat_batch(${tag}${json}${tag}::jsonb) as answers`,
+  )) as unknown as [unknown, { answers: BatchAnswer[] }[]];
+  return answers;
+}
+
 const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
   async (items) => {
+    const deadline = Date.now() + DB_TIMEOUT_MS;
     for (let attempt = 1; ; attempt++) {
       try {
-        const [row] = await database('heartbeats', (sql) => sql`select public.agent_heartbeat_batch(${sql.json(items)}) as answers`);
-        return row.answers as BatchAnswer[];
+        // the timer, a second after the server's own limit, covers a connection that stopped answering
+        return await database('heartbeats', (sql) => heartbeatBatch(sql, items, deadline), deadline - Date.now() + 1000);
       } catch (error) {
-        if (attempt >= 3 || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
+        if (attempt >= 3 || !RETRYABLE.has((error as { code?: string }).code ?? '') || Date.now() >= deadline) throw error;
       }
     }
   },
@@ -157,7 +182,8 @@ export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatR
   } catch (error) {
     if (error instanceof BatcherFull)
       throw new ApiError('unavailable', 'too many heartbeats are waiting for the database', { hint: UNAVAILABLE_HINT });
-    throw fromPostgres(error);
+    // 57014: the statement_timeout of heartbeatBatch
+    throw (error as { code?: string }).code === '57014' ? timedOut('heartbeats') : fromPostgres(error);
   }
   if ('error' in answer) throw fromSqlError(answer.error.sqlstate, answer.error.message, answer.error.hint);
   return answer.agent;

@@ -1,11 +1,11 @@
 // Adding and editing a channel on the Alerts page, as healthchecks and Uptime Kuma do it on theirs:
-// name, kind, endpoint, secret, per-kind settings and the rules, saved with alert_channel_save and
-// alert_channel_rules. The secret is write-only: the form never holds the stored one (the page only
+// name, kind, endpoint, secret, per-kind settings and the rules, saved together by one
+// alert_channel_save call (one transaction: a refused rule saves nothing). The secret is write-only: the form never holds the stored one (the page only
 // ever receives it masked); empty keeps it, and "Remove the secret" clears it.
 import { ALERT_FLIPS, CHANNEL_KINDS, type AlertChannelRow, type ChannelKind } from '../../../shared/alerts.ts';
 import { h, setText } from '../dom.ts';
 
-/** What the form saves: the channel, then its rules. */
+/** What the form saves: the channel and its rules. */
 export interface ChannelDraft {
   name: string;
   kind: ChannelKind;

@@ -353,8 +353,8 @@ export class AlertsPage {
       p_endpoint: draft.endpoint,
       p_secret: draft.secret,
       p_settings: draft.settings,
+      p_rules: draft.rules,
     });
-    await this.rpc('alert_channel_rules', { p_name: draft.name, p_rules: draft.rules });
     this.addChannel.hidden = false;
     this.notices.show(`${isNew ? 'Added' : 'Saved'} channel ${draft.name}. Send a test to check it.`);
     void this.refresh();
