@@ -1,13 +1,13 @@
 // A status badge as SVG, in the flat style READMEs already show (shields.io): the agent's or host's
 // name on grey, its status and 24 h availability on the status's colour. The colours are the
 // dashboard's status bars (web/src/styles.css), so a badge and the dashboard agree at a glance.
-import type { AgentStatus } from './status.ts';
+import type { AgentStatus, RunnerStatus } from './status.ts';
 
 /** public.agent_badge(p_token, ...) */
 export interface BadgeFacts {
   label: string;
   /** an agent's status, or a host's: its runner's when not online, else its worst agent's */
-  status: AgentStatus | 'silent' | 'offline' | 'empty';
+  status: AgentStatus | Exclude<RunnerStatus, 'online'> | 'empty';
   /** 0..100 over the last 24 h; null when nothing is known of that time */
   up_percent_24h: number | null;
   /** for a host: how many of its agents run (running or warning) of how many */

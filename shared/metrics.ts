@@ -1,7 +1,7 @@
 // The Prometheus text exposition format (version 0.0.4) of what public.agent_metrics answers: one
 // HELP and TYPE per family, then its samples. The SQL function decides the figures (live status with
 // the deadline applied, availability from the history); this only writes them down.
-import { AGENT_STATUSES, type AgentStatus } from './status.ts';
+import { AGENT_STATUSES, type AgentStatus, type RunnerStatus } from './status.ts';
 
 /** public.agent_metrics(p_token) */
 export interface MetricsSnapshot {
@@ -16,7 +16,7 @@ export interface MetricsSnapshot {
     /** 0..100 over the last 24 h; null when nothing is known of that time */
     up_percent_24h: number | null;
   }[];
-  runners: { host: string; status: 'online' | 'silent' | 'offline' }[];
+  runners: { host: string; status: RunnerStatus }[];
   /** alert deliveries in the outbox (kept as long as their flips), by channel and outcome */
   deliveries: { channel: string; kind: string; status: string; count: number }[];
 }
@@ -82,7 +82,7 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
     ...family(
       'agent_status_runner_up',
       'gauge',
-      '1 while the host runner is online, 0 when it is silent or offline',
+      '1 while the host runner is online, 0 when it is silent, offline or stopped',
       snapshot.runners.map((r) => sample('agent_status_runner_up', { host: r.host, status: r.status }, r.status === 'online' ? 1 : 0)),
     ),
     ...family(

@@ -7,7 +7,7 @@
 // its enqueueCommands and waitForCommands with their own credentials.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { OperatorCommandRow } from './rows.ts';
-import { type CommandAction, type CommandStatus, isFinished } from './status.ts';
+import { type CommandAction, type CommandStatus, commandAt, isFinished } from './status.ts';
 
 /** A command as the database recorded it, and what the runner said about it. */
 export interface CommandOutcome {
@@ -88,8 +88,8 @@ export interface CommandTarget {
   host?: string | null;
 }
 
-/** A queued command as operator_commands names it, with its agent's id from the queue. */
-export type QueuedCommand = OperatorCommandRow & { agent_id: number };
+/** A queued command as operator_commands names it, with its agent's id and its path from the queue. */
+export type QueuedCommand = OperatorCommandRow & { agent_id: number; via_heartbeat: boolean };
 
 /**
  * Queues `action` through enqueue_agent_commands and reads the commands back through
@@ -120,7 +120,7 @@ async function enqueueOnce(
   target: CommandTarget,
   idempotencyKey: string,
 ): Promise<QueuedCommand[]> {
-  const queued = await rpc<{ id: number; agent_id: number }[]>('enqueue_agent_commands', {
+  const queued = await rpc<{ id: number; agent_id: number; via_heartbeat: boolean }[]>('enqueue_agent_commands', {
     p_action: action,
     p_agent_name: target.agentName ?? null,
     p_host: target.host ?? null,
@@ -132,7 +132,7 @@ async function enqueueOnce(
   const named = new Map(
     (await rpc<OperatorCommandRow[]>('operator_commands', { p_ids: queued.map((command) => command.id) })).map((row) => [row.id, row]),
   );
-  return queued.map(({ id, agent_id }) => ({ ...(named.get(id) as OperatorCommandRow), agent_id }));
+  return queued.map(({ id, agent_id, via_heartbeat }) => ({ ...(named.get(id) as OperatorCommandRow), agent_id, via_heartbeat }));
 }
 
 export interface WaitOptions {
@@ -153,8 +153,9 @@ export interface Waited {
 }
 
 /**
- * Reads the commands through operator_commands until every one has finished (FINISHED_COMMAND_STATUSES)
- * or the time is up. A failed read is retried at the next poll: only the deadline ends the wait.
+ * Reads the commands through operator_commands until every one has finished (FINISHED_COMMAND_STATUSES;
+ * a pending one past its expiry by the database's clock counts as expired, commandAt) or the time is
+ * up. A failed read is retried at the next poll: only the deadline ends the wait.
  */
 export async function waitForCommands(rpc: OperatorRpc, queued: QueuedCommand[], options: WaitOptions): Promise<Waited> {
   const deadline = Date.now() + options.timeoutMs;
@@ -167,7 +168,8 @@ export async function waitForCommands(rpc: OperatorRpc, queued: QueuedCommand[],
     await sleep(Math.min(options.pollMs, Math.max(0, deadline - Date.now())));
     try {
       for (const row of await rpc<OperatorCommandRow[]>('operator_commands', { p_ids: open })) {
-        latest.set(row.id, { ...row, agent_id: (latest.get(row.id) as QueuedCommand).agent_id });
+        const { agent_id, via_heartbeat } = latest.get(row.id) as QueuedCommand;
+        latest.set(row.id, commandAt({ ...row, agent_id, via_heartbeat }, Date.parse(row.observed_at)));
       }
       readError = undefined;
     } catch (error) {

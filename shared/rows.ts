@@ -3,7 +3,7 @@
 // client that reads fewer columns picks them from these (web/src/api.ts), so TypeScript refuses a
 // field it does not fetch.
 import type { Command } from './api/command.ts';
-import type { AgentStatus, EventSource } from './status.ts';
+import type { AgentStatus, EventSource, RECORDED_RUNNER_STATUSES, RunnerStatus } from './status.ts';
 
 /**
  * The columns of public.agent_status_live, in the view's order: the one list of the agent row.
@@ -103,8 +103,8 @@ interface AgentLiveFields {
   /** seconds since its process ended, while it reads stopped or error */
   down_s: number | null;
   /** its runner's liveness at read time: silent once two of the runner's heartbeat intervals pass */
-  runner_status: 'online' | 'silent' | 'offline' | null;
-  /** seconds since its runner was last heard from, when the runner is silent or offline */
+  runner_status: RunnerStatus | null;
+  /** seconds since its runner was last heard from (its goodbye, if stopped), when the runner is not online */
   runner_silent_s: number | null;
   runner_heartbeat_interval_s: number | null;
   /** restarts after a crash: ever, and in the last 10 minutes */
@@ -148,9 +148,9 @@ export function columnsKey<Row, Column extends keyof Row>(row: Row, columns: rea
 export interface RunnerLiveRow {
   id: string;
   host: string;
-  /** silent once two of its heartbeat intervals pass without a word; offline once stopped or swept */
-  status: 'online' | 'silent' | 'offline';
-  recorded_status: 'online' | 'offline';
+  /** silent once two of its heartbeat intervals pass without a word; offline once swept; stopped after its goodbye */
+  status: RunnerStatus;
+  recorded_status: (typeof RECORDED_RUNNER_STATUSES)[number];
   version: string | null;
   pid: number | null;
   started_at: string;
@@ -189,10 +189,12 @@ export interface CommandRow extends Omit<Command, 'agent_name'> {
   claimed_by: string | null;
   finished_at: string | null;
   result: string | null;
+  /** for an agent no runner manages: carried by the answer to its heartbeat */
+  via_heartbeat: boolean;
 }
 
 /** A command as public.operator_commands returns it: named by its agent and its runner's host. */
-export interface OperatorCommandRow extends Omit<CommandRow, 'agent_id' | 'claimed_by'> {
+export interface OperatorCommandRow extends Omit<CommandRow, 'agent_id' | 'claimed_by' | 'via_heartbeat'> {
   agent_name: string;
   claimed_by_host: string | null;
   /** the database's now() when this row was read */

@@ -40,6 +40,33 @@ export const AGENT_REPORT_EVENTS = ['started', 'stopped', 'running', 'warning', 
 /** What a runner reports about the processes it supervises (agent_report with a runner token). */
 export const RUNNER_REPORT_EVENTS = ['adopted', 'exited', 'crashed', 'terminated', 'stable'] as const;
 
+/**
+ * A host runner's liveness as runner_status_live reads it: online; silent (no word past two of its
+ * heartbeat intervals, read at read time); offline (the sweep recorded the silence); stopped (it said
+ * goodbye on SIGTERM: planned, no incident). Only `silent` is never recorded (public.runners.status).
+ */
+export const RUNNER_STATUSES = ['online', 'silent', 'offline', 'stopped'] as const;
+export type RunnerStatus = (typeof RUNNER_STATUSES)[number];
+export const RECORDED_RUNNER_STATUSES = ['online', 'offline', 'stopped'] as const;
+
+/**
+ * What `list`, `doctor`, the command warnings and the dashboard say of an agent's runner that is not
+ * online: "silent (no word for 2 min)", "stopped (said goodbye 5 min ago)"; brief, for a table cell:
+ * "silent 2 min", "stopped 5 min ago". Null while it is online or the agent has none. `span` formats
+ * seconds the caller's way.
+ */
+export function runnerAway(
+  agent: { runner_id: string | null; runner_status: RunnerStatus | null; runner_silent_s: number | null },
+  span: (seconds: number) => string,
+  brief = false,
+): string | null {
+  if (agent.runner_id === null || agent.runner_status === null || agent.runner_status === 'online') return null;
+  if (agent.runner_silent_s === null) return agent.runner_status;
+  const age = span(agent.runner_silent_s);
+  if (agent.runner_status === 'stopped') return brief ? `stopped ${age} ago` : `stopped (said goodbye ${age} ago)`;
+  return brief ? `${agent.runner_status} ${age}` : `${agent.runner_status} (no word for ${age})`;
+}
+
 export const COMMAND_ACTIONS = ['start', 'stop', 'restart'] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 
@@ -51,6 +78,24 @@ export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 
 export function isFinished(status: CommandStatus): boolean {
   return (FINISHED_COMMAND_STATUSES as readonly CommandStatus[]).includes(status);
+}
+
+/**
+ * A command as it stands at `nowMs` (the database's clock): one still pending past its expires_at is
+ * expired already, before the sweep records it (within a minute), as an agent past its deadline reads
+ * stale. The dashboard's row and the process manager's answer read commands through this, so a toast
+ * never says "pending" while the row says "expired" (issue 19).
+ */
+export function commandAt<T extends { status: CommandStatus; expires_at: string; result: string | null; via_heartbeat: boolean }>(
+  command: T,
+  nowMs: number,
+): T {
+  if (command.status !== 'pending' || Date.parse(command.expires_at) > nowMs) return command;
+  // the words the sweep records (agent_status_sweep)
+  const result = command.via_heartbeat
+    ? 'the agent sent no heartbeat or report to carry it before it expired'
+    : 'no runner claimed it before it expired';
+  return { ...command, status: 'expired', result };
 }
 
 export const TOKEN_KINDS = ['agent', 'runner', 'operator', 'metrics', 'badge'] as const;

@@ -29,10 +29,6 @@ begin
   update public.runners set last_seen_at = now(), status = 'online', stopped_at = null,
     heartbeat_interval_s = coalesce(p_interval_s, heartbeat_interval_s)
   where id = r.id;
-  if r.status = 'offline' then
-    insert into public.agent_events (runner_id, kind, source, actor, message)
-    values (r.id, 'runner_online', 'runner', 'runner ' || r.host, format('runner on %s is back', r.host));
-  end if;
   if p_agents is not null then
     if jsonb_typeof(p_agents) <> 'array' or jsonb_array_length(p_agents) > 500 then
       perform agent_private.invalid('agents must be a JSON array of at most 500 {"name", "pid"} objects');
@@ -48,6 +44,13 @@ begin
         p_pid => (item ->> 'pid')::integer);
       relayed := relayed + 1;
     end loop;
+  end if;
+  -- after the agents it relays: "host … is back" tells what each of them reads now, not the silence
+  -- this very heartbeat ends (issue 19)
+  if r.status <> 'online' then
+    insert into public.agent_events (runner_id, kind, source, actor, message)
+    values (r.id, 'runner_online', 'runner', 'runner ' || r.host,
+            format('runner on %s is back', r.host) || case when r.status = 'stopped' then ' after it stopped' else '' end);
   end if;
   if jsonb_array_length(p_heartbeats) > 0 then
     -- each item as its agent's heartbeat sent with this runner's token (a token in the item is replaced)

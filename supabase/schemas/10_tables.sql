@@ -36,7 +36,10 @@ create table public.runners (
   id uuid primary key default gen_random_uuid(),
   host text not null unique
     check (char_length(host) between 1 and 255 and host !~ '[[:cntrl:]]' and host = btrim(host)),
-  status text not null default 'online' check (status in ('online', 'offline')),
+  -- What the runner last was: online; offline (the sweep found it silent past its deadline); stopped
+  -- (it said goodbye, on SIGTERM: planned, not an incident). The live status adds silent, read at
+  -- read time (runner_status_live); shared/status.ts RUNNER_STATUSES mirrors both, kept equal by a test.
+  status text not null default 'online' check (status in ('online', 'offline', 'stopped')),
   version text check (char_length(version) <= 100),
   pid integer,
   started_at timestamptz not null default now(),

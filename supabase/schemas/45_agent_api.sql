@@ -323,9 +323,12 @@ begin
 end
 $$;
 
--- `agent-status reset <agent>` (pm2 reset): forgets the restarts counted after crashes, so an agent
--- whose crash loop was fixed stops reading "12 restarts (crash loop)". Only the counters: its status,
--- history and the restarts' events stay; the reset is an event of its own with the counts it cleared.
+-- `agent-status reset <agent>` (pm2 reset): forgets the restarts and crashes counted, so an agent
+-- whose crash loop was fixed stops reading "12 restarts (crash loop)". It ends the crash loop too: the
+-- loop is counted from crash_times (agent_private.crash_looping), and a reset that left them kept the
+-- badge, `list` and the folded history row of a loop the operator had just declared over (issue 19).
+-- Only the counters: its status, history and the crashes' events stay; the reset is an event of its
+-- own with the counts it cleared and whether it ended a loop.
 create function public.reset_agent_restarts(p_agent_name text, p_operator_token text default null)
   returns jsonb
   language plpgsql security definer set search_path = ''
@@ -341,12 +344,18 @@ begin
     perform agent_private.refuse('P0002', format('no agent named %L', p_agent_name),
       'List agents with: agent-status list');
   end if;
-  update public.agent_status set restarts_total = 0, restart_times = '{}', updated_at = now() where id = a.id;
+  update public.agent_status set restarts_total = 0, restart_times = '{}', crash_times = '{}', crash_loop_event_id = null,
+    updated_at = now()
+  where id = a.id;
   insert into public.agent_events (agent_id, runner_id, kind, source, actor, message, details)
   values (a.id, a.runner_id, 'restarts_reset', 'operator', who,
-          format('restart count reset by %s (was %s)', who, a.restarts_total),
-          jsonb_build_object('restarts_total', a.restarts_total, 'restart_times', to_jsonb(a.restart_times)));
-  return jsonb_build_object('agent_name', a.agent_name, 'restarts_total', a.restarts_total);
+          format('restart count reset by %s (was %s)', who, a.restarts_total)
+            || case when agent_private.crash_looping(a) then format('; crash loop ended (%s crashes in 10 min)',
+                 (select count(*) from unnest(a.crash_times) t where t > now() - interval '10 minutes')) else '' end,
+          jsonb_build_object('restarts_total', a.restarts_total, 'restart_times', to_jsonb(a.restart_times),
+                             'crash_times', to_jsonb(a.crash_times), 'crash_loop_ended', agent_private.crash_looping(a)));
+  return jsonb_build_object('agent_name', a.agent_name, 'restarts_total', a.restarts_total,
+                            'crash_loop_ended', agent_private.crash_looping(a));
 end
 $$;
 

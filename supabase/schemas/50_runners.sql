@@ -43,10 +43,6 @@ begin
   update public.runners set last_seen_at = now(), status = 'online', stopped_at = null,
     heartbeat_interval_s = coalesce(p_interval_s, heartbeat_interval_s)
   where id = r.id;
-  if r.status = 'offline' then
-    insert into public.agent_events (runner_id, kind, source, actor, message)
-    values (r.id, 'runner_online', 'runner', 'runner ' || r.host, format('runner on %s is back', r.host));
-  end if;
   if p_agents is not null then
     if jsonb_typeof(p_agents) <> 'array' or jsonb_array_length(p_agents) > 500 then
       perform agent_private.invalid('agents must be a JSON array of at most 500 {"name", "pid"} objects');
@@ -62,6 +58,13 @@ begin
         p_pid => (item ->> 'pid')::integer);
       relayed := relayed + 1;
     end loop;
+  end if;
+  -- after the agents it relays: "host … is back" tells what each of them reads now, not the silence
+  -- this very heartbeat ends (issue 19)
+  if r.status <> 'online' then
+    insert into public.agent_events (runner_id, kind, source, actor, message)
+    values (r.id, 'runner_online', 'runner', 'runner ' || r.host,
+            format('runner on %s is back', r.host) || case when r.status = 'stopped' then ' after it stopped' else '' end);
   end if;
   if jsonb_array_length(p_heartbeats) > 0 then
     -- each item as its agent's heartbeat sent with this runner's token (a token in the item is replaced)
@@ -83,13 +86,15 @@ begin
 end
 $$;
 
+-- Silent: gone without a word (offline, or online past its deadline). A runner that said goodbye is
+-- stopped, not silent: planned, and no host incident (issue 19).
 create or replace function agent_private.runner_silent(p_runner_id uuid) returns boolean
   language sql stable set search_path = ''
 as $$
   select exists (
     select 1 from public.runners r, public.agent_status_settings st
     where r.id = p_runner_id
-      and (r.status = 'offline' or r.last_seen_at <= now() - agent_private.runner_silent_after(r, st)))
+      and (r.status = 'offline' or (r.status = 'online' and r.last_seen_at <= now() - agent_private.runner_silent_after(r, st))))
 $$;
 
 create function public.runner_lease(p_token text, p_instance text, p_pid integer default null, p_takeover boolean default false)
@@ -142,7 +147,8 @@ begin
   if p_instance is not null and r.instance is distinct from p_instance then
     return;
   end if;
-  update public.runners set status = 'offline', stopped_at = now() where id = r.id and status = 'online';
+  -- stopped, not offline: a goodbye is planned (SIGTERM), and reads so everywhere (issue 19)
+  update public.runners set status = 'stopped', stopped_at = now() where id = r.id and status = 'online';
   if found then
     insert into public.agent_events (runner_id, kind, source, actor, message)
     values (r.id, 'runner_offline', 'runner', 'runner ' || r.host, format('runner on %s stopped', r.host));

@@ -68,7 +68,7 @@ end
 $$;
 
 -- What one badge shows (shared/badge.ts): an agent's live status and 24 h availability; or a host's
--- status (its runner's when that is silent or offline, else its worst agent's: error, stale, warning,
+-- status (its runner's when that is not online: silent, offline or stopped; else its worst agent's: error, stale, warning,
 -- stopped, running), how many of its agents are up, and their mean availability.
 create function public.agent_badge(p_token text, p_agent_name text default null, p_host text default null) returns jsonb
   language plpgsql security definer set search_path = ''
@@ -109,7 +109,7 @@ begin
       'Check the host in the badge URL: the name its runner token was made for.');
   end if;
   return jsonb_build_object('label', p_host,
-    'status', case when v_runner_status in ('silent', 'offline') then v_runner_status when v_total = 0 then 'empty' else v_status end,
+    'status', case when v_runner_status <> 'online' then v_runner_status when v_total = 0 then 'empty' else v_status end,
     'agents', jsonb_build_object('up', v_up, 'total', v_total),
     'up_percent_24h', v_percent);
 end

@@ -221,7 +221,8 @@ as $$
       when 'up' then format('%s recovered: %s', p_agent.agent_name, p_status)
       when 'flapping' then format('%s is flapping', p_agent.agent_name)
       when 'reminder' then format('%s is still down: %s', p_agent.agent_name, p_status)
-      when 'host_down' then format('host %s is silent: %s agents', p_host, p_agents)
+      when 'host_down' then format('host %s is %s: %s agents', p_host,
+                                   case p_status when 'stopped' then 'stopped, its agents unwatched' else 'silent' end, p_agents)
       when 'host_up' then format('host %s is back: %s agents', p_host, p_agents)
       when 'test' then 'agent-status test notification'
     end,
@@ -280,6 +281,20 @@ begin
 end
 $$;
 
+-- What an agent reads, in the words a host's recovery uses for it, and how bad that is (0 worst).
+create function agent_private.agent_health_word(l public.agent_status_live) returns text
+  language sql stable set search_path = ''
+as $$
+  select case when l.crash_looping then 'crash-looping' when l.status = 'stale' then 'not checked yet' else l.status::text end
+$$;
+
+create function agent_private.agent_health_rank(l public.agent_status_live) returns integer
+  language sql stable set search_path = ''
+as $$
+  select case when l.crash_looping or l.status = 'error' then 0 when l.status = 'warning' then 1
+              when l.status = 'stale' then 2 when l.status = 'stopped' then 3 else 4 end
+$$;
+
 -- An agent (or a host, p_agent null) is no longer down on one channel. A recovery is told whenever a
 -- down notice went out; one still waiting out its grace delay is cancelled instead, silently.
 create function agent_private.alert_recovered(
@@ -292,7 +307,9 @@ declare
   s agent_private.alert_states;
   cancelled integer;
   n integer;
-  not_well text;
+  summary text;
+  each_agent text;
+  not_well boolean;
 begin
   select * into s from agent_private.alert_states where channel_id = c.id and subject = p_subject for update;
   if not found or s.down_since is null then
@@ -316,21 +333,27 @@ begin
     return;
   end if;
   if r.id is not null then
-    -- The host is back; its agents need not be (issue 19: "is back: 2 agents" while one of them was
-    -- crash-looping). The ones in error or a crash loop are named, with what is wrong. (Stale ones are
-    -- not: the runner's first heartbeat, in this same transaction after this event, relays them.)
-    select count(*)::integer,
-           string_agg(format('%s %s', l.agent_name, case when l.crash_looping then 'is crash-looping' else 'reads ' || l.status end),
-                      ', ' order by l.agent_name) filter (where l.crash_looping or l.status = 'error')
-      into n, not_well
+    -- The host is back; its agents need not be (issue 19: "is back: 2 agents ✅" while one of them
+    -- was crash-looping). The notice says what is true of each, now: the title counts them by what
+    -- they read, the text names each one. One not heard of since the silence reads "not checked yet":
+    -- its new runner relays it, or reports its crash, in the next seconds, and that flip is told.
+    select sum(n_agents)::integer,
+           string_agg(format('%s %s', n_agents, word), ', ' order by worst, word),
+           bool_or(worst < 2)
+      into n, summary, not_well
+    from (select agent_private.agent_health_word(l) as word, min(agent_private.agent_health_rank(l)) as worst, count(*) as n_agents
+          from public.agent_status_live l where l.runner_id = r.id group by 1) g;
+    select left(string_agg(format('%s %s', l.agent_name, agent_private.agent_health_word(l)), ', '
+                           order by agent_private.agent_health_rank(l), l.agent_name), 1500)
+      into each_agent
     from public.agent_status_live l where l.runner_id = r.id;
     perform agent_private.alert_enqueue(c.id, p_event_id, null, r.id, p_subject, 'host_up',
       agent_private.alert_notice('host_up', null, r.host, 'online', 'offline',
-        left(concat_ws('; not well: ', coalesce(p_reason, format('the runner on %s answers again', r.host)), not_well), 2000),
+        left(concat_ws('; ', coalesce(p_reason, format('the runner on %s answers again', r.host)), each_agent), 2000),
         now(), s.incident, n,
-        p_extra => case when not_well is not null
-          then jsonb_build_object('severity', 'warning', 'title', format('host %s is back: %s agents, not all well', r.host, n))
-          else '{}' end));
+        p_extra => jsonb_build_object('title', format('host %s is back: %s agents', r.host, coalesce(n, 0))
+                                               || coalesce(' (' || summary || ')', ''))
+                    || case when not_well then jsonb_build_object('severity', 'warning') else '{}' end));
   else
     perform agent_private.alert_enqueue(c.id, p_event_id, a.id, null, p_subject, 'up',
       agent_private.alert_notice('up', a, null, p_status, p_previous, p_reason, now(), s.incident));
@@ -370,13 +393,19 @@ begin
     select l.status into live_status from public.agent_status_live l where l.id = st.agent_id;
     v_incident := st.incident;
     if live_status in ('stale', 'error') then
-      perform agent_private.alert_enqueue(st.channel_id, null, a.id, null, st.subject, 'down',
-        agent_private.alert_notice('down', a, null, live_status, null, 'stopped flapping, and is down', now(), v_incident));
+      -- paused: not told now (the pause's end tells it); a flapping notice already out stays open
+      -- under its key, and the recovery resolves it
+      if not agent_private.alerts_paused(a.id, a.host) then
+        perform agent_private.alert_enqueue(st.channel_id, null, a.id, null, st.subject, 'down',
+          agent_private.alert_notice('down', a, null, live_status, null, 'stopped flapping, and is down', now(), v_incident));
+      end if;
       update agent_private.alert_states set flapping_until = null, recent_downs = '{}', down_since = coalesce(down_since, now()),
-        notified = true, last_notified_at = now()
+        notified = st.notified or not agent_private.alerts_paused(a.id, a.host), last_notified_at = now()
       where channel_id = st.channel_id and subject = st.subject;
     else
-      if st.notified and not agent_private.alerts_paused(a.id, a.host) then
+      -- a told flapping incident always gets its recovery, paused or not (a snooze during flapping
+      -- left PagerDuty's incident open for good: issue 19, case 8)
+      if st.notified then
         perform agent_private.alert_enqueue(st.channel_id, null, a.id, null, st.subject, 'up',
           agent_private.alert_notice('up', a, null, live_status, null,
             format('stable again: no down flip for %s s', st.flap_window_s), now(), v_incident));
@@ -601,7 +630,8 @@ begin
   v_incident := agent_private.alert_incident_key('host:' || r.id);
   update agent_private.alert_states set down_since = now(), notified = true, incident = v_incident, last_notified_at = now(),
     down_delivery_id = agent_private.alert_enqueue(c.id, p_event_id, null, r.id, 'host:' || r.id, 'host_down',
-      agent_private.alert_notice('host_down', null, r.host, 'offline', 'online', p_reason, now(), v_incident, n),
+      agent_private.alert_notice('host_down', null, r.host, case when r.status = 'stopped' then 'stopped' else 'offline' end,
+        'online', p_reason, now(), v_incident, n),
       now() + make_interval(secs => c.grace_s))
   where channel_id = c.id and subject = 'host:' || r.id;
 end
@@ -624,10 +654,17 @@ begin
     return;  -- already down (stale after error, say): one incident, one notice
   end if;
 
-  -- Grouping by host: an agent whose runner is silent went silent with it.
-  if p_flip = 'stale' and a.runner_id is not null and 'host' = any (c.flips) and agent_private.runner_silent(a.runner_id) then
-    select * into r from public.runners where id = a.runner_id;
-    perform agent_private.alert_host_down(c, r, null, format('the runner on %s stopped answering', r.host));
+  -- Grouping by host: an agent whose runner is silent went silent with it. So does one left running
+  -- by a runner that said goodbye (stopped: the goodbye itself pages no one, but the agents it left
+  -- unwatched going stale is news, told once for the host, in words that say it was a stop).
+  select * into r from public.runners where id = a.runner_id;
+  if p_flip = 'stale' and r.id is not null and 'host' = any (c.flips)
+     and (r.status = 'stopped' or agent_private.runner_silent(r.id)) then
+    perform agent_private.alert_host_down(c, r, null,
+      case when r.status = 'stopped'
+           then format('the runner on %s was stopped %s s ago and left its agents running; nothing relays their heartbeats',
+                       r.host, floor(extract(epoch from now() - coalesce(r.stopped_at, r.last_seen_at))))
+           else format('the runner on %s stopped answering', r.host) end);
     update agent_private.alert_states set down_since = now(), folded = true where channel_id = c.id and subject = subj;
     return;
   end if;
@@ -739,6 +776,9 @@ as $$
     when e.kind = 'crashed' and (e.details ->> 'crash_loop')::boolean then 'crash_loop'
     when e.to_status is not distinct from e.from_status then null
     when e.to_status in ('stale', 'error') and coalesce(e.from_status, 'stopped') not in ('stale', 'error') then e.to_status
+    -- found dead after a silence: told unless its own down notice is out already (alert_agent_down
+    -- checks); a stale one folded under its host was "not checked yet" when the host came back
+    when e.to_status = 'error' and e.from_status = 'stale' then 'error'
     when e.to_status in ('running', 'stopped') then 'agent_up'
   end
 $$;

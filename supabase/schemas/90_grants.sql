@@ -127,6 +127,8 @@ revoke all on sequence public.agent_status_id_seq, public.agent_events_id_seq, p
   from anon, authenticated;
 
 -- 20_checks.sql
+-- it only raises; public.dashboard_agent_page (security invoker) refuses bad arguments with it
+grant execute on function agent_private.invalid(text, text) to authenticated, service_role;
 revoke all on function agent_private.invalid(text, text) from public;
 revoke all on function agent_private.check_agent_name(text) from public;
 revoke all on function agent_private.check_text(text, text, integer) from public;
@@ -198,6 +200,8 @@ grant execute on function agent_private.activity_timeout(public.agent_status, pu
 revoke all on function agent_private.activity_timeout(public.agent_status, public.agent_status_settings) from public;
 grant execute on function agent_private.crash_looping(public.agent_status) to authenticated, service_role;
 revoke all on function agent_private.crash_looping(public.agent_status) from public;
+grant execute on function agent_private.runner_away(text, text, integer) to authenticated, service_role;
+revoke all on function agent_private.runner_away(text, text, integer) from public;
 grant execute
   on function agent_private.next_agent_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value, boolean)
   to authenticated, service_role;
@@ -259,8 +263,10 @@ revoke all on function public.agent_status_sweep() from public;
 -- 65_reads.sql
 grant select on table public.agent_status_live to authenticated;
 grant select on table public.agent_status_live to service_role;
-grant execute on function public.operator_list_agents(text) to anon, authenticated, service_role;
-revoke all on function public.operator_list_agents(text) from public;
+grant execute on function public.operator_list_agents(text, text, integer) to anon, authenticated, service_role;
+revoke all on function public.operator_list_agents(text, text, integer) from public;
+grant execute on function public.dashboard_agent_page(text, text, boolean, text, text, boolean, integer, integer) to authenticated, service_role;
+revoke all on function public.dashboard_agent_page(text, text, boolean, text, text, boolean, integer, integer) from public;
 grant execute on function public.operator_agent_events(text, bigint, integer, timestamp with time zone, text) to anon, authenticated, service_role;
 revoke all on function public.operator_agent_events(text, bigint, integer, timestamp with time zone, text) from public;
 grant execute on function public.operator_commands(bigint[], text) to anon, authenticated, service_role;
@@ -303,6 +309,8 @@ revoke all on function agent_private.alert_state(uuid, text, integer, uuid) from
 revoke all on function agent_private.alert_host_down(public.alert_channels, public.runners, bigint, text) from public;
 revoke all on function agent_private.alert_agent_down(public.alert_channels, public.agent_status, text, bigint, text, text, text) from public;
 revoke all on function agent_private.alert_recovered(public.alert_channels, text, public.agent_status, public.runners, bigint, text, text, text) from public;
+revoke all on function agent_private.agent_health_word(public.agent_status_live) from public;
+revoke all on function agent_private.agent_health_rank(public.agent_status_live) from public;
 revoke all on function agent_private.alert_flip(public.agent_events) from public;
 revoke all on function agent_private.alerts_on_event() from public;
 revoke all on function agent_private.alert_pause_end(public.alert_pauses, text) from public;

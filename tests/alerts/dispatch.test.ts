@@ -329,6 +329,65 @@ describe('rules, end to end: what the receiver gets', () => {
     expect(receiver.on('/flap').map((r) => r.json.kind)).toEqual(['down', 'up', 'down', 'up', 'flapping']);
   });
 
+  it('PagerDuty and flapping: every trigger has its resolve, however the flapping ends (issue 19, case 8)', async () => {
+    receiver.answer('/pd-flap', { status: 202, body: '{"status":"success"}' });
+    await channel('pdflap', 'pagerduty', '/pd-flap', 'R0UTINGKEY');
+    await stack.db.sql`select public.alert_channel_rules('pdflap', '{"flap_threshold": 3, "flap_window_s": 3600}')`;
+    /** The dedup keys triggered and not resolved since, in the order PagerDuty got them. */
+    const open = () => {
+      const keys = new Set<string>();
+      for (const { json } of receiver.on('/pd-flap')) {
+        if (json.event_action === 'trigger') keys.add(json.dedup_key);
+        if (json.event_action === 'resolve') keys.delete(json.dedup_key);
+      }
+      return [...keys];
+    };
+    const flapping = async (agent: string) => {
+      await setAgentState(stack.db.sql, agent, 'running');
+      for (let i = 0; i < 4; i++) {
+        await flip(agent, 'error', `crash ${i}`);
+        await flip(agent, 'running');
+        await dispatch();
+      }
+      expect(
+        receiver
+          .on('/pd-flap')
+          .filter((r) => r.json.payload?.component === agent)
+          .map((r) => r.json.payload.class),
+      ).toEqual(['down', 'down', 'flapping']);
+    };
+    // the window passes (flap_window_s with no down flip), as alert_tick sees it at the next dispatch
+    const calmed = (agent: string) => stack.db.sql`
+      update agent_private.alert_states set flapping_until = now() - interval '1 second'
+      where subject = (select 'agent:' || id from public.agent_status where agent_name = ${agent})`;
+
+    // 1. it calms down running
+    await flapping('pdflap-1');
+    expect(open()).toHaveLength(1);
+    await calmed('pdflap-1');
+    await dispatch();
+    expect(open()).toEqual([]);
+
+    // 2. it calms down while an operator snoozed it: the recovery is told all the same (a snooze
+    // held it back, and the flapping incident stayed open in PagerDuty for good)
+    await flapping('pdflap-2');
+    await stack.db.sql`select public.alert_pause('pdflap-2', null, now() + interval '1 hour', 'looking into it')`;
+    await calmed('pdflap-2');
+    await dispatch();
+    expect(open()).toEqual([]);
+
+    // 3. it stops flapping down: the same incident goes on, and its recovery resolves it
+    await flapping('pdflap-3');
+    await flip('pdflap-3', 'error', 'for good');
+    await calmed('pdflap-3');
+    await dispatch();
+    const [key] = open();
+    expect(receiver.on('/pd-flap').at(-1)!.json).toMatchObject({ event_action: 'trigger', dedup_key: key });
+    await flip('pdflap-3', 'running');
+    await dispatch();
+    expect(open()).toEqual([]);
+  });
+
   it('a snoozed agent that went down alerts once when the snooze ends', async () => {
     await channel('snooze', 'webhook', '/snooze', null);
     await setAgentState(stack.db.sql, 'snooze-1', 'running');

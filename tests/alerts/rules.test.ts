@@ -185,7 +185,8 @@ describe('host grouping', () => {
     await db.sql`select public.runner_heartbeat(${token}, ${db.sql.json(Array.from({ length: 50 }, (_, i) => ({ name: `worker-${i}` })))})`;
     const rows = await deliveries('hosts');
     expect(rows.map((d) => d.kind)).toEqual(['host_down', 'host_up']);
-    expect(rows[1].notice.title).toBe('host rack-7 is back: 50 agents');
+    // what each agent reads once the heartbeat that ends the silence relayed them (issue 19)
+    expect(rows[1].notice.title).toBe('host rack-7 is back: 50 agents (50 running)');
   });
 });
 
@@ -327,9 +328,11 @@ describe('reminders and host pauses', () => {
   });
 
   it('a paused host going offline is not told; it is when the pause ends and it is still silent', async () => {
-    const token = await registerRunner(db.sql, 'rack-3', []);
+    await registerRunner(db.sql, 'rack-3', []);
     await db.sql`select public.alert_pause(null, 'rack-3', null, 'moving racks')`;
-    await db.sql`select public.runner_offline(${token})`;
+    // silent (the sweep finds it past its deadline); a goodbye (runner_offline) is a stop, no incident
+    await db.sql`update public.runners set last_seen_at = now() - interval '10 minutes' where host = 'rack-3'`;
+    await db.sql`select public.agent_status_sweep()`;
     expect(await deliveries('racks')).toEqual([]);
     await db.sql`select public.alert_resume(null, 'rack-3')`;
     const rows = await deliveries('racks');

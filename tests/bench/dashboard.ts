@@ -4,11 +4,16 @@
 // which one agent on screen changed, up to the next paint, with every column filled (CPU and memory
 // too); and (3) logs on demand: from the operator's click to the lines on screen, through a real
 // runner reading a real agent's files (p50 and p95).
-// The page reports them itself through User Timing (web/src/marks.ts).
+// The page reports them itself through User Timing (web/src/marks.ts). Beside them, through PostgREST
+// as the signed-in operator: the read the first screen waits for (public.dashboard_agent_page, the
+// rows in view and the counts), and as the baseline, the read the dashboard made before it (every
+// agent of agent_status_live, in keyset pages of 1,000).
 // Run alone: BENCH=dashboard npm run bench; another fleet size: BENCH_AGENTS=10000 BENCH=dashboard npm run bench
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createClient } from '@supabase/supabase-js';
+import WebSocket from 'ws';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../runner/daemon/config.ts';
 import { Runner } from '../../runner/daemon/runner.ts';
@@ -83,6 +88,7 @@ export async function benchDashboard(log: (line: string) => void = console.log):
       config: parseConfig(config, join(dataDir, 'agents.yaml'), { env: { AGENT_STATUS_RUNNER_TOKEN: token } }),
       log: () => {},
     });
+    const reads = await measureReads(stack.url, stack.anonKey, operator);
     dir = await buildDashboard();
     served = await serveDashboard(dir, { supabaseUrl: stack.url, supabaseAnonKey: stack.anonKey });
     browser = await launchChromium();
@@ -157,11 +163,27 @@ export async function benchDashboard(log: (line: string) => void = console.log):
     log(`dashboard: log request to lines shown ${logs.map((v) => v.toFixed(0)).join(', ')} ms`);
 
     log(
+      `dashboard: API read for the first screen (dashboard_agent_page) ${reads.page.map((v) => v.toFixed(0)).join(', ')} ms; ` +
+        `baseline, every agent in keyset pages of 1,000 (the read before) ${reads.every.map((v) => v.toFixed(0)).join(', ')} ms`,
+    );
+    log(
       `dashboard: open with ${AGENTS} agents ${opens.map((v) => v.toFixed(0)).join(', ')} ms; ` +
         `one-row update to paint ${updates.map((v) => v.toFixed(1)).join(', ')} ms, script only ${scripts.map((v) => v.toFixed(1)).join(', ')} ms ` +
         `(load average ${loadavg()[0].toFixed(2)} on this machine)`,
     );
     return [
+      {
+        name: `API read of the first screen (rows in view + counts), ${AGENTS} agents (median of ${reads.page.length})`,
+        value: median(reads.page),
+        unit: 'ms',
+        target: 1000,
+      },
+      {
+        name: `baseline: API read of every agent in keyset pages of 1,000, ${AGENTS} agents (median of ${reads.every.length})`,
+        value: median(reads.every),
+        unit: 'ms',
+        target: 1000,
+      },
       {
         name: `dashboard first complete render, ${AGENTS} agents (median of ${opens.length})`,
         value: median(opens),
@@ -192,6 +214,43 @@ export async function benchDashboard(log: (line: string) => void = console.log):
     await stack.stop();
     removeDir(dataDir);
   }
+}
+
+/** Times the first screen's read and, as the baseline, reading every agent, 3 times each, alternating. */
+async function measureReads(url: string, anonKey: string, operator: { email: string; password: string }) {
+  const client = createClient(url, anonKey, { realtime: { transport: WebSocket as never }, auth: { persistSession: false } });
+  const { error } = await client.auth.signInWithPassword(operator);
+  if (error) throw new Error(`the bench cannot sign in as ${operator.email}: ${error.message}`);
+  const timed = async (read: () => Promise<unknown>) => {
+    const started = performance.now();
+    await read();
+    return performance.now() - started;
+  };
+  const page = async () => {
+    const { data, error } = await client.rpc('dashboard_agent_page', { p_offset: 0, p_limit: 60 });
+    if (error) throw new Error(`dashboard_agent_page: ${error.message}`);
+    if ((data as { total: number }).total < AGENTS)
+      throw new Error(`dashboard_agent_page counted ${(data as { total: number }).total} agents`);
+  };
+  const every = async () => {
+    let count = 0;
+    for (let after = 0; ; ) {
+      const { data, error } = await client.from('agent_status_live').select('*').gt('id', after).order('id').limit(1000);
+      if (error) throw new Error(`agent_status_live: ${error.message}`);
+      count += data.length;
+      if (data.length < 1000) break;
+      after = data[data.length - 1].id;
+    }
+    if (count < AGENTS) throw new Error(`read ${count} agents of ${AGENTS}`);
+  };
+  const reads = { page: [] as number[], every: [] as number[] };
+  // the baseline once past 20,000 agents: each full read takes tens of seconds there
+  for (let i = 0; i < 3; i++) {
+    reads.page.push(await timed(page));
+    if (i === 0 || AGENTS <= 20_000) reads.every.push(await timed(every));
+  }
+  await client.auth.signOut();
+  return reads;
 }
 
 /** The bench runner's entry (tests/bench/run.ts). */

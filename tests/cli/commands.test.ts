@@ -355,7 +355,7 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
     expect(expired.stdout).toMatch(/✗ start ".*" expired in [\d.]+ s: no runner claimed it before it expired/);
   });
 
-  it('a command whose runner is known to be offline is not waited for: exit 7 at once, saying why; it stays queued', async () => {
+  it('a command whose runner is known to be stopped is not waited for: exit 7 at once, saying why; it stays queued', async () => {
     const idle = fixtureAgent('forever.sh');
     const host = await makeHost(stack, [idle]);
     const runner = await host.start();
@@ -368,7 +368,7 @@ describe('start, stop, restart, start-all', { timeout: 120_000 }, () => {
     expect(result.exitCode).toBe(EXIT.timeout);
     expect(result.stdout).toMatch(/… start ".*" still pending/);
     expect(result.stderr).toMatch(
-      new RegExp(`^not waiting for start "${idle.name}": its runner on ${host.host} is offline \\(no word for \\d+ s\\)\\.\n`),
+      new RegExp(`^not waiting for start "${idle.name}": its runner on ${host.host} is stopped \\(said goodbye \\d+ s ago\\)\\.\n`),
     );
     expect(result.stderr).toContain('stays queued until it expires');
     const [command] = await stack.db.sql`select c.status from public.agent_commands c join public.agent_status a on a.id = c.agent_id

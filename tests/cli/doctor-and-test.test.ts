@@ -66,7 +66,7 @@ describe('doctor', { timeout: 120_000 }, () => {
     expect((await cli(['stop', forever.name], stackEnv(stack))).exitCode).toBe(0);
   });
 
-  it('fails an agent that never sent a heartbeat and one whose runner is offline', async () => {
+  it('fails an agent that never sent a heartbeat and one whose runner is stopped', async () => {
     await agentToken('Never Heard From');
     const never = await cli(['doctor', 'Never Heard From', '--json'], stackEnv(stack));
     expect(never.exitCode).toBe(EXIT.failed);
@@ -80,9 +80,9 @@ describe('doctor', { timeout: 120_000 }, () => {
     const forever = fixtureAgent('forever.sh');
     const runner = await (await makeHost(stack, [forever])).start();
     await runner.shutdown({ stopAgents: true });
-    const offline = await cli(['doctor', forever.name], stackEnv(stack));
-    expect(offline.exitCode).toBe(EXIT.failed);
-    expect(offline.stdout).toMatch(/^FAIL {2}runner manages it +the runner on host-\w+ is offline/m);
+    const stopped = await cli(['doctor', forever.name], stackEnv(stack));
+    expect(stopped.exitCode).toBe(EXIT.failed);
+    expect(stopped.stdout).toMatch(/^FAIL {2}runner manages it +the runner on host-\w+ is stopped \(said goodbye \d+ s ago\); last seen /m);
   });
 
   it('exits 3 when the API is down and 4 when it may not read as an operator', async () => {

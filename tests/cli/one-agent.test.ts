@@ -19,10 +19,11 @@ describe('one agent', { timeout: 120_000 }, () => {
     const console: string[] = [];
     await host.start((line) => console.push(line));
     await waitFor(
-      'two restarts of the crashing agent',
+      'a crash loop of the crashing agent (3 crashes in 10 min, two restarts)',
       async () => {
-        const [row] = await stack.db.sql`select restarts_total from public.agent_status where agent_name = 'Crashy Agent'`;
-        return (row?.restarts_total ?? 0) >= 2;
+        const [row] = await stack.db
+          .sql`select restarts_total, crash_looping from public.agent_status_live where agent_name = 'Crashy Agent'`;
+        return (row?.restarts_total ?? 0) >= 2 && row.crash_looping === true;
       },
       60_000,
     );
@@ -49,15 +50,26 @@ describe('one agent', { timeout: 120_000 }, () => {
     expect(lines.length).toBeLessThanOrEqual(5);
     expect(history.stdout).toMatch(/crash|exit/);
 
+    // the reset ends the crash loop too (issue 19): it cleared the restarts and left the crashes, so the
+    // badge and `list` still said "crash loop" for up to 10 min after the operator declared it over
     const reset = await cli(['reset', 'Crashy Agent'], stackEnv(stack));
     expect(reset.stderr).toBe('');
-    expect(reset.stdout).toMatch(/^Reset the restart count of "Crashy Agent" \(was \d+\)\.$/m);
+    expect(reset.stdout).toMatch(
+      /^Reset the restart count of "Crashy Agent" \(was \d+\); its crash loop is over until it crashes 3 more times in 10 min\.$/m,
+    );
     const [event] = await stack.db.sql`
-      select e.kind, e.source, e.actor from public.agent_events e join public.agent_status a on a.id = e.agent_id
+      select e.kind, e.source, e.actor, e.message, e.details from public.agent_events e join public.agent_status a on a.id = e.agent_id
       where a.agent_name = 'Crashy Agent' and e.kind = 'restarts_reset'`;
-    expect(event).toEqual({ kind: 'restarts_reset', source: 'operator', actor: `operator ${stack.operator.email}` });
-    const [after] = await stack.db.sql`select restarts_total, restarts_10m from public.agent_status_live where agent_name = 'Crashy Agent'`;
-    expect(after).toEqual({ restarts_total: 0, restarts_10m: 0 });
+    expect(event).toMatchObject({ kind: 'restarts_reset', source: 'operator', actor: `operator ${stack.operator.email}` });
+    expect(event.message).toMatch(/^restart count reset by .* \(was \d+\); crash loop ended \(\d+ crashes in 10 min\)$/);
+    expect(event.details).toMatchObject({ crash_loop_ended: true });
+    // the runner goes on restarting it with backoff (seconds between crashes by now): one crash may
+    // land before this read, never the three a loop needs
+    const [after] = await stack.db.sql`
+      select restarts_total, restarts_10m, crash_looping, crashes_10m from public.agent_status_live where agent_name = 'Crashy Agent'`;
+    expect(after.crash_looping).toBe(false);
+    expect(after.crashes_10m).toBeLessThanOrEqual(1);
+    expect(after.restarts_total).toBeLessThanOrEqual(1);
 
     const unknown = await cli(['status', 'crashy agent'], stackEnv(stack));
     expect(unknown.exitCode).toBe(EXIT.notFound);

@@ -10,6 +10,8 @@ import {
   EVENT_SOURCES,
   FINISHED_COMMAND_STATUSES,
   LIMITS,
+  RECORDED_RUNNER_STATUSES,
+  RUNNER_STATUSES,
   TOKEN_KINDS,
 } from '../../shared/status.ts';
 
@@ -39,6 +41,17 @@ describe('shared/status.ts matches the database', () => {
     for (const action of COMMAND_ACTIONS) expect(await checkConstraint('agent_commands', 'action')).toContain(`'${action}'`);
     for (const status of COMMAND_STATUSES) expect(await checkConstraint('agent_commands', 'status')).toContain(`'${status}'`);
     for (const kind of TOKEN_KINDS) expect(await checkConstraint('api_tokens', 'kind')).toContain(`'${kind}'`);
+  });
+  it('runner statuses: the ones recorded, and the ones runner_status_live reads (silent only inferred)', async () => {
+    const recorded = await checkConstraint('runners', 'status');
+    expect([...recorded.matchAll(/'([a-z_]+)'::text/g)].map((m) => m[1])).toEqual([...RECORDED_RUNNER_STATUSES]);
+    // one runner in each state, read through the live view
+    await db.sql`insert into public.runners (host, status, last_seen_at, stopped_at) values
+      ('def-online', 'online', now(), null), ('def-silent', 'online', now() - interval '1 hour', null),
+      ('def-offline', 'offline', now() - interval '1 hour', null), ('def-stopped', 'stopped', now() - interval '1 hour', now())`;
+    const rows = await db.sql`select host, status from public.runner_status_live where host like 'def-%'`;
+    const read = Object.fromEntries(rows.map((r) => [r.host, r.status]));
+    expect(RUNNER_STATUSES.map((status) => read[`def-${status}`])).toEqual([...RUNNER_STATUSES]);
   });
   it('finished command statuses: those with a finished_at', async () => {
     const [{ def }] = await db.sql`

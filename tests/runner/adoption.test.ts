@@ -72,7 +72,7 @@ it('a runner SIGKILLed while its agents run is started again: every agent adopte
   expect(agentProcesses(never.name)).toEqual([]);
 });
 
-it('SIGTERM: the runner finishes, leaves its agents running and reports itself offline', async () => {
+it('SIGTERM: the runner finishes, leaves its agents running and reports itself stopped (planned: not offline)', async () => {
   const forever = fixtureAgent('forever.sh');
   const host = await makeHost(stack, [forever]);
   const { sql } = stack.db;
@@ -85,7 +85,7 @@ it('SIGTERM: the runner finishes, leaves its agents running and reports itself o
   expect(result.all).toMatch(/agents left running/);
   expect(alive(pid!)).toBe(true);
   const [row] = await sql`select status from public.runners where host = ${host.host}`;
-  expect(row.status).toBe('offline');
+  expect(row.status).toBe('stopped');
 });
 
 it('an agent an older runner started (a loopback URL, no socket) is adopted, and its row, its history and the log say it cannot report until restarted', async () => {

@@ -133,3 +133,25 @@ it('an agent waiting out its backoff when the runner died is restarted by the ne
   await waitFor('the third start, by the next runner', () => starts() === 3, 10_000, 100);
   expect(await live(looping.name)).toMatchObject({ restarts_total: 2 });
 }, 60_000);
+
+it('an SDK agent under a runner that warns, then reports the same status plainly: the reason stays, one warning counted', async () => {
+  const agent = fixtureAgent('sdk-warning-agent.py', {
+    command: 'python3',
+    args: ['-u', join(FIXTURES, 'sdk-warning-agent.py')],
+    env: { PYTHONPATH: resolve(import.meta.dirname, '../../shared/python') },
+  });
+  const host = await makeHost(stack, [agent]);
+  await host.start();
+  const { sql } = stack.db;
+  expect(await finished(sql, await enqueue(sql, 'start', agent.name))).toMatchObject({ status: 'succeeded' });
+  // its last plain report (health 66) arrived after the warning with its message
+  const row = await waitFor(
+    'its last plain report',
+    async () => ((await live(agent.name)).health === 66 ? live(agent.name) : undefined),
+    30_000,
+  );
+  expect(row).toMatchObject({ status: 'warning', status_reason: 'disk 91% full', last_warning: 'disk 91% full', warnings_1h: 1 });
+  // the history has one warning of this episode; rows written for the health changes are marked so
+  const warnings = (await events(sql, agent.name)).filter((e) => e.kind === 'warning');
+  expect(warnings.filter((e) => !e.details?.same_episode).map((e) => e.message)).toEqual(['disk 91% full']);
+}, 90_000);

@@ -231,19 +231,49 @@ describe('the dashboard against a real stack and runner', () => {
     await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 15_000 }).toBe('');
     expect(await row(name).locator('.command.failed').count()).toBe(0);
 
-    // no runner to claim it: pending on the row, then expired by the sweep with the reason
+    // its runner said goodbye: the row, Start all and Start warn at once, naming the runner and how
+    // long (issue 19, case 10; the CLI exits 7 at once)
     await runner.shutdown({ stopAgents: true });
     await statusShown(name, 'stopped');
+    await expect.poll(() => row(name).locator('.c-host .note').textContent()).toMatch(/^runner stopped \d+ s ago$/);
+    await page.getByRole('button', { name: 'Start all' }).click();
+    const startAll = page.getByRole('dialog');
+    await expect
+      .poll(() => startAll.textContent())
+      .toMatch(
+        new RegExp(
+          `The runner on ${host.host} is stopped \\(said goodbye \\d+ s ago\\): nothing will start ${name} until a runner runs there again`,
+        ),
+      );
+    await startAll.getByRole('button', { name: 'Cancel' }).click();
     await row(name)
       .getByRole('button', { name: `Start ${name}` })
       .click();
+    const warning = page.getByRole('dialog');
+    await expect
+      .poll(() => warning.textContent())
+      .toMatch(new RegExp(`is stopped \\(said goodbye \\d+ s ago\\): nothing will start ${name}`));
+    await warning.getByRole('button', { name: 'Queue start anyway' }).click();
     await expect.poll(() => row(name).locator('.command').textContent()).toBe('start pending…');
     expect(
       await row(name)
         .getByRole('button', { name: `Start ${name}` })
         .isDisabled(),
     ).toBe(true);
+    // past its expiry, before any sweep: the row and the notice both say expired, never one pending
+    // while the other says expired (the notice said "no answer within 120 s … is pending" while the row
+    // went on to say expired)
     await sql()`update public.agent_commands set expires_at = now() where status = 'pending'`;
+    await expect
+      .poll(() => row(name).locator('.command.failed').textContent(), { timeout: 10_000 })
+      .toBe('start expired: no runner claimed it before it expired');
+    // (the Start all above may have its own notice: its commands for earlier tests' agents expired too)
+    await expect
+      .poll(() => page.locator('.notice-error', { hasText: `start ${name} expired: no runner claimed it before it expired` }).count(), {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    expect((await page.locator('.notices').textContent()) ?? '').not.toContain('pending');
     await sql()`select public.agent_status_sweep()`;
     await expect
       .poll(() => row(name).locator('.command.failed').textContent(), { timeout: 10_000 })
@@ -252,8 +282,10 @@ describe('the dashboard against a real stack and runner', () => {
     await sql()`select public.force_agent_status(${name}, 'error', 0, 'checked by hand')`;
     await statusShown(name, 'error');
     await expect.poll(() => row(name).locator('.command').textContent(), { timeout: 15_000 }).toBe('');
-    expect(host.host).toBeTruthy();
-  }, 60_000);
+    // the Hosts page: stopped, not offline or silent
+    await page.goto(`${served!.url}#/hosts`);
+    await expect.poll(() => page.locator(`.hosts tr[data-host="${host.host}"] .host-status`).textContent()).toMatch(/^stopped \d+ s ago$/);
+  }, 90_000);
 
   it('offers Stop and Restart, not Start, for an agent no runner manages, and says how long they take', async () => {
     const name = 'Unmanaged Agent';
@@ -334,10 +366,11 @@ describe('the dashboard against a real stack and runner', () => {
 
     const names = () => page.locator('.rows .row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.agent));
     await page.getByRole('button', { name: 'Agent', exact: true }).focus();
+    // the database sorts: the rows come back with the next read
     await page.keyboard.press('Enter');
-    expect(await names()).toEqual(['Filter Alpha', 'Filter Beta']);
+    await expect.poll(names).toEqual(['Filter Alpha', 'Filter Beta']);
     await page.keyboard.press('Enter');
-    expect(await names()).toEqual(['Filter Beta', 'Filter Alpha']);
+    await expect.poll(names).toEqual(['Filter Beta', 'Filter Alpha']);
     expect(await page.locator('[role="columnheader"][aria-sort="descending"]').textContent()).toContain('Agent');
   }, 60_000);
 
@@ -411,14 +444,52 @@ describe('the dashboard against a real stack and runner', () => {
   }, 60_000);
 
   // last: it adds a fleet the tests above would count
-  it('holds a fleet of several API pages: every agent in the table, the last page included', async () => {
-    await sql()`insert into public.agent_status (agent_name, status) select format('paged-%s', lpad(i::text, 5, '0')), 'stopped'
+  it('holds a fleet of several API pages: counts, filters, search and sort from the database, the last agent reachable, a change painted', async () => {
+    await sql()`insert into public.agent_status (agent_name, status, health) select format('paged-%s', lpad(i::text, 5, '0')),
+                  (array['stopped', 'stopped', 'error'])[1 + i % 3], i % 101
                 from generate_series(1, 2345) i`;
     const [{ total }] = await sql()`select count(*)::int as total from public.agent_status_live`;
     await openDashboard();
+    const rowCount = () => page.locator('[role="table"]').getAttribute('aria-rowcount');
     // the rows and the header
-    await expect.poll(() => page.locator('[role="table"]').getAttribute('aria-rowcount'), { timeout: 30_000 }).toBe(String(total + 1));
-    await page.getByLabel('Search').fill('paged-02345');
-    await expect.poll(() => page.locator('.rows .row').count(), { timeout: 10_000 }).toBe(1);
-  }, 90_000);
+    await expect.poll(rowCount, { timeout: 30_000 }).toBe(String(total + 1));
+    // only the rows around the viewport are in the page
+    expect(await page.locator('.rows .row').count()).toBeLessThan(100);
+    const counts = await sql()`select status, count(*)::int as n from public.agent_status_live group by status`;
+    for (const { status, n } of counts) expect(await page.locator(`.tally-${status} .count`).textContent()).toBe(String(n));
+    expect(await page.locator('.tally:not([data-status]) .count').textContent()).toBe(String(total));
+
+    // a chip filters; the count and the rows are the database's
+    const errors = counts.find((c) => c.status === 'error')!.n as number;
+    await page.locator('.tally-error').click();
+    await expect.poll(rowCount).toBe(String(errors + 1));
+    expect(new Set(await page.locator('.rows .row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.status)))).toEqual(
+      new Set(['error']),
+    );
+    await page.locator('.tally-error').click();
+    await expect.poll(rowCount).toBe(String(total + 1));
+
+    const names = () => page.locator('.rows .row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.agent));
+    await page.getByLabel('Search').fill('paged-0234');
+    await expect
+      .poll(names, { timeout: 10_000 })
+      .toEqual(['paged-02342', 'paged-02345', 'paged-02340', 'paged-02341', 'paged-02343', 'paged-02344']);
+    await page.getByRole('button', { name: 'Agent', exact: true }).click();
+    await expect.poll(names).toEqual(['paged-02340', 'paged-02341', 'paged-02342', 'paged-02343', 'paged-02344', 'paged-02345']);
+    expect(page.url()).toContain('q=paged-0234');
+    expect(page.url()).toContain('sort=name');
+
+    // the last agent by name, at the bottom of the whole list sorted by name
+    await page.getByLabel('Search').fill('');
+    await expect.poll(rowCount).toBe(String(total + 1));
+    const [{ last }] = await sql()`select max(agent_name) as last from public.agent_status_live`;
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    await expect.poll(async () => (await names()).at(-1), { timeout: 10_000 }).toBe(last);
+    expect(await row(last).getAttribute('aria-rowindex')).toBe(String(total + 1));
+
+    // a change to one agent on screen is painted without a reload
+    const shown = (await names()).at(-3)!;
+    await sql()`update public.agent_status set health = 77, status_reason = 'changed', updated_at = now() where agent_name = ${shown}`;
+    await expect.poll(() => row(shown).locator('.num').textContent(), { timeout: 10_000 }).toBe('77');
+  }, 120_000);
 });

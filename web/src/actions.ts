@@ -5,14 +5,41 @@
 // polls at once, so the row shows it in flight right away.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { createProcessManager, type ProcessManager } from '../../shared/process-manager.ts';
-import type { CommandAction } from '../../shared/status.ts';
+import { type CommandAction, runnerAway } from '../../shared/status.ts';
 import type { AgentRow } from './api.ts';
 import { confirmAction } from './dialog.ts';
 import type { Notices } from './notices.ts';
+import { formatDuration } from './time.ts';
 
-// The row shows a command in flight and its outcome anyway; the notice waits about as long as a
-// command may stay pending before it expires.
-const ANSWER_TIMEOUT_MS = 120_000;
+// The row shows a command in flight and its outcome anyway. The notice waits for the outcome: a
+// command no runner claims reads expired at its expiry (commandAt, 2 min by default), one claimed and
+// never answered is failed by the sweep (5 min by default). A shorter wait ended on "still pending"
+// while the row went on to say "expired" (issue 19).
+const ANSWER_TIMEOUT_MS = 600_000;
+
+/**
+ * What the dialogs say of the runners that are not online, before anything is queued: "the runner on
+ * H is stopped (said goodbye 5 min ago): 2 agents (a, b) will not start until a runner runs there
+ * again; their commands expire unanswered". One line per such host.
+ */
+export function awayWarnings(agents: AgentRow[], verb: CommandAction): string[] {
+  const byHost = new Map<string, { away: string; names: string[] }>();
+  for (const agent of agents) {
+    const away = runnerAway(agent, formatDuration);
+    if (away === null || agent.host === null) continue;
+    const entry = byHost.get(agent.host) ?? { away, names: [] };
+    entry.names.push(agent.agent_name);
+    byHost.set(agent.host, entry);
+  }
+  return [...byHost].map(([host, { away, names }]) => {
+    const which =
+      names.length === 1 ? names[0] : `${names.length} agents (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`;
+    return (
+      `The runner on ${host} is ${away}: nothing will ${verb} ${which} until a runner runs there again; ` +
+      `${names.length === 1 ? 'the command waits for it, then expires' : 'their commands wait for it, then expire'}.`
+    );
+  });
+}
 
 export class Actions {
   private readonly manager: ProcessManager;
@@ -27,6 +54,18 @@ export class Actions {
   }
 
   async command(agent: AgentRow, action: CommandAction): Promise<void> {
+    // warned at once, as the CLI exits 7 at once: its runner is not there to carry it out
+    const away = awayWarnings([agent], action);
+    if (
+      away.length &&
+      !(await confirmAction({
+        title: `${action[0].toUpperCase()}${action.slice(1)} ${agent.agent_name}? Its runner is ${agent.runner_status}`,
+        body: away,
+        confirm: `Queue ${action} anyway`,
+      }))
+    ) {
+      return;
+    }
     const run = { start: this.manager.startAgent, stop: this.manager.stopAgent, restart: this.manager.restartAgent }[action];
     try {
       const outcome = await run(agent.agent_name);
@@ -57,13 +96,15 @@ export class Actions {
     this.refresh();
   }
 
-  /** Start for every managed agent, or for those of one host. */
-  async startAll(managed: number, host?: string): Promise<void> {
+  /** Start for every managed agent (`managed`, as last read), or for those of one host. */
+  /** `managed`: how many agents a runner manages (on the host); `away`: those of them whose runner is away. */
+  async startAll(managed: number, away: AgentRow[], host?: string): Promise<void> {
     const sure = await confirmAction({
       title: host ? `Start all agents on ${host}?` : 'Start all agents?',
       body: [
         `This sends start to every agent ${host ? `the runner on ${host}` : 'a runner'} manages (${managed} now). ` +
           `An agent that is already running stays as it is; its row shows the runner's answer.`,
+        ...awayWarnings(away, 'start'),
       ],
       confirm: host ? `Start all on ${host}` : 'Start all',
     });

@@ -32,8 +32,19 @@ type AgentColumn = Exclude<AgentLiveColumn, (typeof UNREAD_AGENT_COLUMNS)[number
 const AGENT_COLUMNS = AGENT_LIVE_COLUMNS.filter(
   (column): column is AgentColumn => !(UNREAD_AGENT_COLUMNS as readonly AgentLiveColumn[]).includes(column),
 );
-const COMMAND_COLUMNS = ['id', 'agent_id', 'action', 'status', 'requested_by', 'created_at', 'finished_at', 'result'] as const;
-const RUNNER_COLUMNS = ['id', 'host', 'status', 'last_seen_at', 'version', 'pid', 'started_at', 'silent_s'] as const;
+const COMMAND_COLUMNS = [
+  'id',
+  'agent_id',
+  'action',
+  'status',
+  'requested_by',
+  'created_at',
+  'expires_at',
+  'via_heartbeat',
+  'finished_at',
+  'result',
+] as const;
+const RUNNER_COLUMNS = ['id', 'host', 'status', 'last_seen_at', 'stopped_at', 'version', 'pid', 'started_at', 'silent_s'] as const;
 
 /** A row of agent_status_live, in the columns the dashboard reads (AGENT_COLUMNS). */
 export type AgentRow = Pick<AgentLiveRow, AgentColumn>;
@@ -99,7 +110,7 @@ export interface WhoAmI {
 
 const EVENT_COLUMNS = 'id,at,kind,source,actor,from_status,to_status,health,message,details';
 
-// Hosted Supabase answers at most 1000 rows per request (max_rows), so larger fleets come in pages.
+// Hosted Supabase answers at most 1000 rows per request (max_rows); the rows in view are far fewer.
 const PAGE = 1000;
 
 // Reads give up after this long: a request that hangs must become a visible outage, not a frozen
@@ -123,48 +134,100 @@ function check<T>(what: string, answer: { data: T | null; error: PostgrestError 
   return answer.data as T;
 }
 
-// Reads every page of a query by its unique key: each page is the PAGE rows after the last key seen
-// (`page(after)`, undefined for the first), so every page costs what the first does. With OFFSET pages
-// the database read all the rows before each page again: at 100,000 agents the page at offset 99,000
-// took 661 ms, and a whole read grew with the square of the fleet.
-async function allPages<T>(
-  what: string,
-  key: string,
-  page: (after: unknown) => PromiseLike<{ data: unknown; error: PostgrestError | null }>,
-): Promise<T[]> {
-  const rows: T[] = [];
-  for (let after: unknown; ; ) {
-    const batch = check(what, (await page(after)) as { data: T[] | null; error: PostgrestError | null });
-    rows.push(...batch);
-    if (batch.length < PAGE) return rows;
-    after = (batch[batch.length - 1] as Record<string, unknown>)[key];
-  }
+/** What the list shows: filters and sort, as the URL keeps them (dashboard.ts). */
+export interface AgentQuery {
+  status: AgentStatus | '';
+  /** '' for every host; null for agents without one */
+  host: string | null;
+  search: string;
+  sort: string;
+  descending: boolean;
+}
+
+/** public.dashboard_agent_page: the rows in view of the matching agents, and the counts beside them. */
+export interface AgentPage {
+  observed_at: string;
+  offset: number;
+  /** every agent the user may see */
+  total: number;
+  /** the agents the filters let through */
+  matching: number;
+  /** every agent per status (the chips) */
+  statuses: Partial<Record<AgentStatus, number>>;
+  /** every host an agent names, null for agents without one */
+  hosts: (string | null)[];
+  /** per runner id, its agents per status */
+  runners: Record<string, Partial<Record<AgentStatus, number>>>;
+  rows: AgentRow[];
 }
 
 /**
- * Every agent, or with `changes` only those written since a time or whose stale deadline has passed
- * by another (the live view turns those stale at read time without writing them).
+ * `limit` matching agents from `offset`, in the query's order, with the counts: one call whatever the
+ * fleet's size. The database filters, searches, sorts and counts (supabase/schemas/65_reads.sql).
  */
-export function fetchAgents(client: SupabaseClient, changes?: { writtenSince: string; staleBy: string }): Promise<AgentRow[]> {
-  return allPages('reading agents', 'id', (after) => {
-    let query = client.from('agent_status_live').select(AGENT_COLUMNS.join(','));
-    if (changes) query = query.or(`updated_at.gte."${changes.writtenSince}",stale_at.lte."${changes.staleBy}"`);
-    if (after !== undefined) query = query.gt('id', after);
-    return query.order('id').limit(PAGE).retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS));
-  });
+export async function fetchAgentPage(client: SupabaseClient, query: AgentQuery, offset: number, limit: number): Promise<AgentPage> {
+  return check(
+    'reading agents',
+    await client
+      .rpc('dashboard_agent_page', {
+        p_status: query.status || null,
+        p_host: query.host || null,
+        p_without_host: query.host === null,
+        p_search: query.search.trim() || null,
+        p_sort: query.sort,
+        p_descending: query.descending,
+        p_offset: offset,
+        p_limit: limit,
+      })
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as AgentPage;
 }
 
-/** Commands in flight, and those created since `since` (a database timestamp) so outcomes show; newest first. */
-export function fetchCommands(client: SupabaseClient, since: string): Promise<CommandRow[]> {
-  // Start all on a large fleet queues one command per agent, so this can exceed one page too.
-  return allPages('reading commands', 'id', (after) => {
-    let query = client
+/**
+ * The agents a runner manages whose runner is away (silent, offline or stopped), on one host or all:
+ * what Start all warns about. At most 1,000; the warning names five.
+ */
+export async function fetchAgentsWithRunnerAway(client: SupabaseClient, host?: string): Promise<AgentRow[]> {
+  let query = client.from('agent_status_live').select(AGENT_COLUMNS.join(',')).not('runner_id', 'is', null).neq('runner_status', 'online');
+  if (host !== undefined) query = query.eq('host', host);
+  return check(
+    'reading the agents whose runner is away',
+    await query.order('agent_name').limit(PAGE).retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as unknown as AgentRow[];
+}
+
+/** One agent by name (its detail page), or null when it is not visible. */
+export async function fetchAgent(client: SupabaseClient, name: string): Promise<AgentRow | null> {
+  const rows = check(
+    'reading the agent',
+    await client
+      .from('agent_status_live')
+      .select(AGENT_COLUMNS.join(','))
+      .eq('agent_name', name)
+      .retry(false)
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as unknown as AgentRow[];
+  return rows[0] ?? null;
+}
+
+/**
+ * The in-flight commands of these agents and those created since `since` (a database timestamp) so
+ * outcomes show; newest first.
+ */
+export async function fetchCommands(client: SupabaseClient, since: string, agentIds: number[]): Promise<CommandRow[]> {
+  if (!agentIds.length) return [];
+  return check(
+    'reading commands',
+    await client
       .from('agent_commands')
       .select(COMMAND_COLUMNS.join(','))
-      .or(`status.in.(${IN_FLIGHT_COMMAND_STATUSES.join(',')}),created_at.gte."${since}"`);
-    if (after !== undefined) query = query.lt('id', after);
-    return query.order('id', { ascending: false }).limit(PAGE).retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS));
-  });
+      .in('agent_id', agentIds)
+      .or(`status.in.(${IN_FLIGHT_COMMAND_STATUSES.join(',')}),created_at.gte."${since}"`)
+      .order('id', { ascending: false })
+      .limit(PAGE)
+      .retry(false)
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as unknown as CommandRow[];
 }
 
 export async function fetchRunners(client: SupabaseClient): Promise<RunnerRow[]> {
@@ -212,14 +275,18 @@ export async function fetchLastLogTail(client: SupabaseClient, agentId: number):
   return rows[0] ?? null;
 }
 
-/** Resource figures of every agent, or only those sampled since a database time. */
-export function fetchResources(client: SupabaseClient, since?: string): Promise<ResourceRow[]> {
-  return allPages('reading CPU and memory', 'agent_id', (after) => {
-    let query = client.from('agent_resources').select('agent_id,cpu_percent,memory_bytes,processes,sampled_at');
-    if (since) query = query.gte('sampled_at', since);
-    if (after !== undefined) query = query.gt('agent_id', after);
-    return query.order('agent_id').limit(PAGE).retry(false).abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS));
-  });
+/** The resource figures of these agents. */
+export async function fetchResources(client: SupabaseClient, agentIds: number[]): Promise<ResourceRow[]> {
+  if (!agentIds.length) return [];
+  return check(
+    'reading CPU and memory',
+    await client
+      .from('agent_resources')
+      .select('agent_id,cpu_percent,memory_bytes,processes,sampled_at')
+      .in('agent_id', agentIds)
+      .retry(false)
+      .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
+  ) as ResourceRow[];
 }
 
 /** An agent's samples of the last 24 hours, oldest first. */

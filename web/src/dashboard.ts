@@ -9,7 +9,7 @@ import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import { Actions } from './actions.ts';
 import { AlertsPage } from './alerts/page.ts';
 import { PausedAlerts } from './alerts/pauses.ts';
-import { HISTORY_FILTERS, type HistoryFilter } from './api.ts';
+import { type AgentRow, fetchAgentsWithRunnerAway, HISTORY_FILTERS, type HistoryFilter } from './api.ts';
 import type { DashboardConfig } from './config.ts';
 import { ConnectionView } from './connection.ts';
 import { AgentDetail } from './detail.ts';
@@ -61,6 +61,7 @@ const SEARCH_BURST_MS = 1500;
 
 export class Dashboard {
   private readonly feed: LiveFeed;
+  private readonly notices: Notices;
   private readonly table: AgentTable;
   private readonly detail: AgentDetail;
   private readonly alerts: AlertsPage;
@@ -87,12 +88,13 @@ export class Dashboard {
 
   constructor(
     private readonly root: HTMLElement,
-    client: SupabaseClient,
+    private readonly client: SupabaseClient,
     config: DashboardConfig,
     email: string,
     signOut: () => void,
   ) {
     const notices = new Notices();
+    this.notices = notices;
     const actions = new Actions(client, notices, () => this.feed.refreshNow(), email);
     const handlers: RowHandlers = {
       command: (agent, action) => void actions.command(agent, action),
@@ -122,7 +124,8 @@ export class Dashboard {
     this.filters = filters;
     this.table.onRender = (shown, total) => filters.setShown(shown, total);
     this.table.onSort = () => this.saveList();
-    this.hosts = new HostsView((host, managed) => void actions.startAll(managed, host));
+    this.table.onWindow = (query, offset, limit) => this.feed.setWindow({ query, offset, limit });
+    this.hosts = new HostsView((host, managed) => void this.startAllOn(actions, managed, host));
     this.nav = {
       agents: h('a', { href: '#/' }, 'Agents'),
       hosts: h('a', { href: '#/hosts' }, 'Hosts'),
@@ -142,7 +145,7 @@ export class Dashboard {
         type: 'button',
         class: 'btn btn-primary',
         disabled: true,
-        on: { click: () => void actions.startAll(this.managedCount()) },
+        on: { click: () => void this.startAllOn(actions, this.managedCount()) },
       },
       'Start all',
     );
@@ -251,9 +254,10 @@ export class Dashboard {
     const first = this.snapshot === undefined;
     this.snapshot = snapshot;
     const started = performance.now();
-    this.table.apply(snapshot.agents, snapshot.commands, snapshot.resources, snapshot.clock);
-    this.summary.update(snapshot.agents);
-    this.filters.setHosts(snapshot.agents.map((agent) => agent.host));
+    const page = snapshot.page;
+    this.table.apply(snapshot.window.query, page, snapshot.commands, snapshot.resources, snapshot.clock);
+    this.summary.update(page.statuses, page.total);
+    this.filters.setHosts(page.hosts);
     performance.measure(MARKS.applyScript, { start: started, end: performance.now() });
     // Measured up to the frame after, so style, layout and paint of the change count too.
     requestAnimationFrame(() =>
@@ -262,15 +266,43 @@ export class Dashboard {
         if (first) performance.mark(MARKS.firstRender);
       }, 0),
     );
-    this.detail.update(snapshot.agents, snapshot.commands, snapshot.clock);
-    this.hosts.update(snapshot.runners, snapshot.agents, snapshot.clock);
+    this.updateDetail();
+    this.hosts.update(snapshot.runners, page.runners, snapshot.clock);
     this.startAll.disabled = this.managedCount() === 0;
     this.startAll.title = this.startAll.disabled ? 'no runner manages any agent yet' : '';
     this.paintRunners();
   }
 
+  /** The agents a runner manages, as the database counted them. */
   private managedCount(): number {
-    return this.snapshot?.agents.filter((agent) => agent.runner_id !== null).length ?? 0;
+    let managed = 0;
+    for (const tally of Object.values(this.snapshot?.page.runners ?? {})) {
+      for (const count of Object.values(tally)) managed += count ?? 0;
+    }
+    return managed;
+  }
+
+  /** Shows the open agent as the last poll read it by name; nothing until a poll has read it. */
+  private updateDetail() {
+    const snapshot = this.snapshot;
+    const name = this.detail.openName;
+    if (!snapshot || name === undefined || snapshot.agent?.name !== name) return;
+    this.detail.update(snapshot.agent.row ? [snapshot.agent.row] : [], snapshot.commands, snapshot.clock);
+  }
+
+  /**
+   * Start all (on one host): the dialog names the agents whose runner is away, read when asked (the
+   * page holds only the rows in view), beside the count the database made.
+   */
+  private async startAllOn(actions: Actions, managed: number, host?: string) {
+    let away: AgentRow[];
+    try {
+      away = await fetchAgentsWithRunnerAway(this.client, host);
+    } catch (error) {
+      this.notices.show((error as Error).message, 'error');
+      return;
+    }
+    await actions.startAll(managed, away, host);
   }
 
   private paintRunners() {
@@ -308,11 +340,13 @@ export class Dashboard {
       if (this.detail.openName !== name) this.detail.open(name, historyFilter);
       // Back or Forward between two filters of the same agent's history
       else if (this.detail.history.currentFilter !== historyFilter) this.detail.history.open(name, historyFilter);
-      if (this.snapshot) this.detail.update(this.snapshot.agents, this.snapshot.commands, this.snapshot.clock);
+      this.feed.watchAgent(name);
+      this.updateDetail();
       return;
     }
     const wasOpen = this.detail.openName;
     this.detail.close();
+    this.feed.watchAgent(undefined);
     if (page === 'hosts' || page === 'alerts') {
       this.listView.hidden = true;
       if (page === 'hosts') this.hosts.show();

@@ -1,8 +1,8 @@
-// The hosts view (#/hosts): each runner with its liveness (online, silent for N s, offline: decided by
-// the database, silent once two of the runner's heartbeat intervals pass without a word), version,
+// The hosts view (#/hosts): each runner with its liveness (online, silent for N s, offline, stopped
+// after its goodbye: decided by the database, silent once two of the runner's heartbeat intervals pass without a word), version,
 // pid and uptime, its agents counted by status, and "Start all on this host".
 import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
-import type { AgentRow, RunnerRow } from './api.ts';
+import type { AgentPage, RunnerRow } from './api.ts';
 import { h, replace, setText } from './dom.ts';
 import { statusChip } from './status-view.ts';
 import { formatAgo, formatDuration, type DbClock } from './time.ts';
@@ -12,6 +12,8 @@ export type HostLiveness = RunnerRow['status'];
 /** The runner's liveness as the database decided it (runner_status_live), with its age ticking locally. */
 export function hostLiveness(runner: RunnerRow, clock: DbClock): { status: HostLiveness; text: string } {
   const silentFor = clock.since(runner.last_seen_at) ?? 0;
+  if (runner.status === 'stopped')
+    return { status: 'stopped', text: `stopped ${formatAgo(clock.since(runner.stopped_at ?? runner.last_seen_at))}` };
   if (runner.status === 'offline') return { status: 'offline', text: `offline, last seen ${formatAgo(silentFor)}` };
   if (runner.status === 'silent') return { status: 'silent', text: `silent for ${formatDuration(silentFor)}` };
   return { status: 'online', text: 'online' };
@@ -22,7 +24,7 @@ export class HostsView {
   private readonly body: HTMLTableSectionElement;
   private readonly empty: HTMLParagraphElement;
   private runners: RunnerRow[] = [];
-  private agents: AgentRow[] = [];
+  private tallies: AgentPage['runners'] = {};
   private clock: DbClock | undefined;
   private key = '';
   private readonly liveness = new Map<string, { cell: HTMLElement; uptime: HTMLElement }>();
@@ -57,9 +59,10 @@ export class HostsView {
     );
   }
 
-  update(runners: RunnerRow[], agents: AgentRow[], clock: DbClock): void {
+  /** The runners, and each one's agents per status (counted by the database). */
+  update(runners: RunnerRow[], tallies: AgentPage['runners'], clock: DbClock): void {
     this.runners = runners;
-    this.agents = agents;
+    this.tallies = tallies;
     this.clock = clock;
     if (this.el.hidden) return;
     const counts = this.counts();
@@ -77,7 +80,7 @@ export class HostsView {
   show(): void {
     this.el.hidden = false;
     this.key = '';
-    if (this.clock) this.update(this.runners, this.agents, this.clock);
+    if (this.clock) this.update(this.runners, this.tallies, this.clock);
   }
 
   hide(): void {
@@ -85,14 +88,7 @@ export class HostsView {
   }
 
   private counts(): Map<string, Map<AgentStatus, number>> {
-    const byRunner = new Map<string, Map<AgentStatus, number>>();
-    for (const agent of this.agents) {
-      if (agent.runner_id === null) continue;
-      const tally = byRunner.get(agent.runner_id) ?? new Map<AgentStatus, number>();
-      tally.set(agent.status, (tally.get(agent.status) ?? 0) + 1);
-      byRunner.set(agent.runner_id, tally);
-    }
-    return byRunner;
+    return new Map(Object.entries(this.tallies).map(([id, tally]) => [id, new Map(Object.entries(tally) as [AgentStatus, number][])]));
   }
 
   private paint(counts: Map<string, Map<AgentStatus, number>>) {
@@ -156,7 +152,7 @@ export class HostsView {
       const { status, text } = hostLiveness(runner, clock);
       cells.cell.dataset.status = status;
       setText(cells.cell, text);
-      setText(cells.uptime, status === 'offline' ? '–' : formatDuration(clock.since(runner.started_at)));
+      setText(cells.uptime, status === 'offline' || status === 'stopped' ? '–' : formatDuration(clock.since(runner.started_at)));
     }
   }
 }

@@ -4,26 +4,41 @@
 // change event carries the stored row, not the live one. A failed poll keeps the last data, marks it
 // old and retries with backoff until the API answers again.
 //
-// Most polls read only the agents that changed (written since the last read, or past their stale
-// deadline); every minute, and whenever a runner's row changed, a poll reads them all, which also
-// drops deleted agents and refreshes what depends on runners. With 2,000 agents heartbeating every
-// 30 s that is ~200 rows a poll instead of 2,000.
+// A poll reads what is on screen, never the whole fleet: the rows in view of the list (the database
+// filters, sorts and counts them: public.dashboard_agent_page), the agent whose page is open, their
+// commands and figures, and the runners. At 100,000 agents that is one call answering ~100 rows and
+// the counts, so a change to one agent costs the same read as no change at all.
 import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
 import {
-  fetchAgents,
+  fetchAgent,
+  fetchAgentPage,
   fetchCommands,
   fetchResources,
   fetchRunners,
   COMMAND_OUTCOME_SECONDS,
+  type AgentPage,
+  type AgentQuery,
   type AgentRow,
   type CommandRow,
   type ResourceRow,
   type RunnerRow,
 } from './api.ts';
 import { DbClock } from './time.ts';
+import { commandAt } from '../../shared/status.ts';
+
+/** The rows of the list a poll reads: its filters and sort, and the window in view. */
+export interface ListWindow {
+  query: AgentQuery;
+  offset: number;
+  limit: number;
+}
 
 export interface Snapshot {
-  agents: AgentRow[];
+  /** what the list asked for, and the page the database answered */
+  window: ListWindow;
+  page: AgentPage;
+  /** the agent whose page is open, as read by name (null: not visible to this user) */
+  agent?: { name: string; row: AgentRow | null };
   commands: CommandRow[];
   runners: RunnerRow[];
   /** the latest CPU and memory per agent id (sent by runners about once a minute) */
@@ -50,15 +65,10 @@ export interface LiveFeedOptions {
   realtime?: boolean;
 }
 
-const FULL_READ_MS = 60_000;
-// A write's updated_at is its transaction's start, which can precede a read that does not see it
-// yet; reading back this far catches such writes (agent-status transactions take milliseconds).
-const WRITE_SKEW_MS = 5_000;
 const REALTIME_TABLES = ['agent_status', 'agent_commands', 'agent_events', 'runners'];
 // agent_resources is not among them: figures change every minute per agent and polling reads them
 const MAX_BACKOFF_MS = 15_000;
-// A dashboard left open in a background tab polls this slowly: nobody is looking, and on a large
-// fleet each poll is a full read of the live view.
+// A dashboard left open in a background tab polls this slowly: nobody is looking.
 const HIDDEN_POLL_MS = 30_000;
 const REALTIME_RETRY_MS = 60_000;
 
@@ -68,15 +78,18 @@ export class LiveFeed {
   private state: FeedState = { mode: 'connecting', lastDataAt: null, error: null };
   private running = false;
   private wake: (() => void) | undefined;
+  /** a refresh asked for while a poll ran: the next one starts at once */
+  private pending = false;
+  private window: ListWindow = {
+    query: { status: '', host: '', search: '', sort: 'status', descending: false },
+    offset: 0,
+    limit: 100,
+  };
+  private watched: string | undefined;
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private channel: RealtimeChannel | undefined;
   private failures = 0;
   private lastPollAt = -Infinity;
-  private lastFullAt = -Infinity;
-  private agents = new Map<number, AgentRow>();
-  private resources = new Map<number, ResourceRow>();
-  private clock: DbClock | undefined;
-  private runnersKey = '';
   private loop: Promise<void> | undefined;
 
   constructor(
@@ -113,7 +126,21 @@ export class LiveFeed {
 
   /** Polls now instead of at the next tick (after a command, or a Realtime hint). */
   refreshNow(): void {
-    this.wake?.();
+    if (this.wake) this.wake();
+    else this.pending = true;
+  }
+
+  /** Reads these rows of the list from now on, starting now. */
+  setWindow(window: ListWindow): void {
+    this.window = window;
+    this.refreshNow();
+  }
+
+  /** Reads this agent by name too (its page is open), starting now; undefined: none. */
+  watchAgent(name: string | undefined): void {
+    if (name === this.watched) return;
+    this.watched = name;
+    if (name !== undefined) this.refreshNow();
   }
 
   private setState(patch: Partial<FeedState>) {
@@ -123,6 +150,7 @@ export class LiveFeed {
 
   private async run() {
     while (this.running) {
+      this.pending = false;
       try {
         const snapshot = await this.poll();
         if (!this.running) return;
@@ -139,48 +167,37 @@ export class LiveFeed {
         : this.state.mode === 'realtime'
           ? this.realtimePollMs
           : this.pollMs;
-      await this.sleep(document.hidden ? Math.max(interval, HIDDEN_POLL_MS) : interval);
+      if (!this.pending) await this.sleep(document.hidden ? Math.max(interval, HIDDEN_POLL_MS) : interval);
     }
   }
 
   private async poll(): Promise<Snapshot> {
-    const startedAt = performance.now();
-    this.lastPollAt = startedAt;
-    const previous = this.clock;
-    const full = previous === undefined || startedAt - this.lastFullAt >= FULL_READ_MS;
-    const changes = full
-      ? undefined
-      : {
-          writtenSince: iso(previous.observedAt - WRITE_SKEW_MS),
-          staleBy: iso(previous.now()),
-        };
-    const [agents, runners, resources] = await Promise.all([
-      fetchAgents(this.client, changes),
+    this.lastPollAt = performance.now();
+    const window = this.window;
+    const watched = this.watched;
+    const [page, runners, agent] = await Promise.all([
+      fetchAgentPage(this.client, window.query, window.offset, window.limit),
       fetchRunners(this.client),
-      fetchResources(this.client, changes?.writtenSince),
+      watched === undefined ? undefined : fetchAgent(this.client, watched),
     ]);
-    const receivedAt = performance.now();
-    // The database's clock from this read; when it returned no rows, the last one carried forward.
-    const clock = agents.length
-      ? new DbClock(Date.parse(agents[0].observed_at), receivedAt)
-      : new DbClock(previous ? previous.now() : 0, receivedAt);
-    const commands =
-      agents.length || this.agents.size ? await fetchCommands(this.client, iso(clock.observedAt - COMMAND_OUTCOME_SECONDS * 1000)) : [];
-
-    if (full) {
-      this.agents = new Map();
-      this.resources = new Map();
-      this.lastFullAt = startedAt;
-    }
-    for (const agent of agents) this.agents.set(agent.id, agent);
-    for (const resource of resources) this.resources.set(resource.agent_id, resource);
-    const runnersKey = runners.map((r) => `${r.id}:${r.status}`).join();
-    if (runnersKey !== this.runnersKey) {
-      this.runnersKey = runnersKey;
-      this.lastFullAt = -Infinity;
-    }
-    this.clock = clock;
-    return { agents: [...this.agents.values()], commands, runners, resources: this.resources, clock };
+    const clock = new DbClock(Date.parse(page.observed_at), performance.now());
+    const ids = page.rows.map((row) => row.id);
+    if (agent && !ids.includes(agent.id)) ids.push(agent.id);
+    const [fetched, resources] = await Promise.all([
+      fetchCommands(this.client, iso(clock.observedAt - COMMAND_OUTCOME_SECONDS * 1000), ids),
+      fetchResources(this.client, ids),
+    ]);
+    // a pending command past its expiry reads expired now, as the process manager's answer does
+    const commands = fetched.map((command) => commandAt(command, clock.now()));
+    return {
+      window,
+      page,
+      agent: watched === undefined ? undefined : { name: watched, row: agent ?? null },
+      commands,
+      runners,
+      resources: new Map(resources.map((resource) => [resource.agent_id, resource])),
+      clock,
+    };
   }
 
   private sleep(ms: number): Promise<void> {

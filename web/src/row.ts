@@ -1,6 +1,6 @@
 // One agent's row. It keeps references to its cells and writes only what changed, so a poll that
 // changes one agent out of 2,000 touches one row's DOM.
-import type { CommandAction } from '../../shared/status.ts';
+import { type CommandAction, runnerAway } from '../../shared/status.ts';
 import { columnsKey } from '../../shared/rows.ts';
 import type { AgentRow, CommandRow, ResourceRow } from './api.ts';
 import { h, setText } from './dom.ts';
@@ -21,9 +21,23 @@ export function agentHref(name: string): string {
   return `#/agents/${encodeURIComponent(name)}`;
 }
 
-/** Whether the agent's runner stopped reporting (the database's verdict, runner_status_live). */
+/** Whether the agent's runner is not there to act (the database's verdict, runner_status_live): silent, offline or stopped. */
 export function runnerSilent(agent: Pick<AgentRow, 'runner_id' | 'runner_status'>): boolean {
-  return agent.runner_id !== null && (agent.runner_status === 'silent' || agent.runner_status === 'offline');
+  return agent.runner_id !== null && agent.runner_status !== null && agent.runner_status !== 'online';
+}
+
+/**
+ * "silent (no word for 2 min)", "stopped (said goodbye 5 min ago)" (brief: "silent 2 min"): the
+ * agent's runner when it is not online, its age ticking from the read (runner_silent_s at
+ * observed_at); null while it is online.
+ */
+export function runnerAwayNow(
+  agent: Pick<AgentRow, 'runner_id' | 'runner_status' | 'runner_silent_s' | 'observed_at'>,
+  clock: DbClock,
+  brief = false,
+): string | null {
+  const silent = agent.runner_silent_s === null ? null : agent.runner_silent_s + (clock.since(agent.observed_at) ?? 0);
+  return runnerAway({ ...agent, runner_silent_s: silent }, formatDuration, brief);
 }
 
 /**
@@ -250,7 +264,9 @@ export class AgentRowView {
     this.hostNote.title = !managed
       ? NO_RUNNER
       : runnerSilent(agent)
-        ? 'the runner on this host stopped reporting: its agents may be dead or alive, and commands wait until it is back, then expire'
+        ? agent.runner_status === 'stopped'
+          ? 'the runner on this host was stopped (it said goodbye): nothing supervises its agents, and commands wait until a runner starts there, then expire'
+          : 'the runner on this host stopped reporting: its agents may be dead or alive, and commands wait until it is back, then expire'
         : '';
     this.badge.hidden = !agent.crash_looping;
     this.badge.title = agent.crash_looping
@@ -284,9 +300,8 @@ export class AgentRowView {
     setText(this.heartbeat, formatAgo(clock.since(agent.last_heartbeat)));
     setText(this.uptimeText, lifeText(agent, clock));
     setText(this.activityAgo, agent.last_activity_at ? formatAgo(clock.since(agent.last_activity_at)) : '');
-    if (runnerSilent(agent)) {
-      setText(this.hostNote, `runner ${agent.runner_status} ${formatDuration(clock.since(agent.runner_last_seen_at))}`);
-    }
+    const away = runnerAwayNow(agent, clock, true);
+    if (away) setText(this.hostNote, `runner ${away}`);
     setText(this.restarts, agent.restarts_total ? `↻ ${agent.restarts_total} restart${agent.restarts_total === 1 ? '' : 's'}` : '');
     const problem = latestProblem(agent, clock);
     setText(this.reason, problem ?? (agent.status === 'running' || agent.status === 'stopped' ? '' : (agent.status_reason ?? '')));

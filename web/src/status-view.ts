@@ -1,4 +1,4 @@
-// How each status looks and ranks on screen. Keyed by the shared AgentStatus type, so adding a status
+// How each status looks on screen (the database ranks them: dashboard_agent_page). Keyed by the shared AgentStatus type, so adding a status
 // to shared/status.ts fails the type check here until it has a look.
 import type { AgentStatus } from '../../shared/status.ts';
 import { h } from './dom.ts';
@@ -10,15 +10,6 @@ const ICONS: Record<AgentStatus, string> = {
   error: '✖',
   stopped: '■',
   stale: '◌',
-};
-
-/** Default sort: what needs attention first. */
-export const SEVERITY: Record<AgentStatus, number> = {
-  error: 0,
-  stale: 1,
-  warning: 2,
-  running: 3,
-  stopped: 4,
 };
 
 const DESCRIPTIONS: Record<AgentStatus, string> = {

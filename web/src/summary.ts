@@ -1,6 +1,5 @@
 // Counts per status at the top of the page; each count is also a filter button.
 import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
-import type { AgentRow } from './api.ts';
 import { h, setText } from './dom.ts';
 import { statusChip } from './status-view.ts';
 
@@ -40,11 +39,10 @@ export class Summary {
     }
   }
 
-  update(agents: AgentRow[]): void {
-    const tally = new Map<AgentStatus, number>();
-    for (const agent of agents) tally.set(agent.status, (tally.get(agent.status) ?? 0) + 1);
-    for (const status of AGENT_STATUSES) setText(this.counts.get(status)!.count, String(tally.get(status) ?? 0));
-    setText(this.total, String(agents.length));
+  /** Every agent per status, as the database counted them (dashboard_agent_page), and all of them. */
+  update(statuses: Partial<Record<AgentStatus, number>>, total: number): void {
+    for (const status of AGENT_STATUSES) setText(this.counts.get(status)!.count, String(statuses[status] ?? 0));
+    setText(this.total, String(total));
   }
 
   select(status: AgentStatus | ''): void {

@@ -1,11 +1,12 @@
-// The agents table: a keyed list of row views, sorted and filtered. A poll updates rows in place and
-// moves a node only when the order really changed, so 2,000 agents never re-render as a whole.
-import type { AgentStatus } from '../../shared/status.ts';
-import type { AgentRow, CommandRow, ResourceRow } from './api.ts';
+// The agents table: a window over the matching agents, which the database filters, sorts and counts
+// (public.dashboard_agent_page). The table is sized for all of them and asks for the rows around the
+// viewport as it scrolls (onWindow); a poll updates those rows in place and moves a node only when
+// the order really changed, so a fleet of 100,000 is never in the browser as a whole.
+import type { AgentPage, AgentQuery, AgentRow, CommandRow, ResourceRow } from './api.ts';
 import { h, replace } from './dom.ts';
-import { AgentRowView, processRuns, type RowHandlers } from './row.ts';
-import { SEVERITY } from './status-view.ts';
+import { AgentRowView, type RowHandlers } from './row.ts';
 import type { DbClock } from './time.ts';
+import type { AgentStatus } from '../../shared/status.ts';
 
 export type SortKey = 'status' | 'name' | 'host' | 'health' | 'activity' | 'heartbeat' | 'uptime' | 'cpu' | 'memory';
 export const SORT_KEYS: readonly SortKey[] = ['status', 'name', 'host', 'health', 'activity', 'heartbeat', 'uptime', 'cpu', 'memory'];
@@ -32,66 +33,38 @@ const COLUMNS: { key: SortKey | null; label: string; className: string }[] = [
   { key: null, label: 'Actions', className: 'c-actions' },
 ];
 
-const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
-
-// Larger first: for times, the most recent first.
-function largerFirst(a: number, b: number): number {
-  return b < a ? -1 : b > a ? 1 : 0;
-}
-
-const time = (timestamp: string | null, missing: number) => (timestamp === null ? missing : Date.parse(timestamp));
-
-function compare(key: SortKey, a: AgentRow, b: AgentRow, nameRank: Map<number, number>, resources: Map<number, ResourceRow>): number {
-  // Busiest first; agents without figures last.
-  const figure = (agent: AgentRow, field: 'cpu_percent' | 'memory_bytes') =>
-    processRuns(agent) ? (resources.get(agent.id)?.[field] ?? -1) : -1;
-  switch (key) {
-    case 'status':
-      return SEVERITY[a.status] - SEVERITY[b.status];
-    case 'name':
-      return nameRank.get(a.id)! - nameRank.get(b.id)!;
-    case 'host':
-      return collator.compare(a.host ?? '', b.host ?? '');
-    case 'health':
-      return a.health - b.health;
-    case 'activity':
-      return collator.compare(a.last_activity ?? '', b.last_activity ?? '');
-    // Ascending: the freshest heartbeat first, never-seen agents last.
-    case 'heartbeat':
-      return largerFirst(time(a.last_heartbeat, -Infinity), time(b.last_heartbeat, -Infinity));
-    // Ascending: agents that are not up first, then the shortest uptime (the latest start).
-    case 'uptime':
-      return largerFirst(
-        processRuns(a) ? time(a.started_at, Infinity) : Infinity,
-        processRuns(b) ? time(b.started_at, Infinity) : Infinity,
-      );
-    case 'cpu':
-      return largerFirst(figure(a, 'cpu_percent'), figure(b, 'cpu_percent'));
-    case 'memory':
-      return largerFirst(figure(a, 'memory_bytes'), figure(b, 'memory_bytes'));
-  }
-}
-
 // Rows rendered beyond the edges of the viewport, so a fast scroll or Tab lands on rows that exist.
 const OVERSCAN = 12;
+
+// Rows read beyond the window rendered, so a short scroll needs no new read.
+const READ_AHEAD = 40;
+
+/** The query of the database for these filters and this sort. */
+export function agentQuery(filter: Filter, sort: SortKey, descending: boolean): AgentQuery {
+  return { status: filter.status, host: filter.host === NO_HOST ? null : filter.host, search: filter.search, sort, descending };
+}
+
+const queryKey = (query: AgentQuery) => JSON.stringify(query);
 
 export class AgentTable {
   readonly el: HTMLDivElement;
   private readonly header: HTMLDivElement;
   private readonly body: HTMLDivElement;
   private readonly empty: HTMLParagraphElement;
-  // Only the rows in and near the viewport are in the DOM (a window over the sorted, filtered list);
-  // views are created when an agent first scrolls into that window and then kept, keyed by id.
-  // With all 2,000 rows in the DOM, creating them took ~300 ms and laying them out ~200 ms more on
-  // this machine, and every moved row relaid the whole list.
+  // Only the rows in and near the viewport are in the DOM; views are created when an agent first
+  // scrolls into that window, kept while the database returns it, and keyed by id.
   private readonly views = new Map<number, AgentRowView>();
   private readonly attached = new Set<AgentRowView>();
-  // Names in collation order, recomputed only when the set of names changes: collating 2,000 names
-  // inside every sort cost ~20 ms per poll.
-  private nameRank = new Map<number, number>();
-  private namesKey = '';
-  private agents: AgentRow[] = [];
-  private shown: AgentRow[] = [];
+  /** the rows read for the current query: `rows[i]` is the agent at position `offset + i` */
+  private rows: AgentRow[] = [];
+  private offset = 0;
+  private rowsKey = '';
+  /** how many agents match the filters, and how many there are */
+  private matching = 0;
+  private total = 0;
+  private loaded = false;
+  /** the window last asked for (onWindow) */
+  private asked = { key: '', offset: -1, limit: 0 };
   private latest = new Map<number, CommandRow>();
   private resources = new Map<number, ResourceRow>();
   private clock: DbClock | undefined;
@@ -111,6 +84,8 @@ export class AgentTable {
   onRender: (shown: number, total: number) => void = () => {};
   /** Called when the operator sorts by a column. */
   onSort: (key: SortKey, descending: boolean) => void = () => {};
+  /** Called with the rows to read: the query, and the positions around the viewport. */
+  onWindow: (query: AgentQuery, offset: number, limit: number) => void = () => {};
 
   constructor(private readonly handlers: RowHandlers) {
     this.header = h('div', { class: 'row head', role: 'row', 'aria-rowindex': '1' });
@@ -134,14 +109,30 @@ export class AgentTable {
     cancelAnimationFrame(this.frame);
   }
 
-  /** Applies a poll's agents and commands (newest first, as fetched). */
-  apply(agents: AgentRow[], commands: CommandRow[], resources: Map<number, ResourceRow>, clock: DbClock): void {
-    this.agents = agents;
+  /** The database's query for the current filters and sort. */
+  get query(): AgentQuery {
+    return agentQuery(this.filter, this.sortKey, this.descending);
+  }
+
+  /**
+   * Applies a poll: the page the database answered for `query` (rows of another query, asked for
+   * before the filters changed, are not shown), the commands (newest first) and figures of its agents.
+   */
+  apply(query: AgentQuery, page: AgentPage, commands: CommandRow[], resources: Map<number, ResourceRow>, clock: DbClock): void {
     this.clock = clock;
     this.resources = resources;
     this.latest = new Map();
     for (const command of commands) if (!this.latest.has(command.agent_id)) this.latest.set(command.agent_id, command);
-    const byId = new Map(agents.map((agent) => [agent.id, agent]));
+    this.total = page.total;
+    const key = queryKey(query);
+    if (key === queryKey(this.query)) {
+      this.rows = page.rows;
+      this.offset = page.offset;
+      this.rowsKey = key;
+      this.matching = page.matching;
+      this.loaded = true;
+    }
+    const byId = new Map(this.rows.map((agent) => [agent.id, agent]));
     for (const [id, view] of this.views) {
       const agent = byId.get(id);
       if (agent) {
@@ -151,12 +142,6 @@ export class AgentTable {
         this.attached.delete(view);
         this.views.delete(id);
       }
-    }
-    const namesKey = agents.map((agent) => agent.agent_name).join('\n');
-    if (namesKey !== this.namesKey) {
-      this.namesKey = namesKey;
-      const sorted = [...agents].sort((a, b) => collator.compare(a.agent_name, b.agent_name));
-      this.nameRank = new Map(sorted.map((agent, rank) => [agent.id, rank]));
     }
     this.render();
     for (const view of this.attached) view.tick(clock);
@@ -199,30 +184,17 @@ export class AgentTable {
     this.paintWindow();
   }
 
-  private visible(): AgentRow[] {
-    const { status, host, search } = this.filter;
-    const needle = search.trim().toLowerCase();
-    const shown = this.agents.filter(
-      (a) =>
-        (!status || a.status === status) &&
-        (!host || (host === NO_HOST ? a.host === null : a.host === host)) &&
-        (!needle || a.agent_name.toLowerCase().includes(needle)),
-    );
-    const direction = this.descending ? -1 : 1;
-    const rank = this.nameRank;
-    const resources = this.resources;
-    return shown.sort((a, b) => direction * compare(this.sortKey, a, b, rank, resources) || rank.get(a.id)! - rank.get(b.id)!);
-  }
-
   private render() {
-    this.shown = this.visible();
-    this.el.setAttribute('aria-rowcount', String(this.shown.length + 1));
-    this.empty.hidden = this.shown.length > 0;
-    this.empty.textContent = this.agents.length
+    // Until the rows of new filters arrive, the last ones stay (marked busy) rather than a blank table.
+    const current = this.rowsKey === queryKey(this.query);
+    this.el.setAttribute('aria-busy', String(!current));
+    this.el.setAttribute('aria-rowcount', String(this.matching + 1));
+    this.empty.hidden = !this.loaded || this.matching > 0;
+    this.empty.textContent = this.total
       ? 'No agent matches these filters.'
       : 'No agents yet. An agent appears here when a runner lists it in its config or an agent token is created for it.';
     this.paintWindow();
-    this.onRender(this.shown.length, this.agents.length);
+    this.onRender(this.matching, this.total);
   }
 
   private view(agent: AgentRow): AgentRowView {
@@ -236,20 +208,27 @@ export class AgentTable {
   }
 
   private paintWindow() {
-    const total = this.shown.length;
+    const total = this.matching;
     if (this.el.offsetParent === null && total) return; // hidden (agent detail open): nothing to place
     const height = this.rowHeight;
     const top = this.body.getBoundingClientRect().top;
     const first = Math.max(0, Math.min(total, Math.floor(-top / height) - OVERSCAN));
-    const last = Math.min(total, Math.max(first, Math.ceil((window.innerHeight - top) / height) + OVERSCAN));
-    this.body.style.paddingTop = `${first * height}px`;
-    this.body.style.paddingBottom = `${(total - last) * height}px`;
+    const bottom = Math.ceil((window.innerHeight - top) / height) + OVERSCAN;
+    const last = Math.min(total, Math.max(first, bottom));
+    // as far as the viewport reaches, however many matched last time (the count may have grown)
+    this.askFor(first, Math.max(first, bottom));
+
+    // The rows read that fall in the window (one stretch: the rows read are consecutive).
+    const start = Math.max(first, this.offset);
+    const end = Math.max(start, Math.min(last, this.offset + this.rows.length, total));
+    this.body.style.paddingTop = `${start * height}px`;
+    this.body.style.paddingBottom = `${(total - end) * height}px`;
 
     // Walk the wanted rows against the current children; insertBefore only where they differ.
     const wanted = new Set<AgentRowView>();
     let cursor = this.body.firstChild;
-    for (let index = first; index < last; index++) {
-      const view = this.view(this.shown[index]);
+    for (let index = start; index < end; index++) {
+      const view = this.view(this.rows[index - this.offset]);
       wanted.add(view);
       view.el.setAttribute('aria-rowindex', String(index + 2));
       if (view.el === cursor) cursor = cursor.nextSibling;
@@ -277,6 +256,17 @@ export class AgentTable {
       this.rowHeight = measured;
       this.paintWindow();
     }
+  }
+
+  /** Asks for the rows of [first, last) and some around them, unless the rows asked for cover them. */
+  private askFor(first: number, last: number) {
+    const key = queryKey(this.query);
+    const asked = this.asked;
+    const covered = asked.key === key && asked.offset <= first && last <= asked.offset + asked.limit;
+    if (covered) return;
+    const offset = Math.max(0, first - READ_AHEAD);
+    this.asked = { key, offset, limit: Math.min(1000, last - offset + READ_AHEAD) };
+    this.onWindow(this.query, this.asked.offset, this.asked.limit);
   }
 
   // Updated in place, so the sort button keeps keyboard focus after it is pressed.

@@ -100,14 +100,15 @@ export interface Api {
   /** Calls a function that takes no operator identity (verify_api_token). */
   rpcAnonymous<T>(fn: string, args?: Record<string, unknown>): Promise<T>;
   /**
-   * Every row of an operator function that returns a set, read in pages ordered by `key` (unique),
-   * each page after the last key seen: PostgREST answers at most its max-rows (1,000 on Supabase)
+   * Every row of an operator function that returns a set in pages: the function takes p_after (the
+   * last `key` seen, unique, in its order) and p_limit, so each page is a range the database reads,
+   * not the whole set cut by PostgREST. PostgREST answers at most its max-rows (1,000 on Supabase)
    * per request, and `list` once stopped there without a word.
    */
   rpcAll<T extends Record<string, unknown>>(fn: string, key: keyof T & string, args?: Record<string, unknown>): Promise<T[]>;
 }
 
-// Rows per page: within PostgREST's max-rows on Supabase and in the local stack.
+// Rows asked for per page: PostgREST's max-rows on Supabase and in the local stack.
 const PAGE_ROWS = 1000;
 
 interface Resolved {
@@ -254,17 +255,12 @@ export async function connect(flags: ConnectionFlags, options: { signIn?: boolea
     rpcAnonymous: (fn, args = {}) => call(fn, args),
     async rpcAll<T extends Record<string, unknown>>(fn: string, key: keyof T & string, args: Record<string, unknown> = {}) {
       const rows: T[] = [];
-      for (let last: unknown; ; ) {
-        let query = client
-          .rpc(fn, { ...args, p_operator_token: token ?? null })
-          .order(key)
-          .limit(PAGE_ROWS);
-        if (last !== undefined) query = query.gt(key, last);
-        const { data, error, status } = await query;
-        if (error) throw apiError(url, status, error);
-        const page = data as T[];
+      for (let last: unknown = null; ; ) {
+        const page = await call<T[]>(fn, { ...args, p_operator_token: token ?? null, p_after: last, p_limit: PAGE_ROWS });
+        // Only an empty page ends the list: a project whose max-rows is below PAGE_ROWS answers
+        // short pages that are not the last.
+        if (!page.length) return rows;
         rows.push(...page);
-        if (page.length < PAGE_ROWS) return rows;
         last = page[page.length - 1][key];
       }
     },

@@ -5,7 +5,7 @@
 // expires: it waited 132 s for that, issue 19); the command stays queued for a runner that comes back.
 import type { Command } from 'commander';
 import { enqueueCommands, type QueuedCommand, waitForCommands } from '../../../shared/process-manager.ts';
-import { COMMAND_ACTIONS, type CommandAction, isFinished } from '../../../shared/status.ts';
+import { COMMAND_ACTIONS, type CommandAction, isFinished, runnerAway } from '../../../shared/status.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT } from '../../exit-codes.ts';
@@ -61,10 +61,10 @@ function describe(command: QueuedCommand): string {
   }
 }
 
-/** Why nobody will answer a command: its agent's runner is silent or offline (the database's view, read now). */
+/** Why nobody will answer a command: its agent's runner is silent, offline or stopped (the database's view, read now). */
 function runnerGone(agent: LiveAgent | undefined): string | undefined {
-  if (!agent || (agent.runner_status !== 'silent' && agent.runner_status !== 'offline')) return undefined;
-  return `its runner on ${agent.host} is ${agent.runner_status}${agent.runner_silent_s !== null ? ` (no word for ${span(agent.runner_silent_s)})` : ''}`;
+  const away = agent && runnerAway(agent, span);
+  return away ? `its runner on ${agent.host} is ${away}` : undefined;
 }
 
 /**

@@ -8,7 +8,8 @@ import { functionUrl } from '../../../shared/api/paths.ts';
 import { action, integerIn, subcommand } from './action.ts';
 import { connect, connectionOptions, type Api, type ConnectionFlags } from './connection.ts';
 import { CliError, EXIT, type ExitCode } from '../../exit-codes.ts';
-import { ago, painter, printJson } from './output.ts';
+import { ago, painter, printJson, span } from './output.ts';
+import { runnerAway } from '../../../shared/status.ts';
 import { startProgress } from './progress.ts';
 import { agentById, listAgents, nearestNames, type LiveAgent } from './agents.ts';
 
@@ -217,8 +218,9 @@ function runnerCheck(agent: LiveAgent): Check {
       fix: 'Add it to the agents file of the runner on its host, or keep starting it by hand.',
     };
   }
-  if (!agent.runner_online) {
-    return failed(check, `the runner on ${agent.host} is offline (last seen ${agent.runner_last_seen_at ?? 'never'})`, RUNNER_FIX);
+  const away = runnerAway(agent, span);
+  if (away) {
+    return failed(check, `the runner on ${agent.host} is ${away}; last seen ${agent.runner_last_seen_at ?? 'never'}`, RUNNER_FIX);
   }
   return { check, result: 'pass', detail: `the runner on ${agent.host} is online` };
 }

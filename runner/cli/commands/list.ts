@@ -7,6 +7,7 @@ import { listAgents } from './agents.ts';
 import { pausedAlerts } from './alerts.ts';
 import type { LiveAgent } from './agents.ts';
 import { ago, oneLine, paintStatus, painter, printJson, span, table } from './output.ts';
+import { runnerAway } from '../../../shared/status.ts';
 
 const secondsSince = (agent: LiveAgent, time: string) => (Date.parse(agent.observed_at) - Date.parse(time)) / 1000;
 
@@ -42,10 +43,8 @@ function restarts(agent: LiveAgent): string {
 function host(agent: LiveAgent): string {
   const dim = painter().dim;
   if (!agent.host) return dim('-');
-  if (agent.runner_status === 'silent' || agent.runner_status === 'offline') {
-    return agent.host + dim(` (runner ${agent.runner_status}${agent.runner_silent_s !== null ? ` ${span(agent.runner_silent_s)}` : ''})`);
-  }
-  return agent.host;
+  const away = runnerAway(agent, span, true);
+  return away ? agent.host + dim(` (runner ${away})`) : agent.host;
 }
 
 export function registerList(program: Command): void {

@@ -116,16 +116,19 @@ export function registerShow(program: Command): void {
     );
 
   connectionOptions(subcommand(program, 'reset <agent>', "forget an agent's restart count (pm2 reset); recorded in its history"))
-    .option('--json', 'print {agent_name, restarts_total} (the count before) as JSON')
+    .option('--json', 'print {agent_name, restarts_total, crash_loop_ended} (the count before) as JSON')
     .action(
       action(async (agentName: string, options: ConnectionFlags & { json?: boolean }) => {
         const api = await connect(options);
         const agent = await findAgent(api, agentName);
-        const reset = await api.rpc<{ agent_name: string; restarts_total: number }>('reset_agent_restarts', {
+        const reset = await api.rpc<{ agent_name: string; restarts_total: number; crash_loop_ended: boolean }>('reset_agent_restarts', {
           p_agent_name: agent.agent_name,
         });
         if (options.json) return printJson(reset);
-        process.stdout.write(`Reset the restart count of ${JSON.stringify(reset.agent_name)} (was ${reset.restarts_total}).\n`);
+        process.stdout.write(
+          `Reset the restart count of ${JSON.stringify(reset.agent_name)} (was ${reset.restarts_total})` +
+            `${reset.crash_loop_ended ? '; its crash loop is over until it crashes 3 more times in 10 min' : ''}.\n`,
+        );
       }),
     );
 }

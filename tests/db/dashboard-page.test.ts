@@ -1,0 +1,202 @@
+// public.dashboard_agent_page: the dashboard's list done by the database at fleet size. Every answer
+// is checked against the live view (agent_status_live) read as the same operator: the chips' counts,
+// what a filter, a search and each sort let through and in which order, the last agent by name, the
+// rows as the view reads them. Also the CLI's keyset pages of operator_list_agents.
+import { randomUUID } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Sql } from 'postgres';
+import { asRole, useTestDatabase } from '../helpers/database.ts';
+
+const db = useTestDatabase();
+const operator = { sub: randomUUID(), email: 'ops@example.com' };
+const FLEET = 2500;
+
+interface Page {
+  total: number;
+  matching: number;
+  offset: number;
+  statuses: Record<string, number>;
+  hosts: (string | null)[];
+  runners: Record<string, Record<string, number>>;
+  rows: Record<string, unknown>[];
+}
+
+type Query = Partial<{
+  status: string;
+  host: string;
+  withoutHost: boolean;
+  search: string;
+  sort: string;
+  descending: boolean;
+  offset: number;
+  limit: number;
+}>;
+
+const asOperator = <T>(fn: (tx: Sql) => PromiseLike<T>) => asRole(db.sql, 'authenticated', operator, fn);
+
+function page(q: Query, claims = operator): Promise<Page> {
+  return asRole(db.sql, 'authenticated', claims, async (tx) => {
+    const [{ p }] = await tx`select public.dashboard_agent_page(
+      ${q.status ?? null}, ${q.host ?? null}, ${q.withoutHost ?? false}, ${q.search ?? null},
+      ${q.sort ?? 'status'}, ${q.descending ?? false}, ${q.offset ?? 0}, ${q.limit ?? 100}) as p`;
+    return p as Page;
+  });
+}
+
+/** Every matching agent's name, in page order, read page by page as the table scrolls. */
+async function allNames(q: Query): Promise<string[]> {
+  const names: string[] = [];
+  for (let offset = 0; ; offset += 1000) {
+    const p = await page({ ...q, offset, limit: 1000 });
+    names.push(...p.rows.map((row) => row.agent_name as string));
+    if (offset + 1000 >= p.matching) return names;
+  }
+}
+
+/** The live view as the operator reads it, with the reason its agent or runner recorded. */
+type Live = { id: number; agent_name: string; status: string; host: string | null; recorded_reason: string | null };
+const live = () =>
+  asOperator(
+    (tx) => tx<Live[]>`select l.id, l.agent_name, l.status, l.host, a.status_reason as recorded_reason
+                       from public.agent_status_live l join public.agent_status a using (id) order by l.agent_name`,
+  );
+
+beforeAll(async () => {
+  await db.sql`select public.add_operator(${operator.email})`;
+  await db.sql`update public.operators set user_id = ${operator.sub} where lower(email) = ${operator.email}`.catch(() => {});
+  const [runner] = await db.sql`insert into public.runners (host) values ('host-runner') returning id`;
+  // Every status, 7 hosts and agents without one, some past their heartbeat deadline (stale when read),
+  // reasons to search, CPU figures to sort by. Names in random order of insertion.
+  await db.sql`
+    insert into public.agent_status (agent_name, status, status_source, health, host, runner_id, last_heartbeat,
+                                     started_at, stale_at, status_reason, last_activity)
+    select format('agent %s', lpad(n::text, 5, '0')),
+           (array['running', 'running', 'warning', 'error', 'stopped'])[1 + n % 5], 'agent', (n * 37) % 101,
+           case when n % 8 = 7 then null else format('host-%s', n % 8) end,
+           case when n % 8 = 0 then ${runner.id}::uuid end,
+           now() - make_interval(secs => n % 97), now() - make_interval(mins => n % 300),
+           case when n % 5 in (0, 1, 2) then now() + case when n % 11 = 0 then interval '-1 minute' else interval '1 hour' end end,
+           case when n % 13 = 0 then 'upstream 100%_sure timeout' when n % 5 = 3 then 'disk full' end,
+           format('batch %s', n % 17)
+    from generate_series(1, ${FLEET}) n order by md5(n::text)`;
+  await db.sql`insert into public.agent_resources (agent_id, cpu_percent, memory_bytes, processes)
+               select id, (id * 7) % 100, (40 + id % 400) * 1048576, 1 from public.agent_status where id % 3 <> 0`;
+  await db.sql`insert into public.agent_status (agent_name, status, archived_at) values ('zzz archived', 'stopped', now())`;
+  // as autovacuum would have by now: the plans are those of tables whose sizes are known
+  await db.sql`analyze`;
+});
+
+describe('dashboard_agent_page', () => {
+  it('counts every status as the live view does, past the deadline included, in one call', async () => {
+    const rows = await live();
+    expect(rows.length).toBe(FLEET);
+    const p = await page({});
+    const byStatus: Record<string, number> = {};
+    for (const row of rows) byStatus[row.status] = (byStatus[row.status] ?? 0) + 1;
+    expect(byStatus.stale).toBeGreaterThan(0);
+    expect(p.statuses).toEqual(byStatus);
+    expect(p.total).toBe(FLEET);
+    expect(p.matching).toBe(FLEET);
+    expect(p.hosts).toEqual([null, ...[0, 1, 2, 3, 4, 5, 6].map((i) => `host-${i}`)]);
+    const [runner] = await db.sql`select id from public.runners`;
+    const managed: Record<string, number> = {};
+    for (const row of rows.filter((r) => r.host === 'host-0')) managed[row.status] = (managed[row.status] ?? 0) + 1;
+    expect(p.runners).toEqual({ [runner.id]: managed });
+    expect(p.rows).toHaveLength(100);
+  });
+
+  it('gives each row as the live view reads it, without metadata', async () => {
+    // one transaction: the same now() for both
+    const [p, view] = await asOperator(async (tx) => [
+      (await tx`select public.dashboard_agent_page(p_sort => 'name', p_limit => 3) as p`)[0].p as Page,
+      await tx`select to_jsonb(l) - 'metadata' as row from public.agent_status_live l order by agent_name limit 3`,
+    ]);
+    expect(p.rows).toEqual(view.map((v) => v.row));
+    expect(Object.keys(p.rows[0])).not.toContain('metadata');
+  });
+
+  it('filters by status, host and no host, and searches name, host and reason, as the live view says', async () => {
+    const rows = await live();
+    const names = (keep: (row: Live) => boolean) => rows.filter(keep).map((row) => row.agent_name);
+    expect(await allNames({ status: 'stale', sort: 'name' })).toEqual(names((r) => r.status === 'stale'));
+    expect(await allNames({ host: 'host-3', status: 'error', sort: 'name' })).toEqual(
+      names((r) => r.host === 'host-3' && r.status === 'error'),
+    );
+    expect(await allNames({ withoutHost: true, sort: 'name' })).toEqual(names((r) => r.host === null));
+    // name, host and reason; any case; % and _ are letters
+    expect(await allNames({ search: 'AGENT 0012', sort: 'name' })).toEqual(names((r) => r.agent_name.startsWith('agent 0012')));
+    expect(await allNames({ search: 'ost-5', sort: 'name' })).toEqual(names((r) => r.host === 'host-5'));
+    const reasons = await allNames({ search: '100%_sure', sort: 'name' });
+    expect(reasons.length).toBeGreaterThan(0);
+    expect(reasons).toEqual(names((r) => (r.recorded_reason ?? '').includes('100%_sure')));
+    expect(await allNames({ search: '100_%sure', sort: 'name' })).toEqual([]);
+    const p = await page({ status: 'error', host: 'host-3' });
+    expect(p.matching).toBe(names((r) => r.host === 'host-3' && r.status === 'error').length);
+    expect(p.total).toBe(FLEET);
+  });
+
+  it('sorts by each column both ways, ties by name, and reaches the last agent by name', async () => {
+    const rows = await asOperator(
+      (tx) => tx<(Live & { health: number; heartbeat_ms: number })[]>`
+        select agent_name, status, health, extract(epoch from last_heartbeat) * 1000 as heartbeat_ms from public.agent_status_live`,
+    );
+    const severity: Record<string, number> = { error: 0, stale: 1, warning: 2, running: 3, stopped: 4 };
+    const byName = (a: { agent_name: string }, b: { agent_name: string }) => (a.agent_name < b.agent_name ? -1 : 1);
+    const expected = (key: (row: (typeof rows)[number]) => number, descending: boolean) =>
+      [...rows].sort((a, b) => (descending ? -1 : 1) * (key(a) - key(b)) || byName(a, b)).map((row) => row.agent_name);
+    expect(await allNames({ sort: 'status' })).toEqual(expected((r) => severity[r.status], false));
+    expect(await allNames({ sort: 'status', descending: true })).toEqual(expected((r) => severity[r.status], true));
+    expect(await allNames({ sort: 'health', descending: true })).toEqual(expected((r) => r.health, true));
+    expect(await allNames({ sort: 'heartbeat' })).toEqual(expected((r) => -r.heartbeat_ms, false));
+
+    const last = rows
+      .map((row) => row.agent_name)
+      .sort()
+      .at(-1);
+    const end = await page({ sort: 'name', offset: FLEET - 1, limit: 5 });
+    expect(end.rows.map((row) => row.agent_name)).toEqual([last]);
+    const first = await page({ sort: 'name', descending: true, limit: 1 });
+    expect(first.rows.map((row) => row.agent_name)).toEqual([last]);
+    expect((await page({ sort: 'name', offset: FLEET + 10 })).rows).toEqual([]);
+  });
+
+  it('shows a non-operator nothing, refuses anon, and says what is wrong with a bad argument', async () => {
+    const visitor = await page({}, { sub: randomUUID(), email: 'visitor@example.com' });
+    expect([visitor.total, visitor.rows, visitor.statuses]).toEqual([0, [], {}]);
+    await expect(asRole(db.sql, 'anon', {}, (tx) => tx`select public.dashboard_agent_page()`)).rejects.toThrow(/permission denied/);
+    await expect(page({ sort: 'colour' })).rejects.toThrow(/sort must be status, name/);
+    await expect(page({ status: 'sleeping' })).rejects.toThrow(/status must be running/);
+    await expect(page({ limit: 1001 })).rejects.toThrow(/limit must be between 1 and 1000/);
+    await expect(page({ offset: -1 })).rejects.toThrow(/offset must be 0 or more/);
+  });
+});
+
+describe('operator_list_agents in keyset pages', () => {
+  it('reads the pages after a name, none computed whole, and every agent without a limit', async () => {
+    const all = await db.sql`select agent_name from public.operator_list_agents()`;
+    expect(all.length).toBe(FLEET);
+    const names: string[] = [];
+    for (let after: string | null = null; ; ) {
+      const rows = await db.sql`select agent_name from public.operator_list_agents(null, ${after}, 1000)`;
+      names.push(...rows.map((row) => row.agent_name as string));
+      if (rows.length < 1000) break;
+      after = names.at(-1)!;
+    }
+    expect(names).toEqual(all.map((row) => row.agent_name));
+    // a page is an index range of agent_status from the key on, not a pass over every agent
+    // (the counters of this backend may still hold earlier statements' reads: the difference counts)
+    const counters = (tx: Pick<Sql, 'unsafe'>) =>
+      tx.unsafe(
+        `select seq_tup_read::int + idx_tup_fetch::int as read from pg_stat_xact_user_tables where relid = 'public.agent_status'::regclass`,
+      );
+    const [before, after] = await db.sql.begin(async (tx) => {
+      const [before] = await counters(tx);
+      await tx`select count(*) from public.operator_list_agents(null, 'agent 02000', 10)`;
+      const [after] = await counters(tx);
+      return [before, after];
+    });
+    // about 10 names from the index and the 10 rows of the view by id, not the 2,500 agents
+    expect(after.read - before.read).toBeLessThan(50);
+    await expect(db.sql`select public.operator_list_agents(null, null, 0)`).rejects.toThrow(/limit must be between 1 and 10000/);
+  });
+});
