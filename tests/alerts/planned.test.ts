@@ -77,7 +77,7 @@ it('a host back says what is true of each agent: one running, one crash-looping'
 it('agents a stopped runner left running that go stale are told once, under the host, as a stop and not a silence', async () => {
   await channel('left');
   const { sql } = stack.db;
-  const [{ token }] = await sql`select token from public.create_api_token('runner', null, null, 'rack-7', null)`;
+  const [{ token }] = await sql`select token from public.create_api_token('runner', null, null, 'rack-7', null, p_new_agents => true)`;
   await sql`select public.runner_register(${token}, ${sql.json([{ name: 'rack7-a' }, { name: 'rack7-b' }])})`;
   await sql`select public.runner_heartbeat(${token}, null, 1)`;
   for (const name of ['rack7-a', 'rack7-b']) await sql`select public.agent_report(${token}, ${name}, 'started')`;
@@ -109,7 +109,7 @@ it('agents a stopped runner left running that go stale are told once, under the 
 it('an agent the host came back without ("not checked yet") and then found dead is told on its own', async () => {
   await channel('found');
   const { sql } = stack.db;
-  const [{ token }] = await sql`select token from public.create_api_token('runner', null, null, 'rack-5', null)`;
+  const [{ token }] = await sql`select token from public.create_api_token('runner', null, null, 'rack-5', null, p_new_agents => true)`;
   await sql`select public.runner_register(${token}, ${sql.json([{ name: 'rack5-gone' }])})`;
   await sql`select public.runner_heartbeat(${token}, null, 1)`;
   await sql`select public.agent_report(${token}, 'rack5-gone', 'started')`;
