@@ -104,8 +104,7 @@ create or replace view public.agent_status_live with (security_invoker = true) a
 select
   a.id,
   a.agent_name,
-  case when a.stale_at <= now() then agent_private.next_status(a.status, a.status_source, 'deadline')
-       else a.status end::public.agent_status_value as status,
+  agent_private.live_status(a.status, a.status_source, a.stale_at) as status,
   a.health,
   a.last_heartbeat,
   a.last_error,
@@ -306,8 +305,7 @@ begin
       -- the live view's status (the deadline applied at read time) and whether the process runs
       cross join lateral (
         select l.status, l.status <> 'stopped' and a.started_at is not null and a.stopped_at is null as runs
-        from (select case when a.stale_at <= now() then agent_private.next_status(a.status, a.status_source, 'deadline')
-                          else a.status end::text as status) l
+        from (select agent_private.live_status(a.status, a.status_source, a.stale_at)::text as status) l
       ) s
     ), page as (
       select m.id, m.k_num, m.k_text, m.agent_name

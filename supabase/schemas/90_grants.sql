@@ -178,9 +178,9 @@ revoke all on function agent_private.check_lease(public.runners, text) from publ
 
 -- 40_state_machine.sql
 grant execute
-  on function agent_private.next_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value)
+  on function agent_private.live_status(public.agent_status_value, public.agent_event_source, timestamp with time zone)
   to authenticated, service_role;
-revoke all on function agent_private.next_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value) from public;
+revoke all on function agent_private.live_status(public.agent_status_value, public.agent_event_source, timestamp with time zone) from public;
 revoke all on function agent_private.is_event(text) from public;
 revoke all
   on function agent_private.apply_event(integer, text, public.agent_event_source, text, public.agent_status_value, integer, text, text, integer, integer, text, jsonb, timestamp
