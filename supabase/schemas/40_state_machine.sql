@@ -125,7 +125,7 @@ as $$
     else coalesce(p_last_activity_at, now()) + make_interval(secs => p_timeout_s) end
 $$;
 
--- An agent's restarts of the last 10 minutes, oldest first: what restart_times keeps.
+-- The times of the last 10 minutes, oldest first: what restart_times and crash_times keep.
 create function agent_private.recent_restarts(p_times timestamptz[]) returns timestamptz[]
   language sql stable
 as $$
@@ -299,7 +299,7 @@ begin
   recent := agent_private.recent_restarts(old.restart_times);
   if p_event = 'crashed' then
     new.unstable_since := coalesce(old.unstable_since, v_at);
-    crashes := array(select t from unnest(old.crash_times) t where t > now() - interval '10 minutes' order by t);
+    crashes := agent_private.recent_restarts(old.crash_times);
     new.crash_times := (crashes || v_at)[greatest(1, cardinality(crashes) - 98):];
     loop_crash := agent_private.crash_looping(new);
     if p_details is not null and jsonb_typeof(p_details -> 'restart_in_s') = 'number' then

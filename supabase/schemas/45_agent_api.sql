@@ -351,7 +351,7 @@ begin
   values (a.id, a.runner_id, 'restarts_reset', 'operator', who,
           format('restart count reset by %s (was %s)', who, a.restarts_total)
             || case when agent_private.crash_looping(a) then format('; crash loop ended (%s crashes in 10 min)',
-                 (select count(*) from unnest(a.crash_times) t where t > now() - interval '10 minutes')) else '' end,
+                 cardinality(agent_private.recent_restarts(a.crash_times))) else '' end,
           jsonb_build_object('restarts_total', a.restarts_total, 'restart_times', to_jsonb(a.restart_times),
                              'crash_times', to_jsonb(a.crash_times), 'crash_loop_ended', agent_private.crash_looping(a)));
   return jsonb_build_object('agent_name', a.agent_name, 'restarts_total', a.restarts_total,
