@@ -1,5 +1,7 @@
 // The gateway's own rules for /functions/v1, as on Supabase: a function checks the caller's JWT
 // before it runs unless config.toml says verify_jwt = false for it.
+import { request as httpRequest } from 'node:http';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +19,10 @@ const supervisor = new Supervisor((name, reason) => {
 });
 const jwtSecret = createJwtSecret();
 let gateway: Gateway;
+// A function that takes the request, waits until the test has hung up, then drops the connection:
+// the gateway's 502 goes to a client that is already gone.
+let hangup: TcpServer;
+let clientGone: () => void = () => {};
 let anonKey: string;
 
 beforeAll(async () => {
@@ -27,15 +33,36 @@ beforeAll(async () => {
     dir,
     env: { SUPABASE_URL: 'http://127.0.0.1:1', SUPABASE_ANON_KEY: '', SUPABASE_DB_URL: '' },
   });
+  hangup = createTcpServer((socket) => {
+    socket.once('data', () => {
+      clientGone = () => setTimeout(() => socket.destroy(), 100);
+    });
+  });
+  const hangupPort = await freePort();
+  await new Promise<void>((resolve) => hangup.listen(hangupPort, '127.0.0.1', resolve));
   const keys = await createStackKeys(jwtSecret, 'legacy');
   anonKey = keys.publishableKey;
   gateway = new Gateway({
     port: await freePort(),
     postgrestPort: await freePort(),
-    auth: new Hono(),
+    auth: new Hono().get('/auth/v1/endless', () => {
+      // one chunk, then nothing: the answer is still being written when the client hangs up
+      const body = new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('first chunk'));
+        },
+      });
+      return new Response(body);
+    }),
     keys,
     functionTarget: async (name) =>
-      name === 'echo' ? { port: echo.port, verifyJwt: true } : name === 'open' ? { port: echo.port, verifyJwt: false } : `no ${name}`,
+      name === 'echo'
+        ? { port: echo.port, verifyJwt: true }
+        : name === 'open'
+          ? { port: echo.port, verifyJwt: false }
+          : name === 'hangup'
+            ? { port: hangupPort, verifyJwt: false }
+            : `no ${name}`,
     dashboardConfig: { supabaseUrl: '', supabaseAnonKey: '', realtime: false },
   });
   await gateway.start();
@@ -43,6 +70,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gateway?.stop();
+  await new Promise((resolve) => hangup?.close(resolve));
   await supervisor.stopAll();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -73,5 +101,31 @@ describe('gateway in front of the functions', () => {
     expect(verifiesJwt('other', toml)).toBe(true);
     expect(verifiesJwt('missing', toml)).toBe(true);
     expect(verifiesJwt('heartbeat', join(dir, 'no-such.toml'))).toBe(true);
+  });
+
+  it('lets a client hang up before the answer without an unhandled rejection', async () => {
+    const escaped: unknown[] = [];
+    const record = (reason: unknown) => escaped.push(reason);
+    process.on('unhandledRejection', record);
+    try {
+      const closed = new Promise<void>((resolve) => {
+        const request = httpRequest(`${gateway.url}/functions/v1/hangup`, { method: 'POST' });
+        request.on('error', () => resolve());
+        request.on('close', () => resolve());
+        request.write('{"status":"running"');
+        setTimeout(() => {
+          request.destroy();
+          clientGone();
+        }, 200);
+      });
+      await closed;
+      // the function drops its connection 100 ms after the client left; the 502 has no one to go to
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(escaped).toEqual([]);
+      // and the gateway still answers
+      expect((await fetch(`${gateway.url}/functions/v1/open`)).status).toBe(200);
+    } finally {
+      process.off('unhandledRejection', record);
+    }
   });
 });
