@@ -19,6 +19,9 @@ interface Page {
   hosts: (string | null)[];
   runners: Record<string, Record<string, number>>;
   rows: Record<string, unknown>[];
+  /** sent back as `since`: the next poll may then answer unchanged */
+  mark: { deadline: string | null; ids: number[] } & Record<string, unknown>;
+  unchanged?: true;
 }
 
 type Query = Partial<{
@@ -30,17 +33,21 @@ type Query = Partial<{
   descending: boolean;
   offset: number;
   limit: number;
+  since: Page['mark'];
 }>;
 
 const asOperator = <T>(fn: (tx: Sql) => PromiseLike<T>) => asRole(db.sql, 'authenticated', operator, fn);
 
 function page(q: Query, claims = operator): Promise<Page> {
-  return asRole(db.sql, 'authenticated', claims, async (tx) => {
-    const [{ p }] = await tx`select public.dashboard_agent_page(
-      ${q.status ?? null}, ${q.host ?? null}, ${q.withoutHost ?? false}, ${q.search ?? null},
-      ${q.sort ?? 'status'}, ${q.descending ?? false}, ${q.offset ?? 0}, ${q.limit ?? 100}) as p`;
-    return p as Page;
-  });
+  return asRole(db.sql, 'authenticated', claims, (tx) => pageIn(tx, q));
+}
+
+async function pageIn(tx: Sql, q: Query): Promise<Page> {
+  const [{ p }] = await tx`select public.dashboard_agent_page(
+    ${q.status ?? null}, ${q.host ?? null}, ${q.withoutHost ?? false}, ${q.search ?? null},
+    ${q.sort ?? 'status'}, ${q.descending ?? false}, ${q.offset ?? 0}, ${q.limit ?? 100},
+    ${q.since ? tx.json(q.since) : null}::jsonb) as p`;
+  return p as Page;
 }
 
 /** Every matching agent's name, in page order, read page by page as the table scrolls. */
@@ -198,5 +205,121 @@ describe('operator_list_agents in keyset pages', () => {
     // about 10 names from the index and the 10 rows of the view by id, not the 2,500 agents
     expect(after.read - before.read).toBeLessThan(50);
     await expect(db.sql`select public.operator_list_agents(null, null, 0)`).rejects.toThrow(/limit must be between 1 and 10000/);
+  });
+});
+
+describe('dashboard_agent_page polls with the mark of its last answer', () => {
+  // reads of agent_resources by this backend (the difference counts): the whole-fleet pass joins it
+  // for every agent
+  const resourceReads = async (tx: Sql) => {
+    const [row] = await tx`select coalesce(seq_tup_read, 0)::int + coalesce(idx_tup_fetch, 0)::int as read
+                           from pg_stat_xact_user_tables where relid = 'public.agent_resources'::regclass`;
+    return row.read as number;
+  };
+  const poll = (since: Page['mark'], q: Query = {}) => page({ ...q, since });
+
+  it('answers unchanged without the whole-fleet pass while nothing changed, its rows read again', async () => {
+    const first = await page({ limit: 20 });
+    expect(first.unchanged).toBeUndefined();
+    expect(first.mark.ids).toEqual(first.rows.map((row) => row.id));
+    const [again, view, read] = await asOperator(async (tx) => {
+      const before = await resourceReads(tx);
+      const again = await pageIn(tx, { limit: 20, since: first.mark });
+      const read = (await resourceReads(tx)) - before;
+      // the same now(): each row as the view reads it at this poll, in the first answer's order
+      const view = await tx`select to_jsonb(l) - 'metadata' as row from public.agent_status_live l where id in ${tx(first.mark.ids)}`;
+      return [again, view.map((v) => v.row), read] as const;
+    });
+    expect(again.unchanged).toBe(true);
+    expect(read).toBe(0);
+    expect(again.rows.map((row) => row.id)).toEqual(first.mark.ids);
+    const byId = new Map(view.map((row) => [row.id, row]));
+    expect(again.rows).toEqual(first.mark.ids.map((id) => byId.get(id)));
+    expect(again.rows[0].observed_at).not.toBe(first.rows[0].observed_at);
+    // and the mark it carries serves the poll after
+    expect((await poll(again.mark, { limit: 20 })).unchanged).toBe(true);
+  });
+
+  it('runs the pass for another query or window, and refuses a mark that is not one', async () => {
+    const first = await page({ limit: 20 });
+    expect((await poll(first.mark, { limit: 21 })).unchanged).toBeUndefined();
+    expect((await poll(first.mark, { limit: 20, offset: 20 })).unchanged).toBeUndefined();
+    expect((await poll(first.mark, { limit: 20, sort: 'name' })).unchanged).toBeUndefined();
+    await expect(poll({ ...first.mark, xid: 12 }, { limit: 20 })).rejects.toThrow(/since must be the mark of an earlier answer/);
+  });
+
+  it('sees every write since, also one that began before the answer and committed after later ones', async () => {
+    const [a, b] = await db.sql`select id, status from public.agent_status where archived_at is null and status <> 'error' and (stale_at is null or stale_at > now() + interval '1 minute') order by id limit 2`;
+    const early = await db.sql.reserve();
+    const later = await db.sql.reserve();
+    try {
+      // `early` takes its transaction id first, `later` writes and commits, the dashboard reads...
+      await early`begin`;
+      await early`select pg_current_xact_id()`;
+      await later`begin`;
+      await later`update public.agent_status set health = 1, updated_at = now() where id = ${b.id}`;
+      await later`commit`;
+      const first = await page({ sort: 'name', limit: 5 });
+      // ...then `early` writes and commits: earlier in xid and now() than `later`, later in commit order
+      await early`update public.agent_status set health = 2, status = 'error', updated_at = now() where id = ${a.id}`;
+      await early`commit`;
+      const next = await poll(first.mark, { sort: 'name', limit: 5 });
+      expect(next.unchanged).toBeUndefined();
+      expect(next.statuses.error).toBe(first.statuses.error + 1);
+      expect((await poll(next.mark, { sort: 'name', limit: 5 })).unchanged).toBe(true);
+    } finally {
+      early.release();
+      later.release();
+    }
+
+    // an agent added, archived, deleted
+    for (const write of [
+      () => db.sql`insert into public.agent_status (agent_name) values ('mark new agent')`,
+      () => db.sql`update public.agent_status set archived_at = now() where agent_name = 'mark new agent'`,
+      () => db.sql`update public.agent_status set archived_at = null where agent_name = 'mark new agent'`,
+      () => db.sql`delete from public.agent_status where agent_name = 'mark new agent'`,
+    ]) {
+      const before = await page({});
+      await write();
+      const after = await poll(before.mark);
+      expect(after.unchanged).toBeUndefined();
+      expect(after.total).not.toBe(before.total);
+    }
+  });
+
+  it('sorted by CPU or memory, sees new figures; sorted otherwise, needs not', async () => {
+    const byCpu = await page({ sort: 'cpu', limit: 10 });
+    const byStatus = await page({ limit: 10 });
+    const [resource] = await db.sql`select agent_id from public.agent_resources order by agent_id limit 1`;
+    await db.sql`update public.agent_resources set cpu_percent = 99.5 where agent_id = ${resource.agent_id}`;
+    expect((await poll(byCpu.mark, { sort: 'cpu', limit: 10 })).unchanged).toBeUndefined();
+    expect((await poll(byStatus.mark, { limit: 10 })).unchanged).toBe(true);
+  });
+
+  it('runs the pass again once a deadline passed, with no write', async () => {
+    await db.sql`insert into public.agent_status (agent_name, status, status_source, stale_at)
+                 values ('mark deadline', 'running', 'agent', now() + interval '1.5 seconds')`;
+    try {
+      const first = await page({});
+      expect(new Date(first.mark.deadline!).getTime()).toBeLessThan(Date.now() + 2000);
+      expect((await poll(first.mark)).unchanged).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 1600));
+      const next = await poll(first.mark);
+      expect(next.unchanged).toBeUndefined();
+      expect(next.statuses.stale).toBe(first.statuses.stale + 1);
+      expect(next.statuses.running).toBe(first.statuses.running - 1);
+    } finally {
+      await db.sql`delete from public.agent_status where agent_name = 'mark deadline'`;
+    }
+  });
+
+  it('runs the pass for a reader who became an operator since', async () => {
+    const visitor = { sub: randomUUID(), email: 'newcomer@example.com' };
+    const before = await page({}, visitor);
+    expect(before.total).toBe(0);
+    await db.sql`select public.add_operator(${visitor.email})`;
+    const after = await page({ since: before.mark }, visitor);
+    expect(after.unchanged).toBeUndefined();
+    expect(after.total).toBe(FLEET);
   });
 });
