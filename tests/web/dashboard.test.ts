@@ -443,6 +443,33 @@ describe('the dashboard against a real stack and runner', () => {
     await screenshot(page, 'dashboard-narrow', { fullPage: false });
   }, 60_000);
 
+  it('while nothing is written, polls skip the counts yet show each deadline and age as the clock moves them', async () => {
+    const name = 'Quiet Agent';
+    const agent = await selfReportingAgent(name);
+    await agent.report('started');
+    // the last write: its deadline passes 12 s from now with no write, as an agent that hangs
+    await sql()`update public.agent_status set stale_at = now() + interval '12 seconds' where agent_name = ${name}`;
+    const answers: { unchanged: boolean; at: number }[] = [];
+    page.on('response', async (response) => {
+      if (!response.url().includes('/rpc/dashboard_agent_page')) return;
+      const body = (await response.json().catch(() => ({}))) as { unchanged?: boolean };
+      answers.push({ unchanged: body.unchanged === true, at: Date.now() });
+    });
+    await openDashboard();
+    await statusShown(name, 'running');
+    await statusShown(name, 'stale', 20_000);
+    const staleAt = Date.now();
+    // the polls before it were answered unchanged: the deadline alone made the counts' pass run again
+    expect(answers.filter((a) => a.at < staleAt && a.unchanged).length).toBeGreaterThan(0);
+    const [{ stale }] = await sql()`select count(*)::int as stale from public.agent_status_live where status = 'stale'`;
+    await expect.poll(() => page.locator('.tally-stale .count').textContent()).toBe(String(stale));
+    // the view's sentence counts the seconds: unchanged answers carry it fresh
+    const seconds = async () => Number((await row(name).locator('.reason').textContent())?.match(/^no heartbeat for (\d+) s$/)?.[1]);
+    const first = await seconds();
+    await expect.poll(seconds, { timeout: 10_000 }).toBeGreaterThanOrEqual(first + 3);
+    expect(answers.filter((a) => a.at > staleAt && a.unchanged).length).toBeGreaterThan(0);
+  }, 60_000);
+
   // last: it adds a fleet the tests above would count
   it('holds a fleet of several API pages: counts, filters, search and sort from the database, the last agent reachable, a change painted', async () => {
     await sql()`insert into public.agent_status (agent_name, status, health) select format('paged-%s', lpad(i::text, 5, '0')),

@@ -159,14 +159,36 @@ export interface AgentPage {
   /** per runner id, its agents per status */
   runners: Record<string, Partial<Record<AgentStatus, number>>>;
   rows: AgentRow[];
+  /** sent back with the next read of the same rows: while it holds, the database skips the counts */
+  mark: PageMark;
+}
+
+/** What an answer of dashboard_agent_page was made of; opaque to the page. */
+export type PageMark = Record<string, unknown>;
+
+/** dashboard_agent_page's answer to a read that sent a mark still true: the rows read again, nothing else changed. */
+interface UnchangedPage {
+  unchanged: true;
+  observed_at: string;
+  offset: number;
+  rows: AgentRow[];
+  mark: PageMark;
 }
 
 /**
  * `limit` matching agents from `offset`, in the query's order, with the counts: one call whatever the
  * fleet's size. The database filters, searches, sorts and counts (supabase/schemas/65_reads.sql).
+ * With `last`, the page this same read answered before: when nothing it counted changed since, the
+ * database only reads its rows again, and the answer is `last` with those rows.
  */
-export async function fetchAgentPage(client: SupabaseClient, query: AgentQuery, offset: number, limit: number): Promise<AgentPage> {
-  return check(
+export async function fetchAgentPage(
+  client: SupabaseClient,
+  query: AgentQuery,
+  offset: number,
+  limit: number,
+  last?: AgentPage,
+): Promise<AgentPage> {
+  const answer = check(
     'reading agents',
     await client
       .rpc('dashboard_agent_page', {
@@ -178,9 +200,13 @@ export async function fetchAgentPage(client: SupabaseClient, query: AgentQuery, 
         p_descending: query.descending,
         p_offset: offset,
         p_limit: limit,
+        p_since: last?.mark ?? null,
       })
       .abortSignal(AbortSignal.timeout(READ_TIMEOUT_MS)),
-  ) as AgentPage;
+  ) as AgentPage | UnchangedPage;
+  if (!('unchanged' in answer)) return answer;
+  if (!last) throw new RequestError('reading agents', { message: 'the database answered "unchanged" to a first read' });
+  return { ...last, observed_at: answer.observed_at, offset: answer.offset, rows: answer.rows, mark: answer.mark };
 }
 
 /**
