@@ -263,8 +263,8 @@ revoke all on function public.agent_status_sweep() from public;
 -- 65_reads.sql
 grant select on table public.agent_status_live to authenticated;
 grant select on table public.agent_status_live to service_role;
-grant execute on function public.operator_list_agents(text, text, integer) to anon, authenticated, service_role;
-revoke all on function public.operator_list_agents(text, text, integer) from public;
+grant execute on function public.operator_list_agents(text, text, integer, text, integer) to anon, authenticated, service_role;
+revoke all on function public.operator_list_agents(text, text, integer, text, integer) from public;
 grant execute on function public.dashboard_agent_page(text, text, boolean, text, text, boolean, integer, integer, jsonb) to authenticated, service_role;
 revoke all on function public.dashboard_agent_page(text, text, boolean, text, text, boolean, integer, integer, jsonb) from public;
 grant execute on function agent_private.fleet_unchanged(jsonb, jsonb, boolean) to authenticated, service_role;

@@ -207,6 +207,30 @@ describe('operator_list_agents in keyset pages', () => {
     expect(after.read - before.read).toBeLessThan(50);
     await expect(db.sql`select public.operator_list_agents(null, null, 0)`).rejects.toThrow(/limit must be between 1 and 10000/);
   });
+
+  it('finds one agent by name or id reading that agent, not the list, and never an archived one', async () => {
+    const [listed] = await db.sql`select * from public.operator_list_agents(null, 'agent 01233', 1)`;
+    const byName = await db.sql`select * from public.operator_list_agents(p_name => 'agent 01234')`;
+    const byId = await db.sql`select * from public.operator_list_agents(p_id => ${listed.id})`;
+    expect(byName.map((row) => row.agent_name)).toEqual(['agent 01234']);
+    expect(byId.map((row) => row.agent_name)).toEqual(['agent 01234']);
+    expect((await db.sql`select * from public.operator_list_agents(p_name => 'agent 01234', p_id => ${listed.id + 1})`).length).toBe(0);
+    expect((await db.sql`select * from public.operator_list_agents(p_name => 'zzz archived')`).length).toBe(0);
+    expect((await db.sql`select * from public.operator_list_agents(p_name => 'Agent 01234')`).length).toBe(0);
+    const reads = (lookup: string) =>
+      db.sql.begin(async (tx) => {
+        const counters = `select seq_tup_read::int + idx_tup_fetch::int as read from pg_stat_xact_user_tables where relid = 'public.agent_status'::regclass`;
+        const [before] = await tx.unsafe(counters);
+        // the plan PL/pgSQL may keep after five calls, made for any name and id, must still read by index
+        await tx`set local plan_cache_mode = force_generic_plan`;
+        await tx.unsafe(`select count(*) from public.operator_list_agents(${lookup})`);
+        const [after] = await tx.unsafe(counters);
+        return after.read - before.read;
+      });
+    // the agent, and its row again for the view: a few tuples, not the 2,500 agents
+    expect(await reads(`p_name => 'agent 01234'`)).toBeLessThan(20);
+    expect(await reads(`p_id => ${listed.id}`)).toBeLessThan(20);
+  });
 });
 
 describe('dashboard_agent_page polls with the mark of its last answer', () => {

@@ -48,12 +48,18 @@ export function nearestNames(name: string, names: string[]): string[] {
 }
 
 /**
- * The agent named exactly `name`, looked up by name (past the API's row cap: doctor, timeouts, set
- * and test said "no agent named" for agents past the first 1,000), or a not-found error that
- * suggests the nearest names.
+ * The agent named exactly `name` as it reads now, or undefined: the database reads that one agent
+ * (past the API's row cap, where doctor, timeouts, set and test once said "no agent named", and
+ * without the live view of the whole fleet that a filter after the list cost).
  */
+export async function agentByName(api: Api, name: string): Promise<LiveAgent | undefined> {
+  const [agent] = await api.rpc<LiveAgent[]>('operator_list_agents', { p_name: name });
+  return agent;
+}
+
+/** The agent named exactly `name`, or a not-found error that suggests the nearest names. */
 export async function findAgent(api: Api, name: string): Promise<LiveAgent> {
-  const [agent] = await api.rpcMatching<LiveAgent>('operator_list_agents', {}, { agent_name: name });
+  const agent = await agentByName(api, name);
   if (agent) return agent;
   throw unknownAgent(
     name,
@@ -63,7 +69,7 @@ export async function findAgent(api: Api, name: string): Promise<LiveAgent> {
 
 /** The agent with this id as it reads now, or undefined once it is gone (archived). */
 export async function agentById(api: Api, id: number): Promise<LiveAgent | undefined> {
-  const [agent] = await api.rpcMatching<LiveAgent>('operator_list_agents', {}, { id });
+  const [agent] = await api.rpc<LiveAgent[]>('operator_list_agents', { p_id: id });
   return agent;
 }
 

@@ -92,11 +92,6 @@ export interface Api {
   who: string;
   /** Calls an operator function of the SQL API (p_operator_token is added when a token is used). */
   rpc<T>(fn: string, args?: Record<string, unknown>): Promise<T>;
-  /**
-   * Calls a set-returning operator function and keeps the rows whose columns equal `match`, filtered
-   * by PostgREST before its row cap (1,000 on Supabase): how one agent is found among thousands.
-   */
-  rpcMatching<T>(fn: string, args: Record<string, unknown>, match: Record<string, string | number>): Promise<T[]>;
   /** Calls a function that takes no operator identity (verify_api_token). */
   rpcAnonymous<T>(fn: string, args?: Record<string, unknown>): Promise<T>;
   /**
@@ -239,9 +234,8 @@ export async function connect(flags: ConnectionFlags, options: { signIn?: boolea
     who = email;
   }
 
-  const call = async <T>(fn: string, args: Record<string, unknown>, match?: Record<string, string | number>): Promise<T> => {
-    const request = client.rpc(fn, args);
-    const { data, error, status } = await (match ? request.match(match) : request);
+  const call = async <T>(fn: string, args: Record<string, unknown>): Promise<T> => {
+    const { data, error, status } = await client.rpc(fn, args);
     // retryable: shared/process-manager.ts sends a command again (with its key) after no answer or a 5xx
     if (error) throw Object.assign(apiError(url, status, error), { retryable: retryableStatus(status) });
     return data as T;
@@ -251,7 +245,6 @@ export async function connect(flags: ConnectionFlags, options: { signIn?: boolea
     anonKey,
     who,
     rpc: (fn, args = {}) => call(fn, { ...args, p_operator_token: token ?? null }),
-    rpcMatching: (fn, args, match) => call(fn, { ...args, p_operator_token: token ?? null }, match),
     rpcAnonymous: (fn, args = {}) => call(fn, args),
     async rpcAll<T extends Record<string, unknown>>(fn: string, key: keyof T & string, args: Record<string, unknown> = {}) {
       const rows: T[] = [];

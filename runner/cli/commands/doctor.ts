@@ -11,7 +11,7 @@ import { CliError, EXIT, type ExitCode } from '../../exit-codes.ts';
 import { ago, painter, printJson, span } from './output.ts';
 import { runnerAway } from '../../../shared/status.ts';
 import { startProgress } from './progress.ts';
-import { agentById, listAgents, nearestNames, type LiveAgent } from './agents.ts';
+import { agentById, agentByName, listAgents, nearestNames, type LiveAgent } from './agents.ts';
 
 type Verdict = 'pass' | 'warn' | 'fail';
 
@@ -277,8 +277,7 @@ export async function doctor(agentName: string | undefined, options: DoctorOptio
   if (agentName === undefined) {
     checks.push(agentsSummary(agents));
   } else {
-    // by name, not in the list: the list stops at the API's row cap
-    const [agent] = await api.rpcMatching<LiveAgent>('operator_list_agents', {}, { agent_name: agentName });
+    const agent = await agentByName(api, agentName);
     if (!agent) {
       const near = nearestNames(
         agentName,
