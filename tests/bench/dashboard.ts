@@ -7,12 +7,14 @@
 // The page reports them itself through User Timing (web/src/marks.ts). Beside them, through PostgREST
 // as the signed-in operator: the read the first screen waits for (public.dashboard_agent_page, the
 // rows in view and the counts), and as the baseline, the read the dashboard made before it (every
-// agent of agent_status_live, in keyset pages of 1,000).
+// agent of agent_status_live, in keyset pages of 1,000). And the database time of a poll: the whole
+// pass, beside a poll that sends back the last answer's mark while nothing changed (answered unchanged).
 // Run alone: BENCH=dashboard npm run bench; another fleet size: BENCH_AGENTS=10000 BENCH=dashboard npm run bench
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createClient } from '@supabase/supabase-js';
+import type { JSONValue, Sql } from 'postgres';
 import WebSocket from 'ws';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../runner/daemon/config.ts';
@@ -76,6 +78,8 @@ export async function benchDashboard(log: (line: string) => void = console.log):
     await stack.sql`
       insert into public.agent_resources (agent_id, cpu_percent, memory_bytes, processes)
       select id, (id * 7) % 100, (40 + id % 400) * 1048576, 1 + id % 3 from public.agent_status`;
+    // Before any runner writes: a quiet fleet, as the unchanged polls need.
+    const polls = await measurePolls(stack.sql, operator.email);
     // One real runner on its own host, supervising an agent that prints a line every 200 ms.
     const [{ token }] =
       await stack.sql`select token from public.create_api_token('runner', p_host => 'bench-logs-host', p_agents => ${['agent-logs']})`;
@@ -167,6 +171,10 @@ export async function benchDashboard(log: (line: string) => void = console.log):
         `baseline, every agent in keyset pages of 1,000 (the read before) ${reads.every.map((v) => v.toFixed(0)).join(', ')} ms`,
     );
     log(
+      `dashboard: database time of a poll as the operator (direct SQL, rows in view + counts) ${polls.full.map((v) => v.toFixed(0)).join(', ')} ms; ` +
+        `of a poll with the last answer's mark while nothing changed ${polls.unchanged.map((v) => v.toFixed(1)).join(', ')} ms`,
+    );
+    log(
       `dashboard: open with ${AGENTS} agents ${opens.map((v) => v.toFixed(0)).join(', ')} ms; ` +
         `one-row update to paint ${updates.map((v) => v.toFixed(1)).join(', ')} ms, script only ${scripts.map((v) => v.toFixed(1)).join(', ')} ms ` +
         `(load average ${loadavg()[0].toFixed(2)} on this machine)`,
@@ -183,6 +191,18 @@ export async function benchDashboard(log: (line: string) => void = console.log):
         value: median(reads.every),
         unit: 'ms',
         target: 1000,
+      },
+      {
+        name: `database time of a poll, the whole-fleet pass (rows in view + counts), ${AGENTS} agents (median of ${polls.full.length})`,
+        value: median(polls.full),
+        unit: 'ms',
+        target: 1000,
+      },
+      {
+        name: `database time of a poll answered unchanged (its mark still holds), ${AGENTS} agents (median of ${polls.unchanged.length})`,
+        value: median(polls.unchanged),
+        unit: 'ms',
+        target: 100,
       },
       {
         name: `dashboard first complete render, ${AGENTS} agents (median of ${opens.length})`,
@@ -214,6 +234,37 @@ export async function benchDashboard(log: (line: string) => void = console.log):
     await stack.stop();
     removeDir(dataDir);
   }
+}
+
+/**
+ * Database time of the dashboard's poll as the signed-in operator (direct SQL, as PostgREST runs it:
+ * role authenticated, its claims): the whole-fleet pass, and a poll sending that answer's mark while
+ * nothing changed, 5 times each, alternating.
+ */
+async function measurePolls(sql: Sql, email: string) {
+  const [user] = await sql`select id from local_auth.users where lower(email) = lower(${email})`;
+  const claims = JSON.stringify({ role: 'authenticated', sub: user.id, email });
+  const poll = (since: unknown) =>
+    sql.begin(async (tx) => {
+      await tx`select set_config('request.jwt.claims', ${claims}, true)`;
+      await tx.unsafe('set local role authenticated');
+      const started = performance.now();
+      const [{ page }] =
+        await tx`select public.dashboard_agent_page(p_limit => 100, p_since => ${since ? tx.json(since as JSONValue) : null}::jsonb) as page`;
+      return { ms: performance.now() - started, page: page as { total: number; unchanged?: true; mark: unknown } };
+    });
+  const polls = { full: [] as number[], unchanged: [] as number[] };
+  // the first of each warms the caches and sets the hint bits of the rows just written
+  for (let i = 0; i < 6; i++) {
+    const full = await poll(null);
+    if (full.page.total < AGENTS || full.page.unchanged) throw new Error(`dashboard_agent_page counted ${full.page.total} agents`);
+    const unchanged = await poll(full.page.mark);
+    if (!unchanged.page.unchanged) throw new Error('dashboard_agent_page ran the whole pass for a poll of a fleet nobody wrote to');
+    if (i === 0) continue;
+    polls.full.push(full.ms);
+    polls.unchanged.push(unchanged.ms);
+  }
+  return polls;
 }
 
 /** Times the first screen's read and, as the baseline, reading every agent, 3 times each, alternating. */
