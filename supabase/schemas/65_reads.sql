@@ -98,6 +98,29 @@ as $$
                 case when p_status = 'stopped' then ' ago' else '' end)
 $$;
 
+-- What the live view says of an agent's status (its status_reason): the reason recorded, unless the
+-- deadline passed or its runner is away, which the agent cannot say itself. Defined once, for the
+-- view and the dashboard's search (dashboard_agent_page); SQL without a search_path of its own, so
+-- the planner inlines it, as agent_private.live_status.
+create function agent_private.live_reason(
+  a public.agent_status,
+  p_runner_host text,
+  p_runner_status text,
+  p_runner_silent_s integer
+) returns text
+  language sql stable
+as $$
+  select case when a.stale_at <= now() and a.status in ('running', 'warning')
+                then format('no heartbeat for %s s', floor(extract(epoch from now() - a.last_heartbeat)))
+              when a.status in ('running', 'warning') and p_runner_status <> 'online'
+                then agent_private.runner_away(p_runner_host, p_runner_status, p_runner_silent_s)
+              -- a restart promised by a runner that has gone quiet will not happen: say so, not its plan
+              when a.next_restart_at is not null and p_runner_status <> 'online'
+                then format('%s; it was to be restarted, but %s', split_part(a.status_reason, '; restarting in ', 1),
+                            agent_private.runner_away(p_runner_host, p_runner_status, p_runner_silent_s))
+              else a.status_reason end
+$$;
+
 -- The agents' live view, its earlier columns unchanged in name and order; uptime_s now counts only
 -- while a process runs, and the runner's liveness is the deadline above. New columns at the end.
 create or replace view public.agent_status_live with (security_invoker = true) as
@@ -113,15 +136,7 @@ select
   a.status as recorded_status,
   case when a.stale_at <= now() and a.status in ('running', 'warning') then 'sweep' else a.status_source end
     ::public.agent_event_source as status_source,
-  case when a.stale_at <= now() and a.status in ('running', 'warning')
-         then format('no heartbeat for %s s', floor(extract(epoch from now() - a.last_heartbeat)))
-       when a.status in ('running', 'warning') and rl.status <> 'online'
-         then agent_private.runner_away(rl.host, rl.status, rl.silent_s)
-       -- a restart promised by a runner that has gone quiet will not happen: say so, not its plan
-       when a.next_restart_at is not null and rl.status <> 'online'
-         then format('%s; it was to be restarted, but %s',
-                     split_part(a.status_reason, '; restarting in ', 1), agent_private.runner_away(rl.host, rl.status, rl.silent_s))
-       else a.status_reason end as status_reason,
+  agent_private.live_reason(a, rl.host, rl.status, rl.silent_s) as status_reason,
   a.status_changed_at,
   a.host,
   a.runner_id,
@@ -247,10 +262,10 @@ end
 $$;
 
 -- The dashboard's list at any fleet size, in one call: the agents matching the filters (status as
--- the live view reads it, host, a search of name, host and reason), sorted, and of those only the
--- p_limit from p_offset (the rows in view); with the counts the page shows beside them (every agent
--- per status for the chips, how many match, the hosts for the host filter, each runner's agents per
--- status for the hosts view), so the browser never reads every agent. The sort keys are what the
+-- the live view reads it, host, a search of name, host and the reason as the view says it), sorted,
+-- and of those only the p_limit from p_offset (the rows in view); with the counts the page shows
+-- beside them (every agent per status for the chips, how many match, the hosts for the host filter,
+-- each runner's agents per status for the hosts view), so the browser never reads every agent. The sort keys are what the
 -- table offers; ties go by name. Offsets, not keys: the table scrolls to any position, and every
 -- order but the name's depends on now() (the deadline) or another table, so no index serves it and
 -- the database reads the matching rows once either way (100,000 agents: one pass, a top-N sort).
@@ -271,7 +286,7 @@ $$;
 -- - with the CPU or memory sort, the same of agent_resources;
 -- - no deadline passed: the live status moves with now() at stale_at without a write, so the mark
 --   keeps the earliest stale_at after the answer's now(), and from then on the pass runs again;
--- - the same filters, sort and window.
+-- - the same filters, sort and window, and no search.
 -- The check is one pass over agent_status's rows without the live view (~20 ms at 100,000 agents)
 -- and costs writers nothing. A fleet that heartbeats writes every poll, so only a quiet one gains.
 create function public.dashboard_agent_page(
@@ -311,7 +326,9 @@ begin
   -- the search is a substring in any case; % and _ in it are letters, not patterns
   v_pattern := '%' || replace(replace(replace(nullif(btrim(p_search), ''), '\', '\\'), '%', '\%'), '_', '\_') || '%';
 
-  if agent_private.fleet_unchanged(p_since, v_query, v_resources) then
+  -- a search matches the view's sentences, which move with the clock and the runners: searched, the
+  -- pass runs every time
+  if v_pattern is null and agent_private.fleet_unchanged(p_since, v_query, v_resources) then
     v_ids := array(select jsonb_array_elements_text(p_since -> 'ids')::integer);
     return jsonb_build_object(
       'observed_at', now(),
@@ -328,8 +345,9 @@ begin
       select a.id, a.agent_name, a.host, a.runner_id, s.status,
              (p_status is null or s.status = p_status)
                and (p_host is null or a.host = p_host) and (not p_without_host or a.host is null)
+               -- the reason as the row says it (the live view's sentence), not only as recorded
                and (v_pattern is null or a.agent_name ilike v_pattern or a.host ilike v_pattern
-                    or a.status_reason ilike v_pattern) as matches,
+                    or agent_private.live_reason(a, rl.host, rl.status, rl.silent_s) ilike v_pattern) as matches,
              -- ascending as the table means it: what needs attention first, the freshest heartbeat,
              -- agents not up then the latest start, the busiest; agents without figures last
              -- each branch double precision: CASE would otherwise take cpu_percent's real, whose 24
@@ -350,6 +368,7 @@ begin
              end as k_text
       from public.agent_status a
       left join public.agent_resources r on r.agent_id = a.id
+      left join public.runner_status_live rl on rl.id = a.runner_id
       -- the live view's status (the deadline applied at read time) and whether the process runs
       cross join lateral (
         select l.status, l.status <> 'stopped' and a.started_at is not null and a.stopped_at is null as runs

@@ -202,6 +202,8 @@ grant execute on function agent_private.crash_looping(public.agent_status) to au
 revoke all on function agent_private.crash_looping(public.agent_status) from public;
 grant execute on function agent_private.runner_away(text, text, integer) to authenticated, service_role;
 revoke all on function agent_private.runner_away(text, text, integer) from public;
+grant execute on function agent_private.live_reason(public.agent_status, text, text, integer) to authenticated, service_role;
+revoke all on function agent_private.live_reason(public.agent_status, text, text, integer) from public;
 grant execute
   on function agent_private.next_agent_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value, boolean)
   to authenticated, service_role;

@@ -61,12 +61,11 @@ async function allNames(q: Query): Promise<string[]> {
   }
 }
 
-/** The live view as the operator reads it, with the reason its agent or runner recorded. */
-type Live = { id: number; agent_name: string; status: string; host: string | null; recorded_reason: string | null };
+/** The live view as the operator reads it, with the reason as its row says it. */
+type Live = { id: number; agent_name: string; status: string; host: string | null; status_reason: string | null };
 const live = () =>
   asOperator(
-    (tx) => tx<Live[]>`select l.id, l.agent_name, l.status, l.host, a.status_reason as recorded_reason
-                       from public.agent_status_live l join public.agent_status a using (id) order by l.agent_name`,
+    (tx) => tx<Live[]>`select l.id, l.agent_name, l.status, l.host, l.status_reason from public.agent_status_live l order by l.agent_name`,
   );
 
 beforeAll(async () => {
@@ -123,7 +122,7 @@ describe('dashboard_agent_page', () => {
     expect(Object.keys(p.rows[0])).not.toContain('metadata');
   });
 
-  it('filters by status, host and no host, and searches name, host and reason, as the live view says', async () => {
+  it('filters by status, host and no host, and searches name, host and reason, as the live view says them', async () => {
     const rows = await live();
     const names = (keep: (row: Live) => boolean) => rows.filter(keep).map((row) => row.agent_name);
     expect(await allNames({ status: 'stale', sort: 'name' })).toEqual(names((r) => r.status === 'stale'));
@@ -136,8 +135,13 @@ describe('dashboard_agent_page', () => {
     expect(await allNames({ search: 'ost-5', sort: 'name' })).toEqual(names((r) => r.host === 'host-5'));
     const reasons = await allNames({ search: '100%_sure', sort: 'name' });
     expect(reasons.length).toBeGreaterThan(0);
-    expect(reasons).toEqual(names((r) => (r.recorded_reason ?? '').includes('100%_sure')));
+    expect(reasons).toEqual(names((r) => (r.status_reason ?? '').includes('100%_sure')));
     expect(await allNames({ search: '100_%sure', sort: 'name' })).toEqual([]);
+    // the sentence the view makes of a passed deadline, which no agent recorded
+    const silent = await allNames({ search: 'NO HEARTBEAT FOR', sort: 'name' });
+    expect(silent.length).toBeGreaterThan(0);
+    expect(silent).toEqual(names((r) => r.status === 'stale'));
+    expect(silent).toEqual(names((r) => (r.status_reason ?? '').startsWith('no heartbeat for ')));
     const p = await page({ status: 'error', host: 'host-3' });
     expect(p.matching).toBe(names((r) => r.host === 'host-3' && r.status === 'error').length);
     expect(p.total).toBe(FLEET);
@@ -265,12 +269,15 @@ describe('dashboard_agent_page polls with the mark of its last answer', () => {
     expect((await poll(again.mark, { limit: 20 })).unchanged).toBe(true);
   });
 
-  it('runs the pass for another query or window, and refuses a mark that is not one', async () => {
+  it('runs the pass for another query or window, or a search, and refuses a mark that is not one', async () => {
     const first = await page({ limit: 20 });
     expect((await poll(first.mark, { limit: 21 })).unchanged).toBeUndefined();
     expect((await poll(first.mark, { limit: 20, offset: 20 })).unchanged).toBeUndefined();
     expect((await poll(first.mark, { limit: 20, sort: 'name' })).unchanged).toBeUndefined();
     await expect(poll({ ...first.mark, xid: 12 }, { limit: 20 })).rejects.toThrow(/since must be the mark of an earlier answer/);
+    // searched: the view's sentences it matches move with the clock
+    const searched = await page({ limit: 20, search: 'no heartbeat' });
+    expect((await poll(searched.mark, { limit: 20, search: 'no heartbeat' })).unchanged).toBeUndefined();
   });
 
   it('sees every write since, also one that began before the answer and committed after later ones', async () => {
