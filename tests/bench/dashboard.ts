@@ -239,7 +239,7 @@ export async function benchDashboard(log: (line: string) => void = console.log):
 /**
  * Database time of the dashboard's poll as the signed-in operator (direct SQL, as PostgREST runs it:
  * role authenticated, its claims): the whole-fleet pass, and a poll sending that answer's mark while
- * nothing changed, 5 times each, alternating.
+ * nothing changed, 10 times each, alternating.
  */
 async function measurePolls(sql: Sql, email: string) {
   const [user] = await sql`select id from local_auth.users where lower(email) = lower(${email})`;
@@ -255,7 +255,7 @@ async function measurePolls(sql: Sql, email: string) {
     });
   const polls = { full: [] as number[], unchanged: [] as number[] };
   // the first of each warms the caches and sets the hint bits of the rows just written
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 11; i++) {
     const full = await poll(null);
     if (full.page.total < AGENTS || full.page.unchanged) throw new Error(`dashboard_agent_page counted ${full.page.total} agents`);
     const unchanged = await poll(full.page.mark);
