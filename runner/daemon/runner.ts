@@ -99,7 +99,7 @@ export class Runner {
     this.options = options;
     this.log = options.log ?? ((line) => console.log(line));
     this.api = new RunnerApi(this.config.supabase);
-    this.reporter = new Reporter((agent, report) => this.api.report(agent, report), this.log);
+    this.reporter = new Reporter((reports) => this.api.reportBatch(reports), this.log);
     this.poller = new Poller({
       intervalMs: () =>
         this.hints?.live() ? Math.max(HINTED_POLL_MS, this.config.runner.pollIntervalMs) : this.config.runner.pollIntervalMs,
