@@ -72,11 +72,21 @@ it("a report the database refuses, or cannot apply now, holds back no other agen
     end $$`;
   await sql`create trigger test_fault before insert on public.agent_events for each row execute function public.test_fault()`;
   const log: string[] = [];
-  const calls: number[] = [];
+  // each call's reports (agent:event), and the answers that said to send one again
+  const calls: string[][] = [];
+  let busy = 0;
+  let retries = 0;
   const reporter = new Reporter(
-    (reports) => {
-      calls.push(reports.length);
-      return api.reportBatch(reports);
+    async (reports) => {
+      calls.push(reports.map((report) => `${report.agent_name}:${report.event}`));
+      busy++;
+      try {
+        const answers = await api.reportBatch(reports);
+        retries += answers.filter((answer) => 'retry' in answer).length;
+        return answers;
+      } finally {
+        busy--;
+      }
     },
     (line) => log.push(line),
   );
@@ -92,12 +102,16 @@ it("a report the database refuses, or cannot apply now, holds back no other agen
     await waitFor('the healthy agent to be stable', async () => (await eventsOf(sql, 'healthy')).some((e) => e.kind === 'stable'));
     expect(log.some((line) => /poisoned: the database refused the terminated report: exit_signal/.test(line))).toBe(true);
     expect(log.some((line) => /poisoned: could not send the crashed report \(injected fault\); retrying/.test(line))).toBe(true);
-    // the crash, and the start after it, wait; meanwhile the healthy agent's reports keep going
+    // The crash, and the start after it, wait and are tried again, backing off; meanwhile another
+    // agent's report leaves at once (here: in the very call report() makes, none being in flight).
+    await waitFor('the crash to have failed three times', () => retries >= 6 && busy === 0, 20_000, 5);
+    const before = calls.length;
     reporter.report('healthy', { event: 'exited', exitCode: 0 });
-    expect(await reporter.flush(1500)).toBe(false);
+    expect(calls.slice(before)).toEqual([['healthy:exited']]);
     expect(await startedOrCrashed('poisoned')).toEqual(['started']);
     reporter.report('healthy', { event: 'started', pid: 201 });
     await waitFor('the healthy agent to start again', async () => (await agent(sql, 'healthy')).pid === 201);
+    expect(await reporter.flush(500)).toBe(false);
 
     await sql`update public.test_fault set on_ = false`;
     expect(await reporter.flush(30_000)).toBe(true);
