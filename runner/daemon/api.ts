@@ -182,11 +182,6 @@ export class RunnerApi {
     return this.call('agent_heartbeat', sqlArguments(heartbeat));
   }
 
-  /** A supervised agent's own report, from the agent channel; answers the agent's row. */
-  agentReport(report: Report): Promise<Record<string, unknown>> {
-    return this.call('agent_report', sqlArguments(report));
-  }
-
   offline(instance: string): Promise<unknown> {
     return this.call('runner_offline', { p_instance: instance });
   }

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { storable } from '../../shared/api/fields.ts';
 import type { Report } from '../../shared/api/report.ts';
-import { RunnerCallError, type ReportOutcome } from './api.ts';
+import { type ItemError, RunnerCallError, type ReportOutcome } from './api.ts';
 import { retryDelay } from './backoff.ts';
 import type { AgentReport } from './supervisor.ts';
 
@@ -24,8 +24,14 @@ const REPORTS_PER_CALL = 50;
 /** Sends reports (agent_report's arguments by name) in one call; answers each, in order. */
 export type SendReports = (reports: Report[]) => Promise<ReportOutcome[]>;
 
-/** The same report, with the same id, on every attempt: one whose answer was lost is applied once. */
-type Queued = Report & { report_id: string };
+/**
+ * A report as queued: the same id on every attempt (one whose answer was lost is applied once), and,
+ * for one relayed from an agent through the channel, whoever waits for the database's answer.
+ */
+interface Queued {
+  report: Report & { report_id: string };
+  waiting?: { resolve(state: Record<string, unknown>): void; reject(error: Error): void };
+}
 
 export class Reporter {
   private readonly queues = new Map<string, Queued[]>();
@@ -45,14 +51,36 @@ export class Reporter {
     private readonly log: (message: string) => void,
   ) {}
 
-  /** Queues a report; returns at once. */
+  /** Queues a supervisor's report, sent until the database answers it; returns at once. */
   report(agent: string, report: AgentReport): void {
+    this.enqueue({ report: { ...reportArguments(agent, report), report_id: randomUUID() } });
+  }
+
+  /**
+   * Sends an agent's own report (from the channel) with the others, once: resolves with the agent's
+   * state after it, or rejects with the database's refusal or why it could not be sent now (the
+   * agent's SDK keeps it and sends it again; the runner does not). Refused at once while the agent's
+   * reports back off: it must not overtake the runner's report that waits, nor wait out an outage.
+   */
+  submit(report: Report): Promise<Record<string, unknown>> {
+    if ((this.retries.get(report.agent_name)?.at ?? 0) > Date.now()) {
+      return Promise.reject(new Error('the database did not take the reports before this one yet'));
+    }
+    return new Promise((resolve, reject) =>
+      this.enqueue({ report: { ...report, report_id: report.report_id ?? randomUUID() }, waiting: { resolve, reject } }),
+    );
+  }
+
+  private enqueue(queued: Queued): void {
+    const agent = queued.report.agent_name;
     const queue = this.queues.get(agent) ?? [];
     this.queues.set(agent, queue);
-    queue.push({ ...reportArguments(agent, report), report_id: randomUUID() });
+    queue.push(queued);
     if (queue.length > MAX_QUEUED) {
       const dropped = queue.shift()!;
-      this.log(`${agent}: the database has been unreachable for a while; dropped the oldest queued report (${dropped.event})`);
+      const why = 'the database has been unreachable for a while; dropped the oldest queued report';
+      this.log(`${agent}: ${why} (${dropped.report.event})`);
+      dropped.waiting?.reject(new Error(why));
     }
     this.next();
   }
@@ -91,6 +119,7 @@ export class Reporter {
   close(): void {
     this.closing.abort();
     clearTimeout(this.retryTimer);
+    for (const queue of this.queues.values()) for (const queued of queue) queued.waiting?.reject(new Error('the runner is stopping'));
   }
 
   // Sends what is queued now, unless a call is on its way (its answer sends the rest) or the gate
@@ -122,48 +151,63 @@ export class Reporter {
   private async deliver(batch: Queued[]): Promise<void> {
     let outcomes: ReportOutcome[];
     try {
-      outcomes = await this.send(batch);
+      outcomes = await this.send(batch.map((queued) => queued.report));
     } catch (error) {
       if (error instanceof RunnerCallError && !error.retryable) {
-        for (const report of batch) this.refused(report, error.message);
+        for (const queued of batch) this.refused(queued, error);
       } else {
-        for (const agent of new Set(batch.map((report) => report.agent_name))) {
-          this.failed(agent, batch.find((report) => report.agent_name === agent)!, (error as Error).message);
+        for (const agent of new Set(batch.map((queued) => queued.report.agent_name))) {
+          this.failed(agent, batch.find((queued) => queued.report.agent_name === agent)!, error as Error);
         }
       }
       return this.changed();
     }
     const failed = new Set<string>();
-    batch.forEach((report, i) => {
+    batch.forEach((queued, i) => {
       const outcome = outcomes[i];
-      if (outcome && 'agent' in outcome) this.done(report);
-      else if (outcome && 'error' in outcome) this.refused(report, `${outcome.error.message} (${outcome.error.sqlstate})`);
-      else if (!failed.has(report.agent_name)) {
-        failed.add(report.agent_name);
-        this.failed(report.agent_name, report, outcome ? outcome.retry.message : 'no answer for it');
+      const agent = queued.report.agent_name;
+      if (outcome && 'agent' in outcome) {
+        this.done(queued);
+        queued.waiting?.resolve(outcome.agent);
+      } else if (outcome && 'error' in outcome) {
+        this.refused(queued, itemError(outcome.error, true));
+      } else if (!failed.has(agent)) {
+        failed.add(agent);
+        this.failed(agent, queued, outcome ? itemError(outcome.retry, false) : new Error('no answer for it'));
       }
     });
-    for (const agent of new Set(batch.map((report) => report.agent_name))) if (!failed.has(agent)) this.retries.delete(agent);
+    for (const agent of new Set(batch.map((queued) => queued.report.agent_name))) if (!failed.has(agent)) this.retries.delete(agent);
     this.changed();
   }
 
-  private done(report: Queued): void {
-    const queue = this.queues.get(report.agent_name);
-    const at = queue?.indexOf(report) ?? -1;
+  private done(queued: Queued): void {
+    const agent = queued.report.agent_name;
+    const queue = this.queues.get(agent);
+    const at = queue?.indexOf(queued) ?? -1;
     if (at >= 0) queue!.splice(at, 1);
-    if (queue?.length === 0) this.queues.delete(report.agent_name);
+    if (queue?.length === 0) this.queues.delete(agent);
   }
 
-  private refused(report: Queued, why: string): void {
-    this.log(`${report.agent_name}: the database refused the ${report.event} report: ${why}`);
-    this.done(report);
+  // An agent's own report: the agent hears why. The runner's: said in its log.
+  private refused(queued: Queued, error: Error): void {
+    const { agent_name: agent, event } = queued.report;
+    if (queued.waiting) queued.waiting.reject(error);
+    else this.log(`${agent}: the database refused the ${event} report: ${error.message}`);
+    this.done(queued);
   }
 
-  // The agent's reports from this one on wait and are sent again (the others' go on meanwhile).
-  private failed(agent: string, report: Queued, why: string): void {
+  // The agent's reports from this one on wait and are sent again (the others' go on meanwhile); its
+  // own reports are not sent again by the runner: the agent hears to retry.
+  private failed(agent: string, queued: Queued, error: Error): void {
     const attempt = (this.retries.get(agent)?.attempt ?? 0) + 1;
     this.retries.set(agent, { attempt, at: Date.now() + retryDelay(attempt) });
-    if (attempt === 1 || attempt % 10 === 0) this.log(`${agent}: could not send the ${report.event} report (${why}); retrying`);
+    for (const relayed of this.queues.get(agent)?.filter((q) => q.waiting) ?? []) {
+      this.done(relayed);
+      relayed.waiting!.reject(error);
+    }
+    if (!queued.waiting && (attempt === 1 || attempt % 10 === 0)) {
+      this.log(`${agent}: could not send the ${queued.report.event} report (${error.message}); retrying`);
+    }
   }
 
   private changed(): void {
@@ -187,6 +231,12 @@ export class Reporter {
     }
     return true;
   }
+}
+
+// One item's error as the error of a call of its own would have been (the channel answers agents with it).
+// A refusal is the caller's mistake (a 4xx through PostgREST); anything else is worth another try.
+function itemError(error: ItemError, refused: boolean): RunnerCallError {
+  return new RunnerCallError('runner_report_batch', error.message, error.sqlstate ?? '', refused ? 400 : 500, error.hint ?? undefined);
 }
 
 /** A supervisor's report as agent_report's arguments by name (an item of runner_report_batch). */

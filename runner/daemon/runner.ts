@@ -146,7 +146,7 @@ export class Runner {
     // never wait behind them.
     const agentsApi = new RunnerApi(config.supabase, AGENT_SOCKETS);
     this.channel = await AgentChannel.listen(
-      { heartbeat: (heartbeat) => agentsApi.agentHeartbeat(heartbeat), report: (report) => agentsApi.agentReport(report) },
+      { heartbeat: (heartbeat) => agentsApi.agentHeartbeat(heartbeat), report: (report) => this.reporter.submit(report) },
       join(config.runner.stateDir, 'channel', 'agents.sock'),
     );
     this.channel.onRefused = (agent, message) => this.log(`${agent}: the database refused its heartbeat: ${message}`);
