@@ -4,7 +4,7 @@
 // baseline in the same run: the same number of crash reports sent as the runner sent them before
 // runner_report_batch (one agent_report call per report, each agent's side by side on the runner's 4
 // keep-alive connections) against the Reporter's group commit, timed from the first send to the
-// last answer.
+// last answer; and a lone report both ways (a crash alone must not wait longer than it did).
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,7 +86,9 @@ async function burst(stack: Stack, dir: string): Promise<{ calls: number[]; repo
 }
 
 // The same crash reports, one call each as before (side by side, per agent) and through the Reporter.
-async function sendBoth(stack: Stack): Promise<{ single: number[]; batched: number[]; batchedCalls: number[] }> {
+async function sendBoth(
+  stack: Stack,
+): Promise<{ single: number[]; batched: number[]; batchedCalls: number[]; loneSingle: number[]; loneBatched: number[] }> {
   const host = 'bench-reports';
   const [{ token }] = await stack.sql`select token from public.create_api_token('runner', p_host => ${host}, p_new_agents => true)`;
   const names = Array.from({ length: AGENTS }, (_, i) => `reports-${i + 1}`);
@@ -100,7 +102,34 @@ async function sendBoth(stack: Stack): Promise<{ single: number[]; batched: numb
     instance,
   );
   const starts = (pid: number) => api.reportBatch(names.map((name) => ({ agent_name: name, event: 'started' as const, pid })));
-  const result = { single: [] as number[], batched: [] as number[], batchedCalls: [] as number[] };
+  const result = {
+    single: [] as number[],
+    batched: [] as number[],
+    batchedCalls: [] as number[],
+    loneSingle: [] as number[],
+    loneBatched: [] as number[],
+  };
+  // a lone report (nothing else queued): its own agent_report call, or a batch of one through the Reporter
+  const lone = new Reporter(
+    (reports) => api.reportBatch(reports),
+    () => {},
+  );
+  for (const [i, name] of names.entries()) {
+    let at = performance.now();
+    await api.client.rpc('agent_report', {
+      p_token: token,
+      p_agent_name: name,
+      p_event: 'started',
+      p_pid: 100 + i,
+      p_report_id: randomUUID(),
+    });
+    result.loneSingle.push(performance.now() - at);
+    at = performance.now();
+    lone.report(name, { event: 'stable', pid: 100 + i });
+    await lone.flush(10_000);
+    result.loneBatched.push(performance.now() - at);
+  }
+  lone.close();
   for (let round = 0; round < ROUNDS; round++) {
     await starts(1000 + round);
     let at = performance.now();
@@ -157,6 +186,9 @@ export async function run() {
     console.log(`\n${AGENTS} crash reports at once, ${ROUNDS} rounds, median (each round):`);
     console.log(`  one agent_report call each (before)      ${String(AGENTS).padStart(3)} calls   ${ms(both.single)}`);
     console.log(`  Reporter, runner_report_batch (now)      ${String(median(both.batchedCalls)).padStart(3)} calls   ${ms(both.batched)}`);
+    console.log(`\na lone report, median of ${AGENTS} (each alternately):`);
+    console.log(`  its own agent_report call (before)                 ${ms(both.loneSingle).split(' (')[0]}`);
+    console.log(`  Reporter, a runner_report_batch of one (now)       ${ms(both.loneBatched).split(' (')[0]}`);
     console.log(`\n${AGENTS} agents under one runner killed at once (SIGKILL), until every row reads error:`);
     console.log(`  the runner: ${real.reports.join(', ')} crashes recorded in ${real.calls.join(', ')} report calls; ${ms(real.ms)}`);
   } finally {
