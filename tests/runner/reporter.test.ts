@@ -104,10 +104,21 @@ it("a report the database refuses, or cannot apply now, holds back no other agen
     expect(log.some((line) => /poisoned: could not send the crashed report \(.*injected fault\); retrying/.test(line))).toBe(true);
     // The crash, and the start after it, wait and are tried again, backing off; meanwhile another
     // agent's report leaves at once (here: in the very call report() makes, none being in flight).
-    await waitFor('the crash to have failed three times', () => retries >= 6 && busy === 0, 20_000, 5);
+    await waitFor('the crash to have failed four times', () => retries >= 8 && busy === 0, 20_000, 5);
     const before = calls.length;
     reporter.report('healthy', { event: 'exited', exitCode: 0 });
     expect(calls.slice(before)).toEqual([['healthy:exited']]);
+    // an agent's own report (through the channel) is answered from its item; for the agent whose
+    // reports back off it is refused at once (its SDK keeps it), never sent ahead of them
+    await expect(reporter.submit({ agent_name: 'healthy', event: 'activity', last_activity: 'indexing' })).resolves.toMatchObject({
+      agent_name: 'healthy',
+      last_activity: 'indexing',
+    });
+    const callsBefore = calls.length;
+    await expect(reporter.submit({ agent_name: 'poisoned', event: 'activity', last_activity: 'indexing' })).rejects.toThrow(
+      /reports before this one/,
+    );
+    expect(calls.length).toBe(callsBefore);
     expect(await startedOrCrashed('poisoned')).toEqual(['started']);
     reporter.report('healthy', { event: 'started', pid: 201 });
     await waitFor('the healthy agent to start again', async () => (await agent(sql, 'healthy')).pid === 201);
