@@ -11,7 +11,8 @@
 // per agent, its activity carried forward) and answered at once with the agent's state as the
 // database last gave it; the runner sends every kept heartbeat with its own, in one call per
 // interval (takeHeartbeats). Anything that may change what the dashboard shows goes at once, as do
-// reports, each after the agent's kept heartbeat so the database sees them in the agent's order.
+// reports, each after the agent's kept heartbeat so the database sees them in the agent's order (a
+// report leaves with whatever the runner's other agents have queued: runner/daemon/reporter.ts).
 //
 // A Unix socket in a folder only the runner's user may enter (0700), not a loopback port: any local
 // user could bind a port the runner had given up (while it restarted), collect the agents' secrets and
@@ -32,7 +33,7 @@ import { AGENT_REPORT_EVENTS } from '../../shared/status.ts';
 import type { Account } from './accounts.ts';
 import { RunnerCallError } from './api.ts';
 
-/** What the channel needs of the database: the agent's heartbeat or report, sent with the runner's token. */
+/** What the channel needs of the database: the agent's heartbeat or report, sent with the runner's token; each answers the agent's state. */
 export interface Forwarder {
   heartbeat(heartbeat: HeartbeatRequest): Promise<Record<string, unknown>>;
   report(report: Report): Promise<Record<string, unknown>>;

@@ -2,13 +2,11 @@
 // publishable (anon) key and the runner's own token as p_token. Never a service or secret key.
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
-import { storable } from '../../shared/api/fields.ts';
 import type { HeartbeatRequest } from '../../shared/api/heartbeat.ts';
 import type { Report } from '../../shared/api/report.ts';
 import { keepAliveFetch } from './http-fetch.ts';
 import type { Command } from '../../shared/api/command.ts';
 import type { ResourceSample } from './resources.ts';
-import type { AgentReport } from './supervisor.ts';
 
 // A request that hangs must not hang a loop: every call gives up after this and is retried.
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -44,11 +42,24 @@ export interface LogRequest {
   lines: number;
 }
 
+/**
+ * How runner_report_batch answered one report: applied (the agent's state after it), refused for
+ * good, or not applied now (send it again, with the agent's reports after it).
+ */
+export type ReportOutcome = { agent: Record<string, unknown> } | { error: ItemError } | { retry: ItemError };
+
+/** An error the database answered for one item of a batch. */
+export interface ItemError {
+  sqlstate: string | null;
+  message: string;
+  hint: string | null;
+}
+
 /** What runner_heartbeat answers: the agents' heartbeats' answers in order, and what waits for the runner. */
 export interface RunnerHeartbeatAnswer {
   runner_id: string;
   relayed: number;
-  heartbeats: { agent?: Record<string, unknown>; error?: { sqlstate: string; message: string; hint: string | null } }[];
+  heartbeats: { agent?: Record<string, unknown>; error?: ItemError }[];
   commands_waiting: boolean;
   log_requests_waiting: boolean;
 }
@@ -141,24 +152,12 @@ export class RunnerApi {
     });
   }
 
-  report(agentName: string, report: AgentReport): Promise<unknown> {
-    return this.call('agent_report', {
-      p_agent_name: agentName,
-      p_event: report.event,
-      // an agent's stderr may hold NUL or broken UTF-8: cleaned, so it never costs the crash report
-      p_message: report.message === undefined ? null : storable(report.message),
-      p_pid: report.pid ?? null,
-      p_exit_code: report.exitCode ?? null,
-      p_exit_signal: report.exitSignal ?? null,
-      p_report_id: report.reportId ?? null,
-      p_details:
-        report.logTail || report.restartInMs !== undefined
-          ? {
-              ...(report.logTail && { log_tail: report.logTail.map(storable) }),
-              ...(report.restartInMs !== undefined && { restart_in_s: report.restartInMs / 1000 }),
-            }
-          : null,
-    });
+  /**
+   * Reports of any of its agents (agent_report's arguments by name) in one call, each applied in its
+   * own subtransaction; answers each in order (runner_report_batch).
+   */
+  reportBatch(reports: Report[]): Promise<ReportOutcome[]> {
+    return this.call('runner_report_batch', { p_reports: reports });
   }
 
   reportResources(samples: ResourceSample[]): Promise<number> {
@@ -181,11 +180,6 @@ export class RunnerApi {
   /** A supervised agent's own heartbeat, from the agent channel; answers the agent's row. */
   agentHeartbeat(heartbeat: HeartbeatRequest): Promise<Record<string, unknown>> {
     return this.call('agent_heartbeat', sqlArguments(heartbeat));
-  }
-
-  /** A supervised agent's own report, from the agent channel; answers the agent's row. */
-  agentReport(report: Report): Promise<Record<string, unknown>> {
-    return this.call('agent_report', sqlArguments(report));
   }
 
   offline(instance: string): Promise<unknown> {

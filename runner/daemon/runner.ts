@@ -99,7 +99,7 @@ export class Runner {
     this.options = options;
     this.log = options.log ?? ((line) => console.log(line));
     this.api = new RunnerApi(this.config.supabase);
-    this.reporter = new Reporter((agent, report) => this.api.report(agent, report), this.log);
+    this.reporter = new Reporter((reports) => this.api.reportBatch(reports), this.log);
     this.poller = new Poller({
       intervalMs: () =>
         this.hints?.live() ? Math.max(HINTED_POLL_MS, this.config.runner.pollIntervalMs) : this.config.runner.pollIntervalMs,
@@ -146,7 +146,7 @@ export class Runner {
     // never wait behind them.
     const agentsApi = new RunnerApi(config.supabase, AGENT_SOCKETS);
     this.channel = await AgentChannel.listen(
-      { heartbeat: (heartbeat) => agentsApi.agentHeartbeat(heartbeat), report: (report) => agentsApi.agentReport(report) },
+      { heartbeat: (heartbeat) => agentsApi.agentHeartbeat(heartbeat), report: (report) => this.reporter.submit(report) },
       join(config.runner.stateDir, 'channel', 'agents.sock'),
     );
     this.channel.onRefused = (agent, message) => this.log(`${agent}: the database refused its heartbeat: ${message}`);

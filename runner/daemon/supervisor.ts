@@ -13,8 +13,6 @@ import { decideRestart, NO_STREAK, type RestartSettings, type Streak } from './r
 export interface AgentReport {
   /** warning: the runner saying what is wrong with an agent's process (an adopted agent that cannot report) */
   event: 'started' | 'adopted' | 'exited' | 'crashed' | 'terminated' | 'stable' | 'warning';
-  /** given by the Reporter, the same on every retry: the database applies the report once */
-  reportId?: string;
   pid?: number;
   exitCode?: number;
   exitSignal?: string;

@@ -86,6 +86,90 @@ begin
 end
 $$;
 
+-- The reports of a runner's agents (started, crashed, exited, ... and what agents under it say
+-- through its channel) in one call: runner/daemon/reporter.ts sends everything queued for every agent
+-- at the moment it sends, so twenty agents crashing at once cost one or two calls instead of twenty,
+-- and a lone report still goes at once. Each item is agent_report's arguments by name
+-- ({agent_name, event, message?, health?, last_activity?, pid?, exit_code?, exit_signal?, details?,
+-- at?, heartbeat_interval_s?, report_id?}), applied with the runner's token by agent_report itself,
+-- so every rule of one report holds (report_id applied once, the state machine, delivered commands).
+--
+-- Each item runs in its own subtransaction, so one report the database refuses (a poison report)
+-- costs only itself. Answers, in the items' order: {agent} applied (or applied before: same
+-- report_id); {error} refused for good (the caller's mistake, as agent_report's 4xx refusals:
+-- dropping it is right, the agent's later reports still apply); {retry} not applied for another
+-- reason, nor are that agent's later items in this batch, so the sender sends them again in order.
+-- Items apply in agent-name order (each agent's in the order given): the rows are locked first in
+-- that order, as agent_heartbeat_batch locks them, so the two never wait on each other in a circle;
+-- a lock wait gives up after 2 s and the whole batch is retried (nothing of it written).
+-- At most 50 items: more subtransactions than 64 overflow the backend's cache (see agent_heartbeat_batch).
+create function public.runner_report_batch(p_token text, p_reports jsonb) returns jsonb
+  language plpgsql security definer set search_path = '' set lock_timeout = '2s'
+as $$
+declare
+  r public.runners := agent_private.authorize_runner(p_token);
+  item jsonb;
+  n bigint;
+  answers jsonb[];
+  -- agents with a report answered retry: their later items wait for the next batch
+  held text[] := '{}';
+  v_agent public.agent_status;
+  v_state text;
+  v_message text;
+  v_hint text;
+begin
+  if p_reports is null or jsonb_typeof(p_reports) <> 'array' then
+    perform agent_private.invalid('reports must be a JSON array of {"agent_name", "event", ...} objects');
+  end if;
+  if jsonb_array_length(p_reports) > 50 then
+    perform agent_private.invalid(format('at most 50 reports per batch, got %s', jsonb_array_length(p_reports)));
+  end if;
+  answers := array_fill(null::jsonb, array[jsonb_array_length(p_reports)]);
+
+  perform 1 from public.agent_status a
+  where a.runner_id = r.id
+    and a.agent_name in (select e.value ->> 'agent_name' from jsonb_array_elements(p_reports) e
+                         where jsonb_typeof(e.value) = 'object')
+  order by a.agent_name
+  for update;
+
+  for item, n in
+    select value, ordinality from jsonb_array_elements(p_reports) with ordinality
+    order by value ->> 'agent_name', ordinality
+  loop
+    if item ->> 'agent_name' = any (held) then
+      answers[n] := jsonb_build_object('retry', jsonb_build_object('sqlstate', null,
+        'message', 'not applied: an earlier report of this agent in the batch failed', 'hint', null));
+      continue;
+    end if;
+    begin
+      if jsonb_typeof(item) <> 'object' then
+        perform agent_private.invalid('each report must be a JSON object');
+      end if;
+      v_agent := public.agent_report(p_token, item ->> 'agent_name', item ->> 'event', item ->> 'message',
+        (item ->> 'health')::integer, item ->> 'last_activity', (item ->> 'pid')::integer,
+        (item ->> 'exit_code')::integer, item ->> 'exit_signal', nullif(item -> 'details', 'null'::jsonb),
+        (item ->> 'at')::timestamptz, (item ->> 'heartbeat_interval_s')::integer, (item ->> 'report_id')::uuid);
+      answers[n] := jsonb_build_object('agent', agent_private.agent_state_json(v_agent));
+    exception
+      when data_exception or integrity_constraint_violation or invalid_authorization_specification
+           or no_data_found or object_not_in_prerequisite_state then
+        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
+        answers[n] := jsonb_build_object('error', jsonb_build_object(
+          'sqlstate', v_state, 'message', v_message, 'hint', nullif(v_hint, '')));
+      when others then
+        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
+        answers[n] := jsonb_build_object('retry', jsonb_build_object(
+          'sqlstate', v_state, 'message', v_message, 'hint', nullif(v_hint, '')));
+        held := held || (item ->> 'agent_name');
+    end;
+  end loop;
+  return to_jsonb(answers);
+end
+$$;
+
+comment on function public.runner_report_batch(text, jsonb) is 'Applies [{agent_name, event, ...agent_report''s arguments, report_id?}, ...] with the runner''s token, each in its own subtransaction; answers [{agent} | {error} | {retry}] in the same order.';
+
 -- Silent: gone without a word (offline, or online past its deadline). A runner that said goodbye is
 -- stopped, not silent: planned, and no host incident (issue 19).
 create or replace function agent_private.runner_silent(p_runner_id uuid) returns boolean

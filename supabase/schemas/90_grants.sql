@@ -243,6 +243,8 @@ revoke all on function agent_private.runner_silent_after(public.runners, public.
 revoke all on function agent_private.runner_silent(uuid) from public;
 grant execute on function public.runner_lease(text, text, integer, boolean) to anon, authenticated, service_role;
 revoke all on function public.runner_lease(text, text, integer, boolean) from public;
+grant execute on function public.runner_report_batch(text, jsonb) to anon, authenticated, service_role;
+revoke all on function public.runner_report_batch(text, jsonb) from public;
 grant execute on function public.runner_report_resources(text, jsonb) to anon, authenticated, service_role;
 revoke all on function public.runner_report_resources(text, jsonb) from public;
 

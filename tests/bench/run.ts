@@ -12,6 +12,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   neighbours: () => import('./neighbours.ts'),
   gateway: () => import('./gateway.ts'),
   quiet: () => import('./quiet.ts'),
+  reports: () => import('./reports.ts'),
 };
 
 const only = process.env.BENCH?.split(',').filter(Boolean);

@@ -193,6 +193,8 @@ describe('row level security and grants', () => {
     runner_report_resources: (tx) =>
       tx`select public.runner_report_resources(${runnerToken}, '[{"name": "rls-agent", "cpu_percent": 2, "memory_bytes": 2}]')`,
     runner_claim_log_requests: (tx) => tx`select * from public.runner_claim_log_requests(${runnerToken})`,
+    runner_report_batch: (tx) =>
+      tx`select public.runner_report_batch(${runnerToken}, '[{"agent_name": "rls-agent", "event": "activity", "last_activity": "x"}]')`,
     verify_api_token: (tx) => tx`select * from public.verify_api_token(${agentToken})`,
     // the read-only keys' readers (68_read_keys.sql)
     agent_metrics: (tx) => tx`select public.agent_metrics(${metricsToken})`,

@@ -95,6 +95,9 @@ it("an agent's report goes at once, after its kept heartbeat; a dead agent's kep
 
   const report = await channelPost(env, 'report', { agent_name: spec.name, event: 'warning', message: 'disk nearly full' }, token);
   expect(report).toMatchObject({ status: 200, json: { agent: { status: 'warning', last_activity: 'second' } } });
+  // in the runner's batch of reports, with whatever its other agents had queued
+  expect(count('agent_report', from)).toBe(0);
+  expect(count('runner_report_batch', from)).toBeGreaterThanOrEqual(1);
   expect(await lastActivity()).toBe('second');
 
   // A heartbeat kept when the process dies is not sent: the crash is the last word.
