@@ -43,14 +43,8 @@ interface Cell {
   cpu?: CpuSplit;
 }
 
-/** CPU µs per heartbeat of each process on the path, over one measured window. */
+/** CPU of each process on the path: seconds used so far, or µs per heartbeat over a window. */
 interface CpuSplit {
-  loadGenerator: number;
-  deno: number;
-  postgres: number;
-}
-
-interface CpuCounters {
   loadGenerator: number;
   deno: number;
   postgres: number;
@@ -58,16 +52,16 @@ interface CpuCounters {
 
 /** Reads the CPU seconds of the bench process, the function's process group and the cluster. */
 function cpuWindow(denoPid: number, dataDir: string) {
-  const read = (): CpuCounters => {
+  const read = (): CpuSplit => {
     const own = process.cpuUsage();
     return { loadGenerator: (own.user + own.system) / 1e6, deno: groupCpuSeconds(denoPid), postgres: clusterCpuSeconds(dataDir) };
   };
-  let start: CpuCounters | undefined;
-  let end: CpuCounters | undefined;
+  let start: CpuSplit | undefined;
+  let end: CpuSplit | undefined;
   return {
     window: { start: () => (start = read()), end: () => (end = read()) },
     perRequest(requests: number): CpuSplit {
-      const per = (part: keyof CpuCounters) => ((end![part] - start![part]) / requests) * 1e6;
+      const per = (part: keyof CpuSplit) => ((end![part] - start![part]) / requests) * 1e6;
       return { loadGenerator: per('loadGenerator'), deno: per('deno'), postgres: per('postgres') };
     },
   };
@@ -140,7 +134,9 @@ function cpuSeconds(counts: (pid: number, fields: string[]) => 'self' | 'self an
 function clusterCpuSeconds(dataDir: string): number {
   const postmaster = runningPostmaster(dataDir)?.pid;
   if (!postmaster) throw new Error(`no PostgreSQL server serves ${dataDir}`);
-  return cpuSeconds((pid, fields) => (pid === postmaster ? 'self and reaped children' : Number(fields[1]) === postmaster ? 'self' : undefined));
+  return cpuSeconds((pid, fields) =>
+    pid === postmaster ? 'self and reaped children' : Number(fields[1]) === postmaster ? 'self' : undefined,
+  );
 }
 
 // CPU seconds used so far by a supervised child's process group (the Supervisor starts each child
