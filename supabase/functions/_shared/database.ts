@@ -170,8 +170,10 @@ const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
     }
   },
   // 50: agent_heartbeat_batch's own limit. Beyond 2000 waiting, an answer would come after the
-  // callers' timeouts anyway; refusing at once lets them back off instead.
-  { maxBatch: 50, maxInFlight: POOL, maxWaiting: 2000 },
+  // callers' timeouts anyway; refusing at once lets them back off instead. A batch takes a few
+  // milliseconds; one out for 100 ms is waiting on something (a locked row, a slow server), and the
+  // next one leaves on another connection beside it.
+  { maxBatch: 50, maxInFlight: POOL, maxWaiting: 2000, slowAfterMs: 100 },
 );
 
 /** Applies one heartbeat (batched with concurrent ones) and answers the agent's new state. */
