@@ -53,7 +53,8 @@ function publishableKey(): string {
   return legacy;
 }
 
-// Connections per function instance; as many heartbeat batches can be in flight at once. Small: the
+// Connections per function instance; at most as many heartbeat batches in flight at once (one as a
+// rule, see _shared/batcher.ts; more only for full or slow batches). Small: the
 // platform runs many isolates, each with its own pool, and the batcher makes one connection carry
 // many heartbeats (docs/api.md has the connection budget).
 const POOL = Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 2);
