@@ -74,16 +74,29 @@ export function postRequest(path: string, headers: Record<string, string>, body:
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n${json}`);
 }
 
-/** Runs `clients` closed loops against port for warmup + seconds; measures only after the warmup. */
+/**
+ * Runs `clients` closed loops against port for warmup + seconds; measures only after the warmup.
+ * `window` is called as the measured window starts and as it ends, so a caller can read CPU counters
+ * over exactly the requests counted.
+ */
 export async function closedLoop(
   port: number,
   requests: Buffer[],
-  options: { seconds: number; warmupSeconds: number },
+  options: { seconds: number; warmupSeconds: number; window?: { start(): void; end(): void } },
 ): Promise<LoadResult> {
   const connections = requests.map(() => new Connection(port));
   const result: LoadResult = { requests: 0, errors: 0, seconds: options.seconds, latenciesMs: [] };
   const measureFrom = Date.now() + options.warmupSeconds * 1000;
   const end = measureFrom + options.seconds * 1000;
+  // the loops stop at the first answer after `end`, which may come before the timer's turn
+  const marks = [options.window?.start, options.window?.end].map((mark) => {
+    let done = false;
+    return () => {
+      if (!done) mark?.();
+      done = true;
+    };
+  });
+  const timers = [setTimeout(marks[0], measureFrom - Date.now()), setTimeout(marks[1], end - Date.now())];
   try {
     await Promise.all(
       connections.map(async (connection, i) => {
@@ -101,6 +114,8 @@ export async function closedLoop(
       }),
     );
   } finally {
+    for (const timer of timers) clearTimeout(timer);
+    for (const mark of marks) mark();
     for (const connection of connections) connection.close();
   }
   return result;

@@ -53,7 +53,8 @@ function publishableKey(): string {
   return legacy;
 }
 
-// Connections per function instance; as many heartbeat batches can be in flight at once. Small: the
+// Connections per function instance; at most as many heartbeat batches in flight at once (one as a
+// rule, see _shared/batcher.ts; more only for full or slow batches). Small: the
 // platform runs many isolates, each with its own pool, and the batcher makes one connection carry
 // many heartbeats (docs/api.md has the connection budget).
 const POOL = Number(Deno.env.get('AGENT_STATUS_DB_POOL') ?? 2);
@@ -129,7 +130,11 @@ function fromPostgres(error: unknown): ApiError {
 }
 
 type HeartbeatItem = HeartbeatRequest & { token: string | null };
-type BatchAnswer = { agent: AgentState } | { error: { sqlstate: string; message: string; hint: string | null } };
+/**
+ * One heartbeat's answer from its batch: the agent's new state (AgentState) as the JSON text the
+ * database wrote, which goes into the HTTP answer as it is, or the error that refused it.
+ */
+type BatchAnswer = { agent: string; error: null } | { agent: null; error: { sqlstate: string; message: string; hint: string | null } };
 
 const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadlock: run the batch again
 
@@ -143,7 +148,9 @@ const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadloc
  * SET would be a transaction of its own (BEGIN, SET, batch, COMMIT: three round trips, since
  * postgres.js waits for BEGIN and COMMIT; its reserve(), which could pipeline them, never resolves in
  * 3.4.9 while the pool has no open connection yet). So the batch's JSON travels as a dollar-quoted
- * literal, under a random tag that its text is checked not to contain.
+ * literal, under a random tag that its text is checked not to contain. Each answer comes back as a
+ * row of its own, the agent's state as text: parsing the batch's JSON answer here only for the
+ * HTTP answer to serialize each part again cost Deno CPU and short-lived objects per heartbeat.
  */
 async function heartbeatBatch(sql: postgres.Sql, items: HeartbeatItem[], deadline: number): Promise<BatchAnswer[]> {
   const json = JSON.stringify(items);
@@ -151,9 +158,10 @@ async function heartbeatBatch(sql: postgres.Sql, items: HeartbeatItem[], deadlin
   do tag = `$hb${crypto.randomUUID().replaceAll('-', '')}$`;
   while (json.includes(tag));
   const budgetMs = Math.max(1, Math.floor(deadline - Date.now()));
-  const [, [{ answers }]] = (await sql.unsafe(
-    `set local statement_timeout = ${budgetMs}; select public.agent_heartbeat_batch(${tag}${json}${tag}::jsonb) as answers`,
-  )) as unknown as [unknown, { answers: BatchAnswer[] }[]];
+  const [, answers] = (await sql.unsafe(
+    `set local statement_timeout = ${budgetMs}; select (a.value -> 'agent')::text as agent, a.value -> 'error' as error
+     from jsonb_array_elements(public.agent_heartbeat_batch(${tag}${json}${tag}::jsonb)) with ordinality a order by a.ordinality`,
+  )) as unknown as [unknown, BatchAnswer[]];
   return answers;
 }
 
@@ -170,12 +178,17 @@ const heartbeats = new Batcher<HeartbeatItem, BatchAnswer>(
     }
   },
   // 50: agent_heartbeat_batch's own limit. Beyond 2000 waiting, an answer would come after the
-  // callers' timeouts anyway; refusing at once lets them back off instead.
-  { maxBatch: 50, maxInFlight: POOL, maxWaiting: 2000 },
+  // callers' timeouts anyway; refusing at once lets them back off instead. A batch takes a few
+  // milliseconds; one out for 100 ms is waiting on something (a locked row, a slow server), and the
+  // next one leaves on another connection beside it.
+  { maxBatch: 50, maxInFlight: POOL, maxWaiting: 2000, slowAfterMs: 100 },
 );
 
-/** Applies one heartbeat (batched with concurrent ones) and answers the agent's new state. */
-export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatRequest): Promise<AgentState> {
+/**
+ * Applies one heartbeat (batched with concurrent ones) and answers the agent's new state, an
+ * AgentState as JSON text.
+ */
+export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatRequest): Promise<string> {
   let answer: BatchAnswer;
   try {
     answer = await heartbeats.submit({ ...heartbeat, token });
@@ -185,7 +198,7 @@ export async function applyHeartbeat(token: string | null, heartbeat: HeartbeatR
     // 57014: the statement_timeout of heartbeatBatch
     throw (error as { code?: string }).code === '57014' ? timedOut('heartbeats') : fromPostgres(error);
   }
-  if ('error' in answer) throw fromSqlError(answer.error.sqlstate, answer.error.message, answer.error.hint);
+  if (answer.error) throw fromSqlError(answer.error.sqlstate, answer.error.message, answer.error.hint);
   return answer.agent;
 }
 
