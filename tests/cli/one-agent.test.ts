@@ -39,6 +39,11 @@ describe('one agent', { timeout: 120_000 }, () => {
     expect(status.stdout).toMatch(/^ {2}heartbeat +.*stale after \d+ s \((config|interval|default|operator)\)/m);
     expect(status.stdout).toMatch(new RegExp(`^ {2}host +${host.host}$`, 'm'));
     expect(status.stdout).toMatch(/^history \(newest first\):\n {2}\d{4}-/m);
+    // an activity text is shown with its age (after a restart it may be the old process's last words)
+    await stack.db.sql`update public.agent_status set last_activity = 'draining the queue', last_heartbeat = now() - interval '5 s',
+                       last_activity_at = now() - interval '47 s' where agent_name = 'Steady Agent'`;
+    const steadyStatus = await cli(['status', 'Steady Agent'], stackEnv(stack));
+    expect(steadyStatus.stdout).toMatch(/^ {2}activity +draining the queue \((4[7-9]|[5-9]\d|1[01]\d) s ago\); warning after /m);
     const show = await cli(['show', 'Crashy Agent', '--json'], stackEnv(stack));
     expect(show.exitCode).toBe(0);
     expect(JSON.parse(show.stdout).agent.agent_name).toBe('Crashy Agent');

@@ -56,6 +56,15 @@ function pauseText(pause: AlertPauseRow | undefined): string {
   return `${what} ${pause.until ? `until ${pause.until}` : 'until resumed'}${pause.reason ? ` (${pause.reason})` : ''}`;
 }
 
+// How old the activity text is: after a restart it may still be the last words of the process before
+// (the next ones ride on a heartbeat), so it is never shown without its age. Both times are the
+// database's, so the CLI's clock does not enter.
+function activityAge(agent: LiveAgent): string {
+  if (!agent.last_activity || !agent.last_activity_at || !agent.last_heartbeat || agent.seconds_since_heartbeat === null) return '';
+  const sinceHeartbeat = (Date.parse(agent.last_heartbeat) - Date.parse(agent.last_activity_at)) / 1000;
+  return ` (${ago(agent.seconds_since_heartbeat + Math.max(0, sinceHeartbeat))})`;
+}
+
 function facts(agent: LiveAgent, pause: AlertPauseRow | undefined): [string, string][] {
   const up = agent.uptime_s !== null ? `up ${span(agent.uptime_s)}` : agent.down_s !== null ? `down ${span(agent.down_s)}` : '-';
   const exit = agent.exit_signal ? `signal ${agent.exit_signal}` : agent.exit_code !== null ? `code ${agent.exit_code}` : null;
@@ -68,7 +77,7 @@ function facts(agent: LiveAgent, pause: AlertPauseRow | undefined): [string, str
     ['heartbeat', `${ago(agent.seconds_since_heartbeat)}; stale after ${agent.heartbeat_timeout_s} s (${agent.heartbeat_timeout_source})`],
     [
       'activity',
-      `${agent.last_activity ?? '-'}; warning after ${agent.activity_timeout_s === null ? 'never' : `${agent.activity_timeout_s} s`} idle`,
+      `${agent.last_activity ?? '-'}${activityAge(agent)}; warning after ${agent.activity_timeout_s === null ? 'never' : `${agent.activity_timeout_s} s`} idle`,
     ],
     [
       'restarts',
