@@ -148,8 +148,17 @@ function groupCpuSeconds(leader: number): number {
 // One batch of 50 steady heartbeats as JSON, built in SQL from pgbench's client id.
 const BATCH_JSON = `(select jsonb_agg(jsonb_build_object('token', 'asa_batch_' || :client_id || '_' || i, 'agent_name', 'bench-batch-' || :client_id || '-' || i))
   from generate_series(0, 49) i)`;
-const SQL_PATHS: { name: string; sql: string }[] = [
+// The indexes agent_status had on columns a heartbeat writes, put back for one measurement: with
+// them no heartbeat is a heap-only update (supabase/schemas/10_tables.sql).
+const WRITTEN_COLUMN_INDEXES = ['stale_at', 'inactive_at', 'updated_at'];
+const SQL_PATHS: { name: string; sql: string; before?: string; after?: string }[] = [
   { name: 'agent_heartbeat_batch', sql: `select public.agent_heartbeat_batch(${BATCH_JSON});` },
+  {
+    name: 'the same, with indexes on stale_at, inactive_at, updated_at',
+    sql: `select public.agent_heartbeat_batch(${BATCH_JSON});`,
+    before: WRITTEN_COLUMN_INDEXES.map((column) => `create index bench_${column}_idx on public.agent_status (${column});`).join(' '),
+    after: WRITTEN_COLUMN_INDEXES.map((column) => `drop index public.bench_${column}_idx;`).join(' '),
+  },
   { name: 'per item (apply_event each)', sql: `select agent_private.heartbeat_batch_item(x) from jsonb_array_elements(${BATCH_JSON}) x;` },
   {
     name: 'set-based floor (UPDATE + token check)',
@@ -160,17 +169,24 @@ const SQL_PATHS: { name: string; sql: string }[] = [
 ];
 
 /** PostgreSQL CPU per heartbeat item in 50-batches, each path measured ROUNDS times, best kept. */
-async function sqlCostPerItem(url: string, dataDir: string, dir: string): Promise<{ name: string; microseconds: number }[]> {
+async function sqlCostPerItem(
+  sql: postgres.Sql,
+  url: string,
+  dataDir: string,
+  dir: string,
+): Promise<{ name: string; microseconds: number }[]> {
   const results = new Map<string, number>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const path of SQL_PATHS) {
       const script = join(dir, 'batch.sql');
       writeFileSync(script, `${path.sql}\n`);
+      if (path.before) await sql.unsafe(path.before);
       const before = clusterCpuSeconds(dataDir);
       const { transactions } = await pgbench(url, 1, script, dir);
       // pgbench's backend exits after pgbench; its CPU counts once the postmaster has reaped it
       await new Promise((resolve) => setTimeout(resolve, 1000));
       const perItem = ((clusterCpuSeconds(dataDir) - before) / (transactions * 50)) * 1e6;
+      if (path.after) await sql.unsafe(path.after);
       results.set(path.name, Math.min(results.get(path.name) ?? Number.POSITIVE_INFINITY, perItem));
     }
   }
@@ -291,6 +307,13 @@ export async function run() {
     }
     console.log('');
     table(rows);
+    // A backend that goes idle reports its counts within PostgreSQL 15's 10 s idle interval.
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    const [updates] = await database.sql`
+      select n_tup_upd::float8 as updated, n_tup_hot_upd::float8 as in_place from pg_stat_user_tables where relid = 'public.agent_status'::regclass`;
+    console.log(
+      `\nheap-only (HOT) updates of agent_status over these runs: ${((updates.in_place / updates.updated) * 100).toFixed(1)}% of ${updates.updated.toFixed(0)}`,
+    );
     const at32 = rows.find((r) => r.clients === 32)!;
     const ratio = at32.deno.rps / at32.pgbench.rps;
     console.log(
@@ -298,7 +321,7 @@ export async function run() {
     );
 
     console.log(`\nPostgreSQL CPU per heartbeat item in a batch of 50 (pgbench, 1 client, best of ${ROUNDS} rounds of ${SECONDS} s):`);
-    const costs = await sqlCostPerItem(cluster.urlFor('bench'), cluster.dataDir, dir);
+    const costs = await sqlCostPerItem(database.sql, cluster.urlFor('bench'), cluster.dataDir, dir);
     for (const { name, microseconds } of costs) console.log(`  ${name.padEnd(42)} ${microseconds.toFixed(1).padStart(7)} µs`);
     const batchCost = costs[0].microseconds;
     console.log(
