@@ -222,6 +222,10 @@ grant execute on function public.force_agent_status(text, text, integer, text, t
 revoke all on function public.force_agent_status(text, text, integer, text, text) from public;
 revoke all on function agent_private.heartbeat_batch_item(jsonb) from public;
 revoke all on function agent_private.steady_heartbeats(jsonb) from public;
+revoke all on function agent_private.lock_batch_agents(jsonb, uuid) from public;
+revoke all on function agent_private.batch_answers(jsonb, text, text) from public;
+revoke all on function agent_private.refused_for_good(text) from public;
+revoke all on function agent_private.batch_item_failure(text, text, text) from public;
 grant execute on function public.agent_heartbeat_batch(jsonb) to service_role;
 revoke all on function public.agent_heartbeat_batch(jsonb) from public;
 grant execute on function public.set_agent_timeouts(text, integer, integer, text) to anon, authenticated, service_role;
