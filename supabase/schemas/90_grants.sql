@@ -204,6 +204,8 @@ grant execute on function agent_private.runner_away(text, text, integer) to auth
 revoke all on function agent_private.runner_away(text, text, integer) from public;
 grant execute on function agent_private.live_reason(public.agent_status, text, text, integer) to authenticated, service_role;
 revoke all on function agent_private.live_reason(public.agent_status, text, text, integer) from public;
+grant execute on function agent_private.row_badges(public.agent_status, text) to authenticated, service_role;
+revoke all on function agent_private.row_badges(public.agent_status, text) from public;
 grant execute
   on function agent_private.next_agent_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value, boolean)
   to authenticated, service_role;
