@@ -81,6 +81,8 @@ begin
 end
 $$;
 
+comment on function public.agent_heartbeat_batch(jsonb) is 'Applies [{token, agent_name, status?, health?, last_activity?, pid?}, ...] through agent_heartbeat; answers [{agent: {...}} | {error: {sqlstate, message, hint}}] in the same order.';
+
 -- Locks the rows of the agents a batch names (heartbeats, reports) first, in agent_name order: the
 -- same order in every batch, so two batches naming the same agents wait for each other instead of
 -- deadlocking between their parts. p_runner_id: only that runner's agents. No `set search_path`
@@ -97,8 +99,6 @@ begin
   for update;
 end
 $$;
-
-comment on function public.agent_heartbeat_batch(jsonb) is 'Applies [{token, agent_name, status?, health?, last_activity?, pid?}, ...] through agent_heartbeat; answers [{agent: {...}} | {error: {sqlstate, message, hint}}] in the same order.';
 
 create function public.agent_heartbeat(
   p_token text,
