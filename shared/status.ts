@@ -67,6 +67,14 @@ export function runnerAway(
   return brief ? `${agent.runner_status} ${age}` : `${agent.runner_status} (no word for ${age})`;
 }
 
+/**
+ * The words on a dashboard row's badges beside its status (web/src/row.ts): its crash loop, no runner
+ * managing it, and "runner silent 2 min" while its runner is not online (runnerAway, brief). The
+ * dashboard's search finds an agent by them: agent_private.row_badges says the same words, and
+ * tests/db/dashboard-page.test.ts searches for each.
+ */
+export const ROW_BADGES = { crashLoop: 'crash loop', noRunner: 'no runner', runnerAway: 'runner' } as const;
+
 export const COMMAND_ACTIONS = ['start', 'stop', 'restart'] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 

@@ -104,6 +104,46 @@ begin
 end
 $$;
 
+-- The answers of a batch (agent_heartbeat_batch, runner_report_batch): one empty slot per item, once
+-- the batch is a JSON array of at most 50. More than 64 subtransactions overflow a backend's
+-- subtransaction cache and slow every snapshot on the server, so batches stay below that even when
+-- their items run one by one. No `set search_path` (every name qualified): the heartbeat batch calls
+-- it on its hot path, where a search_path switch per call costs.
+create function agent_private.batch_answers(p_items jsonb, p_what text, p_item_shape text) returns jsonb[]
+  language plpgsql immutable
+as $$
+begin
+  if p_items is null or jsonb_typeof(p_items) <> 'array' then
+    perform agent_private.invalid(format('%s must be a JSON array of %s objects', p_what, p_item_shape));
+  end if;
+  if jsonb_array_length(p_items) > 50 then
+    perform agent_private.invalid(format('at most 50 %s per batch, got %s', p_what, jsonb_array_length(p_items)));
+  end if;
+  return array_fill(null::jsonb, array[jsonb_array_length(p_items)]);
+end
+$$;
+
+-- Whether a batch item that failed with this SQLSTATE was refused for good: the caller's mistake, what
+-- the single call answers with a 4xx (bad input 22, a broken constraint 23, the token 28, not found
+-- P0002, a conflict 55000), so sending it again cannot help. Anything else may pass on another try: a
+-- lock wait given up (55P03, in the same class 55 as a conflict), a serialization failure or deadlock
+-- (class 40), a fault. Sent again, a report is applied once all the same (its report_id).
+create function agent_private.refused_for_good(p_sqlstate text) returns boolean
+  language sql immutable
+as $$
+  select coalesce(left(p_sqlstate, 2) in ('22', '23', '28') or p_sqlstate in ('P0002', '55000'), false)
+$$;
+
+-- A batch item's failure as the batch answers it, with what the single call would have raised:
+-- {error: ...} refused for good (refused_for_good), {retry: ...} otherwise. The values come from
+-- GET STACKED DIAGNOSTICS, which only the handler itself can run.
+create function agent_private.batch_item_failure(p_sqlstate text, p_message text, p_hint text) returns jsonb
+  language sql immutable
+as $$
+  select jsonb_build_object(case when agent_private.refused_for_good(p_sqlstate) then 'error' else 'retry' end,
+    jsonb_build_object('sqlstate', p_sqlstate, 'message', p_message, 'hint', nullif(p_hint, '')))
+$$;
+
 -- Not found and conflict answered with their HTTP meaning through PostgREST. PostgREST sends SQLSTATE
 -- P0002 (no_data_found) and 55000 (object_not_in_prerequisite_state) as HTTP 500, so an operator
 -- asking for an agent that does not exist saw a server error. Raised through this helper, they reach

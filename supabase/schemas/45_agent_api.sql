@@ -23,31 +23,14 @@ as $$
 declare
   item jsonb;
   n bigint;
-  answers jsonb[];
+  answers jsonb[] := agent_private.batch_answers(p_heartbeats, 'heartbeats', '{"token", "agent_name", ...}');
   tried jsonb[];
   steady record;
   v_state text;
   v_message text;
   v_hint text;
 begin
-  if p_heartbeats is null or jsonb_typeof(p_heartbeats) <> 'array' then
-    perform agent_private.invalid('heartbeats must be a JSON array of {"token", "agent_name", ...} objects');
-  end if;
-  -- More than 64 subtransactions overflow a backend's subtransaction cache and slow every snapshot
-  -- on the server, so batches stay below that even when run one by one.
-  if jsonb_array_length(p_heartbeats) > 50 then
-    perform agent_private.invalid(format('at most 50 heartbeats per batch, got %s', jsonb_array_length(p_heartbeats)));
-  end if;
-  answers := array_fill(null::jsonb, array[jsonb_array_length(p_heartbeats)]);
-
-  -- Every row the batch may touch is locked first, in agent_name order, the same order in every
-  -- batch, so two batches touching the same agents wait for each other instead of deadlocking
-  -- between their steady and their one-by-one parts.
-  perform 1 from public.agent_status a
-  where a.agent_name in (select e.value ->> 'agent_name' from jsonb_array_elements(p_heartbeats) e
-                         where jsonb_typeof(e.value) = 'object')
-  order by a.agent_name
-  for update;
+  perform agent_private.lock_batch_agents(p_heartbeats);
 
   for steady in select * from agent_private.steady_heartbeats(p_heartbeats) loop
     answers[steady.n] := jsonb_build_object('agent', steady.agent);
@@ -67,10 +50,12 @@ begin
       tried[n] := agent_private.heartbeat_batch_item(item);
     end loop;
     return to_jsonb(tried);
-  exception
-    when data_exception or integrity_constraint_violation or invalid_authorization_specification
-         or no_data_found or object_not_in_prerequisite_state then
-      null;  -- some heartbeat was refused and this part rolled back: go one by one below
+  exception when others then
+    get stacked diagnostics v_state = returned_sqlstate;
+    if not agent_private.refused_for_good(v_state) then
+      raise;  -- not the caller's mistake: the whole batch fails, as below
+    end if;
+    -- some heartbeat was refused and this part rolled back: go one by one below
   end;
 
   for item, n in
@@ -80,14 +65,16 @@ begin
   loop
     begin
       answers[n] := agent_private.heartbeat_batch_item(item);
-    exception
-      -- Only the caller's mistakes are answered per item; anything else (a deadlock, a lost
-      -- connection) fails the whole batch so the caller retries it.
-      when data_exception or integrity_constraint_violation or invalid_authorization_specification
-           or no_data_found or object_not_in_prerequisite_state then
-        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
-        answers[n] := jsonb_build_object('error', jsonb_build_object(
-          'sqlstate', v_state, 'message', v_message, 'hint', nullif(v_hint, '')));
+    exception when others then
+      -- Only the caller's mistakes are answered per item; anything else (a lock wait given up, a
+      -- deadlock) fails the whole batch, nothing of it written, so its caller sends it again (the
+      -- heartbeat function answers 503; the runner keeps what it relayed). An {error} is a refusal
+      -- to the runner: it would drop the heartbeat and log that the database refused it.
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
+      if not agent_private.refused_for_good(v_state) then
+        raise;
+      end if;
+      answers[n] := agent_private.batch_item_failure(v_state, v_message, v_hint);
     end;
   end loop;
   return to_jsonb(answers);
@@ -95,6 +82,23 @@ end
 $$;
 
 comment on function public.agent_heartbeat_batch(jsonb) is 'Applies [{token, agent_name, status?, health?, last_activity?, pid?}, ...] through agent_heartbeat; answers [{agent: {...}} | {error: {sqlstate, message, hint}}] in the same order.';
+
+-- Locks the rows of the agents a batch names (heartbeats, reports) first, in agent_name order: the
+-- same order in every batch, so two batches naming the same agents wait for each other instead of
+-- deadlocking between their parts. p_runner_id: only that runner's agents. No `set search_path`
+-- (every name qualified), as agent_private.batch_answers.
+create function agent_private.lock_batch_agents(p_items jsonb, p_runner_id uuid default null) returns void
+  language plpgsql
+as $$
+begin
+  perform 1 from public.agent_status a
+  where a.agent_name in (select e.value ->> 'agent_name' from jsonb_array_elements(p_items) e
+                         where jsonb_typeof(e.value) = 'object')
+    and (p_runner_id is null or a.runner_id = p_runner_id)
+  order by a.agent_name
+  for update;
+end
+$$;
 
 create function public.agent_heartbeat(
   p_token text,

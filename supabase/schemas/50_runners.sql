@@ -96,13 +96,16 @@ $$;
 --
 -- Each item runs in its own subtransaction, so one report the database refuses (a poison report)
 -- costs only itself. Answers, in the items' order: {agent} applied (or applied before: same
--- report_id); {error} refused for good (the caller's mistake, as agent_report's 4xx refusals:
--- dropping it is right, the agent's later reports still apply); {retry} not applied for another
--- reason, nor are that agent's later items in this batch, so the sender sends them again in order.
+-- report_id); {error} refused for good (the caller's mistake, as agent_report's 4xx refusals,
+-- agent_private.refused_for_good: dropping it is right, the agent's later reports still apply);
+-- {retry} not applied for another reason (a lock wait given up among them), nor are that agent's
+-- later items in this batch, so the sender sends them again in order.
 -- Items apply in agent-name order (each agent's in the order given): the rows are locked first in
 -- that order, as agent_heartbeat_batch locks them, so the two never wait on each other in a circle;
--- a lock wait gives up after 2 s and the whole batch is retried (nothing of it written).
--- At most 50 items: more subtransactions than 64 overflow the backend's cache (see agent_heartbeat_batch).
+-- a lock wait gives up after 2 s: there, the whole batch is retried (nothing of it written); within
+-- an item (a row no batch locks first: the report_id a retry racing its original waits on, a
+-- command), only that item and its agent's later ones are answered retry.
+-- At most 50 items: more subtransactions than 64 overflow the backend's cache (agent_private.batch_answers).
 create function public.runner_report_batch(p_token text, p_reports jsonb) returns jsonb
   language plpgsql security definer set search_path = '' set lock_timeout = '2s'
 as $$
@@ -110,7 +113,7 @@ declare
   r public.runners := agent_private.authorize_runner(p_token);
   item jsonb;
   n bigint;
-  answers jsonb[];
+  answers jsonb[] := agent_private.batch_answers(p_reports, 'reports', '{"agent_name", "event", ...}');
   -- agents with a report answered retry: their later items wait for the next batch
   held text[] := '{}';
   v_agent public.agent_status;
@@ -118,28 +121,14 @@ declare
   v_message text;
   v_hint text;
 begin
-  if p_reports is null or jsonb_typeof(p_reports) <> 'array' then
-    perform agent_private.invalid('reports must be a JSON array of {"agent_name", "event", ...} objects');
-  end if;
-  if jsonb_array_length(p_reports) > 50 then
-    perform agent_private.invalid(format('at most 50 reports per batch, got %s', jsonb_array_length(p_reports)));
-  end if;
-  answers := array_fill(null::jsonb, array[jsonb_array_length(p_reports)]);
-
-  perform 1 from public.agent_status a
-  where a.runner_id = r.id
-    and a.agent_name in (select e.value ->> 'agent_name' from jsonb_array_elements(p_reports) e
-                         where jsonb_typeof(e.value) = 'object')
-  order by a.agent_name
-  for update;
+  perform agent_private.lock_batch_agents(p_reports, r.id);
 
   for item, n in
     select value, ordinality from jsonb_array_elements(p_reports) with ordinality
     order by value ->> 'agent_name', ordinality
   loop
     if item ->> 'agent_name' = any (held) then
-      answers[n] := jsonb_build_object('retry', jsonb_build_object('sqlstate', null,
-        'message', 'not applied: an earlier report of this agent in the batch failed', 'hint', null));
+      answers[n] := agent_private.batch_item_failure(null, 'not applied: an earlier report of this agent in the batch failed', null);
       continue;
     end if;
     begin
@@ -151,17 +140,12 @@ begin
         (item ->> 'exit_code')::integer, item ->> 'exit_signal', nullif(item -> 'details', 'null'::jsonb),
         (item ->> 'at')::timestamptz, (item ->> 'heartbeat_interval_s')::integer, (item ->> 'report_id')::uuid);
       answers[n] := jsonb_build_object('agent', agent_private.agent_state_json(v_agent));
-    exception
-      when data_exception or integrity_constraint_violation or invalid_authorization_specification
-           or no_data_found or object_not_in_prerequisite_state then
-        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
-        answers[n] := jsonb_build_object('error', jsonb_build_object(
-          'sqlstate', v_state, 'message', v_message, 'hint', nullif(v_hint, '')));
-      when others then
-        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
-        answers[n] := jsonb_build_object('retry', jsonb_build_object(
-          'sqlstate', v_state, 'message', v_message, 'hint', nullif(v_hint, '')));
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
+      answers[n] := agent_private.batch_item_failure(v_state, v_message, v_hint);
+      if answers[n] ? 'retry' then
         held := held || (item ->> 'agent_name');
+      end if;
     end;
   end loop;
   return to_jsonb(answers);

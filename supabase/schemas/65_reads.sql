@@ -121,6 +121,23 @@ as $$
               else a.status_reason end
 $$;
 
+-- The words on a dashboard row's badges beside its status and reason (web/src/row.ts, which takes
+-- them from ROW_BADGES in shared/status.ts): "crash loop", "no runner", and "runner silent"
+-- (offline, stopped) while the agent's runner is not online. The dashboard's search matches them as
+-- it matches the reason: the agent whose badge reads "crash loop" gives "exited with code 3 after
+-- 8.0 s; restarting in 60 s" for its reason. One badge a line, so a search never matches across two.
+-- unstable_since first, crash_looping's own first condition: the rows of agents not restarting stop
+-- there, without its call (EXPLAIN ANALYZE over 2,500 agents none restarting: 8 to 15 ms with the
+-- call on every row, 0.5 ms so).
+-- Inlined (SQL, no search_path of its own), as live_reason.
+create function agent_private.row_badges(a public.agent_status, p_runner_status text) returns text
+  language sql stable
+as $$
+  select concat_ws(e'\n', case when a.unstable_since is not null and agent_private.crash_looping(a) then 'crash loop' end,
+                   case when a.runner_id is null then 'no runner'
+                        when p_runner_status <> 'online' then 'runner ' || p_runner_status end)
+$$;
+
 -- The agents' live view, its earlier columns unchanged in name and order; uptime_s now counts only
 -- while a process runs, and the runner's liveness is the deadline above. New columns at the end.
 create or replace view public.agent_status_live with (security_invoker = true) as
@@ -345,9 +362,11 @@ begin
       select a.id, a.agent_name, a.host, a.runner_id, s.status,
              (p_status is null or s.status = p_status)
                and (p_host is null or a.host = p_host) and (not p_without_host or a.host is null)
-               -- the reason as the row says it (the live view's sentence), not only as recorded
+               -- the reason as the row says it (the live view's sentence), not only as recorded,
+               -- and the words on its badges
                and (v_pattern is null or a.agent_name ilike v_pattern or a.host ilike v_pattern
-                    or agent_private.live_reason(a, rl.host, rl.status, rl.silent_s) ilike v_pattern) as matches,
+                    or agent_private.live_reason(a, rl.host, rl.status, rl.silent_s) ilike v_pattern
+                    or agent_private.row_badges(a, rl.status) ilike v_pattern) as matches,
              -- ascending as the table means it: what needs attention first, the freshest heartbeat,
              -- agents not up then the latest start, the busiest; agents without figures last
              -- each branch double precision: CASE would otherwise take cpu_percent's real, whose 24

@@ -204,6 +204,8 @@ grant execute on function agent_private.runner_away(text, text, integer) to auth
 revoke all on function agent_private.runner_away(text, text, integer) from public;
 grant execute on function agent_private.live_reason(public.agent_status, text, text, integer) to authenticated, service_role;
 revoke all on function agent_private.live_reason(public.agent_status, text, text, integer) from public;
+grant execute on function agent_private.row_badges(public.agent_status, text) to authenticated, service_role;
+revoke all on function agent_private.row_badges(public.agent_status, text) from public;
 grant execute
   on function agent_private.next_agent_status(public.agent_status_value, public.agent_event_source, text, public.agent_status_value, boolean)
   to authenticated, service_role;
@@ -222,6 +224,10 @@ grant execute on function public.force_agent_status(text, text, integer, text, t
 revoke all on function public.force_agent_status(text, text, integer, text, text) from public;
 revoke all on function agent_private.heartbeat_batch_item(jsonb) from public;
 revoke all on function agent_private.steady_heartbeats(jsonb) from public;
+revoke all on function agent_private.lock_batch_agents(jsonb, uuid) from public;
+revoke all on function agent_private.batch_answers(jsonb, text, text) from public;
+revoke all on function agent_private.refused_for_good(text) from public;
+revoke all on function agent_private.batch_item_failure(text, text, text) from public;
 grant execute on function public.agent_heartbeat_batch(jsonb) to service_role;
 revoke all on function public.agent_heartbeat_batch(jsonb) from public;
 grant execute on function public.set_agent_timeouts(text, integer, integer, text) to anon, authenticated, service_role;

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type postgres from 'postgres';
 import type { Sql } from 'postgres';
+import { ROW_BADGES } from '../../shared/status.ts';
 import { asRole, useTestDatabase } from '../helpers/database.ts';
 
 const db = useTestDatabase();
@@ -145,6 +146,47 @@ describe('dashboard_agent_page', () => {
     const p = await page({ status: 'error', host: 'host-3' });
     expect(p.matching).toBe(names((r) => r.host === 'host-3' && r.status === 'error').length);
     expect(p.total).toBe(FLEET);
+  });
+
+  it("searches the words on a row's badges: crash loop, no runner, its runner not online", async () => {
+    const [online] = await db.sql`insert into public.runners (host) values ('badge-online') returning id`;
+    const [stopped] = await db.sql`insert into public.runners (host, status, last_seen_at, stopped_at)
+      values ('badge-stopped', 'stopped', now() - interval '5 minutes', now() - interval '5 minutes') returning id`;
+    // crashed three times in 10 minutes, not stable since: its badge says crash loop, its reason the last exit
+    await db.sql`insert into public.agent_status (agent_name, status, status_source, host, runner_id, status_reason,
+                                                  unstable_since, crash_times, stale_at)
+      values ('badge crashing', 'warning', 'runner', 'badge-online', ${online.id},
+              'exited with code 3 after 8.0 s; restarting in 60 s', now() - interval '3 minutes',
+              array[now() - interval '3 minutes', now() - interval '2 minutes', now() - interval '1 minute'], now() + interval '1 hour'),
+             ('badge unwatched', 'error', 'runner', 'badge-stopped', ${stopped.id}, 'boom', null, '{}', null)`;
+    try {
+      const rows = await asOperator(
+        (tx) => tx<(Live & { runner_id: string | null; runner_status: string | null; crash_looping: boolean })[]>`
+          select agent_name, status_reason, runner_id, runner_status, crash_looping from public.agent_status_live order by agent_name`,
+      );
+      const crashing = rows.find((r) => r.agent_name === 'badge crashing')!;
+      expect(crashing.crash_looping).toBe(true);
+      expect(crashing.status_reason).not.toMatch(/crash/i);
+      expect(await allNames({ search: 'CRASH', sort: 'name' })).toEqual(['badge crashing']);
+      expect(await allNames({ search: ROW_BADGES.crashLoop, sort: 'name' })).toEqual(['badge crashing']);
+
+      const unmanaged = rows.filter((r) => r.runner_id === null).map((r) => r.agent_name);
+      expect(unmanaged.length).toBeGreaterThan(1000);
+      expect(await allNames({ search: ROW_BADGES.noRunner, sort: 'name' })).toEqual(unmanaged);
+
+      // "runner stopped 5 min ago" on the row; the reason (an error's) says nothing of its runner
+      const unwatched = `${ROW_BADGES.runnerAway} stopped`;
+      expect(rows.find((r) => r.agent_name === 'badge unwatched')!.status_reason).toBe('boom');
+      expect(await allNames({ search: unwatched, sort: 'name' })).toEqual(
+        rows.filter((r) => r.runner_id !== null && r.runner_status === 'stopped').map((r) => r.agent_name),
+      );
+      expect(await allNames({ search: unwatched, sort: 'name' })).toContain('badge unwatched');
+      // one badge a line: no match across two
+      expect(await allNames({ search: 'loop no', sort: 'name' })).toEqual([]);
+    } finally {
+      await db.sql`delete from public.agent_status where agent_name like 'badge %'`;
+      await db.sql`delete from public.runners where host like 'badge-%'`;
+    }
   });
 
   it('sorts by each column both ways, ties by name, and reaches the last agent by name', async () => {

@@ -120,6 +120,38 @@ describe('runner_report_batch', () => {
     }
   });
 
+  it('a report whose lock wait gave up (55P03) is answered retry, not refused: the runner sends it again and it applies', async () => {
+    const token = await registerRunner(db.sql, 'lock-host', ['lock-a', 'lock-b']);
+    // a stop delivered with a heartbeat answer, which lock-a's stopped report completes: a row the
+    // batch does not lock first, held meanwhile by another transaction (the sweep expiring it, say)
+    const [command] = await db.sql`insert into public.agent_commands (agent_id, action)
+      select id, 'stop' from public.agent_status where agent_name = 'lock-a' returning id`;
+    await db.sql`update public.agent_commands set via_heartbeat = true where id = ${command.id}`;
+    const reports = [
+      { agent_name: 'lock-a', event: 'stopped', report_id: randomUUID() },
+      { agent_name: 'lock-b', event: 'started', pid: 80, report_id: randomUUID() },
+      { agent_name: 'lock-a', event: 'started', pid: 71, report_id: randomUUID() },
+    ];
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.agent_commands where id = ${command.id} for update`;
+      const answers = await batch(token, reports);
+      // refused ({error}) would make the runner drop the stopped report for good
+      expect(answers.map((answer) => Object.keys(answer)[0])).toEqual(['retry', 'agent', 'retry']);
+      expect(answers[0].retry).toMatchObject({ sqlstate: '55P03' });
+      expect(answers[2].retry.message).toMatch(/an earlier report of this agent/);
+    } finally {
+      await holder`rollback`;
+      holder.release();
+    }
+    expect(await kinds('lock-a')).toEqual(['command_requested']);
+    const again = await batch(token, reports);
+    expect(again.map((answer) => Object.keys(answer)[0])).toEqual(['agent', 'agent', 'agent']);
+    expect(await kinds('lock-a')).toEqual(['command_requested', 'stopped', 'command_succeeded', 'started']);
+    expect(await kinds('lock-b')).toEqual(['started']);
+  });
+
   it('refuses a whole batch only when the batch itself is wrong: no runner token, not an array, more than 50', async () => {
     const token = await registerRunner(db.sql, 'shape-host', ['shape-a']);
     const refusal = (tokenUsed: string, reports: unknown) =>

@@ -106,6 +106,40 @@ describe('agent_heartbeat_batch', () => {
     await expect(db.sql`select public.agent_heartbeat_batch('{}'::jsonb)`).rejects.toMatchObject({ code: '22023' });
   });
 
+  it('fails whole when a lock wait gives up (55P03), nothing of it written: a lock wait is no refusal of that heartbeat', async () => {
+    for (const agent of ['lock-1', 'lock-2']) tokens[agent] = await createToken(db.sql, 'agent', { agent });
+    await batch(['lock-1', 'lock-2'].map((agent) => ({ token: tokens[agent], agent_name: agent })));
+    // lock-2's token is due its once-a-minute last_used_at, and another transaction holds its row
+    await db.sql`update public.api_tokens t set last_used_at = now() - interval '1 hour'
+                 from public.agent_status a where a.id = t.agent_id and a.agent_name = 'lock-2'`;
+    const [before] = await db.sql`select count(*)::int as events from public.agent_events`;
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.api_tokens t join public.agent_status a on a.id = t.agent_id
+                   where a.agent_name = 'lock-2' for update of t`;
+      // answered {error} per item, the runner that relayed it would drop it as refused; failed whole,
+      // the heartbeat function answers 503 and the runner keeps its relayed heartbeats for the next call
+      await expect(
+        batch([
+          { token: tokens['lock-1'], agent_name: 'lock-1', health: 40 },
+          { token: tokens['lock-2'], agent_name: 'lock-2', status: 'warning', health: 20 },
+        ]),
+      ).rejects.toMatchObject({ code: '55P03' });
+    } finally {
+      await holder`rollback`;
+      holder.release();
+    }
+    const rows =
+      await db.sql`select agent_name, status, health from public.agent_status where agent_name like 'lock-%' order by agent_name`;
+    expect(rows).toEqual([
+      { agent_name: 'lock-1', status: 'running', health: 0 },
+      { agent_name: 'lock-2', status: 'running', health: 0 },
+    ]);
+    const [after] = await db.sql`select count(*)::int as events from public.agent_events`;
+    expect(after.events).toBe(before.events);
+  });
+
   it("is for the functions' own connection only", async () => {
     const [grants] = await db.sql`
       select has_function_privilege('anon', 'public.agent_heartbeat_batch(jsonb)', 'execute') as anon,

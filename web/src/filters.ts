@@ -1,4 +1,4 @@
-// Search by name, host or reason, filter by status and host, and the count of what the filters let through.
+// Search by name, host, reason or a badge's words ("crash loop"), filter by status and host, and the count of what the filters let through.
 import { AGENT_STATUSES, type AgentStatus } from '../../shared/status.ts';
 import { h, replace, setText } from './dom.ts';
 import { NO_HOST, type Filter } from './table.ts';
@@ -17,7 +17,7 @@ export class Filters {
     const search: HTMLInputElement = h('input', {
       type: 'search',
       id: 'search',
-      placeholder: 'Name, host or reason',
+      placeholder: 'Name, host, reason or badge',
       autocomplete: 'off',
       on: { input: () => onChange({ search: search.value }) },
     });

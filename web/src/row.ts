@@ -1,6 +1,6 @@
 // One agent's row. It keeps references to its cells and writes only what changed, so a poll that
 // changes one agent out of 2,000 touches one row's DOM.
-import { type CommandAction, runnerAway } from '../../shared/status.ts';
+import { type CommandAction, ROW_BADGES, runnerAway } from '../../shared/status.ts';
 import { columnsKey } from '../../shared/rows.ts';
 import type { AgentRow, CommandRow, ResourceRow } from './api.ts';
 import { h, setText } from './dom.ts';
@@ -182,7 +182,7 @@ export class AgentRowView {
     this.uptimeText = h('span', { class: 'life' });
     this.restarts = h('span', { class: 'restarts' });
     this.uptime = h('div', { class: 'cell c-uptime', role: 'cell', 'data-label': 'Uptime' }, this.uptimeText, this.restarts);
-    this.badge = h('span', { class: 'badge badge-crash', hidden: true }, 'crash loop');
+    this.badge = h('span', { class: 'badge badge-crash', hidden: true }, ROW_BADGES.crashLoop);
     this.cpu = h('div', { class: 'cell c-cpu', role: 'cell', 'data-label': 'CPU' });
     this.memory = h('div', { class: 'cell c-memory', role: 'cell', 'data-label': 'Memory' });
     this.start = h('button', { type: 'button', class: 'btn', 'aria-label': `Start ${name}`, on: { click: act('start') } }, 'Start');
@@ -259,7 +259,7 @@ export class AgentRowView {
     setText(this.host, agent.host ?? '–');
     this.host.title = agent.host ?? '';
     const managed = agent.runner_id !== null;
-    if (!managed) setText(this.hostNote, 'no runner');
+    if (!managed) setText(this.hostNote, ROW_BADGES.noRunner);
     else if (!runnerSilent(agent)) setText(this.hostNote, '');
     this.hostNote.title = !managed
       ? NO_RUNNER
@@ -301,7 +301,7 @@ export class AgentRowView {
     setText(this.uptimeText, lifeText(agent, clock));
     setText(this.activityAgo, agent.last_activity_at ? formatAgo(clock.since(agent.last_activity_at)) : '');
     const away = runnerAwayNow(agent, clock, true);
-    if (away) setText(this.hostNote, `runner ${away}`);
+    if (away) setText(this.hostNote, `${ROW_BADGES.runnerAway} ${away}`);
     setText(this.restarts, agent.restarts_total ? `↻ ${agent.restarts_total} restart${agent.restarts_total === 1 ? '' : 's'}` : '');
     const problem = latestProblem(agent, clock);
     setText(this.reason, problem ?? (agent.status === 'running' || agent.status === 'stopped' ? '' : (agent.status_reason ?? '')));
