@@ -3,7 +3,9 @@
 // and token each), once on the function's own port and once through the gateway's
 // /functions/v1/heartbeat, alternating, best of ROUNDS. The gateway runs in this process as `npm
 // start` runs it; the load generator in a process of its own. Target: the gateway at 0.8 or more of
-// the function's requests per second (issue 22 measured 724 against 2,593 rps, 0.28).
+// the function's requests per second (issue 22 measured 724 against 2,593 rps, 0.28). Beside them,
+// when nginx is installed, nginx proxying the same path (nginx-reference.ts): what a proxy in a
+// process of its own reaches on the same cores.
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +21,7 @@ import { startPostgrest } from '../../runner/local-stack/postgrest.ts';
 import { freePort } from '../../runner/local-stack/ports.ts';
 import { createBenchAgents } from './agents.ts';
 import { type LoadResult, percentile, postRequest } from './load.ts';
+import { type NginxReference, startNginxReference } from './nginx-reference.ts';
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -60,6 +63,7 @@ export async function run() {
   const supervisor = new Supervisor((name, reason) => console.error(`${name} ${reason}`));
   let database: Awaited<ReturnType<typeof startDatabase>> | undefined;
   let gateway: Gateway | undefined;
+  let nginx: NginxReference | undefined;
   try {
     const admin = postgres(cluster.url, { max: 1, onnotice: () => {} });
     await admin`create database bench_gateway`;
@@ -87,12 +91,18 @@ export async function run() {
     });
     await gateway.start();
     const gatewayPort = Number(new URL(gateway.url).port);
+    nginx = await startNginxReference(supervisor, {
+      path: '/functions/v1/heartbeat',
+      upstreamPort: heartbeat.port,
+      upstreamPath: '/heartbeat',
+    });
 
     const requests = (path: string) =>
       agents.map((a) => postRequest(path, { authorization: `Bearer ${a.token}`, apikey: keys.publishableKey }, { agent_name: a.name }));
     const best = (a: Cell | undefined, b: Cell) => (a && a.rps >= b.rps ? a : b);
     let direct: Cell | undefined;
     let through: Cell | undefined;
+    let reference: Cell | undefined;
     let gatewayCpuUs = Infinity;
     for (let round = 0; round < ROUNDS; round++) {
       direct = best(direct, cell(await load(heartbeat.port, requests('/heartbeat'))));
@@ -103,6 +113,7 @@ export async function run() {
       const perRequest = (used.user + used.system) / (measured.rps * (SECONDS + WARMUP_SECONDS));
       gatewayCpuUs = Math.min(gatewayCpuUs, perRequest);
       through = best(through, measured);
+      if (nginx) reference = best(reference, cell(await load(nginx.port, requests('/functions/v1/heartbeat'))));
       log(`round ${round + 1} of ${ROUNDS} measured`);
     }
     const ratio = through!.rps / direct!.rps;
@@ -112,13 +123,20 @@ export async function run() {
       console.log(`${label.padEnd(32)} ${c.rps.toFixed(0).padStart(7)} ${c.p99.toFixed(1).padStart(9)} ${String(c.errors).padStart(8)}`);
     row('straight to the function', direct!);
     row('through the local gateway', through!);
-    for (const c of [direct!, through!]) if (c.firstError) console.log(`  first error: ${c.firstError}`);
+    if (reference) row('through nginx (reference)', reference);
+    for (const c of [direct!, through!, ...(reference ? [reference] : [])]) if (c.firstError) console.log(`  first error: ${c.firstError}`);
     console.log(`the gateway's CPU per forwarded request: ${gatewayCpuUs.toFixed(0)} µs (lowest of the rounds)`);
     console.log(
       `gateway / direct: ${ratio.toFixed(2)} (target at least 0.8; issue 22 measured 0.28) -> ${ratio >= 0.8 ? 'met' : 'NOT met'}`,
     );
+    console.log(
+      reference
+        ? `reference, nginx (one worker, proxying only) / direct: ${(reference.rps / direct!.rps).toFixed(2)}: what a proxy in a process of its own reaches on this machine`
+        : 'reference: nginx is not installed, so there is no proxy to compare the gateway with (apt-get install nginx-light)',
+    );
   } finally {
     await gateway?.stop();
+    await nginx?.stop();
     await supervisor.stopAll();
     await database?.stop();
     await cluster.stop();
