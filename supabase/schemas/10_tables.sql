@@ -128,7 +128,14 @@ create table public.agent_status (
   -- The times of its recent crashes (none older than 10 minutes, at most 100): a crash loop is three
   -- of them within the window while not yet stable (agent_private.crash_looping), one rule for the
   -- row, its badge, `list` and the alerts.
-  crash_times timestamptz[] not null default '{}' check (cardinality(crash_times) <= 100)
+  crash_times timestamptz[] not null default '{}' check (cardinality(crash_times) <= 100),
+  -- When the value in `health` was last given by somebody: an agent, its runner or an operator (a
+  -- heartbeat, report or force carrying a health). Null while `health` holds the state machine's own
+  -- default (0 before any report, 100 or 50 at a start, 0 at a stop or crash) or the process that
+  -- reported it has ended: an agent nobody told health of reads "not reported", never "0" (the seed's
+  -- column stays not null, default 0, for the queries that read it). Not indexed: a heartbeat
+  -- carrying health writes it, and must stay a heap-only update (tests/db/heartbeat-in-place.test.ts).
+  health_reported_at timestamptz
 )
 -- Room on each page for a row's next version: a heartbeat's UPDATE then stays on the row's page
 -- (a heap-only update, see the indexes below) instead of moving it and writing every index again.

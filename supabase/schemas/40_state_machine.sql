@@ -357,6 +357,17 @@ begin
     -- an error said without a health is no longer healthy: it must not keep reading 95
     when p_event in ('crashed', 'error') then 0
     else old.health end);
+  -- Whether that health was reported (agent_status.health_reported_at): by this call when it carries
+  -- one (an operator's force with a health is an operator's report); not when the state machine put
+  -- its own default in its place; and not after a start or the end of a process: a new process has
+  -- said nothing of its health yet (the runner's start carries none; the SDK's first status does),
+  -- and an ended one's health is no longer true. A reset of restarts, a deadline and an adoption
+  -- (the same process, found by a restarted runner) leave it.
+  new.health_reported_at := case
+    when p_health is not null then v_at
+    when p_event in ('started', 'stopped', 'exited', 'crashed', 'terminated') then null
+    when new.health is distinct from old.health then null
+    else old.health_reported_at end;
 
   if p_event in ('started', 'adopted') then
     new.pid := coalesce(p_pid, old.pid);
@@ -456,7 +467,8 @@ begin
     unstable_since = new.unstable_since, next_restart_at = new.next_restart_at,
     crash_loop_event_id = new.crash_loop_event_id, last_warning = new.last_warning,
     last_warning_at = new.last_warning_at, last_error_at = new.last_error_at,
-    heartbeat_interval_s = new.heartbeat_interval_s, crash_times = new.crash_times
+    heartbeat_interval_s = new.heartbeat_interval_s, crash_times = new.crash_times,
+    health_reported_at = new.health_reported_at
   where id = p_agent_id;
 
   return new;

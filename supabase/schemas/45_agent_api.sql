@@ -199,7 +199,7 @@ begin
   -- read once (joined per row, the settings table was scanned again for every heartbeat)
   settings as materialized (select st as s from public.agent_status_settings st limit 1),
   steady as materialized (
-    select i.n, i.activity, i.pid, a.id as agent_id, t.id as token_id, t.last_used_at,
+    select i.n, i.activity, i.pid, i.health, a.id as agent_id, t.id as token_id, t.last_used_at,
            agent_private.heartbeat_timeout_s(a, settings.s) as heartbeat_timeout_s,
            agent_private.activity_timeout(a, settings.s) as activity_timeout_s
     from settings, item i
@@ -231,6 +231,8 @@ begin
       last_heartbeat = now(),
       updated_at = now(),
       pid = coalesce(i.pid, a.pid),
+      -- a health equal to the one stored is steady, and is still a report (apply_event's rule)
+      health_reported_at = case when i.health is not null then now() else a.health_reported_at end,
       last_activity = coalesce(i.activity, a.last_activity),
       last_activity_at = case when i.activity is not null then now() else a.last_activity_at end,
       restart_times = case when cardinality(a.restart_times) = 0 then a.restart_times

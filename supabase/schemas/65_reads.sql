@@ -200,7 +200,9 @@ select
   a.heartbeat_interval_s,
   hb.source as heartbeat_timeout_source,
   -- new in issue 19: the unplanned exits crash_looping counts
-  (select count(*) from unnest(a.crash_times) t where t > now() - interval '10 minutes')::integer as crashes_10m
+  (select count(*) from unnest(a.crash_times) t where t > now() - interval '10 minutes')::integer as crashes_10m,
+  -- null: `health` is the state machine's default, nobody reported it (agent_status.health_reported_at)
+  a.health_reported_at
 from public.agent_status a
 cross join public.agent_status_settings st
 cross join lateral agent_private.heartbeat_timeout(a, st) hb
@@ -374,7 +376,8 @@ begin
              case p_sort
                when 'status' then case s.status when 'error' then 0 when 'stale' then 1 when 'warning' then 2
                                                 when 'running' then 3 else 4 end::double precision
-               when 'health' then a.health::double precision
+               -- a health nobody reported has no place among the figures: last both ways (below)
+               when 'health' then case when a.health_reported_at is not null then a.health::double precision end
                when 'heartbeat' then -coalesce(extract(epoch from a.last_heartbeat)::double precision, '-infinity')
                when 'uptime' then -case when s.runs then extract(epoch from a.started_at)::double precision else 'infinity' end
                when 'cpu' then -case when s.runs then coalesce(r.cpu_percent::double precision, -1) else -1 end
@@ -398,7 +401,7 @@ begin
       from agents m
       where m.matches
       order by case when p_descending then null else m.k_num end,
-               case when p_descending then m.k_num end desc,
+               case when p_descending then m.k_num end desc nulls last,
                case when p_descending then null else m.k_text end,
                case when p_descending then m.k_text end desc,
                m.agent_name, m.id

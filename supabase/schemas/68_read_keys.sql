@@ -49,7 +49,9 @@ begin
   return jsonb_build_object(
     'agents', coalesce((
       select jsonb_agg(jsonb_build_object(
-               'name', l.agent_name, 'host', l.host, 'status', l.status, 'health', l.health,
+               'name', l.agent_name, 'host', l.host, 'status', l.status,
+               -- null (no sample: Prometheus' unknown) while nobody reported it, never the default 0
+               'health', case when l.health_reported_at is not null then l.health end,
                'seconds_since_heartbeat', l.seconds_since_heartbeat, 'restarts_total', l.restarts_total,
                'up_percent_24h', agent_private.up_percent(l.id, v_until - interval '24 hours', v_until))
              order by l.agent_name)
