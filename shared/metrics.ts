@@ -9,7 +9,8 @@ export interface MetricsSnapshot {
     name: string;
     host: string | null;
     status: AgentStatus;
-    health: number;
+    /** null while nobody reported it (the column's default is no health) */
+    health: number | null;
     /** null before the first heartbeat */
     seconds_since_heartbeat: number | null;
     restarts_total: number;
@@ -54,8 +55,8 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
     ...family(
       'agent_status_health',
       'gauge',
-      'Health the agent reported, 0 to 100',
-      snapshot.agents.map((a) => sample('agent_status_health', agent(a), a.health)),
+      'Health the agent reported, 0 to 100 (absent while it has reported none since its process started)',
+      snapshot.agents.flatMap((a) => (a.health === null ? [] : [sample('agent_status_health', agent(a), a.health)])),
     ),
     ...family(
       'agent_status_seconds_since_heartbeat',

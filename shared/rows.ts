@@ -61,6 +61,7 @@ export const AGENT_LIVE_COLUMNS = [
   'heartbeat_interval_s',
   'heartbeat_timeout_source',
   'crashes_10m',
+  'health_reported_at',
 ] as const;
 export type AgentLiveColumn = (typeof AGENT_LIVE_COLUMNS)[number];
 
@@ -70,6 +71,7 @@ interface AgentLiveFields {
   agent_name: string;
   /** stale as soon as stale_at has passed, before the sweep persists it */
   status: AgentStatus;
+  /** the seed's column: 0 until somebody reports one; read health_reported_at before showing it */
   health: number;
   last_heartbeat: string | null;
   last_error: string | null;
@@ -131,6 +133,11 @@ interface AgentLiveFields {
   heartbeat_timeout_source: 'operator' | 'config' | 'interval' | 'default';
   /** unplanned exits (crashes) in the last 10 minutes */
   crashes_10m: number;
+  /**
+   * when an agent, its runner or an operator last gave `health`; null while it is the state machine's
+   * default (nobody reported one since the process started): show it as not reported, never as a figure
+   */
+  health_reported_at: string | null;
 }
 
 /**

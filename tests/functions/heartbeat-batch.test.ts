@@ -166,6 +166,9 @@ const STATES: Record<string, string> = {
   'long silent activity': "status = 'running', status_source = 'agent', inactive_at = null, last_activity_at = now() - interval '1 day'",
   'declared interval': "status = 'running', status_source = 'agent', heartbeat_interval_s = 10",
   'operator timeouts': "status = 'running', status_source = 'agent', operator_heartbeat_timeout_s = 40, operator_activity_timeout_s = 600",
+  // health: the column's default nobody reported, and one an agent reported a minute ago
+  'health never reported': "status = 'running', status_source = 'agent', health = 0, health_reported_at = null",
+  'health reported': "status = 'running', status_source = 'agent', health_reported_at = now() - interval '1 minute'",
   // with an operator's command waiting for the heartbeat's answer (COMMANDS)
   'stop waiting': "status = 'running', status_source = 'agent'",
   'restart delivered': "status = 'running', status_source = 'agent'",
@@ -179,6 +182,8 @@ const SHAPES: Record<string, Record<string, unknown>> = {
   bare: {},
   'same health': { health: 50 },
   'new health': { health: 60 },
+  // the default's value said out loud: steady on an agent at 0, and still a report
+  'zero health': { health: 0 },
   activity: { last_activity: 'crawling page 3' },
   running: { status: 'running' },
   warning: { status: 'warning' },
@@ -265,10 +270,19 @@ describe('steady heartbeats, applied set-based', () => {
       expect(byName.get(twins[i].fast)!.commands, what).toEqual(byName.get(twins[i].slow)!.commands);
       if (COMMANDS[state]) expect(fastAnswers[i], what).toMatchObject({ agent: { desired: { action: COMMANDS[state].action } } });
     }
+    // the rows compared above carry whether health was reported; a heartbeat with a health (even the
+    // default's 0, which the set-based path takes as steady) records it, one without keeps what was
+    const reportedAt = (state: string, shape: string) =>
+      byName.get(twins[cases.findIndex((c) => c.state === state && c.shape === shape)].fast)!.row.health_reported_at;
+    expect(reportedAt('health never reported', 'zero health')).not.toBeNull();
+    expect(reportedAt('health never reported', 'bare')).toBeNull();
+    expect(reportedAt('health never reported', 'activity')).toBeNull();
+    expect(reportedAt('running', 'same health')).not.toBeNull();
+    expect(Date.parse(reportedAt('health reported', 'bare'))).toBeLessThan(Date.parse(reportedAt('health reported', 'same health')));
     // the set-based path did serve the steady ones: apply_event ran only for the others
     const steady = cases.filter(
       ({ state, shape }) =>
-        [
+        ([
           'running',
           'warning',
           'old restarts',
@@ -276,9 +290,12 @@ describe('steady heartbeats, applied set-based', () => {
           'long silent activity',
           'declared interval',
           'operator timeouts',
+          'health reported',
           'stop waiting',
           'restart delivered',
-        ].includes(state) && ['bare', 'same health', 'activity', 'pid'].includes(shape),
+        ].includes(state) &&
+          ['bare', 'same health', 'activity', 'pid'].includes(shape)) ||
+        (state === 'health never reported' && ['bare', 'zero health', 'activity', 'pid'].includes(shape)),
     ).length;
     expect(applyEventCalls).toBeLessThanOrEqual(cases.length - steady);
   });
