@@ -138,3 +138,76 @@ describe('every cell, through the public API', () => {
     expect(live.status).toBe(row.stale_at === null || row.stale_at > new Date() ? row.status : 'stale');
   });
 });
+
+// health_reported_at: whether the health in the row was said by somebody or is the state machine's
+// default. An agent nobody told health of must read "not reported", never 0 (a 2,000-agent trial
+// showed every shell program under the runner at health 0).
+describe('health reported or not', () => {
+  const db = useTestDatabase();
+  let runnerToken: string;
+  let agentToken: string;
+  const NAME = 'health-teller';
+
+  beforeAll(async () => {
+    runnerToken = await registerRunner(db.sql, 'health-host', [NAME, 'health-silent']);
+    agentToken = await createToken(db.sql, 'agent', { agent: NAME });
+  });
+
+  const health = async (name = NAME) => {
+    const row = await liveRow(db.sql, name);
+    return { health: row.health as number, reported: row.health_reported_at !== null, status: row.status as string };
+  };
+  const runner = (event: string, extra: { health?: number } = {}) =>
+    db.sql`select public.agent_report(${runnerToken}, ${NAME}, ${event}, p_health => ${extra.health ?? null},
+                                      p_exit_code => ${event === 'crashed' ? 3 : null})`;
+
+  it('follows what was said: a start, a crash and a stop bring back the default, a health of 0 is a report', async () => {
+    // registered and started by its runner: the row holds the default, nobody said it
+    expect(await health()).toEqual({ health: 0, reported: false, status: 'stopped' });
+    await runner('started');
+    expect(await health()).toEqual({ health: 100, reported: false, status: 'running' });
+    await db.sql`select public.agent_heartbeat(${agentToken}, ${NAME}, p_activity => 'working')`;
+    expect((await health()).reported).toBe(false);
+    // the default's own value, said: a report (apply_event's path; the batch's is in heartbeat-batch)
+    await db.sql`select public.agent_heartbeat(${agentToken}, ${NAME}, p_health => 100)`;
+    expect(await health()).toEqual({ health: 100, reported: true, status: 'running' });
+    // a warning without a health keeps what was said, as do a deadline passed and a reset of restarts
+    await db.sql`select public.agent_report(${agentToken}, ${NAME}, 'warning', p_message => 'slow disk')`;
+    expect(await health()).toEqual({ health: 100, reported: true, status: 'warning' });
+    await db.sql`update public.agent_status set stale_at = now() - interval '1 second' where agent_name = ${NAME}`;
+    await db.sql`select public.agent_status_sweep()`;
+    expect(await health()).toEqual({ health: 100, reported: true, status: 'stale' });
+    await db.sql`select public.reset_agent_restarts(${NAME})`;
+    expect((await health()).reported).toBe(true);
+    // a runner that restarted finds the same process: what it said still holds
+    await runner('adopted');
+    expect(await health()).toEqual({ health: 100, reported: true, status: 'running' });
+    // the process ends: its health is the state machine's 0 now, and a new process's 50 (restarting)
+    await runner('crashed');
+    expect(await health()).toEqual({ health: 0, reported: false, status: 'error' });
+    await runner('started');
+    expect(await health()).toEqual({ health: 50, reported: false, status: 'warning' });
+    // a start that says its health (the SDK's first status) is a report
+    await runner('started', { health: 0 });
+    expect(await health()).toEqual({ health: 0, reported: true, status: 'warning' });
+    // stable again (the state machine's 100), told 80, then a new process of the agent's own starts:
+    // the row keeps 80, which that process has not said
+    await runner('stable');
+    expect(await health()).toEqual({ health: 100, reported: false, status: 'running' });
+    await db.sql`select public.agent_heartbeat(${agentToken}, ${NAME}, p_health => 80)`;
+    expect(await health()).toEqual({ health: 80, reported: true, status: 'running' });
+    await db.sql`select public.agent_report(${agentToken}, ${NAME}, 'started')`;
+    expect(await health()).toEqual({ health: 80, reported: false, status: 'running' });
+  });
+
+  it("takes an operator's forced health as a report, and a forced stop without one as the default", async () => {
+    await db.sql`select public.force_agent_status(${NAME}, 'running', 35, 'checked by hand')`;
+    expect(await health()).toEqual({ health: 35, reported: true, status: 'running' });
+    await db.sql`select public.force_agent_status(${NAME}, 'warning', null, 'looking into it')`;
+    expect(await health()).toEqual({ health: 35, reported: true, status: 'warning' });
+    await db.sql`select public.force_agent_status(${NAME}, 'stopped', null, 'done')`;
+    expect(await health()).toEqual({ health: 0, reported: false, status: 'stopped' });
+    // an agent never heard of at all
+    expect(await health('health-silent')).toEqual({ health: 0, reported: false, status: 'stopped' });
+  });
+});
