@@ -425,7 +425,7 @@ begin
       -- in the page's order (a join keeps no order of its own)
       'rows', coalesce((select jsonb_agg(to_jsonb(l) - 'metadata'
                                          order by case when p_descending then null else p.k_num end,
-                                                  case when p_descending then p.k_num end desc,
+                                                  case when p_descending then p.k_num end desc nulls last,
                                                   case when p_descending then null else p.k_text end,
                                                   case when p_descending then p.k_text end desc,
                                                   p.agent_name, p.id)

@@ -77,7 +77,7 @@ beforeAll(async () => {
   // reasons to search, CPU figures to sort by. Names in random order of insertion.
   await db.sql`
     insert into public.agent_status (agent_name, status, status_source, health, host, runner_id, last_heartbeat,
-                                     started_at, stale_at, status_reason, last_activity)
+                                     started_at, stale_at, status_reason, last_activity, health_reported_at)
     select format('agent %s', lpad(n::text, 5, '0')),
            (array['running', 'running', 'warning', 'error', 'stopped'])[1 + n % 5], 'agent', (n * 37) % 101,
            case when n % 8 = 7 then null else format('host-%s', n % 8) end,
@@ -85,7 +85,9 @@ beforeAll(async () => {
            now() - make_interval(secs => n % 97), now() - make_interval(mins => n % 300),
            case when n % 5 in (0, 1, 2) then now() + case when n % 11 = 0 then interval '-1 minute' else interval '1 hour' end end,
            case when n % 13 = 0 then 'upstream 100%_sure timeout' when n % 5 = 3 then 'disk full' end,
-           format('batch %s', n % 17)
+           format('batch %s', n % 17),
+           -- a quarter never reported their health: the row's 0..100 is the column's default to them
+           case when n % 4 <> 0 then now() - make_interval(secs => n % 60) end
     from generate_series(1, ${FLEET}) n order by md5(n::text)`;
   await db.sql`insert into public.agent_resources (agent_id, cpu_percent, memory_bytes, processes)
                select id, (id * 7) % 100, (40 + id % 400) * 1048576, 1 from public.agent_status where id % 3 <> 0`;
@@ -191,8 +193,9 @@ describe('dashboard_agent_page', () => {
 
   it('sorts by each column both ways, ties by name, and reaches the last agent by name', async () => {
     const rows = await asOperator(
-      (tx) => tx<(Live & { health: number; heartbeat_ms: number })[]>`
-        select agent_name, status, health, extract(epoch from last_heartbeat) * 1000 as heartbeat_ms from public.agent_status_live`,
+      (tx) => tx<(Live & { health: number; unreported: number; heartbeat_ms: number })[]>`
+        select agent_name, status, health, (health_reported_at is null)::int as unreported,
+               extract(epoch from last_heartbeat) * 1000 as heartbeat_ms from public.agent_status_live`,
     );
     const severity: Record<string, number> = { error: 0, stale: 1, warning: 2, running: 3, stopped: 4 };
     const byName = (a: { agent_name: string }, b: { agent_name: string }) => (a.agent_name < b.agent_name ? -1 : 1);
@@ -200,7 +203,14 @@ describe('dashboard_agent_page', () => {
       [...rows].sort((a, b) => (descending ? -1 : 1) * (key(a) - key(b)) || byName(a, b)).map((row) => row.agent_name);
     expect(await allNames({ sort: 'status' })).toEqual(expected((r) => severity[r.status], false));
     expect(await allNames({ sort: 'status', descending: true })).toEqual(expected((r) => severity[r.status], true));
-    expect(await allNames({ sort: 'health', descending: true })).toEqual(expected((r) => r.health, true));
+    // a health nobody reported is no figure: those agents come last both ways, by name
+    const byHealth = (descending: boolean) =>
+      [...rows]
+        .sort((a, b) => a.unreported - b.unreported || (a.unreported ? 0 : (descending ? -1 : 1) * (a.health - b.health)) || byName(a, b))
+        .map((row) => row.agent_name);
+    expect(rows.filter((row) => row.unreported).length).toBeGreaterThan(100);
+    expect(await allNames({ sort: 'health' })).toEqual(byHealth(false));
+    expect(await allNames({ sort: 'health', descending: true })).toEqual(byHealth(true));
     expect(await allNames({ sort: 'heartbeat' })).toEqual(expected((r) => -r.heartbeat_ms, false));
 
     const last = rows
