@@ -146,6 +146,18 @@ interface AgentLiveFields {
  */
 export type AgentLiveRow = Pick<AgentLiveFields, AgentLiveColumn>;
 
+/**
+ * The health an agent's row shows: the figure somebody reported, or null while `health` only holds the
+ * state machine's default (shown as HEALTH_NOT_REPORTED or "–", never as 0, which reads as unhealthy).
+ */
+export function reportedHealth(row: Pick<AgentLiveRow, 'health' | 'health_reported_at'>): number | null {
+  return row.health_reported_at === null ? null : row.health;
+}
+
+/** What a health nobody reported is called, and why, wherever a row is shown. */
+export const HEALTH_NOT_REPORTED = 'not reported';
+export const HEALTH_NOT_REPORTED_WHY = 'not reported: the agent has not said its health since its process last started or ended';
+
 /** The values of `columns` in `row`, as one string: equal strings, nothing among them changed. */
 export function columnsKey<Row, Column extends keyof Row>(row: Row, columns: readonly Column[]): string {
   return JSON.stringify(columns.map((column) => row[column]));

@@ -43,6 +43,8 @@ describe('one agent', { timeout: 120_000 }, () => {
     await stack.db.sql`update public.agent_status set last_activity = 'draining the queue', last_heartbeat = now() - interval '5 s',
                        last_activity_at = now() - interval '47 s' where agent_name = 'Steady Agent'`;
     const steadyStatus = await cli(['status', 'Steady Agent'], stackEnv(stack));
+    // a shell program under the runner never says its health: not reported, not "0 / 100"
+    expect(steadyStatus.stdout).toMatch(/^ {2}health +not reported: /m);
     expect(steadyStatus.stdout).toMatch(/^ {2}activity +draining the queue \((4[7-9]|[5-9]\d|1[01]\d) s ago\); warning after /m);
     const show = await cli(['show', 'Crashy Agent', '--json'], stackEnv(stack));
     expect(show.exitCode).toBe(0);

@@ -4,7 +4,7 @@
 import { PauseLinks } from './alerts/pause-links.ts';
 import type { PausedAlerts } from './alerts/pauses.ts';
 import type { SupabaseClient } from '@supabase/supabase-js';
-import { columnsKey } from '../../shared/rows.ts';
+import { columnsKey, HEALTH_NOT_REPORTED_WHY, reportedHealth } from '../../shared/rows.ts';
 import type { CommandAction } from '../../shared/status.ts';
 import {
   fetchAvailability,
@@ -296,10 +296,12 @@ export class AgentDetail {
 
     // Rebuilt only when something other than an age changed, so a reader's text selection in the
     // error survives the polls; the ages tick in place.
-    const key = columnsKey(agent, FACTS);
+    // whether its health was reported, not when: a heartbeat with the same health rebuilds nothing
+    const health = reportedHealth(agent);
+    const key = `${columnsKey(agent, FACTS)}${health === null}`;
     if (key !== this.factsKey) {
       this.factsKey = key;
-      this.paintFacts(agent);
+      this.paintFacts(agent, health);
     }
     // every poll: after a save the form shows the stored values again, even when they did not change
     this.timeouts.show(agent);
@@ -308,13 +310,13 @@ export class AgentDetail {
   }
 
   /** The facts list and the last error: everything FACTS names (the timeouts form is shown every poll). */
-  private paintFacts(agent: FactsAgent) {
+  private paintFacts(agent: FactsAgent, health: number | null) {
     const fact = (term: string, ...value: (string | HTMLElement)[]) => [h('dt', null, term), h('dd', null, ...value)];
     replace(
       this.facts,
       ...fact('Status', `${agent.status} (set by ${agent.status_source} `, this.ages.status, ')'),
       ...(agent.status_reason ? fact('Reason', agent.status_reason) : []),
-      ...fact('Health', `${agent.health} / 100`),
+      ...fact('Health', health === null ? HEALTH_NOT_REPORTED_WHY : `${health} / 100`),
       ...fact('Host', agent.host ?? '–'),
       ...fact('Runner', agent.runner_id === null ? 'none: no runner manages this agent' : (agent.runner_status ?? 'unknown')),
       ...fact('Process', agent.pid === null ? 'no process recorded' : `pid ${agent.pid}`),

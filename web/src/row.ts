@@ -1,7 +1,7 @@
 // One agent's row. It keeps references to its cells and writes only what changed, so a poll that
 // changes one agent out of 2,000 touches one row's DOM.
 import { type CommandAction, ROW_BADGES, runnerAway } from '../../shared/status.ts';
-import { columnsKey } from '../../shared/rows.ts';
+import { columnsKey, HEALTH_NOT_REPORTED_WHY, reportedHealth } from '../../shared/rows.ts';
 import type { AgentRow, CommandRow, ResourceRow } from './api.ts';
 import { h, setText } from './dom.ts';
 import { blockedCommands, deliveryNote, isInFlight, NO_RUNNER } from './controls.ts';
@@ -244,14 +244,17 @@ export class AgentRowView {
     this.command = command;
     this.resource = resource;
     // Most polls change nothing but ages; compare what paint() reads in one string.
-    const state = `${columnsKey(agent, PAINTED)}${JSON.stringify(command ?? null)}`;
+    // whether its health was reported, not when: a heartbeat carrying the same health repaints nothing
+    const health = reportedHealth(agent);
+    const state = `${columnsKey(agent, PAINTED)}${health === null}${JSON.stringify(command ?? null)}`;
     if (state !== this.lastState) {
       this.lastState = state;
-      this.paint(agent, command);
+      this.paint(agent, health, command);
     }
   }
 
-  private paint(agent: PaintedAgent, command: CommandRow | undefined) {
+  /** health: reportedHealth(agent), null when nobody reported it */
+  private paint(agent: PaintedAgent, health: number | null, command: CommandRow | undefined) {
     this.el.dataset.status = agent.status;
     // for alerts/pauses.ts, whose stylesheet marks the rows of a paused host
     this.el.dataset.host = agent.host ?? '';
@@ -276,10 +279,12 @@ export class AgentRowView {
     setText(this.commandText, note.text);
     this.commandText.classList.toggle('failed', note.failed);
     this.commandText.title = note.text;
-    this.bar.style.width = `${agent.health}%`;
+    // not reported: no bar and no figure (an empty bar and "0" read as a dead agent)
+    this.bar.style.width = `${health ?? 0}%`;
     // the status's colour, never the number's: an agent in error at health 90 must not look fine
     this.bar.className = `fill fill-${agent.status}`;
-    setText(this.healthText, String(agent.health));
+    setText(this.healthText, health === null ? '–' : String(health));
+    this.healthText.title = health === null ? HEALTH_NOT_REPORTED_WHY : '';
     setText(this.activity, agent.last_activity ?? '');
     this.activity.title = agent.last_activity ?? '';
 

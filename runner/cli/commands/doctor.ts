@@ -12,6 +12,7 @@ import { ago, painter, printJson, span } from './output.ts';
 import { runnerAway } from '../../../shared/status.ts';
 import { startProgress } from './progress.ts';
 import { agentById, agentByName, listAgents, nearestNames, type LiveAgent } from './agents.ts';
+import { HEALTH_NOT_REPORTED, reportedHealth } from '../../../shared/rows.ts';
 
 type Verdict = 'pass' | 'warn' | 'fail';
 
@@ -228,7 +229,7 @@ function runnerCheck(agent: LiveAgent): Check {
 function statusCheck(agent: LiveAgent): Check {
   const check = 'status';
   const reason = agent.status_reason ? `: ${agent.status_reason}` : '';
-  const detail = `${agent.status}, health ${agent.health}${reason} (set by ${agent.status_source})`;
+  const detail = `${agent.status}, health ${reportedHealth(agent) ?? HEALTH_NOT_REPORTED}${reason} (set by ${agent.status_source})`;
   if (agent.status === 'running') return { check, result: 'pass', detail };
   if (agent.status === 'stopped' || agent.status === 'warning') return { check, result: 'warn', detail };
   // without a runner, `agent-status restart` is refused (the runner check says so): do not advise it

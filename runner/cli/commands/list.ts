@@ -8,6 +8,7 @@ import { pausedAlerts } from './alerts.ts';
 import type { LiveAgent } from './agents.ts';
 import { ago, oneLine, paintStatus, painter, printJson, span, table } from './output.ts';
 import { runnerAway } from '../../../shared/status.ts';
+import { reportedHealth } from '../../../shared/rows.ts';
 
 const secondsSince = (agent: LiveAgent, time: string) => (Date.parse(agent.observed_at) - Date.parse(time)) / 1000;
 
@@ -68,7 +69,8 @@ export function registerList(program: Command): void {
             agents.map((a) => [
               a.agent_name,
               paintStatus(a.status),
-              String(a.health),
+              // a health nobody reported is no figure: 0 would read as a dead agent
+              reportedHealth(a)?.toString() ?? painter().dim('-'),
               upOrDown(a),
               restarts(a),
               host(a),

@@ -8,6 +8,7 @@ import { connect, connectionOptions, type Api, type ConnectionFlags } from './co
 import { findAgent, type LiveAgent } from './agents.ts';
 import type { AlertPauseRow } from '../../../shared/alerts.ts';
 import { ago, oneLine, paintStatus, painter, printJson, span } from './output.ts';
+import { HEALTH_NOT_REPORTED_WHY, reportedHealth } from '../../../shared/rows.ts';
 
 /** A history row as agent_history returns it: a crash loop's repeated cycle folded into one row. */
 interface HistoryRow {
@@ -70,7 +71,7 @@ function facts(agent: LiveAgent, pause: AlertPauseRow | undefined): [string, str
   const exit = agent.exit_signal ? `signal ${agent.exit_signal}` : agent.exit_code !== null ? `code ${agent.exit_code}` : null;
   return [
     ['status', `${paintStatus(agent.status)} (set by ${agent.status_source})${agent.status_reason ? `: ${agent.status_reason}` : ''}`],
-    ['health', `${agent.health} / 100`],
+    ['health', reportedHealth(agent) === null ? HEALTH_NOT_REPORTED_WHY : `${agent.health} / 100`],
     ['host', agent.host ?? '- (no runner manages it)'],
     ['runner', agent.runner_id === null ? 'none' : (agent.runner_status ?? 'unknown')],
     ['process', `${agent.pid === null ? 'none recorded' : `pid ${agent.pid}`}, ${up}${exit ? `, last exit ${exit}` : ''}`],
