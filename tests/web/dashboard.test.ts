@@ -6,6 +6,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createJwtSecret, signApiKey } from '../../runner/local-stack/keys.ts';
 import { useTestStack } from '../helpers/stack.ts';
 import { agentProcesses, fixtureAgent, makeHost } from '../runner/host.ts';
+import { HEALTH_NOT_REPORTED_WHY } from '../../shared/rows.ts';
 import {
   buildDashboard,
   launchChromium,
@@ -101,6 +102,12 @@ describe('the dashboard against a real stack and runner', () => {
     await expect.poll(() => page.locator('.live .mode').textContent()).toBe('Polling every 2.5 s');
     expect(await row('Sentiment Analyzer').locator('.reason').textContent()).toBe('rate limited by the API: backing off 30 s');
     expect(await row('Sentiment Analyzer').locator('.num').textContent()).toBe('55');
+    // forever.sh under the runner never says its health: no figure (an empty bar and "0" read as dead)
+    expect(
+      await row('Tweet Scraping Agent')
+        .locator('.num')
+        .evaluate((el) => [el.textContent, el.title]),
+    ).toEqual(['–', HEALTH_NOT_REPORTED_WHY]);
     expect(await row('Sentiment Analyzer').locator('.activity').textContent()).toBe('Scoring replies');
     expect(await row('Tweet Scraping Agent').locator('.c-heartbeat').textContent()).toMatch(/^(now|\d+ s ago)$/);
     expect(await row('Legacy Importer').locator('.c-host .note').textContent()).toBe('no runner');

@@ -145,6 +145,7 @@ export class AgentRowView {
   private readonly reason: HTMLSpanElement;
   private readonly commandText: HTMLSpanElement;
   private readonly bar: HTMLSpanElement;
+  private readonly barTrack: HTMLSpanElement;
   private readonly healthText: HTMLSpanElement;
   private readonly activity: HTMLSpanElement;
   private readonly activityAgo: HTMLSpanElement;
@@ -175,6 +176,7 @@ export class AgentRowView {
     this.reason = h('span', { class: 'reason' });
     this.commandText = h('span', { class: 'command', role: 'status' });
     this.bar = h('span', { class: 'fill' });
+    this.barTrack = h('span', { class: 'bar', 'aria-hidden': 'true' }, this.bar);
     this.healthText = h('span', { class: 'num' });
     this.activity = h('span', { class: 'activity' });
     this.activityAgo = h('span', { class: 'ago' });
@@ -223,12 +225,7 @@ export class AgentRowView {
       h('div', { class: 'cell c-name', role: 'cell' }, this.link),
       h('div', { class: 'cell c-host', role: 'cell', 'data-label': 'Host' }, this.host, this.hostNote),
       h('div', { class: 'cell c-status', role: 'cell', 'data-label': 'Status' }, this.chip, this.badge, this.reason, this.commandText),
-      h(
-        'div',
-        { class: 'cell c-health', role: 'cell', 'data-label': 'Health' },
-        h('span', { class: 'bar', 'aria-hidden': 'true' }, this.bar),
-        this.healthText,
-      ),
+      h('div', { class: 'cell c-health', role: 'cell', 'data-label': 'Health' }, this.barTrack, this.healthText),
       h('div', { class: 'cell c-activity', role: 'cell', 'data-label': 'Last activity' }, this.activity, this.activityAgo),
       this.heartbeat,
       this.uptime,
@@ -279,7 +276,8 @@ export class AgentRowView {
     setText(this.commandText, note.text);
     this.commandText.classList.toggle('failed', note.failed);
     this.commandText.title = note.text;
-    // not reported: no bar and no figure (an empty bar and "0" read as a dead agent)
+    // not reported: no bar and no figure (an empty bar and "0" read as a dead agent); the track keeps its room
+    this.barTrack.style.visibility = health === null ? 'hidden' : '';
     this.bar.style.width = `${health ?? 0}%`;
     // the status's colour, never the number's: an agent in error at health 90 must not look fine
     this.bar.className = `fill fill-${agent.status}`;
