@@ -523,7 +523,7 @@ describe('the dashboard against a real stack and runner', () => {
 
     // a change to one agent on screen is painted without a reload
     const shown = (await names()).at(-3)!;
-    await sql()`update public.agent_status set health = 77, status_reason = 'changed', updated_at = now() where agent_name = ${shown}`;
+    await sql()`update public.agent_status set health = 77, health_reported_at = now(), status_reason = 'changed', updated_at = now() where agent_name = ${shown}`;
     await expect.poll(() => row(shown).locator('.num').textContent(), { timeout: 10_000 }).toBe('77');
   }, 120_000);
 });
