@@ -106,7 +106,7 @@ describe('the dashboard against a real stack and runner', () => {
     expect(
       await row('Tweet Scraping Agent')
         .locator('.num')
-        .evaluate((el) => [el.textContent, el.title]),
+        .evaluate((el) => [el.textContent, el.getAttribute('title')]),
     ).toEqual(['–', HEALTH_NOT_REPORTED_WHY]);
     expect(await row('Sentiment Analyzer').locator('.activity').textContent()).toBe('Scoring replies');
     expect(await row('Tweet Scraping Agent').locator('.c-heartbeat').textContent()).toMatch(/^(now|\d+ s ago)$/);
