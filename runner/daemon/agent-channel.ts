@@ -344,11 +344,12 @@ export class AgentChannel {
       agent_name: agent,
     };
     const known = this.lastState.get(agent);
-    // nothing the dashboard shows changes: no new status or health (an SDK repeats both), no `at`
+    // nothing the dashboard shows changes: no new status or health (an SDK repeats both), no `at`; a
+    // health equal to one nobody reported (the row's default) is new: it makes "not reported" a figure
     const plain =
       known !== undefined &&
       (merged.status == null || merged.status === known.status) &&
-      (merged.health == null || merged.health === known.health) &&
+      (merged.health == null || (merged.health === known.health && known.health_reported_at !== null)) &&
       merged.at == null &&
       (merged.heartbeat_interval_s ?? null) === (this.declared.get(agent) ?? null);
     if (plain) {

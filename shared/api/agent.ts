@@ -29,6 +29,11 @@ export const AgentState = z
     stopped_at: timestamp.nullable(),
     stale_at: timestamp.nullable().describe('When the agent turns stale unless it speaks again; null when not expected to.'),
     updated_at: timestamp,
+    health_reported_at: timestamp
+      .nullable()
+      .describe(
+        'When health was last reported (by the agent, its runner or an operator); null while `health` is only the default (none said since the process started).',
+      ),
   } satisfies Partial<Record<AgentLiveColumn, z.ZodType>>)
   .extend({
     // not a column: an operator's wish, delivered with the answer (agent_state_json)

@@ -31,7 +31,7 @@ as $$
     'last_heartbeat', agent.last_heartbeat, 'last_error', agent.last_error,
     'last_activity', agent.last_activity, 'status_reason', agent.status_reason,
     'started_at', agent.started_at, 'stopped_at', agent.stopped_at, 'stale_at', agent.stale_at,
-    'updated_at', agent.updated_at, 'desired', desired)
+    'updated_at', agent.updated_at, 'health_reported_at', agent.health_reported_at, 'desired', desired)
 $$;
 
 create function agent_private.agent_state_json(agent public.agent_status) returns jsonb

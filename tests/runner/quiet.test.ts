@@ -77,12 +77,17 @@ it("an agent's report goes at once, after its kept heartbeat; a dead agent's kep
 
   expect((await beat('first')).status).toBe(200); // sent at once: nothing known of it yet
   expect(await lastActivity()).toBe('first');
+  // its first health goes at once, even the value the row holds: that was nobody's word, the
+  // dashboard reads it "not reported" until it arrives
+  const [{ health }] = await sql`select health from public.agent_status where agent_name = ${spec.name}`;
+  const said = await channelPost(env, 'heartbeat', { agent_name: spec.name, status: 'running', health, last_activity: 'first' }, token);
+  expect(said).toMatchObject({ status: 200, json: { agent: { health } } });
+  expect(said.json.agent.health_reported_at).not.toBeNull();
   const from = calls.length;
   const kept = await beat('second');
   expect(kept).toMatchObject({ status: 200, json: { agent: { agent_name: spec.name, status: 'running' } } });
   expect(await lastActivity()).toBe('first'); // kept for the runner's next call
   // the SDK repeats status and health in its heartbeats: the same ones change nothing, so kept too
-  const [{ health }] = await sql`select health from public.agent_status where agent_name = ${spec.name}`;
   const repeated = await channelPost(
     env,
     'heartbeat',
