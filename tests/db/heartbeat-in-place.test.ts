@@ -1,7 +1,7 @@
 // A steady heartbeat is a heap-only (HOT) update of agent_status: no index covers a column it writes,
 // so PostgreSQL writes the row's new version on the row's own page and no index entry (issue 22: an
 // index on stale_at, inactive_at and updated_at made every heartbeat insert into each index, about
-// 20 µs of PostgreSQL CPU per heartbeat). An index added later on such a column makes the share 0 and
+// 10 µs of PostgreSQL CPU per heartbeat, a quarter). An index added later on such a column makes the share 0 and
 // fails this test. The counts are each transaction's own (pg_stat_get_xact_*), so no other work on the
 // server enters them.
 import { describe, expect, it } from 'vitest';
