@@ -54,7 +54,7 @@ describe('agent-status run', { timeout: 120_000 }, () => {
     // and `list` shows the agent's own error text, down since it ended
     const list = await cli(['list'], stackEnv(stack));
     expect(list.stdout).toMatch(
-      /Failing Job\s+error\s+0\s+down \d+ s\s+-\s+-\s+\d+ s ago\s+exited with code 3; last stderr lines: connecting.*/,
+      /Failing Job\s+error\s+-\s+down \d+ s\s+-\s+-\s+\d+ s ago\s+exited with code 3; last stderr lines: connecting.*/,
     );
   });
 
