@@ -53,24 +53,26 @@ export function useTestStack(options: TestStackOptions = {}): TestStack {
   } as TestStack;
 
   beforeAll(async () => {
-    stack = await startStack({
-      port: await freePort(),
-      database: { kind: 'url', url: db.url },
-      functions: options.functions ?? false,
-      sweep: options.sweep ?? false,
-      keyStyle: options.keyStyle,
-      alerts: options.alerts ?? false,
-      alertIntervalMs: options.alertIntervalMs,
-      operator: testStack.operator,
-      // A child that crashed and is restarted does not fail the file, but says so.
-      log: (line) => /restarting it in/.test(line) && console.error(`local stack: ${line}`),
-      // What functions print helps a failing test; PostgREST's start-up lines do not (a crash quotes them).
-      childLog: (name, line) => name !== 'PostgREST' && console.log(`[${name}] ${line}`),
-      onCrash: (name, reason) => {
-        crash = `${name} ${reason}`;
-        console.error(`local stack stopped: ${crash}`);
-      },
-    });
+    stack = await startOnAFreePort((port) =>
+      startStack({
+        port,
+        database: { kind: 'url', url: db.url },
+        functions: options.functions ?? false,
+        sweep: options.sweep ?? false,
+        keyStyle: options.keyStyle,
+        alerts: options.alerts ?? false,
+        alertIntervalMs: options.alertIntervalMs,
+        operator: testStack.operator,
+        // A child that crashed and is restarted does not fail the file, but says so.
+        log: (line) => /restarting it in/.test(line) && console.error(`local stack: ${line}`),
+        // What functions print helps a failing test; PostgREST's start-up lines do not (a crash quotes them).
+        childLog: (name, line) => name !== 'PostgREST' && console.log(`[${name}] ${line}`),
+        onCrash: (name, reason) => {
+          crash = `${name} ${reason}`;
+          console.error(`local stack stopped: ${crash}`);
+        },
+      }),
+    );
     Object.assign(testStack, { url: stack.url, anonKey: stack.anonKey, serviceKey: stack.serviceKey });
   });
 
@@ -80,6 +82,21 @@ export function useTestStack(options: TestStackOptions = {}): TestStack {
   });
 
   return testStack;
+}
+
+/**
+ * Starts what binds a port, on one that was free a moment ago, and on another if something took that
+ * one first. Test files run side by side and each picks ports at random; a CI run lost a whole file
+ * when another process took the gateway's port between freePort() and the gateway's listen.
+ */
+async function startOnAFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort());
+    } catch (error) {
+      if (attempt >= 3 || !/is already in use/.test((error as Error).message)) throw error;
+    }
+  }
 }
 
 /**
