@@ -335,7 +335,8 @@ export async function run() {
       `\nPostgreSQL CPU per heartbeat item in a batch of 50 (pgbench, 1 client, median of ${SQL_COST_ROUNDS} alternated rounds of ${SECONDS} s):`,
     );
     const costs = await sqlCostPerItem(database.sql, cluster.urlFor('bench'), cluster.dataDir, dir);
-    for (const { name, microseconds } of costs) console.log(`  ${name.padEnd(42)} ${microseconds.toFixed(1).padStart(7)} µs`);
+    const nameWidth = Math.max(...costs.map(({ name }) => name.length));
+    for (const { name, microseconds } of costs) console.log(`  ${name.padEnd(nameWidth)} ${microseconds.toFixed(1).padStart(7)} µs`);
     const batchCost = costs[0].microseconds;
     console.log(
       `  agent_heartbeat_batch per item: ${batchCost.toFixed(1)} µs (target: at most 50) -> ${batchCost <= 50 ? 'met' : 'NOT met'}`,
